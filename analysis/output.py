@@ -1,0 +1,54 @@
+"""What every command writes beside its outputs: `config.json` and `summary.json`, atomically."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from planner.fileio import atomic_write_json
+
+
+def resolved_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """The command's resolved arguments (internal keys dropped) plus provenance."""
+    config = {k: _jsonable(v) for k, v in sorted(vars(args).items()) if not k.startswith("_")}
+    config.update({k: _jsonable(v) for k, v in extra.items()})
+    config["ferret_version"] = _version()
+    config["python"] = platform.python_version()
+    return config
+
+
+def write_config(directory: str | Path, args: argparse.Namespace, **extra: Any) -> None:
+    atomic_write_json(Path(directory) / "config.json", resolved_config(args, **extra))
+
+
+def write_summary(directory: str | Path, summary: dict[str, Any]) -> None:
+    atomic_write_json(Path(directory) / "summary.json", _jsonable(summary))
+
+
+def _jsonable(value: Any) -> Any:
+    """Paths to strings, numpy scalars to Python, non-finite floats to null (JSON has no inf)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ferret-ocl")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,149 @@
+"""Human units at the CLI edge: sizes (`64MiB`), times (`2ms`), rates (`1/s`).
+
+Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
+message that says what was expected; `cli_type` turns a parser into an argparse type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "k": 2**10,
+    "m": 2**20,
+    "g": 2**30,
+}
+_TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]*)\s*$")
+
+
+def _split(text: str, what: str, example: str) -> tuple[float, str]:
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"invalid {what} {text!r} (expected a number with a unit, e.g. {example})")
+    return float(match.group(1)), match.group(2)
+
+
+def parse_bytes(text: str) -> int:
+    """`'64MiB'` → 67108864. Binary (KiB) and decimal (KB) units; a bare number is bytes."""
+    value, unit = _split(text, "size", "64MiB")
+    scale = _SIZE_UNITS.get(unit.lower())
+    if scale is None:
+        raise ValueError(f"invalid size {text!r}: unknown unit {unit!r} (use B, KiB, MiB, GiB, KB, MB, GB)")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"invalid size {text!r}: must be positive")
+    return round(value * scale)
+
+
+def parse_seconds(text: str) -> float:
+    """`'2ms'` → 0.002. Units ns, us (µs), ms, s, min, h; a bare number is seconds."""
+    value, unit = _split(text, "time", "2ms")
+    scale = _TIME_UNITS.get(unit if unit == "µs" else unit.lower())
+    if scale is None:
+        raise ValueError(f"invalid time {text!r}: unknown unit {unit!r} (use ns, us, ms, s)")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"invalid time {text!r}: must be positive")
+    return value * scale
+
+
+def parse_rate(text: str) -> float:
+    """A decay rate per second: `'1/s'`, `'0.5'`, `'2/ms'`, `'0'` (no decay)."""
+    stripped = text.strip()
+    if "/" in stripped:
+        num, _, per = stripped.partition("/")
+        try:
+            value = float(num)
+        except ValueError:
+            raise ValueError(f"invalid rate {text!r} (expected e.g. 1/s or 0.5)") from None
+        per_unit = per.strip() or "s"
+        period = _TIME_UNITS.get(per_unit if per_unit == "µs" else per_unit.lower())
+        if period is None:
+            raise ValueError(f"invalid rate {text!r}: unknown time unit {per_unit!r}")
+        value /= period
+    else:
+        try:
+            value = float(stripped)
+        except ValueError:
+            raise ValueError(f"invalid rate {text!r} (expected e.g. 1/s or 0.5)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"invalid rate {text!r}: must be ≥ 0")
+    return value
+
+
+def parse_size_range(text: str) -> list[int]:
+    """Budgets for a sweep: `'4MiB:512MiB:x2'` (geometric), `'1MiB:8MiB:+1MiB'`, or `'a,b,c'`."""
+    if "," in text:
+        return [parse_bytes(part) for part in text.split(",") if part.strip()]
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise ValueError(f"invalid size range {text!r} (expected START:STOP:xFACTOR, START:STOP:+STEP or a,b,c)")
+    start, stop = parse_bytes(parts[0]), parse_bytes(parts[1])
+    step = parts[2].strip()
+    if stop < start:
+        raise ValueError(f"invalid size range {text!r}: stop is below start")
+    out: list[int] = []
+    if step.startswith("x"):
+        factor = float(step[1:])
+        if not factor > 1:
+            raise ValueError(f"invalid size range {text!r}: factor must be > 1")
+        value = float(start)
+        while value <= stop * (1 + 1e-12):
+            out.append(round(value))
+            value *= factor
+    elif step.startswith("+"):
+        inc = parse_bytes(step[1:])
+        value_i = start
+        while value_i <= stop:
+            out.append(value_i)
+            value_i += inc
+    else:
+        raise ValueError(f"invalid size range {text!r}: step must be xFACTOR or +SIZE")
+    return out
+
+
+def format_bytes(n: float) -> str:
+    if n is None or not math.isfinite(n):
+        return "∞"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def format_seconds(t: float) -> str:
+    if t is None or not math.isfinite(t):
+        return "∞"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(t) >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"
+
+
+def cli_type(parser: Callable[[str], T]) -> Callable[[str], T]:
+    """Wrap a parser so argparse reports its message as a usage error."""
+
+    def parse(text: str) -> T:
+        try:
+            return parser(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = parser.__name__
+    return parse

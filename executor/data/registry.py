@@ -1,0 +1,39 @@
+"""Registry of data sets: `load_dataset("digits")`, `load_dataset("mnist", root="~/data/mnist")`.
+
+A loader takes `(root: Path | None, seed: int, **options)` and returns a `Dataset`; loaders of
+real data sets read local files only (nothing downloads) and raise `FerretError` naming the
+path when a file is missing or corrupt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from executor.data.base import Dataset
+from planner.errors import FerretError
+
+DatasetLoader = Callable[..., Dataset]
+DATASETS: dict[str, DatasetLoader] = {}
+
+
+def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    def deco(loader: DatasetLoader) -> DatasetLoader:
+        if name in DATASETS:
+            raise RuntimeError(f"dataset {name!r} registered twice")
+        DATASETS[name] = loader
+        return loader
+
+    return deco
+
+
+def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **options: Any) -> Dataset:
+    _load_builtin_datasets()
+    if name not in DATASETS:
+        raise FerretError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](None if root is None else Path(root).expanduser(), seed, **options)
+
+
+def _load_builtin_datasets() -> None:
+    import executor.data.catalog  # noqa: F401

@@ -1,0 +1,101 @@
+"""`Stream`: the order in which training data arrive, and when (test-then-train).
+
+A stream builder takes `(dataset, arrival_times, seed, **options)` and returns the order of
+the training set; arrival times come from `sim.arrivals`. The registry `STREAMS` holds the
+families (iid here; class-incremental, blurry and domain-incremental alongside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from executor.data.base import Dataset
+from planner.errors import FerretError, ValidationError
+from sim.arrivals import ArrivalProcess
+
+
+@dataclass(frozen=True, eq=False)
+class Stream:
+    """Datum `i` of the stream is `dataset.x_train[order[i]]`, arriving at `arrival_s[i]`.
+
+    `task[i]` is the task (experience) the datum belongs to; 0 everywhere for iid streams.
+    """
+
+    name: str
+    dataset: Dataset
+    order: np.ndarray
+    arrival_s: np.ndarray
+    task: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.order)
+        if len(self.arrival_s) != n or len(self.task) != n:
+            raise ValidationError("stream order, arrival times and task ids must have the same length")
+        if n and (self.order.min() < 0 or self.order.max() >= len(self.dataset)):
+            raise ValidationError("stream order indexes outside the training set")
+        if np.any(np.diff(self.arrival_s) < 0):
+            raise ValidationError("stream arrival times must be non-decreasing")
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.dataset.y_train[self.order]
+
+    @property
+    def num_tasks(self) -> int:
+        return int(self.task.max()) + 1 if len(self.task) else 0
+
+
+OrderBuilder = Callable[..., tuple[np.ndarray, np.ndarray]]
+STREAMS: dict[str, OrderBuilder] = {}
+
+
+def register_stream(name: str) -> Callable[[OrderBuilder], OrderBuilder]:
+    """Register `builder(dataset, n, rng, **options) -> (order, task)`."""
+
+    def deco(builder: OrderBuilder) -> OrderBuilder:
+        if name in STREAMS:
+            raise RuntimeError(f"stream {name!r} registered twice")
+        STREAMS[name] = builder
+        return builder
+
+    return deco
+
+
+def build_stream(
+    name: str,
+    dataset: Dataset,
+    arrivals: ArrivalProcess,
+    seed: int = 0,
+    length: int | None = None,
+    **options: Any,
+) -> Stream:
+    """A stream of `length` data (default: the whole training set once) arriving by `arrivals`."""
+    _load_builtin_streams()
+    if name not in STREAMS:
+        raise FerretError(f"unknown stream {name!r}; choose one of {', '.join(sorted(STREAMS))}")
+    n = len(dataset) if length is None else length
+    if n <= 0:
+        raise FerretError(f"a stream needs at least one datum, got length {n}")
+    rng = np.random.default_rng(seed)
+    order, task = STREAMS[name](dataset, n, rng, **options)
+    times = arrivals.times(n, seed=seed)
+    return Stream(name, dataset, np.asarray(order, dtype=np.int64), times, np.asarray(task, dtype=np.int64))
+
+
+@register_stream("iid")
+def iid_order(dataset: Dataset, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Uniformly shuffled passes over the training set (repeated if `n` exceeds it)."""
+    passes = -(-n // len(dataset))
+    order = np.concatenate([rng.permutation(len(dataset)) for _ in range(passes)])[:n]
+    return order, np.zeros(n, dtype=np.int64)
+
+
+def _load_builtin_streams() -> None:
+    import executor.data.stream_builders  # noqa: F401

@@ -1,0 +1,1 @@
+"""Imports every stream-builder module beyond iid so that each registers itself."""

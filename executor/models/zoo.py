@@ -1,0 +1,3 @@
+"""Imports every built-in model module so that each registers itself."""
+
+from executor.models import mlp, mnistnet  # noqa: F401

@@ -1,0 +1,73 @@
+import argparse
+
+import pytest
+
+from analysis.units import (
+    cli_type,
+    format_bytes,
+    format_seconds,
+    parse_bytes,
+    parse_rate,
+    parse_seconds,
+    parse_size_range,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("64MiB", 64 * 2**20), ("1KiB", 1024), ("1.5 GiB", 3 * 2**29), ("10MB", 10**7), ("123", 123), ("2k", 2048)],
+)
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["-1", "0", "12parsecs", "", "MiB", "nanMiB", "1e999"])
+def test_parse_bytes_rejects(text):
+    with pytest.raises(ValueError, match="size"):
+        parse_bytes(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2ms", 2e-3), ("3us", 3e-6), ("3µs", 3e-6), ("1.5s", 1.5), ("0.25", 0.25), ("10ns", 1e-8)],
+)
+def test_parse_seconds(text, expected):
+    assert parse_seconds(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["0ms", "-2ms", "2 parsecs", "fast"])
+def test_parse_seconds_rejects(text):
+    with pytest.raises(ValueError, match="time"):
+        parse_seconds(text)
+
+
+def test_parse_rate():
+    assert parse_rate("1/s") == 1.0
+    assert parse_rate("2/ms") == pytest.approx(2000.0)
+    assert parse_rate("0") == 0.0
+    assert parse_rate("0.5") == 0.5
+    with pytest.raises(ValueError):
+        parse_rate("-1/s")
+    with pytest.raises(ValueError):
+        parse_rate("1/parsec")
+
+
+def test_parse_size_range():
+    assert parse_size_range("4MiB:32MiB:x2") == [4 * 2**20, 8 * 2**20, 16 * 2**20, 32 * 2**20]
+    assert parse_size_range("1KiB:3KiB:+1KiB") == [1024, 2048, 3072]
+    assert parse_size_range("1KiB,5KiB") == [1024, 5120]
+    for bad in ("4MiB:1MiB:x2", "1MiB:4MiB:x1", "1MiB:4MiB", "1MiB:4MiB:/2"):
+        with pytest.raises(ValueError):
+            parse_size_range(bad)
+
+
+def test_format():
+    assert format_bytes(3 * 2**20) == "3.00 MiB"
+    assert format_bytes(float("inf")) == "∞"
+    assert format_seconds(2e-3) == "2 ms"
+    assert format_seconds(5e-7) == "500 ns"
+
+
+def test_cli_type_turns_value_error_into_usage_error():
+    with pytest.raises(argparse.ArgumentTypeError, match="12parsecs"):
+        cli_type(parse_bytes)("12parsecs")

@@ -1,0 +1,82 @@
+"""Exact byte accounting of what a learner or stage stores, by category, with peaks.
+
+Categories are free-form strings ("weights", "activations", "optimizer", "replay", ...).
+Freeing more than was allocated is a bug in the caller and raises at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+
+class ByteLedger:
+    def __init__(self) -> None:
+        self._current: defaultdict[str, int] = defaultdict(int)
+        self._peak_by_category: defaultdict[str, int] = defaultdict(int)
+        self._total = 0
+        self._peak = 0
+
+    def alloc(self, category: str, nbytes: int) -> None:
+        if nbytes < 0:
+            raise ValueError(f"ledger: cannot allocate a negative size ({nbytes}) for {category!r}")
+        self._current[category] += nbytes
+        self._total += nbytes
+        self._peak_by_category[category] = max(self._peak_by_category[category], self._current[category])
+        self._peak = max(self._peak, self._total)
+
+    def free(self, category: str, nbytes: int) -> None:
+        if nbytes < 0 or nbytes > self._current[category]:
+            raise RuntimeError(
+                f"ledger: freeing {nbytes} B of {category!r} but only {self._current[category]} B are held"
+            )
+        self._current[category] -= nbytes
+        self._total -= nbytes
+
+    def set(self, category: str, nbytes: int) -> None:
+        """Make `category` hold exactly `nbytes` (for state whose size is re-measured)."""
+        held = self._current[category]
+        if nbytes >= held:
+            self.alloc(category, nbytes - held)
+        else:
+            self.free(category, held - nbytes)
+
+    @property
+    def current(self) -> int:
+        return self._total
+
+    @property
+    def peak(self) -> int:
+        return self._peak
+
+    def held(self, category: str) -> int:
+        return self._current.get(category, 0)
+
+    def peak_of(self, category: str) -> int:
+        return self._peak_by_category.get(category, 0)
+
+    def snapshot(self) -> dict[str, int]:
+        return {k: v for k, v in sorted(self._current.items()) if v}
+
+    def reset_peak(self) -> None:
+        self._peak = self._total
+        self._peak_by_category = defaultdict(int, self._current)
+
+
+def tensor_bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Parameters plus buffers (e.g. BatchNorm running statistics)."""
+    return tensor_bytes(*module.parameters()) + tensor_bytes(*module.buffers())
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of every tensor in the optimizer's per-parameter state (momentum, Adam moments)."""
+    total = 0
+    for state in optimizer.state.values():
+        total += sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    return total

@@ -7,6 +7,7 @@ families (iid here; class-incremental, blurry and domain-incremental alongside).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ class Stream:
     """Datum `i` of the stream is `dataset.x_train[order[i]]`, arriving at `arrival_s[i]`.
 
     `task[i]` is the task (experience) the datum belongs to; 0 everywhere for iid streams.
+    `test_task[j]`, when set, is the task (domain) of test row `j`: streams that transform
+    the inputs per task (domain-incremental) test on every domain, labelled here.
     """
 
     name: str
@@ -30,8 +33,11 @@ class Stream:
     order: np.ndarray
     arrival_s: np.ndarray
     task: np.ndarray
+    test_task: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.test_task is not None and len(self.test_task) != len(self.dataset.y_test):
+            raise ValidationError("stream test_task must label every test row")
         n = len(self.order)
         if len(self.arrival_s) != n or len(self.task) != n:
             raise ValidationError("stream order, arrival times and task ids must have the same length")
@@ -52,12 +58,23 @@ class Stream:
         return int(self.task.max()) + 1 if len(self.task) else 0
 
 
-OrderBuilder = Callable[..., tuple[np.ndarray, np.ndarray]]
+@dataclass(frozen=True, eq=False)
+class StreamParts:
+    """What a builder returns when it also transforms the data (domain-incremental):
+    `order`/`task` index `dataset`, which replaces the input data set in the stream."""
+
+    order: np.ndarray
+    task: np.ndarray
+    dataset: Dataset
+    test_task: np.ndarray | None = None
+
+
+OrderBuilder = Callable[..., tuple[np.ndarray, np.ndarray] | StreamParts]
 STREAMS: dict[str, OrderBuilder] = {}
 
 
 def register_stream(name: str) -> Callable[[OrderBuilder], OrderBuilder]:
-    """Register `builder(dataset, n, rng, **options) -> (order, task)`."""
+    """Register `builder(dataset, n, rng, **options) -> (order, task)` (or `StreamParts`)."""
 
     def deco(builder: OrderBuilder) -> OrderBuilder:
         if name in STREAMS:
@@ -83,10 +100,26 @@ def build_stream(
     n = len(dataset) if length is None else length
     if n <= 0:
         raise FerretError(f"a stream needs at least one datum, got length {n}")
+    builder = STREAMS[name]
+    _check_options(name, builder, options)
     rng = np.random.default_rng(seed)
-    order, task = STREAMS[name](dataset, n, rng, **options)
+    result = builder(dataset, n, rng, **options)
+    test_task = None
+    if isinstance(result, StreamParts):
+        order, task, dataset, test_task = result.order, result.task, result.dataset, result.test_task
+    else:
+        order, task = result
     times = arrivals.times(n, seed=seed)
-    return Stream(name, dataset, np.asarray(order, dtype=np.int64), times, np.asarray(task, dtype=np.int64))
+    return Stream(name, dataset, np.asarray(order, dtype=np.int64), times, np.asarray(task, dtype=np.int64), test_task)
+
+
+def _check_options(name: str, builder: OrderBuilder, options: dict[str, Any]) -> None:
+    """An option the builder does not take is a user error, not a TypeError traceback."""
+    allowed = list(inspect.signature(builder).parameters)[3:]  # after (dataset, n, rng)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "no options"
+        raise FerretError(f"stream {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
 
 
 @register_stream("iid")

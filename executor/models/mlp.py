@@ -10,7 +10,7 @@ from executor.models.base import LayeredModel
 from executor.models.registry import register_model
 
 
-@register_model("mlp")
+@register_model("mlp", default_input_shape=(54,))
 def build_mlp(input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (256, 128, 64)) -> LayeredModel:
     """Hidden blocks `Linear → ReLU` (one planner layer each), then a linear classifier."""
     width = math.prod(input_shape)

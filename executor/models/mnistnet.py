@@ -8,7 +8,7 @@ from executor.models.base import LayeredModel, flat_size
 from executor.models.registry import register_model
 
 
-@register_model("mnistnet")
+@register_model("mnistnet", default_input_shape=(1, 28, 28))
 def build_mnistnet(input_shape: tuple[int, ...], num_classes: int) -> LayeredModel:
     """conv(32,3) → conv(64,3)+maxpool(2) → fc(128) → classifier; one planner layer each.
 

@@ -1,3 +1,3 @@
 """Imports every built-in model module so that each registers itself."""
 
-from executor.models import mlp, mnistnet  # noqa: F401
+from executor.models import convnet, mlp, mnistnet, mobilenet, resnet  # noqa: F401

@@ -94,7 +94,8 @@ def leaf_flops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
     """FLOPs of one leaf module's forward, by the rules above."""
     if isinstance(module, VIEW_OPS):
         return 0
-    rule = FLOP_RULES.get(type(module))
+    # The first registered class in the MRO: a subclass (FrozenBatchNorm2d) inherits its rule.
+    rule = next((FLOP_RULES[t] for t in type(module).__mro__ if t in FLOP_RULES), None)
     if rule is None:
         raise TypeError(f"no FLOP rule for {type(module).__name__}; add one to executor.profiler.flops.FLOP_RULES")
     return int(rule(module, inp, out))

@@ -60,6 +60,10 @@ class ByteLedger:
     def snapshot(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self._current.items()) if v}
 
+    def peaks(self) -> dict[str, int]:
+        """Peak bytes of every category that ever held any (categories peak at different times)."""
+        return {k: v for k, v in sorted(self._peak_by_category.items()) if v}
+
     def reset_peak(self) -> None:
         self._peak = self._total
         self._peak_by_category = defaultdict(int, self._current)

@@ -7,6 +7,7 @@ path when a file is missing or corrupt.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,13 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
     _load_builtin_datasets()
     if name not in DATASETS:
         raise FerretError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](None if root is None else Path(root).expanduser(), seed, **options)
+    loader = DATASETS[name]
+    accepted = list(inspect.signature(loader).parameters)[2:]  # after (root, seed)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) or "no options"
+        raise FerretError(f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
+    return loader(None if root is None else Path(root).expanduser(), seed, **options)
 
 
 def _load_builtin_datasets() -> None:

@@ -1,0 +1,82 @@
+"""Stale-gradient compensation (SPEC §5): the configuration, the interface, the approximator A.
+
+A stage computes a datum's gradient `g` against the weight version its forward used (the
+*stash*, version `s`) and applies it when the stage is at version `c = s + τ`. A compensator
+turns `g` into an estimate of the gradient at the current weights. Gradients and versions are
+the stage's flat 1-D tensors (executor/stage/layout.py), so every compensator is a handful of
+single-tensor operations.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from planner.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class CompensationConfig:
+    """Which compensator every stage uses, and its hyper-parameters (defaults from SPEC §5).
+
+    `lambda0` is Iter-Fisher's initial λ and Fisher's fixed λ (Ferret: λ = 0.2); `nu`, `alpha`,
+    `eta_lambda` drive Iter-Fisher's λ auto-tuning (Alg. 1) — `eta_lambda = 0` keeps λ fixed
+    and allocates no buffers; `gap_ema` is Gap-Aware's EMA coefficient for the step size `C`.
+    """
+
+    name: str = "none"
+    lambda0: float = 0.2
+    nu: float = 2e-6
+    alpha: float = 0.9
+    eta_lambda: float = 1e-3
+    gap_ema: float = 0.9
+
+    def validate(self) -> CompensationConfig:
+        from executor.compensation.registry import COMPENSATORS
+
+        if self.name not in COMPENSATORS:
+            raise ValidationError(f"unknown compensation {self.name!r}; choose one of {', '.join(COMPENSATORS)}")
+        for key in ("lambda0", "nu", "eta_lambda"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or (key != "lambda0" and value < 0):
+                raise ValidationError(f"compensation {key} must be a finite number ≥ 0, got {value!r}")
+        for key in ("alpha", "gap_ema"):
+            value = getattr(self, key)
+            if not 0 <= value < 1:
+                raise ValidationError(f"compensation {key} must be in [0, 1), got {value!r}")
+        return self
+
+
+class Compensator(ABC):
+    """Per-stage compensation state. Subclasses set `name` and override `compensate`."""
+
+    name: str = ""
+    #: wants every intermediate version `s, s+1, …, c` (the stage then keeps the chain)
+    needs_chain: bool = False
+    #: wants `(old, new)` of every optimizer step of the stage (`observe_step`)
+    observes_steps: bool = False
+
+    @abstractmethod
+    def compensate(self, grad: torch.Tensor, versions: Sequence[torch.Tensor], staleness: int) -> torch.Tensor:
+        """Bring `grad`, computed at `versions[0]`, to the current weights `versions[-1]`.
+
+        `versions` is the whole chain (`staleness + 1` tensors) when `needs_chain`, else
+        `[stash, current]`. Called only for `staleness ≥ 1`. May overwrite `grad`.
+        """
+
+    def observe_step(self, old: torch.Tensor, new: torch.Tensor) -> None:
+        raise RuntimeError(f"compensator {self.name!r} does not observe optimizer steps")
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of tensors this compensator keeps between calls."""
+        return 0
+
+
+def fisher_approx(grad: torch.Tensor, new: torch.Tensor, old: torch.Tensor, lam: float) -> torch.Tensor:
+    """A(g, θ_new, θ_old) = g + λ · g ⊙ g ⊙ (θ_new − θ_old)  (F5–F8, diagonal Fisher as Hessian)."""
+    return torch.addcmul(grad, grad * grad, new - old, value=lam)

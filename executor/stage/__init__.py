@@ -1,0 +1,37 @@
+"""The math of one pipeline stage (SPEC §3, §5): `StageRuntime` and its parts.
+
+See docs/executor.md for the op-by-op contract the executors drive.
+"""
+
+from executor.stage.optim import OPTIMIZER, OptimizerConfig, StageOptimizer
+from executor.stage.rules import WorkerRule, stage_rules
+from executor.stage.runtime import (
+    ACCUMULATION,
+    ACTIVATIONS,
+    COMPENSATOR,
+    BackwardResult,
+    ForwardResult,
+    StageRuntime,
+    UpdateResult,
+    output_gradient,
+)
+from executor.stage.versions import WEIGHTS, Version, VersionStore
+
+__all__ = [
+    "ACCUMULATION",
+    "ACTIVATIONS",
+    "COMPENSATOR",
+    "OPTIMIZER",
+    "WEIGHTS",
+    "BackwardResult",
+    "ForwardResult",
+    "OptimizerConfig",
+    "StageOptimizer",
+    "StageRuntime",
+    "UpdateResult",
+    "Version",
+    "VersionStore",
+    "WorkerRule",
+    "output_gradient",
+    "stage_rules",
+]

@@ -1,0 +1,125 @@
+"""SGD and Adam for a stage whose weights are flat versions.
+
+The optimizer cannot be a `torch.optim` object: the tensor it steps changes whenever an update
+must leave the previous version intact for in-flight data (copy-on-write, see versions.py).
+The state (momentum, Adam moments) is flat and allocated once; every step runs, per parameter,
+exactly the operations of `torch.optim.SGD` / `torch.optim.Adam` on CPU (the single-tensor
+path), so a stage reproduces a plain `torch.optim` training loop bit for bit (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from executor.stage.layout import ParamLayout
+from executor.stage.tally import Tally
+from planner.errors import ValidationError
+
+OPTIMIZER = "optimizer"
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer of every stage. Defaults: plain SGD at Ferret's learning rate 1e-3."""
+
+    name: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def validate(self) -> OptimizerConfig:
+        if self.name not in OPTIMIZERS:
+            raise ValidationError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValidationError(f"optimizer learning rate must be a positive number, got {self.lr!r}")
+        if not 0 <= self.momentum < 1 or not 0 <= self.dampening <= 1:
+            raise ValidationError(f"optimizer momentum must be in [0, 1) and dampening in [0, 1], got {self}")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValidationError("optimizer nesterov needs momentum > 0 and dampening = 0")
+        if self.weight_decay < 0:
+            raise ValidationError(f"optimizer weight_decay must be ≥ 0, got {self.weight_decay!r}")
+        if not all(0 <= b < 1 for b in self.betas) or self.eps <= 0:
+            raise ValidationError(f"optimizer betas must be in [0, 1) and eps > 0, got {self.betas}, {self.eps}")
+        return self
+
+
+class StageOptimizer:
+    """One optimizer per stage; `step(params, grads)` updates `params` in place."""
+
+    def __init__(self, config: OptimizerConfig, layout: ParamLayout, tally: Tally) -> None:
+        self.config = config.validate()
+        self._layout = layout
+        self._tally = tally
+        self.steps = 0
+        self._state: list[torch.Tensor] = []  # flat buffers: [momentum] or [exp_avg, exp_avg_sq]
+        self._views: list[list[torch.Tensor]] = []
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._state)
+
+    def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+        self.steps += 1
+        with torch.no_grad():
+            if self.config.name == "adam":
+                self._adam(params, grads)
+            else:
+                self._sgd(params, grads)
+
+    def _allocate(self, count: int, init: torch.Tensor | None = None) -> None:
+        for _ in range(count):
+            flat = (
+                torch.zeros(self._layout.numel, dtype=self._layout.dtype, device=self._layout.device)
+                if init is None
+                else init
+            )
+            self._state.append(flat)
+            self._views.append(self._layout.views(flat))
+            self._tally.alloc(OPTIMIZER, flat.numel() * flat.element_size())
+
+    def _sgd(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+        cfg = self.config
+        first = self.steps == 1
+        if cfg.momentum != 0 and first:
+            decayed = [
+                g if cfg.weight_decay == 0 else g.add(p, alpha=cfg.weight_decay)
+                for p, g in zip(params, grads, strict=True)
+            ]
+            self._allocate(1, self._layout.flatten(decayed))  # torch.optim: buf = grad.clone() on step 1
+        for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
+            if cfg.weight_decay != 0:
+                grad = grad.add(param, alpha=cfg.weight_decay)
+            if cfg.momentum != 0:
+                buf = self._views[0][i]
+                if not first:
+                    buf.mul_(cfg.momentum).add_(grad, alpha=1 - cfg.dampening)
+                grad = grad.add(buf, alpha=cfg.momentum) if cfg.nesterov else buf
+            param.add_(grad, alpha=-cfg.lr)
+
+    def _adam(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+        cfg = self.config
+        if not self._state:
+            self._allocate(2)
+        beta1, beta2 = cfg.betas
+        step = float(self.steps)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = cfg.lr / bias_correction1
+        bias_correction2_sqrt = bias_correction2**0.5
+        exp_avgs, exp_avg_sqs = self._views
+        for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
+            if cfg.weight_decay != 0:
+                grad = grad.add(param, alpha=cfg.weight_decay)
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(cfg.eps)
+            param.addcdiv_(exp_avg, denom, value=-step_size)

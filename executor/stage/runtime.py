@@ -1,0 +1,324 @@
+"""`StageRuntime`: the math of one pipeline stage, driven op by op, with no transport or clock.
+
+One runtime per stage holds layers `partition[j] .. partition[j+1]-1` of a `LayeredModel` and
+the ONE set of parameters every worker updates (SPEC §3.1). The executor calls, per datum,
+`forward` on stages 0..P-1 and `backward` on stages P-1..0, in whatever order its schedule
+(a sim trace, a real-time scheduler) dictates. docs/executor.md is the contract; in short:
+
+* forward runs on the current version, stashes it (PipeDream weight stashing) and keeps what
+  the backward needs — the autograd graph, or only the input under recomputation (T1);
+* backward applies the omission rule (T3), recomputes if T1, differentiates against the
+  stashed version, compensates the stale gradient (SPEC §5), releases the stash, and adds the
+  gradient to the worker's accumulation group (T2, averaged);
+* a completed group steps the optimizer and creates the next version.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+
+from executor.compensation import CompensationConfig, build_compensator
+from executor.ledger import ByteLedger
+from executor.models.base import LayeredModel
+from executor.stage.layout import ParamLayout
+from executor.stage.optim import OptimizerConfig, StageOptimizer
+from executor.stage.rules import WorkerRule, stage_rules
+from executor.stage.tally import Tally
+from executor.stage.versions import Version, VersionStore
+from planner.plan import Plan
+
+ACTIVATIONS = "activations"
+ACCUMULATION = "accumulation"
+COMPENSATOR = "compensator"
+
+
+class ForwardResult(NamedTuple):
+    output: torch.Tensor  # detached; the executor carries it to the next stage
+    version: int  # weight version the forward ran on
+    stored: bool  # False: this stage will not back-propagate the datum and stored nothing
+
+
+class UpdateResult(NamedTuple):
+    version: int  # the new current version
+    staleness: int  # updates between the oldest stash of the group and this step
+
+
+class BackwardResult(NamedTuple):
+    grad_input: torch.Tensor | None  # for the stage below; None: stage 0, omitted or frozen
+    ran: bool  # False: omitted (T3) or frozen — the executor must not propagate below
+    version: int  # the stashed version the gradient was taken against
+    staleness: int  # updates between the stash and this backward
+    update: UpdateResult | None  # set when this backward completed an accumulation group
+
+
+class _Pending:
+    __slots__ = ("k", "nbytes", "output", "saved_input", "version")
+
+    def __init__(
+        self, version: Version, k: int, saved_input: torch.Tensor, output: torch.Tensor | None, nbytes: int
+    ) -> None:
+        self.version = version
+        self.k = k
+        self.saved_input = saved_input
+        self.output = output  # None under recomputation
+        self.nbytes = nbytes
+
+
+class _Group:
+    __slots__ = ("count", "oldest", "total")
+
+    def __init__(self, total: torch.Tensor, oldest: int) -> None:
+        self.total = total
+        self.count = 1
+        self.oldest = oldest
+
+
+class StageRuntime:
+    def __init__(
+        self,
+        model: LayeredModel,
+        plan: Plan,
+        stage: int,
+        optimizer: OptimizerConfig | None = None,
+        compensation: CompensationConfig | None = None,
+        ledger: ByteLedger | None = None,
+    ) -> None:
+        plan.validate(model.num_layers)
+        self.stage = stage
+        self.num_stages = plan.num_stages
+        self._rules: tuple[WorkerRule, ...] = stage_rules(plan, stage)
+        self.layers = tuple(model.layers[i] for i in plan.stage_layers(stage))
+        self.layout = ParamLayout(self.layers)
+        self.ledger = ledger if ledger is not None else ByteLedger()
+        self._tally = Tally(self.ledger)
+        comp = compensation if compensation is not None else CompensationConfig()
+        self.compensator = build_compensator(comp, self.layout.numel, self.layout.dtype, self.layout.device)
+        self._compensates = comp.name != "none"
+        self.versions = VersionStore(
+            self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
+        )
+        self.optimizer = StageOptimizer(
+            optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
+        )
+        self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
+        self._buffers = [b for layer in self.layers for b in layer.buffers()]
+        workers = len(self._rules)
+        self._forwards = [0] * workers  # k of the worker's next datum at this stage
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._omitted: list[deque[tuple[int, int, int]]] = [deque() for _ in range(workers)]  # (k, sample, version)
+        self._groups: list[_Group | None] = [None] * workers
+
+    # ------------------------------------------------------------------ views
+    @property
+    def current_version(self) -> int:
+        return self.versions.current.id
+
+    @property
+    def in_flight(self) -> int:
+        """Data whose forward stored something here and whose backward has not come yet."""
+        return len(self._pending)
+
+    def rule(self, worker: int) -> WorkerRule:
+        return self._rules[worker]
+
+    def held_bytes(self, category: str | None = None) -> int:
+        """What this stage holds now: one category, or everything."""
+        if category is None:
+            return sum(self._tally.snapshot().values())
+        return self._tally.held(category)
+
+    def held_by_category(self) -> dict[str, int]:
+        return self._tally.snapshot()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, worker: int, sample: int, x: torch.Tensor) -> ForwardResult:
+        """Run the stage on `x` with the current weights for `worker`'s datum `sample`."""
+        rule = self._rule_of(worker)
+        k = self._forwards[worker]
+        self._forwards[worker] = k + 1
+        key = (worker, sample)
+        if key in self._pending:
+            raise RuntimeError(f"stage {self.stage}: sample {sample} of worker {worker} is already in flight")
+        version = self.versions.current
+        if not rule.runs_backward(k):
+            with torch.no_grad():
+                out = self._run(x)
+            if rule.is_asked(k):
+                self._omitted[worker].append((k, sample, version.id))
+            return ForwardResult(out, version.id, False)
+        self.versions.acquire()
+        if rule.recompute:
+            with torch.no_grad():
+                out = self._run(x)
+            saved = x.detach()
+            pending = _Pending(version, k, saved, None, saved.numel() * saved.element_size())
+        else:
+            inp = x.detach()
+            if self.stage > 0:
+                inp.requires_grad_()
+            out, nbytes = self._run_counting(inp)
+            pending = _Pending(version, k, inp, out, nbytes)
+            out = out.detach()
+        self._tally.alloc(ACTIVATIONS, pending.nbytes)
+        self._pending[key] = pending
+        return ForwardResult(out, version.id, True)
+
+    # ------------------------------------------------------------------ backward
+    def backward(
+        self, worker: int, sample: int, grad_output: torch.Tensor | None, frozen: bool = False
+    ) -> BackwardResult:
+        """Back-propagate `grad_output` (d loss / d stage output) for `worker`'s datum `sample`.
+
+        `frozen=True` (aL-SAR freezing, a per-batch omission of a frozen prefix): the stage's
+        parameters take no gradient from this datum, nothing is counted towards accumulation
+        and the backward stops here, exactly like an omitted datum.
+        """
+        self._rule_of(worker)
+        pending = self._pending.pop((worker, sample), None)
+        if pending is None:
+            return self._omitted_backward(worker, sample)
+        omitted = self._omitted[worker]
+        while omitted and omitted[0][0] < pending.k:  # the executor chose not to ask for those
+            omitted.popleft()
+        version = pending.version
+        stash_id = version.id  # read now: an in-place update may renumber a released version
+        staleness = self.versions.current.id - stash_id
+        if frozen:
+            self._tally.free(ACTIVATIONS, pending.nbytes)
+            self.versions.release(version)
+            return BackwardResult(None, False, stash_id, staleness, None)
+        if grad_output is None:
+            raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output")
+        grad_input, param_grads = self._gradients(pending, grad_output)
+        self._tally.free(ACTIVATIONS, pending.nbytes)
+        grad = self.layout.flatten(param_grads)
+        if staleness > 0 and self._compensates:
+            grad = self._compensate(grad, version, staleness)
+        self.versions.release(version)
+        update = self._accumulate(worker, grad, stash_id)
+        return BackwardResult(grad_input, True, stash_id, staleness, update)
+
+    # ------------------------------------------------------------------ internals
+    def _rule_of(self, worker: int) -> WorkerRule:
+        if not 0 <= worker < len(self._rules):
+            raise ValueError(f"stage {self.stage}: worker {worker} is not in the plan ({len(self._rules)} workers)")
+        rule = self._rules[worker]
+        if not rule.active:
+            raise ValueError(f"stage {self.stage}: worker {worker} is removed (offset -1) and trains on nothing")
+        return rule
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def _run_counting(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Run the stage, summing the bytes of every layer's output (the profile's `act_bytes`)."""
+        nbytes = 0
+        for layer in self.layers:
+            x = layer(x)
+            nbytes += x.numel() * x.element_size()
+        return x, nbytes
+
+    def _gradients(
+        self, pending: _Pending, grad_output: torch.Tensor
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        version = pending.version
+        inp = pending.saved_input
+        if pending.output is None:  # recomputation: rebuild the graph on the stashed version
+            if self.stage > 0:
+                inp.requires_grad_()
+            out = self._recompute(inp, version)
+        else:
+            out = pending.output
+        inputs: tuple[torch.Tensor, ...] = version.params
+        if self.stage > 0:
+            inputs = (inp, *inputs)
+        if not inputs:
+            return None, []
+        grads = torch.autograd.grad(out, inputs, grad_output, allow_unused=True, materialize_grads=True)
+        if self.stage > 0:
+            return grads[0], list(grads[1:])
+        return None, list(grads)
+
+    def _recompute(self, inp: torch.Tensor, version: Version) -> torch.Tensor:
+        current = self.versions.current
+        saved_buffers = [b.clone() for b in self._buffers]  # running statistics move once per datum
+        if version is not current:
+            self.versions.use(version)
+        try:
+            with torch.enable_grad():
+                return self._run(inp)
+        finally:
+            if version is not current:
+                self.versions.use(current)
+            with torch.no_grad():
+                for buf, saved in zip(self._buffers, saved_buffers, strict=True):
+                    buf.copy_(saved)
+
+    def _compensate(self, grad: torch.Tensor, version: Version, staleness: int) -> torch.Tensor:
+        if self.compensator.needs_chain:
+            flats = [v.flat for v in self.versions.chain(version)]
+        else:
+            flats = [version.flat, self.versions.current.flat]
+        grad = self.compensator.compensate(grad, flats, staleness)
+        self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
+        return grad
+
+    def _omitted_backward(self, worker: int, sample: int) -> BackwardResult:
+        omitted = self._omitted[worker]
+        for i, (_, omitted_sample, version_id) in enumerate(omitted):
+            if omitted_sample == sample:
+                for _ in range(i + 1):  # older tombstones were never asked for: drop them too
+                    omitted.popleft()
+                return BackwardResult(None, False, version_id, self.versions.current.id - version_id, None)
+        raise RuntimeError(
+            f"stage {self.stage}: no forward of sample {sample} by worker {worker} is awaiting a backward"
+        )
+
+    def _accumulate(self, worker: int, grad: torch.Tensor, version_id: int) -> UpdateResult | None:
+        every = self._rules[worker].accumulation
+        group = self._groups[worker]
+        if group is None:
+            group = _Group(grad, version_id)
+            if every > 1:
+                self._tally.alloc(ACCUMULATION, grad.numel() * grad.element_size())
+        else:
+            group.total.add_(grad)
+            group.count += 1
+            group.oldest = min(group.oldest, version_id)
+        if group.count < every:
+            self._groups[worker] = group
+            return None
+        self._groups[worker] = None
+        total = group.total
+        if every > 1:
+            self._tally.free(ACCUMULATION, total.numel() * total.element_size())
+            total.div_(every)
+        return self._update(total, group.oldest)
+
+    def _update(self, grad: torch.Tensor, oldest: int) -> UpdateResult:
+        previous = self.versions.current
+        staleness = previous.id - oldest
+        new, copied = self.versions.advance()
+        observes = self.compensator.observes_steps
+        before = (previous.flat if copied else new.flat.clone()) if observes else None
+        self.optimizer.step(new.params, self.layout.views(grad))
+        if before is not None:
+            self.compensator.observe_step(before, new.flat)
+            self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
+        return UpdateResult(new.id, staleness)
+
+
+def output_gradient(
+    output: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(loss, d loss / d output)` for the last stage's output; `loss_fn` maps logits to a scalar."""
+    logits = output.detach().requires_grad_()
+    loss = loss_fn(logits)
+    (grad,) = torch.autograd.grad(loss, logits)
+    return loss.detach(), grad

@@ -64,12 +64,17 @@ def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
 
 
 def _stratified_split(entries: Entries, fraction: float, rng: np.random.Generator) -> tuple[Entries, Entries]:
-    train, test = [], []
-    for name in sorted({c for _, c in entries}):
-        members = [e for e in entries if e[1] == name]
-        picked = set(rng.permutation(len(members))[: round(fraction * len(members))].tolist())
-        for i, e in enumerate(members):
-            (test if i in picked else train).append(e)
+    by_class: dict[str, Entries] = {}
+    for entry in entries:
+        by_class.setdefault(entry[1], []).append(entry)
+    train: Entries = []
+    test: Entries = []
+    for name in sorted(by_class):
+        members = by_class[name]
+        held = np.zeros(len(members), dtype=bool)
+        held[rng.permutation(len(members))[: round(fraction * len(members))]] = True
+        train += [e for e, h in zip(members, held, strict=True) if not h]
+        test += [e for e, h in zip(members, held, strict=True) if h]
     return train, test
 
 

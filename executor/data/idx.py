@@ -20,7 +20,7 @@ from executor.data.files import find_file, read_bytes, require_root
 from executor.data.registry import register_dataset
 from planner.errors import FerretError
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 EMNIST_CLASSES = {"balanced": 47, "byclass": 62, "bymerge": 47, "digits": 10, "letters": 26, "mnist": 10}
 
 
@@ -76,8 +76,9 @@ def load_idx_dataset(
             raise FerretError(f"{name} {split} labels in {root} fall outside [0, {num_classes})")
         x = (images.astype(np.float32) / 255.0)[:, None]
         arrays += [np.ascontiguousarray(x), labels]
-    height, width = arrays[0].shape[-2:]
-    return Dataset(name, *arrays, num_classes=num_classes, stored_bytes_per_sample=height * width)
+    x_train, y_train, x_test, y_test = arrays
+    height, width = x_train.shape[-2:]
+    return Dataset(name, x_train, y_train, x_test, y_test, num_classes, stored_bytes_per_sample=height * width)
 
 
 @register_dataset("mnist")

@@ -84,12 +84,9 @@ def _split_entries(
     if layout == "auto":
         held_out = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
         if (root / "train").is_dir() and held_out is not None:
-            test = (
-                _annotated_entries(held_out)
-                if (held_out / "val_annotations.txt").is_file()
-                else _class_entries(held_out, limit)
-            )
-            return _class_entries(root / "train", limit), test
+            annotated = (held_out / "val_annotations.txt").is_file()
+            held_entries = _annotated_entries(held_out) if annotated else _class_entries(held_out, limit)
+            return _class_entries(root / "train", limit), held_entries
         layout = "classes"
     if layout == "classes":
         return _stratified_split(_class_entries(root, limit), test_fraction, rng)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,8 +77,8 @@ def elementwise_flops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -
 
 @flop_rule(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 def pool_flops(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
-    kernel = module.kernel_size  # type: ignore[attr-defined]
-    window = math.prod(kernel) if isinstance(kernel, tuple) else kernel ** (out.dim() - 2)
+    kernel: Any = module.kernel_size  # an int or a tuple, by pooling class
+    window = math.prod(kernel) if isinstance(kernel, tuple) else int(kernel) ** (out.dim() - 2)
     return int(window) * out.numel()
 
 

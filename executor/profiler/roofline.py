@@ -81,7 +81,9 @@ def resolve_device(spec: str | RooflineDevice) -> RooflineDevice:
     missing = [k for k, f in _CUSTOM_KEYS.items() if f not in values]
     if missing:
         raise FerretError(f"roofline spec {spec!r}: missing {', '.join(missing)}")
-    return RooflineDevice(f"custom({key})", **values)
+    return RooflineDevice(
+        f"custom({key})", values["peak_flops_per_s"], values["bandwidth_bytes_per_s"], values["launch_overhead_s"]
+    )
 
 
 def _parse_quantity(text: str, spec: str, *, time: bool) -> float:

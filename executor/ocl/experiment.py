@@ -1,0 +1,125 @@
+"""`RunSpec` → a finished run: load the data, build the model, profile it, build the stream, run.
+
+This is what `ferret run` calls; it takes names and numbers only (no argparse), so scripts and
+tests can run an experiment the same way. Order matters: the default arrival interval is the
+profile's `td = max_l t̂f_l`, so the profile comes before the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from executor.data import Stream, build_stream, load_dataset
+from executor.metrics import summarize
+from executor.models import build_model
+from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.cost import CostModel
+from executor.ocl.frameworks import FrameworkOptions, build_framework
+from executor.ocl.learner import OptimizerConfig
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+from executor.seeding import seed_everything
+from planner.errors import FerretError
+from planner.profile import ModelProfile
+from sim.arrivals import make_arrivals
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run, fully named. `profile_path` wins over `device` for the virtual-time profile;
+    `device` is `cpu`, `cuda[:N]` (train and measure there) or `roofline:NAME` (estimate the
+    profile for that device, train on the CPU)."""
+
+    framework: str = "oracle"
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    framework_options: FrameworkOptions = field(default_factory=FrameworkOptions)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    dataset: str = "digits"
+    data_root: str | None = None
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    stream: str = "iid"
+    stream_options: Mapping[str, Any] = field(default_factory=dict)
+    model: str = "mnistnet"
+    arrival: str = "fixed"
+    arrival_interval_s: float | None = None
+    samples: int | None = None
+    seed: int = 0
+    eval_every: int = 100
+    profile_path: str | None = None
+    device: str = "cpu"
+    progress: bool = False
+
+    @property
+    def train_device(self) -> str:
+        return self.device if self.device.startswith("cuda") else "cpu"
+
+
+@dataclass(frozen=True, eq=False)
+class Experiment:
+    spec: RunSpec
+    setup: RunSetup
+    arrival_interval_s: float
+
+
+def prepare(spec: RunSpec) -> Experiment:
+    """Everything but the run itself; raises `FerretError` on any bad name or file."""
+    if spec.samples is not None and spec.samples < 1:
+        raise FerretError(f"--samples must be ≥ 1, got {spec.samples}")
+    seed_everything(spec.seed)
+    dataset = load_dataset(spec.dataset, root=spec.data_root, seed=spec.seed, **dict(spec.dataset_options))
+    model = build_model(spec.model, dataset.input_shape, dataset.num_classes, seed=spec.seed)
+    profile = load_profile(spec, model)
+    interval = spec.arrival_interval_s
+    if interval is None:
+        interval = CostModel.from_profile(profile).default_arrival_interval_s
+    arrivals = make_arrivals(spec.arrival, interval)
+    stream: Stream = build_stream(
+        spec.stream, dataset, arrivals, seed=spec.seed, length=spec.samples, **dict(spec.stream_options)
+    )
+    setup = RunSetup(
+        stream=stream,
+        model=model,
+        profile=profile,
+        optimizer=spec.optimizer,
+        algorithm=spec.algorithm,
+        eval_every=spec.eval_every,
+        seed=spec.seed,
+        device=spec.train_device,
+        progress=spec.progress,
+    )
+    return Experiment(spec, setup, interval)
+
+
+def load_profile(spec: RunSpec, model: Any) -> ModelProfile:
+    if spec.profile_path is not None:
+        return ModelProfile.load(Path(spec.profile_path))
+    from executor.profiler import profile_model, roofline_profile
+
+    if spec.device.startswith("roofline:"):
+        return roofline_profile(model, spec.device.removeprefix("roofline:"))
+    return profile_model(model, device=spec.device, seed=spec.seed)
+
+
+def run_experiment(experiment: Experiment) -> RunResult:
+    framework = build_framework(experiment.spec.framework, experiment.spec.framework_options)
+    return framework.run(experiment.setup)
+
+
+def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: float) -> dict[str, Any]:
+    spec, setup = experiment.spec, experiment.setup
+    cost = setup.cost_model
+    return {
+        **summarize(result, decay_per_s=decay_per_s),
+        "dataset": setup.stream.dataset.name,
+        "stream": setup.stream.name,
+        "model": spec.model,
+        "arrival": spec.arrival,
+        "arrival_interval_s": experiment.arrival_interval_s,
+        "sample_step_s": cost.sample_step_s,
+        "profile_source": setup.profile.source,
+        "profile_device": setup.profile.device,
+        "seed": spec.seed,
+    }

@@ -1,0 +1,131 @@
+"""Frameworks: who trains on what, and when. The registry any framework joins.
+
+A framework turns a `RunSetup` into a `RunResult` (`framework.run(setup)`). The sequential
+stream baselines of SPEC §7 share one virtual-time loop (`executor.ocl.loop`) and differ only
+in a `SchedulingPolicy`: which arrivals it keeps, and what it trains on when the learner is
+free. Pipeline frameworks (Ferret plans run by an executor) register here too and return the
+same `RunResult`, so `ferret run` writes the same outputs for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+
+from executor.ledger import ByteLedger
+from executor.ocl.cost import ZERO_COST, StepCost
+from planner.errors import FerretError
+
+if TYPE_CHECKING:
+    from executor.ocl.result import RunResult
+    from executor.ocl.setup import RunSetup
+
+
+@dataclass(frozen=True)
+class FrameworkOptions:
+    """`batch_size` N and `window` B of the B-Skip family and Camel; `extra` for other frameworks."""
+
+    batch_size: int = 10
+    window: int = 50
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> FrameworkOptions:
+        if self.batch_size < 1:
+            raise FerretError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        if self.window < self.batch_size:
+            raise FerretError(f"--window ({self.window}) must be at least --batch-size ({self.batch_size})")
+        return self
+
+
+class Framework(Protocol):
+    name: str
+
+    def run(self, setup: RunSetup) -> RunResult: ...
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one step trains on: stream positions (the new rows), optional per-row weights,
+    rows the framework adds (e.g. Camel's representative samples), and the framework's own
+    extra work (e.g. Camel's feature forwards)."""
+
+    positions: np.ndarray
+    weight: np.ndarray | None = None
+    extra: tuple[torch.Tensor, torch.Tensor] | None = None
+    cost: StepCost = ZERO_COST
+
+
+class StreamView(Protocol):
+    """What a policy may look at: the data of arrived positions and the current model's features."""
+
+    def inputs(self, positions: np.ndarray) -> torch.Tensor: ...
+
+    def targets(self, positions: np.ndarray) -> torch.Tensor: ...
+
+    def features(self, positions: np.ndarray) -> torch.Tensor: ...
+
+
+class SchedulingPolicy(Protocol):
+    def on_arrival(self, position: int, busy: bool) -> None:
+        """Datum `position` arrived; `busy` says whether the learner was in a step then."""
+
+    def select(self, now: float, view: StreamView) -> Selection | None:
+        """The learner is free at `now`: what to train on, or `None` to wait for an arrival."""
+
+    def after_step(self, selection: Selection, view: StreamView) -> None:
+        """The step on `selection` was applied."""
+
+    @property
+    def held(self) -> int:
+        """How many stream data the policy holds (charged as the "window" in the ledger)."""
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyContext:
+    """What a policy is built with: the run, the learner's ledger, its own random stream."""
+
+    setup: RunSetup
+    ledger: ByteLedger
+    rng: np.random.Generator
+
+
+PolicyFactory = Callable[[PolicyContext], SchedulingPolicy]
+
+
+class SequentialFramework:
+    """A stream baseline of SPEC §7: the shared virtual-time loop driven by one policy."""
+
+    def __init__(self, name: str, policy_factory: PolicyFactory) -> None:
+        self.name = name
+        self.policy_factory = policy_factory
+
+    def run(self, setup: RunSetup) -> RunResult:
+        from executor.ocl.loop import run_sequential
+
+        return run_sequential(setup, self.policy_factory, self.name)
+
+
+FrameworkFactory = Callable[[FrameworkOptions], Framework]
+FRAMEWORKS: dict[str, FrameworkFactory] = {}
+
+
+def register_framework(name: str) -> Callable[[FrameworkFactory], FrameworkFactory]:
+    def deco(factory: FrameworkFactory) -> FrameworkFactory:
+        if name in FRAMEWORKS:
+            raise RuntimeError(f"framework {name!r} registered twice")
+        FRAMEWORKS[name] = factory
+        return factory
+
+    return deco
+
+
+def build_framework(name: str, options: FrameworkOptions | None = None) -> Framework:
+    import executor.ocl.frameworks.catalog  # noqa: F401  (registers the built-in frameworks)
+
+    if name not in FRAMEWORKS:
+        raise FerretError(f"unknown framework {name!r}; choose one of {', '.join(sorted(FRAMEWORKS))}")
+    return FRAMEWORKS[name]((options or FrameworkOptions()).validate())

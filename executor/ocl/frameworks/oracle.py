@@ -1,0 +1,24 @@
+"""Oracle (SPEC §7): trains on every datum, in order, the moment it arrives — compute is free.
+
+The upper bound of every framework: zero delay, nothing skipped. Memory: one model, its
+optimizer, the algorithm's state and one datum's step.
+"""
+
+from __future__ import annotations
+
+from executor.ocl.frameworks.base import FrameworkOptions, register_framework
+from executor.ocl.loop import run_zero_delay
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+
+
+class Oracle:
+    name = "oracle"
+
+    def run(self, setup: RunSetup) -> RunResult:
+        return run_zero_delay(setup, self.name)
+
+
+@register_framework("oracle")
+def build_oracle(options: FrameworkOptions) -> Oracle:
+    return Oracle()

@@ -1,0 +1,61 @@
+"""`RunSetup`: everything a framework needs to run a stream; the single source of truth of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from executor.data import Stream
+from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.cost import CostModel
+from executor.ocl.learner import OptimizerConfig
+from planner.errors import FerretError
+from planner.profile import ModelProfile
+
+
+@dataclass(frozen=True, eq=False)
+class RunSetup:
+    """A stream, a model (with its profile, for virtual time), the learner's configuration.
+
+    `eval_every`: evaluate on the seen-class test set every that many arrivals (and always
+    after the last one); 0 evaluates only at the end. `progress`: show a progress bar.
+    """
+
+    stream: Stream
+    model: nn.Module
+    profile: ModelProfile
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    eval_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        layers = getattr(self.model, "num_layers", None)
+        if layers is not None and layers != self.profile.num_layers:
+            raise FerretError(
+                f"profile of {self.profile.model!r} has {self.profile.num_layers} layers "
+                f"but the model has {layers}; profile this model (or pass its profile)"
+            )
+        if self.eval_every < 0:
+            raise FerretError(f"--eval-every must be ≥ 0, got {self.eval_every}")
+        if len(self.stream) == 0:
+            raise FerretError("the stream is empty")
+        self.profile.validate()
+        self.optimizer.validate()
+        self.algorithm.validate()
+
+    @property
+    def cost_model(self) -> CostModel:
+        return CostModel.from_profile(self.profile)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    @property
+    def num_classes(self) -> int:
+        return self.stream.dataset.num_classes

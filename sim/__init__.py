@@ -1,0 +1,24 @@
+"""The SimPy twin: predicts a plan's adaptation rate, memory, latency and drops on a stream.
+
+`simulate(plan, profile, samples, arrivals=None, seed=0, config=SimConfig(), trace=None)`
+returns a `SimResult`; `FileTrace` streams the op-level schedule to JSON Lines or CSV.
+"""
+
+from sim.config import SimConfig
+from sim.result import SimResult
+from sim.simulate import simulate
+from sim.strategies import SIM_STRATEGIES, sequential_plan
+from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceEvent, read_trace
+
+__all__ = [
+    "SIM_STRATEGIES",
+    "FileTrace",
+    "MemoryTrace",
+    "NullTrace",
+    "SimConfig",
+    "SimResult",
+    "TraceEvent",
+    "read_trace",
+    "sequential_plan",
+    "simulate",
+]

@@ -1,0 +1,135 @@
+"""Every timing, contention and memory-model parameter of the twin, in one frozen dataclass.
+
+Calibration (`ferret calibrate`) fits these to measured traces and writes them as JSON; the
+defaults reproduce the closed forms' regime: no per-op overhead, free links, no jitter, one op
+at a time per device, and only what (F4) counts in the memory ledger.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from planner.errors import ValidationError
+from planner.fileio import atomic_write_json, read_json
+
+JITTER_MODELS = ("none", "lognormal")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Timing/contention model (`time_scale` … `jitter_sigma`), stream buffering and memory model.
+
+    - `concurrency`: ops a device runs at once; `slowdown`: an op that starts while `m` other ops
+      run on its device takes `1 + slowdown·m` times as long (GPU kernels sharing SMs).
+    - `time_scale` multiplies every profiled op time; `op_overhead_s` is added to each compute op
+      (launch/dispatch cost); `update_s` is the optimizer step, run right after the backward
+      that completes a gradient group.
+    - A transfer between two devices occupies their link for `bytes / link_bandwidth_Bps` and
+      lands `link_latency_s` after that; transfers on one link queue FIFO.
+    - `jitter = "lognormal"` stretches every op by an independent mean-1 log-normal factor
+      with log-std `jitter_sigma`, drawn from the run's seed.
+    - `input_buffer`: how many data may wait in front of a worker (async strategies), for the
+      next mini-batch (GPipe, 1F1B-flush) or in a B-Skip learner's buffer; `None` takes the
+      strategy's default (see `sim.strategies`). A full buffer drops the arriving datum (B-Skip:
+      the oldest waiting one).
+    - `exclusive_devices` places every (worker, stage) on its own device, ignoring the plan's
+      placement: the closed forms' "no contention" assumption.
+    - Memory: `transient_memory` also counts what (F4) leaves out — a gradient buffer of the
+      stage's weights during each backward, the rebuilt inner activations during a recomputed
+      backward, and the accumulation buffer of an open gradient group; `optimizer_state_ratio`
+      is optimizer-state bytes per weight byte (SGD 0, momentum 1, Adam 2);
+      `compensation_buffers` is the number of weight-sized buffers per stage kept by gradient
+      compensation (λ auto-tuning keeps 2: `v_r` and `v_a`).
+    - `trace_memory` adds a `mem` row to the trace at each change of a device's bytes.
+    """
+
+    concurrency: int = 1
+    slowdown: float = 0.0
+    time_scale: float = 1.0
+    op_overhead_s: float = 0.0
+    update_s: float = 0.0
+    link_latency_s: float = 0.0
+    link_bandwidth_Bps: float = math.inf
+    jitter: str = "none"
+    jitter_sigma: float = 0.0
+    input_buffer: int | None = None
+    exclusive_devices: bool = False
+    transient_memory: bool = False
+    optimizer_state_ratio: float = 0.0
+    compensation_buffers: int = 0
+    trace_memory: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def free_links(self) -> bool:
+        return self.link_latency_s == 0 and math.isinf(self.link_bandwidth_Bps)
+
+    def validate(self) -> SimConfig:
+        where = "sim config"
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ValidationError(f"{where}: concurrency must be an integer ≥ 1, got {self.concurrency!r}")
+        for key in ("slowdown", "op_overhead_s", "update_s", "link_latency_s", "jitter_sigma", "optimizer_state_ratio"):
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValidationError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
+        if not (isinstance(self.time_scale, int | float) and math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise ValidationError(f"{where}: time_scale must be a positive number, got {self.time_scale!r}")
+        if not (isinstance(self.link_bandwidth_Bps, int | float) and self.link_bandwidth_Bps > 0):
+            raise ValidationError(
+                f"{where}: link_bandwidth_Bps must be positive (inf = free), got {self.link_bandwidth_Bps!r}"
+            )
+        if self.jitter not in JITTER_MODELS:
+            raise ValidationError(f"{where}: jitter must be one of {', '.join(JITTER_MODELS)}, got {self.jitter!r}")
+        if self.input_buffer is not None and (
+            isinstance(self.input_buffer, bool) or not isinstance(self.input_buffer, int) or self.input_buffer < 0
+        ):
+            raise ValidationError(f"{where}: input_buffer must be an integer ≥ 0 or null, got {self.input_buffer!r}")
+        if isinstance(self.compensation_buffers, bool) or not isinstance(self.compensation_buffers, int):
+            raise ValidationError(
+                f"{where}: compensation_buffers must be an integer, got {self.compensation_buffers!r}"
+            )
+        if self.compensation_buffers < 0:
+            raise ValidationError(f"{where}: compensation_buffers must be ≥ 0, got {self.compensation_buffers}")
+        return self
+
+    # ----------------------------------------------------------------- JSON
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        # JSON has no infinity: a free link is written as null bandwidth.
+        out["link_bandwidth_Bps"] = None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "sim config") -> SimConfig:
+        if not isinstance(obj, dict):
+            raise ValidationError(f"{where} must be a JSON object, got {type(obj).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValidationError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values = dict(obj)
+        if values.get("link_bandwidth_Bps", 0) is None:
+            values["link_bandwidth_Bps"] = math.inf
+        for key in ("slowdown", "time_scale", "op_overhead_s", "update_s", "link_latency_s", "jitter_sigma"):
+            if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+                values[key] = float(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SimConfig:
+        obj = read_json(path, "sim config")
+        try:
+            return cls.from_json(obj)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}") from None

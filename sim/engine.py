@@ -1,0 +1,378 @@
+"""The discrete-event core: ops on devices, weight versions and memory, on SimPy's event loop.
+
+A device keeps a heap of ready ops — a ready backward before a ready forward, then the older
+datum first — and starts one whenever one of its `concurrency` lanes is free and the op's
+(worker, stage) slot is idle. A slot runs one op at a time and stores at most `window` data
+(1F1B: `P - j`), which makes every worker a 1F1B pipeline. A started op is one SimPy timeout
+whose callback completes it; a recomputation and the optimizer step that closes a gradient
+group ride on their backward's timeout. One event per op, one per arrival, one per link
+transfer: docs/sim.md has the measurements behind this structure.
+
+Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
+it; an update applies onto the current version and makes the next one. Memory (SPEC §3.3): a
+stage keeps its live weights on its home device plus one copy of every older version an
+in-flight datum still needs; a stored datum keeps `a_j - c^r·s_j` activation bytes on its
+slot's device from the start of its forward to the end of its backward.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Event, EventPriority, Timeout
+
+from planner.plan import Plan
+from sim.admission import Admission, Batch, Worker
+from sim.config import SimConfig
+from sim.costs import StageCosts
+from sim.memory import MemoryLedger
+from sim.parts import Datum, Device, Slot
+from sim.strategies import SimStrategy
+from sim.trace import TraceSink
+
+BWD, FWD = 0, 1  # heap priority: a ready backward goes first
+ARRIVAL_PRIORITY = EventPriority(2)  # after SimPy's NORMAL: at equal times, ops complete before data arrive
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        costs: StageCosts,
+        config: SimConfig,
+        strategy: SimStrategy,
+        placement: tuple[tuple[int, ...], ...],
+        arrival_times: np.ndarray,
+        seed: int,
+        trace: TraceSink,
+    ) -> None:
+        self.plan, self.costs, self.config, self.strategy = plan, costs, config, strategy
+        self.env = simpy.Environment()
+        self.trace = trace
+        self.emit = trace.rows.append
+        P = self.P = plan.num_stages
+        self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
+        self.update_s = config.update_s
+        self.overhead = config.op_overhead_s
+        self.slowdown = config.slowdown
+        self.transient = config.transient_memory
+        self.free_links = config.free_links
+        self.link_free_at: dict[tuple[int, int], float] = {}
+        jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
+        self.rng = np.random.default_rng(select_seed)
+        self._jitter_rng = np.random.default_rng(jitter_seed) if config.jitter == "lognormal" else None
+        self._jitter: list[float] = []
+        self._jitter_at = 0
+
+        self.arrivals = arrival_times
+        n = len(arrival_times)
+        horizon = float(arrival_times[-1]) * 1.25 + config.time_scale * (sum(costs.t_fwd) + sum(costs.t_bwd))
+        self.ledger = MemoryLedger(len(self.devices), horizon)
+        if config.trace_memory:
+            self.ledger.on_change = self._emit_mem
+        self.update_t = np.full((n, P), np.nan)
+        self.dropped = np.zeros(n, dtype=bool)
+        self.staleness: list[list[int]] = [[] for _ in range(P)]
+        self.version = [0] * P
+        self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: data using it}
+        self.data: dict[int, Datum] = {}
+        self._seq = 0
+        self.ops = 0
+        self.stream_over = False
+        self.workers = self._build_workers(placement)
+        self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
+        self.baseline = self._allocate_baseline()
+        self.admission = Admission(self, strategy, plan.minibatch, P)
+
+    def _build_workers(self, placement: tuple[tuple[int, ...], ...]) -> list[Worker]:
+        plan, costs, P = self.plan, self.costs, self.P
+        scale = self.config.time_scale
+        active = [n for n, w in enumerate(plan.workers) if w.active] or [0]
+        self.home = [placement[active[0]][j] for j in range(P)]
+        bound = self.strategy.buffer_bound(plan, self.config.input_buffer)
+        workers = []
+        for n, cfg in enumerate(plan.workers):
+            worker = Worker(n, cfg, bound, window=P)
+            for j in range(P):
+                slot = Slot(worker, j, self.devices[placement[n][j]], self.home[j])
+                slot.window = P - j
+                slot.acc_target = 1 if self.strategy.batched else cfg.accumulation[j]
+                slot.act = costs.stored_bytes(j, cfg.recompute)
+                slot.weights = costs.weight_bytes[j]
+                slot.t_fwd = costs.t_fwd[j] * scale
+                slot.t_bwd_job = (costs.t_bwd[j] + (costs.t_fwd[j] if cfg.recompute else 0.0)) * scale
+                slot.boundary_out = costs.boundary_bytes[j]
+                slot.boundary_in = costs.boundary_bytes[j - 1] if j else 0
+                worker.slots.append(slot)
+            for j in range(P):
+                worker.slots[j].next = worker.slots[j + 1] if j + 1 < P else None
+                worker.slots[j].prev = worker.slots[j - 1] if j else None
+            workers.append(worker)
+        return workers
+
+    def _allocate_baseline(self) -> int:
+        """Live weights, optimizer state and compensation buffers of every stage, from t = 0."""
+        per_weight_byte = 1 + self.config.optimizer_state_ratio + self.config.compensation_buffers
+        total = 0
+        for j in range(self.P):
+            nbytes = round(self.costs.weight_bytes[j] * per_weight_byte)
+            self.ledger.alloc(self.home[j], nbytes, 0.0)
+            total += nbytes
+        return total
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        self.env.process(self._source())
+        self.env.run()
+        self.trace.flush()
+        if self.data:
+            raise AssertionError(f"sim: {len(self.data)} data still in flight after the event queue drained")
+        for j, refs in enumerate(self.refs):
+            if refs:
+                raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
+
+    def _source(self) -> Any:
+        env, trace, emit = self.env, self.trace, self.emit
+        num_workers = len(self.workers)
+        for i, t in enumerate(self.arrivals.tolist()):
+            delay = t - env.now
+            if delay > 0:
+                wake = Event(env)
+                wake._ok = True
+                wake._value = None
+                env.schedule(wake, ARRIVAL_PRIORITY, delay)
+                yield wake
+            worker = self.by_offset.get(i % num_workers)
+            emit(("arrive", i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0))
+            if worker is None:
+                self.drop(i, None, t, removed=True)
+            else:
+                self.admission.arrive(worker, i, t)
+            if len(trace.rows) >= trace.chunk_rows:
+                trace.flush()
+        self.stream_over = True
+        for worker in self.workers:
+            self.admission.stream_end(worker, env.now)
+
+    # ------------------------------------------------------------------ scheduling
+    def ready(self, slot: Slot, kind: int, sample: int, stored: bool) -> None:
+        dev = slot.device
+        if dev.free and not dev.heap and not slot.busy and not (kind and stored and slot.outstanding >= slot.window):
+            self._start(dev, slot, kind, sample, stored)
+            return
+        self._seq += 1
+        heappush(dev.heap, (kind, sample, self._seq, slot, stored))
+        if dev.free:
+            self._dispatch(dev)
+
+    def _dispatch(self, dev: Device) -> None:
+        heap = dev.heap
+        deferred = None
+        while dev.free and heap:
+            entry = heappop(heap)
+            slot = entry[3]
+            if slot.busy or (entry[0] and entry[4] and slot.outstanding >= slot.window):
+                if deferred is None:
+                    deferred = [entry]
+                else:
+                    deferred.append(entry)
+                continue
+            self._start(dev, slot, entry[0], entry[1], entry[4])
+        if deferred:
+            for entry in deferred:
+                heappush(heap, entry)
+
+    def _start(self, dev: Device, slot: Slot, kind: int, sample: int, stored: bool) -> None:
+        now = self.env._now
+        running = dev.concurrency - dev.free
+        dev.free -= 1
+        slot.busy = True
+        if kind:
+            j = slot.stage
+            v = self.version[j]
+            self.data[sample].versions[j] = v
+            base = slot.t_fwd
+            if stored:
+                refs = self.refs[j]
+                refs[v] = refs.get(v, 0) + 1
+                slot.outstanding += 1
+                self.ledger.alloc(slot.dev_index, slot.act, now)
+        else:
+            base = slot.t_bwd_job
+            if len(slot.acc) + 1 == slot.acc_target:
+                base += self.update_s
+            if self.transient:
+                self.ledger.alloc(slot.dev_index, self._transient_bytes(slot, opening=not slot.acc), now)
+        factor = 1.0
+        if running and self.slowdown:
+            factor += self.slowdown * running
+        if self._jitter_rng is not None:
+            factor *= self._next_jitter()
+        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, sample, slot, now, factor))
+        ev.callbacks.append(self._finish)
+        self.ops += 1
+
+    def _transient_bytes(self, slot: Slot, opening: bool) -> int:
+        """What a backward holds beyond (F4): its gradient, rebuilt activations, a new accumulation buffer."""
+        extra = slot.weights + (self.costs.recompute_saving[slot.stage] if slot.recompute else 0)
+        if opening and slot.acc_target > 1:
+            extra += slot.weights
+        return extra
+
+    def _next_jitter(self) -> float:
+        if self._jitter_at >= len(self._jitter):
+            assert self._jitter_rng is not None
+            sigma = self.config.jitter_sigma
+            self._jitter = self._jitter_rng.lognormal(-0.5 * sigma * sigma, sigma, 4096).tolist()
+            self._jitter_at = 0
+        self._jitter_at += 1
+        return self._jitter[self._jitter_at - 1]
+
+    def _finish(self, ev: Event) -> None:
+        kind, sample, slot, t0, factor = ev._value
+        now = self.env._now
+        dev = slot.device
+        dev.free += 1
+        dev.busy_s += now - t0
+        slot.busy = False
+        if kind:
+            self._forward_done(sample, slot, t0, now)
+        else:
+            self._backward_done(sample, slot, t0, now, factor)
+        if dev.heap and dev.free:
+            self._dispatch(dev)
+
+    # ------------------------------------------------------------------ op completion
+    def _forward_done(self, sample: int, slot: Slot, t0: float, now: float) -> None:
+        d = self.data[sample]
+        j = slot.stage
+        stored = j >= d.bottom
+        self.emit(("fwd", sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, slot.act if stored else 0))
+        nxt = slot.next
+        if nxt is not None:
+            if self.free_links or nxt.device is slot.device:
+                self.ready(nxt, FWD, sample, j + 1 >= d.bottom)
+            else:
+                self._transfer(slot, nxt, FWD, sample, j + 1 >= d.bottom, slot.boundary_out, now)
+        elif self.strategy.barrier:
+            batch: Batch = d.batch  # type: ignore[assignment]
+            batch.parked.append(sample)
+            if len(batch.parked) == batch.size:
+                parked, batch.parked = batch.parked, []
+                for s in parked:
+                    self.ready(slot, BWD, s, True)
+        else:
+            self.ready(slot, BWD, sample, True)
+
+    def _backward_done(self, sample: int, slot: Slot, t0: float, now: float, factor: float) -> None:
+        d = self.data[sample]
+        j = slot.stage
+        v = d.versions[j]
+        cur = self.version[j]
+        refs = self.refs[j]
+        left = refs[v] - 1
+        ledger = self.ledger
+        if left:
+            refs[v] = left
+        else:
+            del refs[v]
+            if v != cur:  # the last datum that needed this old version is done: its copy goes
+                ledger.free(slot.home, slot.weights, now)
+        slot.outstanding -= 1
+        ledger.free(slot.dev_index, slot.act, now)
+        if self.transient:
+            ledger.free(slot.dev_index, self._transient_bytes(slot, opening=False), now)
+        t = t0 + self.overhead * factor
+        if slot.recompute:
+            t = t + slot.t_fwd * factor
+            self.emit(("recompute", sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0))
+            t0 = t
+        acc = slot.acc
+        acc.append((sample, v))
+        closes = len(acc) == slot.acc_target
+        t_bwd = now  # the optimizer step, if any, is the job's tail
+        if closes and self.update_s:
+            t_bwd = min(now, t + (slot.t_bwd_job - (slot.t_fwd if slot.recompute else 0.0)) * factor)
+        self.emit(("bwd", sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0))
+        if closes:
+            self.apply_update(slot, t_bwd, now)
+        prev = slot.prev
+        if j > d.bottom:
+            assert prev is not None
+            if self.free_links or prev.device is slot.device:
+                self.ready(prev, BWD, sample, True)
+            else:
+                self._transfer(slot, prev, BWD, sample, True, slot.boundary_in, now)
+        else:
+            del self.data[sample]
+            self.admission.datum_done(d, now)
+
+    def apply_update(self, slot: Slot, t_start: float, now: float) -> None:
+        """Step `slot.stage` with the gradients in `slot.acc`: version `cur` becomes `cur + 1`."""
+        j = slot.stage
+        cur = self.version[j]
+        if cur in self.refs[j]:  # an in-flight datum still needs `cur`: it turns into a stashed copy
+            self.ledger.alloc(slot.home, slot.weights, now)
+        self.version[j] = cur + 1
+        hist = self.staleness[j]
+        update_t = self.update_t
+        worst = 0
+        for sample, v in slot.acc:
+            tau = cur - v
+            if tau > worst:
+                worst = tau
+            while len(hist) <= tau:
+                hist.append(0)
+            hist[tau] += 1
+            update_t[sample, j] = now
+        acc = slot.acc
+        samples = str(acc[0][0]) if len(acc) == 1 else ",".join([str(s) for s, _ in acc])
+        self.emit(("update", -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, samples))
+        if self.transient and slot.acc_target > 1:
+            self.ledger.free(slot.dev_index, slot.weights, now)  # the accumulation buffer closes
+        slot.acc = []
+
+    # ------------------------------------------------------------------ links
+    def _transfer(self, src: Slot, dst: Slot, kind: int, sample: int, stored: bool, nbytes: int, now: float) -> None:
+        """Move a payload over the (src, dst) link: FIFO occupancy `bytes/bandwidth`, then latency."""
+        key = (src.dev_index, dst.dev_index)
+        start = max(now, self.link_free_at.get(key, 0.0))
+        busy_until = start + nbytes / self.config.link_bandwidth_Bps
+        self.link_free_at[key] = busy_until
+        land = busy_until + self.config.link_latency_s
+        ev = Timeout(self.env, land - now, (src, dst, kind, sample, stored, nbytes, start))
+        ev.callbacks.append(self._landed)
+
+    def _landed(self, ev: Event) -> None:
+        src, dst, kind, sample, stored, nbytes, start = ev._value
+        now = self.env._now
+        self.emit(("send", sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes))
+        self.emit(("recv", sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes))
+        self.ready(dst, kind, sample, stored)
+
+    # ------------------------------------------------------------------ called by admission
+    def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:
+        """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
+        k = worker.count
+        worker.count += 1
+        omission = worker.config.omission
+        bottom = self.P - 1
+        while bottom > 0 and k % (omission[bottom - 1] + 1) == 0:
+            bottom -= 1
+        d = Datum(sample, worker, bottom, self.P, batch)
+        self.data[sample] = d
+        worker.inflight += 1
+        return d
+
+    def start_datum(self, d: Datum) -> None:
+        self.ready(d.worker.slots[0], FWD, d.sample, d.bottom == 0)
+
+    def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
+        self.dropped[sample] = True
+        self.emit(("drop", sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed)))
+
+    def _emit_mem(self, device: int, held: int, t: float) -> None:
+        self.emit(("mem", -1, -1, -1, device, t, t, -1, 0, held))

@@ -27,6 +27,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the result the mode a plain open() would have.
+        tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -58,6 +60,12 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise FerretError(f"{what} {p} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a staging folder; on success move each file in it into `path` (created if absent).
@@ -73,11 +81,14 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield staging
         target.mkdir(exist_ok=True)
+        file_mode, dir_mode = 0o666 & ~_umask(), 0o777 & ~_umask()
         for item in sorted(staging.rglob("*")):
             dest = target / item.relative_to(staging)
             if item.is_dir():
                 dest.mkdir(exist_ok=True)
+                dest.chmod(dir_mode)
             else:
+                item.chmod(file_mode)
                 os.replace(item, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

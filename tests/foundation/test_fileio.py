@@ -52,3 +52,17 @@ def test_read_json_errors_name_the_path(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(FerretError, match=r"bad.json is not valid JSON \(line 1"):
         read_json(bad, "profile")
+
+
+def test_outputs_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {})
+        with atomic_dir(tmp_path / "d") as stage:
+            (stage / "f.txt").write_text("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d" / "f.txt").stat().st_mode & 0o777 == 0o644

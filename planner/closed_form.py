@@ -110,10 +110,10 @@ def suffix_lcm_reciprocal(omission: Sequence[int]) -> np.ndarray:
     return out
 
 
-def worker_rate(
+def worker_stage_rates(
     profile: ModelProfile, plan: Plan, worker: WorkerConfig, tf: float | None = None, tb: float | None = None
-) -> float:
-    """One active worker's term of (F3): `Σ_i (w_i/Σw)·(1/c^a_i)·Σ_j A_{i,j}`."""
+) -> np.ndarray:
+    """One active worker's (F3) terms per stage `i`: `(w_i/Σw)·(1/c^a_i)·Σ_j A_{i,j}`."""
     if tf is None or tb is None:
         tf, tb = stage_times(profile, plan.partition)
     P = plan.num_stages
@@ -124,13 +124,19 @@ def worker_rate(
     # Exponent of A_{i,0}: forward through P stages, backward down to i, plus recomputation.
     delay = P * tf + (P - stage) * (tb + extra_fwd)
     first = plan.value_per_datum * np.exp(-decay * delay) / cycle
-    terms = (
+    return (
         stage_shares(profile, plan.partition)
         * first
         * accumulation_mean(decay * cycle, np.asarray(worker.accumulation))
         * suffix_lcm_reciprocal(worker.omission)
     )
-    return float(terms.sum())
+
+
+def worker_rate(
+    profile: ModelProfile, plan: Plan, worker: WorkerConfig, tf: float | None = None, tb: float | None = None
+) -> float:
+    """One active worker's term of (F3): `Σ_i (w_i/Σw)·(1/c^a_i)·Σ_j A_{i,j}`."""
+    return float(worker_stage_rates(profile, plan, worker, tf, tb).sum())
 
 
 def worker_memory(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> int:

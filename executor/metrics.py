@@ -36,7 +36,7 @@ def online_accuracy(correct: np.ndarray) -> float:
     return 100.0 * float(np.mean(correct)) if len(correct) else math.nan
 
 
-def test_accuracy_curve(group_correct: np.ndarray, group_total: np.ndarray, seen: np.ndarray) -> np.ndarray:
+def seen_accuracy_curve(group_correct: np.ndarray, group_total: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Per checkpoint, accuracy over the test rows of the groups seen by then (NaN if none)."""
     totals = (seen * group_total[None, :]).sum(axis=1)
     hits = (seen * group_correct).sum(axis=1)
@@ -87,7 +87,7 @@ def adaptation_rate(arrival_s: np.ndarray, trained_at_s: np.ndarray, decay_per_s
 
 def summarize(result: RunResult, *, decay_per_s: float = 1.0) -> dict[str, Any]:
     """The run's headline numbers (the `summary.json` fields of DESIGN.md plus SPEC §9)."""
-    test_curve = test_accuracy_curve(result.group_correct, result.group_total, result.seen)
+    test_curve = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
     trained = result.trained
     delays = (result.trained_at_s - result.arrival_s)[trained]
     return {

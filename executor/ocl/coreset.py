@@ -8,8 +8,8 @@ choose `k` points `S` greedily to maximise
 where a point whose class has no chosen point yet counts `d_max` (the largest pairwise distance
 in the window), so `F(∅) = 0` and every gain is ≥ 0. Each step adds the point with the largest
 gain (ties: the lowest index). Each chosen point is weighted by the number of same-class points
-it is nearest to (itself included; ties go to the earlier-chosen point); points of a class with
-no chosen point are represented by nobody.
+it is nearest to (itself always included; other ties go to the earlier-chosen point); points of
+a class with no chosen point are represented by nobody.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def _nearest_counts(distances: np.ndarray, same_class: np.ndarray, chosen: np.nd
         return np.zeros(0, dtype=np.int64)
     to_chosen = np.where(same_class[:, chosen], distances[:, chosen], np.inf)
     nearest = np.argmin(to_chosen, axis=1)  # first minimum = earliest chosen among ties
+    nearest[chosen] = np.arange(len(chosen))  # a chosen point represents itself, even if duplicated
     represented = np.isfinite(to_chosen[np.arange(len(to_chosen)), nearest])
     return np.bincount(nearest[represented], minlength=len(chosen)).astype(np.int64)
 

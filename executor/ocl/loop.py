@@ -23,6 +23,7 @@ it is at that arrival.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -94,7 +95,8 @@ class _Run:
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(device)
-        self.progress = tqdm(total=n, unit="datum", disable=not setup.progress or not sys.stderr.isatty())
+        quiet = not setup.progress or not sys.stderr.isatty() or bool(os.environ.get("CI"))
+        self.progress = tqdm(total=n, unit="datum", disable=quiet)
         self.started = time.perf_counter()
 
     # --- data access (the StreamView a policy sees) ---

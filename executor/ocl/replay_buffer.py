@@ -60,7 +60,7 @@ class ReplayBuffer:
 
     @property
     def labels(self) -> torch.Tensor:
-        assert self._y is not None or self._size == 0
+        """Labels of the stored samples, in slot order."""
         return self._y[: self._size] if self._y is not None else torch.zeros(0, dtype=torch.int64)
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -104,12 +104,12 @@ class ReplayBuffer:
         return self.get(self.sample_indices(k))
 
     def _ensure_storage(self, x: torch.Tensor, y: torch.Tensor, rows: int) -> None:
+        if self._x is not None and self._x.shape[1:] != x.shape[1:]:
+            raise ValueError(
+                f"replay buffer holds samples of shape {tuple(self._x.shape[1:])}, got {tuple(x.shape[1:])}"
+            )
         needed = min(self.capacity, self._size + rows)
         if self._x is not None and self._x.shape[0] >= needed:
-            if self._x.shape[1:] != x.shape[1:]:
-                raise ValueError(
-                    f"replay buffer holds samples of shape {tuple(self._x.shape[1:])}, got {tuple(x.shape[1:])}"
-                )
             return
         # Grow geometrically so a long stream costs O(log capacity) copies.
         allocated = min(self.capacity, max(needed, 2 * (0 if self._x is None else self._x.shape[0]), 64))

@@ -34,6 +34,9 @@ class RunSetup:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        name = getattr(self.model, "name", None)
+        if isinstance(name, str) and name != self.profile.model:
+            raise FerretError(f"the profile is of model {self.profile.model!r} but the run trains {name!r}")
         layers = getattr(self.model, "num_layers", None)
         if layers is not None and layers != self.profile.num_layers:
             raise FerretError(

@@ -16,11 +16,14 @@ says *how* data enter and flow:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from planner.closed_form import ceil_ratio
 from planner.errors import FerretError
 from planner.plan import Plan, WorkerConfig
+from planner.profile import ModelProfile
 
 SELECTIONS = ("oldest", "newest", "random")
 DROPS = ("arriving", "oldest")
@@ -145,3 +148,19 @@ def sequential_plan(
         value_per_datum=value_per_datum,
         minibatch=minibatch,
     ).validate(num_layers)
+
+
+def sequential_prediction(profile: ModelProfile, plan: Plan) -> tuple[float | None, int]:
+    """Closed-form `(R, memory)` of a sequential learner under periodic arrivals.
+
+    Memory: the model plus one mini-batch's activations. R (1-Skip only): the learner takes
+    a datum, trains for `C = Σ tf + Σ tb`, then takes the next one to arrive, so it trains
+    every `⌈C/td⌉`-th datum, each `C` after its arrival: `R = V·exp(-c·C) / (⌈C/td⌉·td)`.
+    B-Skip's delays depend on the buffer's history and have no closed form here (`None`).
+    """
+    memory = int(profile.param_bytes.sum()) + plan.minibatch * int(profile.act_bytes.sum())
+    if get_strategy(plan.strategy).name != "1-skip":
+        return None, memory
+    cycle = float(profile.t_fwd.sum() + profile.t_bwd.sum())
+    period = ceil_ratio(cycle, plan.arrival_interval_s) * plan.arrival_interval_s
+    return plan.value_per_datum * math.exp(-plan.decay_per_s * cycle) / period, memory

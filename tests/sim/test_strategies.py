@@ -9,6 +9,7 @@ from planner.errors import FerretError
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
 from sim import MemoryTrace, SimConfig, sequential_plan, simulate
+from sim.strategies import sequential_prediction
 from tests.sim.builders import balanced_profile, make_plan, plain_workers
 
 ONE_STAGE = ModelProfile("one", (LayerProfile("l0", 1.0, 1.0, 64, 8),), source="synthetic")
@@ -225,3 +226,13 @@ def test_placement_of_the_plan_is_used_by_default():
     placed = {(e.worker, e.stage, e.device) for e in events if e.kind == "fwd"}
     assert placed == {(0, 0, 5), (0, 1, 3), (1, 0, 3), (1, 1, 5)}
     assert default_placement(2, 2) != plan.placement
+
+
+@pytest.mark.parametrize("interval", [0.5, 0.75, 3.0])
+def test_one_skip_closed_form_matches_the_twin(interval):
+    plan = sequential_plan(3, interval, "1-skip", decay_per_s=0.4)
+    rate, memory = sequential_prediction(THREE, plan)
+    result = simulate(plan, THREE, 3000)
+    assert result.adaptation_rate == pytest.approx(rate, rel=2e-3)
+    assert result.peak_memory_bytes == memory == 3000 + 300
+    assert sequential_prediction(THREE, sequential_plan(3, interval, "last-n", minibatch=4)) == (None, 3000 + 4 * 300)

@@ -1,0 +1,131 @@
+"""`ferret whatif`: sweep budgets (and intervals) × strategies; plan each, simulate each, compare."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from analysis.output import write_config, write_summary
+from analysis.sim_inputs import add_sim_config_arguments, load_profile_arg, sim_config_from_args
+from analysis.units import cli_type, format_bytes, parse_bytes, parse_rate, parse_seconds, parse_size_range
+from analysis.whatif import DEFAULT_STRATEGIES
+from planner.errors import FerretError
+from planner.fileio import atomic_dir
+
+NAME = "whatif"
+HELP = "sweep memory budgets and strategies: closed-form plan and simulated R, memory, drops for each"
+DESCRIPTION = (
+    "For every strategy and budget (and arrival interval), make the strategy's plan with the closed forms, "
+    "then simulate it on a stream. Writes whatif.csv (one row per point: predicted and simulated R and "
+    "memory, throughput, drops, latency), summary.json, config.json and three figures: "
+    "rate_vs_memory.png (Pareto front ringed), drops_vs_memory.png, predicted_vs_simulated.png. "
+    "Strategies: ferret, pipedream, pipedream-2bw, gpipe, 1f1b, and the sequential baselines 1-skip, "
+    "last-n, random-n. Simulations use one device per (worker, stage) unless --plan-placement is given."
+)
+
+
+def _budgets(text: str) -> list[int]:
+    """A range or list of sizes (`4MiB:512MiB:x2`, `a,b,c`), or just one size."""
+    if ":" in text or "," in text:
+        return parse_size_range(text)
+    return [parse_bytes(text)]
+
+
+def _intervals(text: str) -> list[float]:
+    return [parse_seconds(part) for part in text.split(",") if part.strip()]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"invalid count {text!r} (expected a positive integer)") from None
+    if value < 1:
+        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", required=True, help="profile JSON, or builtin:NAME")
+    parser.add_argument(
+        "--budgets",
+        type=cli_type(_budgets),
+        required=True,
+        help="e.g. 4MiB:512MiB:x2, 1MiB:8MiB:+1MiB, a,b,c or one size",
+    )
+    parser.add_argument("--arrival-interval", type=cli_type(parse_seconds), default=None, help="mean gap, e.g. 2ms")
+    parser.add_argument(
+        "--intervals", type=cli_type(_intervals), default=None, help="several gaps to sweep too, e.g. 1ms,2ms,4ms"
+    )
+    parser.add_argument("--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay rate c, e.g. 1/s")
+    parser.add_argument(
+        "--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategies to compare"
+    )
+    parser.add_argument("--samples", type=cli_type(_count), default=5000, help="arrivals simulated per point")
+    parser.add_argument("--arrival", default="fixed", choices=("fixed", "poisson", "bursty"), help="arrival process")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every point's stream")
+    parser.add_argument(
+        "--baseline-batch", type=cli_type(_count), default=8, help="mini-batch N of the last-n/random-n baselines"
+    )
+    parser.add_argument(
+        "--jobs", type=cli_type(_count), default=os.cpu_count() or 1, help="points simulated in parallel (processes)"
+    )
+    parser.add_argument(
+        "--plan-placement",
+        action="store_true",
+        help="simulate on each plan's own placement (workers share devices: contention) instead of one device each",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_sim_config_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.plots_whatif import write_figures
+    from analysis.whatif import WhatIfJob, run_sweep, sweep_summary, tqdm_progress, write_csv
+    from sim.strategies import get_strategy
+
+    if args.intervals is None and args.arrival_interval is None:
+        raise FerretError("give --arrival-interval (e.g. 2ms) or --intervals (e.g. 1ms,2ms)")
+    intervals = args.intervals or [args.arrival_interval]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not strategies:
+        raise FerretError("--strategies is empty")
+    for name in strategies:
+        get_strategy(name)  # unknown names fail here, before any work
+    if not args.budgets:
+        raise FerretError("--budgets gives no budget")
+    profile = load_profile_arg(args.profile)
+    if args.plan_placement and args.exclusive_devices:
+        raise FerretError("--plan-placement and --exclusive-devices contradict each other; give one")
+    config = sim_config_from_args(args, exclusive_devices=not args.plan_placement)
+    jobs = [
+        WhatIfJob(
+            name, budget, interval, args.decay, args.samples, args.arrival, args.seed, config, args.baseline_batch
+        )
+        for interval in intervals
+        for name in strategies
+        for budget in args.budgets
+    ]
+    rows = run_sweep(jobs, profile, workers=args.jobs, progress=tqdm_progress(not args.no_progress))
+    with atomic_dir(args.out) as stage:
+        write_csv(stage / "whatif.csv", rows)
+        figures = write_figures(rows, stage)
+        summary = sweep_summary(rows)
+        summary["figures"] = figures
+        write_summary(stage, summary)
+        write_config(stage, args, intervals_s=intervals, sim_config=config.to_json(), model=profile.model)
+    feasible = sum(r.feasible for r in rows)
+    best = max((r for r in rows if r.feasible), key=lambda r: r.rate, default=None)
+    print(
+        f"{len(rows)} points ({feasible} feasible) over {len(strategies)} strategies × {len(args.budgets)} budgets"
+        + (f" × {len(intervals)} intervals" if len(intervals) > 1 else "")
+        + (
+            f"; best R {best.rate:.4g}/s by {best.strategy} at {format_bytes(best.budget_bytes)}"
+            if best is not None
+            else "; no budget is feasible"
+        )
+        + f" → {args.out}"
+    )
+    return 0

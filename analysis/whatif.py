@@ -1,0 +1,204 @@
+"""What-if sweeps: plan every (strategy, budget, interval) with the closed forms, simulate each.
+
+Each point is one job — plan with `planner.strategies.make_plan` (or build a sequential
+learner's plan for the 1-Skip / B-Skip baselines), then run the twin on a stream without
+keeping its trace — and jobs run in parallel worker processes. The table has one row per
+point: the closed form's prediction beside what the twin measured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields
+
+from planner.profile import ModelProfile
+from sim.arrivals import make_arrivals
+from sim.config import SimConfig
+from sim.simulate import simulate
+from sim.strategies import SEQUENTIAL_STRATEGIES, get_strategy, sequential_plan, sequential_prediction
+
+DEFAULT_STRATEGIES = ("ferret", "pipedream", "pipedream-2bw", "gpipe", "1f1b")
+
+
+@dataclass(frozen=True)
+class WhatIfJob:
+    strategy: str
+    budget_bytes: int
+    arrival_interval_s: float
+    decay_per_s: float
+    samples: int
+    arrival: str  # fixed, poisson, bursty (mean gap = the interval)
+    seed: int
+    config: SimConfig
+    baseline_minibatch: int = 8  # mini-batch of the B-Skip baselines
+
+
+@dataclass(frozen=True)
+class WhatIfRow:
+    strategy: str
+    budget_bytes: int
+    arrival_interval_s: float
+    feasible: bool
+    workers: int  # active workers (0 when infeasible)
+    stages: int
+    minibatch: int
+    predicted_rate: float  # closed form; NaN where none exists
+    predicted_memory_bytes: float
+    rate: float  # simulated (SPEC §2); NaN when infeasible
+    peak_memory_bytes: float
+    throughput_per_s: float
+    drop_rate: float
+    latency_p50_s: float
+    latency_p99_s: float
+    events: int
+    wall_s: float
+    pareto: bool = False
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def run_job(job: WhatIfJob, profile: ModelProfile) -> WhatIfRow:
+    """Plan one point and simulate it (a pure function of its inputs: safe in a worker process)."""
+    nan = math.nan
+    if get_strategy(job.strategy).name in SEQUENTIAL_STRATEGIES:
+        minibatch = 1 if get_strategy(job.strategy).name == "1-skip" else job.baseline_minibatch
+        plan = sequential_plan(
+            profile.num_layers, job.arrival_interval_s, job.strategy, minibatch, job.decay_per_s, 1.0, job.budget_bytes
+        )
+        predicted_rate, predicted_memory = sequential_prediction(profile, plan)
+        feasible = predicted_memory <= job.budget_bytes
+        predicted = (nan if predicted_rate is None else predicted_rate, float(predicted_memory))
+    else:
+        from planner.strategies import make_plan
+
+        result = make_plan(
+            job.strategy, profile, job.arrival_interval_s, decay_per_s=job.decay_per_s, budget_bytes=job.budget_bytes
+        )
+        plan, feasible = result.plan, result.feasible
+        predicted = (float(result.adaptation_rate), float(result.memory_bytes))
+    if not feasible:
+        return WhatIfRow(
+            job.strategy, job.budget_bytes, job.arrival_interval_s, False, 0, plan.num_stages, plan.minibatch,
+            *predicted, nan, nan, nan, nan, nan, nan, 0, 0.0,
+        )  # fmt: skip
+    arrivals = make_arrivals(job.arrival, job.arrival_interval_s)
+    sim = simulate(plan, profile, job.samples, arrivals=arrivals, seed=job.seed, config=job.config)
+    return WhatIfRow(
+        strategy=job.strategy,
+        budget_bytes=job.budget_bytes,
+        arrival_interval_s=job.arrival_interval_s,
+        feasible=True,
+        workers=len(plan.active_workers),
+        stages=plan.num_stages,
+        minibatch=plan.minibatch,
+        predicted_rate=predicted[0],
+        predicted_memory_bytes=predicted[1],
+        rate=sim.adaptation_rate,
+        peak_memory_bytes=float(sim.peak_memory_bytes),
+        throughput_per_s=sim.throughput_per_s,
+        drop_rate=sim.drop_rate,
+        latency_p50_s=sim.latency_quantile(0.5),
+        latency_p99_s=sim.latency_quantile(0.99),
+        events=sim.events,
+        wall_s=sim.wall_s,
+    )
+
+
+def _run_packed(args: tuple[WhatIfJob, ModelProfile]) -> WhatIfRow:
+    return run_job(*args)
+
+
+def run_sweep(
+    jobs: Sequence[WhatIfJob],
+    profile: ModelProfile,
+    workers: int = 1,
+    progress: Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None = None,
+) -> list[WhatIfRow]:
+    """Run every job (in `workers` processes when > 1), in job order, then mark the Pareto front."""
+    packed = [(job, profile) for job in jobs]
+    if workers <= 1 or len(jobs) <= 1:
+        results: Iterable[WhatIfRow] = map(_run_packed, packed)
+        rows = list(progress(results, len(jobs)) if progress else results)
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            results = pool.map(_run_packed, packed)
+            rows = list(progress(results, len(jobs)) if progress else results)
+    return mark_pareto(rows)
+
+
+def mark_pareto(rows: Sequence[WhatIfRow]) -> list[WhatIfRow]:
+    """Flag, per arrival interval, the feasible points no other point beats on both R and memory."""
+    out = []
+    for row in rows:
+        dominated = not row.feasible or any(
+            other.feasible
+            and other.arrival_interval_s == row.arrival_interval_s
+            and other.peak_memory_bytes <= row.peak_memory_bytes
+            and other.rate >= row.rate
+            and (other.peak_memory_bytes < row.peak_memory_bytes or other.rate > row.rate)
+            for other in rows
+        )
+        out.append(WhatIfRow(**{**asdict(row), "pareto": not dominated}))
+    return out
+
+
+def tqdm_progress(enabled: bool) -> Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None:
+    """A tqdm bar on a terminal, nothing under CI or when output is piped."""
+    if not enabled or os.environ.get("CI") or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return lambda rows, total: tqdm(rows, total=total, desc="whatif", unit="point", file=sys.stderr)
+
+
+def write_csv(path: os.PathLike[str] | str, rows: Sequence[WhatIfRow]) -> None:
+    from planner.fileio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(",".join(WhatIfRow.columns()) + "\n")
+        for row in rows:
+            f.write(",".join(_cell(getattr(row, name)) for name in WhatIfRow.columns()) + "\n")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.10g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def sweep_summary(rows: Sequence[WhatIfRow]) -> dict[str, object]:
+    """Per strategy: feasible points and the best simulated R; plus the Pareto front."""
+    per_strategy: dict[str, object] = {}
+    for name in dict.fromkeys(r.strategy for r in rows):
+        mine = [r for r in rows if r.strategy == name]
+        feasible = [r for r in mine if r.feasible]
+        best = max(feasible, key=lambda r: r.rate, default=None)
+        per_strategy[name] = {
+            "points": len(mine),
+            "feasible": len(feasible),
+            "best_rate": None if best is None else best.rate,
+            "best_at_budget_bytes": None if best is None else best.budget_bytes,
+            "min_feasible_budget_bytes": min((r.budget_bytes for r in feasible), default=None),
+        }
+    return {
+        "points": len(rows),
+        "strategies": per_strategy,
+        "pareto": [
+            {
+                "strategy": r.strategy,
+                "budget_bytes": r.budget_bytes,
+                "rate": r.rate,
+                "peak_memory_bytes": r.peak_memory_bytes,
+            }
+            for r in rows
+            if r.pareto
+        ],
+        "events": sum(r.events for r in rows),
+        "sim_wall_s": sum(r.wall_s for r in rows),
+    }

@@ -1,0 +1,140 @@
+"""`ferret whatif` and the sweep library under it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import astuple, replace
+
+import pytest
+
+from analysis.cli import main
+from analysis.whatif import WhatIfJob, WhatIfRow, mark_pareto, run_job, run_sweep, tqdm_progress
+from sim import SimConfig, sequential_plan, simulate
+from tests.sim.builders import balanced_profile
+
+PROFILE = balanced_profile(3, t_fwd=1e-3, t_bwd=2e-3)  # whole model: 9 ms per datum
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _job(strategy="1-skip", budget=1 << 20, interval=4e-3, samples=300, **kw):
+    return WhatIfJob(strategy, budget, interval, 1.0, samples, "fixed", 0, SimConfig(exclusive_devices=True), **kw)
+
+
+def test_a_sequential_baseline_point_is_its_plan_simulated():
+    row = run_job(_job(), PROFILE)
+    direct = simulate(sequential_plan(PROFILE.num_layers, 4e-3, "1-skip"), PROFILE, 300)
+    assert row.feasible and row.workers == 1 and row.stages == 1
+    assert row.rate == direct.adaptation_rate
+    assert row.peak_memory_bytes == direct.peak_memory_bytes == row.predicted_memory_bytes
+    assert row.predicted_rate == pytest.approx(row.rate, rel=0.01)
+    assert row.drop_rate == direct.drop_rate > 0
+
+
+def test_a_budget_below_the_footprint_is_infeasible_and_not_simulated():
+    row = run_job(_job(budget=1000), PROFILE)
+    assert not row.feasible
+    assert math.isnan(row.rate) and row.events == 0
+    assert row.predicted_memory_bytes > 1000
+
+
+def _row(strategy, memory, rate, feasible=True, interval=1e-3):
+    nan = math.nan
+    return WhatIfRow(strategy, 0, interval, feasible, 1, 1, 1, nan, nan, rate, memory, nan, nan, nan, nan, 0, 0.0)
+
+
+def test_the_pareto_front_keeps_only_undominated_feasible_points_per_interval():
+    rows = [
+        _row("a", 10, 1.0),
+        _row("b", 20, 3.0),
+        _row("c", 20, 2.0),  # dominated by b
+        _row("d", 30, 3.0),  # dominated by b (same R, more memory)
+        _row("e", 5, 99.0, feasible=False),
+        _row("f", 40, 2.5, interval=2e-3),  # alone in its interval
+    ]
+    assert [r.pareto for r in mark_pareto(rows)] == [True, True, False, False, False, True]
+
+
+def test_parallel_sweep_gives_the_same_rows_as_a_serial_one():
+    jobs = [_job(s, b) for s in ("1-skip", "last-n", "random-n") for b in (1000, 1 << 20)]
+    serial = run_sweep(jobs, PROFILE, workers=1)
+    parallel = run_sweep(jobs, PROFILE, workers=2)
+
+    def comparable(rows):
+        return [tuple(None if v != v else v for v in astuple(replace(r, wall_s=0.0))) for r in rows]  # NaN → None
+
+    assert comparable(serial) == comparable(parallel)
+    assert [r.feasible for r in serial] == [False, True] * 3
+
+
+def test_no_progress_bar_under_ci(monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    assert tqdm_progress(True) is None
+    assert tqdm_progress(False) is None
+
+
+@pytest.fixture
+def profile_path(tmp_path):
+    path = tmp_path / "profile.json"
+    PROFILE.save(path)
+    return path
+
+
+def test_cli_writes_table_summary_config_and_three_figures(tmp_path, profile_path, capsys):
+    out = tmp_path / "wi"
+    code = main(
+        ["whatif", "--profile", str(profile_path), "--budgets", "2KiB:256KiB:x2", "--arrival-interval", "4ms",
+         "--strategies", "1-skip,last-n,random-n", "--samples", "200", "--jobs", "2", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "drops_vs_memory.png",
+        "predicted_vs_simulated.png",
+        "rate_vs_memory.png",
+        "summary.json",
+        "whatif.csv",
+    ]
+    with (out / "whatif.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 3 * 8
+    assert {r["strategy"] for r in table} == {"1-skip", "last-n", "random-n"}
+    assert [int(r["budget_bytes"]) for r in table[:8]] == [2048 * 2**k for k in range(8)]
+    feasible = [r for r in table if r["feasible"] == "true"]
+    assert feasible and all(float(r["peak_memory_bytes"]) <= int(r["budget_bytes"]) for r in feasible)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["points"] == 24 and summary["pareto"]
+    assert set(summary["strategies"]) == {"1-skip", "last-n", "random-n"}
+    for name in summary["figures"]:
+        blob = (out / name).read_bytes()
+        assert blob.startswith(PNG_MAGIC) and len(blob) > 5000
+    assert json.loads((out / "config.json").read_text())["sim_config"]["exclusive_devices"] is True
+    assert "24 points" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--strategies", "ferret,warp-drive"], "does not know strategy 'warp-drive'"),
+        (["--budgets", "1MiB:1KiB:x2"], "stop is below start"),
+        (["--plan-placement", "--exclusive-devices"], "contradict"),
+    ],
+)
+def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, profile_path, capsys, extra, needle):
+    out = tmp_path / "wi"
+    args = ["whatif", "--profile", str(profile_path), "--budgets", "1MiB", "--arrival-interval", "2ms"]
+    args += [*extra, "--out", str(out)]
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err
+    assert not out.exists()
+
+
+def test_cli_needs_an_interval(tmp_path, profile_path, capsys):
+    code = main(["whatif", "--profile", str(profile_path), "--budgets", "1MiB", "--out", str(tmp_path / "wi")])
+    assert code == 2
+    assert "--arrival-interval" in capsys.readouterr().err

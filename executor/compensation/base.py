@@ -79,4 +79,9 @@ class Compensator(ABC):
 
 def fisher_approx(grad: torch.Tensor, new: torch.Tensor, old: torch.Tensor, lam: float) -> torch.Tensor:
     """A(g, θ_new, θ_old) = g + λ · g ⊙ g ⊙ (θ_new − θ_old)  (F5–F8, diagonal Fisher as Hessian)."""
-    return torch.addcmul(grad, grad * grad, new - old, value=lam)
+    return fisher_approx_(grad.clone(), new, old, lam)
+
+
+def fisher_approx_(grad: torch.Tensor, new: torch.Tensor, old: torch.Tensor, lam: float) -> torch.Tensor:
+    """`fisher_approx` overwriting `grad` (one temporary instead of three)."""
+    return grad.addcmul_(grad * grad, torch.sub(new, old), value=lam)

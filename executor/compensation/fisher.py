@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from executor.compensation.base import CompensationConfig, Compensator, fisher_approx
+from executor.compensation.base import CompensationConfig, Compensator, fisher_approx_
 from executor.compensation.registry import register_compensator
 
 
@@ -19,7 +19,7 @@ class Fisher(Compensator):
         self.lam = lam
 
     def compensate(self, grad: torch.Tensor, versions: Sequence[torch.Tensor], staleness: int) -> torch.Tensor:
-        return fisher_approx(grad, versions[-1], versions[0], self.lam)
+        return fisher_approx_(grad, versions[-1], versions[0], self.lam)
 
 
 @register_compensator("fisher")

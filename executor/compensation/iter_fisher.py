@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import torch
 
-from executor.compensation.base import CompensationConfig, Compensator, fisher_approx
+from executor.compensation.base import CompensationConfig, Compensator, fisher_approx_
 from executor.compensation.lambda_tuner import LambdaTuner
 from executor.compensation.registry import register_compensator
 
@@ -37,7 +37,7 @@ class IterFisher(Compensator):
             self.tuner.update(grad, versions[1] - versions[0])
         lam = self.lam
         for older, newer in pairwise(versions):
-            grad = fisher_approx(grad, newer, older, lam)
+            grad = fisher_approx_(grad, newer, older, lam)
         return grad
 
     @property

@@ -29,13 +29,14 @@ class LambdaTuner:
     def update(self, grad: torch.Tensor, step: torch.Tensor) -> float:
         """One tuning step with stale gradient `grad` and `step = θ^t − θ^{t−1}`; returns λ."""
         a = self.alpha
-        delta_v_r = (grad - self.v_r).mul_(1 - a)
+        delta_v_r = torch.sub(grad, self.v_r).mul_(1 - a)
         residual = delta_v_r.sub_(self.v_a, alpha=self.lam)
         # d/dλ (‖Δv_r − λ v_a‖² + ν λ²) = −2⟨Δv_r − λ v_a, v_a⟩ + 2νλ
         slope = -2.0 * float(torch.dot(residual, self.v_a)) + 2.0 * self.nu * self.lam
         self.lam -= self.eta * slope
-        self.v_r.mul_(a).add_(grad, alpha=1 - a)
-        self.v_a.mul_(a).add_(grad * grad * step, alpha=1 - a)
+        self.v_r.lerp_(grad, 1 - a)  # v_r ← α v_r + (1−α) g
+        fisher_change = torch.mul(grad, grad, out=residual).mul_(step)  # reuse the scratch
+        self.v_a.lerp_(fisher_change, 1 - a)
         return self.lam
 
     @property

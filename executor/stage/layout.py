@@ -63,17 +63,26 @@ class ParamLayout:
         """Per-parameter views of a flat tensor (a version, a gradient, an optimizer buffer)."""
         return [chunk.view(shape) for chunk, shape in zip(flat.split(self.numels), self.shapes, strict=True)]
 
-    def parameters(self, flat: torch.Tensor) -> tuple[nn.Parameter, ...]:
-        """Leaf parameters aliasing `flat`, ready to be installed and differentiated against."""
-        return tuple(nn.Parameter(view) for view in self.views(flat))
+    def chunks(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-parameter 1-D chunks of a flat tensor (cheaper than shaped views; same memory)."""
+        return list(flat.split_with_sizes(self.numels)) if self.numels else []
+
+    def parameters(self, flat: torch.Tensor, grad_views: Sequence[torch.Tensor]) -> tuple[nn.Parameter, ...]:
+        """Leaf parameters aliasing `flat`, ready to be installed and differentiated against.
+
+        Their `.grad` are `grad_views`, views of the stage's flat gradient buffer, so a
+        backward accumulates every parameter's gradient straight into that one tensor.
+        """
+        params = tuple(nn.Parameter(view) for view in self.views(flat))
+        for param, grad_view in zip(params, grad_views, strict=True):
+            param.grad = grad_view
+        return params
 
     def install(self, params: Sequence[nn.Parameter]) -> None:
         """Point every module slot at `params` (the modules then compute with that version)."""
         for (owner, name), param in zip(self.slots, params, strict=True):
             owner._parameters[name] = param
 
-    def flatten(self, grads: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-parameter gradients as one new flat tensor, in layout order."""
-        if not grads:
-            return torch.empty(0, dtype=self.dtype, device=self.device)
-        return torch.cat([g.reshape(-1) for g in grads])
+    def zeros(self) -> torch.Tensor:
+        """A new flat tensor of zeros shaped like a version."""
+        return torch.zeros(self.numel, dtype=self.dtype, device=self.device)

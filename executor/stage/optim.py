@@ -10,7 +10,6 @@ path), so a stage reproduces a plain `torch.optim` training loop bit for bit (te
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +19,7 @@ from executor.stage.tally import Tally
 from planner.errors import ValidationError
 
 OPTIMIZER = "optimizer"
+TensorList = list[torch.Tensor] | tuple[torch.Tensor, ...]
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -53,7 +53,13 @@ class OptimizerConfig:
 
 
 class StageOptimizer:
-    """One optimizer per stage; `step(params, grads)` updates `params` in place."""
+    """One optimizer per stage; `step(params, grads)` updates `params` in place.
+
+    `params` and `grads` are lists of 1-D chunks, one per parameter, of a version's flat tensor
+    and of the flat gradient. Each operation is a `torch._foreach_*` call, which on CPU runs
+    the single-tensor kernel per chunk — the same per-element arithmetic as torch.optim's
+    single-tensor path — without a Python loop over parameters.
+    """
 
     def __init__(self, config: OptimizerConfig, layout: ParamLayout, tally: Tally) -> None:
         self.config = config.validate()
@@ -61,13 +67,13 @@ class StageOptimizer:
         self._tally = tally
         self.steps = 0
         self._state: list[torch.Tensor] = []  # flat buffers: [momentum] or [exp_avg, exp_avg_sq]
-        self._views: list[list[torch.Tensor]] = []
+        self._chunks: list[list[torch.Tensor]] = []
 
     @property
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state)
 
-    def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    def step(self, params: TensorList, grads: TensorList) -> None:
         self.steps += 1
         with torch.no_grad():
             if self.config.name == "adam":
@@ -75,37 +81,30 @@ class StageOptimizer:
             else:
                 self._sgd(params, grads)
 
-    def _allocate(self, count: int, init: torch.Tensor | None = None) -> None:
+    def _allocate(self, count: int) -> None:
         for _ in range(count):
-            flat = (
-                torch.zeros(self._layout.numel, dtype=self._layout.dtype, device=self._layout.device)
-                if init is None
-                else init
-            )
+            flat = torch.zeros(self._layout.numel, dtype=self._layout.dtype, device=self._layout.device)
             self._state.append(flat)
-            self._views.append(self._layout.views(flat))
+            self._chunks.append(self._layout.chunks(flat))
             self._tally.alloc(OPTIMIZER, flat.numel() * flat.element_size())
 
-    def _sgd(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    def _sgd(self, params: TensorList, grads: TensorList) -> None:
         cfg = self.config
-        first = self.steps == 1
-        if cfg.momentum != 0 and first:
-            decayed = [
-                g if cfg.weight_decay == 0 else g.add(p, alpha=cfg.weight_decay)
-                for p, g in zip(params, grads, strict=True)
-            ]
-            self._allocate(1, self._layout.flatten(decayed))  # torch.optim: buf = grad.clone() on step 1
-        for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
-            if cfg.weight_decay != 0:
-                grad = grad.add(param, alpha=cfg.weight_decay)
-            if cfg.momentum != 0:
-                buf = self._views[0][i]
-                if not first:
-                    buf.mul_(cfg.momentum).add_(grad, alpha=1 - cfg.dampening)
-                grad = grad.add(buf, alpha=cfg.momentum) if cfg.nesterov else buf
-            param.add_(grad, alpha=-cfg.lr)
+        if cfg.weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
+        if cfg.momentum != 0:
+            if not self._state:
+                self._allocate(1)
+                bufs = self._chunks[0]
+                torch._foreach_copy_(bufs, grads)  # torch.optim: buf = grad.clone() on the first step
+            else:
+                bufs = self._chunks[0]
+                torch._foreach_mul_(bufs, cfg.momentum)
+                torch._foreach_add_(bufs, grads, alpha=1 - cfg.dampening)
+            grads = torch._foreach_add(grads, bufs, alpha=cfg.momentum) if cfg.nesterov else bufs
+        torch._foreach_add_(params, grads, alpha=-cfg.lr)
 
-    def _adam(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
+    def _adam(self, params: TensorList, grads: TensorList) -> None:
         cfg = self.config
         if not self._state:
             self._allocate(2)
@@ -115,11 +114,13 @@ class StageOptimizer:
         bias_correction2 = 1 - beta2**step
         step_size = cfg.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
-        exp_avgs, exp_avg_sqs = self._views
-        for param, grad, exp_avg, exp_avg_sq in zip(params, grads, exp_avgs, exp_avg_sqs, strict=True):
-            if cfg.weight_decay != 0:
-                grad = grad.add(param, alpha=cfg.weight_decay)
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(cfg.eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+        exp_avgs, exp_avg_sqs = self._chunks
+        if cfg.weight_decay != 0:
+            grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, cfg.eps)
+        torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 
@@ -26,6 +25,7 @@ from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
 from executor.stage.layout import ParamLayout
 from executor.stage.optim import OptimizerConfig, StageOptimizer
+from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
 from executor.stage.tally import Tally
 from executor.stage.versions import Version, VersionStore
@@ -34,25 +34,7 @@ from planner.plan import Plan
 ACTIVATIONS = "activations"
 ACCUMULATION = "accumulation"
 COMPENSATOR = "compensator"
-
-
-class ForwardResult(NamedTuple):
-    output: torch.Tensor  # detached; the executor carries it to the next stage
-    version: int  # weight version the forward ran on
-    stored: bool  # False: this stage will not back-propagate the datum and stored nothing
-
-
-class UpdateResult(NamedTuple):
-    version: int  # the new current version
-    staleness: int  # updates between the oldest stash of the group and this step
-
-
-class BackwardResult(NamedTuple):
-    grad_input: torch.Tensor | None  # for the stage below; None: stage 0, omitted or frozen
-    ran: bool  # False: omitted (T3) or frozen — the executor must not propagate below
-    version: int  # the stashed version the gradient was taken against
-    staleness: int  # updates between the stash and this backward
-    update: UpdateResult | None  # set when this backward completed an accumulation group
+GRADIENTS = "gradients"
 
 
 class _Pending:
@@ -69,12 +51,12 @@ class _Pending:
 
 
 class _Group:
-    __slots__ = ("count", "oldest", "total")
+    __slots__ = ("oldest", "samples", "total")
 
-    def __init__(self, total: torch.Tensor, oldest: int) -> None:
+    def __init__(self, total: torch.Tensor, oldest: int, sample: int) -> None:
         self.total = total
-        self.count = 1
         self.oldest = oldest
+        self.samples = [sample]
 
 
 class StageRuntime:
@@ -98,8 +80,13 @@ class StageRuntime:
         comp = compensation if compensation is not None else CompensationConfig()
         self.compensator = build_compensator(comp, self.layout.numel, self.layout.dtype, self.layout.device)
         self._compensates = comp.name != "none"
+        # One flat gradient buffer per stage: every version's parameters have views of it as
+        # `.grad`, so a backward writes the whole stage gradient into it with no copy.
+        self._grad = self.layout.zeros()
+        self._grad_chunks = self.layout.chunks(self._grad)
+        self._tally.alloc(GRADIENTS, self.layout.nbytes)
         self.versions = VersionStore(
-            self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
+            self.layout, self.layout.pack_initial(), self._grad, self._tally, keep_chain=self.compensator.needs_chain
         )
         self.optimizer = StageOptimizer(
             optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
@@ -149,7 +136,7 @@ class StageRuntime:
                 out = self._run(x)
             if rule.is_asked(k):
                 self._omitted[worker].append((k, sample, version.id))
-            return ForwardResult(out, version.id, False)
+            return ForwardResult(out, version.id, False, 0)
         self.versions.acquire()
         if rule.recompute:
             with torch.no_grad():
@@ -165,14 +152,36 @@ class StageRuntime:
             out = out.detach()
         self._tally.alloc(ACTIVATIONS, pending.nbytes)
         self._pending[key] = pending
-        return ForwardResult(out, version.id, True)
+        return ForwardResult(out, version.id, True, pending.nbytes)
+
+    # ------------------------------------------------------------------ recompute
+    def recompute(self, worker: int, sample: int) -> int:
+        """Rebuild a recomputing datum's activations on its stashed version (T1) ahead of its
+        backward, as the trace's separate `recompute` op; returns that version. Optional:
+        `backward` recomputes by itself when this was not called."""
+        self._rule_of(worker)
+        pending = self._pending.get((worker, sample))
+        if pending is None or pending.output is not None:
+            raise RuntimeError(
+                f"stage {self.stage}: sample {sample} of worker {worker} has no stored input awaiting recomputation"
+            )
+        self._rebuild(pending)
+        return pending.version.id
 
     # ------------------------------------------------------------------ backward
     def backward(
-        self, worker: int, sample: int, grad_output: torch.Tensor | None, frozen: bool = False
+        self,
+        worker: int,
+        sample: int,
+        grad_output: torch.Tensor | None = None,
+        *,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        frozen: bool = False,
     ) -> BackwardResult:
-        """Back-propagate `grad_output` (d loss / d stage output) for `worker`'s datum `sample`.
+        """Back-propagate `worker`'s datum `sample` through this stage.
 
+        Give `grad_output` (d loss / d stage output, from the stage above) or, at the last
+        stage, `loss_fn` (stage output → scalar loss), which saves a separate autograd pass.
         `frozen=True` (aL-SAR freezing, a per-batch omission of a frozen prefix): the stage's
         parameters take no gradient from this datum, nothing is counted towards accumulation
         and the backward stops here, exactly like an omitted datum.
@@ -190,17 +199,20 @@ class StageRuntime:
         if frozen:
             self._tally.free(ACTIVATIONS, pending.nbytes)
             self.versions.release(version)
+            self.versions.trim()
             return BackwardResult(None, False, stash_id, staleness, None)
-        if grad_output is None:
-            raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output")
-        grad_input, param_grads = self._gradients(pending, grad_output)
+        if (grad_output is None) == (loss_fn is None):
+            self._pending[(worker, sample)] = pending  # nothing happened: the datum stays in flight
+            raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output or loss_fn, not both")
+        grad_input, loss = self._gradients(pending, grad_output, loss_fn)
         self._tally.free(ACTIVATIONS, pending.nbytes)
-        grad = self.layout.flatten(param_grads)
+        grad = self._grad
         if staleness > 0 and self._compensates:
             grad = self._compensate(grad, version, staleness)
         self.versions.release(version)
-        update = self._accumulate(worker, grad, stash_id)
-        return BackwardResult(grad_input, True, stash_id, staleness, update)
+        update = self._accumulate(worker, sample, grad, stash_id)
+        self.versions.trim()
+        return BackwardResult(grad_input, True, stash_id, staleness, update, loss)
 
     # ------------------------------------------------------------------ internals
     def _rule_of(self, worker: int) -> WorkerRule:
@@ -225,40 +237,53 @@ class StageRuntime:
         return x, nbytes
 
     def _gradients(
-        self, pending: _Pending, grad_output: torch.Tensor
-    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        self,
+        pending: _Pending,
+        grad_output: torch.Tensor | None,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Fill the gradient buffer with this datum's gradient; return (grad of input, loss)."""
+        if pending.output is None:  # recomputation not done yet as its own op
+            self._rebuild(pending)
         version = pending.version
         inp = pending.saved_input
-        if pending.output is None:  # recomputation: rebuild the graph on the stashed version
-            if self.stage > 0:
-                inp.requires_grad_()
-            out = self._recompute(inp, version)
-        else:
-            out = pending.output
+        out = pending.output
+        assert out is not None
+        loss = None
+        root = out
+        if loss_fn is not None:
+            root = loss_fn(out)
+            loss = root.detach()
         inputs: tuple[torch.Tensor, ...] = version.params
         if self.stage > 0:
             inputs = (inp, *inputs)
-        if not inputs:
-            return None, []
-        grads = torch.autograd.grad(out, inputs, grad_output, allow_unused=True, materialize_grads=True)
-        if self.stage > 0:
-            return grads[0], list(grads[1:])
-        return None, list(grads)
+        self._grad.zero_()
+        if inputs:
+            torch.autograd.backward(root, grad_output, inputs=inputs)
+        return (inp.grad if self.stage > 0 else None), loss
 
-    def _recompute(self, inp: torch.Tensor, version: Version) -> torch.Tensor:
+    def _rebuild(self, pending: _Pending) -> None:
+        """Recompute the stage on the stashed version from the kept input; store the graph."""
+        inp = pending.saved_input
+        if self.stage > 0:
+            inp.requires_grad_()
+        version = pending.version
         current = self.versions.current
         saved_buffers = [b.clone() for b in self._buffers]  # running statistics move once per datum
         if version is not current:
             self.versions.use(version)
         try:
             with torch.enable_grad():
-                return self._run(inp)
+                out, nbytes = self._run_counting(inp)
         finally:
             if version is not current:
                 self.versions.use(current)
             with torch.no_grad():
                 for buf, saved in zip(self._buffers, saved_buffers, strict=True):
                     buf.copy_(saved)
+        pending.output = out
+        pending.nbytes += nbytes
+        self._tally.alloc(ACTIVATIONS, nbytes)
 
     def _compensate(self, grad: torch.Tensor, version: Version, staleness: int) -> torch.Tensor:
         if self.compensator.needs_chain:
@@ -280,45 +305,36 @@ class StageRuntime:
             f"stage {self.stage}: no forward of sample {sample} by worker {worker} is awaiting a backward"
         )
 
-    def _accumulate(self, worker: int, grad: torch.Tensor, version_id: int) -> UpdateResult | None:
+    def _accumulate(self, worker: int, sample: int, grad: torch.Tensor, version_id: int) -> UpdateResult | None:
         every = self._rules[worker].accumulation
+        if every == 1:
+            return self._update(grad, version_id, (sample,))
         group = self._groups[worker]
         if group is None:
-            group = _Group(grad, version_id)
-            if every > 1:
-                self._tally.alloc(ACCUMULATION, grad.numel() * grad.element_size())
+            group = _Group(grad.clone() if grad is self._grad else grad, version_id, sample)  # the buffer is reused
+            self._tally.alloc(ACCUMULATION, grad.numel() * grad.element_size())
         else:
             group.total.add_(grad)
-            group.count += 1
+            group.samples.append(sample)
             group.oldest = min(group.oldest, version_id)
-        if group.count < every:
+        if len(group.samples) < every:
             self._groups[worker] = group
             return None
         self._groups[worker] = None
         total = group.total
-        if every > 1:
-            self._tally.free(ACCUMULATION, total.numel() * total.element_size())
-            total.div_(every)
-        return self._update(total, group.oldest)
+        self._tally.free(ACCUMULATION, total.numel() * total.element_size())
+        return self._update(total.div_(every), group.oldest, tuple(group.samples))
 
-    def _update(self, grad: torch.Tensor, oldest: int) -> UpdateResult:
+    def _update(self, grad: torch.Tensor, oldest: int, samples: tuple[int, ...]) -> UpdateResult:
         previous = self.versions.current
-        staleness = previous.id - oldest
+        applied_to = previous.id  # read now: an in-place step renumbers `previous` itself
+        staleness = applied_to - oldest
         new, copied = self.versions.advance()
         observes = self.compensator.observes_steps
         before = (previous.flat if copied else new.flat.clone()) if observes else None
-        self.optimizer.step(new.params, self.layout.views(grad))
+        chunks = self._grad_chunks if grad is self._grad else self.layout.chunks(grad)
+        self.optimizer.step(new.chunks, chunks)
         if before is not None:
             self.compensator.observe_step(before, new.flat)
             self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
-        return UpdateResult(new.id, staleness)
-
-
-def output_gradient(
-    output: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(loss, d loss / d output)` for the last stage's output; `loss_fn` maps logits to a scalar."""
-    logits = output.detach().requires_grad_()
-    loss = loss_fn(logits)
-    (grad,) = torch.autograd.grad(loss, logits)
-    return loss.detach(), grad
+        return UpdateResult(applied_to, staleness, samples)

@@ -23,14 +23,17 @@ WEIGHTS = "weights"
 
 
 class Version:
-    """One set of stage weights: a flat tensor, its installed parameter aliases, a ref count."""
+    """One set of stage weights: a flat tensor, its parameter aliases and 1-D chunks, a ref count."""
 
-    __slots__ = ("flat", "id", "params", "refs")
+    __slots__ = ("chunks", "flat", "id", "params", "refs")
 
-    def __init__(self, version_id: int, flat: torch.Tensor, params: tuple[nn.Parameter, ...]) -> None:
+    def __init__(
+        self, version_id: int, flat: torch.Tensor, params: tuple[nn.Parameter, ...], chunks: list[torch.Tensor]
+    ) -> None:
         self.id = version_id
         self.flat = flat
-        self.params = params
+        self.params = params  # shaped, installed in the modules, differentiated against
+        self.chunks = chunks  # 1-D, what the optimizer steps
         self.refs = 0
 
     def __repr__(self) -> str:
@@ -38,15 +41,21 @@ class Version:
 
 
 class VersionStore:
-    def __init__(self, layout: ParamLayout, flat: torch.Tensor, tally: Tally, keep_chain: bool) -> None:
+    """`grad` is the stage's flat gradient buffer; every version's parameters accumulate into it."""
+
+    def __init__(
+        self, layout: ParamLayout, flat: torch.Tensor, grad: torch.Tensor, tally: Tally, keep_chain: bool
+    ) -> None:
         self._layout = layout
         self._tally = tally
+        self._grad_views = layout.views(grad)
         self._nbytes = flat.numel() * flat.element_size()
         self.keep_chain = keep_chain
-        first = Version(0, flat, layout.parameters(flat))
+        first = self._version(0, flat)
         layout.install(first.params)
         self._live: dict[int, Version] = {0: first}
         self._current = first
+        self._spare: Version | None = None
         tally.alloc(WEIGHTS, self._nbytes)
 
     @property
@@ -97,17 +106,30 @@ class VersionStore:
             old.id += 1
             self._live[old.id] = old
             return old, False
-        flat = old.flat.clone()
         self._tally.alloc(WEIGHTS, self._nbytes)
-        new = Version(old.id + 1, flat, self._layout.parameters(flat))
+        new = self._spare
+        if new is None:
+            new = self._version(old.id + 1, old.flat.clone())
+        else:  # recycle the version dropped earlier in this op: no allocation, no new parameters
+            self._spare = None
+            new.flat.copy_(old.flat)
+            new.id = old.id + 1
         self._layout.install(new.params)
         self._live[new.id] = new
         self._current = new
         return new, True
 
+    def trim(self) -> None:
+        """Let go of the version kept for recycling; call at the end of every op so that what
+        the store holds between ops is exactly what the ledger says."""
+        self._spare = None
+
     def use(self, version: Version) -> None:
         """Install `version` in the modules (for a recomputation); `use(current)` restores."""
         self._layout.install(version.params)
+
+    def _version(self, version_id: int, flat: torch.Tensor) -> Version:
+        return Version(version_id, flat, self._layout.parameters(flat, self._grad_views), self._layout.chunks(flat))
 
     def _collect(self, released: Version) -> None:
         if self.keep_chain:
@@ -122,3 +144,4 @@ class VersionStore:
     def _drop(self, version: Version) -> None:
         del self._live[version.id]
         self._tally.free(WEIGHTS, self._nbytes)
+        self._spare = version  # an update later in the same op may reuse its memory

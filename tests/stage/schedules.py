@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from executor.stage import BackwardResult, ForwardResult, StageRuntime, output_gradient
+from executor.stage import BackwardResult, ForwardResult, StageRuntime
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,12 @@ def drive(
                 outputs[(op.sample, last)] = result.output
         else:
             if op.stage == last:
-                grad_out = output_gradient(outputs.pop((op.sample, last)), lambda z, s=op.sample: loss(s, z))[1]
+                outputs.pop((op.sample, last))
+                result = rt.backward(op.worker, op.sample, loss_fn=lambda z, s=op.sample: loss(s, z))
             elif (op.sample, op.stage + 1) in grads:
-                grad_out = grads.pop((op.sample, op.stage + 1))
+                result = rt.backward(op.worker, op.sample, grads.pop((op.sample, op.stage + 1)))
             else:
                 continue  # a stage above stopped this datum's backward
-            result = rt.backward(op.worker, op.sample, grad_out)
             if result.ran and result.grad_input is not None:
                 grads[(op.sample, op.stage)] = result.grad_input
         if on_op is not None:

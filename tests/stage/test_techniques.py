@@ -65,21 +65,25 @@ def test_stage_i_trains_on_exactly_one_lcm_th_of_each_workers_data(case):
             assert ran[i][n] == per_worker // lcm
         assert runtimes[i].current_version == sum(ran[i])
         assert runtimes[i].in_flight == 0
-        assert runtimes[i].held_by_category() == {"weights": runtimes[i].layout.nbytes}
+        nbytes = runtimes[i].layout.nbytes
+        assert runtimes[i].held_by_category() == {"gradients": nbytes, "weights": nbytes}
 
 
 def test_a_stage_steps_every_c_a_backwards_of_a_worker_and_averages():
     workers = [WorkerConfig(0, False, (2, 3), (0, 0)), WorkerConfig(1, False, (3, 1), (0, 0))]
     _, runtimes = _runtimes([0, 1, 2], workers)
-    seen = {(j, n): 0 for j in range(2) for n in range(2)}
+    seen = {(j, n): [] for j in range(2) for n in range(2)}
     steps = {(j, n): [] for j in range(2) for n in range(2)}
 
     def on_op(op, result):
         if op.kind == "bwd":
             key = (op.stage, op.worker)
-            seen[key] += 1
+            seen[key].append(op.sample)
             if result.update is not None:
-                steps[key].append(seen[key])
+                steps[key].append(len(seen[key]))
+                every = workers[op.worker].accumulation[op.stage]
+                assert result.update.samples == tuple(seen[key][-every:])  # the group, in backward order
+                assert result.update.version + 1 == runtimes[op.stage].current_version
 
     X = _data(36)
     drive(runtimes, async_1f1b(2, 2, 36, tf=2, tb=4, td=3), X.__getitem__, _loss, on_op)
@@ -106,7 +110,8 @@ def test_accumulated_gradients_are_averaged():
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-7)
 
 
-def test_recomputation_gives_identical_gradients_and_stores_less():
+@pytest.mark.parametrize("separate_op", [False, True])
+def test_recomputation_gives_identical_gradients_and_stores_less(separate_op):
     P, N, n_data = 3, 2, 30
     results = {}
     for recompute in (False, True):
@@ -114,22 +119,35 @@ def test_recomputation_gives_identical_gradients_and_stores_less():
         workers = [WorkerConfig.default(n, P, recompute=recompute) for n in range(N)]
         model, runtimes = _runtimes([0, 2, 4, 6], workers, ledger)
         grads = []
+        between_ops = [0]  # activations held when no op is running
 
-        def on_op(op, result, grads=grads):
+        def on_op(
+            op, result, grads=grads, between_ops=between_ops, runtimes=runtimes, recompute=recompute, ledger=ledger
+        ):
             if op.kind == "bwd" and result.grad_input is not None:
                 grads.append(result.grad_input)
+            if op.kind == "fwd" and recompute and separate_op and op.stage == P - 1:
+                # the trace's own `recompute` row, right before the top stage's backward
+                assert runtimes[op.stage].recompute(op.worker, op.sample) == result.version
+            between_ops[0] = max(between_ops[0], ledger.held("activations"))
 
         X = _data(n_data)
         # One schedule for both runs (the backward slot has room for the recomputation).
         drive(runtimes, async_1f1b(P, N, n_data, tf=N, tb=3 * N, td=3), X.__getitem__, _loss, on_op)
-        results[recompute] = ([p.detach().clone() for p in model.parameters()], grads, ledger.peak_of("activations"))
+        weights = [p.detach().clone() for p in model.parameters()]
+        results[recompute] = (weights, grads, between_ops[0], ledger.peak_of("activations"))
     plain, recomputed = results[False], results[True]
     assert all(torch.equal(a, b) for a, b in zip(plain[0], recomputed[0], strict=True))
     assert len(plain[1]) == len(recomputed[1]) and all(
         torch.equal(a, b) for a, b in zip(plain[1], recomputed[1], strict=True)
     )
-    # Each stage keeps one input of WIDTH floats instead of two layer outputs per datum.
-    assert recomputed[2] * 2 == plain[2]
+    rebuilt = 2 * WIDTH * 4  # one datum's two layer outputs at one stage, rebuilt for its backward
+    if not separate_op:
+        # Between ops each stage keeps one input of WIDTH floats instead of two layer outputs per
+        # datum; during a backward the one datum being back-propagated is rebuilt in full.
+        assert recomputed[2] * 2 == plain[2]
+        assert recomputed[2] < recomputed[3] <= recomputed[2] + rebuilt
+    assert recomputed[3] < plain[3]
 
 
 def test_a_frozen_backward_trains_nothing_and_releases_everything():
@@ -173,5 +191,37 @@ def test_misuse_is_refused_with_a_clear_message():
         stage.forward(0, 0, x)
     with pytest.raises(RuntimeError, match="no forward of sample 7"):
         stage.backward(0, 7, torch.zeros(1, WIDTH))
-    with pytest.raises(ValueError, match="needs grad_output"):
+    with pytest.raises(ValueError, match="needs grad_output or loss_fn"):
         stage.backward(0, 0, None)
+    with pytest.raises(RuntimeError, match="no stored input awaiting recomputation"):
+        stage.recompute(0, 0)  # worker 0 does not recompute: its graph is already stored
+
+
+def test_loss_fn_at_the_last_stage_equals_passing_the_output_gradient():
+    results = []
+    for use_loss_fn in (True, False):
+        model, (stage,) = _runtimes([0, 2], [WorkerConfig.default(0, 1)])
+        X = _data(6)
+        losses = []
+        for i in range(6):
+            out = stage.forward(0, i, X[i]).output
+            if use_loss_fn:
+                result = stage.backward(0, i, loss_fn=lambda z, i=i: _loss(i, z))
+                losses.append(result.loss)
+            else:
+                loss, grad = output_gradient(out, lambda z, i=i: _loss(i, z))
+                losses.append(loss)
+                assert stage.backward(0, i, grad).loss is None
+        results.append(([p.detach().clone() for p in model.parameters()], losses))
+    (w1, l1), (w2, l2) = results
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(l1, l2, strict=True))
+
+
+def test_backward_needs_exactly_one_of_grad_output_and_loss_fn_and_keeps_the_datum_on_refusal():
+    _, (stage,) = _runtimes([0, 1], [WorkerConfig.default(0, 1)])
+    stage.forward(0, 0, torch.zeros(1, WIDTH))
+    with pytest.raises(ValueError, match="grad_output or loss_fn"):
+        stage.backward(0, 0, torch.zeros(1, WIDTH), loss_fn=lambda z: z.sum())
+    assert stage.in_flight == 1
+    assert stage.backward(0, 0, loss_fn=lambda z: z.sum()).ran

@@ -6,12 +6,13 @@ See docs/executor.md for the op-by-op contract the executors drive.
 from executor.stage.optim import OPTIMIZER, OptimizerConfig, StageOptimizer
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult, output_gradient
 from executor.stage.rules import WorkerRule, stage_rules
-from executor.stage.runtime import ACCUMULATION, ACTIVATIONS, COMPENSATOR, GRADIENTS, StageRuntime
+from executor.stage.runtime import ACCUMULATION, ACTIVATIONS, BUFFERS, COMPENSATOR, GRADIENTS, StageRuntime
 from executor.stage.versions import WEIGHTS, Version, VersionStore
 
 __all__ = [
     "ACCUMULATION",
     "ACTIVATIONS",
+    "BUFFERS",
     "COMPENSATOR",
     "GRADIENTS",
     "OPTIMIZER",

@@ -27,6 +27,7 @@ from executor.stage.layout import ParamLayout
 from executor.stage.optim import OptimizerConfig, StageOptimizer
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
+from executor.stage.statistics import renew_statistics, running_statistics
 from executor.stage.tally import Tally
 from executor.stage.versions import Version, VersionStore
 from planner.plan import Plan
@@ -35,6 +36,7 @@ ACTIVATIONS = "activations"
 ACCUMULATION = "accumulation"
 COMPENSATOR = "compensator"
 GRADIENTS = "gradients"
+BUFFERS = "buffers"
 
 
 class _Pending:
@@ -92,7 +94,9 @@ class StageRuntime:
             optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
         )
         self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
-        self._buffers = [b for layer in self.layers for b in layer.buffers()]
+        # Module buffers (BatchNorm running statistics) are not versioned: one copy, always current.
+        self._tally.alloc(BUFFERS, sum(b.numel() * b.element_size() for layer in self.layers for b in layer.buffers()))
+        self._statistics = running_statistics(self.layers)
         workers = len(self._rules)
         self._forwards = [0] * workers  # k of the worker's next datum at this stage
         self._pending: dict[tuple[int, int], _Pending] = {}
@@ -131,6 +135,8 @@ class StageRuntime:
         if key in self._pending:
             raise RuntimeError(f"stage {self.stage}: sample {sample} of worker {worker} is already in flight")
         version = self.versions.current
+        if self._statistics:
+            renew_statistics(self._statistics)
         if not rule.runs_backward(k):
             with torch.no_grad():
                 out = self._run(x)
@@ -269,7 +275,8 @@ class StageRuntime:
             inp.requires_grad_()
         version = pending.version
         current = self.versions.current
-        saved_buffers = [b.clone() for b in self._buffers]  # running statistics move once per datum
+        kept = [owner._buffers[name] for owner, name in self._statistics]
+        renew_statistics(self._statistics)  # the rebuilt graph gets its own statistics tensors
         if version is not current:
             self.versions.use(version)
         try:
@@ -278,9 +285,8 @@ class StageRuntime:
         finally:
             if version is not current:
                 self.versions.use(current)
-            with torch.no_grad():
-                for buf, saved in zip(self._buffers, saved_buffers, strict=True):
-                    buf.copy_(saved)
+            for (owner, name), tensor in zip(self._statistics, kept, strict=True):
+                owner._buffers[name] = tensor  # running statistics move once per datum, at its forward
         pending.output = out
         pending.nbytes += nbytes
         self._tally.alloc(ACTIVATIONS, nbytes)

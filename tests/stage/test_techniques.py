@@ -225,3 +225,28 @@ def test_backward_needs_exactly_one_of_grad_output_and_loss_fn_and_keeps_the_dat
         stage.backward(0, 0, torch.zeros(1, WIDTH), loss_fn=lambda z: z.sum())
     assert stage.in_flight == 1
     assert stage.backward(0, 0, loss_fn=lambda z: z.sum()).ran
+
+
+def test_batchnorm_statistics_move_once_per_datum_under_recomputation_and_are_counted():
+    from torch import nn
+
+    from executor.models.base import LayeredModel
+
+    def model():
+        torch.manual_seed(0)
+        layers = [("bn", nn.Sequential(nn.Linear(WIDTH, WIDTH), nn.BatchNorm1d(WIDTH))), ("head", nn.Linear(WIDTH, 2))]
+        return LayeredModel("bn", layers, (WIDTH,), 2)
+
+    stats = []
+    for recompute in (False, True):
+        m = model()
+        plan = Plan("p", (0, 1, 2), (WorkerConfig.default(0, 2, recompute),), default_placement(1, 2), 1.0)
+        ledger = ByteLedger()
+        runtimes = [StageRuntime(m, plan, j, ledger=ledger) for j in range(2)]
+        assert ledger.held("buffers") == 2 * WIDTH * 4 + 8  # running mean, var and the int64 batch counter
+        X = _data(16).view(8, 2, WIDTH)  # batches of 2 for BatchNorm
+        drive(runtimes, async_1f1b(2, 1, 8, tf=1, tb=3, td=4), X.__getitem__, lambda s, z: z.square().mean(), None)
+        bn = m.layers[0][1]
+        stats.append((bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked)))
+    assert torch.equal(stats[0][0], stats[1][0]) and torch.equal(stats[0][1], stats[1][1])
+    assert stats[0][2] == stats[1][2] == 8

@@ -113,6 +113,11 @@ class StageRuntime:
         """Data whose forward stored something here and whose backward has not come yet."""
         return len(self._pending)
 
+    @property
+    def open_groups(self) -> int:
+        """Workers whose accumulation group has gradients waiting for its optimizer step."""
+        return sum(group is not None for group in self._groups)
+
     def rule(self, worker: int) -> WorkerRule:
         return self._rules[worker]
 

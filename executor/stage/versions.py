@@ -71,6 +71,10 @@ class VersionStore:
     def held_ids(self) -> tuple[int, ...]:
         return tuple(self._live)
 
+    def version(self, version_id: int) -> Version:
+        """A live version by id (KeyError when it has been freed)."""
+        return self._live[version_id]
+
     def acquire(self) -> Version:
         """Stash the current version for an in-flight datum."""
         version = self._current

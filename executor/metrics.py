@@ -111,6 +111,7 @@ def summarize(result: RunResult, *, decay_per_s: float = 1.0) -> dict[str, Any]:
         "peak_memory_by_category": dict(result.peak_memory_by_category),
         "cuda_peak_memory_bytes": result.cuda_peak_memory_bytes,
         "wall_s": result.wall_s,
+        **result.details,
     }
 
 

@@ -136,6 +136,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=cli_type(positive), default=10, help="N: data trained per step (B-Skip, Camel)"
     )
     frame.add_argument(
+        "--framework-option",
+        type=cli_type(key_value),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of a registered (e.g. pipeline) framework, repeatable",
+    )
+    frame.add_argument(
         "--window", type=cli_type(positive), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
     )
 
@@ -208,7 +216,9 @@ def run(args: argparse.Namespace) -> int:
             mas_lambda=args.mas_lambda,
             consolidate_every=args.consolidate_every,
         ),
-        framework_options=FrameworkOptions(batch_size=args.batch_size, window=args.window),
+        framework_options=FrameworkOptions(
+            batch_size=args.batch_size, window=args.window, extra=dict(args.framework_option)
+        ),
         optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
         dataset=args.dataset,
         data_root=args.data_root,

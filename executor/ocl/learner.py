@@ -119,7 +119,8 @@ class Learner:
         ledger.free("inputs", input_bytes)
         self.algorithm.after_update(self.model, batch)
         self.version += 1
-        return logits[: batch.num_new].detach()
+        logits = logits.detach()
+        return logits if batch.num_new == batch.rows else logits[: batch.num_new]
 
     def _loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
         loss = self.algorithm.loss(logits, batch)

@@ -11,6 +11,7 @@ memory measured.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class RunResult:
     peak_memory_by_category: dict[str, int] = field(default_factory=dict)
     cuda_peak_memory_bytes: int | None = None
     wall_s: float = 0.0
+    # Framework-specific numbers (e.g. a pipeline's staleness statistics), copied into the summary.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)

@@ -127,6 +127,7 @@ def test_measured_profile_when_none_is_given(tmp_path):
         (["--stream-option", "sigma=0.5"], "does not take option(s) sigma"),
         (["--baseline", "/nonexistent/run"], "baseline summary not found"),
         (["--window", "2"], "--window (2) must be at least --batch-size (10)"),
+        (["--framework-option", "plan=p.json"], "framework 'oracle' takes no --framework-option (got plan)"),
     ],
 )
 def test_user_errors_are_one_line_and_write_nothing(tmp_path, profile_file, capsys, args, message):

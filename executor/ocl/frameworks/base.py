@@ -99,7 +99,8 @@ PolicyFactory = Callable[[PolicyContext], SchedulingPolicy]
 class SequentialFramework:
     """A stream baseline of SPEC §7: the shared virtual-time loop driven by one policy."""
 
-    def __init__(self, name: str, policy_factory: PolicyFactory) -> None:
+    def __init__(self, name: str, policy_factory: PolicyFactory, options: FrameworkOptions) -> None:
+        reject_extra_options(name, options)
         self.name = name
         self.policy_factory = policy_factory
 
@@ -107,6 +108,12 @@ class SequentialFramework:
         from executor.ocl.loop import run_sequential
 
         return run_sequential(setup, self.policy_factory, self.name)
+
+
+def reject_extra_options(name: str, options: FrameworkOptions) -> None:
+    """The built-in frameworks take only N and B; anything else is a user mistake, not ignored."""
+    if options.extra:
+        raise FerretError(f"framework {name!r} takes no --framework-option (got {', '.join(sorted(options.extra))})")
 
 
 FrameworkFactory = Callable[[FrameworkOptions], Framework]

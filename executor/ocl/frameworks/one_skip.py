@@ -43,4 +43,4 @@ class OneSkipPolicy:
 
 @register_framework("1-skip")
 def build_one_skip(options: FrameworkOptions) -> SequentialFramework:
-    return SequentialFramework("1-skip", lambda context: OneSkipPolicy())
+    return SequentialFramework("1-skip", lambda context: OneSkipPolicy(), options)

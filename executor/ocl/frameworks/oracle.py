@@ -6,7 +6,7 @@ optimizer, the algorithm's state and one datum's step.
 
 from __future__ import annotations
 
-from executor.ocl.frameworks.base import FrameworkOptions, register_framework
+from executor.ocl.frameworks.base import FrameworkOptions, register_framework, reject_extra_options
 from executor.ocl.loop import run_zero_delay
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
@@ -21,4 +21,5 @@ class Oracle:
 
 @register_framework("oracle")
 def build_oracle(options: FrameworkOptions) -> Oracle:
+    reject_extra_options("oracle", options)
     return Oracle()

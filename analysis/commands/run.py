@@ -13,6 +13,10 @@ from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, 
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, read_json
 
+# A help text that mentions %(default) stops argparse from appending "(default: None)"; this
+# suffix formats to nothing, for options whose help already says what their absence means.
+KEEP_HELP = "%(default).0s"
+
 NAME = "run"
 HELP = "run a stream test-then-train through a framework and an OCL algorithm; write metrics and plots"
 DESCRIPTION = (
@@ -89,14 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas")
     what.add_argument("--model", default="mnistnet", help="model name (see ferret profile --help)")
     what.add_argument("--dataset", default="digits", help="digits, synthetic, mnist, cifar10, ... (local files)")
-    what.add_argument("--data-root", default=None, help="folder of the data set's local files")
+    what.add_argument("--data-root", default=None, help="folder of the data set's local files" + KEEP_HELP)
     what.add_argument(
         "--dataset-option",
         type=cli_type(key_value),
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="data-set option, repeatable (e.g. classes=5 for synthetic)",
+        help="data-set option, repeatable (e.g. classes=5 for synthetic)" + KEEP_HELP,
     )
     what.add_argument("--stream", default="iid", help="iid, class-incremental, blurry, domain-incremental, ...")
     what.add_argument(
@@ -105,10 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)",
+        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)" + KEEP_HELP,
     )
     what.add_argument(
-        "--samples", type=cli_type(positive), default=None, help="stream length (default: the training set once)"
+        "--samples",
+        type=cli_type(positive),
+        default=None,
+        help="stream length (default: the training set once)" + KEEP_HELP,
     )
     what.add_argument(
         "--seed", type=cli_type(count), default=0, help="one seed for data order, weights and every choice"
@@ -120,9 +127,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--arrival-interval",
         type=cli_type(parse_seconds),
         default=None,
-        help="mean time between arrivals, e.g. 2ms (default: the slowest layer's forward, Ferret's td)",
+        help="mean time between arrivals, e.g. 2ms (default: the slowest layer's forward, Ferret's td)" + KEEP_HELP,
     )
-    timing.add_argument("--profile", type=Path, default=None, help="profile JSON giving step times (default: measure)")
+    timing.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="profile JSON giving step times (default: measured on --device)" + KEEP_HELP,
+    )
     timing.add_argument("--device", default="cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME")
     timing.add_argument(
         "--threads", type=cli_type(positive), default=1, help="torch CPU threads for profiling and training"
@@ -141,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="option of a registered (e.g. pipeline) framework, repeatable",
+        help="option of a registered (e.g. pipeline) framework, repeatable" + KEEP_HELP,
     )
     frame.add_argument(
         "--window", type=cli_type(positive), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
@@ -150,16 +162,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     algo = parser.add_argument_group("algorithm")
     size = algo.add_mutually_exclusive_group()
     size.add_argument(
-        "--buffer", type=cli_type(parse_bytes), default=None, help="replay buffer size in bytes, e.g. 1MiB"
+        "--buffer", type=cli_type(parse_bytes), default=None, help="replay buffer size in bytes, e.g. 1MiB" + KEEP_HELP
     )
     size.add_argument(
-        "--buffer-samples", type=cli_type(positive), default=None, help="replay buffer size in samples (default 5000)"
+        "--buffer-samples",
+        type=cli_type(positive),
+        default=None,
+        help="replay buffer size in samples (default: 5000)" + KEEP_HELP,
     )
     algo.add_argument(
         "--replay-batch",
         type=cli_type(positive),
         default=None,
-        help="replayed rows per step (default: as many as new rows)",
+        help="replayed rows per step (default: as many as new rows)" + KEEP_HELP,
     )
     algo.add_argument(
         "--mir-candidates", type=cli_type(positive), default=50, help="MIR: buffer candidates scored per step"
@@ -181,8 +196,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--eval-every", type=cli_type(count), default=100, help="test every E arrivals (0: only at the end)"
     )
-    out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)")
-    out.add_argument("--out", type=Path, required=True, help="output folder")
+    out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)" + KEEP_HELP)
+    out.add_argument("--out", type=Path, required=True, help="output folder" + KEEP_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

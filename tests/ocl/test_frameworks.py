@@ -10,7 +10,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
+from executor.data import Dataset, Stream
+from executor.models.base import LayeredModel
 from executor.ocl.frameworks import FrameworkOptions, build_framework
 from executor.ocl.learner import OptimizerConfig
 from executor.ocl.result import RunResult
@@ -172,3 +175,40 @@ def test_unknown_framework_and_bad_options_are_user_errors():
         build_framework("nope")
     with pytest.raises(FerretError, match="--window"):
         build_framework("random-n", FrameworkOptions(batch_size=5, window=2))
+
+
+def test_oracle_predicts_in_eval_mode_when_train_and_eval_differ():
+    # Classes differ by their level, which a per-sample (train-mode) normalisation erases.
+    rng = np.random.default_rng(0)
+    labels = np.arange(12, dtype=np.int64) % 3
+    levels = (1.5 * labels[:, None, None] + rng.normal(0, 0.3, (12, 1, 4))).astype(np.float32)
+    images = Dataset("levels", levels, labels, levels[:3], labels[:3], 3)
+    torch.manual_seed(0)
+    layers = [
+        ("features", nn.Sequential(nn.BatchNorm1d(1), nn.Flatten(), nn.Linear(4, 6), nn.ReLU())),
+        ("classifier", nn.Linear(6, 3)),
+    ]
+    model = LayeredModel("bn-net", layers, (1, 4), 3)
+    stream = Stream("s", images, np.arange(12), np.arange(12) * 1.0, np.zeros(12, dtype=np.int64))
+    setup = RunSetup(stream, model, flat_profile(model, 0.1, 0.2), optimizer=SGD)
+    reference = copy.deepcopy(model)
+    result = run("oracle", setup)
+    # By hand: predict in eval mode (running statistics), then one SGD step in train mode.
+    optimizer = torch.optim.SGD(reference.parameters(), lr=SGD.lr)
+    x, y = torch.from_numpy(images.x_train), torch.from_numpy(images.y_train)
+    expected, train_mode = [], []
+    for i in range(12):
+        reference.eval()
+        with torch.no_grad():
+            expected.append(int(reference(x[i : i + 1]).argmax()))
+        probe = copy.deepcopy(reference).train()
+        with torch.no_grad():
+            train_mode.append(int(probe(x[i : i + 1]).argmax()))
+        reference.train()
+        loss = F.cross_entropy(reference(x[i : i + 1]), y[i : i + 1])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    np.testing.assert_array_equal(result.predicted, expected)
+    assert train_mode != expected  # a train-mode forward would have predicted differently
+    assert model.training

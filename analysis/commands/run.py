@@ -204,26 +204,19 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from analysis.plots_run import plot_accuracy_curves
-    from executor.data import load_dataset
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
     from executor.ocl.algorithms import AlgorithmConfig
     from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
     from executor.ocl.frameworks import FrameworkOptions
     from executor.ocl.learner import OptimizerConfig
-    from executor.ocl.replay_buffer import capacity_from_bytes
 
     torch.set_num_threads(args.threads)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
-    dataset_options = dict(args.dataset_option)
-    buffer_samples = args.buffer_samples or 5000
-    if args.buffer is not None:
-        probe = load_dataset(args.dataset, root=args.data_root, seed=args.seed, **dataset_options)
-        buffer_samples = capacity_from_bytes(args.buffer, probe.stored_bytes_per_sample)
     spec = RunSpec(
         framework=args.framework,
         algorithm=AlgorithmConfig(
             name=args.algorithm,
-            buffer_samples=buffer_samples,
+            buffer_samples=args.buffer_samples or AlgorithmConfig.buffer_samples,
             replay_batch=args.replay_batch,
             mir_candidates=args.mir_candidates,
             lwf_alpha=args.lwf_alpha,
@@ -231,13 +224,14 @@ def run(args: argparse.Namespace) -> int:
             mas_lambda=args.mas_lambda,
             consolidate_every=args.consolidate_every,
         ),
+        buffer_bytes=args.buffer,
         framework_options=FrameworkOptions(
             batch_size=args.batch_size, window=args.window, extra=dict(args.framework_option)
         ),
         optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
         dataset=args.dataset,
         data_root=args.data_root,
-        dataset_options=dataset_options,
+        dataset_options=dict(args.dataset_option),
         stream=args.stream,
         stream_options=dict(args.stream_option),
         model=args.model,
@@ -253,7 +247,6 @@ def run(args: argparse.Namespace) -> int:
     experiment = prepare(spec)
     result = run_experiment(experiment)
     summary = experiment_summary(experiment, result, args.decay)
-    summary["buffer_samples"] = buffer_samples
     if baseline is not None:
         summary.update(compare_to_baseline(summary, baseline))
         summary["baseline"] = str(args.baseline)
@@ -261,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
     online = online_accuracy_curve(result.correct)
     test = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
     with atomic_dir(args.out) as staging:
-        write_config(staging, args, arrival_interval_s=experiment.arrival_interval_s, buffer_samples=buffer_samples)
+        write_config(
+            staging, args, arrival_interval_s=experiment.arrival_interval_s, buffer_samples=summary["buffer_samples"]
+        )
         write_summary(staging, summary)
         write_metrics_csv(staging / "metrics.csv", result, online, test)
         title = f"{args.framework} / {args.algorithm} — {summary['dataset']} ({summary['stream']}), {args.model}"

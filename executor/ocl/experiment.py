@@ -8,7 +8,7 @@ profile's `td = max_l t̂f_l`, so the profile comes before the stream.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.cost import CostModel
 from executor.ocl.frameworks import FrameworkOptions, build_framework
 from executor.ocl.learner import OptimizerConfig
+from executor.ocl.replay_buffer import capacity_from_bytes
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.seeding import seed_everything
@@ -31,10 +32,12 @@ from sim.arrivals import make_arrivals
 class RunSpec:
     """One run, fully named. `profile_path` wins over `device` for the virtual-time profile;
     `device` is `cpu`, `cuda[:N]` (train and measure there) or `roofline:NAME` (estimate the
-    profile for that device, train on the CPU)."""
+    profile for that device, train on the CPU). `buffer_bytes`, when given, sizes the replay
+    buffer from the data set's stored bytes per sample and overrides `algorithm.buffer_samples`."""
 
     framework: str = "oracle"
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    buffer_bytes: int | None = None
     framework_options: FrameworkOptions = field(default_factory=FrameworkOptions)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     dataset: str = "digits"
@@ -70,6 +73,10 @@ def prepare(spec: RunSpec) -> Experiment:
         raise FerretError(f"--samples must be ≥ 1, got {spec.samples}")
     seed_everything(spec.seed)
     dataset = load_dataset(spec.dataset, root=spec.data_root, seed=spec.seed, **dict(spec.dataset_options))
+    algorithm = spec.algorithm
+    if spec.buffer_bytes is not None:
+        capacity = capacity_from_bytes(spec.buffer_bytes, dataset.stored_bytes_per_sample)
+        algorithm = replace(algorithm, buffer_samples=capacity)
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes, seed=spec.seed)
     profile = load_profile(spec, model)
     interval = spec.arrival_interval_s
@@ -84,7 +91,7 @@ def prepare(spec: RunSpec) -> Experiment:
         model=model,
         profile=profile,
         optimizer=spec.optimizer,
-        algorithm=spec.algorithm,
+        algorithm=algorithm,
         eval_every=spec.eval_every,
         seed=spec.seed,
         device=spec.train_device,
@@ -122,4 +129,5 @@ def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: f
         "profile_source": setup.profile.source,
         "profile_device": setup.profile.device,
         "seed": spec.seed,
+        "buffer_samples": setup.algorithm.buffer_samples,
     }

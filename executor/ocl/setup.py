@@ -21,6 +21,7 @@ class RunSetup:
 
     `eval_every`: evaluate on the seen-class test set every that many arrivals (and always
     after the last one); 0 evaluates only at the end. `progress`: show a progress bar.
+    The model is trained in place (moved to `device`): after a run it holds the final weights.
     """
 
     stream: Stream

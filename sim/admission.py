@@ -40,7 +40,7 @@ class Batch:
     def __init__(self, size: int) -> None:
         self.size = size
         self.done = 0
-        self.parked: list[int] = []  # GPipe: samples whose backward waits for the whole batch's forward
+        self.parked: list[Any] = []  # GPipe: samples whose backward waits for the whole batch's forward
 
 
 class EngineOps(Protocol):

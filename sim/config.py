@@ -33,8 +33,9 @@ class SimConfig:
       with log-std `jitter_sigma`, drawn from the run's seed.
     - `input_buffer`: how many data may wait in front of a worker (async strategies), for the
       next mini-batch (GPipe, 1F1B-flush) or in a B-Skip learner's buffer; `None` takes the
-      strategy's default (see `sim.strategies`). A full buffer drops the arriving datum (B-Skip:
-      the oldest waiting one).
+      strategy's default (see `sim.strategies`). A full buffer drops the oldest waiting datum
+      for async workers and B-Skip (fresher data are worth more), the arriving one for GPipe and
+      1F1B-flush (their queue is FIFO).
     - `exclusive_devices` places every (worker, stage) on its own device, ignoring the plan's
       placement: the closed forms' "no contention" assumption.
     - Memory: `transient_memory` also counts what (F4) leaves out — a gradient buffer of the

@@ -17,6 +17,7 @@ slot's device from the start of its forward to the end of its backward.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from heapq import heappop, heappush
 from typing import Any
 
@@ -73,12 +74,12 @@ class Engine:
         self.ledger = MemoryLedger(len(self.devices), horizon)
         if config.trace_memory:
             self.ledger.on_change = self._emit_mem
-        self.update_t = np.full((n, P), np.nan)
+        self.update_t = np.full(n * P, np.nan)  # flat [sample * P + stage]: cheaper to index
         self.dropped = np.zeros(n, dtype=bool)
         self.staleness: list[list[int]] = [[] for _ in range(P)]
         self.version = [0] * P
         self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: data using it}
-        self.data: dict[int, Datum] = {}
+        self.in_flight = 0
         self._seq = 0
         self.ops = 0
         self.stream_over = False
@@ -128,8 +129,8 @@ class Engine:
         self.env.process(self._source())
         self.env.run()
         self.trace.flush()
-        if self.data:
-            raise AssertionError(f"sim: {len(self.data)} data still in flight after the event queue drained")
+        if self.in_flight:
+            raise AssertionError(f"sim: {self.in_flight} data still in flight after the event queue drained")
         for j, refs in enumerate(self.refs):
             if refs:
                 raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
@@ -137,7 +138,7 @@ class Engine:
     def _source(self) -> Any:
         env, trace, emit = self.env, self.trace, self.emit
         num_workers = len(self.workers)
-        for i, t in enumerate(self.arrivals.tolist()):
+        for i, t in enumerate(_chunked(self.arrivals)):
             delay = t - env.now
             if delay > 0:
                 wake = Event(env)
@@ -158,13 +159,18 @@ class Engine:
             self.admission.stream_end(worker, env.now)
 
     # ------------------------------------------------------------------ scheduling
-    def ready(self, slot: Slot, kind: int, sample: int, stored: bool) -> None:
+    def ready(self, slot: Slot, kind: int, d: Datum) -> None:
         dev = slot.device
-        if dev.free and not dev.heap and not slot.busy and not (kind and stored and slot.outstanding >= slot.window):
-            self._start(dev, slot, kind, sample, stored)
+        if (
+            dev.free
+            and not dev.heap
+            and not slot.busy
+            and not (kind and slot.stage >= d.bottom and slot.outstanding >= slot.window)
+        ):
+            self._start(dev, slot, kind, d)
             return
         self._seq += 1
-        heappush(dev.heap, (kind, sample, self._seq, slot, stored))
+        heappush(dev.heap, (kind, d.sample, self._seq, slot, d))
         if dev.free:
             self._dispatch(dev)
 
@@ -174,18 +180,18 @@ class Engine:
         while dev.free and heap:
             entry = heappop(heap)
             slot = entry[3]
-            if slot.busy or (entry[0] and entry[4] and slot.outstanding >= slot.window):
+            if slot.busy or (entry[0] and slot.stage >= entry[4].bottom and slot.outstanding >= slot.window):
                 if deferred is None:
                     deferred = [entry]
                 else:
                     deferred.append(entry)
                 continue
-            self._start(dev, slot, entry[0], entry[1], entry[4])
+            self._start(dev, slot, entry[0], entry[4])
         if deferred:
             for entry in deferred:
                 heappush(heap, entry)
 
-    def _start(self, dev: Device, slot: Slot, kind: int, sample: int, stored: bool) -> None:
+    def _start(self, dev: Device, slot: Slot, kind: int, d: Datum) -> None:
         now = self.env._now
         running = dev.concurrency - dev.free
         dev.free -= 1
@@ -193,9 +199,9 @@ class Engine:
         if kind:
             j = slot.stage
             v = self.version[j]
-            self.data[sample].versions[j] = v
+            d.versions[j] = v
             base = slot.t_fwd
-            if stored:
+            if j >= d.bottom:
                 refs = self.refs[j]
                 refs[v] = refs.get(v, 0) + 1
                 slot.outstanding += 1
@@ -211,7 +217,7 @@ class Engine:
             factor += self.slowdown * running
         if self._jitter_rng is not None:
             factor *= self._next_jitter()
-        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, sample, slot, now, factor))
+        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, d, slot, now, factor))
         ev.callbacks.append(self._finish)
         self.ops += 1
 
@@ -232,43 +238,42 @@ class Engine:
         return self._jitter[self._jitter_at - 1]
 
     def _finish(self, ev: Event) -> None:
-        kind, sample, slot, t0, factor = ev._value
+        kind, d, slot, t0, factor = ev._value
         now = self.env._now
         dev = slot.device
         dev.free += 1
         dev.busy_s += now - t0
         slot.busy = False
         if kind:
-            self._forward_done(sample, slot, t0, now)
+            self._forward_done(d, slot, t0, now)
         else:
-            self._backward_done(sample, slot, t0, now, factor)
+            self._backward_done(d, slot, t0, now, factor)
         if dev.heap and dev.free:
             self._dispatch(dev)
 
     # ------------------------------------------------------------------ op completion
-    def _forward_done(self, sample: int, slot: Slot, t0: float, now: float) -> None:
-        d = self.data[sample]
+    def _forward_done(self, d: Datum, slot: Slot, t0: float, now: float) -> None:
         j = slot.stage
-        stored = j >= d.bottom
-        self.emit(("fwd", sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, slot.act if stored else 0))
+        stored = slot.act if j >= d.bottom else 0
+        self.emit(("fwd", d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored))
         nxt = slot.next
         if nxt is not None:
             if self.free_links or nxt.device is slot.device:
-                self.ready(nxt, FWD, sample, j + 1 >= d.bottom)
+                self.ready(nxt, FWD, d)
             else:
-                self._transfer(slot, nxt, FWD, sample, j + 1 >= d.bottom, slot.boundary_out, now)
+                self._transfer(slot, nxt, FWD, d, slot.boundary_out, now)
         elif self.strategy.barrier:
             batch: Batch = d.batch  # type: ignore[assignment]
-            batch.parked.append(sample)
+            batch.parked.append(d)
             if len(batch.parked) == batch.size:
                 parked, batch.parked = batch.parked, []
-                for s in parked:
-                    self.ready(slot, BWD, s, True)
+                for other in parked:
+                    self.ready(slot, BWD, other)
         else:
-            self.ready(slot, BWD, sample, True)
+            self.ready(slot, BWD, d)
 
-    def _backward_done(self, sample: int, slot: Slot, t0: float, now: float, factor: float) -> None:
-        d = self.data[sample]
+    def _backward_done(self, d: Datum, slot: Slot, t0: float, now: float, factor: float) -> None:
+        sample = d.sample
         j = slot.stage
         v = d.versions[j]
         cur = self.version[j]
@@ -303,11 +308,11 @@ class Engine:
         if j > d.bottom:
             assert prev is not None
             if self.free_links or prev.device is slot.device:
-                self.ready(prev, BWD, sample, True)
+                self.ready(prev, BWD, d)
             else:
-                self._transfer(slot, prev, BWD, sample, True, slot.boundary_in, now)
+                self._transfer(slot, prev, BWD, d, slot.boundary_in, now)
         else:
-            del self.data[sample]
+            self.in_flight -= 1
             self.admission.datum_done(d, now)
 
     def apply_update(self, slot: Slot, t_start: float, now: float) -> None:
@@ -319,16 +324,17 @@ class Engine:
         self.version[j] = cur + 1
         hist = self.staleness[j]
         update_t = self.update_t
+        P = self.P
+        acc = slot.acc
         worst = 0
-        for sample, v in slot.acc:
+        for sample, v in acc:
             tau = cur - v
             if tau > worst:
                 worst = tau
-            while len(hist) <= tau:
-                hist.append(0)
+            if tau >= len(hist):
+                hist.extend([0] * (tau + 1 - len(hist)))
             hist[tau] += 1
-            update_t[sample, j] = now
-        acc = slot.acc
+            update_t[sample * P + j] = now
         samples = str(acc[0][0]) if len(acc) == 1 else ",".join([str(s) for s, _ in acc])
         self.emit(("update", -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, samples))
         if self.transient and slot.acc_target > 1:
@@ -336,22 +342,22 @@ class Engine:
         slot.acc = []
 
     # ------------------------------------------------------------------ links
-    def _transfer(self, src: Slot, dst: Slot, kind: int, sample: int, stored: bool, nbytes: int, now: float) -> None:
+    def _transfer(self, src: Slot, dst: Slot, kind: int, d: Datum, nbytes: int, now: float) -> None:
         """Move a payload over the (src, dst) link: FIFO occupancy `bytes/bandwidth`, then latency."""
         key = (src.dev_index, dst.dev_index)
         start = max(now, self.link_free_at.get(key, 0.0))
         busy_until = start + nbytes / self.config.link_bandwidth_Bps
         self.link_free_at[key] = busy_until
         land = busy_until + self.config.link_latency_s
-        ev = Timeout(self.env, land - now, (src, dst, kind, sample, stored, nbytes, start))
+        ev = Timeout(self.env, land - now, (src, dst, kind, d, nbytes, start))
         ev.callbacks.append(self._landed)
 
     def _landed(self, ev: Event) -> None:
-        src, dst, kind, sample, stored, nbytes, start = ev._value
+        src, dst, kind, d, nbytes, start = ev._value
         now = self.env._now
-        self.emit(("send", sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes))
-        self.emit(("recv", sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes))
-        self.ready(dst, kind, sample, stored)
+        self.emit(("send", d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes))
+        self.emit(("recv", d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes))
+        self.ready(dst, kind, d)
 
     # ------------------------------------------------------------------ called by admission
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:
@@ -363,12 +369,12 @@ class Engine:
         while bottom > 0 and k % (omission[bottom - 1] + 1) == 0:
             bottom -= 1
         d = Datum(sample, worker, bottom, self.P, batch)
-        self.data[sample] = d
+        self.in_flight += 1
         worker.inflight += 1
         return d
 
     def start_datum(self, d: Datum) -> None:
-        self.ready(d.worker.slots[0], FWD, d.sample, d.bottom == 0)
+        self.ready(d.worker.slots[0], FWD, d)
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True
@@ -376,3 +382,9 @@ class Engine:
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
         self.emit(("mem", -1, -1, -1, device, t, t, -1, 0, held))
+
+
+def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:
+    """The values as Python floats, converted a chunk at a time (no stream-long list)."""
+    for start in range(0, len(values), size):
+        yield from values[start : start + size].tolist()

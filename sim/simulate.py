@@ -73,7 +73,7 @@ def simulate(
         value_per_datum=plan.value_per_datum,
         stage_weights=np.asarray(engine.costs.value_shares),
         arrival_s=times,
-        update_s=engine.update_t,
+        update_s=engine.update_t.reshape(len(times), plan.num_stages),
         dropped=engine.dropped,
         peak_memory_bytes=ledger.total_peak,
         peak_memory_per_device=tuple(ledger.peak),

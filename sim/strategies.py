@@ -6,7 +6,8 @@ says *how* data enter and flow:
 - **async** (Ferret, PipeDream, PipeDream-2BW): every datum enters its worker on its own
   (SPEC §3.1 interleaving); a worker holds at most `P` data, stage `j` at most `P-j` (1F1B);
   a stage steps its optimizer after `c^a` backwards. A worker absorbs what it can: a datum that
-  finds it full waits in a bounded buffer (default 1 slot) or is dropped.
+  finds it full waits in a bounded buffer (default 1 slot), and a fresher arrival replaces the
+  oldest waiting datum (which is dropped), so what the worker takes next is never stale.
 - **batched** (GPipe, 1F1B-flush, and the sequential learners of the 1-Skip / B-Skip
   baselines): data wait for a mini-batch of `plan.minibatch`; the batch runs — GPipe: every
   forward, then every backward (`barrier`); 1F1B-flush: 1F1B inside the batch — each stage
@@ -62,7 +63,9 @@ def register_strategy(strategy: SimStrategy, *aliases: str) -> SimStrategy:
 
 
 for _name in ("ferret", "pipedream", "pipedream-2bw"):
-    register_strategy(SimStrategy(_name, "asynchronous 1F1B workers with weight stashing", batched=False))
+    register_strategy(
+        SimStrategy(_name, "asynchronous 1F1B workers with weight stashing", batched=False, drop="oldest")
+    )
 
 register_strategy(
     SimStrategy(

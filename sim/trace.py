@@ -80,7 +80,7 @@ class TraceEvent:
 class TraceSink:
     """Collects rows; subclasses decide where they go. `count` is the number of rows seen."""
 
-    chunk_rows = 65536
+    chunk_rows = 16384  # ~2 MiB of JSON per write; the transient strings stay small
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []

@@ -67,15 +67,15 @@ class ParamLayout:
         """Per-parameter 1-D chunks of a flat tensor (cheaper than shaped views; same memory)."""
         return list(flat.split_with_sizes(self.numels)) if self.numels else []
 
-    def parameters(self, flat: torch.Tensor, grad_views: Sequence[torch.Tensor]) -> tuple[nn.Parameter, ...]:
+    def parameters(self, flat: torch.Tensor, grad_views: Sequence[torch.Tensor] | None) -> tuple[nn.Parameter, ...]:
         """Leaf parameters aliasing `flat`, ready to be installed and differentiated against.
 
-        Their `.grad` are `grad_views`, views of the stage's flat gradient buffer, so a
-        backward accumulates every parameter's gradient straight into that one tensor.
+        With `grad_views` (views of the stage's flat gradient buffer) as their `.grad`, an
+        `autograd.backward` accumulates every parameter's gradient straight into that buffer.
         """
         params = tuple(nn.Parameter(view) for view in self.views(flat))
-        for param, grad_view in zip(params, grad_views, strict=True):
-            param.grad = grad_view
+        if grad_views is not None:
+            attach_gradients(params, grad_views)
         return params
 
     def install(self, params: Sequence[nn.Parameter]) -> None:
@@ -86,3 +86,8 @@ class ParamLayout:
     def zeros(self) -> torch.Tensor:
         """A new flat tensor of zeros shaped like a version."""
         return torch.zeros(self.numel, dtype=self.dtype, device=self.device)
+
+
+def attach_gradients(params: Sequence[nn.Parameter], grad_views: Sequence[torch.Tensor]) -> None:
+    for param, grad_view in zip(params, grad_views, strict=True):
+        param.grad = grad_view

@@ -53,12 +53,14 @@ class OptimizerConfig:
 
 
 class StageOptimizer:
-    """One optimizer per stage; `step(params, grads)` updates `params` in place.
+    """One optimizer per stage; `step(params, grads, chunked)` updates `params` in place.
 
-    `params` and `grads` are lists of 1-D chunks, one per parameter, of a version's flat tensor
-    and of the flat gradient. Each operation is a `torch._foreach_*` call, which on CPU runs
-    the single-tensor kernel per chunk — the same per-element arithmetic as torch.optim's
-    single-tensor path — without a Python loop over parameters.
+    `params` and `grads` are per-parameter lists: the shaped parameters and autograd's
+    gradients (`chunked=False`), or 1-D chunks of a version's flat tensor and of a flat gradient
+    (`chunked=True`). Each operation is a `torch._foreach_*` call, which on CPU runs the
+    single-tensor kernel per parameter — the same per-element arithmetic as torch.optim's
+    single-tensor path — without a Python loop over parameters. The state (momentum, Adam
+    moments) is flat, allocated once, and viewed in both forms.
     """
 
     def __init__(self, config: OptimizerConfig, layout: ParamLayout, tally: Tally) -> None:
@@ -67,44 +69,49 @@ class StageOptimizer:
         self._tally = tally
         self.steps = 0
         self._state: list[torch.Tensor] = []  # flat buffers: [momentum] or [exp_avg, exp_avg_sq]
-        self._chunks: list[list[torch.Tensor]] = []
+        self._chunks: list[list[torch.Tensor]] = []  # 1-D per-parameter chunks of each buffer
+        self._shaped: list[list[torch.Tensor]] = []  # shaped per-parameter views of each buffer
 
     @property
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state)
 
-    def step(self, params: TensorList, grads: TensorList) -> None:
+    def step(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
         self.steps += 1
         with torch.no_grad():
             if self.config.name == "adam":
-                self._adam(params, grads)
+                self._adam(params, grads, chunked)
             else:
-                self._sgd(params, grads)
+                self._sgd(params, grads, chunked)
 
     def _allocate(self, count: int) -> None:
         for _ in range(count):
             flat = torch.zeros(self._layout.numel, dtype=self._layout.dtype, device=self._layout.device)
             self._state.append(flat)
             self._chunks.append(self._layout.chunks(flat))
+            self._shaped.append(self._layout.views(flat))
             self._tally.alloc(OPTIMIZER, flat.numel() * flat.element_size())
 
-    def _sgd(self, params: TensorList, grads: TensorList) -> None:
+    def _buffers(self, chunked: bool) -> list[list[torch.Tensor]]:
+        return self._chunks if chunked else self._shaped
+
+    def _sgd(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
         cfg = self.config
         if cfg.weight_decay != 0:
             grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
         if cfg.momentum != 0:
             if not self._state:
                 self._allocate(1)
-                bufs = self._chunks[0]
+                bufs = self._buffers(chunked)[0]
                 torch._foreach_copy_(bufs, grads)  # torch.optim: buf = grad.clone() on the first step
             else:
-                bufs = self._chunks[0]
+                bufs = self._buffers(chunked)[0]
                 torch._foreach_mul_(bufs, cfg.momentum)
                 torch._foreach_add_(bufs, grads, alpha=1 - cfg.dampening)
             grads = torch._foreach_add(grads, bufs, alpha=cfg.momentum) if cfg.nesterov else bufs
         torch._foreach_add_(params, grads, alpha=-cfg.lr)
 
-    def _adam(self, params: TensorList, grads: TensorList) -> None:
+    def _adam(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
         cfg = self.config
         if not self._state:
             self._allocate(2)
@@ -114,7 +121,7 @@ class StageOptimizer:
         bias_correction2 = 1 - beta2**step
         step_size = cfg.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
-        exp_avgs, exp_avg_sqs = self._chunks
+        exp_avgs, exp_avg_sqs = self._buffers(chunked)
         if cfg.weight_decay != 0:
             grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)

@@ -82,13 +82,13 @@ class StageRuntime:
         comp = compensation if compensation is not None else CompensationConfig()
         self.compensator = build_compensator(comp, self.layout.numel, self.layout.dtype, self.layout.device)
         self._compensates = comp.name != "none"
-        # One flat gradient buffer per stage: every version's parameters have views of it as
-        # `.grad`, so a backward writes the whole stage gradient into it with no copy.
-        self._grad = self.layout.zeros()
-        self._grad_chunks = self.layout.chunks(self._grad)
-        self._tally.alloc(GRADIENTS, self.layout.nbytes)
+        # A flat gradient buffer, made on first need (compensation or accumulation): every
+        # version's parameters then have views of it as `.grad`, so a backward writes the whole
+        # stage gradient into one tensor, ready for the flat compensator arithmetic.
+        self._grad: torch.Tensor | None = None
+        self._grad_chunks: list[torch.Tensor] = []
         self.versions = VersionStore(
-            self.layout, self.layout.pack_initial(), self._grad, self._tally, keep_chain=self.compensator.needs_chain
+            self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
         )
         self.optimizer = StageOptimizer(
             optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
@@ -215,13 +215,16 @@ class StageRuntime:
         if (grad_output is None) == (loss_fn is None):
             self._pending[(worker, sample)] = pending  # nothing happened: the datum stays in flight
             raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output or loss_fn, not both")
-        grad_input, loss = self._gradients(pending, grad_output, loss_fn)
+        rule = self._rules[worker]
+        compensate = staleness > 0 and self._compensates
+        flat = self._grad_buffer() if compensate or rule.accumulation > 1 else None
+        grad_input, loss, grads = self._gradients(pending, grad_output, loss_fn, flat)
         self._tally.free(ACTIVATIONS, pending.nbytes)
-        grad = self._grad
-        if staleness > 0 and self._compensates:
-            grad = self._compensate(grad, version, staleness)
+        if compensate:
+            assert flat is not None
+            flat = self._compensate(flat, version, staleness)
         self.versions.release(version)
-        update = self._accumulate(worker, sample, grad, stash_id)
+        update = self._accumulate(worker, sample, grads, flat, stash_id)
         self.versions.trim()
         return BackwardResult(grad_input, True, stash_id, staleness, update, loss)
 
@@ -252,8 +255,13 @@ class StageRuntime:
         pending: _Pending,
         grad_output: torch.Tensor | None,
         loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Fill the gradient buffer with this datum's gradient; return (grad of input, loss)."""
+        flat: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, ...]]:
+        """This datum's gradients: (grad of the input, loss, per-parameter gradients).
+
+        With `flat` (the stage's gradient buffer) the parameter gradients are written into it
+        and the tuple is empty; otherwise they come back as autograd made them, with no copy.
+        """
         if pending.output is None:  # recomputation not done yet as its own op
             self._rebuild(pending)
         version = pending.version
@@ -268,10 +276,24 @@ class StageRuntime:
         inputs: tuple[torch.Tensor, ...] = version.params
         if self.stage > 0:
             inputs = (inp, *inputs)
-        self._grad.zero_()
-        if inputs:
+        if not inputs:
+            return None, loss, ()
+        if flat is not None:
+            flat.zero_()
             torch.autograd.backward(root, grad_output, inputs=inputs)
-        return (inp.grad if self.stage > 0 else None), loss
+            return (inp.grad if self.stage > 0 else None), loss, ()
+        grads = torch.autograd.grad(root, inputs, grad_output, allow_unused=True, materialize_grads=True)
+        if self.stage > 0:
+            return grads[0], loss, grads[1:]
+        return None, loss, grads
+
+    def _grad_buffer(self) -> torch.Tensor:
+        if self._grad is None:
+            self._grad = self.layout.zeros()
+            self._grad_chunks = self.layout.chunks(self._grad)
+            self._tally.alloc(GRADIENTS, self.layout.nbytes)
+            self.versions.attach_gradients(self._grad)
+        return self._grad
 
     def _rebuild(self, pending: _Pending) -> None:
         """Recompute the stage on the stashed version from the kept input; store the graph."""
@@ -316,16 +338,19 @@ class StageRuntime:
             f"stage {self.stage}: no forward of sample {sample} by worker {worker} is awaiting a backward"
         )
 
-    def _accumulate(self, worker: int, sample: int, grad: torch.Tensor, version_id: int) -> UpdateResult | None:
+    def _accumulate(
+        self, worker: int, sample: int, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, version_id: int
+    ) -> UpdateResult | None:
         every = self._rules[worker].accumulation
         if every == 1:
-            return self._update(grad, version_id, (sample,))
+            return self._update(grads, flat, version_id, (sample,))
+        assert flat is not None, "accumulation works on the flat gradient"
         group = self._groups[worker]
         if group is None:
-            group = _Group(grad.clone() if grad is self._grad else grad, version_id, sample)  # the buffer is reused
-            self._tally.alloc(ACCUMULATION, grad.numel() * grad.element_size())
+            group = _Group(flat.clone() if flat is self._grad else flat, version_id, sample)  # the buffer is reused
+            self._tally.alloc(ACCUMULATION, flat.numel() * flat.element_size())
         else:
-            group.total.add_(grad)
+            group.total.add_(flat)
             group.samples.append(sample)
             group.oldest = min(group.oldest, version_id)
         if len(group.samples) < every:
@@ -334,17 +359,24 @@ class StageRuntime:
         self._groups[worker] = None
         total = group.total
         self._tally.free(ACCUMULATION, total.numel() * total.element_size())
-        return self._update(total.div_(every), group.oldest, tuple(group.samples))
+        return self._update((), total.div_(every), group.oldest, tuple(group.samples))
 
-    def _update(self, grad: torch.Tensor, oldest: int, samples: tuple[int, ...]) -> UpdateResult:
+    def _update(
+        self, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, oldest: int, samples: tuple[int, ...]
+    ) -> UpdateResult:
+        """Step the optimizer with per-parameter `grads`, or with the flat gradient `flat`."""
         previous = self.versions.current
         applied_to = previous.id  # read now: an in-place step renumbers `previous` itself
         staleness = applied_to - oldest
         new, copied = self.versions.advance()
         observes = self.compensator.observes_steps
         before = (previous.flat if copied else new.flat.clone()) if observes else None
-        chunks = self._grad_chunks if grad is self._grad else self.layout.chunks(grad)
-        self.optimizer.step(new.chunks, chunks)
+        if self.layout.numel:
+            if flat is None:
+                self.optimizer.step(new.params, grads, chunked=False)
+            else:
+                chunks = self._grad_chunks if flat is self._grad else self.layout.chunks(flat)
+                self.optimizer.step(new.chunks, chunks, chunked=True)
         if before is not None:
             self.compensator.observe_step(before, new.flat)
             self._tally.resize(COMPENSATOR, self.compensator.state_bytes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from executor.stage.layout import ParamLayout
+from executor.stage.layout import ParamLayout, attach_gradients
 from executor.stage.tally import Tally
 
 WEIGHTS = "weights"
@@ -41,14 +41,10 @@ class Version:
 
 
 class VersionStore:
-    """`grad` is the stage's flat gradient buffer; every version's parameters accumulate into it."""
-
-    def __init__(
-        self, layout: ParamLayout, flat: torch.Tensor, grad: torch.Tensor, tally: Tally, keep_chain: bool
-    ) -> None:
+    def __init__(self, layout: ParamLayout, flat: torch.Tensor, tally: Tally, keep_chain: bool) -> None:
         self._layout = layout
         self._tally = tally
-        self._grad_views = layout.views(grad)
+        self._grad_views: list[torch.Tensor] | None = None
         self._nbytes = flat.numel() * flat.element_size()
         self.keep_chain = keep_chain
         first = self._version(0, flat)
@@ -70,6 +66,14 @@ class VersionStore:
     @property
     def held_ids(self) -> tuple[int, ...]:
         return tuple(self._live)
+
+    def attach_gradients(self, grad: torch.Tensor) -> None:
+        """From now on every version's parameters accumulate their `.grad` into flat `grad`."""
+        self._grad_views = self._layout.views(grad)
+        for version in self._live.values():
+            attach_gradients(version.params, self._grad_views)
+        if self._spare is not None:
+            attach_gradients(self._spare.params, self._grad_views)
 
     def version(self, version_id: int) -> Version:
         """A live version by id (KeyError when it has been freed)."""

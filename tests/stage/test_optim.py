@@ -66,7 +66,7 @@ def test_optimizer_state_is_flat_and_in_the_ledger():
     opt = StageOptimizer(OptimizerConfig("adam"), layout, Tally(ledger))
     flat = layout.pack_initial()
     assert ledger.held("optimizer") == 0  # allocated lazily, like torch.optim
-    opt.step(layout.chunks(flat), layout.chunks(torch.ones(15)))
+    opt.step(layout.chunks(flat), layout.chunks(torch.ones(15)), chunked=True)
     assert ledger.held("optimizer") == opt.state_bytes == 2 * 15 * 4
 
 
@@ -85,3 +85,26 @@ def test_optimizer_state_is_flat_and_in_the_ledger():
 def test_bad_optimizer_settings_are_refused_with_the_field_named(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         OptimizerConfig(**kwargs).validate()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.name}-m{c.momentum}-wd{c.weight_decay}-n{c.nesterov}")
+@pytest.mark.parametrize("chunked", [False, True])
+def test_both_gradient_forms_step_exactly_like_torch_optim(cfg, chunked):
+    twin = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
+    ours = nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3))
+    ours.load_state_dict(twin.state_dict())
+    layout = ParamLayout(list(ours))
+    flat = layout.pack_initial()
+    opt = StageOptimizer(cfg, layout, Tally(ByteLedger()))
+    reference = _torch_optimizer(cfg, twin.parameters())
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=gen) for p in twin.parameters()]
+        for p, g in zip(twin.parameters(), grads, strict=True):
+            p.grad = g.clone()
+        reference.step()
+        if chunked:
+            opt.step(layout.chunks(flat), layout.chunks(torch.cat([g.reshape(-1) for g in grads])), chunked=True)
+        else:
+            opt.step(layout.views(flat), grads, chunked=False)
+    assert torch.equal(flat, torch.cat([p.detach().reshape(-1) for p in twin.parameters()]))

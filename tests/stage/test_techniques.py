@@ -65,8 +65,7 @@ def test_stage_i_trains_on_exactly_one_lcm_th_of_each_workers_data(case):
             assert ran[i][n] == per_worker // lcm
         assert runtimes[i].current_version == sum(ran[i])
         assert runtimes[i].in_flight == 0
-        nbytes = runtimes[i].layout.nbytes
-        assert runtimes[i].held_by_category() == {"gradients": nbytes, "weights": nbytes}
+        assert runtimes[i].held_by_category() == {"weights": runtimes[i].layout.nbytes}
 
 
 def test_a_stage_steps_every_c_a_backwards_of_a_worker_and_averages():

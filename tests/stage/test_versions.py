@@ -18,7 +18,7 @@ def _store(keep_chain: bool) -> tuple[VersionStore, nn.Linear, ByteLedger]:
     lin = nn.Linear(3, 2)  # 8 parameters, 32 bytes per version
     layout = ParamLayout([lin])
     ledger = ByteLedger()
-    store = VersionStore(layout, layout.pack_initial(), layout.zeros(), Tally(ledger), keep_chain)
+    store = VersionStore(layout, layout.pack_initial(), Tally(ledger), keep_chain)
     return store, lin, ledger
 
 

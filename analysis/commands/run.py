@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +66,23 @@ def positive(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"invalid number {text!r}: must be positive")
-    return value
+def float_at_least(minimum: float, inclusive: bool) -> Callable[[str], float]:
+    """A parser of finite numbers `≥ minimum` (or `> minimum`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"invalid number {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise ValueError(f"invalid number {text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
+        return value
+
+    return parse
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"invalid number {text!r}: must be ≥ 0")
-    return value
+positive_float = float_at_least(0.0, inclusive=False)
+non_negative_float = float_at_least(0.0, inclusive=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -110,13 +110,11 @@ class _Run:
         return self.learner.features(self.inputs(positions))
 
     # --- records ---
-    def record_arrivals(self, lo: int, hi: int, predicted: np.ndarray | None = None) -> None:
-        """Positions `lo..hi-1` arrived and are predicted by the model as it is now."""
+    def record_arrivals(self, lo: int, hi: int) -> None:
+        """Positions `lo..hi-1` arrived and are predicted, in one batch, by the model as it is now."""
         if hi <= lo:
             return
-        if predicted is None:
-            predicted = self.learner.predict(self.inputs(np.arange(lo, hi))).cpu().numpy()
-        self.predicted[lo:hi] = predicted
+        self.predicted[lo:hi] = self.learner.predict(self.inputs(np.arange(lo, hi))).cpu().numpy()
         self.progress.update(hi - lo)
 
     def evaluate_due(self, arrived: int) -> None:

@@ -83,7 +83,9 @@ class FerretPlanner:
         for p in self.partitions:
             for cr in recompute:
                 model = stage_model(profile, p, cr, decay_per_s, value_per_datum)
-                n = ceil_ratio(model.cycle, arrival_interval_s)
+                # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
+                # workers for the longer cycle; (F3) would otherwise reward recomputation.
+                n = ceil_ratio(model.tf + model.tb, arrival_interval_s)
                 self.candidates.append(_Candidate(len(self.candidates), model, n))
 
     # ---------------------------------------------------------------- budget-independent

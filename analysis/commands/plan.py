@@ -1,0 +1,199 @@
+"""`ferret plan`: the best pipeline plan of a strategy for a memory budget and a stream."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from analysis.output import resolved_config
+from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, parse_rate, parse_seconds
+from planner.builtin import resolve_profile
+from planner.errors import FerretError
+from planner.fileio import atomic_dir, atomic_write_json
+from planner.search import PlanResult
+from planner.strategies import STRATEGIES, make_plan, minimal_budget
+
+NAME = "plan"
+HELP = "choose a pipeline plan (partition, workers, techniques) for a memory budget and a stream"
+DESCRIPTION = (
+    "Search the strategy's plans for the highest adaptation rate whose memory fits the budget "
+    "(Ferret: Alg. 2 + 3 of the paper). Writes the plan to --out and, beside it, "
+    "<stem>.summary.json (predicted rate and memory, search log) and <stem>.config.json (the resolved "
+    "arguments): e.g. --out out/plan.json gives out/plan.summary.json and out/plan.config.json. "
+    "All three are written together or not at all. An infeasible budget writes nothing and exits 2."
+)
+SYNCHRONOUS = ("gpipe", "1f1b")
+
+
+def _budget(text: str) -> str | int:
+    word = text.strip().lower()
+    if word in ("min", "max"):
+        return word
+    return parse_bytes(text)
+
+
+def _interval(text: str) -> str | float:
+    return "auto" if text.strip().lower() == "auto" else parse_seconds(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"invalid number {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"invalid number {text!r}: must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"invalid count {text!r} (expected a positive integer)") from None
+    if value < 1:
+        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile", required=True, help="profile JSON, or builtin:NAME (a profile shipped with ferret)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=cli_type(_budget),
+        default="max",
+        help="memory budget: a size (64MiB, 1.5GB, bytes if bare), 'min' (the smallest feasible, M−) "
+        "or 'max' (unconstrained, M+)",
+    )
+    parser.add_argument(
+        "--arrival-interval",
+        type=cli_type(_interval),
+        default="auto",
+        help="time between data arrivals (2ms, 150us); 'auto' = the slowest layer's forward time, as in the paper",
+    )
+    parser.add_argument(
+        "--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay rate c, per second (1/s, 0.5, 2/ms)"
+    )
+    parser.add_argument("--value", type=cli_type(_positive_float), default=1.0, help="initial value V_D of a datum")
+    parser.add_argument(
+        "--strategy",
+        choices=list(STRATEGIES),
+        default="ferret",
+        help="; ".join(f"{name}: {s.summary}" for name, s in STRATEGIES.items()),
+    )
+    parser.add_argument(
+        "--devices",
+        type=cli_type(_positive_int),
+        default=None,
+        help="devices D; stage j runs on device j mod D (default P)",
+    )
+    parser.add_argument(
+        "--minibatch",
+        type=cli_type(_positive_int),
+        default=None,
+        help="gpipe/1f1b only: fix the mini-batch size instead of choosing the best one",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="plan JSON to write (siblings: <stem>.summary.json, <stem>.config.json)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.is_dir():
+        raise FerretError(f"--out {out} is a folder; give the plan's file name, e.g. {out / 'plan.json'}")
+    profile = resolve_profile(args.profile)
+    td = float(profile.t_fwd.max()) if args.arrival_interval == "auto" else args.arrival_interval
+    if td <= 0:
+        raise FerretError("--arrival-interval auto needs a profile with a positive forward time; give a time")
+    options: dict[str, Any] = {}
+    if args.devices is not None:
+        options["num_devices"] = args.devices
+    if args.minibatch is not None:
+        if args.strategy not in SYNCHRONOUS:
+            raise FerretError(f"--minibatch applies to {' and '.join(SYNCHRONOUS)} only, not {args.strategy}")
+        options["minibatch"] = args.minibatch
+    started = time.perf_counter()
+    if args.budget == "max":
+        budget = None
+    elif args.budget == "min":
+        budget = minimal_budget(profile, td, args.decay, args.value, strategy=args.strategy, **options)
+    else:
+        budget = args.budget
+    result = make_plan(args.strategy, profile, td, args.decay, budget, args.value, **options)
+    elapsed = time.perf_counter() - started
+    if not result.feasible:
+        raise FerretError(
+            f"budget {format_bytes(budget)} is below the smallest footprint found, {format_bytes(result.min_memory_bytes)}"
+        )
+    summary = _summary(result, budget, td, elapsed)
+    summary_path, config_path = out.with_name(f"{out.stem}.summary.json"), out.with_name(f"{out.stem}.config.json")
+    with atomic_dir(out.parent) as stage:
+        result.plan.save(stage / out.name)
+        atomic_write_json(stage / summary_path.name, summary)
+        config = resolved_config(args, arrival_interval_s=td, budget_bytes=budget, profile_model=profile.model)
+        atomic_write_json(stage / config_path.name, config)
+    print(_table(result, budget, td, args))
+    print(f"→ {out} (+ {summary_path.name}, {config_path.name}); planned in {format_seconds(elapsed)}")
+    return 0
+
+
+def _techniques(result: PlanResult) -> dict[str, int]:
+    active = [w for w in result.plan.workers if w.active]
+    return {
+        "recompute_workers": sum(w.recompute for w in active),
+        "accumulation_stages": sum(sum(a > 1 for a in w.accumulation) for w in active),
+        "omission_stages": sum(sum(o > 0 for o in w.omission) for w in active),
+        "removed_workers": len(result.plan.workers) - len(active),
+    }
+
+
+def _summary(result: PlanResult, budget: int | None, td: float, elapsed: float) -> dict[str, Any]:
+    plan = result.plan
+    return {
+        "strategy": plan.strategy,
+        "feasible": result.feasible,
+        "adaptation_rate": result.adaptation_rate,
+        "memory_bytes": result.memory_bytes,
+        "budget_bytes": budget,
+        "min_memory_bytes": result.min_memory_bytes,
+        "num_stages": plan.num_stages,
+        "partition": list(plan.partition),
+        "num_workers": plan.num_workers,
+        "active_workers": len(plan.active_workers),
+        "minibatch": plan.minibatch,
+        "num_devices": plan.num_devices,
+        "arrival_interval_s": td,
+        "decay_per_s": plan.decay_per_s,
+        "value_per_datum": plan.value_per_datum,
+        **_techniques(result),
+        "planning_s": elapsed,
+        "log": list(result.log),
+    }
+
+
+def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Namespace) -> str:
+    plan, t = result.plan, _techniques(result)
+    techniques = (
+        f"recomputation on {t['recompute_workers']} workers, accumulation at {t['accumulation_stages']} and "
+        f"omission at {t['omission_stages']} (worker, stage) pairs, {t['removed_workers']} workers removed"
+    )
+    budget_text = "unconstrained" if budget is None else format_bytes(budget)
+    rows = [
+        ("strategy", plan.strategy),
+        ("stages", f"P = {plan.num_stages}, partition {list(plan.partition)}"),
+        ("workers", f"{len(plan.active_workers)} active of N = {plan.num_workers}, on {plan.num_devices} devices"),
+        ("techniques", techniques),
+        ("mini-batch", str(plan.minibatch)),
+        ("stream", f"td = {format_seconds(td)}, c = {args.decay:g}/s, V_D = {args.value:g}"),
+        ("predicted R", f"{result.adaptation_rate:.6g} /s"),
+        (
+            "memory",
+            f"{format_bytes(result.memory_bytes)} of {budget_text} (smallest feasible {format_bytes(result.min_memory_bytes)})",
+        ),
+    ]
+    return "\n".join(f"{k:<12} {v}" for k, v in rows)

@@ -1,0 +1,67 @@
+"""Pipeline strategies by name (SPEC §6): Ferret and the pipelines it is compared with.
+
+Each strategy makes a plan for a budget and predicts (R, M) of its plans in closed form;
+`docs/planner.md` states every strategy's closed form and assumptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.errors import ValidationError
+from planner.plan import Plan
+from planner.profile import ModelProfile
+from planner.search import PlanResult
+from planner.strategies.base import Strategy, StreamSpec
+from planner.strategies.ferret import Ferret
+from planner.strategies.pipedream import PipeDream, PipeDream2BW
+from planner.strategies.synchronous import GPipe, OneFOneBFlush
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
+
+__all__ = ["STRATEGIES", "Strategy", "StreamSpec", "get_strategy", "make_plan", "minimal_budget", "predict"]
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValidationError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None
+
+
+def make_plan(
+    strategy: str,
+    profile: ModelProfile,
+    arrival_interval_s: float,
+    decay_per_s: float = 1.0,
+    budget_bytes: int | None = None,
+    value_per_datum: float = 1.0,
+    **options: Any,
+) -> PlanResult:
+    """The strategy's best plan within `budget_bytes` (None: unconstrained, Ferret's M+).
+
+    An infeasible budget gives `feasible=False` and names the smallest footprint reached.
+    """
+    if budget_bytes is not None and budget_bytes <= 0:
+        raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
+    stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    return get_strategy(strategy).plan(profile, stream, budget_bytes, **options)
+
+
+def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:
+    """Closed-form (adaptation rate, memory bytes) of any strategy's plan."""
+    plan.validate(profile.num_layers)
+    return get_strategy(plan.strategy).predict(profile, plan)
+
+
+def minimal_budget(
+    profile: ModelProfile,
+    arrival_interval_s: float,
+    decay_per_s: float = 1.0,
+    value_per_datum: float = 1.0,
+    strategy: str = "ferret",
+    **options: Any,
+) -> int:
+    """The smallest budget the strategy can satisfy (Ferret's M−)."""
+    stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    return get_strategy(strategy).min_memory(profile, stream, **options)

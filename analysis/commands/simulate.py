@@ -11,6 +11,7 @@ from analysis.units import format_bytes, format_seconds
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
+from sim.config import SimConfig
 
 NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
+    crowding = workers_per_device(plan, config)
     with atomic_dir(args.out) as stage:
         trace_path = stage / f"trace.{args.trace_format}"
         with FileTrace(trace_path, args.trace_format) as trace:
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             )
         summary = result.to_summary()
         summary["arrival"] = args.arrival
+        summary["devices"] = len(result.peak_memory_per_device)
+        summary["workers_per_device"] = crowding
         write_summary(stage, summary)
         write_config(stage, args, sim_config=config.to_json(), plan=plan.to_json())
     print(
@@ -93,4 +97,22 @@ def run(args: argparse.Namespace) -> int:
         + f" p99 {format_seconds(result.latency_quantile(0.99))}; {result.events} events in {result.wall_s:.2f} s"
         + f" → {args.out}"
     )
+    if crowding > config.concurrency:
+        print(
+            f"note: up to {crowding} workers share a device that runs {config.concurrency} op(s) at a time; the twin "
+            "models that contention, the closed forms do not (--exclusive-devices or --concurrency for their regime)"
+        )
     return 0
+
+
+def workers_per_device(plan: Plan, config: SimConfig) -> int:
+    """The most active workers with a stage on one device, as the twin will place them."""
+    from sim.simulate import resolve_placement
+    from sim.strategies import get_strategy
+
+    placement = resolve_placement(plan, config, get_strategy(plan.strategy).single_device)
+    users: dict[int, set[int]] = {}
+    for n in plan.active_workers:
+        for device in placement[n]:
+            users.setdefault(device, set()).add(n)
+    return max((len(u) for u in users.values()), default=0)

@@ -32,6 +32,10 @@ def _budgets(text: str) -> list[int]:
     return [parse_bytes(text)]
 
 
+def _interval_or_auto(text: str) -> float | str:
+    return "auto" if text.strip() == "auto" else parse_seconds(text)
+
+
 def _intervals(text: str) -> list[float]:
     return [parse_seconds(part) for part in text.split(",") if part.strip()]
 
@@ -54,7 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="e.g. 4MiB:512MiB:x2, 1MiB:8MiB:+1MiB, a,b,c or one size",
     )
-    parser.add_argument("--arrival-interval", type=cli_type(parse_seconds), default=None, help="mean gap, e.g. 2ms")
+    parser.add_argument(
+        "--arrival-interval",
+        type=cli_type(_interval_or_auto),
+        default=None,
+        help="mean gap, e.g. 2ms; 'auto' = the slowest layer's forward time, as in the paper",
+    )
     parser.add_argument(
         "--intervals", type=cli_type(_intervals), default=None, help="several gaps to sweep too, e.g. 1ms,2ms,4ms"
     )
@@ -88,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.intervals is None and args.arrival_interval is None:
         raise FerretError("give --arrival-interval (e.g. 2ms) or --intervals (e.g. 1ms,2ms)")
+    profile = load_profile_arg(args.profile)
+    if args.arrival_interval == "auto":
+        args.arrival_interval = float(profile.t_fwd.max())
     intervals = args.intervals or [args.arrival_interval]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if not strategies:
@@ -96,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
         get_strategy(name)  # unknown names fail here, before any work
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
-    profile = load_profile_arg(args.profile)
     if args.plan_placement and args.exclusive_devices:
         raise FerretError("--plan-placement and --exclusive-devices contradict each other; give one")
     config = sim_config_from_args(args, exclusive_devices=not args.plan_placement)

@@ -138,3 +138,26 @@ def test_cli_needs_an_interval(tmp_path, profile_path, capsys):
     code = main(["whatif", "--profile", str(profile_path), "--budgets", "1MiB", "--out", str(tmp_path / "wi")])
     assert code == 2
     assert "--arrival-interval" in capsys.readouterr().err
+
+
+def test_cli_compares_the_pipeline_strategies_on_a_builtin_profile(tmp_path):
+    out = tmp_path / "wi"
+    code = main(
+        ["whatif", "--profile", "builtin:mnistnet-titan-xp", "--budgets", "4MiB:512MiB:x2", "--arrival-interval",
+         "auto", "--decay", "50/s", "--strategies", "ferret,pipedream,pipedream-2bw,gpipe,1f1b", "--samples", "400",
+         "--jobs", "2", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    with (out / "whatif.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 5 * 8
+    by = {(r["strategy"], int(r["budget_bytes"])): r for r in table}
+    assert by[("ferret", 4 << 20)]["feasible"] == "false"  # below the smallest footprint (4.66 MiB)
+    roomy = by[("ferret", 512 << 20)]
+    assert roomy["feasible"] == "true" and int(roomy["workers"]) == 4 and float(roomy["drop_rate"]) == 0.0
+    assert float(roomy["rate"]) > max(float(by[(s, 512 << 20)]["rate"]) for s in ("pipedream", "gpipe", "1f1b"))
+    assert float(roomy["rate"]) <= float(roomy["predicted_rate"])  # (F3) counts N/cycle, the stream brings 1/td
+    pd = by[("pipedream", 512 << 20)]
+    assert float(pd["rate"]) == pytest.approx(float(pd["predicted_rate"]), rel=0.02)
+    assert json.loads((out / "config.json").read_text())["arrival_interval"] == pytest.approx(1.8686e-05, rel=1e-3)
+    assert any(p["strategy"] == "ferret" for p in json.loads((out / "summary.json").read_text())["pareto"])

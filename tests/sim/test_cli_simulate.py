@@ -137,3 +137,21 @@ def test_the_installed_entry_point_reports_errors_without_a_traceback(inputs):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"ferret simulate: error: plan not found: {inputs / 'missing.json'}"]
     assert not (inputs / "sim").exists()
+
+
+def test_simulates_a_plan_made_by_ferret_plan(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "--profile", "builtin:mnistnet-titan-xp", "--budget", "max", "--out", str(plan)]) == 0
+    predicted = json.loads(plan.read_text())["predicted"]
+    runs = {}
+    for name, extra in (("shared", []), ("alone", ["--exclusive-devices"])):
+        out = tmp_path / name
+        args = ["simulate", "--plan", str(plan), "--profile", "builtin:mnistnet-titan-xp", "--samples", "2000"]
+        assert main([*args, *extra, "--out", str(out)]) == 0
+        runs[name] = json.loads((out / "summary.json").read_text())
+    assert runs["alone"]["predicted"] == predicted
+    assert runs["shared"]["workers_per_device"] == 4 and runs["alone"]["workers_per_device"] == 1
+    assert runs["shared"]["drop_rate"] > 0.5 > runs["alone"]["drop_rate"]  # 4 workers contend for 3 devices
+    assert runs["alone"]["adaptation_rate"] > 2 * runs["shared"]["adaptation_rate"]
+    assert runs["alone"]["adaptation_rate"] <= predicted["adaptation_rate"]
+    assert "workers share a device" in capsys.readouterr().out

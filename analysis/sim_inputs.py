@@ -12,24 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from analysis.units import cli_type, parse_bytes, parse_seconds
-from planner.errors import FerretError
+from planner.builtin import resolve_profile
 from planner.profile import ModelProfile
 from sim.config import SimConfig
-
-BUILTIN_PREFIX = "builtin:"
-_BUILTIN_DIR = Path(__file__).resolve().parents[1] / "planner" / "builtin_profiles"
 
 
 def load_profile_arg(spec: str) -> ModelProfile:
     """A profile from a JSON path, or `builtin:NAME` for a profile shipped with the planner."""
-    if not spec.startswith(BUILTIN_PREFIX):
-        return ModelProfile.load(spec)
-    name = spec.removeprefix(BUILTIN_PREFIX).removesuffix(".json")
-    path = _BUILTIN_DIR / f"{name}.json"
-    if not name or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in _BUILTIN_DIR.glob("*.json")))
-        raise FerretError(f"unknown builtin profile {name!r}; choose one of {known}")
-    return ModelProfile.load(path)
+    return resolve_profile(spec)
 
 
 def _non_negative_float(text: str) -> float:

@@ -155,3 +155,10 @@ def test_simulates_a_plan_made_by_ferret_plan(tmp_path, capsys):
     assert runs["alone"]["adaptation_rate"] > 2 * runs["shared"]["adaptation_rate"]
     assert runs["alone"]["adaptation_rate"] <= predicted["adaptation_rate"]
     assert "workers share a device" in capsys.readouterr().out
+
+
+def test_an_unknown_builtin_profile_lists_the_shipped_ones(inputs, capsys):
+    out = inputs / "sim"
+    code = main(["simulate", "--plan", str(inputs / "plan.json"), "--profile", "builtin:nope", "--out", str(out)])
+    _one_line_error(capsys, code, "unknown built-in profile 'nope'", "mnistnet-titan-xp")
+    assert not out.exists()

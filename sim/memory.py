@@ -23,24 +23,28 @@ class MemoryLedger:
         self.total_peak = 0
         self.buckets = buckets
         self.width = max(horizon_s, 1e-9) / buckets
-        self._peaks: list[int] = []  # closed buckets' peaks
-        self._bucket_end = self.width  # end of the open bucket, index len(self._peaks)
-        self._open_peak = 0
+        # A bucket is [total peak, device 0 peak, device 1 peak, ...]; the open one is still filling.
+        self._closed: list[list[int]] = []
+        self._open = [0] * (num_devices + 1)
+        self._bucket_end = self.width  # end of the open bucket, index len(self._closed)
         self.on_change: Callable[[int, int, float], None] | None = None
 
     def alloc(self, device: int, nbytes: int, t: float) -> None:
         if nbytes == 0:
             return
+        if t >= self._bucket_end:
+            self._roll(t)
         held = self.current[device] + nbytes
         self.current[device] = held
         if held > self.peak[device]:
             self.peak[device] = held
-        if t >= self._bucket_end:
-            self._roll(t)
+        bucket = self._open
+        if held > bucket[device + 1]:
+            bucket[device + 1] = held
         total = self.total + nbytes
         self.total = total
-        if total > self._open_peak:
-            self._open_peak = total
+        if total > bucket[0]:
+            bucket[0] = total
             if total > self.total_peak:
                 self.total_peak = total
         if self.on_change is not None:
@@ -52,35 +56,38 @@ class MemoryLedger:
         held = self.current[device] - nbytes
         if held < 0:
             raise AssertionError(f"memory ledger: device {device} would hold {held} B after freeing {nbytes} B")
-        self.current[device] = held
         if t >= self._bucket_end:
             self._roll(t)
+        self.current[device] = held
         self.total -= nbytes
         if self.on_change is not None:
             self.on_change(device, held, t)
 
     def _roll(self, t: float) -> None:
-        """Close the open bucket and any empty ones before `t` (they held the current total)."""
-        self._peaks.append(self._open_peak)
-        self._open_peak = self.total
+        """Close the open bucket and any empty ones before `t` (they held the current bytes)."""
+        now = [self.total, *self.current]
+        self._closed.append(self._open)
+        self._open = now
         while True:
-            if len(self._peaks) >= self.buckets:
+            if len(self._closed) >= self.buckets:
                 self._coarsen()
-            end = (len(self._peaks) + 1) * self.width
+            end = (len(self._closed) + 1) * self.width
             if t < end:
                 break
-            self._peaks.append(self.total)
+            self._closed.append(list(now))
         self._bucket_end = end
 
     def _coarsen(self) -> None:
         """Double the bucket width: merge closed buckets pairwise (an odd last one joins the open one)."""
-        peaks = self._peaks
-        if len(peaks) % 2:
-            self._open_peak = max(self._open_peak, peaks[-1])
-        self._peaks = [max(peaks[2 * i], peaks[2 * i + 1]) for i in range(len(peaks) // 2)]
+        rows = self._closed
+        if len(rows) % 2:
+            self._open = [max(a, b) for a, b in zip(self._open, rows[-1], strict=True)]
+        self._closed = [
+            [max(a, b) for a, b in zip(rows[2 * i], rows[2 * i + 1], strict=True)] for i in range(len(rows) // 2)
+        ]
         self.width *= 2
 
-    def timeline(self) -> tuple[np.ndarray, np.ndarray]:
-        """(bucket start times, peak total bytes in each bucket) up to the last change."""
-        peaks = [*self._peaks, self._open_peak]
-        return np.arange(len(peaks)) * self.width, np.asarray(peaks, dtype=np.int64)
+    def timeline(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bucket start times, peak total bytes per bucket, peak bytes per bucket and device)."""
+        rows = np.asarray([*self._closed, self._open], dtype=np.int64)
+        return np.arange(len(rows)) * self.width, rows[:, 0], rows[:, 1:]

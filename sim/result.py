@@ -59,7 +59,8 @@ class SimResult:
     baseline_memory_bytes: int
     final_memory_bytes: int
     memory_timeline_s: np.ndarray
-    memory_timeline_bytes: np.ndarray
+    memory_timeline_bytes: np.ndarray  # peak total bytes per time bucket
+    memory_timeline_per_device: np.ndarray  # (buckets, devices) peak bytes
     staleness_histogram: tuple[tuple[int, ...], ...]  # per stage: count of applied gradients by staleness
     utilisation: tuple[float, ...]  # per device: busy lane-time / (concurrency · makespan)
     events: int  # trace rows

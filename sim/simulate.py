@@ -61,7 +61,7 @@ def simulate(
 
     makespan = float(engine.env.now)
     ledger = engine.ledger
-    t_line, bytes_line = ledger.timeline()
+    t_line, bytes_line, device_lines = ledger.timeline()
     util = tuple(dev.busy_s / (dev.concurrency * makespan) if makespan > 0 else 0.0 for dev in engine.devices)
     predicted = None if plan.predicted is None else plan.predicted.to_json()
     return SimResult(
@@ -81,6 +81,7 @@ def simulate(
         final_memory_bytes=ledger.total,
         memory_timeline_s=t_line,
         memory_timeline_bytes=bytes_line,
+        memory_timeline_per_device=device_lines,
         staleness_histogram=tuple(tuple(h) for h in engine.staleness),
         utilisation=util,
         events=sink.count,

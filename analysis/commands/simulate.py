@@ -12,6 +12,7 @@ from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
 from sim.config import SimConfig
+from sim.result import SimResult
 
 NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
@@ -77,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace
             )
         write_chrome_trace(read_trace(trace_path), stage / "chrome_trace.json", args.chrome_max_events or None)
-        with (stage / "memory_timeline.csv").open("w", encoding="utf-8") as f:
-            f.write("t_s,peak_bytes\n")
-            f.writelines(
-                f"{t:.9g},{b}\n"
-                for t, b in zip(result.memory_timeline_s.tolist(), result.memory_timeline_bytes.tolist(), strict=True)
-            )
+        write_memory_timeline(stage / "memory_timeline.csv", result)
         summary = result.to_summary()
         summary["arrival"] = args.arrival
         summary["devices"] = len(result.peak_memory_per_device)
@@ -116,3 +112,17 @@ def workers_per_device(plan: Plan, config: SimConfig) -> int:
         for device in placement[n]:
             users.setdefault(device, set()).add(n)
     return max((len(u) for u in users.values()), default=0)
+
+
+def write_memory_timeline(path: Path, result: SimResult) -> None:
+    """One row per time bucket: its start, the peak total, and each device's peak."""
+    devices = result.memory_timeline_per_device.shape[1]
+    with path.open("w", encoding="utf-8") as f:
+        f.write(",".join(["t_s", "peak_bytes", *(f"device_{d}" for d in range(devices))]) + "\n")
+        for t, total, per_device in zip(
+            result.memory_timeline_s.tolist(),
+            result.memory_timeline_bytes.tolist(),
+            result.memory_timeline_per_device.tolist(),
+            strict=True,
+        ):
+            f.write(",".join([f"{t:.9g}", str(total), *map(str, per_device)]) + "\n")

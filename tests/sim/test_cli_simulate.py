@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -57,6 +58,12 @@ def test_writes_summary_trace_chrome_trace_timeline_and_config(inputs, capsys):
     assert {e["tid"] for e in chrome["traceEvents"] if e["ph"] == "X"} == set(range(6))
     config = json.loads((out / "config.json").read_text())
     assert config["sim_config"]["exclusive_devices"] is True and config["samples"] == 200
+    with (out / "memory_timeline.csv").open() as f:
+        timeline = list(csv.DictReader(f))
+    assert list(timeline[0]) == ["t_s", "peak_bytes", *(f"device_{d}" for d in range(6))]
+    assert max(int(r["peak_bytes"]) for r in timeline) == summary["peak_memory_bytes"]
+    per_device = [max(int(r[f"device_{d}"]) for r in timeline) for d in range(6)]
+    assert per_device == summary["peak_memory_per_device"]
     assert "R = " in capsys.readouterr().out
 
 

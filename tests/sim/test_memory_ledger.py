@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,25 +39,31 @@ def test_peaks_and_timeline_match_a_plain_replay(ops, buckets, horizon):
     assert ledger.peak == peaks
     assert ledger.total == sum(held)
     assert ledger.total_peak == total_peak
-    starts, values = ledger.timeline()
+    starts, values, per_device = ledger.timeline()
     assert len(values) <= buckets
     assert values.max(initial=0) == total_peak
+    assert per_device.shape == (len(values), 3)
+    assert per_device.max(axis=0).tolist() == peaks
+    assert np.all(per_device.sum(axis=1) >= values)  # devices peak at different moments within a bucket
     assert starts[-1] <= last_t < starts[-1] + 2 * ledger.width or last_t == 0.0
 
 
 def test_timeline_buckets_hold_the_peak_of_their_interval():
-    ledger = MemoryLedger(1, horizon_s=4.0, buckets=4)  # buckets of 1 s
+    ledger = MemoryLedger(2, horizon_s=4.0, buckets=4)  # buckets of 1 s
     ledger.alloc(0, 10, 0.2)
-    ledger.alloc(0, 5, 0.5)
-    ledger.free(0, 15, 0.7)
-    ledger.alloc(0, 3, 2.5)
-    starts, values = ledger.timeline()
+    ledger.alloc(1, 5, 0.5)
+    ledger.free(0, 10, 0.6)
+    ledger.free(1, 5, 0.7)
+    ledger.alloc(1, 3, 2.5)
+    starts, values, per_device = ledger.timeline()
     assert starts.tolist() == [0.0, 1.0, 2.0]
     assert values.tolist() == [15, 0, 3]
+    assert per_device.tolist() == [[10, 5], [0, 0], [0, 3]]
     ledger.alloc(0, 1, 9.0)  # past the horizon: buckets double to 2 s, then 4 s
-    starts, values = ledger.timeline()
+    starts, values, per_device = ledger.timeline()
     assert ledger.width == 4.0
     assert values.tolist() == [15, 3, 4]
+    assert per_device.tolist() == [[10, 5], [0, 3], [1, 3]]
 
 
 def test_freeing_more_than_a_device_holds_is_a_bug():

@@ -48,52 +48,69 @@ def _bandwidth(text: str) -> float:
 
 
 def add_sim_config_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("simulator model (defaults: the closed forms' regime, or --sim-config)")
-    group.add_argument("--sim-config", type=Path, default=None, help="SimConfig JSON (e.g. from `ferret calibrate`)")
+    """SimConfig flags; an absent flag keeps the value of --sim-config or SimConfig's default."""
+    group = parser.add_argument_group(
+        "simulator model (an absent flag keeps --sim-config's value, else the default shown: the closed forms' regime)"
+    )
+    quiet = argparse.SUPPRESS  # not given → not in args → not an override
+    group.add_argument("--sim-config", type=Path, default=quiet, help="SimConfig JSON (e.g. from `ferret calibrate`)")
     group.add_argument(
         "--exclusive-devices",
         action="store_true",
-        default=None,
-        help="one device per (worker, stage), ignoring the plan's placement (no contention)",
+        default=quiet,
+        help="one device per (worker, stage), ignoring the plan's placement (no contention); default off",
     )
     group.add_argument(
-        "--concurrency", type=cli_type(_non_negative_int), default=None, help="ops a device runs at once"
+        "--concurrency", type=cli_type(_non_negative_int), default=quiet, help="ops a device runs at once; default 1"
     )
     group.add_argument(
         "--slowdown",
         type=cli_type(_non_negative_float),
-        default=None,
-        help="stretch of an op per other op running beside it",
+        default=quiet,
+        help="an op started beside m others takes 1 + slowdown·m times as long; default 0",
     )
     group.add_argument(
-        "--op-overhead", type=cli_type(parse_seconds), default=None, help="fixed cost added to each op, e.g. 20us"
+        "--op-overhead",
+        type=cli_type(parse_seconds),
+        default=quiet,
+        help="fixed cost added to each op (20us); default 0",
     )
     group.add_argument(
-        "--update-time", type=cli_type(parse_seconds), default=None, help="optimizer step time, e.g. 50us"
+        "--update-time", type=cli_type(parse_seconds), default=quiet, help="optimizer step time (50us); default 0"
     )
     group.add_argument(
-        "--link-latency", type=cli_type(parse_seconds), default=None, help="latency of a transfer between devices"
+        "--link-latency", type=cli_type(parse_seconds), default=quiet, help="latency between devices; default 0"
     )
-    group.add_argument("--link-bandwidth", type=cli_type(_bandwidth), default=None, help="link bandwidth, e.g. 10GiB/s")
+    group.add_argument(
+        "--link-bandwidth", type=cli_type(_bandwidth), default=quiet, help="link bandwidth (10GiB/s); default free"
+    )
     group.add_argument(
         "--jitter",
         type=cli_type(_non_negative_float),
-        default=None,
-        help="log-std of a mean-1 log-normal op-time jitter",
+        default=quiet,
+        help="log-std of a mean-1 log-normal op-time factor; default 0 (none)",
     )
     group.add_argument(
-        "--input-buffer", type=cli_type(_non_negative_int), default=None, help="data that may wait in front of a worker"
+        "--input-buffer",
+        type=cli_type(_non_negative_int),
+        default=quiet,
+        help="data that may wait in front of a worker / for a mini-batch; default: the strategy's",
     )
     group.add_argument(
-        "--transient-memory", action="store_true", default=None, help="also count gradients and rebuilt activations"
+        "--transient-memory",
+        action="store_true",
+        default=quiet,
+        help="also count gradients, rebuilt activations, accumulation buffers; default off",
     )
     group.add_argument(
         "--optimizer-state-ratio",
         type=cli_type(_non_negative_float),
-        default=None,
-        help="optimizer bytes per weight byte",
+        default=quiet,
+        help="optimizer bytes per weight byte (Adam 2); default 0",
     )
-    group.add_argument("--trace-memory", action="store_true", default=None, help="add a mem row per memory change")
+    group.add_argument(
+        "--trace-memory", action="store_true", default=quiet, help="add a mem row per memory change; default off"
+    )
 
 
 _FLAG_FIELDS = {
@@ -112,7 +129,8 @@ _FLAG_FIELDS = {
 
 
 def sim_config_from_args(args: argparse.Namespace, **overrides: Any) -> SimConfig:
-    base = SimConfig.load(args.sim_config) if args.sim_config is not None else SimConfig()
+    path = getattr(args, "sim_config", None)
+    base = SimConfig.load(path) if path is not None else SimConfig()
     changes: dict[str, Any] = {}
     for flag, name in _FLAG_FIELDS.items():
         value = getattr(args, flag, None)

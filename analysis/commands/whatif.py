@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         get_strategy(name)  # unknown names fail here, before any work
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
-    if args.plan_placement and args.exclusive_devices:
+    if args.plan_placement and getattr(args, "exclusive_devices", False):
         raise FerretError("--plan-placement and --exclusive-devices contradict each other; give one")
     config = sim_config_from_args(args, exclusive_devices=not args.plan_placement)
     jobs = [

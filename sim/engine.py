@@ -17,6 +17,7 @@ slot's device from the start of its forward to the end of its backward.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from heapq import heappop, heappush
 from typing import Any
@@ -127,7 +128,15 @@ class Engine:
     # ------------------------------------------------------------------ run
     def run(self) -> None:
         self.env.process(self._source())
-        self.env.run()
+        # The run allocates millions of short-lived tuples and builds no reference cycles, so the
+        # cyclic collector's passes over them are pure overhead (~7 % of the run).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self.env.run()
+        finally:
+            if collecting:
+                gc.enable()
         self.trace.flush()
         if self.in_flight:
             raise AssertionError(f"sim: {self.in_flight} data still in flight after the event queue drained")

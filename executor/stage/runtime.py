@@ -228,6 +228,35 @@ class StageRuntime:
         self.versions.trim()
         return BackwardResult(grad_input, True, stash_id, staleness, update, loss)
 
+    # ------------------------------------------------------------------ flush
+    def flush(self, worker: int) -> UpdateResult | None:
+        """Apply `worker`'s open accumulation group now, averaged over the gradients it holds.
+
+        For a group that cannot fill: the stream ended mid-group, or a synchronous pipeline's
+        last mini-batch was short (the sim's trace then has an `update` row for fewer data than
+        `c^a`). Returns None when the worker has no open group.
+        """
+        self._rule_of(worker)
+        group = self._groups[worker]
+        if group is None:
+            return None
+        self._groups[worker] = None
+        total = group.total
+        self._tally.free(ACCUMULATION, total.numel() * total.element_size())
+        update = self._update((), total.div_(len(group.samples)), group.oldest, tuple(group.samples))
+        self.versions.trim()
+        return update
+
+    def stashed_parameters(self, worker: int, sample: int) -> tuple[torch.nn.Parameter, ...]:
+        """The parameters of the version `sample`'s forward stashed here — what its backward
+        differentiates against — in the stage's parameter order (the model's own order). For a
+        loss term on the stage's weights (MAS's penalty) that a `loss_fn` adds: take them before
+        calling `backward`."""
+        pending = self._pending.get((worker, sample))
+        if pending is None:
+            raise RuntimeError(f"stage {self.stage}: sample {sample} of worker {worker} stored nothing here")
+        return pending.version.params
+
     # ------------------------------------------------------------------ internals
     def _rule_of(self, worker: int) -> WorkerRule:
         if not 0 <= worker < len(self._rules):

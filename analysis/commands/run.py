@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.output import write_config, write_summary
+from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
 from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, parse_rate, parse_seconds
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, read_json
@@ -26,8 +27,14 @@ DESCRIPTION = (
     "(B-Skip: N of the latest B), camel (weighted coreset + replay), or a registered pipeline "
     "framework. Time is virtual: a step lasts what the model's profile says (--profile FILE, else "
     "measured here, or --device roofline:NAME). Writes summary.json, config.json, metrics.csv and "
-    "accuracy.png to --out."
+    "accuracy.png to --out. With --plan plan.json the stream runs through the plan's pipeline (Ferret, "
+    "PipeDream, PipeDream-2BW, GPipe, 1F1B): the twin schedules it for the stream's arrivals and the replay "
+    "executor follows that schedule op by op with real data and math, writing also the measured op trace "
+    "(trace.jsonl, chrome_trace.json)."
 )
+COMPENSATION_NAMES = "none, step-aware, gap-aware, fisher, iter-fisher"
+COMPENSATION_SETTINGS = ("lambda0", "nu", "alpha", "eta_lambda", "gap_ema")
+MEASURED_TRACE = "trace.jsonl"
 
 
 def key_value(text: str) -> tuple[str, Any]:
@@ -88,7 +95,9 @@ non_negative_float = float_at_least(0.0, inclusive=True)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what runs")
     what.add_argument(
-        "--framework", default="oracle", help="oracle, 1-skip, random-n, last-n, camel, or a pipeline one"
+        "--framework",
+        default=None,
+        help="oracle (default), 1-skip, random-n, last-n, camel; pipeline with --plan" + KEEP_HELP,
     )
     what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas")
     what.add_argument("--model", default="mnistnet", help="model name (see ferret profile --help)")
@@ -159,6 +168,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--window", type=cli_type(positive), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
     )
 
+    pipe = parser.add_argument_group("pipeline (--plan)")
+    pipe.add_argument(
+        "--plan", type=Path, default=None, help="plan JSON from `ferret plan`: run its pipeline" + KEEP_HELP
+    )
+    pipe.add_argument(
+        "--mode", default="replay", help="how the pipeline runs: replay (one process follows the twin's schedule)"
+    )
+    pipe.add_argument("--compensation", default="none", help=f"stale-gradient compensation: {COMPENSATION_NAMES}")
+    pipe.add_argument(
+        "--compensation-option",
+        type=cli_type(key_value),
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="compensator setting, repeatable: lambda0, nu, alpha, eta_lambda, gap_ema (SPEC §5)" + KEEP_HELP,
+    )
+    pipe.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="follow this trace file (jsonl/csv, e.g. from ferret simulate) instead of simulating" + KEEP_HELP,
+    )
+    add_sim_config_arguments(parser)
+
     algo = parser.add_argument_group("algorithm")
     size = algo.add_mutually_exclusive_group()
     size.add_argument(
@@ -212,57 +245,129 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
-    spec = RunSpec(
-        framework=args.framework,
-        algorithm=AlgorithmConfig(
-            name=args.algorithm,
-            buffer_samples=args.buffer_samples or AlgorithmConfig.buffer_samples,
-            replay_batch=args.replay_batch,
-            mir_candidates=args.mir_candidates,
-            lwf_alpha=args.lwf_alpha,
-            lwf_temperature=args.lwf_temperature,
-            mas_lambda=args.mas_lambda,
-            consolidate_every=args.consolidate_every,
-        ),
-        buffer_bytes=args.buffer,
-        framework_options=FrameworkOptions(
-            batch_size=args.batch_size, window=args.window, extra=dict(args.framework_option)
-        ),
-        optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
-        dataset=args.dataset,
-        data_root=args.data_root,
-        dataset_options=dict(args.dataset_option),
-        stream=args.stream,
-        stream_options=dict(args.stream_option),
-        model=args.model,
-        arrival=args.arrival,
-        arrival_interval_s=args.arrival_interval,
-        samples=args.samples,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        profile_path=None if args.profile is None else str(args.profile),
-        device=args.device,
-        progress=True,
-    )
-    experiment = prepare(spec)
-    result = run_experiment(experiment)
-    summary = experiment_summary(experiment, result, args.decay)
-    if baseline is not None:
-        summary.update(compare_to_baseline(summary, baseline))
-        summary["baseline"] = str(args.baseline)
-
-    online = online_accuracy_curve(result.correct)
-    test = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
+    plan = resolve_pipeline(args)
     with atomic_dir(args.out) as staging:
+        spec = RunSpec(
+            framework=args.framework,
+            algorithm=AlgorithmConfig(
+                name=args.algorithm,
+                buffer_samples=args.buffer_samples or AlgorithmConfig.buffer_samples,
+                replay_batch=args.replay_batch,
+                mir_candidates=args.mir_candidates,
+                lwf_alpha=args.lwf_alpha,
+                lwf_temperature=args.lwf_temperature,
+                mas_lambda=args.mas_lambda,
+                consolidate_every=args.consolidate_every,
+            ),
+            buffer_bytes=args.buffer,
+            framework_options=FrameworkOptions(
+                batch_size=args.batch_size, window=args.window, extra=pipeline_options(args, staging)
+            ),
+            optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
+            dataset=args.dataset,
+            data_root=args.data_root,
+            dataset_options=dict(args.dataset_option),
+            stream=args.stream,
+            stream_options=dict(args.stream_option),
+            model=args.model,
+            arrival=args.arrival,
+            # A plan was made for a stream: without --arrival-interval, data arrive as it assumed.
+            arrival_interval_s=args.arrival_interval
+            if plan is None
+            else args.arrival_interval or plan.arrival_interval_s,
+            samples=args.samples,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            profile_path=None if args.profile is None else str(args.profile),
+            device=args.device,
+            progress=True,
+        )
+        experiment = prepare(spec)
+        result = run_experiment(experiment)
+        summary = experiment_summary(experiment, result, args.decay)
+        if baseline is not None:
+            summary.update(compare_to_baseline(summary, baseline))
+            summary["baseline"] = str(args.baseline)
+        online = online_accuracy_curve(result.correct)
+        test = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
+        if plan is not None:
+            from sim.chrome import write_chrome_trace
+            from sim.trace import read_trace
+
+            write_chrome_trace(read_trace(staging / MEASURED_TRACE), staging / "chrome_trace.json", 250_000)
         write_config(
             staging, args, arrival_interval_s=experiment.arrival_interval_s, buffer_samples=summary["buffer_samples"]
         )
         write_summary(staging, summary)
         write_metrics_csv(staging / "metrics.csv", result, online, test)
-        title = f"{args.framework} / {args.algorithm} — {summary['dataset']} ({summary['stream']}), {args.model}"
+        title = f"{summary['framework']} / {args.algorithm} — {summary['dataset']} ({summary['stream']}), {args.model}"
         plot_accuracy_curves(staging / "accuracy.png", online, result.checkpoint_samples, test, title)
     print_summary(summary, args.out)
     return 0
+
+
+def resolve_pipeline(args: argparse.Namespace) -> Any:
+    """With --plan: the plan (read early for its arrival interval) and framework `pipeline`;
+    without: the pipeline flags are refused rather than ignored. Sets `args.framework`."""
+    from planner.plan import Plan
+
+    given = [flag for flag in PIPELINE_FLAGS if getattr(args, flag, None) not in (None, [], "none", "replay")]
+    if args.plan is None:
+        if given:
+            raise FerretError(f"--{given[0].replace('_', '-')} applies to pipeline runs only (give --plan plan.json)")
+        args.framework = args.framework or "oracle"
+        return None
+    if args.framework not in (None, "pipeline"):
+        raise FerretError(f"--plan runs the plan's pipeline; it does not combine with --framework {args.framework}")
+    if args.framework_option:
+        raise FerretError(
+            "--plan takes its settings from --compensation/--trace/simulator flags, not --framework-option"
+        )
+    args.framework = "pipeline"
+    return Plan.load(args.plan)
+
+
+PIPELINE_FLAGS = (
+    "mode",
+    "compensation",
+    "compensation_option",
+    "trace",
+    "sim_config",
+    "exclusive_devices",
+    "concurrency",
+    "slowdown",
+    "op_overhead",
+    "update_time",
+    "link_latency",
+    "link_bandwidth",
+    "jitter",
+    "input_buffer",
+    "transient_memory",
+    "optimizer_state_ratio",
+    "trace_memory",
+)
+
+
+def pipeline_options(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
+    """`FrameworkOptions.extra`: the user's --framework-option, or the pipeline's settings (its
+    measured op trace written into the staging folder, so it lands with the other outputs)."""
+    if args.plan is None:
+        return dict(args.framework_option)
+    settings = dict(args.compensation_option)
+    unknown = sorted(set(settings) - set(COMPENSATION_SETTINGS))
+    if unknown:
+        raise FerretError(
+            f"--compensation-option {unknown[0]}: unknown setting; choose {', '.join(COMPENSATION_SETTINGS)}"
+        )
+    return {
+        "plan": str(args.plan),
+        "mode": args.mode,
+        "compensation": args.compensation,
+        **settings,
+        "trace": None if args.trace is None else str(args.trace),
+        "sim_config": sim_config_from_args(args),
+        "measured_trace": str(staging / MEASURED_TRACE),
+    }
 
 
 def read_baseline(folder: Path) -> dict[str, Any]:
@@ -306,6 +411,15 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         f"  trained {summary['trained']}, skipped {summary['skipped']} in {summary['steps']} steps; "
         f"{summary['train_flops'] / 1e9:.3g} GFLOPs; peak memory {format_bytes(summary['measured_peak_memory_bytes'])}"
     )
+    if "mode" in summary:  # a pipeline run
+        print(
+            f"  {summary['strategy']} plan, P = {summary['num_stages']}, {summary['active_workers']} workers, "
+            f"{summary['mode']} with {summary['compensation']} compensation; mean staleness "
+            f"{summary['mean_staleness'] or 0:.2f}; weights + activations peak "
+            f"{format_bytes(summary['measured_weights_activations_peak_bytes'])} "
+            f"(closed form {format_bytes(summary['predicted_memory_bytes'])})"
+        )
     if "oagm" in summary:
         print(f"  vs baseline {summary['baseline']}: oagm {summary['oagm']:.3f}, tagm {summary['tagm']:.3f}")
-    print(f"  wrote {out}/ (summary.json, config.json, metrics.csv, accuracy.png)")
+    extra = ", trace.jsonl, chrome_trace.json" if "mode" in summary else ""
+    print(f"  wrote {out}/ (summary.json, config.json, metrics.csv, accuracy.png{extra})")

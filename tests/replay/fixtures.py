@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from executor.data import Dataset, Stream
 from executor.models import build_model
@@ -36,20 +37,17 @@ def mlp(dataset: Dataset, hidden: tuple[int, ...] = (8, 8), seed: int = 0) -> La
     return build_model("mlp", dataset.input_shape, dataset.num_classes, seed=seed, hidden=hidden)
 
 
-def profile(model: LayeredModel, t_fwd: float = 1.0, t_bwd: float = 2.0, act: int = 64) -> ModelProfile:
-    """Every layer costs `t_fwd`/`t_bwd` seconds and 10 FLOPs per sample; sizes from the model."""
-    layers = tuple(
-        LayerProfile(
-            name,
-            t_fwd,
-            t_bwd,
-            sum(p.numel() * 4 for p in layer.parameters()),
-            act,
-            10,
-        )
-        for name, layer in zip(model.layer_names, model.layers, strict=True)
-    )
-    return ModelProfile(model.name, layers, source="synthetic")
+def profile(model: LayeredModel, t_fwd: float = 1.0, t_bwd: float = 2.0) -> ModelProfile:
+    """Every layer costs `t_fwd`/`t_bwd` seconds and 10 FLOPs per sample; bytes are the model's
+    own (parameters, and each layer's output for one datum), as the profiler would measure."""
+    x = torch.zeros(1, *model.input_shape)
+    layers = []
+    with torch.no_grad():
+        for name, layer in zip(model.layer_names, model.layers, strict=True):
+            x = layer(x)
+            params = sum(p.numel() * p.element_size() for p in layer.parameters())
+            layers.append(LayerProfile(name, t_fwd, t_bwd, params, x.numel() * x.element_size(), 10))
+    return ModelProfile(model.name, tuple(layers), source="synthetic")
 
 
 def stream(dataset: Dataset, n: int, interval_s: float, task: Any = None) -> Stream:

@@ -1,0 +1,432 @@
+"""The replay executor: one process follows a trace op by op against the StageRuntimes.
+
+Rows come in the order the schedule completes them (sim/trace.py). Per row:
+
+* `arrive` — the datum is predicted (eval mode) by the model as it is at that row: every
+  update of an earlier row is visible, none later (test-then-train). Predictions are batched
+  until the next row that can change the weights.
+* `fwd` — stage 0 first asks the OCL algorithm for the datum's micro-batch (ER's replayed
+  rows join it, LwF takes its teacher's logits); every stage runs its StageRuntime forward and
+  carries the output to the stage above.
+* `recompute`, `bwd` — the StageRuntime rebuilds (T1) and back-propagates; the last stage
+  takes the algorithm's loss (and MAS's penalty, at every stage, on the stashed weights); the
+  input gradient goes to the stage below. When a datum's backward has reached the lowest stage
+  it reaches (SPEC §3.2), the algorithm's `after_update` runs.
+* `update` — the StageRuntime applied it inside the backward that closed the group; the row
+  is checked against it (or flushes a group that cannot fill: the stream ended, or a
+  synchronous pipeline's last mini-batch was short).
+* `drop`, `send`, `recv`, `mem` — nothing to compute here.
+
+Every version a fwd/recompute/bwd ran on, every backward's staleness and every update's
+samples are checked against the trace: a trace that does not belong to the plan stops the run
+with a `FerretError` naming the row. The run ends at the last arrival (the sequential loop's
+rule: an update that lands later never served the stream) unless `drain` is set. Each executed
+op is written to `recorder` in the trace schema with the wall-clock time it took here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from executor.compensation import CompensationConfig
+from executor.ledger import tensor_bytes
+from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.batch import TrainBatch
+from executor.ocl.cost import CostModel
+from executor.ocl.modes import eval_mode, mode_invariant
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+from executor.replay.accounting import PipelineLedger, SavedTensorSizes
+from executor.replay.records import ModelView, ReplayRecords
+from executor.replay.stages import build_stages, parameter_names, stage_flops
+from executor.replay.trace_source import Row, execution_order
+from executor.seeding import numpy_rng, seed_everything
+from executor.stage import StageRuntime
+from planner.errors import FerretError
+from planner.plan import Plan
+from sim.trace import TraceSink
+
+COMPUTE = ("fwd", "recompute", "bwd")
+
+
+class _Flight:
+    """A datum inside the pipeline: its micro-batch and the tensor travelling between stages."""
+
+    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "worker")
+
+    def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
+        self.batch = batch
+        self.worker = worker
+        self.bottom = bottom
+        self.carry: torch.Tensor | None = batch.x
+        self.deltas = [0] * num_stages
+        self.label_bytes = label_bytes
+
+
+class ReplayExecutor:
+    def __init__(
+        self,
+        setup: RunSetup,
+        plan: Plan,
+        compensation: CompensationConfig | None = None,
+        recorder: TraceSink | None = None,
+        framework: str | None = None,
+    ) -> None:
+        seed_everything(setup.seed)
+        self.setup = setup
+        self.plan = plan
+        self.framework = framework or plan.strategy
+        self.P = plan.num_stages
+        stream, dataset = setup.stream, setup.stream.dataset
+        device = setup.torch_device
+        self.model = setup.model.to(device)
+        self.model.train()
+        self.ledger = PipelineLedger()
+        self.names = parameter_names(self.model, plan)  # before the runtimes take the parameters over
+        self.stages: list[StageRuntime] = build_stages(self.model, plan, setup.optimizer, compensation, self.ledger)
+        context = AlgorithmContext(
+            dataset.num_classes,
+            dataset.stored_bytes_per_sample,
+            self.ledger,
+            numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
+            setup.optimizer.lr,
+        )
+        self.algorithm = build_algorithm(setup.algorithm, context)
+        self.cost_model: CostModel = setup.cost_model
+        self.stage_flops = stage_flops(setup.profile, plan)
+        self.bytes_per_sample = dataset.stored_bytes_per_sample
+        self.x = torch.from_numpy(dataset.x_train).to(device)
+        self.y = torch.from_numpy(dataset.y_train).to(device)
+        self.order = stream.order.tolist()
+        self.order_t = torch.from_numpy(stream.order).to(device)
+        self.task = stream.task.tolist()
+        self.records = ReplayRecords(stream, self.P, setup.eval_every, device)
+        self.view = ModelView(self.model)
+        self.mode_dependent = not mode_invariant(self.model)
+        self.recorder = recorder
+        self._emit: Callable[[tuple[Any, ...]], None] | None = None if recorder is None else recorder.rows.append
+        # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
+        self._every = [[stage.rule(n).backward_every for stage in self.stages] for n in range(plan.num_workers)]
+        self._admitted = [0] * plan.num_workers
+        self._flights: dict[int, _Flight] = {}
+        self._waiting: set[int] = set()
+        self._pending: list[int] = []  # arrived, not yet predicted
+        self._applied: dict[tuple[int, int], Any] = {}  # (worker, stage) → UpdateResult not yet matched by a row
+        self._closes: set[tuple[int, int, int]] = set()
+        self._saved = SavedTensorSizes()
+        self._arrived = 0
+        self.flops = 0.0
+        self.busy_s = 0.0
+        self.ops = 0
+        self.updates = [0] * self.P
+        self.staleness = [[0] for _ in range(self.P)]
+        self._t0 = 0.0
+
+    # ------------------------------------------------------------------ run
+    def run(self, trace_rows: Sequence[Row], drain: bool = False) -> RunResult:
+        """Execute `trace_rows` (any order: they are put in execution order here)."""
+        n = self.records.n
+        rows = execution_order(trace_rows)
+        last_arrival = _last_arrival(rows, n)
+        end = len(rows) if drain else last_arrival + 1
+        # A backward that closes a gradient group changes the weights: pending predictions go first.
+        self._closes = {(r[10][-1], r[2], r[3]) for r in rows if r[0] == "update" and r[10]}
+        handlers = {
+            "arrive": self._arrive,
+            "fwd": self._forward,
+            "recompute": self._recompute,
+            "bwd": self._backward,
+            "update": self._update,
+            "drop": self._drop,
+        }
+        self._t0 = started = time.perf_counter()
+        for index in range(end):
+            row = rows[index]
+            handler = handlers.get(row[0], _ignore)
+            try:
+                handler(row)
+            except FerretError as exc:
+                raise FerretError(f"replay, trace row {index + 1} ({row[0]} of sample {row[1]}): {exc}") from None
+        self._predict_pending()
+        if not drain:
+            self._charge_discarded(rows, end, float(rows[last_arrival][6]))
+        if self.recorder is not None:
+            self.recorder.flush()
+        return self._result(time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ rows
+    def _arrive(self, row: Row) -> None:
+        sample = row[1]
+        if sample != self._arrived:
+            raise FerretError(f"arrivals out of order: expected sample {self._arrived}")
+        self._arrived += 1
+        self._pending.append(sample)
+        if sample not in self._flights and self.records.bottom[sample] < 0:  # not admitted at this instant
+            self._waiting.add(sample)
+            self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
+        if self._emit is not None:
+            t = time.perf_counter() - self._t0
+            self._emit(("arrive", sample, row[2], -1, -1, t, t, -1, 0, 0))
+            self.recorder.maybe_flush()  # type: ignore[union-attr]
+        if self._arrived == self.records.next_checkpoint:
+            self._predict_pending()
+            self.records.evaluate(self.view, self._arrived)
+
+    def _drop(self, row: Row) -> None:
+        if row[1] in self._waiting:
+            self._waiting.discard(row[1])
+            self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
+        if self._emit is not None:
+            t = time.perf_counter() - self._t0
+            self._emit(("drop", row[1], row[2], -1, -1, t, t, -1, 0, row[9]))
+
+    def _forward(self, row: Row) -> None:
+        sample, worker, stage = row[1], row[2], row[3]
+        if stage == 0:
+            flight = self._admit(sample, worker)
+        else:
+            flight = self._flights.get(sample)
+            if flight is None or flight.carry is None:
+                raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
+        if self.mode_dependent:
+            self._predict_pending()  # BatchNorm statistics move with every forward
+            self.view.version += 1
+        runtime = self.stages[stage]
+        x = flight.carry
+        rows = flight.batch.rows
+        stored = stage >= flight.bottom
+        assert x is not None
+        known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
+        t0 = time.perf_counter()
+        if known is None:  # the first stored forward of this shape: measure its saved tensors
+            result, delta = self._saved.measure(runtime, worker, sample, x, rows)
+        else:
+            result, delta = runtime.forward(worker, sample, x), known
+        t1 = time.perf_counter()
+        _check(result.version, row[7], "ran on version", "the trace says")
+        if result.stored != stored:
+            raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
+        if delta:
+            flight.deltas[stage] = delta
+            self.ledger.shift_saved(delta)
+        flight.carry = result.output if stage < self.P - 1 else None
+        if stage == 0:
+            self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
+        self.flops += rows * self.stage_flops[stage]
+        self._op_done(row, t0, t1, result.version, 0, result.bytes)
+
+    def _recompute(self, row: Row) -> None:
+        sample, worker, stage = row[1], row[2], row[3]
+        self._flight(sample, stage)
+        t0 = time.perf_counter()
+        version = self.stages[stage].recompute(worker, sample)
+        t1 = time.perf_counter()
+        _check(version, row[7], "recomputed on version", "the trace says")
+        self.flops += self._flights[sample].batch.rows * self.stage_flops[stage]
+        self._op_done(row, t0, t1, version, 0, 0)
+
+    def _backward(self, row: Row) -> None:
+        sample, worker, stage = row[1], row[2], row[3]
+        flight = self._flight(sample, stage)
+        if self._pending and (sample, worker, stage) in self._closes:
+            self._predict_pending()
+        runtime = self.stages[stage]
+        last = stage == self.P - 1
+        grad = flight.carry
+        if not last and grad is None:
+            raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
+        penalty = self.algorithm.has_penalty()
+        transient = runtime.held_bytes("gradients") == 0
+        if transient:
+            self.ledger.alloc("gradients", runtime.layout.nbytes)  # autograd's gradient, during the op
+        t0 = time.perf_counter()
+        if last or penalty:
+            result = runtime.backward(worker, sample, loss_fn=self._loss_fn(flight, worker, sample, stage, grad))
+        else:
+            result = runtime.backward(worker, sample, grad)
+        t1 = time.perf_counter()
+        if transient:
+            self.ledger.free("gradients", runtime.layout.nbytes)
+        if not result.ran:
+            raise FerretError(f"stage {stage} skipped this backward (omission), but the trace runs it")
+        _check(result.version, row[7], "back-propagated against version", "the trace says")
+        _check(result.staleness, row[8], "had staleness", "the trace says")
+        if flight.deltas[stage]:
+            self.ledger.shift_saved(-flight.deltas[stage])
+        hist = self.staleness[stage]
+        if result.staleness >= len(hist):
+            hist.extend([0] * (result.staleness + 1 - len(hist)))
+        hist[result.staleness] += 1
+        flight.carry = result.grad_input
+        if last:
+            self.ledger.free("inputs", flight.label_bytes)
+        self.flops += 2.0 * flight.batch.rows * self.stage_flops[stage]
+        if result.update is not None:
+            if (sample, worker, stage) not in self._closes:
+                raise FerretError(f"stage {stage} applied an update the trace does not have here")
+            self._applied[(worker, stage)] = result.update
+            self.view.version += 1
+        self._op_done(row, t0, t1, result.version, result.staleness, 0)
+        if stage == flight.bottom:
+            del self._flights[sample]
+            self.algorithm.after_update(self.model, flight.batch)
+
+    def _update(self, row: Row) -> None:
+        worker, stage, samples = row[2], row[3], row[10]
+        applied = self._applied.pop((worker, stage), None)
+        t0 = time.perf_counter()
+        if applied is None:  # a group the trace closes early (stream end, short mini-batch)
+            self._predict_pending()
+            applied = self.stages[stage].flush(worker)
+            if applied is None:
+                raise FerretError(f"update of stage {stage} for worker {worker}, which holds no gradient")
+            self.view.version += 1
+        t1 = time.perf_counter()
+        if tuple(applied.samples) != tuple(samples):
+            raise FerretError(
+                f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(samples)}"
+            )
+        _check(applied.version, row[7], "updated version", "the trace says")
+        self.updates[stage] += 1
+        self.records.updated(samples, stage, float(row[6]))
+        if self._emit is not None:
+            s, e = t0 - self._t0, t1 - self._t0
+            self._emit(
+                ("update", -1, worker, stage, row[4], s, e, applied.version, applied.staleness, 0, _joined(samples))
+            )
+
+    # ------------------------------------------------------------------ helpers
+    def _admit(self, sample: int, worker: int) -> _Flight:
+        if sample in self._flights:
+            raise FerretError("a second stage-0 forward of the same datum")
+        k = self._admitted[worker]
+        self._admitted[worker] = k + 1
+        every = self._every[worker]
+        bottom = next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
+        position = self.order[sample]
+        x, y = self.x[position : position + 1], self.y[position : position + 1]
+        batch = self.algorithm.observe(self.model, x, y, task=self.task[sample])
+        if batch.cost.forward or batch.cost.backward or batch.cost.features:
+            self.flops += self.cost_model.flops(batch.cost)
+        label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
+        self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
+        if sample in self._waiting:
+            self._waiting.discard(sample)
+            self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
+        flight = _Flight(batch, worker, bottom, self.P, label_bytes)
+        self._flights[sample] = flight
+        self.records.bottom[sample] = bottom
+        return flight
+
+    def _flight(self, sample: int, stage: int) -> _Flight:
+        flight = self._flights.get(sample)
+        if flight is None:
+            raise FerretError(f"stage {stage} op on a datum that is not in the pipeline")
+        return flight
+
+    def _loss_fn(
+        self, flight: _Flight, worker: int, sample: int, stage: int, grad: torch.Tensor | None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The last stage's training loss; below it, the chain rule's `⟨out, grad⟩` (whose gradient
+        is exactly the one from above) — in both cases plus the algorithm's penalty on this
+        stage's stashed weights (MAS), when it has one."""
+        algorithm, batch = self.algorithm, flight.batch
+        penalty = None
+        if algorithm.has_penalty():
+            stashed = self.stages[stage].stashed_parameters(worker, sample)
+            penalty = list(zip(self.names[stage], stashed, strict=True))
+
+        def loss(out: torch.Tensor) -> torch.Tensor:
+            value = algorithm.loss(out, batch) if grad is None else (out * grad).sum()
+            if penalty is not None:
+                term = algorithm.penalty(penalty)
+                if term is not None:
+                    value = value + term
+            return value
+
+        return loss
+
+    def _predict_pending(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        index = torch.tensor(pending, dtype=torch.int64)
+        with torch.no_grad(), eval_mode(self.model):
+            logits = self.model(self.x.index_select(0, self.order_t[index]))
+        self.records.predicted[pending] = logits.argmax(dim=1).cpu().numpy()
+        if self._emit is not None:
+            s, e = t0 - self._t0, time.perf_counter() - self._t0
+            for sample in pending:
+                self._emit(("predict", sample, -1, -1, -1, s, e, -1, 0, 0))
+        self._pending = []
+
+    def _op_done(self, row: Row, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
+        self.ops += 1
+        self.busy_s += row[6] - row[5]
+        if self._emit is not None:
+            self._emit(
+                (row[0], row[1], row[2], row[3], row[4], t0 - self._t0, t1 - self._t0, version, staleness, nbytes)
+            )
+
+    def _charge_discarded(self, rows: Sequence[Row], end: int, stream_end: float) -> None:
+        """Ops already running when the stream ended are discarded but their work is counted
+        (the sequential loop's rule for a step still running at the last arrival)."""
+        for row in rows[end:]:
+            if row[0] in COMPUTE and row[5] < stream_end and row[1] in self._flights:
+                passes = 2.0 if row[0] == "bwd" else 1.0
+                self.flops += passes * self._flights[row[1]].batch.rows * self.stage_flops[row[3]]
+                self.busy_s += row[6] - row[5]
+
+    def _result(self, wall_s: float) -> RunResult:
+        ledger = self.ledger
+        return self.records.result(
+            self.framework,
+            self.setup.algorithm.name,
+            steps=self.updates[-1],
+            train_flops=self.flops,
+            busy_s=self.busy_s,
+            peak_memory_bytes=ledger.saved_peak,
+            peak_memory_by_category=ledger.peaks(),
+            wall_s=wall_s,
+            details={
+                "ops_executed": self.ops,
+                "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
+                "updates_per_stage": list(self.updates),
+                "staleness_histogram": [list(h) for h in self.staleness],
+                "mean_staleness": _mean_staleness(self.staleness),
+                "measured_peak_memory_layer_outputs_bytes": ledger.peak,
+                "measured_weights_activations_peak_bytes": ledger.f4_peak,
+            },
+        )
+
+
+def _ignore(row: Row) -> None:
+    return None
+
+
+def _check(measured: int, traced: int, what: str, says: str) -> None:
+    if measured != traced:
+        raise FerretError(f"{what} {measured}, {says} {traced}; is this trace from this plan?")
+
+
+def _joined(samples: tuple[int, ...]) -> str:
+    return ",".join(map(str, samples))
+
+
+def _last_arrival(rows: Sequence[Row], n: int) -> int:
+    for index in range(len(rows) - 1, -1, -1):
+        if rows[index][0] == "arrive":
+            return index
+    raise FerretError(f"the trace has no arrive row (the stream has {n} data)")
+
+
+def _mean_staleness(histograms: list[list[int]]) -> float | None:
+    total = sum(sum(h) for h in histograms)
+    if not total:
+        return None
+    return sum(tau * count for h in histograms for tau, count in enumerate(h)) / total

@@ -1,0 +1,58 @@
+"""The StageRuntimes of a plan over a model, and the per-stage numbers the executor needs."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from executor.compensation import CompensationConfig
+from executor.ledger import ByteLedger
+from executor.models.base import LayeredModel
+from executor.ocl.learner import OptimizerConfig as LearnerOptimizer
+from executor.stage import OptimizerConfig, StageRuntime
+from planner.plan import Plan
+from planner.profile import ModelProfile
+
+
+def stage_optimizer(config: LearnerOptimizer) -> OptimizerConfig:
+    """The run's optimizer (`ferret run --optimizer/--lr/--momentum`) as a stage optimizer:
+    the same torch.optim defaults, so a one-stage pipeline steps exactly like the Learner."""
+    return OptimizerConfig(name=config.name, lr=config.lr, momentum=config.momentum)
+
+
+def build_stages(
+    model: LayeredModel,
+    plan: Plan,
+    optimizer: LearnerOptimizer,
+    compensation: CompensationConfig | None,
+    ledger: ByteLedger,
+) -> list[StageRuntime]:
+    """One runtime per stage, all charging one ledger (its peak is the pipeline's)."""
+    config = stage_optimizer(optimizer)
+    return [StageRuntime(model, plan, j, config, compensation, ledger) for j in range(plan.num_stages)]
+
+
+def parameter_names(model: nn.Module, plan: Plan) -> list[tuple[str, ...]]:
+    """Per stage, the model's names of its parameters in the order a StageRuntime lays them out
+    (modules in `modules()` order, then each module's own parameters) — the names OCL
+    algorithms key their state by (`model.named_parameters()`)."""
+    names: dict[int, str] = {id(p): name for name, p in model.named_parameters()}
+    layers = model.layers  # type: ignore[union-attr]
+    out = []
+    for j in range(plan.num_stages):
+        stage: list[str] = []
+        seen: set[int] = set()
+        for index in plan.stage_layers(j):
+            for module in layers[index].modules():
+                for param in module._parameters.values():
+                    if param is not None and id(param) not in seen:
+                        seen.add(id(param))
+                        stage.append(names[id(param)])
+        out.append(tuple(stage))
+    return out
+
+
+def stage_flops(profile: ModelProfile, plan: Plan) -> list[float]:
+    """Forward FLOPs of one sample through each stage (SPEC §10.1; a backward costs twice that)."""
+    per_sample = profile.fwd_flops / profile.batch_size
+    return [float(np.sum(per_sample[plan.partition[j] : plan.partition[j + 1]])) for j in range(plan.num_stages)]

@@ -1,0 +1,202 @@
+"""Where the replay executor's schedule comes from: the twin, for the plan and the stream's
+arrival times, or any trace file in the shared schema (sim/trace.py).
+
+Rows are plain tuples in `sim.trace.FIELDS` order — `(kind, sample, worker, stage, device,
+t_start, t_end, version, staleness, bytes, samples)` with `samples` a tuple of ints (empty but
+for `update` rows) — the sim's own row format with the sample list parsed, so a simulated
+schedule reaches the executor without building an object per row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from planner.errors import FerretError
+from planner.plan import Plan
+from planner.profile import ModelProfile
+from sim.config import SimConfig
+from sim.result import SimResult
+from sim.simulate import simulate
+from sim.strategies import get_strategy
+from sim.trace import KINDS, TraceEvent, TraceSink, read_trace
+
+Row = tuple[Any, ...]
+
+
+class RowTrace(TraceSink):
+    """Keeps the sim's rows as tuples, with an update row's sample list parsed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[Row] = []
+
+    def flush(self) -> None:
+        keep = self.kept.append
+        for row in self.rows:
+            if len(row) == 11:
+                keep((*row[:10], tuple(int(s) for s in row[10].split(","))))
+            else:
+                keep((*row, ()))
+        super().flush()
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenArrivals:
+    """An arrival process that returns a stream's own arrival times (the sim's `times` API)."""
+
+    arrival_s: np.ndarray
+    name: str = "stream"
+
+    @property
+    def mean_interval_s(self) -> float:
+        n = len(self.arrival_s)
+        return float(self.arrival_s[-1]) / (n - 1) if n > 1 else 0.0
+
+    def times(self, n: int, seed: int = 0) -> np.ndarray:
+        if n > len(self.arrival_s):
+            raise FerretError(f"the stream has {len(self.arrival_s)} arrivals, the sim asked for {n}")
+        return self.arrival_s[:n]
+
+
+def execution_plan(plan: Plan) -> Plan:
+    """The plan the StageRuntimes run. A synchronous strategy (GPipe, 1F1B-flush) updates every
+    stage once per mini-batch with the batch's mean gradient: that is accumulation over
+    `minibatch` data, so its workers get `c^a = minibatch` (a short last batch is flushed)."""
+    if not get_strategy(plan.strategy).batched or plan.minibatch == 1:
+        return plan
+    workers = tuple(dataclasses.replace(w, accumulation=(plan.minibatch,) * plan.num_stages) for w in plan.workers)
+    return dataclasses.replace(plan, workers=workers)
+
+
+def execution_order(rows: Sequence[Row]) -> list[Row]:
+    """The rows in the order their effects happen, which is the order to execute them in.
+
+    A trace lists rows as ops *end*, but a forward reads its stage's weights when it *starts*
+    (the twin records the version current at the start), so an update that lands while a
+    forward runs must not reach it: forwards are placed at their start, everything else at its
+    end. Among rows of one instant, ends (backward, update, recompute) come first, in trace
+    order, so memory is freed before it is taken again, as in the twin — except that a forward
+    on version `v` of stage `j` goes right before the first end at stage `j` that applies an
+    update to `v` or later (the versions say which way the twin went). Arrivals and drops come
+    last, so an update that ends as a datum arrives is visible to its prediction (the
+    sequential loop's rule). Zero-duration ops that depend on each other at one instant across
+    stages are not ordered here (profiled times are positive).
+    """
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][5] if rows[i][0] == "fwd" else rows[i][6], i))
+    out: list[Row] = []
+    start = 0
+    while start < len(order):
+        t = _effect_time(rows[order[start]])
+        stop = start + 1
+        while stop < len(order) and _effect_time(rows[order[stop]]) == t:
+            stop += 1
+        out.extend(_order_instant([rows[i] for i in order[start:stop]]))
+        start = stop
+    return out
+
+
+def _effect_time(row: Row) -> float:
+    return row[5] if row[0] == "fwd" else row[6]
+
+
+def _order_instant(group: list[Row]) -> list[Row]:
+    if len(group) == 1:
+        return group
+    ends = [r for r in group if r[0] in ("bwd", "update", "recompute")]
+    forwards = [r for r in group if r[0] == "fwd"]
+    rest = [r for r in group if r[0] not in ("bwd", "update", "recompute", "fwd")]
+    # What moves a stage's version: the backward that closes a gradient group (the runtime
+    # steps inside it), or an update row with no such backward (a group flushed early).
+    closing = {(r[10][-1], r[2], r[3]) for r in ends if r[0] == "update" and r[10]}
+    before: dict[int, list[Row]] = {}
+    after: list[Row] = []
+    for fwd in forwards:
+        stage, version = fwd[3], fwd[7]
+        slot = next(
+            (
+                i
+                for i, e in enumerate(ends)
+                if e[3] == stage
+                and (e[0] == "update" or (e[0] == "bwd" and (e[1], e[2], e[3]) in closing))
+                and _applies_to(e) >= version
+            ),
+            None,
+        )
+        if slot is None:
+            after.append(fwd)
+        else:
+            before.setdefault(slot, []).append(fwd)
+    out: list[Row] = []
+    for i, end in enumerate(ends):
+        out.extend(before.get(i, ()))
+        out.append(end)
+    return out + after + rest
+
+
+def _applies_to(row: Row) -> int:
+    """The version an update (or the backward that closes its group) steps from."""
+    return row[7] if row[0] == "update" else row[7] + row[8]
+
+
+def simulate_rows(
+    plan: Plan, profile: ModelProfile, arrival_s: np.ndarray, seed: int, config: SimConfig
+) -> tuple[list[Row], SimResult]:
+    """The twin's schedule of `plan` for exactly these arrivals."""
+    trace = RowTrace()
+    result = simulate(
+        plan, profile, len(arrival_s), arrivals=GivenArrivals(arrival_s), seed=seed, config=config, trace=trace
+    )
+    trace.close()
+    return trace.kept, result
+
+
+def event_row(event: TraceEvent) -> Row:
+    return (
+        event.kind,
+        event.sample,
+        event.worker,
+        event.stage,
+        event.device,
+        event.t_start,
+        event.t_end,
+        event.version,
+        event.staleness,
+        event.bytes,
+        tuple(event.samples),
+    )
+
+
+def load_rows(path: str | os.PathLike[str], num_samples: int, plan: Plan) -> list[Row]:
+    """A trace file's rows, checked against the stream and the plan (one clear error per problem)."""
+    return check_rows((event_row(e) for e in read_trace(path)), num_samples, plan, str(path))
+
+
+def check_rows(rows: Iterable[Row], num_samples: int, plan: Plan, where: str) -> list[Row]:
+    out = []
+    P, N = plan.num_stages, plan.num_workers
+    for i, row in enumerate(rows):
+        kind, sample, worker, stage = row[0], row[1], row[2], row[3]
+        if kind not in KINDS:
+            raise FerretError(f"trace {where} row {i + 1}: unknown kind {kind!r}")
+        compute = kind in ("fwd", "recompute", "bwd", "update")
+        if compute and (not 0 <= stage < P or not 0 <= worker < N):
+            raise FerretError(
+                f"trace {where} row {i + 1}: {kind} on worker {worker}, stage {stage}, but the plan has "
+                f"{N} workers and {P} stages"
+            )
+        if kind in ("arrive", "fwd", "recompute", "bwd", "drop") and not 0 <= sample < num_samples:
+            raise FerretError(
+                f"trace {where} row {i + 1}: sample {sample} is outside the stream (0..{num_samples - 1})"
+            )
+        if kind == "update" and any(not 0 <= s < num_samples for s in row[10]):
+            raise FerretError(f"trace {where} row {i + 1}: update names a sample outside the stream")
+        out.append(row)
+    arrivals = sum(1 for r in out if r[0] == "arrive")
+    if arrivals != num_samples:
+        raise FerretError(f"trace {where} has {arrivals} arrive rows but the stream has {num_samples} data")
+    return out

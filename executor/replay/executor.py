@@ -45,7 +45,7 @@ from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.stages import build_stages, parameter_names, stage_flops
 from executor.replay.trace_source import Row, execution_order
 from executor.seeding import numpy_rng, seed_everything
-from executor.stage import StageRuntime
+from executor.stage import StageRuntime, stage_rules
 from planner.errors import FerretError
 from planner.plan import Plan
 from sim.trace import TraceSink
@@ -87,7 +87,10 @@ class ReplayExecutor:
         self.model.train()
         self.ledger = PipelineLedger()
         self.names = parameter_names(self.model, plan)  # before the runtimes take the parameters over
-        self.stages: list[StageRuntime] = build_stages(self.model, plan, setup.optimizer, compensation, self.ledger)
+        self.compensation = compensation if compensation is not None else CompensationConfig()
+        self.stages: list[StageRuntime] = []  # built by `run`, once the schedule says which stages go stale
+        self._weight_bytes: list[int] = []
+        self.compensated_stages: list[int] = []
         context = AlgorithmContext(
             dataset.num_classes,
             dataset.stored_bytes_per_sample,
@@ -110,7 +113,8 @@ class ReplayExecutor:
         self.recorder = recorder
         self._emit: Callable[[tuple[Any, ...]], None] | None = None if recorder is None else recorder.rows.append
         # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
-        self._every = [[stage.rule(n).backward_every for stage in self.stages] for n in range(plan.num_workers)]
+        rules = [stage_rules(plan, j) for j in range(self.P)]
+        self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
         self._admitted = [0] * plan.num_workers
         self._flights: dict[int, _Flight] = {}
         self._waiting: set[int] = set()
@@ -131,6 +135,7 @@ class ReplayExecutor:
         """Execute `trace_rows` (any order: they are put in execution order here)."""
         n = self.records.n
         rows = execution_order(trace_rows)
+        self._build_stages({row[3] for row in rows if row[0] == "bwd" and row[8] > 0})
         last_arrival = _last_arrival(rows, n)
         end = len(rows) if drain else last_arrival + 1
         # A backward that closes a gradient group changes the weights: pending predictions go first.
@@ -157,6 +162,18 @@ class ReplayExecutor:
         if self.recorder is not None:
             self.recorder.flush()
         return self._result(time.perf_counter() - started)
+
+    def _build_stages(self, stale: set[int]) -> None:
+        """One StageRuntime per stage. A stage the schedule never hands a stale gradient gets no
+        compensator: the math is the same (compensation acts only on stale gradients) and it
+        holds none of the compensator's buffers (Iter-Fisher's λ tuning keeps two per stage)."""
+        if self.stages:
+            raise RuntimeError("a ReplayExecutor runs one trace; build another for the next")
+        none = CompensationConfig()
+        configs = [self.compensation if j in stale else none for j in range(self.P)]
+        self.compensated_stages = [j for j in range(self.P) if j in stale and self.compensation.name != "none"]
+        self.stages = build_stages(self.model, self.plan, self.setup.optimizer, configs, self.ledger)
+        self._weight_bytes = [stage.layout.nbytes for stage in self.stages]
 
     # ------------------------------------------------------------------ rows
     def _arrive(self, row: Row) -> None:
@@ -240,9 +257,9 @@ class ReplayExecutor:
         if not last and grad is None:
             raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
         penalty = self.algorithm.has_penalty()
-        transient = runtime.held_bytes("gradients") == 0
+        transient = self._weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
         if transient:
-            self.ledger.alloc("gradients", runtime.layout.nbytes)  # autograd's gradient, during the op
+            self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
         t0 = time.perf_counter()
         if last or penalty:
             result = runtime.backward(worker, sample, loss_fn=self._loss_fn(flight, worker, sample, stage, grad))
@@ -250,7 +267,7 @@ class ReplayExecutor:
             result = runtime.backward(worker, sample, grad)
         t1 = time.perf_counter()
         if transient:
-            self.ledger.free("gradients", runtime.layout.nbytes)
+            self.ledger.free("gradients", transient)
         if not result.ran:
             raise FerretError(f"stage {stage} skipped this backward (omission), but the trace runs it")
         _check(result.version, row[7], "back-propagated against version", "the trace says")
@@ -356,8 +373,13 @@ class ReplayExecutor:
             return
         t0 = time.perf_counter()
         index = torch.tensor(pending, dtype=torch.int64)
-        with torch.no_grad(), eval_mode(self.model):
-            logits = self.model(self.x.index_select(0, self.order_t[index]))
+        x = self.x.index_select(0, self.order_t[index])
+        with torch.no_grad():
+            if self.mode_dependent:
+                with eval_mode(self.model):
+                    logits = self.model(x)
+            else:  # train and eval mode compute the same function: no switching the modules
+                logits = self.model(x)
         self.records.predicted[pending] = logits.argmax(dim=1).cpu().numpy()
         if self._emit is not None:
             s, e = t0 - self._t0, time.perf_counter() - self._t0
@@ -395,6 +417,7 @@ class ReplayExecutor:
             wall_s=wall_s,
             details={
                 "ops_executed": self.ops,
+                "compensated_stages": self.compensated_stages,
                 "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
                 "updates_per_stage": list(self.updates),
                 "staleness_histogram": [list(h) for h in self.staleness],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from torch import nn
 
@@ -24,12 +26,17 @@ def build_stages(
     model: LayeredModel,
     plan: Plan,
     optimizer: LearnerOptimizer,
-    compensation: CompensationConfig | None,
+    compensation: CompensationConfig | Sequence[CompensationConfig] | None,
     ledger: ByteLedger,
 ) -> list[StageRuntime]:
-    """One runtime per stage, all charging one ledger (its peak is the pipeline's)."""
+    """One runtime per stage, all charging one ledger (its peak is the pipeline's); one
+    compensation for every stage, or one per stage."""
     config = stage_optimizer(optimizer)
-    return [StageRuntime(model, plan, j, config, compensation, ledger) for j in range(plan.num_stages)]
+    P = plan.num_stages
+    per_stage = list(compensation) if isinstance(compensation, Sequence) else [compensation] * P
+    if len(per_stage) != P:
+        raise ValueError(f"{len(per_stage)} compensation configs for {P} stages")
+    return [StageRuntime(model, plan, j, config, per_stage[j], ledger) for j in range(P)]
 
 
 def parameter_names(model: nn.Module, plan: Plan) -> list[tuple[str, ...]]:

@@ -61,3 +61,15 @@ def test_inputs_window_and_gradients_are_in_the_ledger():
     assert peaks["inputs"] >= 6 * 4 + 8  # one datum's features (float32) and label (int64)
     assert peaks["gradients"] > 0 and peaks["optimizer"] > 0
     assert executor.ledger.held("gradients") == 0  # autograd's gradients live only inside a backward
+
+
+def test_only_stages_that_go_stale_hold_compensator_buffers():
+    # One worker, three stages: stages 0 and 1 see stale gradients, the last stage never does,
+    # so only the first two keep Iter-Fisher's λ-tuning buffers (v_r, v_a: 2 w_j each).
+    plan = fixtures.plan((0, 1, 2, 3), workers=1, interval_s=1.0)
+    executor, result, _ = replay(plan, compensation="iter-fisher")
+    assert executor.compensated_stages == [0, 1]
+    assert result.details["compensated_stages"] == [0, 1]
+    w = [stage.layout.nbytes for stage in executor.stages]
+    assert executor.ledger.held("compensator") == 2 * (w[0] + w[1])
+    assert [stage.compensator.name for stage in executor.stages] == ["iter-fisher", "iter-fisher", "none"]

@@ -1,0 +1,179 @@
+"""What the two experiments share: workloads, the profile and plans, parallel runs, tables.
+
+Every run is a `ferret run` done through the library (`RunSpec → prepare → run_experiment →
+experiment_summary`), so a row of a table is exactly what the CLI would report for it. The
+profile is the roofline estimate of the model on a TITAN Xp (the papers' GPU; deterministic,
+so every seed and framework sees the same virtual times); data arrive every `td` = the
+slowest layer's forward (Ferret's setting). Pipelines run in the closed forms' regime (every
+(worker, stage) on its own device, `exclusive_devices`), the regime the planner plans for.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from executor.data import load_dataset
+from executor.models import build_model
+from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
+from executor.ocl.frameworks import FrameworkOptions
+from executor.profiler import roofline_profile
+from planner.profile import ModelProfile
+from planner.strategies import make_plan, minimal_budget
+from sim.config import SimConfig
+
+MODEL = "mnistnet"
+DEVICE = "titan-xp"
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    dataset: str
+    stream: str
+    samples: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    stream_options: dict[str, Any] = field(default_factory=dict)
+    eval_every: int = 100
+
+    def describe(self) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in {**self.dataset_options, **self.stream_options}.items())
+        length = "the training set once" if self.samples is None else f"{self.samples} samples"
+        return f"`{self.dataset}`, `{self.stream}` stream ({options or 'defaults'}), {length}"
+
+
+DIGITS = Workload("digits", "digits", "iid")
+
+
+def synthetic(name: str, stream: str, samples: int, drift: str = "none", **stream_options: Any) -> Workload:
+    options = {"num_classes": 10, "shape": "1,8,8", "train_size": samples, "test_size": 1000, "drift": drift}
+    return Workload(name, "synthetic", stream, samples, options, dict(stream_options))
+
+
+def profile_for(workload: Workload, folder: Path) -> Path:
+    """The roofline profile of the model at the workload's input shape, as a file every run reads."""
+    dataset = load_dataset(workload.dataset, seed=0, **workload.dataset_options)
+    model = build_model(MODEL, dataset.input_shape, dataset.num_classes, seed=0)
+    path = folder / f"{workload.name}-{MODEL}.json"
+    roofline_profile(model, DEVICE).save(path)
+    return path
+
+
+def ferret_budgets(profile: ModelProfile, points: int) -> list[int | None]:
+    """M− (the smallest feasible), `points − 2` log-spaced budgets between, and M+ (unconstrained)."""
+    td = float(profile.t_fwd.max())
+    low = minimal_budget(profile, td)
+    high = make_plan("ferret", profile, td).memory_bytes
+    inner = [round(low * (high / low) ** (k / (points - 1))) for k in range(1, points - 1)]
+    return [low, *inner, None]
+
+
+def save_plan(profile_path: Path, budget: int | None, folder: Path, strategy: str = "ferret") -> Path:
+    profile = ModelProfile.load(profile_path)
+    td = float(profile.t_fwd.max())
+    result = make_plan(strategy, profile, td, budget_bytes=budget)
+    path = folder / f"{strategy}-{budget or 'max'}.json"
+    result.plan.save(path)
+    return path
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: what the tables call it, and the `RunSpec` fields that make it."""
+
+    label: str
+    workload: Workload
+    seed: int
+    profile: Path
+    framework: str = "oracle"
+    extra: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 10
+    window: int = 50
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self) -> RunSpec:
+        w = self.workload
+        return RunSpec(
+            framework=self.framework,
+            algorithm=AlgorithmConfig(),
+            framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, extra=self.extra),
+            dataset=w.dataset,
+            dataset_options=w.dataset_options,
+            stream=w.stream,
+            stream_options=w.stream_options,
+            model=MODEL,
+            samples=w.samples,
+            seed=self.seed,
+            eval_every=w.eval_every,
+            profile_path=str(self.profile),
+        )
+
+
+def pipeline(plan: Path, compensation: str = "iter-fisher") -> dict[str, Any]:
+    return {"plan": str(plan), "compensation": compensation, "sim_config": SimConfig(exclusive_devices=True)}
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    experiment = prepare(job.spec())
+    summary = experiment_summary(experiment, run_experiment(experiment), decay_per_s=1.0)
+    summary["label"], summary["job_wall_s"] = job.label, time.perf_counter() - started
+    summary.update(job.tags)
+    return summary
+
+
+def run_all(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1:
+        return [run_job(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run_job, jobs))
+
+
+def scratch() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="ferret-exp-")
+
+
+def mean_std(values: Iterable[float]) -> str:
+    vs = [v for v in values if v is not None and math.isfinite(v)]
+    if not vs:
+        return "n/a"
+    m = statistics.fmean(vs)
+    s = statistics.stdev(vs) if len(vs) > 1 else 0.0
+    return f"{m:.2f} ± {s:.2f}"
+
+
+def mean(values: Iterable[float]) -> float:
+    return statistics.fmean(list(values))
+
+
+def kib(nbytes: float) -> str:
+    return f"{nbytes / 1024:.0f}"
+
+
+def group(results: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for r in results:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def jobs_count() -> int:
+    return max(1, min(2, os.cpu_count() or 1))

@@ -11,12 +11,18 @@ ones run whatever is left waiting as a last, smaller batch.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Generator, Iterator
 from typing import Any, Protocol
 
 import numpy as np
+import simpy
+from simpy.events import Event, EventPriority
 
 from planner.plan import WorkerConfig
 from sim.strategies import SimStrategy
+from sim.trace import TraceSink
+
+ARRIVAL_PRIORITY = EventPriority(2)  # after SimPy's NORMAL: at equal times, ops complete before data arrive
 
 
 class Worker:
@@ -46,6 +52,7 @@ class Batch:
 class EngineOps(Protocol):
     stream_over: bool
     rng: np.random.Generator
+    workers: list[Worker]
 
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Any: ...
 
@@ -62,6 +69,32 @@ class Admission:
         self.strategy = strategy
         self.minibatch = minibatch
         self.P = num_stages
+
+    def stream(
+        self, env: simpy.Environment, times: np.ndarray, trace: TraceSink, by_offset: dict[int, Worker]
+    ) -> Generator[Event, None, None]:
+        """The SimPy process of the stream: each datum arrives, is routed, admitted or dropped."""
+        emit = trace.rows.append
+        num_workers = len(self.engine.workers)
+        for i, t in enumerate(_chunked(times)):
+            delay = t - env.now
+            if delay > 0:
+                wake = Event(env)
+                wake._ok = True
+                wake._value = None
+                env.schedule(wake, ARRIVAL_PRIORITY, delay)
+                yield wake
+            worker = by_offset.get(i % num_workers)
+            emit(("arrive", i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0))
+            if worker is None:
+                self.engine.drop(i, None, t, removed=True)
+            else:
+                self.arrive(worker, i, t)
+            if len(trace.rows) >= trace.chunk_rows:
+                trace.flush()
+        self.engine.stream_over = True
+        for worker in self.engine.workers:
+            self.stream_end(worker, env.now)
 
     # ------------------------------------------------------------------ arrivals
     def arrive(self, worker: Worker, sample: int, t: float) -> None:
@@ -140,3 +173,9 @@ class Admission:
             slot.window = take if self.strategy.batch_window else self.P - j
         for d in data:
             self.engine.start_datum(d)
+
+
+def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:
+    """The values as Python floats, converted a chunk at a time (no stream-long list)."""
+    for start in range(0, len(values), size):
+        yield from values[start : start + size].tolist()

@@ -18,25 +18,23 @@ slot's device from the start of its forward to the end of its backward.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from heapq import heappop, heappush
-from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Event, EventPriority, Timeout
+from simpy.events import Event, Timeout
 
 from planner.plan import Plan
 from sim.admission import Admission, Batch, Worker
 from sim.config import SimConfig
 from sim.costs import StageCosts
+from sim.links import Links
 from sim.memory import MemoryLedger
-from sim.parts import Datum, Device, Slot
+from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices
 from sim.strategies import SimStrategy
 from sim.trace import TraceSink
 
 BWD, FWD = 0, 1  # heap priority: a ready backward goes first
-ARRIVAL_PRIORITY = EventPriority(2)  # after SimPy's NORMAL: at equal times, ops complete before data arrive
 
 
 class Engine:
@@ -62,12 +60,12 @@ class Engine:
         self.slowdown = config.slowdown
         self.transient = config.transient_memory
         self.free_links = config.free_links
-        self.link_free_at: dict[tuple[int, int], float] = {}
+        self.links = Links(self.env, config.link_latency_s, config.link_bandwidth_Bps, self.emit, self.ready)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
-        self._jitter_rng = np.random.default_rng(jitter_seed) if config.jitter == "lognormal" else None
-        self._jitter: list[float] = []
-        self._jitter_at = 0
+        self.jitter = (
+            Jitter(np.random.default_rng(jitter_seed), config.jitter_sigma) if config.jitter != "none" else None
+        )
 
         self.arrivals = arrival_times
         n = len(arrival_times)
@@ -84,36 +82,12 @@ class Engine:
         self._seq = 0
         self.ops = 0
         self.stream_over = False
-        self.workers = self._build_workers(placement)
+        self.home = home_devices(plan, placement)
+        bound = strategy.buffer_bound(plan, config.input_buffer)
+        self.workers = build_workers(plan, costs, strategy.batched, config.time_scale, bound, self.devices, placement)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
         self.admission = Admission(self, strategy, plan.minibatch, P)
-
-    def _build_workers(self, placement: tuple[tuple[int, ...], ...]) -> list[Worker]:
-        plan, costs, P = self.plan, self.costs, self.P
-        scale = self.config.time_scale
-        active = [n for n, w in enumerate(plan.workers) if w.active] or [0]
-        self.home = [placement[active[0]][j] for j in range(P)]
-        bound = self.strategy.buffer_bound(plan, self.config.input_buffer)
-        workers = []
-        for n, cfg in enumerate(plan.workers):
-            worker = Worker(n, cfg, bound, window=P)
-            for j in range(P):
-                slot = Slot(worker, j, self.devices[placement[n][j]], self.home[j])
-                slot.window = P - j
-                slot.acc_target = 1 if self.strategy.batched else cfg.accumulation[j]
-                slot.act = costs.stored_bytes(j, cfg.recompute)
-                slot.weights = costs.weight_bytes[j]
-                slot.t_fwd = costs.t_fwd[j] * scale
-                slot.t_bwd_job = (costs.t_bwd[j] + (costs.t_fwd[j] if cfg.recompute else 0.0)) * scale
-                slot.boundary_out = costs.boundary_bytes[j]
-                slot.boundary_in = costs.boundary_bytes[j - 1] if j else 0
-                worker.slots.append(slot)
-            for j in range(P):
-                worker.slots[j].next = worker.slots[j + 1] if j + 1 < P else None
-                worker.slots[j].prev = worker.slots[j - 1] if j else None
-            workers.append(worker)
-        return workers
 
     def _allocate_baseline(self) -> int:
         """Live weights, optimizer state and compensation buffers of every stage, from t = 0."""
@@ -127,7 +101,7 @@ class Engine:
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
-        self.env.process(self._source())
+        self.env.process(self.admission.stream(self.env, self.arrivals, self.trace, self.by_offset))
         # The run allocates millions of short-lived tuples and builds no reference cycles, so the
         # cyclic collector's passes over them are pure overhead (~7 % of the run).
         collecting = gc.isenabled()
@@ -143,29 +117,6 @@ class Engine:
         for j, refs in enumerate(self.refs):
             if refs:
                 raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
-
-    def _source(self) -> Any:
-        env, trace, emit = self.env, self.trace, self.emit
-        num_workers = len(self.workers)
-        for i, t in enumerate(_chunked(self.arrivals)):
-            delay = t - env.now
-            if delay > 0:
-                wake = Event(env)
-                wake._ok = True
-                wake._value = None
-                env.schedule(wake, ARRIVAL_PRIORITY, delay)
-                yield wake
-            worker = self.by_offset.get(i % num_workers)
-            emit(("arrive", i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0))
-            if worker is None:
-                self.drop(i, None, t, removed=True)
-            else:
-                self.admission.arrive(worker, i, t)
-            if len(trace.rows) >= trace.chunk_rows:
-                trace.flush()
-        self.stream_over = True
-        for worker in self.workers:
-            self.admission.stream_end(worker, env.now)
 
     # ------------------------------------------------------------------ scheduling
     def ready(self, slot: Slot, kind: int, d: Datum) -> None:
@@ -224,8 +175,8 @@ class Engine:
         factor = 1.0
         if running and self.slowdown:
             factor += self.slowdown * running
-        if self._jitter_rng is not None:
-            factor *= self._next_jitter()
+        if self.jitter is not None:
+            factor *= self.jitter.draw()
         ev = Timeout(self.env, (base + self.overhead) * factor, (kind, d, slot, now, factor))
         ev.callbacks.append(self._finish)
         self.ops += 1
@@ -236,15 +187,6 @@ class Engine:
         if opening and slot.acc_target > 1:
             extra += slot.weights
         return extra
-
-    def _next_jitter(self) -> float:
-        if self._jitter_at >= len(self._jitter):
-            assert self._jitter_rng is not None
-            sigma = self.config.jitter_sigma
-            self._jitter = self._jitter_rng.lognormal(-0.5 * sigma * sigma, sigma, 4096).tolist()
-            self._jitter_at = 0
-        self._jitter_at += 1
-        return self._jitter[self._jitter_at - 1]
 
     def _finish(self, ev: Event) -> None:
         kind, d, slot, t0, factor = ev._value
@@ -270,7 +212,7 @@ class Engine:
             if self.free_links or nxt.device is slot.device:
                 self.ready(nxt, FWD, d)
             else:
-                self._transfer(slot, nxt, FWD, d, slot.boundary_out, now)
+                self.links.transfer(slot, nxt, FWD, d, slot.boundary_out, now)
         elif self.strategy.barrier:
             batch: Batch = d.batch  # type: ignore[assignment]
             batch.parked.append(d)
@@ -319,7 +261,7 @@ class Engine:
             if self.free_links or prev.device is slot.device:
                 self.ready(prev, BWD, d)
             else:
-                self._transfer(slot, prev, BWD, d, slot.boundary_in, now)
+                self.links.transfer(slot, prev, BWD, d, slot.boundary_in, now)
         else:
             self.in_flight -= 1
             self.admission.datum_done(d, now)
@@ -350,24 +292,6 @@ class Engine:
             self.ledger.free(slot.dev_index, slot.weights, now)  # the accumulation buffer closes
         slot.acc = []
 
-    # ------------------------------------------------------------------ links
-    def _transfer(self, src: Slot, dst: Slot, kind: int, d: Datum, nbytes: int, now: float) -> None:
-        """Move a payload over the (src, dst) link: FIFO occupancy `bytes/bandwidth`, then latency."""
-        key = (src.dev_index, dst.dev_index)
-        start = max(now, self.link_free_at.get(key, 0.0))
-        busy_until = start + nbytes / self.config.link_bandwidth_Bps
-        self.link_free_at[key] = busy_until
-        land = busy_until + self.config.link_latency_s
-        ev = Timeout(self.env, land - now, (src, dst, kind, d, nbytes, start))
-        ev.callbacks.append(self._landed)
-
-    def _landed(self, ev: Event) -> None:
-        src, dst, kind, d, nbytes, start = ev._value
-        now = self.env._now
-        self.emit(("send", d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes))
-        self.emit(("recv", d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes))
-        self.ready(dst, kind, d)
-
     # ------------------------------------------------------------------ called by admission
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
@@ -391,9 +315,3 @@ class Engine:
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
         self.emit(("mem", -1, -1, -1, device, t, t, -1, 0, held))
-
-
-def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:
-    """The values as Python floats, converted a chunk at a time (no stream-long list)."""
-    for start in range(0, len(values), size):
-        yield from values[start : start + size].tolist()

@@ -1,4 +1,4 @@
-"""The engine's mutable pieces: devices, (worker, stage) slots and in-flight data.
+"""The engine's mutable pieces — devices, (worker, stage) slots, in-flight data — and their assembly.
 
 Plain classes with `__slots__`: the engine touches them once or twice per simulated op, so
 attribute access speed matters more than anything else here.
@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from planner.plan import Plan
 from sim.admission import Batch, Worker
+from sim.costs import StageCosts
 
 
 class Device:
@@ -89,3 +93,59 @@ class Datum:
         self.bottom = bottom  # lowest stage its backward reaches (SPEC §3.2 omission rule)
         self.versions = [0] * num_stages
         self.batch = batch
+
+
+def home_devices(plan: Plan, placement: tuple[tuple[int, ...], ...]) -> list[int]:
+    """Where each stage's live weights and stashed versions live: its device in the first active worker."""
+    active = [n for n, w in enumerate(plan.workers) if w.active] or [0]
+    return [placement[active[0]][j] for j in range(plan.num_stages)]
+
+
+def build_workers(
+    plan: Plan,
+    costs: StageCosts,
+    batched: bool,
+    time_scale: float,
+    buffer_bound: int,
+    devices: list[Device],
+    placement: tuple[tuple[int, ...], ...],
+) -> list[Worker]:
+    """Every worker with its slots: scaled op times, bytes, windows (1F1B: P - j), neighbours."""
+    P = plan.num_stages
+    home = home_devices(plan, placement)
+    workers = []
+    for n, cfg in enumerate(plan.workers):
+        worker = Worker(n, cfg, buffer_bound, window=P)
+        for j in range(P):
+            slot = Slot(worker, j, devices[placement[n][j]], home[j])
+            slot.window = P - j
+            slot.acc_target = 1 if batched else cfg.accumulation[j]  # batches set theirs per batch
+            slot.act = costs.stored_bytes(j, cfg.recompute)
+            slot.weights = costs.weight_bytes[j]
+            slot.t_fwd = costs.t_fwd[j] * time_scale
+            slot.t_bwd_job = (costs.t_bwd[j] + (costs.t_fwd[j] if cfg.recompute else 0.0)) * time_scale
+            slot.boundary_out = costs.boundary_bytes[j]
+            slot.boundary_in = costs.boundary_bytes[j - 1] if j else 0
+            worker.slots.append(slot)
+        for j, slot in enumerate(worker.slots):
+            slot.next = worker.slots[j + 1] if j + 1 < P else None
+            slot.prev = worker.slots[j - 1] if j else None
+        workers.append(worker)
+    return workers
+
+
+class Jitter:
+    """Mean-1 log-normal factors with log-std `sigma`, drawn in blocks from one seeded generator."""
+
+    def __init__(self, rng: np.random.Generator, sigma: float) -> None:
+        self.rng = rng
+        self.sigma = sigma
+        self._block: list[float] = []
+        self._at = 0
+
+    def draw(self) -> float:
+        if self._at == len(self._block):
+            self._block = self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
+            self._at = 0
+        self._at += 1
+        return self._block[self._at - 1]

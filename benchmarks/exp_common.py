@@ -28,6 +28,7 @@ from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
 from executor.ocl.frameworks import FrameworkOptions
+from executor.ocl.learner import OptimizerConfig
 from executor.profiler import roofline_profile
 from planner.profile import ModelProfile
 from planner.strategies import make_plan, minimal_budget
@@ -101,12 +102,14 @@ class Job:
     batch_size: int = 10
     window: int = 50
     tags: dict[str, Any] = field(default_factory=dict)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
     def spec(self) -> RunSpec:
         w = self.workload
         return RunSpec(
             framework=self.framework,
             algorithm=AlgorithmConfig(),
+            optimizer=self.optimizer,
             framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, extra=self.extra),
             dataset=w.dataset,
             dataset_options=w.dataset_options,
@@ -128,7 +131,10 @@ def run_job(job: Job) -> dict[str, Any]:
     torch.set_num_threads(1)
     started = time.perf_counter()
     experiment = prepare(job.spec())
-    summary = experiment_summary(experiment, run_experiment(experiment), decay_per_s=1.0)
+    result = run_experiment(experiment)
+    summary = experiment_summary(experiment, result, decay_per_s=1.0)
+    half = result.samples // 2
+    summary["online_accuracy_second_half"] = 100.0 * float(result.correct[half:].mean())
     summary["label"], summary["job_wall_s"] = job.label, time.perf_counter() - started
     summary.update(job.tags)
     return summary

@@ -171,9 +171,18 @@ def event_row(event: TraceEvent) -> Row:
     )
 
 
-def load_rows(path: str | os.PathLike[str], num_samples: int, plan: Plan) -> list[Row]:
-    """A trace file's rows, checked against the stream and the plan (one clear error per problem)."""
-    return check_rows((event_row(e) for e in read_trace(path)), num_samples, plan, str(path))
+def load_rows(path: str | os.PathLike[str], arrival_s: np.ndarray, plan: Plan) -> list[Row]:
+    """A trace file's rows, checked against the stream (its arrival times) and the plan."""
+    rows = check_rows((event_row(e) for e in read_trace(path)), len(arrival_s), plan, str(path))
+    traced = np.array([r[6] for r in rows if r[0] == "arrive"], dtype=np.float64)
+    off = ~np.isclose(traced, arrival_s, rtol=1e-9, atol=1e-12)
+    if off.any():
+        i = int(np.argmax(off))
+        raise FerretError(
+            f"trace {path}: datum {i} arrives at {traced[i]:.9g} s but the stream's arrives at {arrival_s[i]:.9g} s; "
+            "simulate the plan with the run's arrivals (same --arrival, --arrival-interval, --samples, --seed)"
+        )
+    return rows
 
 
 def check_rows(rows: Iterable[Row], num_samples: int, plan: Plan, where: str) -> list[Row]:

@@ -109,3 +109,21 @@ def test_pipeline_flags_without_a_plan_are_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "applies to pipeline runs only (give --plan plan.json)" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_trace_from_ferret_simulate_replays_like_the_runs_own(tmp_path, plan_file):
+    profile = plan_file.parent / "mnistnet.json"
+    sim_dir = tmp_path / "sim"
+    assert (
+        main(
+            ["simulate", "--plan", str(plan_file), "--profile", str(profile), "--samples", "80", "--out", str(sim_dir)]
+        )
+        == 0
+    )
+    common = ["run", "--plan", str(plan_file), "--profile", str(profile), "--samples", "80"]
+    assert main([*common, "--trace", str(sim_dir / "trace.jsonl"), "--out", str(tmp_path / "followed")]) == 0
+    assert main([*common, "--out", str(tmp_path / "own")]) == 0
+    followed, own = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("followed", "own"))
+    assert followed["schedule"] == str(sim_dir / "trace.jsonl") and own["schedule"] == "sim"
+    for key in ("online_accuracy", "test_accuracy", "trained", "updates_per_stage", "staleness_histogram"):
+        assert followed[key] == own[key], key

@@ -114,7 +114,7 @@ def test_a_trace_file_replays_like_the_simulated_rows(tmp_path, fmt):
     path = tmp_path / f"trace.{fmt}"
     with FileTrace(path, fmt) as sink:
         sink.rows.extend(file_row(row) for row in first.rows)
-    again = run(plan, rows=load_rows(path, len(first.setup.stream), plan))
+    again = run(plan, rows=load_rows(path, first.setup.stream.arrival_s, plan))
     for name, tensor in first.setup.model.state_dict().items():
         assert torch.equal(tensor, again.setup.model.state_dict()[name]), name
     assert (first.result.predicted == again.result.predicted).all()
@@ -126,8 +126,13 @@ def test_trace_rows_outside_the_plan_or_stream_are_refused(tmp_path):
     path = tmp_path / "trace.jsonl"
     with FileTrace(path) as sink:
         sink.rows.extend(file_row((*row[:3], 7, *row[4:]) if row[0] == "fwd" else row) for row in rows)
+    arrival_s = fixtures.setup(n=40, interval_s=1.5).stream.arrival_s
     with pytest.raises(FerretError, match="stage 7, but the plan has 2 workers and 3 stages"):
-        load_rows(path, 40, plan)
+        load_rows(path, arrival_s, plan)
+    with FileTrace(path) as sink:
+        sink.rows.extend(file_row(row) for row in rows)
+    with pytest.raises(FerretError, match="datum 1 arrives at 1.5 s but the stream's arrives at 2 s"):
+        load_rows(path, arrival_s * (4 / 3), plan)
     with pytest.raises(FerretError, match="has 40 arrive rows but the stream has 41 data"):
         check_rows(rows, 41, plan, "t.jsonl")
     with pytest.raises(FerretError, match="sample 40 is outside the stream"):

@@ -136,7 +136,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
             "sim_time_scale": sim_config.time_scale,
         }
     else:
-        rows = load_rows(options.trace, len(setup.stream), plan)
+        rows = load_rows(options.trace, arrival, plan)
     recorder: TraceSink | None = None
     if options.measured_trace is not None:
         fmt = "csv" if options.measured_trace.suffix.lower() == ".csv" else "jsonl"

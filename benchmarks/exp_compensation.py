@@ -1,0 +1,134 @@
+"""Experiment: stale-gradient compensation ablation (Ferret Table 4, on our data).
+
+    python benchmarks/exp_compensation.py [--seeds 0 1 2] [--jobs 2] [--samples 4000] [--out results.json]
+
+None, Step-Aware, Gap-Aware, Fisher and Iter-Fisher (SPEC §5, defaults λ⁰ = 0.2, ν = 2e-6,
+α = 0.9, η_λ = 1e-3) on the Ferret M and M+ plans of MNISTNet (roofline TITAN Xp profile,
+`td` = the slowest layer's forward, Adam lr 1e-3, vanilla OCL), replayed on the twin's
+schedule, over three streams: `digits` (iid), a synthetic class-incremental stream (5 tasks)
+and a synthetic stream whose concept changes abruptly half-way (`drift=abrupt`, in order).
+Every compensator sees the same schedule and the same stale gradients; only the applied
+gradient differs. Reported: online and test accuracy, the online-accuracy difference to None
+on the same seed, online accuracy over the second half of the stream (after the shift, for
+the abrupt stream), and Iter-Fisher's final λ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from exp_common import (
+    DIGITS,
+    Job,
+    Workload,
+    ferret_budgets,
+    kib,
+    mean,
+    mean_std,
+    pipeline,
+    profile_for,
+    run_all,
+    save_plan,
+    scratch,
+    synthetic,
+    table,
+)
+
+from executor.ocl.learner import OptimizerConfig
+from planner.profile import ModelProfile
+
+COMPENSATORS = ("none", "step-aware", "gap-aware", "fisher", "iter-fisher")
+
+
+def jobs_for(workload: Workload, seeds: list[int], folder: Path, optimizer: OptimizerConfig) -> list[Job]:
+    profile_path = profile_for(workload, folder)
+    _, middle, _ = ferret_budgets(ModelProfile.load(profile_path), 3)
+    plans = {"M": save_plan(profile_path, middle, folder), "M+": save_plan(profile_path, None, folder)}
+    return [
+        Job(
+            f"{plan} {compensation}",
+            workload,
+            seed,
+            profile_path,
+            "pipeline",
+            extra=pipeline(path, compensation),
+            tags={"plan_name": plan, "compensator": compensation},
+            optimizer=optimizer,
+        )
+        for plan, path in plans.items()
+        for compensation in COMPENSATORS
+        for seed in seeds
+    ]
+
+
+def ablation_table(results: list[dict[str, Any]], plan: str) -> str:
+    runs = [r for r in results if r["plan_name"] == plan]
+    none = {r["seed"]: r for r in runs if r["compensator"] == "none"}
+    rows = []
+    for compensation in COMPENSATORS:
+        mine = [r for r in runs if r["compensator"] == compensation]
+        delta = [r["online_accuracy"] - none[r["seed"]]["online_accuracy"] for r in mine]
+        lams = [statistics.fmean(x for x in r["final_lambda"] if x is not None) for r in mine if any(r["final_lambda"])]
+        rows.append(
+            (
+                compensation,
+                mean_std(r["online_accuracy"] for r in mine),
+                mean_std(delta) if compensation != "none" else "—",
+                mean_std(r["online_accuracy_second_half"] for r in mine),
+                mean_std(r["test_accuracy"] for r in mine),
+                kib(mean(r["measured_peak_memory_bytes"] for r in mine)),
+                f"{statistics.fmean(lams):.4f}" if compensation == "iter-fisher" and lams else "—",
+            )
+        )
+    first = next(r for r in runs if r["compensator"] == "iter-fisher")
+    caption = (
+        f"Ferret {plan}: P = {first['num_stages']}, {first['active_workers']} workers, mean staleness "
+        f"{mean(r['mean_staleness'] for r in runs):.2f}, stale (compensated) stages {first['compensated_stages']}"
+    )
+    header = ("compensation", "online acc %", "Δ vs None", "2nd half online %", "test acc %", "memory KiB", "final λ")
+    return caption + "\n\n" + table(header, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    parser.add_argument("--samples", type=int, default=4000, help="length of the synthetic streams")
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        default=["digits", "class-incremental", "abrupt"],
+        choices=["digits", "class-incremental", "abrupt"],
+    )
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--out", type=Path, default=None, help="write every run's summary here (JSON)")
+    args = parser.parse_args()
+    optimizer = OptimizerConfig(args.optimizer, args.lr)
+    print(f"optimizer {args.optimizer}, lr {args.lr:g}")
+    workloads = {
+        "digits": DIGITS,
+        "class-incremental": synthetic("synthetic-ci", "class-incremental", args.samples, tasks=5),
+        "abrupt": synthetic("synthetic-abrupt", "sequential", args.samples, drift="abrupt"),
+    }
+    everything = []
+    with scratch() as tmp:
+        for name in args.workloads:
+            workload = workloads[name]
+            jobs = jobs_for(workload, args.seeds, Path(tmp), optimizer)
+            results = run_all(jobs, args.jobs)
+            everything += [{**r, "workload": name} for r in results]
+            wall = sum(r["job_wall_s"] for r in results)
+            print(f"\n## {name}: {workload.describe()} — {len(jobs)} runs, {wall:.0f} s of run time\n")
+            for plan in ("M", "M+"):
+                print(ablation_table(results, plan) + "\n")
+    if args.out is not None:
+        args.out.write_text(json.dumps(everything, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ import torch
 
 from executor.compensation import CompensationConfig
 from executor.ledger import tensor_bytes
+from executor.models.base import LayeredModel
 from executor.ocl.algorithms import AlgorithmContext, build_algorithm
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import CostModel
@@ -83,7 +84,9 @@ class ReplayExecutor:
         self.P = plan.num_stages
         stream, dataset = setup.stream, setup.stream.dataset
         device = setup.torch_device
-        self.model = setup.model.to(device)
+        if not isinstance(setup.model, LayeredModel):
+            raise FerretError("a pipeline runs a LayeredModel (the planner's layers); build the model by name")
+        self.model: LayeredModel = setup.model.to(device)
         self.model.train()
         self.ledger = PipelineLedger()
         self.names = parameter_names(self.model, plan)  # before the runtimes take the parameters over
@@ -206,9 +209,10 @@ class ReplayExecutor:
         if stage == 0:
             flight = self._admit(sample, worker)
         else:
-            flight = self._flights.get(sample)
-            if flight is None or flight.carry is None:
+            found = self._flights.get(sample)
+            if found is None or found.carry is None:
                 raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
+            flight = found
         if self.mode_dependent:
             self._predict_pending()  # BatchNorm statistics move with every forward
             self.view.version += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from torch import nn
 
 from executor.compensation import CompensationConfig
 from executor.ledger import ByteLedger
@@ -39,12 +38,12 @@ def build_stages(
     return [StageRuntime(model, plan, j, config, per_stage[j], ledger) for j in range(P)]
 
 
-def parameter_names(model: nn.Module, plan: Plan) -> list[tuple[str, ...]]:
+def parameter_names(model: LayeredModel, plan: Plan) -> list[tuple[str, ...]]:
     """Per stage, the model's names of its parameters in the order a StageRuntime lays them out
     (modules in `modules()` order, then each module's own parameters) — the names OCL
     algorithms key their state by (`model.named_parameters()`)."""
     names: dict[int, str] = {id(p): name for name, p in model.named_parameters()}
-    layers = model.layers  # type: ignore[union-attr]
+    layers = model.layers
     out = []
     for j in range(plan.num_stages):
         stage: list[str] = []

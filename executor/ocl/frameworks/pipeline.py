@@ -54,7 +54,13 @@ class PipelineOptions:
         compensation = extra.get("compensation", "none")
         if not isinstance(compensation, CompensationConfig):
             compensation = CompensationConfig(name=str(compensation))
-        overrides = {k: float(extra[k]) for k in COMPENSATION_FIELDS if k in extra}
+        overrides: dict[str, Any] = {}
+        for k in COMPENSATION_FIELDS:
+            if k in extra:
+                try:
+                    overrides[k] = float(extra[k])
+                except (TypeError, ValueError):
+                    raise FerretError(f"compensation setting {k} must be a number, got {extra[k]!r}") from None
         try:
             compensation = dataclasses.replace(compensation, **overrides).validate()
         except ValidationError as exc:

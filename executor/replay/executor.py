@@ -27,7 +27,7 @@ op is written to `recorder` in the trace schema with the wall-clock time it took
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -36,12 +36,13 @@ from executor.compensation import CompensationConfig
 from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms import AlgorithmContext, build_algorithm
-from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import CostModel
 from executor.ocl.modes import eval_mode, mode_invariant
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.replay.accounting import PipelineLedger, SavedTensorSizes
+from executor.replay.flight import Flight, stage_loss
+from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.stages import build_stages, parameter_names, stage_flops
 from executor.replay.trace_source import Row, execution_order
@@ -52,20 +53,6 @@ from planner.plan import Plan
 from sim.trace import TraceSink
 
 COMPUTE = ("fwd", "recompute", "bwd")
-
-
-class _Flight:
-    """A datum inside the pipeline: its micro-batch and the tensor travelling between stages."""
-
-    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "worker")
-
-    def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
-        self.batch = batch
-        self.worker = worker
-        self.bottom = bottom
-        self.carry: torch.Tensor | None = batch.x
-        self.deltas = [0] * num_stages
-        self.label_bytes = label_bytes
 
 
 class ReplayExecutor:
@@ -113,13 +100,12 @@ class ReplayExecutor:
         self.records = ReplayRecords(stream, self.P, setup.eval_every, device)
         self.view = ModelView(self.model)
         self.mode_dependent = not mode_invariant(self.model)
-        self.recorder = recorder
-        self._emit: Callable[[tuple[Any, ...]], None] | None = None if recorder is None else recorder.rows.append
+        self.recorder = Recorder(recorder)
         # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
         rules = [stage_rules(plan, j) for j in range(self.P)]
         self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
         self._admitted = [0] * plan.num_workers
-        self._flights: dict[int, _Flight] = {}
+        self._flights: dict[int, Flight] = {}
         self._waiting: set[int] = set()
         self._pending: list[int] = []  # arrived, not yet predicted
         self._applied: dict[tuple[int, int], Any] = {}  # (worker, stage) → UpdateResult not yet matched by a row
@@ -130,8 +116,6 @@ class ReplayExecutor:
         self.busy_s = 0.0
         self.ops = 0
         self.updates = [0] * self.P
-        self.staleness = [[0] for _ in range(self.P)]
-        self._t0 = 0.0
 
     # ------------------------------------------------------------------ run
     def run(self, trace_rows: Sequence[Row], drain: bool = False) -> RunResult:
@@ -151,7 +135,8 @@ class ReplayExecutor:
             "update": self._update,
             "drop": self._drop,
         }
-        self._t0 = started = time.perf_counter()
+        started = time.perf_counter()
+        self.recorder.start()
         for index in range(end):
             row = rows[index]
             handler = handlers.get(row[0], _ignore)
@@ -162,8 +147,7 @@ class ReplayExecutor:
         self._predict_pending()
         if not drain:
             self._charge_discarded(rows, end, float(rows[last_arrival][6]))
-        if self.recorder is not None:
-            self.recorder.flush()
+        self.recorder.flush()
         return self._result(time.perf_counter() - started)
 
     def _build_stages(self, stale: set[int]) -> None:
@@ -188,10 +172,7 @@ class ReplayExecutor:
         if sample not in self._flights and self.records.bottom[sample] < 0:  # not admitted at this instant
             self._waiting.add(sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        if self._emit is not None:
-            t = time.perf_counter() - self._t0
-            self._emit(("arrive", sample, row[2], -1, -1, t, t, -1, 0, 0))
-            self.recorder.maybe_flush()  # type: ignore[union-attr]
+        self.recorder.instant("arrive", sample, row[2])
         if self._arrived == self.records.next_checkpoint:
             self._predict_pending()
             self.records.evaluate(self.view, self._arrived)
@@ -200,9 +181,7 @@ class ReplayExecutor:
         if row[1] in self._waiting:
             self._waiting.discard(row[1])
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        if self._emit is not None:
-            t = time.perf_counter() - self._t0
-            self._emit(("drop", row[1], row[2], -1, -1, t, t, -1, 0, row[9]))
+        self.recorder.instant("drop", row[1], row[2], row[9])
 
     def _forward(self, row: Row) -> None:
         sample, worker, stage = row[1], row[2], row[3]
@@ -266,7 +245,13 @@ class ReplayExecutor:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
         t0 = time.perf_counter()
         if last or penalty:
-            result = runtime.backward(worker, sample, loss_fn=self._loss_fn(flight, worker, sample, stage, grad))
+            penalized = (
+                list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
+                if penalty
+                else None
+            )
+            loss_fn = stage_loss(self.algorithm, flight.batch, None if last else grad, penalized)
+            result = runtime.backward(worker, sample, loss_fn=loss_fn)
         else:
             result = runtime.backward(worker, sample, grad)
         t1 = time.perf_counter()
@@ -278,10 +263,7 @@ class ReplayExecutor:
         _check(result.staleness, row[8], "had staleness", "the trace says")
         if flight.deltas[stage]:
             self.ledger.shift_saved(-flight.deltas[stage])
-        hist = self.staleness[stage]
-        if result.staleness >= len(hist):
-            hist.extend([0] * (result.staleness + 1 - len(hist)))
-        hist[result.staleness] += 1
+        self.records.applied_staleness(stage, result.staleness)
         flight.carry = result.grad_input
         if last:
             self.ledger.free("inputs", flight.label_bytes)
@@ -314,14 +296,10 @@ class ReplayExecutor:
         _check(applied.version, row[7], "updated version", "the trace says")
         self.updates[stage] += 1
         self.records.updated(samples, stage, float(row[6]))
-        if self._emit is not None:
-            s, e = t0 - self._t0, t1 - self._t0
-            self._emit(
-                ("update", -1, worker, stage, row[4], s, e, applied.version, applied.staleness, 0, _joined(samples))
-            )
+        self.recorder.update(worker, stage, row[4], t0, t1, applied.version, applied.staleness, samples)
 
     # ------------------------------------------------------------------ helpers
-    def _admit(self, sample: int, worker: int) -> _Flight:
+    def _admit(self, sample: int, worker: int) -> Flight:
         if sample in self._flights:
             raise FerretError("a second stage-0 forward of the same datum")
         k = self._admitted[worker]
@@ -338,38 +316,16 @@ class ReplayExecutor:
         if sample in self._waiting:
             self._waiting.discard(sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        flight = _Flight(batch, worker, bottom, self.P, label_bytes)
+        flight = Flight(batch, worker, bottom, self.P, label_bytes)
         self._flights[sample] = flight
         self.records.bottom[sample] = bottom
         return flight
 
-    def _flight(self, sample: int, stage: int) -> _Flight:
+    def _flight(self, sample: int, stage: int) -> Flight:
         flight = self._flights.get(sample)
         if flight is None:
             raise FerretError(f"stage {stage} op on a datum that is not in the pipeline")
         return flight
-
-    def _loss_fn(
-        self, flight: _Flight, worker: int, sample: int, stage: int, grad: torch.Tensor | None
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The last stage's training loss; below it, the chain rule's `⟨out, grad⟩` (whose gradient
-        is exactly the one from above) — in both cases plus the algorithm's penalty on this
-        stage's stashed weights (MAS), when it has one."""
-        algorithm, batch = self.algorithm, flight.batch
-        penalty = None
-        if algorithm.has_penalty():
-            stashed = self.stages[stage].stashed_parameters(worker, sample)
-            penalty = list(zip(self.names[stage], stashed, strict=True))
-
-        def loss(out: torch.Tensor) -> torch.Tensor:
-            value = algorithm.loss(out, batch) if grad is None else (out * grad).sum()
-            if penalty is not None:
-                term = algorithm.penalty(penalty)
-                if term is not None:
-                    value = value + term
-            return value
-
-        return loss
 
     def _predict_pending(self) -> None:
         pending = self._pending
@@ -385,19 +341,13 @@ class ReplayExecutor:
             else:  # train and eval mode compute the same function: no switching the modules
                 logits = self.model(x)
         self.records.predicted[pending] = logits.argmax(dim=1).cpu().numpy()
-        if self._emit is not None:
-            s, e = t0 - self._t0, time.perf_counter() - self._t0
-            for sample in pending:
-                self._emit(("predict", sample, -1, -1, -1, s, e, -1, 0, 0))
+        self.recorder.predictions(pending, t0, time.perf_counter())
         self._pending = []
 
     def _op_done(self, row: Row, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
         self.ops += 1
         self.busy_s += row[6] - row[5]
-        if self._emit is not None:
-            self._emit(
-                (row[0], row[1], row[2], row[3], row[4], t0 - self._t0, t1 - self._t0, version, staleness, nbytes)
-            )
+        self.recorder.op(row, t0, t1, version, staleness, nbytes)
 
     def _charge_discarded(self, rows: Sequence[Row], end: int, stream_end: float) -> None:
         """Ops already running when the stream ended are discarded but their work is counted
@@ -424,8 +374,7 @@ class ReplayExecutor:
                 "compensated_stages": self.compensated_stages,
                 "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
                 "updates_per_stage": list(self.updates),
-                "staleness_histogram": [list(h) for h in self.staleness],
-                "mean_staleness": _mean_staleness(self.staleness),
+                **self.records.staleness_summary(),
                 "measured_peak_memory_layer_outputs_bytes": ledger.peak,
                 "measured_weights_activations_peak_bytes": ledger.f4_peak,
             },
@@ -441,19 +390,8 @@ def _check(measured: int, traced: int, what: str, says: str) -> None:
         raise FerretError(f"{what} {measured}, {says} {traced}; is this trace from this plan?")
 
 
-def _joined(samples: tuple[int, ...]) -> str:
-    return ",".join(map(str, samples))
-
-
 def _last_arrival(rows: Sequence[Row], n: int) -> int:
     for index in range(len(rows) - 1, -1, -1):
         if rows[index][0] == "arrive":
             return index
     raise FerretError(f"the trace has no arrive row (the stream has {n} data)")
-
-
-def _mean_staleness(histograms: list[list[int]]) -> float | None:
-    total = sum(sum(h) for h in histograms)
-    if not total:
-        return None
-    return sum(tau * count for h in histograms for tau, count in enumerate(h)) / total

@@ -48,6 +48,7 @@ class ReplayRecords:
         self.group_correct = np.zeros((len(self.checkpoints), self.evaluator.num_groups), dtype=np.int64)
         self.seen = np.zeros_like(self.group_correct, dtype=bool)
         self.checkpoint_index = 0
+        self.staleness: list[list[int]] = [[0] for _ in range(num_stages)]  # per stage: gradients by staleness
 
     @property
     def next_checkpoint(self) -> int:
@@ -60,6 +61,20 @@ class ReplayRecords:
         self.group_correct[k] = self.evaluator.group_correct(view)  # type: ignore[arg-type]
         self.seen[k] = self.evaluator.seen_after(arrived)
         self.checkpoint_index += 1
+
+    def applied_staleness(self, stage: int, tau: int) -> None:
+        hist = self.staleness[stage]
+        if tau >= len(hist):
+            hist.extend([0] * (tau + 1 - len(hist)))
+        hist[tau] += 1
+
+    def staleness_summary(self) -> dict[str, object]:
+        total = sum(sum(h) for h in self.staleness)
+        weighted = sum(tau * count for h in self.staleness for tau, count in enumerate(h))
+        return {
+            "staleness_histogram": [list(h) for h in self.staleness],
+            "mean_staleness": weighted / total if total else None,
+        }
 
     def updated(self, samples: tuple[int, ...], stage: int, t: float) -> None:
         column = self.update_s[:, stage]

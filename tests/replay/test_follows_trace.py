@@ -73,7 +73,7 @@ def test_staleness_histogram_is_the_twins():
     r = run(PLANS["two-workers"])
     twin = [list(h) for h in r.sim.staleness_histogram]
     assert len(twin[0]) >= 3
-    assert [h + [0] * (len(t) - len(h)) for h, t in zip(r.executor.staleness, twin, strict=True)] == twin
+    assert [h + [0] * (len(t) - len(h)) for h, t in zip(r.executor.records.staleness, twin, strict=True)] == twin
 
 
 def test_omission_partially_trains_and_accumulation_groups_updates():

@@ -23,7 +23,7 @@ def test_a_synchronous_pipeline_steps_with_each_mini_batch_mean(strategy):
     executor = ReplayExecutor(setup, execution_plan(plan))
     executor.run(rows, drain=True)
     assert executor.updates == [10, 10]
-    assert executor.staleness == [[30], [30]]  # synchronous: never stale
+    assert executor.records.staleness == [[30], [30]]  # synchronous: never stale
 
     optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
     data = setup.stream.dataset

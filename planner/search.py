@@ -10,8 +10,9 @@ beat the best found; the result is the same as visiting all of them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.bounds import counting_bound, lagrangian_bound
 from planner.closed_form import adaptation_rate, ceil_ratio, memory_bytes
@@ -23,6 +24,7 @@ from planner.walk import Blocks, Walk, best_walk
 from planner.worker_chain import StageModel, build_chain, stage_model
 
 MAX_LOG_LINES = 40
+_BOUND_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class FerretPlanner:
         return self.plan(None).memory_bytes
 
     # ---------------------------------------------------------------- one budget
-    def plan(self, budget_bytes: int | None) -> PlanResult:
+    def plan(self, budget_bytes: int | None, prune: bool = True) -> PlanResult:
+        """Alg. 3 for one budget; `prune=False` searches every pair (same result, for tests)."""
         if budget_bytes is not None and budget_bytes <= 0:
             raise ValidationError(f"budget must be a positive number of bytes or None, got {budget_bytes}")
         B = budget_bytes
@@ -121,7 +124,7 @@ class FerretPlanner:
         exact = {c.order: B is None or c.num_workers * c.memory0 <= B for c in fitting}
         bounds = {c.order: self._bound(c, B, exact[c.order]) for c in fitting}
         for cand in sorted(fitting, key=lambda c: (-bounds[c.order], c.order)):
-            if beaten(bounds[cand.order], cand):
+            if prune and beaten(bounds[cand.order], cand):
                 pruned += 1
                 continue
             if exact[cand.order]:
@@ -149,7 +152,10 @@ class FerretPlanner:
         if exact or budget is None:
             return cand.num_workers * cand.rate0
         N = cand.num_workers
-        return min(counting_bound(cand.model, N, budget), lagrangian_bound(cand.model, N, budget))
+        bound = min(counting_bound(cand.model, N, budget), lagrangian_bound(cand.model, N, budget))
+        # A bound can be tight (no decay: S2 loses nothing); the search's own sums then round
+        # to either side of it, so widen it well past rounding before using it to skip.
+        return bound * (1 + _BOUND_SLACK)
 
     # ---------------------------------------------------------------- results
     def _header(self) -> str:
@@ -161,7 +167,11 @@ class FerretPlanner:
         if walk is None:
             return tuple(WorkerConfig.default(n, P, cand.model.recompute) for n in range(N))
         blocks = self.blocks(cand)
-        return tuple(blocks.chain.config(s, n) for n, s in enumerate(blocks.states(walk, N)))
+        states = blocks.states(walk, N)
+        configs = {s: blocks.chain.config(s, 0) for s in set(states)}  # at most three distinct states
+        return tuple(
+            configs[s] if not configs[s].active else replace(configs[s], offset=n) for n, s in enumerate(states)
+        )
 
     def _result(
         self, cand: _Candidate, walk: Walk | None, budget: int | None, feasible: bool, floor: int, log: list[str]
@@ -174,9 +184,9 @@ class FerretPlanner:
             assert mem == expected, f"(F4) of the plan {mem} differs from the search's total {expected}"
             chain = self.blocks(cand).chain
             steps = {"S2": 0, "S3": 0, "S4": 0}
-            for w_state in self.blocks(cand).states(walk, cand.num_workers):
-                for name, count in chain.step_counts(w_state).items():
-                    steps[name] += count
+            for state, group in Counter(self.blocks(cand).states(walk, cand.num_workers)).items():
+                for name, count in chain.step_counts(state).items():
+                    steps[name] += count * group
             log.append("steps applied: " + ", ".join(f"{k}×{v}" for k, v in steps.items()))
         model = cand.model
         log.append(

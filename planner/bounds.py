@@ -15,6 +15,7 @@ whose bound cannot beat the best rate found changes nothing in the result.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -23,11 +24,6 @@ from planner.closed_form import accumulation_mean
 from planner.worker_chain import StageModel, s2_ladder
 
 _GRID = 48
-
-
-def counting_bound(model: StageModel, num_workers: int, budget: int | None) -> float:
-    active = num_workers if budget is None else min(num_workers, budget // max(1, model.min_worker_bytes))
-    return active * float(model.coeff.sum())
 
 
 @lru_cache(maxsize=256)
@@ -61,14 +57,32 @@ def _stage_options(model: StageModel) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return stage_ids, rates, versions * model.stage_bytes[stage_ids]
 
 
-def lagrangian_bound(model: StageModel, num_workers: int, budget: int) -> float:
-    stage_ids, rates, nbytes = _stage_options(model)
-    rate0 = float(model.coeff.sum())
-    lo = rate0 / (num_workers * max(1.0, float(nbytes.sum()))) * 1e-3
-    hi = rate0 / max(1.0, float(model.min_worker_bytes)) * 1e3
-    lam = np.geomspace(lo, hi, _GRID)
-    value = rates[:, None] - nbytes[:, None] * lam[None, :]  # (options, λ)
-    starts = np.flatnonzero(np.r_[True, stage_ids[1:] != stage_ids[:-1]])
-    per_worker = np.maximum.reduceat(value, starts, axis=0).sum(axis=0)
-    bounds = num_workers * np.maximum(per_worker, 0.0) + lam * budget
-    return float(bounds.min())
+@dataclass(frozen=True)
+class RateBound:
+    """Both bounds for one (partition, c^r) and N; everything but the budget precomputed."""
+
+    rate0: float  # one worker's no-technique rate
+    min_bytes: int  # one worker with one version per stage
+    num_workers: int
+    lam: np.ndarray  # the λ grid
+    base: np.ndarray  # N·max(0, max_s [R(s) - λ·M(s)]) on the grid
+
+    @classmethod
+    def of(cls, model: StageModel, num_workers: int) -> RateBound:
+        stage_ids, rates, nbytes = _stage_options(model)
+        rate0 = float(model.coeff.sum())
+        min_bytes = model.min_worker_bytes
+        lo = rate0 / (num_workers * max(1.0, float(nbytes.sum()))) * 1e-3
+        hi = rate0 / max(1.0, float(min_bytes)) * 1e3
+        lam = np.geomspace(lo, hi, _GRID) if rate0 > 0 else np.zeros(1)
+        value = rates[:, None] - nbytes[:, None] * lam[None, :]  # (options, λ)
+        starts = np.flatnonzero(np.r_[True, stage_ids[1:] != stage_ids[:-1]])
+        per_worker = np.maximum.reduceat(value, starts, axis=0).sum(axis=0)
+        return cls(rate0, min_bytes, num_workers, lam, num_workers * np.maximum(per_worker, 0.0))
+
+    def __call__(self, budget: int | None) -> float:
+        """An upper bound on the total rate of any search state within `budget`."""
+        if budget is None:
+            return self.num_workers * self.rate0
+        counting = min(self.num_workers, budget // max(1, self.min_bytes)) * self.rate0
+        return min(counting, float((self.base + self.lam * budget).min()))

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
-from planner.bounds import counting_bound, lagrangian_bound
+from planner.bounds import RateBound
 from planner.closed_form import adaptation_rate, ceil_ratio, memory_bytes
 from planner.errors import ValidationError
 from planner.partition import candidate_partitions, num_caps
@@ -46,11 +47,13 @@ class _Candidate:
     num_workers: int
     blocks: Blocks | None = field(default=None, repr=False)
 
-    @property
+    bound: RateBound | None = field(default=None, repr=False)
+
+    @cached_property
     def rate0(self) -> float:
         return float(self.model.coeff.sum())
 
-    @property
+    @cached_property
     def memory0(self) -> int:
         P = self.model.num_stages
         return int(sum((P - j) * int(b) for j, b in enumerate(self.model.stage_bytes)))
@@ -151,8 +154,9 @@ class FerretPlanner:
         """The candidate's exact value when its unconstrained plan fits, else an upper bound."""
         if exact or budget is None:
             return cand.num_workers * cand.rate0
-        N = cand.num_workers
-        bound = min(counting_bound(cand.model, N, budget), lagrangian_bound(cand.model, N, budget))
+        if cand.bound is None:
+            cand.bound = RateBound.of(cand.model, cand.num_workers)
+        bound = cand.bound(budget)
         # A bound can be tight (no decay: S2 loses nothing); the search's own sums then round
         # to either side of it, so widen it well past rounding before using it to skip.
         return bound * (1 + _BOUND_SLACK)

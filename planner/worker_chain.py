@@ -16,9 +16,10 @@ the range of any integer type.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class StageModel:
     def num_stages(self) -> int:
         return len(self.partition) - 1
 
-    @property
+    @cached_property
     def min_worker_bytes(self) -> int:
         """One worker with every version-saving step applied: a single version per stage."""
         return int(sum(int(b) for b in self.stage_bytes))
@@ -216,6 +217,8 @@ class _ChainBuilder:
         self._refresh_share_loss(P - 1)
         self.heads = [-math.inf] * P
         self.ready = [False] * P  # S2 ladder exhausted, S3 applicable
+        self.ready_stages: list[int] = []  # the same, as a sorted list
+        self.open_stages = [j for j in range(P) if self.behind[j] > 0]  # with a step left, sorted
         self.lost3 = [0.0] * P
         self._refresh_heads(list(range(P)))
 
@@ -243,7 +246,7 @@ class _ChainBuilder:
         """Recompute the heads of `stages` from scratch."""
         ready = []
         for j in stages:
-            self.ready[j] = False
+            self._set_ready(j, False)
             if self.omitted[j] or self.behind[j] == 0:
                 self.heads[j] = -math.inf
                 continue
@@ -253,12 +256,20 @@ class _ChainBuilder:
                 lost = self.coeff[j] * self.inv_lcm[j] * (self.ladder_g[j][t] - self.ladder_g[j][t + 1])
                 self.heads[j] = _ratio(saved, lost)
             else:
-                self.ready[j] = True
+                self._set_ready(j, True)
                 ready.append(j)
         if ready:
             for j, lost3 in zip(ready, self._s3_losses(ready), strict=True):
                 self.lost3[j] = lost3
                 self.heads[j] = _ratio(float(self.nbytes[j]), lost3)
+
+    def _set_ready(self, j: int, ready: bool) -> None:
+        if self.ready[j] != ready:
+            self.ready[j] = ready
+            if ready:
+                bisect.insort(self.ready_stages, j)
+            else:
+                self.ready_stages.remove(j)
 
     def best(self) -> tuple[int, float]:
         """The stage of the best step and its ratio (-inf: no stage step left); ties to the
@@ -275,7 +286,7 @@ class _ChainBuilder:
         self.terms[j] = self.terms_np[j] = self.coeff[j] * self.g[j] * self.inv_lcm[j]
         change = self.terms[j] - old
         if change:
-            above = [k for k in range(j + 1, self.P) if self.ready[k]]
+            above = self.ready_stages[bisect.bisect_right(self.ready_stages, j) :]
             if above:
                 row = self.share_loss_upper[j, above].tolist()
                 for k, d in zip(above, row, strict=True):
@@ -288,6 +299,7 @@ class _ChainBuilder:
         P = self.P
         saved = self.ladder_m[j][self.rung[j]] * self.nbytes[j]  # ⌈K/c^a⌉ = 1 version
         self.omitted[j] = True
+        self.open_stages.remove(j)
         self.g[j] = self.g_np[j] = 1.0
         m = P - j
         for t in range(self.kexp.shape[1]):
@@ -300,7 +312,12 @@ class _ChainBuilder:
         self.inv_lcm[low] = self.inv_lcm_np[low].tolist()
         self.terms[low] = self.terms_np[low].tolist()
         self._refresh_share_loss(j)
-        self._refresh_heads([*range(j + 1), *(k for k in range(j + 1, P) if self.ready[k])])
+        # LCMs changed at stages ≤ j (their S2 heads move) and the S3 losses above depend on them.
+        below = self.open_stages[: bisect.bisect_right(self.open_stages, j)]
+        above = self.ready_stages[bisect.bisect_right(self.ready_stages, j) :]
+        self.heads[j] = -math.inf
+        self._set_ready(j, False)
+        self._refresh_heads([*below, *above])
         return saved
 
     def memory(self) -> int:

@@ -24,6 +24,7 @@ from planner.closed_form import accumulation_mean
 from planner.worker_chain import StageModel, s2_ladder
 
 _GRID = 48
+_UNIT = np.linspace(0.0, 1.0, _GRID)
 
 
 @lru_cache(maxsize=256)
@@ -74,7 +75,7 @@ class RateBound:
         min_bytes = model.min_worker_bytes
         lo = rate0 / (num_workers * max(1.0, float(nbytes.sum()))) * 1e-3
         hi = rate0 / max(1.0, float(min_bytes)) * 1e3
-        lam = np.geomspace(lo, hi, _GRID) if rate0 > 0 else np.zeros(1)
+        lam = lo * np.exp(_UNIT * np.log(hi / lo)) if rate0 > 0 else np.zeros(1)  # geometric grid
         value = rates[:, None] - nbytes[:, None] * lam[None, :]  # (options, λ)
         starts = np.flatnonzero(np.r_[True, stage_ids[1:] != stage_ids[:-1]])
         per_worker = np.maximum.reduceat(value, starts, axis=0).sum(axis=0)

@@ -21,7 +21,8 @@ from functools import lru_cache
 import numpy as np
 
 from planner.closed_form import accumulation_mean
-from planner.worker_chain import StageModel, s2_ladder
+from planner.step_tables import s2_ladder
+from planner.worker_chain import StageModel
 
 _GRID = 48
 _UNIT = np.linspace(0.0, 1.0, _GRID)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from planner.closed_form import ceil_ratio, stage_times, worker_memory, worker_rate
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
-from planner.worker_chain import s2_ladder
+from planner.step_tables import s2_ladder
 
 MAX_COMBINATIONS = 2_000_000
 

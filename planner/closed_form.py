@@ -167,3 +167,20 @@ def memory_bytes(profile: ModelProfile, plan: Plan) -> int:
     for (recompute, acc, omit), count in _distinct_active(plan).items():
         total += count * worker_memory(profile, plan, WorkerConfig(0, recompute, acc, omit))
     return total
+
+
+def arrival_limited_rate(profile: ModelProfile, plan: Plan) -> float:
+    """(F3) with each worker's delivery capped by its arrivals: `1/max(cycle, N·td)` per worker.
+
+    (F3) credits a worker with one datum per cycle; it receives one every `N·td` (N counts
+    removed workers too: their share of the stream is lost). Not the contract's R — a
+    diagnostic for comparing with what arrives (docs/planner.md §1).
+    """
+    tf, tb = stage_times(profile, plan.partition)
+    period = plan.num_workers * plan.arrival_interval_s
+    total = 0.0
+    for (recompute, acc, omit), count in _distinct_active(plan).items():
+        cycle = cycle_time(tf, tb, recompute)
+        rate = worker_rate(profile, plan, WorkerConfig(0, recompute, acc, omit), tf, tb)
+        total += count * rate * min(1.0, cycle / period)
+    return total

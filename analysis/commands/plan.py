@@ -10,8 +10,10 @@ from typing import Any
 from analysis.output import resolved_config
 from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, parse_rate, parse_seconds
 from planner.builtin import resolve_profile
+from planner.closed_form import arrival_limited_rate
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, atomic_write_json
+from planner.profile import ModelProfile
 from planner.search import PlanResult
 from planner.strategies import STRATEGIES, make_plan, minimal_budget
 
@@ -130,14 +132,14 @@ def run(args: argparse.Namespace) -> int:
         raise FerretError(
             f"budget {format_bytes(budget)} is below the smallest footprint found, {format_bytes(result.min_memory_bytes)}"
         )
-    summary = _summary(result, budget, td, elapsed)
+    summary = _summary(profile, result, budget, td, elapsed)
     summary_path, config_path = out.with_name(f"{out.stem}.summary.json"), out.with_name(f"{out.stem}.config.json")
     with atomic_dir(out.parent) as stage:
         result.plan.save(stage / out.name)
         atomic_write_json(stage / summary_path.name, summary)
         config = resolved_config(args, arrival_interval_s=td, budget_bytes=budget, profile_model=profile.model)
         atomic_write_json(stage / config_path.name, config)
-    print(_table(result, budget, td, args))
+    print(_table(result, budget, td, args, summary["arrival_limited_rate"]))
     print(f"→ {out} (+ {summary_path.name}, {config_path.name}); planned in {format_seconds(elapsed)}")
     return 0
 
@@ -152,12 +154,22 @@ def _techniques(result: PlanResult) -> dict[str, int]:
     }
 
 
-def _summary(result: PlanResult, budget: int | None, td: float, elapsed: float) -> dict[str, Any]:
+def _arrival_limited(profile: ModelProfile, result: PlanResult) -> float:
+    """(F3) capped by arrivals, for the asynchronous strategies; the others' R already is."""
+    if result.plan.strategy in SYNCHRONOUS:
+        return result.adaptation_rate
+    return arrival_limited_rate(profile, result.plan)
+
+
+def _summary(
+    profile: ModelProfile, result: PlanResult, budget: int | None, td: float, elapsed: float
+) -> dict[str, Any]:
     plan = result.plan
     return {
         "strategy": plan.strategy,
         "feasible": result.feasible,
         "adaptation_rate": result.adaptation_rate,
+        "arrival_limited_rate": _arrival_limited(profile, result),
         "memory_bytes": result.memory_bytes,
         "budget_bytes": budget,
         "min_memory_bytes": result.min_memory_bytes,
@@ -176,7 +188,7 @@ def _summary(result: PlanResult, budget: int | None, td: float, elapsed: float) 
     }
 
 
-def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Namespace) -> str:
+def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Namespace, limited: float) -> str:
     plan, t = result.plan, _techniques(result)
     techniques = (
         f"recomputation on {t['recompute_workers']} workers, accumulation at {t['accumulation_stages']} and "
@@ -190,7 +202,7 @@ def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Nam
         ("techniques", techniques),
         ("mini-batch", str(plan.minibatch)),
         ("stream", f"td = {format_seconds(td)}, c = {args.decay:g}/s, V_D = {args.value:g}"),
-        ("predicted R", f"{result.adaptation_rate:.6g} /s"),
+        ("predicted R", f"{result.adaptation_rate:.6g} /s (capped by arrivals: {limited:.6g} /s)"),
         (
             "memory",
             f"{format_bytes(result.memory_bytes)} of {budget_text} (smallest feasible {format_bytes(result.min_memory_bytes)})",

@@ -41,6 +41,7 @@ def test_good_run_writes_plan_summary_and_config(tmp_path, profile_path, capsys)
     assert predict(hand_profile(), plan) == (plan.predicted.adaptation_rate, plan.predicted.memory_bytes)
     summary = json.loads((tmp_path / "out" / "plan.summary.json").read_text())
     assert summary["adaptation_rate"] == plan.predicted.adaptation_rate
+    assert 0 < summary["arrival_limited_rate"] <= summary["adaptation_rate"]
     assert summary["memory_bytes"] == plan.predicted.memory_bytes
     assert summary["partition"] == list(plan.partition) and summary["log"]
     config = json.loads((tmp_path / "out" / "plan.config.json").read_text())

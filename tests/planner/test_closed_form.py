@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from planner.closed_form import (
     adaptation_rate,
+    arrival_limited_rate,
     memory_bytes,
     num_workers,
     stage_sizes,
@@ -203,3 +204,14 @@ def test_plan_and_profile_json_round_trip(profile, data):
     again = Plan.from_json(json.loads(json.dumps(pl.to_json())))
     assert again == pl
     assert adaptation_rate(profile, again) == adaptation_rate(profile, pl)
+
+
+def test_arrival_limited_rate_caps_each_worker_by_its_arrivals():
+    one = plan((0, 1, 2, 3), worker(3))  # cycle 5 s, td 1 s: one worker, one datum per cycle
+    f3 = adaptation_rate(hand_profile(), one)
+    assert arrival_limited_rate(hand_profile(), one) == f3
+    slow = Plan("ferret", (0, 1, 2, 3), (worker(3),), default_placement(1, 3), 10.0, decay_per_s=C)
+    assert arrival_limited_rate(hand_profile(), slow) == pytest.approx(f3 / 2, rel=1e-12)  # 5 s / 10 s
+    two = Plan("ferret", (0, 1, 2, 3), (worker(3), WorkerConfig(REMOVED, False, (1, 1, 1), (2, 1, 0))),
+               default_placement(2, 3), 4.0, decay_per_s=C)  # fmt: skip
+    assert arrival_limited_rate(hand_profile(), two) == pytest.approx(f3 * 5 / 8, rel=1e-12)  # one datum per 8 s

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.closed_form import stage_times
+from planner.closed_form import arrival_limited_rate, stage_times
 from planner.errors import ValidationError
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.strategies import STRATEGIES, make_plan, minimal_budget, predict
@@ -34,7 +34,9 @@ def test_pipedream_by_hand():
     assert r.adaptation_rate == pytest.approx(F3_ONE_WORKER, rel=1e-12)
     assert r.memory_bytes == 3 * 110 + 2 * 220 + 55
     # arrivals slower than the cycle: it can only absorb what arrives (factor cycle/td = 1/2)
-    assert plan_of("pipedream", td=10.0).adaptation_rate == pytest.approx(F3_ONE_WORKER / 2, rel=1e-12)
+    slow = plan_of("pipedream", td=10.0)
+    assert slow.adaptation_rate == pytest.approx(F3_ONE_WORKER / 2, rel=1e-12)
+    assert arrival_limited_rate(hand_profile(), slow.plan) == pytest.approx(slow.adaptation_rate, rel=1e-12)
 
 
 def test_pipedream_2bw_by_hand():

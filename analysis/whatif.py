@@ -1,8 +1,9 @@
 """What-if sweeps: plan every (strategy, budget, interval) with the closed forms, simulate each.
 
-Each point is one job — plan with `planner.strategies.make_plan` (or build a sequential
-learner's plan for the 1-Skip / B-Skip baselines), then run the twin on a stream without
-keeping its trace — and jobs run in parallel worker processes. The table has one row per
+Each point is one job. All points are planned first, in this process, with
+`planner.strategies.make_plans` (the budgets of one strategy and interval share a planner), or
+get a sequential learner's plan for the 1-Skip / B-Skip baselines; then each point runs the twin
+on a stream without keeping its trace, in parallel worker processes. The table has one row per
 point: the closed form's prediction beside what the twin measured.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
+from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
@@ -63,26 +65,54 @@ class WhatIfRow:
         return tuple(f.name for f in fields(cls))
 
 
-def run_job(job: WhatIfJob, profile: ModelProfile) -> WhatIfRow:
-    """Plan one point and simulate it (a pure function of its inputs: safe in a worker process)."""
-    nan = math.nan
-    if get_strategy(job.strategy).name in SEQUENTIAL_STRATEGIES:
-        minibatch = 1 if get_strategy(job.strategy).name == "1-skip" else job.baseline_minibatch
-        plan = sequential_plan(
-            profile.num_layers, job.arrival_interval_s, job.strategy, minibatch, job.decay_per_s, 1.0, job.budget_bytes
-        )
-        predicted_rate, predicted_memory = sequential_prediction(profile, plan)
-        feasible = predicted_memory <= job.budget_bytes
-        predicted = (nan if predicted_rate is None else predicted_rate, float(predicted_memory))
-    else:
-        from planner.strategies import make_plan
+@dataclass(frozen=True)
+class PlannedPoint:
+    """A job with its plan and the closed form's prediction."""
 
-        result = make_plan(
-            job.strategy, profile, job.arrival_interval_s, decay_per_s=job.decay_per_s, budget_bytes=job.budget_bytes
-        )
-        plan, feasible = result.plan, result.feasible
-        predicted = (float(result.adaptation_rate), float(result.memory_bytes))
-    if not feasible:
+    job: WhatIfJob
+    plan: Plan
+    feasible: bool
+    predicted_rate: float  # NaN where no closed form exists
+    predicted_memory_bytes: float
+
+
+def plan_points(jobs: Sequence[WhatIfJob], profile: ModelProfile) -> list[PlannedPoint]:
+    """Plan every job, in job order; the budgets of one (strategy, interval, decay) share one
+    planner, so a Ferret sweep searches its partitions once rather than once per budget."""
+    from planner.strategies import make_plans
+
+    groups: dict[tuple[str, float, float], list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault((job.strategy, job.arrival_interval_s, job.decay_per_s), []).append(i)
+    points: list[PlannedPoint | None] = [None] * len(jobs)
+    for (strategy, interval, decay), members in groups.items():
+        if get_strategy(strategy).name in SEQUENTIAL_STRATEGIES:
+            for i in members:
+                points[i] = _sequential_point(jobs[i], profile)
+            continue
+        results = make_plans(strategy, profile, interval, [jobs[i].budget_bytes for i in members], decay_per_s=decay)
+        for i, result in zip(members, results, strict=True):
+            points[i] = PlannedPoint(
+                jobs[i], result.plan, result.feasible, float(result.adaptation_rate), float(result.memory_bytes)
+            )
+    assert all(p is not None for p in points), "every job belongs to exactly one group"
+    return points  # type: ignore[return-value]
+
+
+def _sequential_point(job: WhatIfJob, profile: ModelProfile) -> PlannedPoint:
+    minibatch = 1 if get_strategy(job.strategy).name == "1-skip" else job.baseline_minibatch
+    plan = sequential_plan(
+        profile.num_layers, job.arrival_interval_s, job.strategy, minibatch, job.decay_per_s, 1.0, job.budget_bytes
+    )
+    rate, memory = sequential_prediction(profile, plan)
+    return PlannedPoint(job, plan, memory <= job.budget_bytes, math.nan if rate is None else rate, float(memory))
+
+
+def simulate_point(point: PlannedPoint, profile: ModelProfile) -> WhatIfRow:
+    """Simulate one planned point (a pure function of its inputs: safe in a worker process)."""
+    job, plan, nan = point.job, point.plan, math.nan
+    predicted = (point.predicted_rate, point.predicted_memory_bytes)
+    if not point.feasible:
         return WhatIfRow(
             job.strategy, job.budget_bytes, job.arrival_interval_s, False, 0, plan.num_stages, plan.minibatch,
             *predicted, nan, nan, nan, nan, nan, nan, 0, 0.0,
@@ -110,8 +140,13 @@ def run_job(job: WhatIfJob, profile: ModelProfile) -> WhatIfRow:
     )
 
 
-def _run_packed(args: tuple[WhatIfJob, ModelProfile]) -> WhatIfRow:
-    return run_job(*args)
+def run_job(job: WhatIfJob, profile: ModelProfile) -> WhatIfRow:
+    """Plan and simulate one point."""
+    return simulate_point(plan_points([job], profile)[0], profile)
+
+
+def _simulate_packed(args: tuple[PlannedPoint, ModelProfile]) -> WhatIfRow:
+    return simulate_point(*args)
 
 
 def run_sweep(
@@ -120,14 +155,15 @@ def run_sweep(
     workers: int = 1,
     progress: Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None = None,
 ) -> list[WhatIfRow]:
-    """Run every job (in `workers` processes when > 1), in job order, then mark the Pareto front."""
-    packed = [(job, profile) for job in jobs]
+    """Plan every job here (sharing planners), simulate them in `workers` processes when > 1,
+    in job order, then mark the Pareto front."""
+    packed = [(point, profile) for point in plan_points(jobs, profile)]
     if workers <= 1 or len(jobs) <= 1:
-        results: Iterable[WhatIfRow] = map(_run_packed, packed)
+        results: Iterable[WhatIfRow] = map(_simulate_packed, packed)
         rows = list(progress(results, len(jobs)) if progress else results)
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            results = pool.map(_run_packed, packed)
+            results = pool.map(_simulate_packed, packed)
             rows = list(progress(results, len(jobs)) if progress else results)
     return mark_pareto(rows)
 

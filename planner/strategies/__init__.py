@@ -6,6 +6,7 @@ Each strategy makes a plan for a budget and predicts (R, M) of its plans in clos
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from planner.errors import ValidationError
@@ -19,7 +20,16 @@ from planner.strategies.synchronous import GPipe, OneFOneBFlush
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
 
-__all__ = ["STRATEGIES", "Strategy", "StreamSpec", "get_strategy", "make_plan", "minimal_budget", "predict"]
+__all__ = [
+    "STRATEGIES",
+    "Strategy",
+    "StreamSpec",
+    "get_strategy",
+    "make_plan",
+    "make_plans",
+    "minimal_budget",
+    "predict",
+]
 
 
 def get_strategy(name: str) -> Strategy:
@@ -46,6 +56,23 @@ def make_plan(
         raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
     return get_strategy(strategy).plan(profile, stream, budget_bytes, **options)
+
+
+def make_plans(
+    strategy: str,
+    profile: ModelProfile,
+    arrival_interval_s: float,
+    budgets: Sequence[int | None],
+    decay_per_s: float = 1.0,
+    value_per_datum: float = 1.0,
+    **options: Any,
+) -> list[PlanResult]:
+    """`make_plan` for each budget, sharing the strategy's budget-independent work (sweeps)."""
+    for budget in budgets:
+        if budget is not None and budget <= 0:
+            raise ValidationError(f"budget must be a positive number of bytes, got {budget}")
+    stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    return get_strategy(strategy).plan_many(profile, stream, budgets, **options)
 
 
 def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:

@@ -46,6 +46,12 @@ class Strategy(ABC):
     def plan(self, profile: ModelProfile, stream: StreamSpec, budget_bytes: int | None, **options: Any) -> PlanResult:
         """The best plan of this strategy within the budget, or an infeasible result."""
 
+    def plan_many(
+        self, profile: ModelProfile, stream: StreamSpec, budgets: Sequence[int | None], **options: Any
+    ) -> list[PlanResult]:
+        """Plans for several budgets; a strategy that can share work between budgets overrides this."""
+        return [self.plan(profile, stream, budget, **options) for budget in budgets]
+
     @abstractmethod
     def predict(self, profile: ModelProfile, plan: Plan) -> tuple[float, int]:
         """Closed-form (adaptation rate, memory bytes) of one of this strategy's plans."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from planner.closed_form import adaptation_rate, memory_bytes
@@ -30,6 +31,13 @@ class Ferret(Strategy):
 
     def plan(self, profile: ModelProfile, stream: StreamSpec, budget_bytes: int | None, **options: Any) -> PlanResult:
         return self.planner(profile, stream, **options).plan(budget_bytes)
+
+    def plan_many(
+        self, profile: ModelProfile, stream: StreamSpec, budgets: Sequence[int | None], **options: Any
+    ) -> list[PlanResult]:
+        # One planner keeps its partitions, chains and bounds between budgets (a sweep's big saving).
+        planner = self.planner(profile, stream, **options)
+        return [planner.plan(budget) for budget in budgets]
 
     def predict(self, profile: ModelProfile, plan: Plan) -> tuple[float, int]:
         return adaptation_rate(profile, plan), memory_bytes(profile, plan)

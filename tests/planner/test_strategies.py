@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from planner.closed_form import arrival_limited_rate, stage_times
 from planner.errors import ValidationError
 from planner.plan import Plan, WorkerConfig, default_placement
-from planner.strategies import STRATEGIES, make_plan, minimal_budget, predict
+from planner.strategies import STRATEGIES, make_plan, make_plans, minimal_budget, predict
 from tests.planner.profiles import hand_profile, profiles
 
 E = math.exp
@@ -138,3 +138,13 @@ def test_ferret_beats_or_matches_one_worker_pipedream_unconstrained():
     profile = hand_profile()
     td = float(np.max(profile.t_fwd))
     assert make_plan("ferret", profile, td).adaptation_rate >= make_plan("pipedream", profile, td).adaptation_rate
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_make_plans_equals_make_plan_per_budget(strategy):
+    profile = hand_profile()
+    floor = minimal_budget(profile, 0.05, 0.5, strategy=strategy)
+    budgets = [floor - 1, floor, 2 * floor, None]
+    shared = make_plans(strategy, profile, 0.05, budgets, decay_per_s=0.5)
+    assert shared == [make_plan(strategy, profile, 0.05, 0.5, b) for b in budgets]
+    assert [r.feasible for r in shared] == [False, True, True, True]

@@ -61,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arrival-interval",
         type=cli_type(_interval_or_auto),
-        default=None,
-        help="mean gap, e.g. 2ms; 'auto' = the slowest layer's forward time, as in the paper",
+        default="auto",
+        help="mean gap, e.g. 2ms; default 'auto' = the slowest layer's forward time, as in the paper "
+        "(ignored when --intervals is given)",
     )
     parser.add_argument(
         "--intervals", type=cli_type(_intervals), default=None, help="several gaps to sweep too, e.g. 1ms,2ms,4ms"
@@ -95,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
     from analysis.whatif import WhatIfJob, run_sweep, sweep_summary, tqdm_progress, write_csv
     from sim.strategies import get_strategy
 
-    if args.intervals is None and args.arrival_interval is None:
-        raise FerretError("give --arrival-interval (e.g. 2ms) or --intervals (e.g. 1ms,2ms)")
     profile = load_profile_arg(args.profile)
     if args.arrival_interval == "auto":
         args.arrival_interval = float(profile.t_fwd.max())

@@ -11,6 +11,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.whatif import WhatIfJob, WhatIfRow, mark_pareto, run_job, run_sweep, tqdm_progress
+from planner.profile import ModelProfile
 from sim import SimConfig, sequential_plan, simulate
 from tests.sim.builders import balanced_profile
 
@@ -134,10 +135,13 @@ def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, profile_path, 
     assert not out.exists()
 
 
-def test_cli_needs_an_interval(tmp_path, profile_path, capsys):
-    code = main(["whatif", "--profile", str(profile_path), "--budgets", "1MiB", "--out", str(tmp_path / "wi")])
-    assert code == 2
-    assert "--arrival-interval" in capsys.readouterr().err
+def test_cli_interval_defaults_to_the_slowest_forward(tmp_path, profile_path):
+    out = tmp_path / "wi"
+    code = main(["whatif", "--profile", str(profile_path), "--budgets", "1MiB", "--strategies", "ferret",
+                 "--samples", "50", "--jobs", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["intervals_s"] == [ModelProfile.load(profile_path).t_fwd.max()]
 
 
 def test_cli_compares_the_pipeline_strategies_on_a_builtin_profile(tmp_path):

@@ -20,6 +20,16 @@ from planner.errors import FerretError
 EXIT_USER_ERROR = 2
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only when it says something: not None/False, not already in the help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action) or text
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (`ferret plan: error: ...`), not usage + error."""
 
@@ -49,7 +59,7 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
             name,
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)

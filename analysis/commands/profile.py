@@ -57,7 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=cli_type(positive_int), default=10, help="timed rounds (median kept)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing")
     parser.add_argument(
-        "--threads", type=cli_type(positive_int), default=None, help="CPU threads while timing (default: torch's)"
+        "--threads",
+        type=cli_type(positive_int),
+        default=1,
+        help="CPU threads while timing; 1 (as `ferret run` uses) because batch-1 layers are too small for "
+        "intra-op threads to help, and on a busy machine spinning threads inflate times by orders of magnitude",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
     parser.add_argument("--out", type=Path, required=True, help="profile JSON to write")

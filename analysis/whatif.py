@@ -168,6 +168,24 @@ def run_sweep(
     return mark_pareto(rows)
 
 
+def auto_budgets(
+    profile: ModelProfile, strategies: Sequence[str], arrival_interval_s: float, decay_per_s: float, count: int
+) -> list[int]:
+    """`count` budgets spaced geometrically over the interesting range: from the smallest footprint
+    any of the pipeline strategies reaches (below it nothing is feasible) to 1.25× Ferret's
+    unconstrained footprint (above it Ferret gains nothing)."""
+    import numpy as np
+
+    from planner.strategies import make_plan, minimal_budget
+
+    pipelines = [s for s in strategies if get_strategy(s).name not in SEQUENTIAL_STRATEGIES] or ["ferret"]
+    low = min(minimal_budget(profile, arrival_interval_s, decay_per_s, strategy=s) for s in pipelines)
+    high = max(low, int(1.25 * make_plan("ferret", profile, arrival_interval_s, decay_per_s).memory_bytes))
+    if count == 1 or high == low:
+        return [high]
+    return sorted({int(b) for b in np.geomspace(low, high, count)})
+
+
 def mark_pareto(rows: Sequence[WhatIfRow]) -> list[WhatIfRow]:
     """Flag, per arrival interval, the feasible points no other point beats on both R and memory."""
     out = []

@@ -25,8 +25,11 @@ DESCRIPTION = (
 )
 
 
-def _budgets(text: str) -> list[int]:
-    """A range or list of sizes (`4MiB:512MiB:x2`, `a,b,c`), or just one size."""
+def _budgets(text: str) -> list[int] | int:
+    """A range or list of sizes (`4MiB:512MiB:x2`, `a,b,c`), one size, or `auto[:K]` (→ K)."""
+    if text.strip().startswith("auto"):
+        _, _, count = text.strip().partition(":")
+        return _count(count) if count else 12
     if ":" in text or "," in text:
         return parse_size_range(text)
     return [parse_bytes(text)]
@@ -55,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budgets",
         type=cli_type(_budgets),
-        required=True,
-        help="e.g. 4MiB:512MiB:x2, 1MiB:8MiB:+1MiB, a,b,c or one size",
+        default=12,
+        help="e.g. 4MiB:512MiB:x2, 1MiB:8MiB:+1MiB, a,b,c, one size, or auto[:K] (default auto:12): K budgets "
+        "spaced geometrically from the smallest footprint any pipeline strategy reaches to 1.25× Ferret's M+",
     )
     parser.add_argument(
         "--arrival-interval",
@@ -105,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         raise FerretError("--strategies is empty")
     for name in strategies:
         get_strategy(name)  # unknown names fail here, before any work
+    if isinstance(args.budgets, int):
+        from analysis.whatif import auto_budgets
+
+        args.budgets = auto_budgets(profile, strategies, intervals[0], args.decay, args.budgets)
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
     if args.plan_placement and getattr(args, "exclusive_devices", False):

@@ -165,3 +165,28 @@ def test_cli_compares_the_pipeline_strategies_on_a_builtin_profile(tmp_path):
     assert float(pd["rate"]) == pytest.approx(float(pd["predicted_rate"]), rel=0.02)
     assert json.loads((out / "config.json").read_text())["arrival_interval"] == pytest.approx(1.8686e-05, rel=1e-3)
     assert any(p["strategy"] == "ferret" for p in json.loads((out / "summary.json").read_text())["pareto"])
+
+
+def test_auto_budgets_span_the_feasible_range():
+    from analysis.whatif import auto_budgets
+    from planner.strategies import make_plan, minimal_budget
+
+    budgets = auto_budgets(PROFILE, ["ferret", "gpipe", "1-skip"], 1e-3, 1.0, 6)
+    assert len(budgets) == 6 and budgets == sorted(budgets)
+    assert budgets[0] == min(minimal_budget(PROFILE, 1e-3, 1.0, strategy=s) for s in ("ferret", "gpipe"))
+    assert budgets[-1] == int(1.25 * make_plan("ferret", PROFILE, 1e-3, 1.0).memory_bytes)
+    # The smallest budget is feasible for the strategy that reaches it; one byte less is not.
+    assert (
+        make_plan("ferret", PROFILE, 1e-3, 1.0, budgets[0]).feasible
+        or make_plan("gpipe", PROFILE, 1e-3, 1.0, budgets[0]).feasible
+    )
+
+
+def test_cli_auto_budgets(tmp_path, profile_path):
+    out = tmp_path / "wi"
+    code = main(["whatif", "--profile", str(profile_path), "--budgets", "auto:4", "--strategies", "ferret,pipedream",
+                 "--samples", "50", "--jobs", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader((out / "whatif.csv").open()))
+    assert len(rows) == 8
+    assert len({r["budget_bytes"] for r in rows}) == 4

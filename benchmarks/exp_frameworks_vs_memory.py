@@ -113,7 +113,7 @@ def sweep_points(results: list[dict[str, Any]]) -> dict[tuple[str, Any], tuple[f
 def sweep_table(points: dict[tuple[str, Any], tuple[float, float, str]]) -> str:
     rows = []
     for (sweep, config), (memory, _, acc) in sorted(points.items(), key=lambda kv: (kv[0][0], kv[1][0])):
-        label = f"budget point {config}" if sweep == "ferret" else f"N = {config}"
+        label = f"budget point {config}" if sweep == "ferret" else f"N = {config}" if sweep in SWEPT else "—"
         rows.append((sweep, label, kib(memory), acc))
     return table(("method", "configuration", "memory KiB", "online acc %"), rows)
 
@@ -127,12 +127,13 @@ def reach_table(points: dict[tuple[str, Any], tuple[float, float, str]]) -> tupl
         if sweep in ("ferret", "oracle"):
             continue
         reach = [m for m, a in ferret if a >= accuracy]
+        name = f"{sweep} (N = {config})" if sweep in SWEPT else sweep
         if reach:
             ratio = memory / min(reach)
             best = max(best, ratio)
-            rows.append((f"{sweep} (N = {config})", acc_text, kib(memory), kib(min(reach)), f"{ratio:.2f}×"))
+            rows.append((name, acc_text, kib(memory), kib(min(reach)), f"{ratio:.2f}×"))
         else:
-            rows.append((f"{sweep} (N = {config})", acc_text, kib(memory), "not reached", "—"))
+            rows.append((name, acc_text, kib(memory), "not reached", "—"))
     header = ("competitor", "its online acc %", "its memory KiB", "Ferret memory KiB to match", "ratio")
     return table(header, rows), best
 

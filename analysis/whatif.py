@@ -37,6 +37,7 @@ class WhatIfJob:
     seed: int
     config: SimConfig
     baseline_minibatch: int = 8  # mini-batch of the B-Skip baselines
+    num_devices: int | None = None  # devices the pipeline plans are placed on (None: one per (worker, stage))
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,17 @@ def plan_points(jobs: Sequence[WhatIfJob], profile: ModelProfile) -> list[Planne
     planner, so a Ferret sweep searches its partitions once rather than once per budget."""
     from planner.strategies import make_plans
 
-    groups: dict[tuple[str, float, float], list[int]] = {}
+    groups: dict[tuple[str, float, float, int | None], list[int]] = {}
     for i, job in enumerate(jobs):
-        groups.setdefault((job.strategy, job.arrival_interval_s, job.decay_per_s), []).append(i)
+        groups.setdefault((job.strategy, job.arrival_interval_s, job.decay_per_s, job.num_devices), []).append(i)
     points: list[PlannedPoint | None] = [None] * len(jobs)
-    for (strategy, interval, decay), members in groups.items():
+    for (strategy, interval, decay, devices), members in groups.items():
         if get_strategy(strategy).name in SEQUENTIAL_STRATEGIES:
             for i in members:
                 points[i] = _sequential_point(jobs[i], profile)
             continue
-        results = make_plans(strategy, profile, interval, [jobs[i].budget_bytes for i in members], decay_per_s=decay)
+        budgets = [jobs[i].budget_bytes for i in members]
+        results = make_plans(strategy, profile, interval, budgets, decay_per_s=decay, num_devices=devices)
         for i, result in zip(members, results, strict=True):
             points[i] = PlannedPoint(
                 jobs[i], result.plan, result.feasible, float(result.adaptation_rate), float(result.memory_bytes)

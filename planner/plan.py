@@ -243,11 +243,17 @@ class Plan:
 
 
 def default_placement(num_workers: int, num_stages: int, num_devices: int | None = None) -> tuple[tuple[int, ...], ...]:
-    """Stage `j` of every worker on device `j mod D` (DESIGN.md); `D` defaults to `P`."""
-    devices = num_stages if num_devices is None else num_devices
+    """Device of worker `n`'s stage `j`: `(n·P + j) mod D`.
+
+    The default `D = N·P` gives every (worker, stage) its own device: the closed forms' regime
+    (no contention), which is what the planner plans for, so a plan simulates and runs as it was
+    predicted unless the user says the hardware is smaller. `D = P` is DESIGN.md's rule, stage
+    `j` of every worker on device `j`; a `D` in between spreads the workers evenly.
+    """
+    devices = num_workers * num_stages if num_devices is None else num_devices
     if devices < 1:
         raise ValidationError(f"number of devices must be ≥ 1, got {devices}")
-    return tuple(tuple(j % devices for j in range(num_stages)) for _ in range(num_workers))
+    return tuple(tuple((n * num_stages + j) % devices for j in range(num_stages)) for n in range(num_workers))
 
 
 def _int_tuple(values: Any, where: str) -> tuple[int, ...]:

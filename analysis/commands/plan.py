@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=cli_type(_positive_int),
         default=None,
-        help="devices D; stage j runs on device j mod D (default P)",
+        help="devices D: worker n's stage j runs on device (n·P + j) mod D; default N·P, one device per "
+        "(worker, stage), the closed forms' no-contention regime; D = P puts stage j of every worker on device j",
     )
     parser.add_argument(
         "--minibatch",

@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     if crowding > config.concurrency:
         print(
             f"note: up to {crowding} workers share a device that runs {config.concurrency} op(s) at a time; the twin "
-            "models that contention, the closed forms do not (--exclusive-devices or --concurrency for their regime)"
+            "models that contention, the closed forms do not (plan without --devices, or simulate with "
+            "--exclusive-devices or --concurrency, for their regime)"
         )
     return 0
 

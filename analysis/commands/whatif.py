@@ -21,7 +21,7 @@ DESCRIPTION = (
     "memory, throughput, drops, latency), summary.json, config.json and three figures: "
     "rate_vs_memory.png (Pareto front ringed), drops_vs_memory.png, predicted_vs_simulated.png. "
     "Strategies: ferret, pipedream, pipedream-2bw, gpipe, 1f1b, and the sequential baselines 1-skip, "
-    "last-n, random-n. Simulations use one device per (worker, stage) unless --plan-placement is given."
+    "last-n, random-n. Plans give each (worker, stage) its own device unless --devices says fewer exist."
 )
 
 
@@ -86,9 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs", type=cli_type(_count), default=os.cpu_count() or 1, help="points simulated in parallel (processes)"
     )
     parser.add_argument(
-        "--plan-placement",
-        action="store_true",
-        help="simulate on each plan's own placement (workers share devices: contention) instead of one device each",
+        "--devices",
+        type=cli_type(_count),
+        default=None,
+        help="devices D the pipeline plans are placed on, (n·P + j) mod D; default: one per (worker, stage), "
+        "the closed forms' regime; fewer devices make workers contend in the twin",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_sim_config_arguments(parser)
@@ -115,12 +117,19 @@ def run(args: argparse.Namespace) -> int:
         args.budgets = auto_budgets(profile, strategies, intervals[0], args.decay, args.budgets)
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
-    if args.plan_placement and getattr(args, "exclusive_devices", False):
-        raise FerretError("--plan-placement and --exclusive-devices contradict each other; give one")
-    config = sim_config_from_args(args, exclusive_devices=not args.plan_placement)
+    config = sim_config_from_args(args)
     jobs = [
         WhatIfJob(
-            name, budget, interval, args.decay, args.samples, args.arrival, args.seed, config, args.baseline_batch
+            name,
+            budget,
+            interval,
+            args.decay,
+            args.samples,
+            args.arrival,
+            args.seed,
+            config,
+            args.baseline_batch,
+            args.devices,
         )
         for interval in intervals
         for name in strategies

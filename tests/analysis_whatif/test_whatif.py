@@ -110,7 +110,8 @@ def test_cli_writes_table_summary_config_and_three_figures(tmp_path, profile_pat
     for name in summary["figures"]:
         blob = (out / name).read_bytes()
         assert blob.startswith(PNG_MAGIC) and len(blob) > 5000
-    assert json.loads((out / "config.json").read_text())["sim_config"]["exclusive_devices"] is True
+    config = json.loads((out / "config.json").read_text())
+    assert config["devices"] is None and config["sim_config"]["exclusive_devices"] is False
     assert "24 points" in capsys.readouterr().out
 
 
@@ -119,7 +120,7 @@ def test_cli_writes_table_summary_config_and_three_figures(tmp_path, profile_pat
     [
         (["--strategies", "ferret,warp-drive"], "does not know strategy 'warp-drive'"),
         (["--budgets", "1MiB:1KiB:x2"], "stop is below start"),
-        (["--plan-placement", "--exclusive-devices"], "contradict"),
+        (["--devices", "0"], "must be ≥ 1"),
     ],
 )
 def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, profile_path, capsys, extra, needle):
@@ -190,3 +191,15 @@ def test_cli_auto_budgets(tmp_path, profile_path):
     rows = list(csv.DictReader((out / "whatif.csv").open()))
     assert len(rows) == 8
     assert len({r["budget_bytes"] for r in rows}) == 4
+
+
+def test_fewer_devices_make_ferret_workers_contend():
+    # Data every 1 ms against a 9 ms model: Ferret plans several workers. On a device per
+    # (worker, stage) they keep up; all on one device, they queue and data drop.
+    job = replace(_job("ferret", budget=64 << 20, interval=1e-3, samples=600), config=SimConfig())
+    alone = run_job(job, PROFILE)
+    crowded = run_job(replace(job, num_devices=1), PROFILE)
+    assert alone.workers == crowded.workers > 1
+    assert alone.drop_rate == 0.0
+    assert crowded.drop_rate > 0.5
+    assert crowded.rate < 0.5 * alone.rate

@@ -139,9 +139,14 @@ def test_removed_worker_is_valid_and_inactive():
 
 
 def test_default_placement():
-    assert default_placement(2, 3) == ((0, 1, 2), (0, 1, 2))
+    # One device per (worker, stage) by default: the regime the closed forms assume.
+    assert default_placement(2, 3) == ((0, 1, 2), (3, 4, 5))
+    # D = P: stage j of every worker on device j (DESIGN.md's rule).
+    assert default_placement(2, 3, num_devices=3) == ((0, 1, 2), (0, 1, 2))
+    # D in between spreads the workers over all devices.
+    assert default_placement(2, 3, num_devices=4) == ((0, 1, 2), (3, 0, 1))
     assert default_placement(1, 3, num_devices=2) == ((0, 1, 0),)
-    assert _plan().num_devices == 2
+    assert _plan().num_devices == 4
 
 
 def test_layer_profile_rejects_non_object():

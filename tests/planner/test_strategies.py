@@ -120,7 +120,9 @@ def test_options_are_checked():
 
 def test_devices_option_sets_placement():
     r = plan_of("ferret", num_devices=2)
-    assert all(row == (0, 1, 0) for row in r.plan.placement)
+    assert r.plan.placement == default_placement(r.plan.num_workers, 3, 2)
+    assert {d for row in r.plan.placement for d in row} == {0, 1}
+    assert plan_of("ferret").plan.num_devices == plan_of("ferret").plan.num_workers * 3
 
 
 def test_predict_dispatches_on_the_plan_strategy():

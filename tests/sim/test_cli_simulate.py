@@ -147,16 +147,19 @@ def test_the_installed_entry_point_reports_errors_without_a_traceback(inputs):
 
 
 def test_simulates_a_plan_made_by_ferret_plan(tmp_path, capsys):
-    plan = tmp_path / "plan.json"
-    assert main(["plan", "--profile", "builtin:mnistnet-titan-xp", "--budget", "max", "--out", str(plan)]) == 0
-    predicted = json.loads(plan.read_text())["predicted"]
+    # By default a plan gives each (worker, stage) its own device, as the closed forms assume;
+    # `--devices 3` (= P) puts stage j of all 4 workers on device j, and the twin shows the cost.
     runs = {}
-    for name, extra in (("shared", []), ("alone", ["--exclusive-devices"])):
+    for name, devices in (("shared", ["--devices", "3"]), ("alone", [])):
+        plan = tmp_path / f"plan-{name}.json"
+        assert main(["plan", "--profile", "builtin:mnistnet-titan-xp", "--budget", "max", *devices,
+                     "--out", str(plan)]) == 0  # fmt: skip
+        predicted = json.loads(plan.read_text())["predicted"]
         out = tmp_path / name
         args = ["simulate", "--plan", str(plan), "--profile", "builtin:mnistnet-titan-xp", "--samples", "2000"]
-        assert main([*args, *extra, "--out", str(out)]) == 0
+        assert main([*args, "--out", str(out)]) == 0
         runs[name] = json.loads((out / "summary.json").read_text())
-    assert runs["alone"]["predicted"] == predicted
+    assert runs["alone"]["predicted"] == runs["shared"]["predicted"] == predicted
     assert runs["shared"]["workers_per_device"] == 4 and runs["alone"]["workers_per_device"] == 1
     assert runs["shared"]["drop_rate"] > 0.5 > runs["alone"]["drop_rate"]  # 4 workers contend for 3 devices
     assert runs["alone"]["adaptation_rate"] > 2 * runs["shared"]["adaptation_rate"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from planner.closed_form import adaptation_rate, memory_bytes, stage_shares, stage_sizes
-from planner.plan import REMOVED, WorkerConfig
+from planner.plan import REMOVED, WorkerConfig, default_placement
 from sim import SimConfig, simulate
 from tests.sim.builders import balanced_profile, make_plan, plain_workers
 
@@ -120,8 +120,8 @@ def test_interval_not_dividing_the_cycle_loses_the_unused_capacity_and_some_1f1b
 
 
 def test_plan_placement_with_workers_sharing_devices_contends():
-    # Default placement puts stage j of both workers on device j: one lane each cannot keep up.
-    plan = make_plan(plain_workers(2, P), P, CYCLE / 2)
+    # D = P puts stage j of both workers on device j: one lane each cannot keep up.
+    plan = make_plan(plain_workers(2, P), P, CYCLE / 2, placement=default_placement(2, P, P))
     shared = simulate(plan, PROFILE, 400)
     lanes = simulate(plan, PROFILE, 400, config=SimConfig(concurrency=2))
     alone = simulate(plan, PROFILE, 400, config=EXCLUSIVE)

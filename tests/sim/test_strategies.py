@@ -162,7 +162,7 @@ def test_links_add_latency_and_serialise_bytes():
 
 def test_concurrent_ops_on_a_device_slow_each_other_down():
     # Both workers' stage 0 share device 0 with two lanes; the second op starts beside the first.
-    plan = make_plan(plain_workers(2, 1), 1, 1e-9, layers_per_stage=1)
+    plan = make_plan(plain_workers(2, 1), 1, 1e-9, layers_per_stage=1, placement=default_placement(2, 1, 1))
     profile = ModelProfile("one", (LayerProfile("l0", 1.0, 1.0, 8, 8),), source="synthetic")
     _, events = _trace(plan, profile, 2, SimConfig(concurrency=2, slowdown=0.5))
     fwd = sorted((e.t_start, e.t_end - e.t_start) for e in events if e.kind == "fwd")

@@ -144,6 +144,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="profile JSON giving step times (default: measured on --device)" + KEEP_HELP,
     )
+    timing.add_argument(
+        "--batch-profile",
+        type=Path,
+        action="append",
+        default=[],
+        help="the same model's profile at a larger batch (repeatable; with --profile): a step of B rows then "
+        "costs a fitted fixed part + B × a per-row part instead of B one-row steps",
+    )
+    timing.add_argument(
+        "--cost-batch",
+        type=cli_type(positive),
+        default=16,
+        help="without --profile, also profile at this batch to fit a step's fixed cost (1: steps cost B × one row)",
+    )
     timing.add_argument("--device", default="cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME")
     timing.add_argument(
         "--threads", type=cli_type(positive), default=1, help="torch CPU threads for profiling and training"
@@ -279,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             eval_every=args.eval_every,
             profile_path=None if args.profile is None else str(args.profile),
+            batch_profile_paths=tuple(str(p) for p in args.batch_profile),
+            cost_batch=args.cost_batch,
             device=args.device,
             progress=True,
         )
@@ -401,7 +417,8 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
     print(
         f"{summary['framework']} / {summary['algorithm']} on {summary['dataset']} ({summary['stream']}, "
         f"{summary['samples']} samples every {format_seconds(summary['arrival_interval_s'])}; "
-        f"a step on one sample takes {format_seconds(summary['sample_step_s'])})"
+        f"a step on one sample takes {format_seconds(summary['sample_step_s'])}"
+        + (f", each further row {format_seconds(summary['row_step_s'])})" if summary.get("step_fixed_s") else ")")
     )
     print(
         f"  online accuracy {pct(summary['online_accuracy'])}   test accuracy {pct(summary['test_accuracy'])}   "

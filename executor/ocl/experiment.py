@@ -32,7 +32,9 @@ from sim.arrivals import make_arrivals
 class RunSpec:
     """One run, fully named. `profile_path` wins over `device` for the virtual-time profile;
     `device` is `cpu`, `cuda[:N]` (train and measure there) or `roofline:NAME` (estimate the
-    profile for that device, train on the CPU). `buffer_bytes`, when given, sizes the replay
+    profile for that device, train on the CPU). A measured or estimated profile is also taken at
+    batch `cost_batch` (1: not) so that a step's fixed cost is fitted; with `profile_path`, the
+    profiles in `batch_profile_paths` (the same model at other batch sizes) play that part. `buffer_bytes`, when given, sizes the replay
     buffer from the data set's stored bytes per sample and overrides `algorithm.buffer_samples`."""
 
     framework: str = "oracle"
@@ -52,6 +54,8 @@ class RunSpec:
     seed: int = 0
     eval_every: int = 100
     profile_path: str | None = None
+    batch_profile_paths: tuple[str, ...] = ()
+    cost_batch: int = 16
     device: str = "cpu"
     progress: bool = False
 
@@ -78,7 +82,7 @@ def prepare(spec: RunSpec) -> Experiment:
         capacity = capacity_from_bytes(spec.buffer_bytes, dataset.stored_bytes_per_sample)
         algorithm = replace(algorithm, buffer_samples=capacity)
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes, seed=spec.seed)
-    profile = load_profile(spec, model)
+    profile, batch_profiles = load_profiles(spec, model)
     interval = spec.arrival_interval_s
     if interval is None:
         interval = CostModel.from_profile(profile).default_arrival_interval_s
@@ -96,18 +100,31 @@ def prepare(spec: RunSpec) -> Experiment:
         seed=spec.seed,
         device=spec.train_device,
         progress=spec.progress,
+        batch_profiles=batch_profiles,
     )
     return Experiment(spec, setup, interval)
 
 
-def load_profile(spec: RunSpec, model: Any) -> ModelProfile:
+def load_profiles(spec: RunSpec, model: Any) -> tuple[ModelProfile, tuple[ModelProfile, ...]]:
+    """The run's batch-1 profile and the same model's profiles at larger batches (cost fit)."""
+    if spec.cost_batch < 1:
+        raise FerretError(f"--cost-batch must be ≥ 1, got {spec.cost_batch}")
     if spec.profile_path is not None:
-        return ModelProfile.load(Path(spec.profile_path))
+        return (
+            ModelProfile.load(Path(spec.profile_path)),
+            tuple(ModelProfile.load(Path(p)) for p in spec.batch_profile_paths),
+        )
+    if spec.batch_profile_paths:
+        raise FerretError("--batch-profile needs --profile (the batch-1 profile it goes with)")
     from executor.profiler import profile_model, roofline_profile
 
+    batches = (1, spec.cost_batch) if spec.cost_batch > 1 else (1,)
     if spec.device.startswith("roofline:"):
-        return roofline_profile(model, spec.device.removeprefix("roofline:"))
-    return profile_model(model, device=spec.device, seed=spec.seed)
+        device = spec.device.removeprefix("roofline:")
+        profiles = [roofline_profile(model, device, batch_size=b) for b in batches]
+    else:
+        profiles = [profile_model(model, batch_size=b, device=spec.device, seed=spec.seed) for b in batches]
+    return profiles[0], tuple(profiles[1:])
 
 
 def run_experiment(experiment: Experiment) -> RunResult:
@@ -126,6 +143,8 @@ def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: f
         "arrival": spec.arrival,
         "arrival_interval_s": experiment.arrival_interval_s,
         "sample_step_s": cost.sample_step_s,
+        "step_fixed_s": cost.step_fixed_s,
+        "row_step_s": cost.forward_s + cost.backward_s,
         "profile_source": setup.profile.source,
         "profile_device": setup.profile.device,
         "seed": spec.seed,

@@ -130,7 +130,7 @@ class _Run:
         """Count the step's work (the batch's, the algorithm's, the framework's); return its duration."""
         model = self.cost_model
         rows = batch.x.shape[0]
-        seconds = rows * model.sample_step_s
+        seconds = model.step_s(rows)
         flops = rows * model.sample_step_flops
         # The hot path of Oracle: most steps carry no extra work, so skip the arithmetic on zero.
         for extra in (batch.cost, framework_cost):

@@ -33,6 +33,9 @@ class RunSetup:
     seed: int = 0
     device: str = "cpu"
     progress: bool = False
+    # The same model profiled at other batch sizes: with them a step's fixed cost is fitted
+    # (batching amortises it); without them a step on B rows costs B one-row steps.
+    batch_profiles: tuple[ModelProfile, ...] = ()
 
     def __post_init__(self) -> None:
         name = getattr(self.model, "name", None)
@@ -49,12 +52,19 @@ class RunSetup:
         if len(self.stream) == 0:
             raise FerretError("the stream is empty")
         self.profile.validate()
+        for other in self.batch_profiles:
+            other.validate()
+            if other.model != self.profile.model or other.num_layers != self.profile.num_layers:
+                raise FerretError(
+                    f"batch profile of {other.model!r} ({other.num_layers} layers) does not match the profile of "
+                    f"{self.profile.model!r} ({self.profile.num_layers} layers)"
+                )
         self.optimizer.validate()
         self.algorithm.validate()
 
     @property
     def cost_model(self) -> CostModel:
-        return CostModel.from_profile(self.profile)
+        return CostModel.from_profiles((self.profile, *self.batch_profiles))
 
     @property
     def torch_device(self) -> torch.device:

@@ -153,3 +153,45 @@ def test_bad_profile_and_bad_option_through_the_console(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_batch_profile_fits_a_fixed_step_cost_and_batching_pays(tmp_path, profile_file):
+    # The fixed mnistnet profile again at batch 8, where a step costs 2× (not 8×) a 1-row step.
+    batch8 = ModelProfile.load(profile_file)
+    batch8 = ModelProfile("mnistnet", tuple(replace_times(layer, 2) for layer in batch8.layers), batch_size=8,
+                          source="synthetic")  # fmt: skip
+    batch8_file = tmp_path / "mnistnet-b8.json"
+    batch8.save(batch8_file)
+    runs = {}
+    for name, extra in (("linear", []), ("fitted", ["--batch-profile", batch8_file])):
+        out = tmp_path / name
+        rc = ferret_run("--framework", "last-n", "--batch-size", "8", "--samples", "300", "--eval-every", "0",
+                        "--arrival-interval", "1ms", "--profile", profile_file, *extra, "--out", out)  # fmt: skip
+        assert rc == 0
+        runs[name] = json.loads((out / "summary.json").read_text())
+    one_row = 4 * 3e-3 + 3e-3  # conv2's forward is 4 ms, the others 1 ms; backward 2 ms each
+    assert runs["linear"]["step_fixed_s"] == 0.0
+    assert runs["fitted"]["sample_step_s"] == pytest.approx(one_row)
+    assert runs["fitted"]["step_fixed_s"] == pytest.approx(one_row * (1 - 1 / 7))  # 2× at 8 rows: 1/7 per row
+    assert runs["fitted"]["trained"] > 2 * runs["linear"]["trained"]
+
+
+def replace_times(layer: LayerProfile, factor: float) -> LayerProfile:
+    return LayerProfile(layer.name, layer.t_fwd_s * factor, layer.t_bwd_s * factor, 0, 0, layer.fwd_flops * 8)
+
+
+def test_measured_and_roofline_runs_fit_the_step_cost(tmp_path):
+    out = tmp_path / "roof"
+    rc = ferret_run("--framework", "1-skip", "--samples", "60", "--eval-every", "0", "--device", "roofline:titan-xp",
+                    "--out", out)  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["step_fixed_s"] > 0 and summary["row_step_s"] < summary["sample_step_s"]
+
+
+def test_batch_profile_needs_a_profile(tmp_path, profile_file, capsys):
+    rc = ferret_run("--batch-profile", profile_file, "--samples", "10", "--out", tmp_path / "x")
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ferret run: error: --batch-profile needs --profile (the batch-1 profile it goes with)"]
+    assert not (tmp_path / "x").exists()

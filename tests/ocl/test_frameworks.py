@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from executor.ocl.learner import OptimizerConfig
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from planner.errors import FerretError
+from planner.profile import LayerProfile, ModelProfile
 from tests.ocl.helpers import flat_profile, hand_setup
 
 SGD = OptimizerConfig(name="sgd", lr=0.5)
@@ -114,6 +116,34 @@ def test_last_n_b_skip_hand_schedule():
     expected[[0, 1, 2, 3, 5, 6]] = [1.5, 3.0, 6.0, 6.0, 9.0, 9.0]
     np.testing.assert_array_equal(result.trained_at_s, expected)
     np.testing.assert_array_equal(result.predicted, reference_predictions(initial, setup, result))
+
+
+def test_last_n_with_a_fitted_fixed_step_cost_trains_more_of_the_stream():
+    # The schedule above, but batching amortises: a 1-row step still takes 1.5 s, a 2-row step
+    # 2 s (1 s fixed + 0.5 s per row, fitted from profiles at batch 1 and 2), not 3 s:
+    #   [0] -> 1.5;  [1] -> 3;  {2, 3} at 3 -> 5;  {4, 5} at 5 -> 7;  {6, 7} at 7 -> 9;
+    #   {8, 9} at 9 would end at 11 > T = 9: discarded. Eight trained instead of six.
+    arrivals = [float(i) for i in range(10)]
+    base = hand_setup(arrivals, 0.5, 1.0, optimizer=SGD)
+    pair = ModelProfile(
+        base.profile.model,
+        tuple(LayerProfile(layer.name, 0.75, 1.25, 0, 0) for layer in base.profile.layers),
+        batch_size=2,
+        source="synthetic",
+    )
+    setup = dataclasses.replace(base, batch_profiles=(pair,))
+    assert setup.cost_model.step_s(1) == pytest.approx(1.5) and setup.cost_model.step_s(2) == pytest.approx(2.0)
+    result = run("last-n", setup, batch_size=2, window=3)
+    expected = np.full(10, np.inf)
+    expected[:8] = [1.5, 3.0, 5.0, 5.0, 7.0, 7.0, 9.0, 9.0]
+    np.testing.assert_allclose(result.trained_at_s, expected)
+
+
+def test_batch_profile_of_another_model_is_refused():
+    base = hand_setup([0.0, 1.0], 0.5, 1.0)
+    other = ModelProfile("other", base.profile.layers, batch_size=4, source="synthetic")
+    with pytest.raises(FerretError, match="batch profile of 'other'"):
+        dataclasses.replace(base, batch_profiles=(other,))
 
 
 @settings(max_examples=25, deadline=None)

@@ -113,3 +113,36 @@ def test_cost_model_from_a_hand_profile():
     # FLOPs: forward FF = 210, backward 2·FF, features 200 per sample.
     assert cost.flops(step) == 3 * 210 + 2 * 2 * 210 + 4 * 200
     assert cost.flops(StepCost.train(5)) == 5 * 3 * 210 == 5 * cost.sample_step_flops
+
+
+def test_cost_model_fits_a_fixed_part_from_two_batch_sizes():
+    def profile(batch: int, fwd: float, bwd: float) -> ModelProfile:
+        layers = (LayerProfile("a", fwd * 0.75, bwd, 0, 0, 40 * batch), LayerProfile("head", fwd * 0.25, 0.0, 0, 0, 0))
+        return ModelProfile("m", layers, batch_size=batch, source="synthetic")
+
+    # Forward 1 ms + 0.5 ms/row, backward 2 ms + 1 ms/row: exactly affine.
+    one, sixteen = profile(1, 1.5e-3, 3e-3), profile(16, 9e-3, 18e-3)
+    cost = CostModel.from_profiles((one, sixteen))
+    assert np.isclose(cost.step_fixed_s, 3e-3) and np.isclose(cost.forward_s + cost.backward_s, 1.5e-3)
+    assert np.isclose(cost.step_s(1), 4.5e-3) and np.isclose(cost.step_s(10), 18e-3)
+    assert np.isclose(cost.sample_step_s, 4.5e-3)
+    # Features: forward without the head, per row (its fixed part is not charged).
+    assert np.isclose(cost.features_s, 0.75 * 0.5e-3)
+    # FLOPs stay linear and come from the smallest batch; td from its slowest layer.
+    assert cost.flops(StepCost.train(3)) == 3 * 3 * 40
+    assert cost.default_arrival_interval_s == 0.75 * 1.5e-3
+    # One profile: linear through the origin, as before.
+    linear = CostModel.from_profile(one)
+    assert linear.step_fixed_s == 0.0 and np.isclose(linear.step_s(10), 10 * 4.5e-3)
+
+
+def test_cost_model_keeps_both_parts_non_negative_under_noise():
+    def total(batch: int, seconds: float) -> ModelProfile:
+        return ModelProfile("m", (LayerProfile("a", seconds, seconds, 0, 0),), batch_size=batch, source="synthetic")
+
+    # A larger batch measured faster than a smaller one: no negative slope, the mean is fixed.
+    cost = CostModel.from_profiles((total(1, 2e-3), total(4, 1e-3)))
+    assert cost.forward_s == 0.0 and np.isclose(cost.step_fixed_s, 3e-3)
+    # A fit through the points would cross below zero: a line through the origin instead.
+    cost = CostModel.from_profiles((total(1, 1e-3), total(2, 4e-3)))
+    assert cost.step_fixed_s == 0.0 and np.isclose(cost.forward_s, (1e-3 + 2 * 4e-3) / 5)

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from analysis.units import cli_type, parse_bytes, parse_seconds
+from analysis.units import cli_type, parse_bytes, parse_non_negative_float, parse_non_negative_int, parse_seconds
 from planner.builtin import resolve_profile
 from planner.profile import ModelProfile
 from sim.config import SimConfig
@@ -20,26 +20,6 @@ from sim.config import SimConfig
 def load_profile_arg(spec: str) -> ModelProfile:
     """A profile from a JSON path, or `builtin:NAME` for a profile shipped with the planner."""
     return resolve_profile(spec)
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number {text!r}") from None
-    if not value >= 0:
-        raise ValueError(f"invalid number {text!r}: must be ≥ 0")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid count {text!r} (expected an integer ≥ 0)") from None
-    if value < 0:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 0")
-    return value
 
 
 def _bandwidth(text: str) -> float:
@@ -61,11 +41,14 @@ def add_sim_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="one device per (worker, stage), ignoring the plan's placement (no contention); default off",
     )
     group.add_argument(
-        "--concurrency", type=cli_type(_non_negative_int), default=quiet, help="ops a device runs at once; default 1"
+        "--concurrency",
+        type=cli_type(parse_non_negative_int),
+        default=quiet,
+        help="ops a device runs at once; default 1",
     )
     group.add_argument(
         "--slowdown",
-        type=cli_type(_non_negative_float),
+        type=cli_type(parse_non_negative_float),
         default=quiet,
         help="an op started beside m others takes 1 + slowdown·m times as long; default 0",
     )
@@ -86,13 +69,13 @@ def add_sim_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--jitter",
-        type=cli_type(_non_negative_float),
+        type=cli_type(parse_non_negative_float),
         default=quiet,
         help="log-std of a mean-1 log-normal op-time factor; default 0 (none)",
     )
     group.add_argument(
         "--input-buffer",
-        type=cli_type(_non_negative_int),
+        type=cli_type(parse_non_negative_int),
         default=quiet,
         help="data that may wait in front of a worker / for a mini-batch; default: the strategy's",
     )
@@ -104,7 +87,7 @@ def add_sim_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--optimizer-state-ratio",
-        type=cli_type(_non_negative_float),
+        type=cli_type(parse_non_negative_float),
         default=quiet,
         help="optimizer bytes per weight byte (Adam 2); default 0",
     )

@@ -136,6 +136,42 @@ def format_seconds(t: float) -> str:
     return f"{t / 1e-9:.3g} ns"
 
 
+def int_at_least(minimum: int, what: str = "count") -> Callable[[str], int]:
+    """A parser of integers `≥ minimum` whose errors say what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"invalid {what} {text!r} (expected an integer ≥ {minimum})") from None
+        if value < minimum:
+            raise ValueError(f"invalid {what} {text!r}: must be ≥ {minimum}")
+        return value
+
+    return parse
+
+
+def float_at_least(minimum: float, inclusive: bool = True) -> Callable[[str], float]:
+    """A parser of finite numbers `≥ minimum` (or `> minimum`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"invalid number {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise ValueError(f"invalid number {text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
+        return value
+
+    return parse
+
+
+parse_positive_int = int_at_least(1)
+parse_non_negative_int = int_at_least(0)
+parse_positive_float = float_at_least(0.0, inclusive=False)
+parse_non_negative_float = float_at_least(0.0, inclusive=True)
+
+
 def cli_type(parser: Callable[[str], T]) -> Callable[[str], T]:
     """Wrap a parser so argparse reports its message as a usage error."""
 

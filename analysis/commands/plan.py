@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from analysis.output import resolved_config
-from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, parse_rate, parse_seconds
+from analysis.units import (
+    cli_type,
+    format_bytes,
+    format_seconds,
+    parse_bytes,
+    parse_positive_float,
+    parse_positive_int,
+    parse_rate,
+    parse_seconds,
+)
 from planner.builtin import resolve_profile
 from planner.closed_form import arrival_limited_rate
 from planner.errors import FerretError
@@ -40,26 +49,6 @@ def _interval(text: str) -> str | float:
     return "auto" if text.strip().lower() == "auto" else parse_seconds(text)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"invalid number {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"invalid number {text!r}: must be positive")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid count {text!r} (expected a positive integer)") from None
-    if value < 1:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile", required=True, help="profile JSON, or builtin:NAME (a profile shipped with ferret)"
@@ -80,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay rate c, per second (1/s, 0.5, 2/ms)"
     )
-    parser.add_argument("--value", type=cli_type(_positive_float), default=1.0, help="initial value V_D of a datum")
+    parser.add_argument(
+        "--value", type=cli_type(parse_positive_float), default=1.0, help="initial value V_D of a datum"
+    )
     parser.add_argument(
         "--strategy",
         choices=list(STRATEGIES),
@@ -89,14 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--devices",
-        type=cli_type(_positive_int),
+        type=cli_type(parse_positive_int),
         default=None,
         help="devices D: worker n's stage j runs on device (n·P + j) mod D; default N·P, one device per "
         "(worker, stage), the closed forms' no-contention regime; D = P puts stage j of every worker on device j",
     )
     parser.add_argument(
         "--minibatch",
-        type=cli_type(_positive_int),
+        type=cli_type(parse_positive_int),
         default=None,
         help="gpipe/1f1b only: fix the mini-batch size instead of choosing the best one",
     )

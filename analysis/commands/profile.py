@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from analysis.output import write_config, write_summary
-from analysis.units import cli_type, format_bytes, format_seconds
+from analysis.units import cli_type, format_bytes, format_seconds, parse_positive_int
 from planner.profile import ModelProfile
 
 NAME = "profile"
@@ -31,16 +31,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid count {text!r} (expected a positive integer)") from None
-    if value < 1:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, help="model name: mlp, mnistnet, convnet, resnet32, resnet18, mobilenetv2"
@@ -51,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="input shape C,H,W (or a feature count); default: the model's usual input",
     )
-    parser.add_argument("--classes", type=cli_type(positive_int), default=10, help="number of classes")
-    parser.add_argument("--batch", type=cli_type(positive_int), default=1, help="micro-batch size profiled")
+    parser.add_argument("--classes", type=cli_type(parse_positive_int), default=10, help="number of classes")
+    parser.add_argument("--batch", type=cli_type(parse_positive_int), default=1, help="micro-batch size profiled")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or roofline:NAME")
-    parser.add_argument("--repeats", type=cli_type(positive_int), default=10, help="timed rounds (median kept)")
+    parser.add_argument("--repeats", type=cli_type(parse_positive_int), default=10, help="timed rounds (median kept)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing")
     parser.add_argument(
         "--threads",
-        type=cli_type(positive_int),
+        type=cli_type(parse_positive_int),
         default=1,
         help="CPU threads while timing; 1 (as `ferret run` uses) because batch-1 layers are too small for "
         "intra-op threads to help, and on a busy machine spinning threads inflate times by orders of magnitude",

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
-from analysis.units import cli_type, format_bytes, format_seconds, parse_bytes, parse_rate, parse_seconds
+from analysis.units import (
+    cli_type,
+    format_bytes,
+    format_seconds,
+    parse_bytes,
+    parse_non_negative_float,
+    parse_non_negative_int,
+    parse_positive_float,
+    parse_positive_int,
+    parse_rate,
+    parse_seconds,
+)
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, read_json
 
@@ -56,42 +66,6 @@ def key_value(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
-def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid count {text!r} (expected an integer)") from None
-    if value < 0:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 0")
-    return value
-
-
-def positive(text: str) -> int:
-    value = count(text)
-    if value < 1:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
-    return value
-
-
-def float_at_least(minimum: float, inclusive: bool) -> Callable[[str], float]:
-    """A parser of finite numbers `≥ minimum` (or `> minimum`)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"invalid number {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-            raise ValueError(f"invalid number {text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
-        return value
-
-    return parse
-
-
-positive_float = float_at_least(0.0, inclusive=False)
-non_negative_float = float_at_least(0.0, inclusive=True)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what runs")
     what.add_argument(
@@ -122,12 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     what.add_argument(
         "--samples",
-        type=cli_type(positive),
+        type=cli_type(parse_positive_int),
         default=None,
         help="stream length (default: the training set once)" + KEEP_HELP,
     )
     what.add_argument(
-        "--seed", type=cli_type(count), default=0, help="one seed for data order, weights and every choice"
+        "--seed",
+        type=cli_type(parse_non_negative_int),
+        default=0,
+        help="one seed for data order, weights and every choice",
     )
 
     timing = parser.add_argument_group("time")
@@ -154,13 +131,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     timing.add_argument(
         "--cost-batch",
-        type=cli_type(positive),
+        type=cli_type(parse_positive_int),
         default=16,
         help="without --profile, also profile at this batch to fit a step's fixed cost (1: steps cost B × one row)",
     )
     timing.add_argument("--device", default="cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME")
     timing.add_argument(
-        "--threads", type=cli_type(positive), default=1, help="torch CPU threads for profiling and training"
+        "--threads", type=cli_type(parse_positive_int), default=1, help="torch CPU threads for profiling and training"
     )
     timing.add_argument(
         "--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay for the adaptation rate, per second"
@@ -168,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     frame = parser.add_argument_group("framework")
     frame.add_argument(
-        "--batch-size", type=cli_type(positive), default=10, help="N: data trained per step (B-Skip, Camel)"
+        "--batch-size", type=cli_type(parse_positive_int), default=10, help="N: data trained per step (B-Skip, Camel)"
     )
     frame.add_argument(
         "--framework-option",
@@ -179,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="option of a registered (e.g. pipeline) framework, repeatable" + KEEP_HELP,
     )
     frame.add_argument(
-        "--window", type=cli_type(positive), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
+        "--window", type=cli_type(parse_positive_int), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
     )
 
     pipe = parser.add_argument_group("pipeline (--plan)")
@@ -213,35 +190,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     size.add_argument(
         "--buffer-samples",
-        type=cli_type(positive),
+        type=cli_type(parse_positive_int),
         default=None,
         help="replay buffer size in samples (default: 5000)" + KEEP_HELP,
     )
     algo.add_argument(
         "--replay-batch",
-        type=cli_type(positive),
+        type=cli_type(parse_positive_int),
         default=None,
         help="replayed rows per step (default: as many as new rows)" + KEEP_HELP,
     )
     algo.add_argument(
-        "--mir-candidates", type=cli_type(positive), default=50, help="MIR: buffer candidates scored per step"
+        "--mir-candidates", type=cli_type(parse_positive_int), default=50, help="MIR: buffer candidates scored per step"
     )
-    algo.add_argument("--lwf-alpha", type=cli_type(non_negative_float), default=1.0, help="LwF: distillation weight")
-    algo.add_argument("--lwf-temperature", type=cli_type(positive_float), default=2.0, help="LwF: softmax temperature")
-    algo.add_argument("--mas-lambda", type=cli_type(non_negative_float), default=1.0, help="MAS: penalty weight")
+    algo.add_argument(
+        "--lwf-alpha", type=cli_type(parse_non_negative_float), default=1.0, help="LwF: distillation weight"
+    )
+    algo.add_argument(
+        "--lwf-temperature", type=cli_type(parse_positive_float), default=2.0, help="LwF: softmax temperature"
+    )
+    algo.add_argument("--mas-lambda", type=cli_type(parse_non_negative_float), default=1.0, help="MAS: penalty weight")
     algo.add_argument(
         "--consolidate-every",
-        type=cli_type(count),
+        type=cli_type(parse_non_negative_int),
         default=0,
         help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
     )
     algo.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer")
-    algo.add_argument("--lr", type=cli_type(positive_float), default=1e-3, help="learning rate")
-    algo.add_argument("--momentum", type=cli_type(non_negative_float), default=0.0, help="SGD momentum")
+    algo.add_argument("--lr", type=cli_type(parse_positive_float), default=1e-3, help="learning rate")
+    algo.add_argument("--momentum", type=cli_type(parse_non_negative_float), default=0.0, help="SGD momentum")
 
     out = parser.add_argument_group("output")
     out.add_argument(
-        "--eval-every", type=cli_type(count), default=100, help="test every E arrivals (0: only at the end)"
+        "--eval-every",
+        type=cli_type(parse_non_negative_int),
+        default=100,
+        help="test every E arrivals (0: only at the end)",
     )
     out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)" + KEEP_HELP)
     out.add_argument("--out", type=Path, required=True, help="output folder" + KEEP_HELP)

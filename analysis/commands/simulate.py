@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, load_profile_arg, sim_config_from_args
-from analysis.units import format_bytes, format_seconds
+from analysis.units import cli_type, format_bytes, format_seconds, int_at_least
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
@@ -25,22 +25,17 @@ DESCRIPTION = (
 )
 
 
-def positive_samples(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid sample count {text!r} (expected a positive integer)") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid sample count {text!r}: must be ≥ 1")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan", type=Path, required=True, help="plan JSON from `ferret plan`")
     parser.add_argument(
         "--profile", required=True, help="profile JSON, or builtin:NAME (e.g. builtin:mnistnet-titan-xp)"
     )
-    parser.add_argument("--samples", type=positive_samples, default=10_000, help="number of arrivals to simulate")
+    parser.add_argument(
+        "--samples",
+        type=cli_type(int_at_least(1, "sample count")),
+        default=10_000,
+        help="number of arrivals to simulate",
+    )
     parser.add_argument(
         "--arrival",
         default="fixed",

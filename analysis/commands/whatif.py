@@ -8,7 +8,15 @@ from pathlib import Path
 
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, load_profile_arg, sim_config_from_args
-from analysis.units import cli_type, format_bytes, parse_bytes, parse_rate, parse_seconds, parse_size_range
+from analysis.units import (
+    cli_type,
+    format_bytes,
+    parse_bytes,
+    parse_positive_int,
+    parse_rate,
+    parse_seconds,
+    parse_size_range,
+)
 from analysis.whatif import DEFAULT_STRATEGIES
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
@@ -29,7 +37,7 @@ def _budgets(text: str) -> list[int] | int:
     """A range or list of sizes (`4MiB:512MiB:x2`, `a,b,c`), one size, or `auto[:K]` (→ K)."""
     if text.strip().startswith("auto"):
         _, _, count = text.strip().partition(":")
-        return _count(count) if count else 12
+        return parse_positive_int(count) if count else 12
     if ":" in text or "," in text:
         return parse_size_range(text)
     return [parse_bytes(text)]
@@ -41,16 +49,6 @@ def _interval_or_auto(text: str) -> float | str:
 
 def _intervals(text: str) -> list[float]:
     return [parse_seconds(part) for part in text.split(",") if part.strip()]
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid count {text!r} (expected a positive integer)") from None
-    if value < 1:
-        raise ValueError(f"invalid count {text!r}: must be ≥ 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,18 +74,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategies to compare"
     )
-    parser.add_argument("--samples", type=cli_type(_count), default=5000, help="arrivals simulated per point")
+    parser.add_argument(
+        "--samples", type=cli_type(parse_positive_int), default=5000, help="arrivals simulated per point"
+    )
     parser.add_argument("--arrival", default="fixed", choices=("fixed", "poisson", "bursty"), help="arrival process")
     parser.add_argument("--seed", type=int, default=0, help="seed of every point's stream")
     parser.add_argument(
-        "--baseline-batch", type=cli_type(_count), default=8, help="mini-batch N of the last-n/random-n baselines"
+        "--baseline-batch",
+        type=cli_type(parse_positive_int),
+        default=8,
+        help="mini-batch N of the last-n/random-n baselines",
     )
     parser.add_argument(
-        "--jobs", type=cli_type(_count), default=os.cpu_count() or 1, help="points simulated in parallel (processes)"
+        "--jobs",
+        type=cli_type(parse_positive_int),
+        default=os.cpu_count() or 1,
+        help="points simulated in parallel (processes)",
     )
     parser.add_argument(
         "--devices",
-        type=cli_type(_count),
+        type=cli_type(parse_positive_int),
         default=None,
         help="devices D the pipeline plans are placed on, (n·P + j) mod D; default: one per (worker, stage), "
         "the closed forms' regime; fewer devices make workers contend in the twin",

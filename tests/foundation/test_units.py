@@ -71,3 +71,19 @@ def test_format():
 def test_cli_type_turns_value_error_into_usage_error():
     with pytest.raises(argparse.ArgumentTypeError, match="12parsecs"):
         cli_type(parse_bytes)("12parsecs")
+
+
+def test_number_parsers_say_what_they_expected():
+    from analysis.units import float_at_least, int_at_least, parse_non_negative_int, parse_positive_float
+
+    assert int_at_least(1)("3") == 3
+    assert parse_non_negative_int("0") == 0
+    with pytest.raises(ValueError, match=r"invalid sample count '0': must be ≥ 1"):
+        int_at_least(1, "sample count")("0")
+    with pytest.raises(ValueError, match=r"expected an integer ≥ 0"):
+        parse_non_negative_int("1.5")
+    assert parse_positive_float("2.5") == 2.5
+    for bad in ("0", "-1", "inf", "nan", "x"):
+        with pytest.raises(ValueError, match="invalid number"):
+            parse_positive_float(bad)
+    assert float_at_least(0.0)("0") == 0.0

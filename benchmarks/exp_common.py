@@ -3,7 +3,8 @@
 Every run is a `ferret run` done through the library (`RunSpec → prepare → run_experiment →
 experiment_summary`), so a row of a table is exactly what the CLI would report for it. The
 profile is the roofline estimate of the model on a TITAN Xp (the papers' GPU; deterministic,
-so every seed and framework sees the same virtual times); data arrive every `td` = the
+so every seed and framework sees the same virtual times), at batch 1 and batch 16 so that a
+sequential step's fixed cost is fitted (docs/ocl.md); data arrive every `td` = the
 slowest layer's forward (Ferret's setting). Pipelines run in the closed forms' regime (every
 (worker, stage) on its own device, `exclusive_devices`), the regime the planner plans for.
 """
@@ -62,13 +63,22 @@ def synthetic(name: str, stream: str, samples: int, drift: str = "none", **strea
     return Workload(name, "synthetic", stream, samples, options, dict(stream_options))
 
 
+COST_BATCH = 16
+
+
 def profile_for(workload: Workload, folder: Path) -> Path:
-    """The roofline profile of the model at the workload's input shape, as a file every run reads."""
+    """The roofline profile of the model at the workload's input shape, as a file every run reads;
+    beside it (`batch_profile_path`) the same at batch 16, from which a step's fixed cost is fitted."""
     dataset = load_dataset(workload.dataset, seed=0, **workload.dataset_options)
     model = build_model(MODEL, dataset.input_shape, dataset.num_classes, seed=0)
     path = folder / f"{workload.name}-{MODEL}.json"
     roofline_profile(model, DEVICE).save(path)
+    roofline_profile(model, DEVICE, batch_size=COST_BATCH).save(batch_profile_path(path))
     return path
+
+
+def batch_profile_path(profile_path: Path) -> Path:
+    return profile_path.with_name(f"{profile_path.stem}-b{COST_BATCH}.json")
 
 
 def ferret_budgets(profile: ModelProfile, points: int) -> list[int | None]:
@@ -120,6 +130,7 @@ class Job:
             seed=self.seed,
             eval_every=w.eval_every,
             profile_path=str(self.profile),
+            batch_profile_paths=(str(batch_profile_path(self.profile)),),
         )
 
 

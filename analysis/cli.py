@@ -21,11 +21,12 @@ EXIT_USER_ERROR = 2
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show a default only when it says something: not None/False, not already in the help."""
+    """Show a default only when it says something: not None/False/empty, not already in the help."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+        silent = action.default is None or action.default is False or action.default in ([], "", argparse.SUPPRESS)
+        if silent or "default" in text.lower():
             return text
         return super()._get_help_string(action) or text
 

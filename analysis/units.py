@@ -10,7 +10,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -170,6 +170,25 @@ parse_positive_int = int_at_least(1)
 parse_non_negative_int = int_at_least(0)
 parse_positive_float = float_at_least(0.0, inclusive=False)
 parse_non_negative_float = float_at_least(0.0, inclusive=True)
+
+
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """`tasks=5` → ("tasks", 5); values become int, float, bool or stay text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"invalid option {text!r} (expected KEY=VALUE, e.g. tasks=5)")
+    raw = raw.strip()
+    value: Any = raw
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+    return key.strip().replace("-", "_"), value
 
 
 def cli_type(parser: Callable[[str], T]) -> Callable[[str], T]:

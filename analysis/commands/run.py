@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 from pathlib import Path
-from typing import Any
 
 from analysis.output import write_config, write_summary
-from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
+from analysis.run_outputs import print_summary, read_baseline, write_metrics_csv
+from analysis.run_pipeline import MEASURED_TRACE, add_pipeline_arguments, pipeline_options, resolve_pipeline
 from analysis.units import (
     cli_type,
-    format_bytes,
-    format_seconds,
     parse_bytes,
+    parse_key_value,
     parse_non_negative_float,
     parse_non_negative_int,
     parse_positive_float,
@@ -22,12 +19,7 @@ from analysis.units import (
     parse_rate,
     parse_seconds,
 )
-from planner.errors import FerretError
-from planner.fileio import atomic_dir, read_json
-
-# A help text that mentions %(default) stops argparse from appending "(default: None)"; this
-# suffix formats to nothing, for options whose help already says what their absence means.
-KEEP_HELP = "%(default).0s"
+from planner.fileio import atomic_dir
 
 NAME = "run"
 HELP = "run a stream test-then-train through a framework and an OCL algorithm; write metrics and plots"
@@ -42,28 +34,6 @@ DESCRIPTION = (
     "executor follows that schedule op by op with real data and math, writing also the measured op trace "
     "(trace.jsonl, chrome_trace.json)."
 )
-COMPENSATION_NAMES = "none, step-aware, gap-aware, fisher, iter-fisher"
-COMPENSATION_SETTINGS = ("lambda0", "nu", "alpha", "eta_lambda", "gap_ema")
-MEASURED_TRACE = "trace.jsonl"
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    """`tasks=5` → ("tasks", 5); values become int, float, bool or stay text."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"invalid option {text!r} (expected KEY=VALUE, e.g. tasks=5)")
-    raw = raw.strip()
-    value: Any = raw
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    else:
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                continue
-    return key.strip().replace("-", "_"), value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,34 +41,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--framework",
         default=None,
-        help="oracle (default), 1-skip, random-n, last-n, camel; pipeline with --plan" + KEEP_HELP,
+        help="oracle (default), 1-skip, random-n, last-n, camel; pipeline with --plan",
     )
     what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas")
     what.add_argument("--model", default="mnistnet", help="model name (see ferret profile --help)")
     what.add_argument("--dataset", default="digits", help="digits, synthetic, mnist, cifar10, ... (local files)")
-    what.add_argument("--data-root", default=None, help="folder of the data set's local files" + KEEP_HELP)
+    what.add_argument("--data-root", default=None, help="folder of the data set's local files")
     what.add_argument(
         "--dataset-option",
-        type=cli_type(key_value),
+        type=cli_type(parse_key_value),
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="data-set option, repeatable (e.g. classes=5 for synthetic)" + KEEP_HELP,
+        help="data-set option, repeatable (e.g. classes=5 for synthetic)",
     )
     what.add_argument("--stream", default="iid", help="iid, class-incremental, blurry, domain-incremental, ...")
     what.add_argument(
         "--stream-option",
-        type=cli_type(key_value),
+        type=cli_type(parse_key_value),
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)" + KEEP_HELP,
+        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)",
     )
     what.add_argument(
         "--samples",
         type=cli_type(parse_positive_int),
         default=None,
-        help="stream length (default: the training set once)" + KEEP_HELP,
+        help="stream length (default: the training set once)",
     )
     what.add_argument(
         "--seed",
@@ -113,13 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--arrival-interval",
         type=cli_type(parse_seconds),
         default=None,
-        help="mean time between arrivals, e.g. 2ms (default: the slowest layer's forward, Ferret's td)" + KEEP_HELP,
+        help="mean time between arrivals, e.g. 2ms (default: the slowest layer's forward, Ferret's td)",
     )
     timing.add_argument(
         "--profile",
         type=Path,
         default=None,
-        help="profile JSON giving step times (default: measured on --device)" + KEEP_HELP,
+        help="profile JSON giving step times (default: measured on --device)",
     )
     timing.add_argument(
         "--batch-profile",
@@ -149,56 +119,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     frame.add_argument(
         "--framework-option",
-        type=cli_type(key_value),
+        type=cli_type(parse_key_value),
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="option of a registered (e.g. pipeline) framework, repeatable" + KEEP_HELP,
+        help="option of a registered (e.g. pipeline) framework, repeatable",
     )
     frame.add_argument(
         "--window", type=cli_type(parse_positive_int), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
     )
 
-    pipe = parser.add_argument_group("pipeline (--plan)")
-    pipe.add_argument(
-        "--plan", type=Path, default=None, help="plan JSON from `ferret plan`: run its pipeline" + KEEP_HELP
-    )
-    pipe.add_argument(
-        "--mode", default="replay", help="how the pipeline runs: replay (one process follows the twin's schedule)"
-    )
-    pipe.add_argument("--compensation", default="none", help=f"stale-gradient compensation: {COMPENSATION_NAMES}")
-    pipe.add_argument(
-        "--compensation-option",
-        type=cli_type(key_value),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="compensator setting, repeatable: lambda0, nu, alpha, eta_lambda, gap_ema (SPEC §5)" + KEEP_HELP,
-    )
-    pipe.add_argument(
-        "--trace",
-        type=Path,
-        default=None,
-        help="follow this trace file (jsonl/csv, e.g. from ferret simulate) instead of simulating" + KEEP_HELP,
-    )
-    add_sim_config_arguments(parser)
+    add_pipeline_arguments(parser)
 
     algo = parser.add_argument_group("algorithm")
     size = algo.add_mutually_exclusive_group()
     size.add_argument(
-        "--buffer", type=cli_type(parse_bytes), default=None, help="replay buffer size in bytes, e.g. 1MiB" + KEEP_HELP
+        "--buffer", type=cli_type(parse_bytes), default=None, help="replay buffer size in bytes, e.g. 1MiB"
     )
     size.add_argument(
         "--buffer-samples",
         type=cli_type(parse_positive_int),
         default=None,
-        help="replay buffer size in samples (default: 5000)" + KEEP_HELP,
+        help="replay buffer size in samples (default: 5000)",
     )
     algo.add_argument(
         "--replay-batch",
         type=cli_type(parse_positive_int),
         default=None,
-        help="replayed rows per step (default: as many as new rows)" + KEEP_HELP,
+        help="replayed rows per step (default: as many as new rows)",
     )
     algo.add_argument(
         "--mir-candidates", type=cli_type(parse_positive_int), default=50, help="MIR: buffer candidates scored per step"
@@ -227,8 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="test every E arrivals (0: only at the end)",
     )
-    out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)" + KEEP_HELP)
-    out.add_argument("--out", type=Path, required=True, help="output folder" + KEEP_HELP)
+    out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)")
+    out.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,123 +252,3 @@ def run(args: argparse.Namespace) -> int:
         plot_accuracy_curves(staging / "accuracy.png", online, result.checkpoint_samples, test, title)
     print_summary(summary, args.out)
     return 0
-
-
-def resolve_pipeline(args: argparse.Namespace) -> Any:
-    """With --plan: the plan (read early for its arrival interval) and framework `pipeline`;
-    without: the pipeline flags are refused rather than ignored. Sets `args.framework`."""
-    from planner.plan import Plan
-
-    given = [flag for flag in PIPELINE_FLAGS if getattr(args, flag, None) not in (None, [], "none", "replay")]
-    if args.plan is None:
-        if given:
-            raise FerretError(f"--{given[0].replace('_', '-')} applies to pipeline runs only (give --plan plan.json)")
-        args.framework = args.framework or "oracle"
-        return None
-    if args.framework not in (None, "pipeline"):
-        raise FerretError(f"--plan runs the plan's pipeline; it does not combine with --framework {args.framework}")
-    if args.framework_option:
-        raise FerretError(
-            "--plan takes its settings from --compensation/--trace/simulator flags, not --framework-option"
-        )
-    args.framework = "pipeline"
-    return Plan.load(args.plan)
-
-
-PIPELINE_FLAGS = (
-    "mode",
-    "compensation",
-    "compensation_option",
-    "trace",
-    "sim_config",
-    "exclusive_devices",
-    "concurrency",
-    "slowdown",
-    "op_overhead",
-    "update_time",
-    "link_latency",
-    "link_bandwidth",
-    "jitter",
-    "input_buffer",
-    "transient_memory",
-    "optimizer_state_ratio",
-    "trace_memory",
-)
-
-
-def pipeline_options(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
-    """`FrameworkOptions.extra`: the user's --framework-option, or the pipeline's settings (its
-    measured op trace written into the staging folder, so it lands with the other outputs)."""
-    if args.plan is None:
-        return dict(args.framework_option)
-    settings = dict(args.compensation_option)
-    unknown = sorted(set(settings) - set(COMPENSATION_SETTINGS))
-    if unknown:
-        raise FerretError(
-            f"--compensation-option {unknown[0]}: unknown setting; choose {', '.join(COMPENSATION_SETTINGS)}"
-        )
-    return {
-        "plan": str(args.plan),
-        "mode": args.mode,
-        "compensation": args.compensation,
-        **settings,
-        "trace": None if args.trace is None else str(args.trace),
-        "sim_config": sim_config_from_args(args),
-        "measured_trace": str(staging / MEASURED_TRACE),
-    }
-
-
-def read_baseline(folder: Path) -> dict[str, Any]:
-    path = folder / "summary.json" if folder.is_dir() else folder
-    summary = read_json(path, "baseline summary")
-    needed = ("online_accuracy", "test_accuracy", "measured_peak_memory_bytes")
-    if not isinstance(summary, dict) or any(not isinstance(summary.get(k), int | float) for k in needed):
-        raise FerretError(f"baseline summary {path} lacks numeric {', '.join(needed)}; is it a ferret run folder?")
-    if summary["measured_peak_memory_bytes"] <= 0:
-        raise FerretError(f"baseline summary {path}: measured_peak_memory_bytes must be positive")
-    return summary
-
-
-def write_metrics_csv(path: Path, result: Any, online: Any, test: Any) -> None:
-    """One row per checkpoint: samples seen, virtual time, online and test accuracy, data trained."""
-    trained_at = result.trained_at_s
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["samples", "time_s", "online_accuracy", "test_accuracy", "trained"])
-        for k, samples in enumerate(result.checkpoint_samples.tolist()):
-            t = float(result.checkpoint_time_s[k])
-            trained = int((trained_at <= t).sum())
-            test_value = "" if not math.isfinite(test[k]) else f"{test[k]:.4f}"
-            writer.writerow([samples, f"{t:.9g}", f"{online[samples - 1]:.4f}", test_value, trained])
-
-
-def print_summary(summary: dict[str, Any], out: Path) -> None:
-    def pct(value: Any) -> str:
-        return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f} %"
-
-    print(
-        f"{summary['framework']} / {summary['algorithm']} on {summary['dataset']} ({summary['stream']}, "
-        f"{summary['samples']} samples every {format_seconds(summary['arrival_interval_s'])}; "
-        f"a step on one sample takes {format_seconds(summary['sample_step_s'])}"
-        + (f", each further row {format_seconds(summary['row_step_s'])})" if summary.get("step_fixed_s") else ")")
-    )
-    print(
-        f"  online accuracy {pct(summary['online_accuracy'])}   test accuracy {pct(summary['test_accuracy'])}   "
-        f"A_AUC {pct(summary['a_auc'])}   forgetting {pct(summary['forgetting'])}"
-    )
-    print(
-        f"  trained {summary['trained']}, skipped {summary['skipped']} in {summary['steps']} steps; "
-        f"{summary['train_flops'] / 1e9:.3g} GFLOPs; peak memory {format_bytes(summary['measured_peak_memory_bytes'])}"
-    )
-    if "mode" in summary:  # a pipeline run
-        print(
-            f"  {summary['strategy']} plan, P = {summary['num_stages']}, {summary['active_workers']} workers, "
-            f"{summary['mode']} with {summary['compensation']} compensation; mean staleness "
-            f"{summary['mean_staleness'] or 0:.2f}; weights + activations peak "
-            f"{format_bytes(summary['measured_weights_activations_peak_bytes'])} "
-            f"(closed form {format_bytes(summary['predicted_memory_bytes'])})"
-        )
-    if "oagm" in summary:
-        print(f"  vs baseline {summary['baseline']}: oagm {summary['oagm']:.3f}, tagm {summary['tagm']:.3f}")
-    extra = ", trace.jsonl, chrome_trace.json" if "mode" in summary else ""
-    print(f"  wrote {out}/ (summary.json, config.json, metrics.csv, accuracy.png{extra})")

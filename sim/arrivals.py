@@ -52,13 +52,11 @@ def _check_n(n: int) -> None:
         raise ValidationError(f"number of arrivals must be ≥ 0, got {n}")
 
 
-@register_arrival("fixed")
 @dataclass(frozen=True)
-class FixedArrivals:
-    """Exactly periodic: datum `i` arrives at `i·interval` (the closed forms' assumption)."""
+class _MeanInterval:
+    """A process defined by its mean gap `interval_s` (checked positive)."""
 
     interval_s: float
-    name: str = "fixed"
 
     def __post_init__(self) -> None:
         _check_interval(self.interval_s)
@@ -66,6 +64,14 @@ class FixedArrivals:
     @property
     def mean_interval_s(self) -> float:
         return self.interval_s
+
+
+@register_arrival("fixed")
+@dataclass(frozen=True)
+class FixedArrivals(_MeanInterval):
+    """Exactly periodic: datum `i` arrives at `i·interval` (the closed forms' assumption)."""
+
+    name: str = "fixed"
 
     def times(self, n: int, seed: int = 0) -> np.ndarray:
         _check_n(n)
@@ -74,18 +80,10 @@ class FixedArrivals:
 
 @register_arrival("poisson")
 @dataclass(frozen=True)
-class PoissonArrivals:
+class PoissonArrivals(_MeanInterval):
     """Exponential gaps with mean `interval_s`; the first datum arrives at 0."""
 
-    interval_s: float
     name: str = "poisson"
-
-    def __post_init__(self) -> None:
-        _check_interval(self.interval_s)
-
-    @property
-    def mean_interval_s(self) -> float:
-        return self.interval_s
 
     def times(self, n: int, seed: int = 0) -> np.ndarray:
         _check_n(n)
@@ -97,7 +95,7 @@ class PoissonArrivals:
 
 @register_arrival("bursty")
 @dataclass(frozen=True)
-class BurstyArrivals:
+class BurstyArrivals(_MeanInterval):
     """Two-state Markov-modulated Poisson process with overall mean gap `interval_s`.
 
     In the burst state the rate is `burst_ratio` times the calm rate; the chain spends a
@@ -106,24 +104,19 @@ class BurstyArrivals:
     `interval_s`.
     """
 
-    interval_s: float
     burst_ratio: float = 10.0
     burst_fraction: float = 0.2
     burst_len: float = 50.0
     name: str = "bursty"
 
     def __post_init__(self) -> None:
-        _check_interval(self.interval_s)
+        super().__post_init__()
         if not self.burst_ratio >= 1:
             raise ValidationError(f"bursty: burst_ratio must be ≥ 1, got {self.burst_ratio}")
         if not 0 < self.burst_fraction < 1:
             raise ValidationError(f"bursty: burst_fraction must be in (0, 1), got {self.burst_fraction}")
         if not self.burst_len > 0:
             raise ValidationError(f"bursty: burst_len must be positive, got {self.burst_len}")
-
-    @property
-    def mean_interval_s(self) -> float:
-        return self.interval_s
 
     @property
     def rates(self) -> tuple[float, float]:

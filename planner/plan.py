@@ -119,6 +119,11 @@ class Plan:
     def num_devices(self) -> int:
         return 1 + max((d for row in self.placement for d in row), default=0)
 
+    @property
+    def active_devices(self) -> int:
+        """Devices that host a stage of an active worker (removed workers' slots stay idle)."""
+        return len({d for n in self.active_workers for d in self.placement[n]})
+
     def stage_layers(self, stage: int) -> range:
         return range(self.partition[stage], self.partition[stage + 1])
 

@@ -171,6 +171,7 @@ def _summary(
         "active_workers": len(plan.active_workers),
         "minibatch": plan.minibatch,
         "num_devices": plan.num_devices,
+        "active_devices": plan.active_devices,
         "arrival_interval_s": td,
         "decay_per_s": plan.decay_per_s,
         "value_per_datum": plan.value_per_datum,
@@ -190,7 +191,7 @@ def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Nam
     rows = [
         ("strategy", plan.strategy),
         ("stages", f"P = {plan.num_stages}, partition {list(plan.partition)}"),
-        ("workers", f"{len(plan.active_workers)} active of N = {plan.num_workers}, on {plan.num_devices} devices"),
+        ("workers", f"{len(plan.active_workers)} active of N = {plan.num_workers}, on {plan.active_devices} devices"),
         ("techniques", techniques),
         ("mini-batch", str(plan.minibatch)),
         ("stream", f"td = {format_seconds(td)}, c = {args.decay:g}/s, V_D = {args.value:g}"),

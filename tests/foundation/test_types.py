@@ -136,6 +136,7 @@ def test_plan_validation_names_the_field(kw, message):
 def test_removed_worker_is_valid_and_inactive():
     plan = _plan(workers=(WorkerConfig(-1, False, (1, 1), (1, 0)), WorkerConfig(1, False, (1, 1), (0, 0)))).validate()
     assert plan.active_workers == (1,)
+    assert plan.num_devices == 4 and plan.active_devices == 2  # the removed worker's two slots idle
 
 
 def test_default_placement():

@@ -12,14 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.units import cli_type, parse_bytes, parse_non_negative_float, parse_non_negative_int, parse_seconds
-from planner.builtin import resolve_profile
-from planner.profile import ModelProfile
 from sim.config import SimConfig
-
-
-def load_profile_arg(spec: str) -> ModelProfile:
-    """A profile from a JSON path, or `builtin:NAME` for a profile shipped with the planner."""
-    return resolve_profile(spec)
 
 
 def _bandwidth(text: str) -> float:

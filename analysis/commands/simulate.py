@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from analysis.output import write_config, write_summary
-from analysis.sim_inputs import add_sim_config_arguments, load_profile_arg, sim_config_from_args
+from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
 from analysis.units import cli_type, format_bytes, format_seconds, int_at_least
+from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.chrome_max_events < 0:
         raise FerretError(f"--chrome-max-events must be ≥ 0, got {args.chrome_max_events}")
-    profile = load_profile_arg(args.profile)
+    profile = resolve_profile(args.profile)
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)

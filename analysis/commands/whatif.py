@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from analysis.output import write_config, write_summary
-from analysis.sim_inputs import add_sim_config_arguments, load_profile_arg, sim_config_from_args
+from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
 from analysis.units import (
     cli_type,
     format_bytes,
@@ -18,6 +18,7 @@ from analysis.units import (
     parse_size_range,
 )
 from analysis.whatif import DEFAULT_STRATEGIES
+from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.whatif import WhatIfJob, run_sweep, sweep_summary, tqdm_progress, write_csv
     from sim.strategies import get_strategy
 
-    profile = load_profile_arg(args.profile)
+    profile = resolve_profile(args.profile)
     if args.arrival_interval == "auto":
         args.arrival_interval = float(profile.t_fwd.max())
     intervals = args.intervals or [args.arrival_interval]

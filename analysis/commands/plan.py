@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     result = make_plan(args.strategy, profile, td, args.decay, budget, args.value, **options)
     elapsed = time.perf_counter() - started
     if not result.feasible:
+        assert budget is not None  # an unbounded budget is always feasible
         raise FerretError(
             f"budget {format_bytes(budget)} is below the smallest footprint found, {format_bytes(result.min_memory_bytes)}"
         )

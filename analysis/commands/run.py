@@ -180,8 +180,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from analysis.plots_run import plot_accuracy_curves
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
     from executor.ocl.algorithms import AlgorithmConfig
@@ -189,7 +187,6 @@ def run(args: argparse.Namespace) -> int:
     from executor.ocl.frameworks import FrameworkOptions
     from executor.ocl.learner import OptimizerConfig
 
-    torch.set_num_threads(args.threads)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
     plan = resolve_pipeline(args)
     with atomic_dir(args.out) as staging:
@@ -228,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
             batch_profile_paths=tuple(str(p) for p in args.batch_profile),
             cost_batch=args.cost_batch,
             device=args.device,
+            threads=args.threads,
             progress=True,
         )
         experiment = prepare(spec)

@@ -57,6 +57,7 @@ class RunSpec:
     batch_profile_paths: tuple[str, ...] = ()
     cost_batch: int = 16
     device: str = "cpu"
+    threads: int = 1
     progress: bool = False
 
     @property
@@ -75,6 +76,9 @@ def prepare(spec: RunSpec) -> Experiment:
     """Everything but the run itself; raises `FerretError` on any bad name or file."""
     if spec.samples is not None and spec.samples < 1:
         raise FerretError(f"--samples must be ≥ 1, got {spec.samples}")
+    import torch
+
+    torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
     dataset = load_dataset(spec.dataset, root=spec.data_root, seed=spec.seed, **dict(spec.dataset_options))
     algorithm = spec.algorithm

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from executor.ledger import ByteLedger
 from executor.stage import StageRuntime, output_gradient
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
-from tests.stage.models import linear_chain
-from tests.stage.schedules import async_1f1b, drive
+from tests.executor.stage.models import linear_chain
+from tests.executor.stage.schedules import async_1f1b, drive
 
 WIDTH = 3
 

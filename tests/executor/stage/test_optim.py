@@ -14,7 +14,7 @@ from executor.stage.optim import StageOptimizer
 from executor.stage.tally import Tally
 from planner.errors import ValidationError
 from planner.plan import Plan, WorkerConfig, default_placement
-from tests.stage.models import linear_chain
+from tests.executor.stage.models import linear_chain
 
 CONFIGS = [
     OptimizerConfig("sgd", lr=0.1),

@@ -21,7 +21,7 @@ from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
-from tests.ocl.helpers import flat_profile, hand_setup
+from tests.executor.ocl.helpers import flat_profile, hand_setup
 
 SGD = OptimizerConfig(name="sgd", lr=0.5)
 

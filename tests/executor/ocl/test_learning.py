@@ -17,7 +17,7 @@ from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.frameworks import build_framework
 from executor.ocl.setup import RunSetup
 from sim.arrivals import FixedArrivals
-from tests.ocl.helpers import flat_profile
+from tests.executor.ocl.helpers import flat_profile
 
 STEP_S = 4 * (1e-3 + 2e-3)  # the mlp has 4 layers
 INTERVAL_S = STEP_S / 12

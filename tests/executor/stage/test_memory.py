@@ -21,8 +21,8 @@ from executor.stage import StageRuntime
 from planner.closed_form import memory_bytes, stage_sizes, stored_versions
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
-from tests.stage.models import linear_chain
-from tests.stage.schedules import async_1f1b, drive
+from tests.executor.stage.models import linear_chain
+from tests.executor.stage.schedules import async_1f1b, drive
 
 LAYERS, WIDTH = 6, 4
 

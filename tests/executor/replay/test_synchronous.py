@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from executor.replay import ReplayExecutor, execution_plan, simulate_rows
 from sim.config import SimConfig
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 
 @pytest.mark.parametrize("strategy", ["gpipe", "1f1b"])

@@ -17,8 +17,8 @@ import torch
 
 from executor.stage import OptimizerConfig, StageRuntime
 from planner.plan import Plan, WorkerConfig, default_placement
-from tests.stage.models import scalar_chain
-from tests.stage.schedules import async_1f1b, drive
+from tests.executor.stage.models import scalar_chain
+from tests.executor.stage.schedules import async_1f1b, drive
 
 LR = 0.05
 INITIAL = [1.1, 0.9, 1.05, 0.95, 1.2, 0.8]

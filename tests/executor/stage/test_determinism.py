@@ -10,8 +10,8 @@ from executor.compensation import COMPENSATORS, CompensationConfig
 from executor.ledger import ByteLedger
 from executor.stage import OptimizerConfig, StageRuntime
 from planner.plan import Plan, WorkerConfig, default_placement
-from tests.stage.models import linear_chain
-from tests.stage.schedules import async_1f1b, drive
+from tests.executor.stage.models import linear_chain
+from tests.executor.stage.schedules import async_1f1b, drive
 
 
 def _run(compensation: str, optimizer: str):

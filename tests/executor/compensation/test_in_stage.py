@@ -13,8 +13,8 @@ from executor.compensation import CompensationConfig
 from executor.ledger import ByteLedger
 from executor.stage import OptimizerConfig, StageRuntime
 from planner.plan import Plan, WorkerConfig, default_placement
-from tests.stage.models import linear_chain, scalar_chain
-from tests.stage.schedules import async_1f1b, drive
+from tests.executor.stage.models import linear_chain, scalar_chain
+from tests.executor.stage.schedules import async_1f1b, drive
 
 LR, LAM = 0.1, 0.5
 WEIGHTS = [1.2, 0.8, 1.1]

@@ -8,7 +8,7 @@ from torch import nn
 
 from executor.models.base import LayeredModel
 from executor.stage import OptimizerConfig, StageRuntime
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 
 def one_linear(seed: int = 0) -> LayeredModel:

@@ -15,7 +15,7 @@ from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, build_alg
 from executor.ocl.batch import TrainBatch
 from executor.ocl.learner import Learner, OptimizerConfig
 from planner.errors import FerretError
-from tests.ocl.helpers import linear_model, tiny_dataset
+from tests.executor.ocl.helpers import linear_model, tiny_dataset
 
 DATA = tiny_dataset(n_train=30)
 X, Y = torch.from_numpy(DATA.x_train), torch.from_numpy(DATA.y_train)

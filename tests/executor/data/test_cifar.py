@@ -10,7 +10,7 @@ import pytest
 
 from executor.data import load_dataset
 from planner.errors import FerretError
-from tests.workloads_data.formats import images_uint8, write_cifar_batch
+from tests.executor.data.formats import images_uint8, write_cifar_batch
 
 
 def write_cifar10(folder, rng, per_batch=4):

@@ -5,7 +5,7 @@ import pytest
 
 from executor.data import load_dataset
 from planner.errors import FerretError
-from tests.workloads_data.formats import images_uint8, write_idx
+from tests.executor.data.formats import images_uint8, write_idx
 
 
 def write_mnist(root, rng, prefix="", test="t10k", gz=False, n=(12, 5), classes=10, offset=0):

@@ -8,7 +8,7 @@ from pathlib import Path
 from executor.profiler.builtin import BUILTIN_DIR, BUILTIN_SPECS, builtin_profiles
 from planner.profile import ModelProfile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_files_equal_generated_profiles():

@@ -15,7 +15,7 @@ from executor.ocl.cost import CostModel, StepCost
 from executor.ocl.learner import Learner, OptimizerConfig
 from executor.ocl.modes import mode_invariant
 from planner.profile import LayerProfile, ModelProfile
-from tests.ocl.helpers import tiny_dataset
+from tests.executor.ocl.helpers import tiny_dataset
 
 DATA = tiny_dataset(n_train=40, features=6)
 X, Y = torch.from_numpy(DATA.x_train), torch.from_numpy(DATA.y_train)

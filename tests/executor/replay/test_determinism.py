@@ -8,7 +8,7 @@ from executor.compensation import CompensationConfig
 from executor.metrics import summarize
 from executor.replay import ReplayExecutor, simulate_rows
 from sim.config import SimConfig
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 PLAN = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.5, accumulation=(2, 1, 1), recompute=True)
 

@@ -13,7 +13,7 @@ from executor.replay import ReplayExecutor, RowTrace, check_rows, execution_orde
 from planner.errors import FerretError
 from sim.config import SimConfig
 from sim.trace import FileTrace
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 COMPUTE = ("fwd", "recompute", "bwd", "update")
 EXCLUSIVE = SimConfig(exclusive_devices=True)

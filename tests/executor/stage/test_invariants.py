@@ -15,7 +15,7 @@ from executor.compensation import CompensationConfig
 from executor.ledger import ByteLedger
 from executor.stage import StageRuntime
 from planner.plan import Plan, WorkerConfig, default_placement
-from tests.stage.models import linear_chain
+from tests.executor.stage.models import linear_chain
 
 P, N, PER_WORKER, WIDTH = 3, 2, 5, 3
 

@@ -9,7 +9,7 @@ from executor.replay import ReplayExecutor, execution_plan, simulate_rows
 from planner.plan import Plan
 from planner.strategies import make_plan
 from sim.config import SimConfig
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 
 def replay(plan: Plan, compensation: str = "none", drain: bool = False, **setup_options):

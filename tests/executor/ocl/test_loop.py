@@ -12,7 +12,7 @@ from executor.models import build_model
 from executor.ocl.frameworks import FrameworkOptions, build_framework
 from executor.ocl.setup import RunSetup
 from planner.errors import FerretError
-from tests.ocl.helpers import flat_profile, hand_setup, linear_model, tiny_dataset
+from tests.executor.ocl.helpers import flat_profile, hand_setup, linear_model, tiny_dataset
 
 
 def test_checkpoints_every_e_arrivals_and_at_the_end():

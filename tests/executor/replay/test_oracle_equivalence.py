@@ -9,7 +9,7 @@ from executor.ocl.frameworks.oracle import Oracle
 from executor.ocl.learner import OptimizerConfig
 from executor.replay import ReplayExecutor, simulate_rows
 from sim.config import SimConfig
-from tests.replay import fixtures
+from tests.executor.replay import fixtures
 
 
 def replay(run_setup, plan, drain=True, **kwargs):

@@ -53,11 +53,14 @@ def host_identity() -> str | None:
     return f"{socket.gethostname()}/{boot}"
 
 
-def sync_clocks(ctx: RankContext, rounds: int = 8, force_ping: bool = False) -> ClockOffset:
+def sync_clocks(
+    ctx: RankContext, rounds: int = 8, force_ping: bool = False, group: dist.ProcessGroup | None = None
+) -> ClockOffset:
     """Every rank's offset to rank 0 (collective: all ranks call it, before the channels open).
-    `force_ping` measures even on rank 0's machine (tests: the estimate must come out ≈ 0)."""
+    `force_ping` measures even on rank 0's machine (tests: the estimate must come out ≈ 0).
+    `group`: a gloo group over every rank (the default group when it is gloo)."""
     identities: list[str | None] = [None] * ctx.world_size
-    dist.all_gather_object(identities, host_identity())
+    dist.all_gather_object(identities, host_identity(), group=group)
     same = [identities[r] is not None and identities[r] == identities[0] for r in range(ctx.world_size)]
     result = ClockOffset()
     ping = torch.zeros(1, dtype=torch.float64)
@@ -66,17 +69,17 @@ def sync_clocks(ctx: RankContext, rounds: int = 8, force_ping: bool = False) -> 
             continue
         if ctx.rank == 0:
             for _ in range(rounds):
-                dist.recv(ping, r)
+                dist.recv(ping, r, group=group)
                 ping[0] = time.perf_counter()
-                dist.send(ping, r)
+                dist.send(ping, r, group=group)
         elif ctx.rank == r:
             best = (float("inf"), 0.0)
             for _ in range(rounds):
                 t1 = time.perf_counter()
-                dist.send(ping, 0)
-                dist.recv(ping, 0)
+                dist.send(ping, 0, group=group)
+                dist.recv(ping, 0, group=group)
                 t2 = time.perf_counter()
                 best = min(best, (t2 - t1, float(ping[0]) - 0.5 * (t1 + t2)))
             result = ClockOffset(best[1], 0.5 * best[0], same_host=same[r], rounds=rounds)
-    dist.barrier()
+    dist.barrier(group=group)
     return result

@@ -11,11 +11,12 @@ The launcher (launch.py) then stops the ranks still alive and names the first th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import NoReturn
 
@@ -59,15 +60,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def run_rank(rank: int, body: Callable[[], int]) -> NoReturn:
-    """Run a rank's whole life; end the process with its exit status whatever happens.
+@contextlib.contextmanager
+def fatal_on_failure(rank: int) -> Iterator[None]:
+    """Whatever goes wrong inside ends this process with one line and its exit status.
 
     SIGTERM (what the launcher sends the survivors of a failure, and what a scheduler sends
     on cancellation) is treated like Ctrl-C: the rank stops where it is, says so, and exits
     130; whatever it was writing stays marked partial (its caller's staging folder)."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        code = body()
+        yield
     except KeyboardInterrupt as exc:
         fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}", EXIT_INTERRUPTED)
     except PeerLost as exc:
@@ -77,6 +79,15 @@ def run_rank(rank: int, body: Callable[[], int]) -> NoReturn:
     except BaseException as exc:
         traceback.print_exc()
         fatal(rank, f"failed: {type(exc).__name__}: {exc}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_rank(rank: int, body: Callable[[], int]) -> NoReturn:
+    """Run a rank's whole life and end the process with its exit status, whatever happens."""
+    code = EXIT_FAILED
+    with fatal_on_failure(rank):
+        code = body()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

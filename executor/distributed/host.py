@@ -1,0 +1,251 @@
+"""One rank's stages and the data passing through them: ops, where their tensors go next, and
+what the messages from other ranks mean.
+
+`StageHost` wraps the rank's `StageWorker` (the op bodies every executor shares) with the
+placement: after an op, the datum's tensor goes to the next stage's owner — this rank (it stays
+in the datum's `Flight` and the next op is ready at once) or another (a protocol message; the
+op becomes ready there when the message arrives). Which ready op runs next is the driver's
+choice (`realtime.py`: 1F1B by the shared policy; `lockstep.py`: a trace's order); the host
+reports each newly ready op as an `Op` to `on_ready`.
+
+Flights: a rank keeps a datum while it has ops left for it here; the source (stage 0's owner)
+keeps it until `DONE`, because the algorithm's `after_update` needs the datum's micro-batch.
+Every op and update is written to `recorder` (trace.py) on the run's clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+
+from executor.distributed import protocol
+from executor.distributed.protocol import Activation, Kind
+from executor.distributed.trace import RankRecorder
+from executor.distributed.transport import Transport
+from executor.distributed.wire import Message
+from executor.ocl.modes import eval_mode
+from executor.pipeline.flight import Flight
+from executor.pipeline.stage_worker import StageWorker
+from executor.stage import BackwardResult, ForwardResult, UpdateResult
+
+BWD, FWD, INFER = 0, 1, 2  # also the priority order: a ready backward goes first
+
+
+class Op(NamedTuple):
+    kind: int  # BWD, FWD or INFER
+    sample: int
+    stage: int
+    worker: int
+
+
+class StageHost:
+    def __init__(
+        self,
+        rank: int,
+        owners: Sequence[int],
+        worker: StageWorker,
+        transport: Transport,
+        recorder: RankRecorder,
+    ) -> None:
+        self.rank = rank
+        self.owners = list(owners)
+        self.P = len(owners)
+        self.source = owners[0]
+        self.worker = worker
+        self.transport = transport
+        self.recorder = recorder
+        self.on_ready: Callable[[Op], None] = _nowhere  # the driver's: where newly ready ops go
+        self.flights: dict[int, Flight] = {}
+        self.infers: dict[int, torch.Tensor] = {}
+        self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
+        self.on_done: Callable[[int, int], None] = _no_source
+        self.on_predicted: Callable[[int, int], None] = _no_source
+        self.updates: list[tuple[int, UpdateResult, float]] = []  # (stage, update, run time) as applied
+        self.staleness: dict[int, list[int]] = {j: [0] for j in worker.stages}  # gradients by staleness
+        self.ops = 0
+        self.busy_s = 0.0
+        self.stopped = False
+        # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
+        self.defer_done = False
+        self.done_arrived: set[int] = set()
+
+    def owns(self, stage: int) -> bool:
+        return self.owners[stage] == self.rank
+
+    # ------------------------------------------------------------------ entering
+    def admitted(self, sample: int, flight: Flight) -> None:
+        """The source admitted `sample`: its stage-0 forward is ready."""
+        self.flights[sample] = flight
+        self.on_ready(Op(FWD, sample, 0, flight.worker))
+
+    def predict_only(self, sample: int, x: torch.Tensor) -> None:
+        """`--predict-all`: a datum no worker trains on still gets a prediction (inference forward)."""
+        self.infers[sample] = x
+        self.on_ready(Op(INFER, sample, 0, -1))
+
+    # ------------------------------------------------------------------ ops
+    def run(self, op: Op) -> None:
+        if op.kind == FWD:
+            self.forward(op.sample, op.stage)
+        elif op.kind == BWD:
+            if self.worker.recomputes(op.stage, op.worker):
+                self.recompute(op.sample, op.stage)
+            self.backward(op.sample, op.stage)
+        else:
+            self.infer(op.sample, op.stage)
+
+    def forward(self, sample: int, stage: int) -> ForwardResult:
+        flight = self.flights[sample]
+        result = self.worker.forward(flight, stage, sample)
+        self._count()
+        self.recorder.op("fwd", sample, flight.worker, stage, self.worker.span, result.version, 0, result.bytes)
+        if stage == self.P - 1:  # the datum's own training forward predicts it (docs/distributed.md)
+            self.predicted[sample] = int(result.output[0].argmax())
+            self.on_ready(Op(BWD, sample, stage, flight.worker))
+            return result
+        above = stage + 1
+        if self.owns(above):
+            self.on_ready(Op(FWD, sample, above, flight.worker))
+        else:
+            batch = flight.batch
+            assert flight.carry is not None
+            moving = dataclasses.replace(batch, x=flight.carry)
+            self.transport.send(
+                self.owners[above], Activation(sample, flight.worker, above, flight.bottom, moving).message()
+            )
+            self.worker.leave(flight)
+            flight.carry = None
+            if not any(j > stage or j >= flight.bottom for j in self.worker.stages):
+                self._forget(sample)
+        return result
+
+    def recompute(self, sample: int, stage: int) -> int:
+        flight = self.flights[sample]
+        version = self.worker.recompute(flight, stage, sample)
+        self._count()
+        self.recorder.op("recompute", sample, flight.worker, stage, self.worker.span, version, 0, 0)
+        return version
+
+    def backward(self, sample: int, stage: int) -> BackwardResult:
+        flight = self.flights[sample]
+        result = self.worker.backward(flight, stage, sample)
+        self._count()
+        span = self.worker.span
+        self.recorder.op("bwd", sample, flight.worker, stage, span, result.version, result.staleness, 0)
+        hist = self.staleness[stage]
+        if result.staleness >= len(hist):
+            hist.extend([0] * (result.staleness + 1 - len(hist)))
+        hist[result.staleness] += 1
+        if result.update is not None:
+            self._applied(stage, flight.worker, span, result.update)
+        if stage > flight.bottom:
+            below = stage - 1
+            if self.owns(below):
+                self.on_ready(Op(BWD, sample, below, flight.worker))
+                return result
+            assert result.grad_input is not None
+            self.transport.send(self.owners[below], protocol.gradient(sample, flight.worker, below, result.grad_input))
+            flight.carry = None
+            if not any(flight.bottom <= j < stage for j in self.worker.stages):
+                self._forget(sample)
+        elif self.rank == self.source:
+            self.datum_done(sample)
+        else:
+            self.transport.send(self.source, protocol.done(sample, flight.worker))
+            self._forget(sample)
+        return result
+
+    def infer(self, sample: int, stage: int) -> None:
+        """An inference-only forward through one stage on its current weights (`--predict-all`)."""
+        x = self.infers.pop(sample)
+        runtime = self.worker.stages[stage]
+        with torch.no_grad(), eval_mode(runtime.layers):  # type: ignore[arg-type]
+            for layer in runtime.layers:
+                x = layer(x)
+        self._count()
+        if stage == self.P - 1:
+            label = int(x[0].argmax())
+            if self.rank == self.source:
+                self.on_predicted(sample, label)
+            else:
+                self.transport.send(self.source, protocol.predicted(sample, label))
+        elif self.owns(stage + 1):
+            self.infers[sample] = x
+            self.on_ready(Op(INFER, sample, stage + 1, -1))
+        else:
+            self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x))
+
+    def flush(self, worker: int) -> None:
+        """The stream is over and `worker` drained: apply its open groups at every stage here."""
+        for stage in sorted(self.worker.stages):
+            self.flush_stage(stage, worker)
+
+    def flush_stage(self, stage: int, worker: int) -> UpdateResult | None:
+        update = self.worker.flush(stage, worker)
+        if update is not None:
+            self._applied(stage, worker, self.worker.span, update)
+        return update
+
+    # ------------------------------------------------------------------ messages
+    def receive(self, src: int, message: Message) -> None:
+        kind = message.kind
+        if kind == Kind.ACT:
+            act = Activation.parse(message)
+            flight = self.flights.get(act.sample)
+            if flight is None:
+                self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
+            flight.carry = act.batch.x
+            self.on_ready(Op(FWD, act.sample, act.stage, act.worker))
+        elif kind == Kind.GRAD:
+            sample, worker, stage = message.fields[:3]
+            self.flights[sample].carry = message.tensors[0]
+            self.on_ready(Op(BWD, sample, stage, worker))
+        elif kind == Kind.INFER:
+            sample, stage = message.fields[:2]
+            self.infers[sample] = message.tensors[0]
+            self.on_ready(Op(INFER, sample, stage, -1))
+        elif kind == Kind.DONE:
+            if self.defer_done:
+                self.done_arrived.add(message.fields[0])
+            else:
+                self.datum_done(message.fields[0])
+        elif kind == Kind.PREDICTED:
+            self.on_predicted(message.fields[0], message.fields[1])
+        elif kind == Kind.FLUSH:
+            self.flush(message.fields[0])
+        elif kind == Kind.STOP:
+            self.stopped = True
+        else:
+            raise RuntimeError(f"rank {self.rank}: unknown message kind {kind} from rank {src}")
+
+    # ------------------------------------------------------------------ helpers
+    def datum_done(self, sample: int) -> None:
+        """At the source: the datum's backward is over everywhere."""
+        flight = self.flights.pop(sample)
+        self.worker.finish(flight)
+        self.on_done(sample, flight.worker)
+
+    def _count(self) -> None:
+        self.ops += 1
+        t0, t1 = self.worker.span
+        self.busy_s += t1 - t0
+
+    def _applied(self, stage: int, worker: int, span: tuple[float, float], update: UpdateResult) -> None:
+        self.updates.append((stage, update, self.recorder.at(span[1])))
+        self.recorder.update(worker, stage, span, update)
+
+    def _forget(self, sample: int) -> None:
+        """No op of the datum is left on this rank (never called on the source, which keeps it)."""
+        if self.rank != self.source:
+            self.worker.leave(self.flights.pop(sample))
+
+
+def _nowhere(op: Op) -> None:
+    raise RuntimeError("StageHost.on_ready is not set: a driver must take the ready ops")
+
+
+def _no_source(sample: int, worker: int) -> None:
+    raise RuntimeError("only the source rank handles completions")

@@ -1,0 +1,147 @@
+"""Rank 0 merges every rank's report into one `RunResult` and one measured trace.
+
+Per datum: its prediction (the logits of its own training forward at the last stage, or of an
+inference forward under `--predict-all`; `-1` when none was made), the lowest stage its
+backward reached, and per stage the run time of the first update that applied its gradient —
+the replay's records (records.py), so `trained_at_s`, delays and the adaptation rates mean the
+same in both executors. The final weights of every stage are installed in rank 0's model and
+the test set is evaluated once, at the end (no rank holds the whole model during the run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from executor.distributed.report import RankReport, latency_quantiles, update_times
+from executor.distributed.trace import Row, merge_rows
+from executor.models.base import LayeredModel
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+from executor.replay.records import ModelView, ReplayRecords
+from sim.trace import FileTrace
+
+if TYPE_CHECKING:
+    from executor.distributed.rank import RankRun
+
+
+def merge_reports(
+    setup: RunSetup, run: RankRun, model: LayeredModel, reports: Sequence[RankReport], owners: Sequence[int]
+) -> RunResult:
+    plan = run.plan
+    P = plan.num_stages
+    stream = setup.stream
+    n = len(stream)
+    source = next(r.source for r in reports if r.source)
+    records = ReplayRecords(stream, P, 0, setup.torch_device)
+    records.bottom[:] = np.asarray(source["bottom"], dtype=np.int64)
+    records.update_s[:] = update_times(list(reports), n, P)
+    for report in reports:
+        for sample, label in report.predicted.items():
+            records.predicted[sample] = label
+        for stage, hist in report.staleness.items():
+            records.staleness[stage] = list(hist)
+    _install_weights(model, reports)
+    records.evaluate(ModelView(model), n)
+    trained_at = records.trained_at()
+    arrival = np.asarray(stream.arrival_s, dtype=np.float64)
+    trained = np.isfinite(trained_at)
+    dropped = np.asarray(source["dropped"], dtype=bool)
+    predicted = records.predicted >= 0
+    p50, p99 = latency_quantiles(arrival, trained_at)
+    end = float(trained_at[trained].max()) if trained.any() else 0.0
+    updates = [0] * P
+    for report in reports:
+        for stage, *_ in report.updates:
+            updates[stage] += 1
+    lambdas: dict[int, float | None] = {j: lam for r in reports for j, lam in r.final_lambda.items()}
+    details: dict[str, Any] = {
+        "ranks": len(reports),
+        "stage_owners": list(owners),
+        "schedule": "real time" if run.rows is None else str(run.options.follow_trace),
+        "predict_all": run.options.predict_all,
+        "trained": int(trained.sum()),
+        "dropped": int(dropped.sum()),
+        "dropped_removed_worker": int(np.sum(source["removed"])),
+        "drop_rate": float(dropped.mean()),
+        "unpredicted": int((~predicted).sum()),
+        "unpredicted_note": (
+            "a datum is predicted by its own training forward at the last stage; data no worker trained on "
+            "(dropped, or of removed workers) are unpredicted unless --predict-all"
+        ),
+        "in_flight_at_end": int(n - trained.sum() - dropped.sum()),
+        "latency_p50_s": p50,
+        "latency_p99_s": p99,
+        "throughput_per_s": float(trained.sum()) / end if end > 0 else None,
+        "ops_executed": sum(r.ops for r in reports),
+        "updates_per_stage": updates,
+        **records.staleness_summary(),
+        "final_lambda": [lambdas.get(j) for j in range(P)],
+        "measured_peak_memory_layer_outputs_bytes": sum(r.ledger_peak for r in reports),
+        "measured_weights_activations_peak_bytes": sum(r.f4_peak for r in reports),
+        "per_rank": [_rank_summary(r) for r in reports],
+    }
+    return records.result(
+        plan.strategy,
+        setup.algorithm.name,
+        steps=updates[-1],
+        train_flops=sum(r.flops for r in reports),
+        busy_s=sum(r.busy_s for r in reports),
+        peak_memory_bytes=sum(r.saved_peak for r in reports),
+        peak_memory_by_category=_sum_peaks(reports),
+        cuda_peak_memory_bytes=_sum_optional([r.cuda_peak_bytes for r in reports]),
+        wall_s=max(r.wall_s for r in reports),
+        details=details,
+    )
+
+
+def write_trace(path: Path, per_rank: Sequence[list[Row]]) -> None:
+    """The merged measured trace (JSON Lines, or CSV for a .csv path), ordered by end time."""
+    sink = FileTrace(path, "csv" if path.suffix.lower() == ".csv" else "jsonl")
+    try:
+        for row in merge_rows(per_rank):
+            sink.rows.append(row)
+            sink.maybe_flush()
+    finally:
+        sink.close()
+
+
+def _install_weights(model: LayeredModel, reports: Sequence[RankReport]) -> None:
+    weights = {name: w for r in reports for name, w in r.weights.items()}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in weights:
+                param.copy_(weights[name].to(param.device))
+
+
+def _rank_summary(r: RankReport) -> dict[str, Any]:
+    return {
+        "rank": r.rank,
+        "stages": list(r.stages),
+        "ops": r.ops,
+        "busy_s": r.busy_s,
+        "wall_s": r.wall_s,
+        "ledger_peak_bytes": r.saved_peak,
+        "ledger_peak_layer_outputs_bytes": r.ledger_peak,
+        "rss_peak_bytes": r.rss_peak_bytes,
+        "cuda_peak_bytes": r.cuda_peak_bytes,
+        "wire_bytes_sent": r.wire_bytes_sent,
+        "clock": r.clock,
+    }
+
+
+def _sum_peaks(reports: Sequence[RankReport]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reports:
+        for category, nbytes in r.peak_by_category.items():
+            out[category] = out.get(category, 0) + nbytes
+    return out
+
+
+def _sum_optional(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

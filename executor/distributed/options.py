@@ -1,0 +1,40 @@
+"""The settings of a distributed run (`ferret run --mode distributed …`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner.errors import FerretError
+
+
+@dataclass(frozen=True)
+class DistributedOptions:
+    """`nproc`: ranks to start on this machine (None: this process already is a rank, under
+    torchrun). `backend`: gloo or nccl (None: nccl where CUDA is available). `streams`: CUDA
+    streams per rank (ops of different stages overlap). `predict_all`: an inference forward
+    for every datum no worker trains on. `follow_trace`: run each rank's ops in this trace's
+    order instead of in real time (lockstep; bit-identical to the replay). `checkpoint_every`:
+    write a checkpoint every that many arrivals (0: never). `resume`: continue from a
+    checkpoint folder."""
+
+    nproc: int | None = None
+    backend: str | None = None
+    streams: int = 1
+    predict_all: bool = False
+    follow_trace: Path | None = None
+    checkpoint_every: int = 0
+    resume: Path | None = None
+
+    def validate(self) -> DistributedOptions:
+        if self.nproc is not None and self.nproc < 1:
+            raise FerretError(f"--nproc must be ≥ 1, got {self.nproc}")
+        if self.streams < 1:
+            raise FerretError(f"--streams must be ≥ 1, got {self.streams}")
+        if self.checkpoint_every < 0:
+            raise FerretError(f"--checkpoint-every must be ≥ 0, got {self.checkpoint_every}")
+        if self.follow_trace is not None and (self.checkpoint_every or self.resume is not None):
+            raise FerretError("--follow-trace replays a whole trace; it does not combine with checkpoints")
+        if self.follow_trace is not None and self.predict_all:
+            raise FerretError("--predict-all is for real-time runs; a followed trace predicts nothing extra")
+        return self

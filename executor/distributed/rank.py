@@ -1,0 +1,190 @@
+"""One rank's whole run: join, build its stages, run (real time or along a trace), report.
+
+Every rank builds the same `RunSetup` (same flags, same seed: the same stream and the same
+initial model) and keeps the StageRuntimes of the stages the plan puts on it. After the run
+each rank sends rank 0 a `RankReport`; rank 0 merges them into the `RunResult` (merge.py),
+writes the measured trace, and every rank returns that same result, so a caller (ferret run)
+can tell the output rank from the others only by `is_output_rank`.
+
+Failures never hang: a lost peer, Ctrl-C, a user error or a bug ends this rank with one line
+(faults.py); the launcher then stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from executor.compensation import CompensationConfig
+from executor.distributed.clock import sync_clocks
+from executor.distributed.context import RankContext
+from executor.distributed.faults import fatal_on_failure
+from executor.distributed.host import StageHost
+from executor.distributed.lockstep import run_lockstep, stale_stages
+from executor.distributed.merge import merge_reports, write_trace
+from executor.distributed.options import DistributedOptions
+from executor.distributed.placement import check_algorithm, stage_owners
+from executor.distributed.ready import ReadyOps
+from executor.distributed.realtime import run_realtime, stores
+from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
+from executor.distributed.source import StreamSource
+from executor.distributed.trace import RankRecorder
+from executor.distributed.transport import TorchTransport
+from executor.models.base import LayeredModel
+from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+from executor.pipeline.stage_worker import StageWorker
+from executor.replay.accounting import PipelineLedger
+from executor.replay.stages import stage_flops
+from executor.seeding import numpy_rng, seed_everything
+from planner.errors import FerretError
+from planner.plan import Plan
+from sim.config import SimConfig
+from sim.strategies import get_strategy
+
+START_LEAD_S = 0.05  # the run starts this long after rank 0 says so: every rank is waiting by then
+
+
+@dataclass(frozen=True)
+class RankRun:
+    """What a rank needs beyond the setup: the plan as the stages run it, the twin's settings
+    (the source's buffer), the compensator, where rank 0 writes the measured trace."""
+
+    plan: Plan
+    compensation: CompensationConfig
+    sim_config: SimConfig
+    options: DistributedOptions
+    measured_trace: Path | None = None
+    rows: list[Any] | None = None  # lockstep: the trace to follow, in execution order
+
+
+def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
+    """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
+    ctx = RankContext.from_env(run.options.backend)
+    with fatal_on_failure(ctx.rank):
+        return _run(ctx, setup, run)
+    raise AssertionError("unreachable")  # fatal_on_failure ends the process on any failure
+
+
+def _run(ctx: RankContext, setup: RunSetup, run: RankRun) -> RunResult:
+    plan = run.plan
+    owners = stage_owners(plan, ctx.world_size)
+    check_algorithm(setup.algorithm.name, owners)
+    ctx.join()
+    control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
+    clock = sync_clocks(ctx, group=control)
+    seed_everything(setup.seed)
+    model = setup.model.to(ctx.device)
+    if not isinstance(model, LayeredModel):
+        raise FerretError("a pipeline runs a LayeredModel (the planner's layers); build the model by name")
+    model.train()
+    ledger = PipelineLedger()
+    dataset = setup.stream.dataset
+    context = AlgorithmContext(
+        dataset.num_classes,
+        dataset.stored_bytes_per_sample,
+        ledger,
+        numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
+        setup.optimizer.lr,
+    )
+    algorithm = build_algorithm(setup.algorithm, context)
+    mine = [j for j in range(plan.num_stages) if owners[j] == ctx.rank]
+    stale = stale_stages(run.rows) if run.rows is not None else set(range(plan.num_stages))
+    none = CompensationConfig()
+    compensation = [run.compensation if j in stale else none for j in range(plan.num_stages)]
+    worker = StageWorker(
+        model, plan, mine, setup.optimizer, compensation, algorithm, ledger, stage_flops(setup.profile, plan),
+        setup.cost_model,
+    )  # fmt: skip
+
+    _warm_up()
+    t0_local = _agree_on_start(ctx, clock.offset_s, control)
+    recorder = RankRecorder(ctx.rank, t0_local, ledger)
+    transport = TorchTransport(ctx, on_wire=recorder.wire)
+    ready = ReadyOps(plan.num_stages)
+    host = StageHost(ctx.rank, owners, worker, transport, recorder)
+    started = time.perf_counter()
+    if run.rows is None:
+        source = None
+        if ctx.rank == owners[0]:
+            strategy = get_strategy(plan.strategy)
+            bound = strategy.buffer_bound(plan, run.sim_config.input_buffer)
+            source = StreamSource(setup, plan, strategy, bound, host, recorder, run.options.predict_all)
+        host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
+        _wait_until(t0_local)
+        run_realtime(host, ready, source, t0_local)
+        summary = {} if source is None else source.summary()
+    else:
+        summary = run_lockstep(host, setup, run.rows)
+    wall_s = time.perf_counter() - started
+    transport.close()
+
+    report = RankReport(
+        rank=ctx.rank,
+        stages=tuple(mine),
+        rows=recorder.rows,
+        updates=[(j, u.version, u.staleness, u.samples, t) for j, u, t in host.updates],
+        staleness=host.staleness,
+        predicted=host.predicted,
+        weights=stage_weights(worker.names, worker.stages),
+        final_lambda={j: getattr(r.compensator, "lam", None) for j, r in worker.stages.items()},
+        ops=host.ops,
+        flops=worker.flops,
+        busy_s=host.busy_s,
+        ledger_peak=ledger.peak,
+        saved_peak=ledger.saved_peak,
+        f4_peak=ledger.f4_peak,
+        peak_by_category=ledger.peaks(),
+        rss_peak_bytes=rss_peak_bytes(),
+        cuda_peak_bytes=cuda_peak_bytes(ctx.device),
+        clock=clock.to_json(),
+        wire_bytes_sent=sum(transport.sent_bytes.values()),
+        wall_s=wall_s,
+        source=summary,
+    )
+    gathered: list[RankReport | None] | None = [None] * ctx.world_size if ctx.rank == 0 else None
+    dist.gather_object(report, gathered, dst=0, group=control)
+    box: list[RunResult | None] = [None]
+    if ctx.rank == 0:
+        assert gathered is not None
+        reports = [r for r in gathered if r is not None]
+        box[0] = merge_reports(setup, run, model, reports, owners)
+        if run.measured_trace is not None:
+            write_trace(run.measured_trace, [r.rows for r in reports])
+    dist.broadcast_object_list(box, src=0, group=control)
+    RankContext.leave()
+    result = box[0]
+    assert result is not None
+    return result
+
+
+def _agree_on_start(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> float:
+    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset)."""
+    box: list[float | None] = [time.perf_counter() + START_LEAD_S if ctx.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0, group=group)
+    assert box[0] is not None
+    return float(box[0]) - offset_s
+
+
+def _warm_up() -> None:
+    """Pay one-time costs before the clock starts: the first `autograd.grad` given output
+    gradients imports torch's symbolic-shape machinery (sympy), 1–2 s that would otherwise
+    stall a stage's first backward while data arrive."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
+
+def _wait_until(t_local: float) -> None:
+    delay = t_local - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def is_output_rank() -> bool:
+    """Whether this process writes a distributed run's outputs (rank 0; any process not a rank)."""
+    return os.environ.get("RANK", "0") == "0"

@@ -1,0 +1,184 @@
+"""The stream source (stage 0's owner): arrivals on the wall clock, admission, drops, the end.
+
+Datum `i` arrives at `t0 + arrival_s[i]` — the stream's own arrival times, drawn by the run's
+`ArrivalProcess` with the run's seed, exactly what the twin is given. It belongs to the worker
+whose offset is `i mod N` (SPEC §3.1; none: a removed worker, the datum is dropped). An async
+worker admits it while it holds fewer than `P` data and nobody waits before it; otherwise it
+waits in the worker's buffer (`SimStrategy.buffer_bound`, the twin's `input_buffer`), and a
+full buffer drops the arriving datum or the oldest waiting one (the strategy's `drop`) — the
+twin's rules, so its drop predictions are about the same thing.
+
+A datum that no worker trains on is not predicted, unless `predict_all`: then an
+inference-only forward runs through the stages on their current weights.
+
+When the stream is over and a worker holds nothing, its open gradient groups are applied at
+every stage (`FLUSH`); when every worker is flushed and every inference answered, `STOP`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+
+from executor.distributed import protocol
+from executor.distributed.host import StageHost
+from executor.distributed.trace import RankRecorder
+from executor.ocl.setup import RunSetup
+from planner.errors import FerretError
+from planner.plan import Plan
+from sim.strategies import SimStrategy
+
+NOT_ADMITTED = -1
+
+
+class StreamSource:
+    def __init__(
+        self,
+        setup: RunSetup,
+        plan: Plan,
+        strategy: SimStrategy,
+        buffer_bound: int,
+        host: StageHost,
+        recorder: RankRecorder,
+        predict_all: bool = False,
+        start: int = 0,
+    ) -> None:
+        if strategy.batched:
+            raise FerretError(
+                f"strategy {strategy.name} trains on mini-batches with a flush; the distributed executor runs it "
+                "only along a trace (--follow-trace), not in real time"
+            )
+        self.plan = plan
+        self.host = host
+        self.recorder = recorder
+        self.predict_all = predict_all
+        self.drop_oldest = strategy.drop == "oldest" and buffer_bound > 0
+        self.bound = buffer_bound
+        stream = setup.stream
+        device = setup.torch_device
+        self.arrival_s = np.asarray(stream.arrival_s, dtype=np.float64)
+        self.n = len(self.arrival_s)
+        self.x = torch.from_numpy(stream.dataset.x_train).to(device)
+        self.y = torch.from_numpy(stream.dataset.y_train).to(device)
+        self.order = stream.order.tolist()
+        self.task = stream.task.tolist()
+        N = plan.num_workers
+        self.N = N
+        self.window = plan.num_stages
+        self.by_offset = {w.offset: n for n, w in enumerate(plan.workers) if w.active}
+        self.inflight = [0] * N
+        self.waiting: list[deque[int]] = [deque() for _ in range(N)]
+        self.flushed = [not plan.workers[n].active for n in range(N)]
+        self.next = start
+        self.start = start
+        self.infers = 0
+        # Per datum: worker (-1: removed), whether dropped, and the wall time it was released.
+        self.worker_of = np.full(self.n, -1, dtype=np.int64)
+        self.dropped = np.zeros(self.n, dtype=bool)
+        self.removed = np.zeros(self.n, dtype=bool)
+        self.released_s = np.full(self.n, np.nan)
+        self.bottom = np.full(self.n, NOT_ADMITTED, dtype=np.int64)
+        host.on_done = self.datum_done
+        host.on_predicted = self.predicted
+
+    def summary(self) -> dict[str, list]:
+        """Per datum, what rank 0 needs to merge the run (report.py)."""
+        return {
+            "bottom": self.bottom.tolist(),
+            "dropped": self.dropped.tolist(),
+            "removed": self.removed.tolist(),
+            "worker": self.worker_of.tolist(),
+            "released_s": self.released_s.tolist(),
+        }
+
+    # ------------------------------------------------------------------ the clock
+    @property
+    def stream_over(self) -> bool:
+        return self.next >= self.n
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the next arrival (0: due now; None: the stream is over)."""
+        if self.stream_over:
+            return None
+        return max(0.0, float(self.arrival_s[self.next]) - now)
+
+    def release(self, now: float) -> None:
+        """Every datum whose arrival time has come by run time `now`, in order."""
+        arrival = self.arrival_s
+        while self.next < self.n and arrival[self.next] <= now:
+            i = self.next
+            self.next += 1
+            self.released_s[i] = now
+            self.arrive(i, float(arrival[i]))
+        if self.stream_over:
+            for worker in range(self.N):
+                self._maybe_flush(worker)
+
+    # ------------------------------------------------------------------ admission
+    def arrive(self, i: int, t: float) -> None:
+        worker = self.by_offset.get(i % self.N)
+        self.recorder.instant("arrive", i, -1 if worker is None else worker, t)
+        if worker is None:
+            self.removed[i] = True
+            self._drop(i, -1, t, removed=True)
+            return
+        self.worker_of[i] = worker
+        if self.inflight[worker] < self.window and not self.waiting[worker]:
+            self._admit(i, worker)
+        elif len(self.waiting[worker]) < self.bound:
+            self.waiting[worker].append(i)
+        elif self.drop_oldest:
+            self._drop(self.waiting[worker].popleft(), worker, t)
+            self.waiting[worker].append(i)
+        else:
+            self._drop(i, worker, t)
+
+    def _admit(self, i: int, worker: int) -> None:
+        position = self.order[i]
+        x, y = self.x[position : position + 1], self.y[position : position + 1]
+        flight = self.host.worker.admit(i, worker, x, y, self.task[i])
+        self.bottom[i] = flight.bottom
+        self.inflight[worker] += 1
+        self.host.admitted(i, flight)
+
+    def _drop(self, i: int, worker: int, t: float, removed: bool = False) -> None:
+        self.dropped[i] = True
+        self.recorder.instant("drop", i, worker, t, int(removed))
+        if self.predict_all:
+            position = self.order[i]
+            self.infers += 1
+            self.host.predict_only(i, self.x[position : position + 1])
+
+    # ------------------------------------------------------------------ completion
+    def datum_done(self, sample: int, worker: int) -> None:
+        self.inflight[worker] -= 1
+        waiting = self.waiting[worker]
+        while waiting and self.inflight[worker] < self.window:
+            self._admit(waiting.popleft(), worker)
+        self._maybe_flush(worker)
+
+    def predicted(self, sample: int, label: int) -> None:
+        self.host.predicted[sample] = label
+        self.infers -= 1
+        self._maybe_stop()
+
+    def _maybe_flush(self, worker: int) -> None:
+        if self.flushed[worker] or not self.stream_over or self.inflight[worker] or self.waiting[worker]:
+            return
+        self.flushed[worker] = True
+        for rank in sorted(set(self.host.owners)):
+            if rank == self.host.rank:
+                self.host.flush(worker)
+            else:
+                self.host.transport.send(rank, protocol.flush(worker))
+        self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
+        if self.host.stopped or not all(self.flushed) or self.infers or not self.stream_over:
+            return
+        for rank in range(self.host.transport.world_size):
+            if rank != self.host.rank:
+                self.host.transport.send(rank, protocol.STOP)
+        self.host.stopped = True

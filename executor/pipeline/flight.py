@@ -1,0 +1,51 @@
+"""A datum inside a replayed pipeline, and the loss its backward differentiates at a stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from executor.ocl.algorithms.base import OCLAlgorithm
+from executor.ocl.batch import TrainBatch
+
+
+class Flight:
+    """One datum between its stage-0 forward and the end of its backward: its micro-batch (the
+    algorithm's rows), the tensor travelling between stages (an activation going up, a
+    gradient coming down), the lowest stage its backward reaches, and per stage the saved-tensor
+    bytes it holds beyond its layer outputs (accounting.py)."""
+
+    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "worker")
+
+    def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
+        self.batch = batch
+        self.worker = worker
+        self.bottom = bottom
+        self.carry: torch.Tensor | None = batch.x
+        self.deltas = [0] * num_stages
+        self.label_bytes = label_bytes
+
+
+def stage_loss(
+    algorithm: OCLAlgorithm,
+    batch: TrainBatch,
+    grad: torch.Tensor | None,
+    penalized: Sequence[tuple[str, nn.Parameter]] | None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What a stage's backward differentiates. At the last stage (`grad` None) the algorithm's
+    training loss on the logits; below it `⟨out, grad⟩`, whose gradient is exactly the chain
+    rule's from above. Plus, when `penalized` names the stage's stashed parameters, the
+    algorithm's penalty on them (MAS), so every stage takes its share of it at the weights its
+    forward used."""
+
+    def loss(out: torch.Tensor) -> torch.Tensor:
+        value = algorithm.loss(out, batch) if grad is None else (out * grad).sum()
+        if penalized is not None:
+            term = algorithm.penalty(penalized)
+            if term is not None:
+                value = value + term
+        return value
+
+    return loss

@@ -59,6 +59,7 @@ class StageHost:
         self.recorder = recorder
         self.on_ready: Callable[[Op], None] = _nowhere  # the driver's: where newly ready ops go
         self.flights: dict[int, Flight] = {}
+        self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
         self.infers: dict[int, torch.Tensor] = {}
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self.on_done: Callable[[int, int], None] = _no_source
@@ -76,10 +77,14 @@ class StageHost:
         return self.owners[stage] == self.rank
 
     # ------------------------------------------------------------------ entering
-    def admitted(self, sample: int, flight: Flight) -> None:
-        """The source admitted `sample`: its stage-0 forward is ready."""
-        self.flights[sample] = flight
-        self.on_ready(Op(FWD, sample, 0, flight.worker))
+    def admitted(self, sample: int, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
+        """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)."""
+        self.entering[sample] = (worker, bottom, x, y, task)
+        self.on_ready(Op(FWD, sample, 0, worker))
+
+    def bottom_of(self, sample: int) -> int:
+        entering = self.entering.get(sample)
+        return entering[1] if entering is not None else self.flights[sample].bottom
 
     def predict_only(self, sample: int, x: torch.Tensor) -> None:
         """`--predict-all`: a datum no worker trains on still gets a prediction (inference forward)."""
@@ -98,6 +103,9 @@ class StageHost:
             self.infer(op.sample, op.stage)
 
     def forward(self, sample: int, stage: int) -> ForwardResult:
+        if stage == 0:
+            worker, bottom, x, y, task = self.entering.pop(sample)
+            self.flights[sample] = self.worker.admit(worker, bottom, x, y, task)
         flight = self.flights[sample]
         result = self.worker.forward(flight, stage, sample)
         self._count()

@@ -99,9 +99,9 @@ class Lockstep:
         position = self.order[sample]
         x = torch.from_numpy(self.x[position : position + 1]).to(self.device)
         y = torch.from_numpy(self.y[position : position + 1]).to(self.device)
-        flight = self.host.worker.admit(sample, worker, x, y, self.task[sample])
-        self.bottom[sample] = flight.bottom
-        self.host.admitted(sample, flight)
+        bottom = self.host.worker.next_bottom(worker)
+        self.bottom[sample] = bottom
+        self.host.admitted(sample, worker, bottom, x, y, self.task[sample])
 
     def _wait(self, key: tuple[int, int, int]) -> None:
         host = self.host

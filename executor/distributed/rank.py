@@ -21,7 +21,7 @@ from typing import Any
 import torch.distributed as dist
 
 from executor.compensation import CompensationConfig
-from executor.distributed.clock import sync_clocks
+from executor.distributed.clock import ClockOffset, sync_clocks
 from executor.distributed.context import RankContext
 from executor.distributed.faults import fatal_on_failure
 from executor.distributed.host import StageHost
@@ -48,7 +48,7 @@ from planner.plan import Plan
 from sim.config import SimConfig
 from sim.strategies import get_strategy
 
-START_LEAD_S = 0.05  # the run starts this long after rank 0 says so: every rank is waiting by then
+START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,44 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
     """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
     ctx = RankContext.from_env(run.options.backend)
     with fatal_on_failure(ctx.rank):
-        return _run(ctx, setup, run)
+        check_run(setup, run, ctx.world_size)
+        session = Session.open(ctx)
+        result = session.run(setup, run)
+        RankContext.leave()
+        return result
     raise AssertionError("unreachable")  # fatal_on_failure ends the process on any failure
 
 
-def _run(ctx: RankContext, setup: RunSetup, run: RankRun) -> RunResult:
+def check_run(setup: RunSetup, run: RankRun, world_size: int) -> None:
+    """What can be refused before any rank starts work (the launcher checks it too)."""
+    owners = stage_owners(run.plan, world_size)
+    check_algorithm(setup.algorithm.name, owners)
+
+
+@dataclass
+class Session:
+    """A joined rank: its context, a gloo group over all ranks for control (clock, reports),
+    and its clock offset. Several runs may follow one another in one session (tests)."""
+
+    ctx: RankContext
+    control: dist.ProcessGroup | None
+    clock: ClockOffset
+
+    @classmethod
+    def open(cls, ctx: RankContext) -> Session:
+        ctx.join()
+        control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
+        return cls(ctx, control, sync_clocks(ctx, group=control))
+
+    def run(self, setup: RunSetup, run: RankRun) -> RunResult:
+        return _run(self.ctx, self.control, self.clock, setup, run)
+
+
+def _run(
+    ctx: RankContext, control: dist.ProcessGroup | None, clock: ClockOffset, setup: RunSetup, run: RankRun
+) -> RunResult:
     plan = run.plan
     owners = stage_owners(plan, ctx.world_size)
-    check_algorithm(setup.algorithm.name, owners)
-    ctx.join()
-    control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
-    clock = sync_clocks(ctx, group=control)
     seed_everything(setup.seed)
     model = setup.model.to(ctx.device)
     if not isinstance(model, LayeredModel):
@@ -103,19 +130,20 @@ def _run(ctx: RankContext, setup: RunSetup, run: RankRun) -> RunResult:
         setup.cost_model,
     )  # fmt: skip
 
-    _warm_up()
-    t0_local = _agree_on_start(ctx, clock.offset_s, control)
-    recorder = RankRecorder(ctx.rank, t0_local, ledger)
+    recorder = RankRecorder(ctx.rank, ledger)
     transport = TorchTransport(ctx, on_wire=recorder.wire)
     ready = ReadyOps(plan.num_stages)
     host = StageHost(ctx.rank, owners, worker, transport, recorder)
+    source = None
+    if run.rows is None and ctx.rank == owners[0]:
+        strategy = get_strategy(plan.strategy)
+        bound = strategy.buffer_bound(plan, run.sim_config.input_buffer)
+        source = StreamSource(setup, plan, strategy, bound, host, recorder, run.options.predict_all)
+    _warm_up()
+    t0_local = _agree_on_start(ctx, clock.offset_s, control)
+    recorder.start(t0_local)
     started = time.perf_counter()
     if run.rows is None:
-        source = None
-        if ctx.rank == owners[0]:
-            strategy = get_strategy(plan.strategy)
-            bound = strategy.buffer_bound(plan, run.sim_config.input_buffer)
-            source = StreamSource(setup, plan, strategy, bound, host, recorder, run.options.predict_all)
         host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
         _wait_until(t0_local)
         run_realtime(host, ready, source, t0_local)
@@ -158,7 +186,6 @@ def _run(ctx: RankContext, setup: RunSetup, run: RankRun) -> RunResult:
         if run.measured_trace is not None:
             write_trace(run.measured_trace, [r.rows for r in reports])
     dist.broadcast_object_list(box, src=0, group=control)
-    RankContext.leave()
     result = box[0]
     assert result is not None
     return result

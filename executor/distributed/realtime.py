@@ -45,4 +45,4 @@ def run_realtime(host: StageHost, ready: ReadyOps, source: StreamSource | None, 
 
 def stores(host: StageHost, kind: int, sample: int, stage: int) -> bool:
     """Whether a ready forward will keep its datum at `stage` (its slot's window counts it)."""
-    return kind == FWD and stage >= host.flights[sample].bottom
+    return kind == FWD and stage >= host.bottom_of(sample)

@@ -138,10 +138,10 @@ class StreamSource:
     def _admit(self, i: int, worker: int) -> None:
         position = self.order[i]
         x, y = self.x[position : position + 1], self.y[position : position + 1]
-        flight = self.host.worker.admit(i, worker, x, y, self.task[i])
-        self.bottom[i] = flight.bottom
+        bottom = self.host.worker.next_bottom(worker)
+        self.bottom[i] = bottom
         self.inflight[worker] += 1
-        self.host.admitted(i, flight)
+        self.host.admitted(i, worker, bottom, x, y, self.task[i])
 
     def _drop(self, i: int, worker: int, t: float, removed: bool = False) -> None:
         self.dropped[i] = True

@@ -28,13 +28,16 @@ _DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
 
 
 class RankRecorder:
-    def __init__(self, rank: int, t0_local: float, ledger: ByteLedger | None = None) -> None:
-        """`t0_local`: the run's start, read on this rank's own `perf_counter`."""
+    def __init__(self, rank: int, ledger: ByteLedger | None = None) -> None:
         self.rank = rank
-        self.t0 = t0_local
+        self.t0 = 0.0
         self.rows: list[Row] = []
         self.ledger = ledger
         self._held = -1
+
+    def start(self, t0_local: float) -> None:
+        """The run starts at `t0_local`, read on this rank's own `perf_counter`."""
+        self.t0 = t0_local
 
     def at(self, t_local: float) -> float:
         return t_local - self.t0

@@ -7,8 +7,9 @@ the pipeline — and carry the datum's tensor along it (`flight.carry`: the acti
 up, the gradient coming down); where that tensor goes next, and when the op runs, is the
 driver's business (a trace's row order, or a real-time scheduler) and the transport's.
 
-* `admit` — stage 0: the algorithm builds the datum's micro-batch (ER's replayed rows join
-  it) and the omission rule (SPEC §3.2) says how deep its backward goes.
+* `next_bottom`, `admit` — stage 0: the omission rule (SPEC §3.2) says how deep a worker's
+  next datum's backward goes; at its first forward the algorithm builds its micro-batch
+  (ER's replayed rows join it).
 * `enter` — a datum whose lower stages live elsewhere arrives here with its activation and
   what the loss needs (labels, weights).
 * `forward` / `recompute` / `backward` — the StageRuntime's, with the ledger kept: the
@@ -86,16 +87,21 @@ class StageWorker:
         every = self._every[worker]
         return next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
 
-    def admit(self, sample: int, worker: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
-        """Stage 0: `worker`'s next datum enters with its micro-batch (the algorithm's rows)."""
+    def next_bottom(self, worker: int) -> int:
+        """Admit `worker`'s next datum: the lowest stage its backward will reach."""
         k = self._admitted[worker]
         self._admitted[worker] = k + 1
+        return self.bottom(worker, k)
+
+    def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
+        """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
+        (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
         batch = self.algorithm.observe(self.model, x, y, task=task)
         if self.cost_model is not None and (batch.cost.forward or batch.cost.backward or batch.cost.features):
             self.flops += self.cost_model.flops(batch.cost)
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
-        return Flight(batch, worker, self.bottom(worker, k), self.P, label_bytes)
+        return Flight(batch, worker, bottom, self.P, label_bytes)
 
     def enter(self, worker: int, bottom: int, batch: TrainBatch) -> Flight:
         """A datum whose stages below live in another process: `batch.x` is the activation it

@@ -16,6 +16,7 @@ Every op and update is written to `recorder` (trace.py) on the run's clock.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -67,6 +68,7 @@ class StageHost:
         self.updates: list[tuple[int, UpdateResult, float]] = []  # (stage, update, run time) as applied
         self.staleness: dict[int, list[int]] = {j: [0] for j in worker.stages}  # gradients by staleness
         self.ops = 0
+        self.nonfinite_skipped = 0
         self.busy_s = 0.0
         self.stopped = False
         # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
@@ -242,6 +244,15 @@ class StageHost:
         self.busy_s += t1 - t0
 
     def _applied(self, stage: int, worker: int, span: tuple[float, float], update: UpdateResult) -> None:
+        if update.skipped:
+            if not self.nonfinite_skipped:
+                print(
+                    f"ferret run: rank {self.rank}: stage {stage}: a gradient with NaN/inf was not applied "
+                    "(later ones are counted in summary.json: nonfinite_updates_skipped)",
+                    file=sys.stderr,
+                )
+            self.nonfinite_skipped += 1
+            return
         self.updates.append((stage, update, self.recorder.at(span[1])))
         self.recorder.update(worker, stage, span, update)
 

@@ -78,6 +78,7 @@ def merge_reports(
         "latency_p99_s": p99,
         "throughput_per_s": float(trained.sum()) / end if end > 0 else None,
         "ops_executed": sum(r.ops for r in reports),
+        "nonfinite_updates_skipped": sum(r.nonfinite_skipped for r in reports),
         "updates_per_stage": updates,
         **records.staleness_summary(),
         "final_lambda": [lambdas.get(j) for j in range(P)],

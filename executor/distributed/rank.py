@@ -127,7 +127,7 @@ def _run(
     compensation = [run.compensation if j in stale else none for j in range(plan.num_stages)]
     worker = StageWorker(
         model, plan, mine, setup.optimizer, compensation, algorithm, ledger, stage_flops(setup.profile, plan),
-        setup.cost_model,
+        setup.cost_model, guard_nonfinite=True,
     )  # fmt: skip
 
     recorder = RankRecorder(ctx.rank, ledger)
@@ -163,6 +163,7 @@ def _run(
         weights=stage_weights(worker.names, worker.stages),
         final_lambda={j: getattr(r.compensator, "lam", None) for j, r in worker.stages.items()},
         ops=host.ops,
+        nonfinite_skipped=host.nonfinite_skipped,
         flops=worker.flops,
         busy_s=host.busy_s,
         ledger_peak=ledger.peak,

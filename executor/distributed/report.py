@@ -32,6 +32,7 @@ class RankReport:
     weights: dict[str, torch.Tensor]  # the model's parameter names → this rank's stages' final weights
     final_lambda: dict[int, float | None]
     ops: int
+    nonfinite_skipped: int
     flops: float
     busy_s: float
     ledger_peak: int

@@ -58,6 +58,7 @@ class StageWorker:
         ledger: PipelineLedger,
         stage_flops: Sequence[float],
         cost_model: CostModel | None = None,
+        guard_nonfinite: bool = False,
     ) -> None:
         self.model = model
         self.plan = plan
@@ -72,6 +73,7 @@ class StageWorker:
         self.names: dict[int, tuple[str, ...]] = {}
         for j in sorted(set(stages)):
             self.stages[j] = StageRuntime(model, plan, j, config, compensation[j], ledger)
+            self.stages[j].guard_nonfinite = guard_nonfinite
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
         rules = [stage_rules(plan, j) for j in range(self.P)]

@@ -65,6 +65,8 @@ class StageHost:
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self.on_done: Callable[[int, int], None] = _no_source
         self.on_predicted: Callable[[int, int], None] = _no_source
+        self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
+        self.on_saved: Callable[[int], None] = _no_checkpoints  # the source: a rank has saved
         self.updates: list[tuple[int, UpdateResult, float]] = []  # (stage, update, run time) as applied
         self.staleness: dict[int, list[int]] = {j: [0] for j in worker.stages}  # gradients by staleness
         self.ops = 0
@@ -228,6 +230,11 @@ class StageHost:
             self.flush(message.fields[0])
         elif kind == Kind.STOP:
             self.stopped = True
+        elif kind == Kind.CHECKPOINT:
+            self.on_checkpoint(message.fields[0])
+            self.transport.send(src, protocol.saved(message.fields[0]))
+        elif kind == Kind.SAVED:
+            self.on_saved(message.fields[0])
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message kind {kind} from rank {src}")
 
@@ -264,6 +271,10 @@ class StageHost:
 
 def _nowhere(op: Op) -> None:
     raise RuntimeError("StageHost.on_ready is not set: a driver must take the ready ops")
+
+
+def _no_checkpoints(position: int) -> None:
+    raise RuntimeError("a checkpoint message in a run without checkpoints")
 
 
 def _no_source(sample: int, worker: int) -> None:

@@ -15,8 +15,8 @@ class DistributedOptions:
     streams per rank (ops of different stages overlap). `predict_all`: an inference forward
     for every datum no worker trains on. `follow_trace`: run each rank's ops in this trace's
     order instead of in real time (lockstep; bit-identical to the replay). `checkpoint_every`:
-    write a checkpoint every that many arrivals (0: never). `resume`: continue from a
-    checkpoint folder."""
+    write a checkpoint every that many arrivals (0: never) into `checkpoint_dir`. `resume`:
+    continue from the newest checkpoint in that folder."""
 
     nproc: int | None = None
     backend: str | None = None
@@ -24,6 +24,7 @@ class DistributedOptions:
     predict_all: bool = False
     follow_trace: Path | None = None
     checkpoint_every: int = 0
+    checkpoint_dir: Path | None = None
     resume: Path | None = None
 
     def validate(self) -> DistributedOptions:
@@ -33,6 +34,8 @@ class DistributedOptions:
             raise FerretError(f"--streams must be ≥ 1, got {self.streams}")
         if self.checkpoint_every < 0:
             raise FerretError(f"--checkpoint-every must be ≥ 0, got {self.checkpoint_every}")
+        if self.checkpoint_every and self.checkpoint_dir is None:
+            raise FerretError("--checkpoint-every needs a folder for the checkpoints (--checkpoint-dir)")
         if self.follow_trace is not None and (self.checkpoint_every or self.resume is not None):
             raise FerretError("--follow-trace replays a whole trace; it does not combine with checkpoints")
         if self.follow_trace is not None and self.predict_all:

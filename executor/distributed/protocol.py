@@ -9,6 +9,8 @@
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
 | `FLUSH` | the source → every stage owner | worker | — |
 | `STOP` | the source → every rank | — | — |
+| `CHECKPOINT` | the source → every rank (pipeline quiescent) | stream position | — |
+| `SAVED` | every rank → the source | stream position | — |
 
 The source is the owner of stage 0: it releases arrivals, admits or drops them, and keeps
 each admitted datum's micro-batch until `DONE` says its backward is over (ER's buffer insert
@@ -36,6 +38,8 @@ class Kind(IntEnum):
     PREDICTED = 4
     FLUSH = 5
     STOP = 6
+    CHECKPOINT = 7
+    SAVED = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,14 @@ def predicted(sample: int, label: int) -> Message:
 
 def flush(worker: int) -> Message:
     return Message(Kind.FLUSH, (worker,))
+
+
+def checkpoint(position: int) -> Message:
+    return Message(Kind.CHECKPOINT, (position,))
+
+
+def saved(position: int) -> Message:
+    return Message(Kind.SAVED, (position,))
 
 
 STOP = Message(Kind.STOP)

@@ -21,6 +21,7 @@ from typing import Any
 import torch.distributed as dist
 
 from executor.compensation import CompensationConfig
+from executor.distributed.checkpoint import Checkpointer, latest, load_rank, read_meta, save_rank
 from executor.distributed.clock import ClockOffset, sync_clocks
 from executor.distributed.context import RankContext
 from executor.distributed.faults import fatal_on_failure
@@ -48,6 +49,7 @@ from planner.plan import Plan
 from sim.config import SimConfig
 from sim.strategies import get_strategy
 
+CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
 START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
 
 
@@ -80,6 +82,11 @@ def check_run(setup: RunSetup, run: RankRun, world_size: int) -> None:
     """What can be refused before any rank starts work (the launcher checks it too)."""
     owners = stage_owners(run.plan, world_size)
     check_algorithm(setup.algorithm.name, owners)
+    options = run.options.validate()
+    if (options.checkpoint_every or options.resume is not None) and setup.algorithm.name not in CHECKPOINTABLE:
+        raise FerretError(
+            f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {setup.algorithm.name}"
+        )
 
 
 @dataclass
@@ -139,14 +146,31 @@ def _run(
         strategy = get_strategy(plan.strategy)
         bound = strategy.buffer_bound(plan, run.sim_config.input_buffer)
         source = StreamSource(setup, plan, strategy, bound, host, recorder, run.options.predict_all)
+    options = run.options
+    meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
+            "algorithm": setup.algorithm.name, "plan": plan.to_json()}  # fmt: skip
+    position = 0
+    if options.resume is not None:
+        path = latest(options.resume)
+        read_meta(path, meta)
+        position = load_rank(path, host, source)
+    tick = None
+    if options.checkpoint_every:
+        assert options.checkpoint_dir is not None
+        root = options.checkpoint_dir
+        host.on_checkpoint = lambda at: save_rank(root, at, host, None)
+        if source is not None:
+            tick = Checkpointer(root, options.checkpoint_every, host, source, meta).tick
     _warm_up()
-    t0_local = _agree_on_start(ctx, clock.offset_s, control)
+    start_local = _agree_on_start(ctx, clock.offset_s, control)
+    # A resumed run keeps the stream's time axis: datum `position` is due at the start.
+    t0_local = start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
     recorder.start(t0_local)
     started = time.perf_counter()
     if run.rows is None:
         host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
-        _wait_until(t0_local)
-        run_realtime(host, ready, source, t0_local)
+        _wait_until(start_local)
+        run_realtime(host, ready, source, t0_local, tick)
         summary = {} if source is None else source.summary()
     else:
         summary = run_lockstep(host, setup, run.rows)
@@ -193,7 +217,8 @@ def _run(
 
 
 def _agree_on_start(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> float:
-    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset)."""
+    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset);
+    returns the start on this rank's `perf_counter`."""
     box: list[float | None] = [time.perf_counter() + START_LEAD_S if ctx.rank == 0 else None]
     dist.broadcast_object_list(box, src=0, group=group)
     assert box[0] is not None

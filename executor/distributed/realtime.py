@@ -11,15 +11,22 @@ keeps its true arrival time).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from executor.distributed.host import BWD, FWD, StageHost
 from executor.distributed.ready import ReadyOps
 from executor.distributed.source import StreamSource
 
 
-def run_realtime(host: StageHost, ready: ReadyOps, source: StreamSource | None, t0_local: float) -> None:
+def run_realtime(
+    host: StageHost,
+    ready: ReadyOps,
+    source: StreamSource | None,
+    t0_local: float,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """`tick`: the checkpointer's turn (checkpoint.py), on the source."""
     transport = host.transport
-    flights = host.flights
     clock = time.perf_counter
     while not host.stopped:
         got = transport.receive(0.0)
@@ -28,6 +35,8 @@ def run_realtime(host: StageHost, ready: ReadyOps, source: StreamSource | None, 
             got = transport.receive(0.0)
         if source is not None:
             source.release(clock() - t0_local)
+            if tick is not None:
+                tick()
             if host.stopped:
                 break
         op = ready.pop()
@@ -40,7 +49,6 @@ def run_realtime(host: StageHost, ready: ReadyOps, source: StreamSource | None, 
         got = transport.receive(wait)
         if got is not None:
             host.receive(*got)
-    del flights
 
 
 def stores(host: StageHost, kind: int, sample: int, stage: int) -> bool:

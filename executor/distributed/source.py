@@ -43,7 +43,6 @@ class StreamSource:
         host: StageHost,
         recorder: RankRecorder,
         predict_all: bool = False,
-        start: int = 0,
     ) -> None:
         if strategy.batched:
             raise FerretError(
@@ -71,9 +70,9 @@ class StreamSource:
         self.inflight = [0] * N
         self.waiting: list[deque[int]] = [deque() for _ in range(N)]
         self.flushed = [not plan.workers[n].active for n in range(N)]
-        self.next = start
-        self.start = start
+        self.next = 0
         self.infers = 0
+        self.pause_at: int | None = None  # a checkpoint: release nothing from this datum on, for now
         # Per datum: worker (-1: removed), whether dropped, and the wall time it was released.
         self.worker_of = np.full(self.n, -1, dtype=np.int64)
         self.dropped = np.zeros(self.n, dtype=bool)
@@ -93,21 +92,39 @@ class StreamSource:
             "released_s": self.released_s.tolist(),
         }
 
+    def restore(self, summary: dict[str, list], position: int) -> None:
+        """Resume at datum `position` with the records of the data before it (checkpoint.py)."""
+        self.next = position
+        self.bottom[:] = summary["bottom"]
+        self.dropped[:] = summary["dropped"]
+        self.removed[:] = summary["removed"]
+        self.worker_of[:] = summary["worker"]
+        self.released_s[:] = summary["released_s"]
+
     # ------------------------------------------------------------------ the clock
     @property
     def stream_over(self) -> bool:
         return self.next >= self.n
 
+    @property
+    def paused(self) -> bool:
+        return self.next == self.pause_at
+
+    @property
+    def quiescent(self) -> bool:
+        """Nothing admitted is unfinished and nothing waits (a checkpoint can be taken)."""
+        return not any(self.inflight) and not any(self.waiting) and not self.infers
+
     def due_in(self, now: float) -> float | None:
-        """Seconds until the next arrival (0: due now; None: the stream is over)."""
-        if self.stream_over:
+        """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused)."""
+        if self.stream_over or self.paused:
             return None
         return max(0.0, float(self.arrival_s[self.next]) - now)
 
     def release(self, now: float) -> None:
         """Every datum whose arrival time has come by run time `now`, in order."""
         arrival = self.arrival_s
-        while self.next < self.n and arrival[self.next] <= now:
+        while self.next < self.n and arrival[self.next] <= now and not self.paused:
             i = self.next
             self.next += 1
             self.released_s[i] = now

@@ -61,6 +61,7 @@ class StageWorker:
         guard_nonfinite: bool = False,
     ) -> None:
         self.model = model
+        self.model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.plan = plan
         self.P = plan.num_stages
         self.algorithm = algorithm

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,6 +60,42 @@ def run_bounded(
         stdout, stderr = process.communicate()
         pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s; stderr:\n{stderr[-3000:]}")
     return Finished(process.returncode, stdout, stderr, time.perf_counter() - started)
+
+
+def run_together(argvs: Sequence[Sequence[str]], timeout: float) -> list[Finished]:
+    """Run several commands at once (e.g. one torchrun per "node"), each bounded as `run_bounded`."""
+    started = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(
+            list(argv),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        for argv in argvs
+    ]
+    results = []
+    for argv, process in zip(argvs, processes, strict=True):
+        try:
+            stdout, stderr = process.communicate(timeout=max(0.0, timeout - (time.perf_counter() - started)))
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                if other.poll() is None:
+                    os.killpg(other.pid, signal.SIGKILL)
+            pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s")
+        results.append(Finished(process.returncode, stdout, stderr, time.perf_counter() - started))
+    return results
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the rendezvous binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for_files(folder: Path, count: int, process: subprocess.Popen[str], timeout: float) -> None:

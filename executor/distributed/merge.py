@@ -78,6 +78,8 @@ def merge_reports(
         "latency_p99_s": p99,
         "throughput_per_s": float(trained.sum()) / end if end > 0 else None,
         "ops_executed": sum(r.ops for r in reports),
+        "executor_overhead_us_per_op": _overhead_us(reports),
+        "executor_overhead_cpu_us_per_op": _overhead_cpu_us(reports),
         "nonfinite_updates_skipped": sum(r.nonfinite_skipped for r in reports),
         "updates_per_stage": updates,
         **records.staleness_summary(),
@@ -126,6 +128,9 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
         "ops": r.ops,
         "busy_s": r.busy_s,
         "wall_s": r.wall_s,
+        "idle_s": r.idle_s,
+        "overhead_us_per_op": _overhead_us([r]),
+        "overhead_cpu_us_per_op": _overhead_cpu_us([r]),
         "ledger_peak_bytes": r.saved_peak,
         "ledger_peak_layer_outputs_bytes": r.ledger_peak,
         "rss_peak_bytes": r.rss_peak_bytes,
@@ -133,6 +138,23 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
         "wire_bytes_sent": r.wire_bytes_sent,
         "clock": r.clock,
     }
+
+
+def _overhead_us(reports: Sequence[RankReport]) -> float | None:
+    """What the run loops spent beyond the ops' compute and their idle waits, per op: message
+    handling, scheduling, admission, routing, records (the wire itself runs on other threads)."""
+    ops = sum(r.ops for r in reports)
+    if not ops:
+        return None
+    return 1e6 * sum(r.wall_s - r.idle_s - r.busy_s for r in reports) / ops
+
+
+def _overhead_cpu_us(reports: Sequence[RankReport]) -> float | None:
+    """The same in the loop thread's CPU time: what a loaded machine's descheduling cannot inflate."""
+    ops = sum(r.ops for r in reports)
+    if not ops:
+        return None
+    return 1e6 * sum(r.loop_cpu_s - r.ops_cpu_s for r in reports) / ops
 
 
 def _sum_peaks(reports: Sequence[RankReport]) -> dict[str, int]:

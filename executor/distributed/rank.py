@@ -166,15 +166,17 @@ def _run(
     # A resumed run keeps the stream's time axis: datum `position` is due at the start.
     t0_local = start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
     recorder.start(t0_local)
-    started = time.perf_counter()
+    idle_s = 0.0
+    started, cpu0 = time.perf_counter(), time.thread_time()
     if run.rows is None:
         host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
         _wait_until(start_local)
-        run_realtime(host, ready, source, t0_local, tick)
+        started, cpu0 = time.perf_counter(), time.thread_time()
+        idle_s = run_realtime(host, ready, source, t0_local, tick)
         summary = {} if source is None else source.summary()
     else:
         summary = run_lockstep(host, setup, run.rows)
-    wall_s = time.perf_counter() - started
+    wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
     transport.close()
 
     report = RankReport(
@@ -199,6 +201,9 @@ def _run(
         clock=clock.to_json(),
         wire_bytes_sent=sum(transport.sent_bytes.values()),
         wall_s=wall_s,
+        idle_s=idle_s,
+        loop_cpu_s=loop_cpu_s,
+        ops_cpu_s=worker.cpu_s,
         source=summary,
     )
     gathered: list[RankReport | None] | None = [None] * ctx.world_size if ctx.rank == 0 else None

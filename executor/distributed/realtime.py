@@ -24,10 +24,12 @@ def run_realtime(
     source: StreamSource | None,
     t0_local: float,
     tick: Callable[[], None] | None = None,
-) -> None:
-    """`tick`: the checkpointer's turn (checkpoint.py), on the source."""
+) -> float:
+    """Run until `STOP`; return the seconds spent waiting with nothing to do. `tick`: the
+    checkpointer's turn (checkpoint.py), on the source."""
     transport = host.transport
     clock = time.perf_counter
+    idle = 0.0
     while not host.stopped:
         got = transport.receive(0.0)
         while got is not None:
@@ -45,10 +47,13 @@ def run_realtime(
             if op.kind == BWD:
                 ready.released(op.worker, op.stage)
             continue
-        wait = None if source is None else source.due_in(clock() - t0_local)
+        now = clock()
+        wait = None if source is None else source.due_in(now - t0_local)
         got = transport.receive(wait)
+        idle += clock() - now
         if got is not None:
             host.receive(*got)
+    return idle
 
 
 def stores(host: StageHost, kind: int, sample: int, stage: int) -> bool:

@@ -43,7 +43,10 @@ class RankReport:
     cuda_peak_bytes: int | None
     clock: dict[str, Any]
     wire_bytes_sent: int
-    wall_s: float
+    wall_s: float  # the rank's run loop, from the start to STOP
+    idle_s: float  # of it, waiting with nothing to do (real time; 0 in lockstep)
+    loop_cpu_s: float  # the loop thread's CPU time (robust to a loaded machine, unlike wall time)
+    ops_cpu_s: float  # of it, inside StageRuntime calls
     source: dict[str, Any] = field(default_factory=dict)  # the source's per-datum arrays (else empty)
 
 

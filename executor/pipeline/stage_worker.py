@@ -83,6 +83,7 @@ class StageWorker:
         self._saved = SavedTensorSizes()
         self.flops = 0.0
         self.span = (0.0, 0.0)
+        self.cpu_s = 0.0  # this thread's CPU time inside StageRuntime calls (overhead benchmarks)
 
     # ------------------------------------------------------------------ entering the pipeline
     def bottom(self, worker: int, k: int) -> int:
@@ -133,12 +134,12 @@ class StageWorker:
         rows = flight.batch.rows
         stored = stage >= flight.bottom
         known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         if known is None:  # the first stored forward of this shape: measure its saved tensors
             result, delta = self._saved.measure(runtime, worker, sample, x, rows)
         else:
             result, delta = runtime.forward(worker, sample, x), known
-        self.span = (t0, time.perf_counter())
+        self._spent(c0, t0)
         if result.stored != stored:
             raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
         if delta:
@@ -151,9 +152,9 @@ class StageWorker:
         return result
 
     def recompute(self, flight: Flight, stage: int, sample: int) -> int:
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         version = self.stages[stage].recompute(flight.worker, sample)
-        self.span = (t0, time.perf_counter())
+        self._spent(c0, t0)
         self.flops += flight.batch.rows * self.stage_flops[stage]
         return version
 
@@ -168,7 +169,7 @@ class StageWorker:
         transient = self.weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
         if transient:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         if last or penalty:
             penalized = (
                 list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
@@ -179,7 +180,7 @@ class StageWorker:
             result = runtime.backward(worker, sample, loss_fn=loss_fn)
         else:
             result = runtime.backward(worker, sample, grad)
-        self.span = (t0, time.perf_counter())
+        self._spent(c0, t0)
         if transient:
             self.ledger.free("gradients", transient)
         if not result.ran:
@@ -194,10 +195,14 @@ class StageWorker:
 
     def flush(self, stage: int, worker: int) -> UpdateResult | None:
         """Apply `worker`'s open group at `stage` with what it holds (None: nothing open)."""
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         update = self.stages[stage].flush(worker)
-        self.span = (t0, time.perf_counter())
+        self._spent(c0, t0)
         return update
+
+    def _spent(self, c0: float, t0: float) -> None:
+        self.span = (t0, time.perf_counter())
+        self.cpu_s += time.thread_time() - c0
 
     def finish(self, flight: Flight) -> None:
         """Stage 0's process: the datum's whole backward is done."""

@@ -422,4 +422,7 @@ class StageRuntime:
 def _finite(grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None) -> bool:
     if flat is not None:
         return bool(torch.isfinite(flat).all())
-    return all(bool(torch.isfinite(g).all()) for g in grads)
+    if not grads:
+        return True
+    # One norm per tensor in one call: NaN or inf anywhere makes its norm non-finite.
+    return bool(torch.stack(torch._foreach_norm(list(grads))).isfinite().all())

@@ -75,7 +75,7 @@ def run_together(argvs: Sequence[Sequence[str]], timeout: float) -> list[Finishe
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         for argv in argvs
     ]
     results = []

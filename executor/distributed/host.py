@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from executor.distributed import protocol
 from executor.distributed.protocol import Activation, Kind
+from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import Transport
 from executor.distributed.wire import Message
@@ -50,6 +51,7 @@ class StageHost:
         worker: StageWorker,
         transport: Transport,
         recorder: RankRecorder,
+        streams: Streams | None = None,
     ) -> None:
         self.rank = rank
         self.owners = list(owners)
@@ -58,10 +60,11 @@ class StageHost:
         self.worker = worker
         self.transport = transport
         self.recorder = recorder
+        self.streams = streams if streams is not None else Streams(torch.device("cpu"), 1)
         self.on_ready: Callable[[Op], None] = _nowhere  # the driver's: where newly ready ops go
         self.flights: dict[int, Flight] = {}
         self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
-        self.infers: dict[int, torch.Tensor] = {}
+        self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self.on_done: Callable[[int, int], None] = _no_source
         self.on_predicted: Callable[[int, int], None] = _no_source
@@ -92,7 +95,7 @@ class StageHost:
 
     def predict_only(self, sample: int, x: torch.Tensor) -> None:
         """`--predict-all`: a datum no worker trains on still gets a prediction (inference forward)."""
-        self.infers[sample] = x
+        self.infers[sample] = (x, None)
         self.on_ready(Op(INFER, sample, 0, -1))
 
     # ------------------------------------------------------------------ ops
@@ -111,11 +114,15 @@ class StageHost:
             worker, bottom, x, y, task = self.entering.pop(sample)
             self.flights[sample] = self.worker.admit(worker, bottom, x, y, task)
         flight = self.flights[sample]
-        result = self.worker.forward(flight, stage, sample)
+        last = stage == self.P - 1
+        with self.streams.running(stage, flight.ready):
+            result = self.worker.forward(flight, stage, sample)
+            if last:  # the datum's own training forward predicts it (docs/distributed.md)
+                self.predicted[sample] = int(result.output[0].argmax())
+        flight.ready = self.streams.mark(stage)
         self._count()
         self.recorder.op("fwd", sample, flight.worker, stage, self.worker.span, result.version, 0, result.bytes)
-        if stage == self.P - 1:  # the datum's own training forward predicts it (docs/distributed.md)
-            self.predicted[sample] = int(result.output[0].argmax())
+        if last:
             self.on_ready(Op(BWD, sample, stage, flight.worker))
             return result
         above = stage + 1
@@ -136,14 +143,17 @@ class StageHost:
 
     def recompute(self, sample: int, stage: int) -> int:
         flight = self.flights[sample]
-        version = self.worker.recompute(flight, stage, sample)
+        with self.streams.running(stage, flight.ready):
+            version = self.worker.recompute(flight, stage, sample)
         self._count()
         self.recorder.op("recompute", sample, flight.worker, stage, self.worker.span, version, 0, 0)
         return version
 
     def backward(self, sample: int, stage: int) -> BackwardResult:
         flight = self.flights[sample]
-        result = self.worker.backward(flight, stage, sample)
+        with self.streams.running(stage, flight.ready):
+            result = self.worker.backward(flight, stage, sample)
+        flight.ready = self.streams.mark(stage)
         self._count()
         span = self.worker.span
         self.recorder.op("bwd", sample, flight.worker, stage, span, result.version, result.staleness, 0)
@@ -159,7 +169,8 @@ class StageHost:
                 self.on_ready(Op(BWD, sample, below, flight.worker))
                 return result
             assert result.grad_input is not None
-            self.transport.send(self.owners[below], protocol.gradient(sample, flight.worker, below, result.grad_input))
+            message = protocol.gradient(sample, flight.worker, below, result.grad_input)
+            self.transport.send(self.owners[below], dataclasses.replace(message, ready=flight.ready))
             flight.carry = None
             if not any(flight.bottom <= j < stage for j in self.worker.stages):
                 self._forget(sample)
@@ -172,23 +183,25 @@ class StageHost:
 
     def infer(self, sample: int, stage: int) -> None:
         """An inference-only forward through one stage on its current weights (`--predict-all`)."""
-        x = self.infers.pop(sample)
+        x, ready = self.infers.pop(sample)
         runtime = self.worker.stages[stage]
-        with torch.no_grad(), eval_mode(runtime.layers):  # type: ignore[arg-type]
+        with self.streams.running(stage, ready), torch.no_grad(), eval_mode(runtime.layers):  # type: ignore[arg-type]
             for layer in runtime.layers:
                 x = layer(x)
+            label = int(x[0].argmax()) if stage == self.P - 1 else -1
+        ready = self.streams.mark(stage)
         self._count()
         if stage == self.P - 1:
-            label = int(x[0].argmax())
             if self.rank == self.source:
                 self.on_predicted(sample, label)
             else:
                 self.transport.send(self.source, protocol.predicted(sample, label))
         elif self.owns(stage + 1):
-            self.infers[sample] = x
+            self.infers[sample] = (x, ready)
             self.on_ready(Op(INFER, sample, stage + 1, -1))
         else:
-            self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x))
+            message = dataclasses.replace(protocol.infer(sample, stage + 1, x), ready=ready)
+            self.transport.send(self.owners[stage + 1], message)
 
     def flush(self, worker: int) -> None:
         """The stream is over and `worker` drained: apply its open groups at every stage here."""
@@ -196,7 +209,8 @@ class StageHost:
             self.flush_stage(stage, worker)
 
     def flush_stage(self, stage: int, worker: int) -> UpdateResult | None:
-        update = self.worker.flush(stage, worker)
+        with self.streams.running(stage, None):
+            update = self.worker.flush(stage, worker)
         if update is not None:
             self._applied(stage, worker, self.worker.span, update)
         return update
@@ -210,14 +224,17 @@ class StageHost:
             if flight is None:
                 self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
             flight.carry = act.batch.x
+            flight.ready = message.ready
             self.on_ready(Op(FWD, act.sample, act.stage, act.worker))
         elif kind == Kind.GRAD:
             sample, worker, stage = message.fields[:3]
-            self.flights[sample].carry = message.tensors[0]
+            flight = self.flights[sample]
+            flight.carry = message.tensors[0]
+            flight.ready = message.ready
             self.on_ready(Op(BWD, sample, stage, worker))
         elif kind == Kind.INFER:
             sample, stage = message.fields[:2]
-            self.infers[sample] = message.tensors[0]
+            self.infers[sample] = (message.tensors[0], message.ready)
             self.on_ready(Op(INFER, sample, stage, -1))
         elif kind == Kind.DONE:
             if self.defer_done:

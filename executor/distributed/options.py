@@ -30,8 +30,6 @@ class DistributedOptions:
     def validate(self) -> DistributedOptions:
         if self.nproc is not None and self.nproc < 1:
             raise FerretError(f"--nproc must be ≥ 1, got {self.nproc}")
-        if self.streams < 1:
-            raise FerretError(f"--streams must be ≥ 1, got {self.streams}")
         if self.checkpoint_every < 0:
             raise FerretError(f"--checkpoint-every must be ≥ 0, got {self.checkpoint_every}")
         if self.checkpoint_every and self.checkpoint_dir is None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.distributed as dist
 
 from executor.compensation import CompensationConfig
@@ -34,6 +35,7 @@ from executor.distributed.ready import ReadyOps
 from executor.distributed.realtime import run_realtime, stores
 from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
 from executor.distributed.source import StreamSource
+from executor.distributed.streams import Streams, check_streams
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import TorchTransport
 from executor.models.base import LayeredModel
@@ -83,6 +85,7 @@ def check_run(setup: RunSetup, run: RankRun, world_size: int) -> None:
     owners = stage_owners(run.plan, world_size)
     check_algorithm(setup.algorithm.name, owners)
     options = run.options.validate()
+    check_streams(options.streams, torch.cuda.is_available())
     if (options.checkpoint_every or options.resume is not None) and setup.algorithm.name not in CHECKPOINTABLE:
         raise FerretError(
             f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {setup.algorithm.name}"
@@ -140,7 +143,7 @@ def _run(
     recorder = RankRecorder(ctx.rank, ledger)
     transport = TorchTransport(ctx, on_wire=recorder.wire)
     ready = ReadyOps(plan.num_stages)
-    host = StageHost(ctx.rank, owners, worker, transport, recorder)
+    host = StageHost(ctx.rank, owners, worker, transport, recorder, Streams(ctx.device, run.options.streams))
     source = None
     if run.rows is None and ctx.rank == owners[0]:
         strategy = get_strategy(plan.strategy)

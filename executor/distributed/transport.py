@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 from executor.distributed.context import IDLE_TIMEOUT, RankContext
 from executor.distributed.faults import PeerLost, describe_connection_error
+from executor.distributed.streams import received_event
 from executor.distributed.wire import HEADER_LEN, Message, decode_header, encode_header
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
@@ -118,6 +119,8 @@ class TorchTransport:
         self._outboxes[dst].put(message)
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
+        if timeout == 0.0 and self._inbox.empty():  # the loop's poll: no exception, no clock
+            return None
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
@@ -161,6 +164,8 @@ class TorchTransport:
                 final = message is None
                 if message is None:
                     message = Message(BYE)
+                if message.ready is not None:
+                    message.ready.synchronize()  # the op that made the tensors has finished
                 t0 = time.perf_counter()
                 dist.send(encode_header(message), dst, group=headers)
                 nbytes = HEADER_LEN * 8
@@ -193,7 +198,7 @@ class TorchTransport:
                 if header.kind == BYE:
                     self._inbox.put((src, None))
                     return
-                message = header.message(tensors)
+                message = header.message(tensors, received_event(self.device))
                 if self.on_wire is not None:
                     self.on_wire(WireEvent("recv", src, message, t0, time.perf_counter(), nbytes))
                 self._inbox.put((src, message))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -49,6 +50,9 @@ class Message:
     kind: int
     fields: tuple[int, ...] = ()
     tensors: tuple[torch.Tensor, ...] = ()
+    # A CUDA event the tensors are ready after (--streams); never sent: the sender's thread
+    # waits for it, and a receiver attaches its own.
+    ready: Any = None
 
     def field(self, index: int) -> int:
         return self.fields[index] if index < len(self.fields) else 0
@@ -89,8 +93,8 @@ class Header:
     def empty_tensors(self, device: torch.device) -> list[torch.Tensor]:
         return [torch.empty(shape, dtype=dtype, device=device) for dtype, shape in self.specs]
 
-    def message(self, tensors: Sequence[torch.Tensor]) -> Message:
-        return Message(self.kind, self.fields, tuple(tensors))
+    def message(self, tensors: Sequence[torch.Tensor], ready: Any = None) -> Message:
+        return Message(self.kind, self.fields, tuple(tensors), ready)
 
 
 def decode_header(header: torch.Tensor) -> Header:

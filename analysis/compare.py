@@ -41,6 +41,9 @@ NOT_CONFIGURATION = frozenset({"seed", "out", "baseline", "ferret_version", "pyt
 _NUMBERS = ("online_accuracy", "test_accuracy", "measured_peak_memory_bytes", "train_flops")
 _COUNTS = ("samples", "trained", "skipped", "seed")
 _NAMES = ("framework", "dataset", "stream")
+# Metrics whose column is the summary's field itself.
+_AS_REPORTED: tuple[str, ...] = ("online_accuracy", "test_accuracy", "a_auc", "forgetting")
+_AS_REPORTED += ("measured_peak_memory_bytes", "predicted_memory_bytes", "train_flops")
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,7 +190,7 @@ def run_values(summary: Mapping[str, Any], baseline: Mapping[str, Any] | None) -
     """A run's numbers in comparison.csv's units (%, bytes, FLOPs, fractions); None where it has none."""
     samples = summary["samples"]
     sequential = "mode" not in summary  # a pipeline run says how it ran (replay, distributed)
-    values = {m.key: summary.get(m.key) for m in METRICS[:7]}
+    values = {key: summary.get(key) for key in _AS_REPORTED}
     values["trained_share"] = summary["trained"] / samples
     # A sequential framework never trains a datum it skipped: it dropped it. A pipeline's other
     # untrained data were still in flight when the stream ended.

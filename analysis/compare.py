@@ -133,6 +133,10 @@ class ComparisonRow:
         return sorted(r.seed for r in self.runs)
 
 
+def baseline_label(rows: Sequence[ComparisonRow]) -> str | None:
+    return next((row.label for row in rows if row.baseline), None)
+
+
 def load_runs(folders: Sequence[Path]) -> list[Run]:
     """Read run folders; each is named by its folder's name, or by its path where names collide."""
     resolved = [Path(f).resolve() for f in folders]

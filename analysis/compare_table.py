@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import COMPARED, METRICS, ComparisonRow
+from analysis.compare import COMPARED, METRICS, ComparisonRow, baseline_label
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -37,7 +37,7 @@ def comparison_document(rows: Sequence[ComparisonRow], grouped: bool) -> str:
     runs = [run for row in rows for run in row.runs]
     data = "; ".join(dict.fromkeys(f"{name} {describe(run)}" for run in runs for name, describe in COMPARED))
     seeds = sorted({run.seed for run in runs})
-    baseline = next((row.label for row in rows if row.baseline), None)
+    baseline = baseline_label(rows)
     spread = "mean ± sample std over each configuration's seeds" if grouped else "one row per run"
     return "\n".join(
         [
@@ -55,7 +55,8 @@ def comparison_document(rows: Sequence[ComparisonRow], grouped: bool) -> str:
             "",
             comparison_markdown(rows, grouped),
             "",
-            "Pareto (✓): no other row has as much online accuracy for as little measured memory.",
+            "Pareto (✓): no other row is better on online accuracy or measured memory without being worse on the "
+            "other.",
             "",
         ]
     )
@@ -85,7 +86,7 @@ def comparison_summary(rows: Sequence[ComparisonRow], grouped: bool, forced: boo
         "runs": sum(len(row.runs) for row in rows),
         "grouped_by": "seed" if grouped else None,
         "forced": forced,
-        "baseline": next((row.label for row in rows if row.baseline), None),
+        "baseline": baseline_label(rows),
         "pareto": [row.label for row in rows if row.pareto],
         "rows": [
             {

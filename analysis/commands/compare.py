@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.compare import comparison_rows, load_runs
+    from analysis.compare import baseline_label, comparison_rows, load_runs
     from analysis.compare_table import (
         comparison_document,
         comparison_markdown,
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         write_summary(stage, {**comparison_summary(rows, grouped, args.force), "figures": figures})
         write_config(stage, args)
     print(comparison_markdown(rows, grouped))
-    baseline_label = next((row.label for row in rows if row.baseline), None)
-    print(f"oagm/tagm against {baseline_label}" if baseline_label else "no baseline: no oagm/tagm")
+    against = baseline_label(rows)
+    print(f"oagm/tagm against {against}" if against else "no baseline: no oagm/tagm")
     print(f"wrote {args.out}/ (comparison.md, comparison.csv, {', '.join(figures)}, summary.json, config.json)")
     return 0

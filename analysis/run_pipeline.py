@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
+from analysis.sim_inputs import add_sim_config_arguments, given_sim_flags, sim_config_from_args
 from analysis.units import cli_type, parse_key_value
 from planner.errors import FerretError
 
@@ -44,10 +44,15 @@ def resolve_pipeline(args: argparse.Namespace) -> Any:
     without: the pipeline flags are refused rather than ignored. Sets `args.framework`."""
     from planner.plan import Plan
 
-    given = [flag for flag in PIPELINE_FLAGS if getattr(args, flag, None) not in (None, [], "none", "replay")]
+    given = [
+        f"--{flag.replace('_', '-')}"
+        for flag in PIPELINE_FLAGS
+        if getattr(args, flag) not in (None, [], "none", "replay")
+    ]
+    given += given_sim_flags(args)
     if args.plan is None:
         if given:
-            raise FerretError(f"--{given[0].replace('_', '-')} applies to pipeline runs only (give --plan plan.json)")
+            raise FerretError(f"{given[0]} applies to pipeline runs only (give --plan plan.json)")
         args.framework = args.framework or "oracle"
         return None
     if args.framework not in (None, "pipeline"):
@@ -60,25 +65,7 @@ def resolve_pipeline(args: argparse.Namespace) -> Any:
     return Plan.load(args.plan)
 
 
-PIPELINE_FLAGS = (
-    "mode",
-    "compensation",
-    "compensation_option",
-    "trace",
-    "sim_config",
-    "exclusive_devices",
-    "concurrency",
-    "slowdown",
-    "op_overhead",
-    "update_time",
-    "link_latency",
-    "link_bandwidth",
-    "jitter",
-    "input_buffer",
-    "transient_memory",
-    "optimizer_state_ratio",
-    "trace_memory",
-)
+PIPELINE_FLAGS = ("mode", "compensation", "compensation_option", "trace")
 
 
 def pipeline_options(args: argparse.Namespace, staging: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
 from analysis.run_outputs import print_summary, read_baseline, write_metrics_csv
 from analysis.run_pipeline import MEASURED_TRACE, add_pipeline_arguments, pipeline_options, resolve_pipeline
@@ -37,6 +38,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from executor.stage.optim import OptimizerConfig
+
     what = parser.add_argument_group("what runs")
     what.add_argument(
         "--framework",
@@ -164,9 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
     )
-    algo.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer")
-    algo.add_argument("--lr", type=cli_type(parse_positive_float), default=1e-3, help="learning rate")
-    algo.add_argument("--momentum", type=cli_type(parse_non_negative_float), default=0.0, help="SGD momentum")
+    add_config_arguments(parser, OptimizerConfig, title="optimizer")
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -185,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from executor.ocl.algorithms import AlgorithmConfig
     from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
     from executor.ocl.frameworks import FrameworkOptions
-    from executor.ocl.learner import OptimizerConfig
+    from executor.stage.optim import OptimizerConfig
 
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
     plan = resolve_pipeline(args)
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
             framework_options=FrameworkOptions(
                 batch_size=args.batch_size, window=args.window, extra=pipeline_options(args, staging)
             ),
-            optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
+            optimizer=OptimizerConfig(**config_values(args, OptimizerConfig)),
             dataset=args.dataset,
             data_root=args.data_root,
             dataset_options=dict(args.dataset_option),

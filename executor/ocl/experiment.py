@@ -18,11 +18,11 @@ from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.cost import CostModel
 from executor.ocl.frameworks import FrameworkOptions, build_framework
-from executor.ocl.learner import OptimizerConfig
 from executor.ocl.replay_buffer import capacity_from_bytes
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.seeding import seed_everything
+from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals

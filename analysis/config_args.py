@@ -41,12 +41,12 @@ def add_config_arguments(
         if spec.setting_of is not None:
             settings.setdefault(spec.setting_of, []).append((f.name, spec))
             continue
-        container = _section(parser, spec.group or title, spec.exclusive)
+        container = section(parser, spec.group or title, spec.exclusive)
         flag = spec.flag_for(f.name)
         action = container.add_argument(f"--{flag}", **_argument(f.name, spec, field_default(f), override))
         action.ferret_names = spec.names  # type: ignore[attr-defined]  # listed by help_text
     for owner, members in settings.items():
-        container = _section(parser, members[0][1].group or title, None)
+        container = section(parser, members[0][1].group or title, None)
         container.add_argument(
             f"--{owner}-option",
             type=cli_type(parse_key_value),
@@ -166,7 +166,7 @@ def _setting(owner: str, members: dict[str, FieldSpec], key: str, raw: Any) -> A
     return value
 
 
-def _section(parser: argparse.ArgumentParser, title: str | None, exclusive: str | None) -> Container:
+def section(parser: argparse.ArgumentParser, title: str | None, exclusive: str | None = None) -> Container:
     """The argument group titled `title` (made on first use), or within it the mutually
     exclusive group keyed `exclusive` (made on first use)."""
     group: Container = parser

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from analysis.config_args import add_config_arguments, config_values, given_flags
+from analysis.config_args import add_config_arguments, config_values, given_flags, section
 from sim.config import SimConfig
 
 SIM_TITLE = (
@@ -22,8 +22,7 @@ SIM_TITLE = (
 
 def add_sim_config_arguments(parser: argparse.ArgumentParser) -> None:
     """SimConfig flags; an absent flag keeps the value of --sim-config or SimConfig's default."""
-    group = parser.add_argument_group(SIM_TITLE)
-    group.add_argument(
+    section(parser, SIM_TITLE).add_argument(
         "--sim-config",
         type=Path,
         default=argparse.SUPPRESS,

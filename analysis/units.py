@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_SIZE_UNITS = {
+_SIZE_UNITS: dict[str, float] = {
     "": 1,
     "b": 1,
     "kb": 10**3,
@@ -42,14 +42,19 @@ def _split(text: str, what: str, example: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
-def _size(text: str) -> float:
-    value, unit = _split(text, "size", "64MiB")
-    scale = _SIZE_UNITS.get(unit.lower())
+def _scaled(text: str, what: str, example: str, scales: dict[str, float], hint: str) -> float:
+    """A number with a unit from `scales`, in base units; finite, any sign."""
+    value, unit = _split(text, what, example)
+    scale = scales.get(unit if unit == "µs" else unit.lower())
     if scale is None:
-        raise ValueError(f"invalid size {text!r}: unknown unit {unit!r} (use B, KiB, MiB, GiB, KB, MB, GB)")
+        raise ValueError(f"invalid {what} {text!r}: unknown unit {unit!r} (use {hint})")
     if not math.isfinite(value * scale):
-        raise ValueError(f"invalid size {text!r}: must be finite")
+        raise ValueError(f"invalid {what} {text!r}: must be finite")
     return value * scale
+
+
+def _size(text: str) -> float:
+    return _scaled(text, "size", "64MiB", _SIZE_UNITS, "B, KiB, MiB, GiB, KB, MB, GB")
 
 
 def parse_bytes(text: str) -> int:
@@ -66,13 +71,7 @@ def parse_size(text: str) -> int:
 
 
 def _time(text: str) -> float:
-    value, unit = _split(text, "time", "2ms")
-    scale = _TIME_UNITS.get(unit if unit == "µs" else unit.lower())
-    if scale is None:
-        raise ValueError(f"invalid time {text!r}: unknown unit {unit!r} (use ns, us, ms, s)")
-    if not math.isfinite(value * scale):
-        raise ValueError(f"invalid time {text!r}: must be finite")
-    return value * scale
+    return _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s")
 
 
 def parse_seconds(text: str) -> float:

@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING
 from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
 from analysis.run_outputs import print_summary, read_baseline, write_metrics_csv
-from analysis.run_pipeline import MEASURED_TRACE, add_pipeline_arguments, pipeline_options, with_measured_trace
-from analysis.sim_inputs import SIM_TITLE
-from analysis.units import (
-    cli_type,
-    parse_rate,
+from analysis.run_pipeline import (
+    MEASURED_TRACE,
+    PIPELINE_TITLE,
+    add_pipeline_arguments,
+    pipeline_options,
+    with_measured_trace,
 )
+from analysis.sim_inputs import SIM_TITLE
+from analysis.units import cli_type, parse_rate
 from planner.fileio import atomic_dir
 
 if TYPE_CHECKING:
@@ -36,8 +39,9 @@ DESCRIPTION = (
 )
 
 
-# Help sections in order; config fields name theirs (planner.config_field `group`) or get one below.
-SECTIONS = ("what runs", "time", "framework", "pipeline (--plan)", SIM_TITLE, "algorithm", "optimizer", "output")
+# Help sections, in this order. RunSpec's fields name theirs (`group` in their metadata); the
+# other configs' flags go to the section named where they are added below.
+SECTIONS = ("what runs", "time", "framework", PIPELINE_TITLE, SIM_TITLE, "algorithm", "optimizer", "output")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,9 @@ and the `ferret` CLI (analysis/config_args.py) makes the flag from it: name, hel
 default, parser and bounds all come from this one declaration, so a field cannot drift from its
 flag. The unit is a name (`Unit`), not a parser, so this module (the lowest layer) needs none:
 the parsers of human units live at the CLI edge (analysis/units.py). Bounds are plain numbers
-(`gt`, `ge`, `lt`, `le`, as in pydantic) that `FieldSpec.allows` checks anywhere; a caller that
-validates at a boundary extends them here instead of adding a second mechanism.
+(`gt`, `ge`, `lt`, `le`, as in pydantic; numbers are finite unless `finite=False`) that
+`FieldSpec.allows` and `check_bounds` check anywhere: a config's `validate()` can check the
+same bounds the CLI parser does, and hardening extends them here, not in a second mechanism.
 
 A field the CLI sets in another way says how (`via`), so that every field is either a flag or
 explains why not; a nested config field says `via` too (its own fields carry the flags).
@@ -19,6 +20,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from planner.errors import ValidationError
 
 #: How a flag's text becomes a value. `flag`: a switch (store true); `key-value`: a repeatable
 #: KEY=VALUE flag gathered into a mapping; `pair`: two comma-separated numbers.
@@ -55,6 +58,7 @@ class FieldSpec:
     group: str | None = None
     exclusive: str | None = None
     repeat: bool = False
+    finite: bool = True
 
     def flag_for(self, field_name: str) -> str:
         return self.flag or field_name.replace("_", "-")
@@ -76,14 +80,17 @@ class FieldSpec:
         return text
 
     def allows(self, value: Any) -> bool:
-        """Whether a parsed value meets the bounds (each number of a pair; NaN never does)."""
+        """Whether a value meets the bounds: a number (each of a pair), finite unless `finite`
+        is off (a free link's infinite bandwidth), never NaN. `None` and non-numeric units pass."""
         if self.unit not in NUMERIC or value is None:
             return True
         numbers = value if isinstance(value, tuple) else (value,)
-        return all(self._within(float(v)) for v in numbers)
+        return all(self._within(v) for v in numbers)
 
-    def _within(self, v: float) -> bool:
-        if math.isnan(v):
+    def _within(self, v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+            return False
+        if math.isinf(v) and self.finite:
             return False
         return not (
             (self.gt is not None and not v > self.gt)
@@ -113,6 +120,7 @@ def config_field(
     group: str | None = None,
     exclusive: str | None = None,
     repeat: bool = False,
+    finite: bool = True,
 ) -> Any:
     """`dataclasses.field(default=...)` carrying a `FieldSpec` (keyword arguments as there)."""
     spec = FieldSpec(
@@ -132,6 +140,7 @@ def config_field(
         group=group,
         exclusive=exclusive,
         repeat=repeat,
+        finite=finite,
     )
     metadata = {METADATA_KEY: spec}
     if default_factory is not None:
@@ -147,6 +156,18 @@ def field_spec(f: dataclasses.Field[Any]) -> FieldSpec | None:
 def field_specs(cls: type) -> list[tuple[dataclasses.Field[Any], FieldSpec]]:
     """The fields of a config dataclass that carry a spec, in declaration order."""
     return [(f, spec) for f in dataclasses.fields(cls) if (spec := field_spec(f)) is not None]
+
+
+def check_bounds(config: Any, where: str) -> None:
+    """Raise `ValidationError` naming the first field of `config` outside its declared bounds:
+    the library's check at its boundary, from the same declaration as the CLI's."""
+    for f, spec in field_specs(type(config)):
+        value = getattr(config, f.name)
+        if not spec.allows(value):
+            requirement = spec.requirement()
+            if isinstance(value, float) and not math.isfinite(value):
+                requirement = "finite" + (f" and {requirement}" if requirement else "")
+            raise ValidationError(f"{where} {f.name} must be {requirement or 'a number'}, got {value!r}")
 
 
 def field_default(f: dataclasses.Field[Any]) -> Any:

@@ -61,7 +61,13 @@ class SimConfig:
     update_s: float = config_field(0.0, help="optimizer step time (50us)", unit="seconds", ge=0, flag="update-time")
     link_latency_s: float = config_field(0.0, help="latency between devices", unit="seconds", ge=0, flag="link-latency")
     link_bandwidth_Bps: float = config_field(
-        math.inf, help="link bandwidth (10GiB/s)", unit="bandwidth", gt=0, flag="link-bandwidth", default_text="free"
+        math.inf,
+        help="link bandwidth (10GiB/s)",
+        unit="bandwidth",
+        gt=0,
+        finite=False,
+        flag="link-bandwidth",
+        default_text="free",
     )
     jitter: str = config_field("none", help="op-time jitter model", via="--jitter SIGMA: lognormal when SIGMA > 0")
     jitter_sigma: float = config_field(

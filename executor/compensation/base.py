@@ -9,14 +9,13 @@ single-tensor operations.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from planner.config_field import config_field
+from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
 
 
@@ -34,7 +33,8 @@ class CompensationConfig:
     `lambda0` is Iter-Fisher's initial λ and Fisher's fixed λ (Ferret: λ = 0.2); `nu`, `alpha`,
     `eta_lambda` drive Iter-Fisher's λ auto-tuning (Alg. 1) — `eta_lambda = 0` keeps λ fixed
     and allocates no buffers; `gap_ema` is Gap-Aware's EMA coefficient for the step size `C`.
-    On the CLI the name is `--compensation`, the rest `--compensation-option KEY=VALUE`.
+    Each value must be finite and within its field's declared bounds. On the CLI the name is
+    `--compensation`, the rest `--compensation-option KEY=VALUE`.
     """
 
     name: str = config_field(
@@ -60,14 +60,7 @@ class CompensationConfig:
         names = compensator_names()
         if self.name not in names:
             raise ValidationError(f"unknown compensation {self.name!r}; choose one of {', '.join(names)}")
-        for key in ("lambda0", "nu", "eta_lambda"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or (key != "lambda0" and value < 0):
-                raise ValidationError(f"compensation {key} must be a finite number ≥ 0, got {value!r}")
-        for key in ("alpha", "gap_ema"):
-            value = getattr(self, key)
-            if not 0 <= value < 1:
-                raise ValidationError(f"compensation {key} must be in [0, 1), got {value!r}")
+        check_bounds(self, "compensation")
         return self
 
 

@@ -18,7 +18,7 @@ from executor.ocl.experiment import RunSpec
 from executor.ocl.frameworks import FrameworkOptions
 from executor.ocl.frameworks.pipeline import PipelineOptions
 from executor.stage.optim import OptimizerConfig
-from planner.config_field import field_spec
+from planner.config_field import check_bounds, field_spec
 from planner.plan import Plan, WorkerConfig, default_placement
 from sim.config import SimConfig
 
@@ -93,3 +93,10 @@ def test_pipeline_flags_give_typed_options_with_the_plan_loaded_once(tmp_path):
     assert options.sim_config == SimConfig(concurrency=3, op_overhead_s=0.0, jitter="lognormal", jitter_sigma=0.1)
     spec = run_spec(args, options)
     assert spec.framework == "pipeline" and spec.framework_options.pipeline is options
+
+
+@pytest.mark.parametrize(
+    "cls", [SimConfig, CompensationConfig, OptimizerConfig, AlgorithmConfig, FrameworkOptions, RunSpec]
+)
+def test_every_default_is_within_its_declared_bounds(cls):
+    check_bounds(cls(), cls.__name__)

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from planner.config_field import FieldSpec, config_field, field_default, field_spec
+from planner.config_field import FieldSpec, check_bounds, config_field, field_default, field_spec
+from planner.errors import ValidationError
 
 
 @pytest.mark.parametrize(
@@ -45,3 +46,23 @@ def test_config_field_keeps_the_default_and_carries_the_spec():
     assert C().a == 3 and C().b == {} and C().b is not C().b
     assert field_spec(fa) == FieldSpec("a", "int", ge=1) and field_default(fb) == {}
     assert field_spec(fa).flag_for("a_b") == "a-b"
+
+
+def test_check_bounds_names_the_first_field_outside_its_bounds():
+    @dataclasses.dataclass(frozen=True)
+    class C:
+        rate: float = config_field(0.5, help="r", unit="float", ge=0, lt=1)
+        free: float = config_field(math.inf, help="f", unit="bandwidth", gt=0, finite=False)
+        any_: float = config_field(0.0, help="a", unit="float")
+
+    check_bounds(C(), "c")  # infinity is allowed where `finite=False`
+    for kwargs, message in [
+        ({"rate": 1.0}, "c rate must be in [0, 1), got 1.0"),
+        ({"rate": math.inf}, "c rate must be finite and in [0, 1), got inf"),
+        ({"free": 0.0}, "c free must be > 0, got 0.0"),
+        ({"any_": math.nan}, "c any_ must be finite, got nan"),
+        ({"rate": "0.5"}, "c rate must be in [0, 1), got '0.5'"),
+    ]:
+        with pytest.raises(ValidationError) as exc:
+            check_bounds(C(**kwargs), "c")
+        assert str(exc.value) == message

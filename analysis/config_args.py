@@ -102,7 +102,7 @@ def help_text(action: argparse.Action) -> str:
     return text.replace("{names}", ", ".join(names())) if names is not None else text
 
 
-def unit_parser(name: str, spec: FieldSpec) -> Callable[[str], Any]:
+def _bounded_parser(name: str, spec: FieldSpec) -> Callable[[str], Any]:
     """The field's unit parser followed by its bounds; a `ValueError` says which and why."""
     parse = UNIT_PARSERS[spec.unit]
 
@@ -123,7 +123,7 @@ def _argument(name: str, spec: FieldSpec, default: Any, override: bool) -> dict[
     elif spec.unit == "key-value":
         kwargs.update(type=cli_type(parse_key_value), action="append", metavar="KEY=VALUE")
     else:
-        kwargs["type"] = cli_type(unit_parser(name, spec))
+        kwargs["type"] = cli_type(_bounded_parser(name, spec))
         if spec.repeat:
             kwargs["action"] = "append"
     if spec.choices is not None:

@@ -70,13 +70,9 @@ def parse_size(text: str) -> int:
     return round(_size(text))
 
 
-def _time(text: str) -> float:
-    return _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s")
-
-
 def parse_seconds(text: str) -> float:
     """`'2ms'` → 0.002. Units ns, us (µs), ms, s, min, h; a bare number is seconds."""
-    seconds = _time(text)
+    seconds = parse_time(text)
     if seconds <= 0:
         raise ValueError(f"invalid time {text!r}: must be positive")
     return seconds
@@ -84,7 +80,7 @@ def parse_seconds(text: str) -> float:
 
 def parse_time(text: str) -> float:
     """A time of any sign (`parse_seconds` without its positivity: the caller checks the bounds)."""
-    return _time(text)
+    return _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s")
 
 
 def parse_bandwidth(text: str) -> float:

@@ -2,6 +2,7 @@
 
 Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
 message that says what was expected; `cli_type` turns a parser into an argparse type.
+`UNIT_PARSERS` maps the unit a config field names (planner.config_field) to its parser.
 """
 
 from __future__ import annotations

@@ -24,13 +24,16 @@ from typing import Any
 import torch
 
 from analysis.compare import Run
+from executor.compensation import CompensationConfig
 from executor.data import load_dataset
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
 from executor.ocl.frameworks import FrameworkOptions
-from executor.ocl.learner import OptimizerConfig
+from executor.ocl.frameworks.pipeline import PipelineOptions
 from executor.profiler import roofline_profile
+from executor.stage.optim import OptimizerConfig
+from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.strategies import make_plan, minimal_budget
 from sim.config import SimConfig
@@ -108,7 +111,7 @@ class Job:
     seed: int
     profile: Path
     framework: str = "oracle"
-    extra: dict[str, Any] = field(default_factory=dict)
+    pipeline: PipelineOptions | None = None
     batch_size: int = 10
     window: int = 50
     tags: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +123,7 @@ class Job:
             framework=self.framework,
             algorithm=AlgorithmConfig(),
             optimizer=self.optimizer,
-            framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, extra=self.extra),
+            framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, pipeline=self.pipeline),
             dataset=w.dataset,
             dataset_options=w.dataset_options,
             stream=w.stream,
@@ -134,8 +137,13 @@ class Job:
         )
 
 
-def pipeline(plan: Path, compensation: str = "iter-fisher") -> dict[str, Any]:
-    return {"plan": str(plan), "compensation": compensation, "sim_config": SimConfig(exclusive_devices=True)}
+def pipeline(plan: Path, compensation: str = "iter-fisher") -> PipelineOptions:
+    return PipelineOptions(
+        plan=Plan.load(plan),
+        plan_file=plan,
+        compensation=CompensationConfig(compensation),
+        sim_config=SimConfig(exclusive_devices=True),
+    )
 
 
 def run_job(job: Job) -> dict[str, Any]:

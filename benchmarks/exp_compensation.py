@@ -38,7 +38,7 @@ from exp_common import (
 
 from analysis.compare import Stat, comparison_rows
 from analysis.compare_table import markdown_table
-from executor.ocl.learner import OptimizerConfig
+from executor.stage.optim import OptimizerConfig
 from planner.profile import ModelProfile
 
 COMPENSATORS = ("none", "step-aware", "gap-aware", "fisher", "iter-fisher")
@@ -55,7 +55,7 @@ def jobs_for(workload: Workload, seeds: list[int], folder: Path, optimizer: Opti
             seed,
             profile_path,
             "pipeline",
-            extra=pipeline(path, compensation),
+            pipeline=pipeline(path, compensation),
             tags={"plan_name": plan, "compensator": compensation},
             optimizer=optimizer,
         )

@@ -66,7 +66,7 @@ def jobs_for(workload: Workload, seeds: list[int], folder: Path) -> list[Job]:
                     )
         for k, (label, plan) in enumerate(plans):
             tags = {"budget": budgets[k], "sweep": "ferret", "point": k}
-            jobs.append(Job(label, workload, seed, profile_path, "pipeline", extra=pipeline(plan), tags=tags))
+            jobs.append(Job(label, workload, seed, profile_path, "pipeline", pipeline=pipeline(plan), tags=tags))
     return jobs
 
 

@@ -1,37 +1,61 @@
-"""The settings of a distributed run (`ferret run --mode distributed …`)."""
+"""The settings of a distributed run (`ferret run --plan plan.json --mode distributed …`).
+
+Each field is its own `ferret run` flag (planner/config_field.py): the declaration below is the
+flag's name, help, unit and bounds.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from planner.config_field import config_field
 from planner.errors import FerretError
+
+GROUP = "distributed (--mode distributed)"
 
 
 @dataclass(frozen=True)
 class DistributedOptions:
-    """`nproc`: ranks to start on this machine (None: this process already is a rank, under
-    torchrun). `backend`: gloo or nccl (None: nccl where CUDA is available). `streams`: CUDA
-    streams per rank (ops of different stages overlap). `predict_all`: an inference forward
-    for every datum no worker trains on. `follow_trace`: run each rank's ops in this trace's
-    order instead of in real time (lockstep; bit-identical to the replay). `checkpoint_every`:
-    write a checkpoint every that many arrivals (0: never) into `checkpoint_dir`. `resume`:
-    continue from the newest checkpoint in that folder."""
-
-    nproc: int | None = None
-    backend: str | None = None
-    streams: int = 1
-    predict_all: bool = False
-    follow_trace: Path | None = None
-    checkpoint_every: int = 0
-    checkpoint_dir: Path | None = None
-    resume: Path | None = None
+    nproc: int | None = config_field(
+        None,
+        help="ranks to start on this machine, one per device the plan uses (omit under torchrun)",
+        unit="int",
+        ge=1,
+        group=GROUP,
+    )
+    backend: str | None = config_field(
+        None,
+        help="torch.distributed backend (default: nccl where CUDA is available, else gloo)",
+        choices=("gloo", "nccl"),
+        group=GROUP,
+    )
+    streams: int = config_field(
+        1, help="CUDA streams per rank: stages on one rank overlap on a GPU", unit="int", ge=1, group=GROUP
+    )
+    predict_all: bool = config_field(
+        False,
+        help="also predict the data no worker trains on (dropped, removed workers) by an inference forward",
+        unit="flag",
+        group=GROUP,
+    )
+    follow_trace: Path | None = config_field(
+        None,
+        help="lockstep: run each rank's ops in this trace's order, no clock (bit-identical to --mode replay)",
+        unit="path",
+        group=GROUP,
+    )
+    checkpoint_every: int = config_field(
+        0, help="checkpoint every this many arrivals (0: never)", unit="int", ge=0, group=GROUP
+    )
+    checkpoint_dir: Path | None = config_field(
+        None, help="folder of the checkpoints (default: OUT.checkpoints beside --out)", unit="path", group=GROUP
+    )
+    resume: Path | None = config_field(
+        None, help="resume from the newest checkpoint in this folder", unit="path", group=GROUP
+    )
 
     def validate(self) -> DistributedOptions:
-        if self.nproc is not None and self.nproc < 1:
-            raise FerretError(f"--nproc must be ≥ 1, got {self.nproc}")
-        if self.checkpoint_every < 0:
-            raise FerretError(f"--checkpoint-every must be ≥ 0, got {self.checkpoint_every}")
         if self.checkpoint_every and self.checkpoint_dir is None:
             raise FerretError("--checkpoint-every needs a folder for the checkpoints (--checkpoint-dir)")
         if self.follow_trace is not None and (self.checkpoint_every or self.resume is not None):

@@ -72,7 +72,7 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
     """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
     ctx = RankContext.from_env(run.options.backend)
     with fatal_on_failure(ctx.rank):
-        check_run(setup, run, ctx.world_size)
+        check_run(run.plan, setup.algorithm.name, run.options, ctx.world_size)
         session = Session.open(ctx)
         result = session.run(setup, run)
         RankContext.leave()
@@ -80,16 +80,18 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
     raise AssertionError("unreachable")  # fatal_on_failure ends the process on any failure
 
 
-def check_run(setup: RunSetup, run: RankRun, world_size: int) -> None:
+def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_size: int) -> None:
     """What can be refused before any rank starts work (the launcher checks it too)."""
-    owners = stage_owners(run.plan, world_size)
-    check_algorithm(setup.algorithm.name, owners)
-    options = run.options.validate()
+    check_algorithm(algorithm, stage_owners(plan, world_size))
+    options.validate()
     check_streams(options.streams, torch.cuda.is_available())
-    if (options.checkpoint_every or options.resume is not None) and setup.algorithm.name not in CHECKPOINTABLE:
+    if options.follow_trace is None and get_strategy(plan.strategy).batched:
         raise FerretError(
-            f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {setup.algorithm.name}"
+            f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
+            "a trace (--follow-trace), not in real time"
         )
+    if (options.checkpoint_every or options.resume is not None) and algorithm not in CHECKPOINTABLE:
+        raise FerretError(f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm}")
 
 
 @dataclass

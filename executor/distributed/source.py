@@ -26,7 +26,6 @@ from executor.distributed import protocol
 from executor.distributed.host import StageHost
 from executor.distributed.trace import RankRecorder
 from executor.ocl.setup import RunSetup
-from planner.errors import FerretError
 from planner.plan import Plan
 from sim.strategies import SimStrategy
 
@@ -44,11 +43,6 @@ class StreamSource:
         recorder: RankRecorder,
         predict_all: bool = False,
     ) -> None:
-        if strategy.batched:
-            raise FerretError(
-                f"strategy {strategy.name} trains on mini-batches with a flush; the distributed executor runs it "
-                "only along a trace (--follow-trace), not in real time"
-            )
         self.plan = plan
         self.host = host
         self.recorder = recorder

@@ -37,11 +37,10 @@ from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import CostModel
-from executor.ocl.learner import OptimizerConfig as LearnerOptimizer
 from executor.pipeline.flight import Flight, stage_loss
 from executor.replay.accounting import PipelineLedger, SavedTensorSizes
-from executor.replay.stages import parameter_names, stage_optimizer
-from executor.stage import BackwardResult, ForwardResult, StageRuntime, UpdateResult, stage_rules
+from executor.replay.stages import parameter_names
+from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult, stage_rules
 from planner.errors import FerretError
 from planner.plan import Plan
 
@@ -52,7 +51,7 @@ class StageWorker:
         model: LayeredModel,
         plan: Plan,
         stages: Iterable[int],
-        optimizer: LearnerOptimizer,
+        optimizer: OptimizerConfig,
         compensation: Sequence[CompensationConfig],
         algorithm: OCLAlgorithm,
         ledger: PipelineLedger,
@@ -69,11 +68,10 @@ class StageWorker:
         self.stage_flops = list(stage_flops)
         self.cost_model = cost_model
         names = parameter_names(model, plan)  # before the runtimes take the parameters over
-        config = stage_optimizer(optimizer)
         self.stages: dict[int, StageRuntime] = {}
         self.names: dict[int, tuple[str, ...]] = {}
         for j in sorted(set(stages)):
-            self.stages[j] = StageRuntime(model, plan, j, config, compensation[j], ledger)
+            self.stages[j] = StageRuntime(model, plan, j, optimizer, compensation[j], ledger)
             self.stages[j].guard_nonfinite = guard_nonfinite
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}

@@ -12,9 +12,7 @@ OUT/<case>.json per case. Programs:
   and replays it in one process: the weights must come out the same.
 
 `lockstep+realtime` runs both in one session (one start-up of torch per rank).
-* `checkpoint` — a real-time run checkpointing every 20 arrivals (the test kills a rank after
-  the first); `resume` — the same run resumed from the newest checkpoint.
-Every rank writes OUT/pid<rank> first (so a test can kill one).
+
 """
 
 from __future__ import annotations
@@ -81,7 +79,7 @@ def lockstep(session: Session, out: Path) -> None:
         compensation = CompensationConfig("iter-fisher")
         run = RankRun(execution_plan(plan), compensation, SimConfig(), DistributedOptions(follow_trace=Path(name)),
                       rows=ordered)  # fmt: skip
-        check_run(setup, run, session.ctx.world_size)
+        check_run(run.plan, setup.algorithm.name, run.options, session.ctx.world_size)
         result = session.run(setup, run)
         if session.ctx.rank != 0:
             continue
@@ -143,39 +141,15 @@ def realtime(session: Session, out: Path) -> None:
         (out / f"{name}.json").write_text(json.dumps(report))
 
 
-CHECKPOINT_N, CHECKPOINT_AT, CHECKPOINT_INTERVAL = 60, 20, 0.06
-
-
-def checkpointed(session: Session, out: Path, resume: bool) -> None:
-    """P = 2 on 2 ranks, checkpoint every 20 arrivals into OUT/ckpt (the test kills a rank
-    after the first one); with `resume`, go on from the newest checkpoint and report."""
-    plan = owner_plan(fixtures.plan((0, 2, 3), workers=2, interval_s=CHECKPOINT_INTERVAL), (0, 1))
-    opts = {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8}
-    setup = fixtures.setup(n=CHECKPOINT_N, interval_s=CHECKPOINT_INTERVAL, **opts)
-    options = DistributedOptions(
-        checkpoint_every=CHECKPOINT_AT, checkpoint_dir=out / "ckpt", resume=out / "ckpt" if resume else None
-    )
-    trace = out / ("resumed.trace.jsonl" if resume else "first.trace.jsonl")
-    result = session.run(setup, RankRun(plan, CompensationConfig(), SimConfig(), options, measured_trace=trace))
-    if session.ctx.rank == 0:
-        d = result.details
-        report = {"trained": d["trained"], "dropped": d["dropped"], "trained_mask": result.trained.tolist()}
-        (out / ("resumed.json" if resume else "first.json")).write_text(json.dumps(report))
-
-
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     program, out = argv[0], Path(argv[1])
     ctx = RankContext.from_env("gloo")
 
     def body() -> int:
-        (out / f"pid{ctx.rank}").write_text(str(os.getpid()))
         session = Session.open(ctx)
         for part in program.split("+"):
-            if part in ("checkpoint", "resume"):
-                checkpointed(session, out, part == "resume")
-            else:
-                {"lockstep": lockstep, "realtime": realtime}[part](session, out)
+            {"lockstep": lockstep, "realtime": realtime}[part](session, out)
         RankContext.leave()
         return 0
 

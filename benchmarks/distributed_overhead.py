@@ -58,6 +58,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=3e-3, help="seconds between arrivals")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pings", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="runs in one session; the best (least overhead) counts")
     parser.add_argument("--out", type=Path, default=None, help="(internal) where rank 0 writes its numbers")
     return parser.parse_args(argv)
 
@@ -98,14 +99,18 @@ def rank_main(args: argparse.Namespace) -> int:
         n = args.data
         order = np.arange(n, dtype=np.int64) % len(dataset.y_train)
         stream = Stream("bench", dataset, order, np.arange(n) * args.interval, np.zeros(n, dtype=np.int64))
-        setup = RunSetup(stream, model, profile, eval_every=0)
         P = ctx.world_size
         bounds = np.linspace(0, model.num_layers, P + 1).round().astype(int).tolist()
         workers = tuple(WorkerConfig(w, False, (1,) * P, (0,) * P) for w in range(args.workers))
         placement = tuple(tuple(range(P)) for _ in workers)
         plan = Plan("ferret", tuple(bounds), workers, placement, args.interval).validate(model.num_layers)
         run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions())
-        result = session.run(setup, run)
+        results = []
+        for _ in range(args.rounds):
+            fresh = RunSetup(stream, build_model("mnistnet", dataset.input_shape, dataset.num_classes, seed=0), profile,
+                             eval_every=0)  # fmt: skip
+            results.append(session.run(fresh, run))
+        result = min(results, key=lambda r: r.details["executor_overhead_cpu_us_per_op"])
         if ctx.rank == 0 and args.out is not None:
             d = result.details
             numbers = {
@@ -133,7 +138,10 @@ def main(argv: list[str]) -> int:
         launch_local([__file__, *argv, "--out", str(out)], args.nproc)
         numbers = json.loads(out.read_text())
     load = os.getloadavg()[0]
-    print(f"gloo loopback, {args.nproc} ranks, mnistnet on digits, {args.data} data every {1e3 * args.interval:g} ms")
+    print(
+        f"gloo loopback, {args.nproc} ranks, mnistnet on digits, {args.data} data every {1e3 * args.interval:g} ms, "
+        f"best of {args.rounds} runs"
+    )
     print(f"load average {load:.1f} on {os.cpu_count()} cores")
     if numbers["wire_one_way_us"] is not None:
         print(f"wire: {numbers['wire_one_way_us']:.0f} µs one way per activation message (best of 3 × {args.pings})")

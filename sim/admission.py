@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 from simpy.events import Event, EventPriority
 
+from planner.omission import backward_every
 from planner.plan import WorkerConfig
 from sim.strategies import SimStrategy
 from sim.trace import TraceSink
@@ -26,7 +27,18 @@ ARRIVAL_PRIORITY = EventPriority(2)  # after SimPy's NORMAL: at equal times, ops
 
 
 class Worker:
-    __slots__ = ("batch", "bound", "buffer", "config", "count", "index", "inflight", "slots", "window")
+    __slots__ = (
+        "backward_every",
+        "batch",
+        "bound",
+        "buffer",
+        "config",
+        "count",
+        "index",
+        "inflight",
+        "slots",
+        "window",
+    )
 
     def __init__(self, index: int, config: WorkerConfig, bound: int, window: int) -> None:
         self.index = index
@@ -37,6 +49,7 @@ class Worker:
         self.buffer: deque[int] = deque()  # data waiting to be admitted
         self.bound = bound  # most data waiting
         self.count = 0  # data admitted so far: the next datum's index within the worker
+        self.backward_every = backward_every(config.omission)  # SPEC §3.2 omission, per stage
         self.batch: Batch | None = None
 
 

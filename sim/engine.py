@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
+from planner.omission import bottom_stage
 from planner.plan import Plan
 from sim.admission import Admission, Batch, Worker
 from sim.config import SimConfig
@@ -297,11 +298,7 @@ class Engine:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
         k = worker.count
         worker.count += 1
-        omission = worker.config.omission
-        bottom = self.P - 1
-        while bottom > 0 and k % (omission[bottom - 1] + 1) == 0:
-            bottom -= 1
-        d = Datum(sample, worker, bottom, self.P, batch)
+        d = Datum(sample, worker, bottom_stage(worker.backward_every, k), self.P, batch)
         self.in_flight += 1
         worker.inflight += 1
         return d

@@ -47,8 +47,9 @@ from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.stages import build_stages, parameter_names, stage_flops
 from executor.replay.trace_source import closing_backwards, execution_order
 from executor.seeding import numpy_rng, seed_everything
-from executor.stage import StageRuntime, stage_rules
+from executor.stage import StageRuntime
 from planner.errors import FerretError
+from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
 from sim.trace import TraceRow, TraceSink
 
@@ -101,9 +102,8 @@ class ReplayExecutor:
         self.view = ModelView(self.model)
         self.mode_dependent = not mode_invariant(self.model)
         self.recorder = Recorder(recorder)
-        # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
-        rules = [stage_rules(plan, j) for j in range(self.P)]
-        self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
+        # Which of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
+        self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._flights: dict[int, Flight] = {}
         self._waiting: set[int] = set()
@@ -304,8 +304,7 @@ class ReplayExecutor:
             raise FerretError("a second stage-0 forward of the same datum")
         k = self._admitted[worker]
         self._admitted[worker] = k + 1
-        every = self._every[worker]
-        bottom = next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
+        bottom = bottom_stage(self._every[worker], k)
         position = self.order[sample]
         x, y = self.x[position : position + 1], self.y[position : position + 1]
         batch = self.algorithm.observe(self.model, x, y, task=self.task[sample])

@@ -75,6 +75,8 @@ class EngineOps(Protocol):
 
     def apply_update(self, slot: Any, t_start: float, now: float) -> None: ...
 
+    def step_rows(self, slot: Any, rows: int) -> None: ...
+
 
 class Admission:
     def __init__(self, engine: EngineOps, strategy: SimStrategy, minibatch: int, num_stages: int) -> None:
@@ -184,6 +186,8 @@ class Admission:
         for j, slot in enumerate(worker.slots):
             slot.acc_target = sum(1 for d in data if d.bottom <= j)
             slot.window = take if self.strategy.batch_window else self.P - j
+            if self.strategy.single_device:  # one training step on `take` rows, run row by row
+                self.engine.step_rows(slot, take)
         for d in data:
             self.engine.start_datum(d)
 

@@ -28,10 +28,10 @@ from planner.omission import bottom_stage
 from planner.plan import Plan
 from sim.admission import Admission, Batch, Worker
 from sim.config import SimConfig
-from sim.costs import StageCosts
+from sim.costs import OpCosts, StageBytes
 from sim.links import Links
 from sim.memory import MemoryLedger
-from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices
+from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.strategies import SimStrategy
 from sim.trace import TraceSink
 
@@ -42,7 +42,8 @@ class Engine:
     def __init__(
         self,
         plan: Plan,
-        costs: StageCosts,
+        costs: OpCosts,
+        sizes: StageBytes,
         config: SimConfig,
         strategy: SimStrategy,
         placement: tuple[tuple[int, ...], ...],
@@ -50,18 +51,16 @@ class Engine:
         seed: int,
         trace: TraceSink,
     ) -> None:
-        self.plan, self.costs, self.config, self.strategy = plan, costs, config, strategy
+        self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.env = simpy.Environment()
         self.trace = trace
         self.emit = trace.rows.append
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
-        self.update_s = config.update_s
-        self.overhead = config.op_overhead_s
         self.slowdown = config.slowdown
         self.transient = config.transient_memory
-        self.free_links = config.free_links
-        self.links = Links(self.env, config.link_latency_s, config.link_bandwidth_Bps, self.emit, self.ready)
+        self.free_links = costs.free_links
+        self.links = Links(self.env, costs, self.emit, self.ready)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         self.jitter = (
@@ -70,7 +69,10 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
-        horizon = float(arrival_times[-1]) * 1.25 + config.time_scale * (sum(costs.t_fwd) + sum(costs.t_bwd))
+        one_pass = sum(costs.forward(j).seconds(1) for j in range(P)) + sum(
+            costs.backward(j).seconds(1) for j in range(P)
+        )
+        horizon = float(arrival_times[-1]) * 1.25 + one_pass
         self.ledger = MemoryLedger(len(self.devices), horizon)
         if config.trace_memory:
             self.ledger.on_change = self._emit_mem
@@ -85,7 +87,7 @@ class Engine:
         self.stream_over = False
         self.home = home_devices(plan, placement)
         bound = strategy.buffer_bound(plan, config.input_buffer)
-        self.workers = build_workers(plan, costs, strategy.batched, config.time_scale, bound, self.devices, placement)
+        self.workers = build_workers(plan, costs, sizes, strategy.batched, bound, self.devices, placement)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
         self.admission = Admission(self, strategy, plan.minibatch, P)
@@ -95,7 +97,7 @@ class Engine:
         per_weight_byte = 1 + self.config.optimizer_state_ratio + self.config.compensation_buffers
         total = 0
         for j in range(self.P):
-            nbytes = round(self.costs.weight_bytes[j] * per_weight_byte)
+            nbytes = round(self.sizes.weight_bytes[j] * per_weight_byte)
             self.ledger.alloc(self.home[j], nbytes, 0.0)
             total += nbytes
         return total
@@ -170,7 +172,7 @@ class Engine:
         else:
             base = slot.t_bwd_job
             if len(slot.acc) + 1 == slot.acc_target:
-                base += self.update_s
+                base += slot.update_s
             if self.transient:
                 self.ledger.alloc(slot.dev_index, self._transient_bytes(slot, opening=not slot.acc), now)
         factor = 1.0
@@ -178,13 +180,13 @@ class Engine:
             factor += self.slowdown * running
         if self.jitter is not None:
             factor *= self.jitter.draw()
-        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, d, slot, now, factor))
+        ev = Timeout(self.env, (base + slot.overhead) * factor, (kind, d, slot, now, factor))
         ev.callbacks.append(self._finish)
         self.ops += 1
 
     def _transient_bytes(self, slot: Slot, opening: bool) -> int:
         """What a backward holds beyond (F4): its gradient, rebuilt activations, a new accumulation buffer."""
-        extra = slot.weights + (self.costs.recompute_saving[slot.stage] if slot.recompute else 0)
+        extra = slot.weights + (self.sizes.recompute_saving[slot.stage] if slot.recompute else 0)
         if opening and slot.acc_target > 1:
             extra += slot.weights
         return extra
@@ -242,17 +244,17 @@ class Engine:
         ledger.free(slot.dev_index, slot.act, now)
         if self.transient:
             ledger.free(slot.dev_index, self._transient_bytes(slot, opening=False), now)
-        t = t0 + self.overhead * factor
+        t = t0 + slot.overhead * factor
         if slot.recompute:
-            t = t + slot.t_fwd * factor
+            t = t + slot.t_rec * factor
             self.emit(("recompute", sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0))
             t0 = t
         acc = slot.acc
         acc.append((sample, v))
         closes = len(acc) == slot.acc_target
         t_bwd = now  # the optimizer step, if any, is the job's tail
-        if closes and self.update_s:
-            t_bwd = min(now, t + (slot.t_bwd_job - (slot.t_fwd if slot.recompute else 0.0)) * factor)
+        if closes and slot.update_s:
+            t_bwd = min(now, t + (slot.t_bwd_job - slot.t_rec) * factor)
         self.emit(("bwd", sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0))
         if closes:
             self.apply_update(slot, t_bwd, now)
@@ -305,6 +307,11 @@ class Engine:
 
     def start_datum(self, d: Datum) -> None:
         self.ready(d.worker.slots[0], FWD, d)
+
+    def step_rows(self, slot: Slot, rows: int) -> None:
+        """A sequential learner's next step trains `rows` rows: each of its per-datum ops takes
+        one row's share of the cost model's `rows`-row op (its fixed part amortised)."""
+        set_op_times(slot, self.costs, rows)
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True

@@ -18,11 +18,11 @@ slot's device from the start of its forward to the end of its backward.
 from __future__ import annotations
 
 import gc
-from heapq import heappop, heappush
+from collections.abc import Callable
 
 import numpy as np
 import simpy
-from simpy.events import Event, Timeout
+from simpy.events import Event, EventPriority, Timeout
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -32,10 +32,11 @@ from sim.costs import OpCosts, StageBytes
 from sim.links import Links
 from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
+from sim.policy import BWD, FWD, admission_policy, may_start
 from sim.strategies import SimStrategy
 from sim.trace import TraceSink
 
-BWD, FWD = 0, 1  # heap priority: a ready backward goes first
+CHOICE_PRIORITY = EventPriority(3)  # after the arrivals of the instant (`sim.admission.ARRIVAL_PRIORITY`)
 
 
 class Engine:
@@ -86,11 +87,11 @@ class Engine:
         self.ops = 0
         self.stream_over = False
         self.home = home_devices(plan, placement)
-        bound = strategy.buffer_bound(plan, config.input_buffer)
-        self.workers = build_workers(plan, costs, sizes, strategy.batched, bound, self.devices, placement)
+        self.policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, config.input_buffer))
+        self.workers = build_workers(plan, costs, sizes, self.policy, self.devices, placement)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
-        self.admission = Admission(self, strategy, plan.minibatch, P)
+        self.admission = Admission(self, self.policy, strategy.single_device)
 
     def _allocate_baseline(self) -> int:
         """Live weights, optimizer state and compensation buffers of every stage, from t = 0."""
@@ -126,33 +127,27 @@ class Engine:
         dev = slot.device
         if (
             dev.free
-            and not dev.heap
-            and not slot.busy
-            and not (kind and slot.stage >= d.bottom and slot.outstanding >= slot.window)
+            and not dev.ready
+            and may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
         ):
             self._start(dev, slot, kind, d)
             return
-        self._seq += 1
-        heappush(dev.heap, (kind, d.sample, self._seq, slot, d))
+        dev.ready.push(kind, d.sample, (slot, d))
         if dev.free:
             self._dispatch(dev)
 
     def _dispatch(self, dev: Device) -> None:
-        heap = dev.heap
-        deferred = None
-        while dev.free and heap:
-            entry = heappop(heap)
-            slot = entry[3]
-            if slot.busy or (entry[0] and slot.stage >= entry[4].bottom and slot.outstanding >= slot.window):
-                if deferred is None:
-                    deferred = [entry]
-                else:
-                    deferred.append(entry)
-                continue
-            self._start(dev, slot, entry[0], entry[4])
-        if deferred:
-            for entry in deferred:
-                heappush(heap, entry)
+        while dev.free:
+            found = dev.ready.next_startable(self._startable)
+            if found is None:
+                return
+            kind, (slot, d) = found
+            self._start(dev, slot, kind, d)
+
+    @staticmethod
+    def _startable(kind: int, op: tuple[Slot, Datum]) -> bool:
+        slot, d = op
+        return may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
 
     def _start(self, dev: Device, slot: Slot, kind: int, d: Datum) -> None:
         now = self.env._now
@@ -202,7 +197,7 @@ class Engine:
             self._forward_done(d, slot, t0, now)
         else:
             self._backward_done(d, slot, t0, now, factor)
-        if dev.heap and dev.free:
+        if dev.ready and dev.free:
             self._dispatch(dev)
 
     # ------------------------------------------------------------------ op completion
@@ -312,6 +307,14 @@ class Engine:
         """A sequential learner's next step trains `rows` rows: each of its per-datum ops takes
         one row's share of the cost model's `rows`-row op (its fixed part amortised)."""
         set_op_times(slot, self.costs, rows)
+
+    def after_arrivals(self, callback: Callable[[Worker], None], worker: Worker) -> None:
+        """Call `callback(worker)` at this instant, after its arrivals (a learner's choice)."""
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(lambda _: callback(worker))
+        self.env.schedule(ev, CHOICE_PRIORITY)
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True

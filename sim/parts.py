@@ -6,25 +6,25 @@ attribute access speed matters more than anything else here.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from planner.plan import Plan
 from sim.admission import Batch, Worker
 from sim.costs import OpCosts, StageBytes
+from sim.policy import AdmissionPolicy, ReadyOps
 
 
 class Device:
-    """A compute device with `concurrency` lanes and a heap of ready ops."""
+    """A compute device with `concurrency` lanes and its ready ops (`(slot, datum)`, in the
+    policy's dispatch order)."""
 
-    __slots__ = ("busy_s", "concurrency", "free", "heap", "index")
+    __slots__ = ("busy_s", "concurrency", "free", "index", "ready")
 
     def __init__(self, index: int, concurrency: int) -> None:
         self.index = index
         self.concurrency = concurrency
         self.free = concurrency  # idle lanes
-        self.heap: list[tuple[Any, ...]] = []  # (kind, sample, seq, slot, stored): backward (0) first
+        self.ready = ReadyOps()
         self.busy_s = 0.0  # lane-seconds spent on ops
 
 
@@ -111,8 +111,7 @@ def build_workers(
     plan: Plan,
     costs: OpCosts,
     sizes: StageBytes,
-    batched: bool,
-    buffer_bound: int,
+    policy: AdmissionPolicy,
     devices: list[Device],
     placement: tuple[tuple[int, ...], ...],
 ) -> list[Worker]:
@@ -121,11 +120,11 @@ def build_workers(
     home = home_devices(plan, placement)
     workers = []
     for n, cfg in enumerate(plan.workers):
-        worker = Worker(n, cfg, buffer_bound, window=P)
+        worker = Worker(n, cfg)
         for j in range(P):
             slot = Slot(worker, j, devices[placement[n][j]], home[j])
-            slot.window = P - j
-            slot.acc_target = 1 if batched else cfg.accumulation[j]  # batches set theirs per batch
+            slot.window = policy.stage_window(j, 1)  # batches set theirs per batch
+            slot.acc_target = 1 if policy.batched else cfg.accumulation[j]
             slot.act = sizes.stored_bytes(j, cfg.recompute)
             slot.weights = sizes.weight_bytes[j]
             set_op_times(slot, costs, rows=1)

@@ -169,7 +169,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
             "sim_config": sim_config.to_json(),
             **sim_summary,
             "drained": options.drain,
-            "dropped": int(sum(1 for r in rows if r[0] == "drop")),
+            "dropped": int(sum(1 for r in rows if r.kind == "drop")),
             "partially_trained": int((executor.records.bottom > 0).sum()),
             "stagewise_adaptation_rate": executor.records.stagewise_rate(
                 shares, plan.decay_per_s, plan.arrival_interval_s

@@ -30,6 +30,7 @@ from torch import nn
 from executor.ledger import ByteLedger
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from planner.errors import FerretError
+from planner.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -137,16 +138,15 @@ class Consolidation:
 
 
 AlgorithmClass = type[OCLAlgorithm]
-ALGORITHMS: dict[str, AlgorithmClass] = {"vanilla": OCLAlgorithm}
+ALGORITHMS: Registry[AlgorithmClass] = Registry("OCL algorithm", {"vanilla": OCLAlgorithm})
 
 
 def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
+    """`ALGORITHMS.register` that also gives the class its `name`."""
+
     def deco(cls: AlgorithmClass) -> AlgorithmClass:
-        if name in ALGORITHMS:
-            raise RuntimeError(f"OCL algorithm {name!r} registered twice")
         cls.name = name
-        ALGORITHMS[name] = cls
-        return cls
+        return ALGORITHMS.add(name, cls)
 
     return deco
 
@@ -154,6 +154,4 @@ def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
 def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
     import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
 
-    if config.name not in ALGORITHMS:
-        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[config.name](config.validate(), context)

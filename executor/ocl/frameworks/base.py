@@ -19,6 +19,7 @@ import torch
 from executor.ledger import ByteLedger
 from executor.ocl.cost import ZERO_COST, StepCost
 from planner.errors import FerretError
+from planner.registry import Registry
 
 if TYPE_CHECKING:
     from executor.ocl.result import RunResult
@@ -117,22 +118,11 @@ def reject_extra_options(name: str, options: FrameworkOptions) -> None:
 
 
 FrameworkFactory = Callable[[FrameworkOptions], Framework]
-FRAMEWORKS: dict[str, FrameworkFactory] = {}
-
-
-def register_framework(name: str) -> Callable[[FrameworkFactory], FrameworkFactory]:
-    def deco(factory: FrameworkFactory) -> FrameworkFactory:
-        if name in FRAMEWORKS:
-            raise RuntimeError(f"framework {name!r} registered twice")
-        FRAMEWORKS[name] = factory
-        return factory
-
-    return deco
+FRAMEWORKS: Registry[FrameworkFactory] = Registry("framework")
+register_framework = FRAMEWORKS.register
 
 
 def build_framework(name: str, options: FrameworkOptions | None = None) -> Framework:
     import executor.ocl.frameworks.catalog  # noqa: F401  (registers the built-in frameworks)
 
-    if name not in FRAMEWORKS:
-        raise FerretError(f"unknown framework {name!r}; choose one of {', '.join(sorted(FRAMEWORKS))}")
     return FRAMEWORKS[name]((options or FrameworkOptions()).validate())

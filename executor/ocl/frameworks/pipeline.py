@@ -24,6 +24,7 @@ from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
+from planner.registry import Registry
 from sim.config import SimConfig
 
 COMPENSATION_FIELDS = ("lambda0", "nu", "alpha", "eta_lambda", "gap_ema")
@@ -194,7 +195,9 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     return result
 
 
-PIPELINE_MODES: dict[str, Callable[[RunSetup, PipelineOptions], RunResult]] = {"replay": run_replay}
+PIPELINE_MODES: Registry[Callable[[RunSetup, PipelineOptions], RunResult]] = Registry(
+    "pipeline mode", {"replay": run_replay}
+)
 
 
 @register_framework("pipeline")

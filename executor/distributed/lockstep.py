@@ -17,19 +17,17 @@ checks it; a trace of another plan or stream stops the run naming the row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from executor.distributed.host import BWD, FWD, StageHost
 from executor.ocl.setup import RunSetup
 from executor.stage import UpdateResult
 from planner.errors import FerretError
+from sim.trace import TraceRow
 
-Row = Sequence[Any]  # kind, sample, worker, stage, device, t_start, t_end, version, staleness, bytes, samples
 
-
-def stale_stages(rows: Sequence[Row]) -> set[int]:
+def stale_stages(rows: Sequence[TraceRow]) -> set[int]:
     """Stages the trace ever hands a stale gradient (only they need a compensator)."""
-    return {row[3] for row in rows if row[0] == "bwd" and row[8] > 0}
+    return {row.stage for row in rows if row.kind == "bwd" and row.staleness > 0}
 
 
 class Lockstep:
@@ -49,16 +47,16 @@ class Lockstep:
         self.bottom: dict[int, int] = {}
         self.applied: dict[tuple[int, int], UpdateResult] = {}
 
-    def run(self, rows: Sequence[Row]) -> None:
+    def run(self, rows: Sequence[TraceRow]) -> None:
         for index, row in enumerate(rows):
             try:
                 self.step(row)
             except FerretError as exc:
-                raise FerretError(f"follow-trace, row {index + 1} ({row[0]} of sample {row[1]}): {exc}") from None
+                raise FerretError(f"follow-trace, row {index + 1} ({row.kind} of sample {row.sample}): {exc}") from None
 
-    def step(self, row: Row) -> None:
+    def step(self, row: TraceRow) -> None:
         host = self.host
-        kind, sample, worker, stage = row[0], row[1], row[2], row[3]
+        kind, sample, worker, stage = row.kind, row.sample, row.worker, row.stage
         if kind in ("fwd", "recompute", "bwd", "update") and not host.owns(stage):
             if kind == "bwd" and host.rank == host.source and self.bottom.get(sample) == stage:
                 self._wait_done(sample)
@@ -69,16 +67,16 @@ class Lockstep:
             else:
                 self._wait((FWD, sample, stage))
             self.ready.discard((FWD, sample, stage))
-            _check(host.forward(sample, stage).version, row[7], "ran on version")
+            _check(host.forward(sample, stage).version, row.version, "ran on version")
         elif kind == "recompute":
             self._wait((BWD, sample, stage))
-            _check(host.recompute(sample, stage), row[7], "recomputed on version")
+            _check(host.recompute(sample, stage), row.version, "recomputed on version")
         elif kind == "bwd":
             self._wait((BWD, sample, stage))
             self.ready.discard((BWD, sample, stage))
             result = host.backward(sample, stage)
-            _check(result.version, row[7], "back-propagated against version")
-            _check(result.staleness, row[8], "had staleness")
+            _check(result.version, row.version, "back-propagated against version")
+            _check(result.staleness, row.staleness, "had staleness")
             if result.update is not None:
                 self.applied[(worker, stage)] = result.update
         elif kind == "update":
@@ -87,11 +85,11 @@ class Lockstep:
                 applied = host.flush_stage(stage, worker)
                 if applied is None:
                     raise FerretError(f"update of stage {stage} for worker {worker}, which holds no gradient")
-            if tuple(applied.samples) != tuple(row[10]):
+            if tuple(applied.samples) != row.samples:
                 raise FerretError(
-                    f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(row[10])}"
+                    f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(row.samples)}"
                 )
-            _check(applied.version, row[7], "updated version")
+            _check(applied.version, row.version, "updated version")
 
     def _admit(self, sample: int, worker: int) -> None:
         import torch
@@ -120,7 +118,7 @@ class Lockstep:
         host.datum_done(sample)
 
 
-def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[Row]) -> dict[str, list]:
+def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[TraceRow]) -> dict[str, list]:
     """Follow `rows` (execution order); on the source, return the per-datum summary (report.py)."""
     lockstep = Lockstep(host, setup)
     lockstep.run(rows)
@@ -131,9 +129,9 @@ def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[Row]) -> dict[
     dropped = [False] * n
     removed = [False] * n
     for row in rows:
-        if row[0] == "drop":
-            dropped[row[1]] = True
-            removed[row[1]] = bool(row[9])
+        if row.kind == "drop":
+            dropped[row.sample] = True
+            removed[row.sample] = bool(row.bytes)
     return {"bottom": bottom, "dropped": dropped, "removed": removed}
 
 

@@ -22,8 +22,10 @@ from executor.distributed.protocol import Kind
 from executor.distributed.transport import WireEvent
 from executor.ledger import ByteLedger
 from executor.stage import UpdateResult
+from sim.trace import FIELDS
 
-Row = tuple[Any, ...]
+Row = tuple[Any, ...]  # a sink's plain-tuple row (sim/trace.py)
+T_END = FIELDS.index("t_end")
 _DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
 
 
@@ -90,5 +92,5 @@ class RankRecorder:
 def merge_rows(per_rank: Iterable[list[Row]]) -> list[Row]:
     """Every rank's rows in one list, ordered by end time (ties: rank order, then each rank's order)."""
     merged = [row for rows in per_rank for row in rows]
-    merged.sort(key=lambda row: row[6])  # stable: equal ends keep rank, then emission order
+    merged.sort(key=lambda row: row[T_END])  # stable: equal ends keep rank, then emission order
     return merged

@@ -40,8 +40,9 @@ from executor.ocl.cost import CostModel
 from executor.pipeline.flight import Flight, stage_loss
 from executor.replay.accounting import PipelineLedger, SavedTensorSizes
 from executor.replay.stages import parameter_names
-from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult, stage_rules
+from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from planner.errors import FerretError
+from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
 
 
@@ -75,8 +76,7 @@ class StageWorker:
             self.stages[j].guard_nonfinite = guard_nonfinite
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
-        rules = [stage_rules(plan, j) for j in range(self.P)]
-        self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
+        self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = SavedTensorSizes()
         self.flops = 0.0
@@ -86,8 +86,7 @@ class StageWorker:
     # ------------------------------------------------------------------ entering the pipeline
     def bottom(self, worker: int, k: int) -> int:
         """The lowest stage the backward of `worker`'s `k`-th datum reaches (SPEC §3.2)."""
-        every = self._every[worker]
-        return next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
+        return bottom_stage(self._every[worker], k)
 
     def next_bottom(self, worker: int) -> int:
         """Admit `worker`'s next datum: the lowest stage its backward will reach."""

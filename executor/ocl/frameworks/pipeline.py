@@ -23,6 +23,7 @@ from executor.ocl.setup import RunSetup
 from planner.config_field import config_field
 from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
+from planner.registry import Registry
 from sim.config import SimConfig
 
 # Algorithms whose micro-batch grows by the replayed rows: the twin's ops last that much longer.
@@ -151,7 +152,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
             "sim_config": sim_config.to_json(),
             **sim_summary,
             "drained": options.drain,
-            "dropped": int(sum(1 for r in rows if r[0] == "drop")),
+            "dropped": int(sum(1 for r in rows if r.kind == "drop")),
             "partially_trained": int((executor.records.bottom > 0).sum()),
             "stagewise_adaptation_rate": executor.records.stagewise_rate(
                 plan_shares(setup, plan), plan.decay_per_s, plan.arrival_interval_s
@@ -229,10 +230,9 @@ def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
     return run(setup, options)
 
 
-PIPELINE_MODES: dict[str, Callable[[RunSetup, PipelineOptions], RunResult]] = {
-    "replay": run_replay,
-    "distributed": run_distributed,
-}
+PIPELINE_MODES: Registry[Callable[[RunSetup, PipelineOptions], RunResult]] = Registry(
+    "pipeline mode", {"replay": run_replay, "distributed": run_distributed}
+)
 
 
 @register_framework("pipeline")

@@ -32,8 +32,9 @@ from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
 from executor.stage import BackwardResult, ForwardResult, UpdateResult
+from sim.policy import BWD, FWD
 
-BWD, FWD, INFER = 0, 1, 2  # also the priority order: a ready backward goes first
+INFER = FWD + 1  # an inference forward (--predict-all): after the training ops in dispatch order
 
 
 class Op(NamedTuple):

@@ -31,7 +31,7 @@ from executor.distributed.lockstep import run_lockstep, stale_stages
 from executor.distributed.merge import merge_reports, write_trace
 from executor.distributed.options import DistributedOptions
 from executor.distributed.placement import check_algorithm, stage_owners
-from executor.distributed.ready import ReadyOps
+from executor.distributed.ready import RankReadyOps
 from executor.distributed.realtime import run_realtime, stores
 from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
 from executor.distributed.source import StreamSource
@@ -49,6 +49,7 @@ from executor.seeding import numpy_rng, seed_everything
 from planner.errors import FerretError
 from planner.plan import Plan
 from sim.config import SimConfig
+from sim.policy import admission_policy
 from sim.strategies import get_strategy
 
 CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
@@ -144,13 +145,13 @@ def _run(
 
     recorder = RankRecorder(ctx.rank, ledger)
     transport = TorchTransport(ctx, on_wire=recorder.wire)
-    ready = ReadyOps(plan.num_stages)
+    strategy = get_strategy(plan.strategy)
+    policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
+    ready = RankReadyOps(policy)
     host = StageHost(ctx.rank, owners, worker, transport, recorder, Streams(ctx.device, run.options.streams))
     source = None
     if run.rows is None and ctx.rank == owners[0]:
-        strategy = get_strategy(plan.strategy)
-        bound = strategy.buffer_bound(plan, run.sim_config.input_buffer)
-        source = StreamSource(setup, plan, strategy, bound, host, recorder, run.options.predict_all)
+        source = StreamSource(setup, plan, policy, host, recorder, run.options.predict_all)
     options = run.options
     meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
             "algorithm": setup.algorithm.name, "plan": plan.to_json()}  # fmt: skip

@@ -1,54 +1,48 @@
-"""Which ready op a rank runs next: 1F1B priority under the per-(worker, stage) windows.
+"""Which ready op a rank runs next: the shared dispatch policy (sim/policy.py), as the twin runs it.
 
-A ready backward before a ready forward, then the older datum first (the twin's device heap).
-A forward that will store its datum at stage `j` waits while worker `n` already holds
-`P − j` data there (its slot's window: what makes every worker a 1F1B pipeline); inference
-forwards (`--predict-all`) come last and store nothing.
+A ready backward before a ready forward, then the older datum, then the op that became ready
+first (`sim.policy.ReadyOps`); a forward that will store its datum at stage `j` waits while its
+worker already holds the stage's window there (`may_start`, `AdmissionPolicy.stage_window`:
+1F1B's `P − j`). A rank runs one op at a time, so no slot is ever busy when it chooses.
+Inference forwards (`--predict-all`) come after every training op of their datum's age and
+store nothing.
 """
 
 from __future__ import annotations
 
-from heapq import heappop, heappush
-
 from executor.distributed.host import FWD, Op
+from sim.policy import AdmissionPolicy, ReadyOps, may_start
 
 
-class ReadyOps:
-    def __init__(self, num_stages: int) -> None:
-        self.P = num_stages
-        self._heap: list[tuple[int, int, int, Op, bool]] = []
-        self._seq = 0
+class RankReadyOps:
+    def __init__(self, policy: AdmissionPolicy) -> None:
+        self.policy = policy
+        self._ready = ReadyOps()
         self._held: dict[tuple[int, int], int] = {}  # (worker, stage) → data stored there
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._ready)
 
     def push(self, op: Op, stores: bool) -> None:
         """`stores`: a forward whose datum's backward will come back through this stage."""
-        self._seq += 1
-        heappush(self._heap, (op.kind, op.sample, self._seq, op, stores))
+        self._ready.push(op.kind, op.sample, (op, stores))
 
     def pop(self) -> Op | None:
         """The next op that may start now, taken off the queue (None: nothing may)."""
-        heap = self._heap
-        deferred = []
-        chosen = None
-        while heap:
-            entry = heappop(heap)
-            op, stores = entry[3], entry[4]
-            if op.kind == FWD and stores:
-                key = (op.worker, op.stage)
-                held = self._held.get(key, 0)
-                if held >= self.P - op.stage:
-                    deferred.append(entry)
-                    continue
-                self._held[key] = held + 1
-            chosen = op
-            break
-        for entry in deferred:
-            heappush(heap, entry)
-        return chosen
+        chosen = self._ready.next_startable(self._startable)
+        if chosen is None:
+            return None
+        op, stores = chosen[1]
+        if op.kind == FWD and stores:
+            key = (op.worker, op.stage)
+            self._held[key] = self._held.get(key, 0) + 1
+        return op
 
     def released(self, worker: int, stage: int) -> None:
         """A stored datum's backward at `stage` ended: its slot holds one fewer."""
         self._held[(worker, stage)] -= 1
+
+    def _startable(self, kind: int, item: tuple[Op, bool]) -> bool:
+        op, stores = item
+        held = self._held.get((op.worker, op.stage), 0)
+        return may_start(kind, False, stores, held, self.policy.stage_window(op.stage, 1))

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 
 from executor.distributed.host import BWD, FWD, StageHost
-from executor.distributed.ready import ReadyOps
+from executor.distributed.ready import RankReadyOps
 from executor.distributed.source import StreamSource
 
 
 def run_realtime(
     host: StageHost,
-    ready: ReadyOps,
+    ready: RankReadyOps,
     source: StreamSource | None,
     t0_local: float,
     tick: Callable[[], None] | None = None,

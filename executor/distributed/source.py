@@ -8,6 +8,8 @@ waits in the worker's buffer (`SimStrategy.buffer_bound`, the twin's `input_buff
 full buffer drops the arriving datum or the oldest waiting one (the strategy's `drop`) — the
 twin's rules, so its drop predictions are about the same thing.
 
+The decisions are the twin's own: `sim.policy.AdmissionPolicy` and `route`.
+
 A datum that no worker trains on is not predicted, unless `predict_all`: then an
 inference-only forward runs through the stages on their current weights.
 
@@ -27,7 +29,7 @@ from executor.distributed.host import StageHost
 from executor.distributed.trace import RankRecorder
 from executor.ocl.setup import RunSetup
 from planner.plan import Plan
-from sim.strategies import SimStrategy
+from sim.policy import AdmissionPolicy, Arrival, route
 
 NOT_ADMITTED = -1
 
@@ -37,8 +39,7 @@ class StreamSource:
         self,
         setup: RunSetup,
         plan: Plan,
-        strategy: SimStrategy,
-        buffer_bound: int,
+        policy: AdmissionPolicy,
         host: StageHost,
         recorder: RankRecorder,
         predict_all: bool = False,
@@ -47,8 +48,7 @@ class StreamSource:
         self.host = host
         self.recorder = recorder
         self.predict_all = predict_all
-        self.drop_oldest = strategy.drop == "oldest" and buffer_bound > 0
-        self.bound = buffer_bound
+        self.policy = policy
         stream = setup.stream
         device = setup.torch_device
         self.arrival_s = np.asarray(stream.arrival_s, dtype=np.float64)
@@ -59,7 +59,6 @@ class StreamSource:
         self.task = stream.task.tolist()
         N = plan.num_workers
         self.N = N
-        self.window = plan.num_stages
         self.by_offset = {w.offset: n for n, w in enumerate(plan.workers) if w.active}
         self.inflight = [0] * N
         self.waiting: list[deque[int]] = [deque() for _ in range(N)]
@@ -129,22 +128,23 @@ class StreamSource:
 
     # ------------------------------------------------------------------ admission
     def arrive(self, i: int, t: float) -> None:
-        worker = self.by_offset.get(i % self.N)
+        worker = route(i, self.by_offset, self.N)
         self.recorder.instant("arrive", i, -1 if worker is None else worker, t)
         if worker is None:
             self.removed[i] = True
             self._drop(i, -1, t, removed=True)
             return
         self.worker_of[i] = worker
-        if self.inflight[worker] < self.window and not self.waiting[worker]:
+        waiting = self.waiting[worker]
+        decision = self.policy.on_arrival(self.inflight[worker], len(waiting), False)
+        if decision == Arrival.START:
             self._admit(i, worker)
-        elif len(self.waiting[worker]) < self.bound:
-            self.waiting[worker].append(i)
-        elif self.drop_oldest:
-            self._drop(self.waiting[worker].popleft(), worker, t)
-            self.waiting[worker].append(i)
-        else:
+        elif decision == Arrival.DROP:
             self._drop(i, worker, t)
+        else:
+            if decision == Arrival.EVICT:
+                self._drop(waiting.popleft(), worker, t)
+            waiting.append(i)
 
     def _admit(self, i: int, worker: int) -> None:
         position = self.order[i]
@@ -166,7 +166,7 @@ class StreamSource:
     def datum_done(self, sample: int, worker: int) -> None:
         self.inflight[worker] -= 1
         waiting = self.waiting[worker]
-        while waiting and self.inflight[worker] < self.window:
+        for _ in range(self.policy.admit_after_done(self.inflight[worker], len(waiting))):
             self._admit(waiting.popleft(), worker)
         self._maybe_flush(worker)
 

@@ -42,9 +42,9 @@ from executor.models.base import LayeredModel
 from executor.ocl.algorithms import AlgorithmContext, build_algorithm
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
+from executor.pipeline.accounting import PipelineLedger
 from executor.pipeline.stage_worker import StageWorker
-from executor.replay.accounting import PipelineLedger
-from executor.replay.stages import stage_flops
+from executor.pipeline.stages import stage_flops
 from executor.seeding import numpy_rng, seed_everything
 from planner.errors import FerretError
 from planner.plan import Plan

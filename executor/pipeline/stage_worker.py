@@ -37,9 +37,9 @@ from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import CostModel
+from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
-from executor.replay.accounting import PipelineLedger, SavedTensorSizes
-from executor.replay.stages import parameter_names
+from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from planner.errors import FerretError
 from planner.omission import backward_every, bottom_stage
@@ -59,6 +59,7 @@ class StageWorker:
         stage_flops: Sequence[float],
         cost_model: CostModel | None = None,
         guard_nonfinite: bool = False,
+        saved: SavedTensorSizes | None = None,
     ) -> None:
         self.model = model
         self.model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -78,7 +79,7 @@ class StageWorker:
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
-        self._saved = SavedTensorSizes()
+        self._saved = saved if saved is not None else SavedTensorSizes()
         self.flops = 0.0
         self.span = (0.0, 0.0)
         self.cpu_s = 0.0  # this thread's CPU time inside StageRuntime calls (overhead benchmarks)

@@ -43,9 +43,9 @@ from executor.distributed.launch import launch_local  # noqa: E402
 from executor.distributed.options import DistributedOptions  # noqa: E402
 from executor.distributed.rank import RankRun, Session  # noqa: E402
 from executor.distributed.transport import TorchTransport  # noqa: E402
-from executor.distributed.wire import Message  # noqa: E402
 from executor.models import build_model  # noqa: E402
 from executor.ocl.setup import RunSetup  # noqa: E402
+from executor.pipeline.transport import Message  # noqa: E402
 from executor.profiler import roofline_profile  # noqa: E402
 from planner.plan import Plan, WorkerConfig  # noqa: E402
 from sim.config import SimConfig  # noqa: E402

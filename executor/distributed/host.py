@@ -26,11 +26,10 @@ from executor.distributed import protocol
 from executor.distributed.protocol import Activation, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
-from executor.distributed.transport import Transport
-from executor.distributed.wire import Message
 from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
+from executor.pipeline.transport import Message, Transport
 from executor.stage import BackwardResult, ForwardResult, UpdateResult
 from sim.policy import BWD, FWD
 

@@ -26,8 +26,8 @@ from enum import IntEnum
 
 import torch
 
-from executor.distributed.wire import Message
 from executor.ocl.batch import TrainBatch
+from executor.pipeline.transport import Message
 
 
 class Kind(IntEnum):

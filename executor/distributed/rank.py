@@ -45,6 +45,7 @@ from executor.ocl.setup import RunSetup
 from executor.pipeline.accounting import PipelineLedger
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
+from executor.pipeline.transport import LocalTransport, Transport
 from executor.seeding import numpy_rng, seed_everything
 from planner.errors import FerretError
 from planner.plan import Plan
@@ -144,7 +145,7 @@ def _run(
     )  # fmt: skip
 
     recorder = RankRecorder(ctx.rank, ledger)
-    transport = TorchTransport(ctx, on_wire=recorder.wire)
+    transport: Transport = LocalTransport() if ctx.world_size == 1 else TorchTransport(ctx, on_wire=recorder.wire)
     strategy = get_strategy(plan.strategy)
     policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
     ready = RankReadyOps(policy)

@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 import torch.distributed as dist
@@ -36,7 +35,8 @@ import torch.distributed as dist
 from executor.distributed.context import IDLE_TIMEOUT, RankContext
 from executor.distributed.faults import PeerLost, describe_connection_error
 from executor.distributed.streams import received_event
-from executor.distributed.wire import HEADER_LEN, Message, decode_header, encode_header
+from executor.distributed.wire import HEADER_LEN, decode_header, encode_header
+from executor.pipeline.transport import Message
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
 
@@ -53,21 +53,6 @@ class WireEvent:
     t_start: float
     t_end: float
     nbytes: int
-
-
-class Transport(Protocol):
-    """What a driver needs to talk to other ranks (or, in one process, to itself)."""
-
-    rank: int
-    world_size: int
-
-    def send(self, dst: int, message: Message) -> None: ...
-
-    def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
-        """The next message from any peer as `(src, message)`, or None after `timeout` seconds."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class _Fault:

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from executor.pipeline.transport import Message
+
 MAX_FIELDS = 8
 MAX_TENSORS = 3
 MAX_DIMS = 6
@@ -40,22 +42,6 @@ DTYPES: tuple[torch.dtype, ...] = (
     torch.bool,
 )
 _CODE = {dtype: code for code, dtype in enumerate(DTYPES)}
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """What one rank tells another. `kind` and `fields` mean what the protocol above says;
-    the transport only carries them."""
-
-    kind: int
-    fields: tuple[int, ...] = ()
-    tensors: tuple[torch.Tensor, ...] = ()
-    # A CUDA event the tensors are ready after (--streams); never sent: the sender's thread
-    # waits for it, and a receiver attaches its own.
-    ready: Any = None
-
-    def field(self, index: int) -> int:
-        return self.fields[index] if index < len(self.fields) else 0
 
 
 def encode_header(message: Message) -> torch.Tensor:

@@ -8,8 +8,8 @@ OUT/<case>.json per case. Programs:
 * `lockstep` — every lockstep case for this many ranks, in one session: the twin's schedule
   of the case's plan is followed by the distributed executor (`--follow-trace`), then rank 0
   replays the same rows in one process and compares the final weights bit for bit.
-* `realtime` — real-time runs (P = 2 on 2 ranks, P = 3 on 3); rank 0 keeps the merged trace
-  and replays it in one process: the weights must come out the same.
+* `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
+  trace and replays it in one process: the weights must come out the same.
 
 `lockstep+realtime` runs both in one session (one start-up of torch per rank).
 
@@ -100,7 +100,11 @@ def lockstep(session: Session, out: Path) -> None:
 
 
 def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
-    """Real-time plans: P = 2 on 2 ranks (two workers, ER), P = 3 on 3 ranks (two workers, T2)."""
+    """Real-time plans: P = 2 on 2 ranks (two workers, ER), P = 3 on 3 ranks (two workers, T2),
+    and on one rank (the in-process transport) P = 2 with MIR, which needs the whole model."""
+    if ranks == 1:
+        plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
+        return {"p1": (owner_plan(plan, (0, 0)), {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8})}
     if ranks == 2:
         plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
         return {"p2": (owner_plan(plan, (0, 1)), {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8})}

@@ -30,7 +30,7 @@ from executor.distributed.context import RankContext
 from executor.distributed.faults import run_rank
 from executor.distributed.launch import launch_local
 from executor.distributed.transport import TorchTransport
-from executor.distributed.wire import Message
+from executor.pipeline.transport import Message
 from planner.errors import FerretError
 
 DATA = 7

@@ -7,7 +7,8 @@
 * Real time, P = 2 on 2 ranks and P = 3 on 3: every datum is trained or dropped, and every
   trained datum (only those) was predicted; the measured trace, replayed in one process by
   the replay executor — which checks every version, staleness and update against it — ends
-  with the distributed run's weights, bit for bit.
+  with the distributed run's weights, bit for bit. One rank owning every stage (no launcher, the
+  in-process transport) runs MIR, which needs the whole model, under the same checks.
 Timing is never asserted: the machine is shared and loaded.
 """
 
@@ -18,7 +19,7 @@ import sys
 
 import pytest
 
-from tests.executor.distributed.harness import run_bounded
+from tests.executor.distributed.harness import free_port, run_bounded
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +44,26 @@ def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ran
         report = json.loads((tmp_path / f"{case}.json").read_text())
         assert report["equal"], case
         assert report["moved"] and report["stale"] > 0, case  # the case exercises stale gradients
+    check_real_time(json.loads((tmp_path / f"p{ranks}.json").read_text()))
 
-    report = json.loads((tmp_path / f"p{ranks}.json").read_text())
+
+def test_one_rank_owning_every_stage_runs_mir_in_process(tmp_path):
+    # No launcher: this process is rank 0 of 1 (torchrun's variables), talking to itself.
+    env = {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    done = run_bounded(
+        [sys.executable, "-m", "tests.executor.distributed.pipelines", "realtime", str(tmp_path)], LIMIT, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_real_time(json.loads((tmp_path / "p1.json").read_text()))
+
+
+def check_real_time(report: dict) -> None:
     n = report["n"]
     assert report["trained"] + report["dropped"] == n  # drained: nothing left in flight
     assert report["in_flight_at_end"] == 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from executor.distributed.wire import DTYPES, HEADER_LEN, MAX_DIMS, Message, decode_header, encode_header
+from executor.distributed.wire import DTYPES, HEADER_LEN, MAX_DIMS, decode_header, encode_header
+from executor.pipeline.transport import Message
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

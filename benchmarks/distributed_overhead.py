@@ -118,7 +118,7 @@ def rank_main(args: argparse.Namespace) -> int:
                 "overhead_us_per_op": d["executor_overhead_us_per_op"],
                 "overhead_cpu_us_per_op": d["executor_overhead_cpu_us_per_op"],
                 "per_rank": d["per_rank"],
-                "trained": d["trained"],
+                "trained": int(result.trained.sum()),
                 "dropped": d["dropped"],
                 "ops": d["ops_executed"],
             }

@@ -97,7 +97,7 @@ def rank_main(args: argparse.Namespace) -> int:
         dataset = load_dataset("digits")
         profile = ModelProfile.load(work / "profile.json")
         results = {}
-        for plan_file in sorted(work.glob("plan-*.json")):
+        for plan_file in (work / "plan-max.json", work / "plan-min.json"):
             plan = Plan.load(plan_file)
             measured: dict[float, dict[str, float]] = {}
 

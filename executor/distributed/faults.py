@@ -27,6 +27,9 @@ EXIT_PEER_LOST = 3  # this rank failed only because another one did (the launche
 EXIT_INTERRUPTED = 130
 
 
+CLOSED = "its connection closed (the process died or was killed)"
+
+
 class PeerLost(FerretError):
     """A peer rank's connection closed (it died, was killed, or failed) while this rank needed it."""
 
@@ -42,7 +45,7 @@ def describe_connection_error(exc: BaseException) -> str:
     if "] " in text and text.startswith("["):
         text = text.split("] ", 1)[1]
     if "closed by peer" in text.lower() or "connection reset" in text.lower():
-        return "its connection closed (the process died or was killed)"
+        return CLOSED
     return text
 
 
@@ -77,6 +80,8 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
     except FerretError as exc:
         fatal(rank, str(exc))
     except BaseException as exc:
+        if describe_connection_error(exc) == CLOSED:  # a collective (start-up, reports) met a dead peer
+            fatal(rank, f"lost a peer: {CLOSED}", EXIT_PEER_LOST)
         traceback.print_exc()
         fatal(rank, f"failed: {type(exc).__name__}: {exc}")
     finally:

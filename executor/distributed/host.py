@@ -76,6 +76,8 @@ class StageHost:
         self.nonfinite_skipped = 0
         self.busy_s = 0.0
         self.stopped = False
+        # Lockstep: updates happen at the followed trace's times (its row's end), not the wall clock's.
+        self.schedule_time: float | None = None
         # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
         self.defer_done = False
         self.done_arrived: set[int] = set()
@@ -277,7 +279,8 @@ class StageHost:
                 )
             self.nonfinite_skipped += 1
             return
-        self.updates.append((stage, update, self.recorder.at(span[1])))
+        at = self.recorder.at(span[1]) if self.schedule_time is None else self.schedule_time
+        self.updates.append((stage, update, at))
         self.recorder.update(worker, stage, span, update)
 
     def _forget(self, sample: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -59,10 +60,11 @@ def launch_local(argv: Sequence[str], nproc: int, shutdown_s: int = 5, monitor_s
 
 def root_failure(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailure]:
     """The failure that caused the others: the earliest one that is not a reaction (a lost
-    peer, a stop signal), else the earliest of all; ties go to the lower rank."""
+    peer, a stop signal, or the SIGTERM the agent sends the survivors), else the earliest of
+    all; ties go to the lower rank."""
 
-    def reacting(failure: ProcessFailure) -> bool:
-        return failure.exitcode in (EXIT_PEER_LOST, EXIT_INTERRUPTED)
+    def reacting(failure: ProcessFailure) -> bool:  # the agent stops survivors with SIGTERM
+        return failure.exitcode in (EXIT_PEER_LOST, EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT)
 
     ranked = sorted(failures.items(), key=lambda item: (reacting(item[1]), item[1].timestamp, item[0]))
     return ranked[0]

@@ -11,7 +11,8 @@ The source (stage 0's owner) admits a datum at its stage-0 forward row and, at t
 backward that ends the datum (its lowest stage, maybe on another rank), waits for that rank's
 `DONE` and runs the algorithm's `after_update` there — so ER's buffer changes in the trace's
 order too. Every version, staleness and update is checked against the trace as the replay
-checks it; a trace of another plan or stream stops the run naming the row.
+checks it; a trace of another plan or stream stops the run naming the row. Updates are dated
+by the trace (its rows' ends), so delays and adaptation rates are the followed schedule's.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Lockstep:
 
     def step(self, row: TraceRow) -> None:
         host = self.host
+        host.schedule_time = row.t_end
         kind, sample, worker, stage = row.kind, row.sample, row.worker, row.stage
         if kind in ("fwd", "recompute", "bwd", "update") and not host.owns(stage):
             if kind == "bwd" and host.rank == host.source and self.bottom.get(sample) == stage:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from executor.distributed.report import RankReport, latency_quantiles, update_times
+from executor.distributed.report import RankReport, update_times
 from executor.distributed.trace import Row, merge_rows
 from executor.models.base import LayeredModel
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
+from executor.pipeline.summary import PipelineSummary
 from executor.replay.records import ModelView, ReplayRecords
+from sim.result import stream_horizon, stream_latencies, stream_throughput
 from sim.trace import FileTrace
 
 if TYPE_CHECKING:
@@ -47,25 +49,21 @@ def merge_reports(
             records.staleness[stage] = list(hist)
     _install_weights(model, reports)
     records.evaluate(ModelView(model), n)
-    trained_at = records.trained_at()
     arrival = np.asarray(stream.arrival_s, dtype=np.float64)
-    trained = np.isfinite(trained_at)
+    trained = np.isfinite(records.trained_at())
     dropped = np.asarray(source["dropped"], dtype=bool)
     predicted = records.predicted >= 0
-    p50, p99 = latency_quantiles(arrival, trained_at)
-    end = float(trained_at[trained].max()) if trained.any() else 0.0
+    latencies = stream_latencies(records.update_s, arrival)
     updates = [0] * P
     for report in reports:
         for stage, *_ in report.updates:
             updates[stage] += 1
     lambdas: dict[int, float | None] = {j: lam for r in reports for j, lam in r.final_lambda.items()}
-    details: dict[str, Any] = {
+    measured: dict[str, Any] = {
         "ranks": len(reports),
         "stage_owners": list(owners),
         "schedule": "real time" if run.rows is None else str(run.options.follow_trace),
         "predict_all": run.options.predict_all,
-        "trained": int(trained.sum()),
-        "dropped": int(dropped.sum()),
         "dropped_removed_worker": int(np.sum(source["removed"])),
         "drop_rate": float(dropped.mean()),
         "unpredicted": int((~predicted).sum()),
@@ -74,20 +72,28 @@ def merge_reports(
             "(dropped, or of removed workers) are unpredicted unless --predict-all"
         ),
         "in_flight_at_end": int(n - trained.sum() - dropped.sum()),
-        "latency_p50_s": p50,
-        "latency_p99_s": p99,
-        "throughput_per_s": float(trained.sum()) / end if end > 0 else None,
-        "ops_executed": sum(r.ops for r in reports),
+        # The twin's definitions (sim/result.py), on the measured update times.
+        "latency_p50_s": float(np.quantile(latencies, 0.5)) if len(latencies) else None,
+        "latency_p99_s": float(np.quantile(latencies, 0.99)) if len(latencies) else None,
+        "throughput_per_s": stream_throughput(records.update_s, stream_horizon(arrival, plan.arrival_interval_s)),
         "executor_overhead_us_per_op": _overhead_us(reports),
         "executor_overhead_cpu_us_per_op": _overhead_cpu_us(reports),
         "nonfinite_updates_skipped": sum(r.nonfinite_skipped for r in reports),
-        "updates_per_stage": updates,
-        **records.staleness_summary(),
-        "final_lambda": [lambdas.get(j) for j in range(P)],
-        "measured_peak_memory_layer_outputs_bytes": sum(r.ledger_peak for r in reports),
-        "measured_weights_activations_peak_bytes": sum(r.f4_peak for r in reports),
         "per_rank": [_rank_summary(r) for r in reports],
     }
+    summary = PipelineSummary.from_records(
+        records,
+        setup.profile,
+        plan,
+        int(dropped.sum()),
+        ops_executed=sum(r.ops for r in reports),
+        updates_per_stage=updates,
+        final_lambda=[lambdas.get(j) for j in range(P)],
+        compensated_stages=sorted(j for r in reports for j in r.compensated),
+        measured_peak_memory_layer_outputs_bytes=sum(r.ledger_peak for r in reports),
+        measured_weights_activations_peak_bytes=sum(r.f4_peak for r in reports),
+        measured=measured,
+    )
     return records.result(
         plan.strategy,
         setup.algorithm.name,
@@ -98,7 +104,7 @@ def merge_reports(
         peak_memory_by_category=_sum_peaks(reports),
         cuda_peak_memory_bytes=_sum_optional([r.cuda_peak_bytes for r in reports]),
         wall_s=max(r.wall_s for r in reports),
-        details=details,
+        details=summary.details(),
     )
 
 

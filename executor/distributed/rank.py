@@ -195,6 +195,7 @@ def _run(
         predicted=host.predicted,
         weights=stage_weights(worker.names, worker.stages),
         final_lambda={j: getattr(r.compensator, "lam", None) for j, r in worker.stages.items()},
+        compensated=tuple(j for j in mine if compensation[j].name != "none"),
         ops=host.ops,
         nonfinite_skipped=host.nonfinite_skipped,
         flops=worker.flops,

@@ -31,6 +31,7 @@ class RankReport:
     predicted: dict[int, int]
     weights: dict[str, torch.Tensor]  # the model's parameter names → this rank's stages' final weights
     final_lambda: dict[int, float | None]
+    compensated: tuple[int, ...]  # owned stages with a compensator that acts (not `none`)
     ops: int
     nonfinite_skipped: int
     flops: float
@@ -78,12 +79,3 @@ def update_times(reports: list[RankReport], n: int, P: int) -> np.ndarray:
                 if np.isnan(column[s]):
                     column[s] = t
     return out
-
-
-def latency_quantiles(arrival_s: np.ndarray, trained_at_s: np.ndarray) -> tuple[float | None, float | None]:
-    """p50 and p99 of arrival → trained, over the data that were trained."""
-    done = np.isfinite(trained_at_s)
-    if not done.any():
-        return None, None
-    latency = trained_at_s[done] - arrival_s[done]
-    return float(np.quantile(latency, 0.5)), float(np.quantile(latency, 0.99))

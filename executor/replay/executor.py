@@ -42,6 +42,7 @@ from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
+from executor.pipeline.summary import PipelineSummary
 from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.trace_source import closing_backwards, execution_order
@@ -141,7 +142,7 @@ class ReplayExecutor:
         if not drain:
             self._charge_discarded(rows, end, float(rows[last_arrival].t_end))
         self.recorder.flush()
-        return self._result(time.perf_counter() - started)
+        return self._result(time.perf_counter() - started, sum(1 for row in rows if row.kind == "drop"))
 
     def _build_stages(self, stale: set[int]) -> None:
         """One StageRuntime per stage. A stage the schedule never hands a stale gradient gets no
@@ -292,8 +293,21 @@ class ReplayExecutor:
                 self.discarded_flops += passes * self._flights[row.sample].batch.rows * self.stage_flops[row.stage]
                 self.busy_s += row.t_end - row.t_start
 
-    def _result(self, wall_s: float) -> RunResult:
+    def _result(self, wall_s: float, dropped: int) -> RunResult:
         ledger = self.ledger
+        summary = PipelineSummary.from_records(
+            self.records,
+            self.setup.profile,
+            self.plan,
+            dropped,
+            ops_executed=self.ops,
+            updates_per_stage=list(self.updates),
+            final_lambda=[getattr(stage.compensator, "lam", None) for stage in self.stages],
+            compensated_stages=self.compensated_stages,
+            measured_peak_memory_layer_outputs_bytes=ledger.peak,
+            measured_weights_activations_peak_bytes=ledger.f4_peak,
+            measured={"replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None},
+        )
         return self.records.result(
             self.framework,
             self.setup.algorithm.name,
@@ -303,15 +317,7 @@ class ReplayExecutor:
             peak_memory_bytes=ledger.saved_peak,
             peak_memory_by_category=ledger.peaks(),
             wall_s=wall_s,
-            details={
-                "ops_executed": self.ops,
-                "compensated_stages": self.compensated_stages,
-                "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
-                "updates_per_stage": list(self.updates),
-                **self.records.staleness_summary(),
-                "measured_peak_memory_layer_outputs_bytes": ledger.peak,
-                "measured_weights_activations_peak_bytes": ledger.f4_peak,
-            },
+            details=summary.details(),
         )
 
 

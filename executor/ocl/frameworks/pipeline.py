@@ -147,16 +147,10 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     result.details.update(
         {
             **plan_report(setup, options, plan),
-            "final_lambda": [getattr(stage.compensator, "lam", None) for stage in executor.stages],
             "schedule": "sim" if options.trace is None else str(options.trace),
             "sim_config": sim_config.to_json(),
             **sim_summary,
             "drained": options.drain,
-            "dropped": int(sum(1 for r in rows if r.kind == "drop")),
-            "partially_trained": int((executor.records.bottom > 0).sum()),
-            "stagewise_adaptation_rate": executor.records.stagewise_rate(
-                plan_shares(setup, plan), plan.decay_per_s, plan.arrival_interval_s
-            ),
         }
     )
     return result
@@ -215,12 +209,6 @@ def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:
         "sim_latency_p99_s": sim.latency_quantile(0.99),
         "sim_time_scale": sim_config.time_scale,
     }
-
-
-def plan_shares(setup: RunSetup, plan: Plan) -> Any:
-    from planner.closed_form import stage_shares
-
-    return stage_shares(setup.profile, plan.partition)
 
 
 def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:

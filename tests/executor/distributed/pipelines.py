@@ -130,7 +130,7 @@ def realtime(session: Session, out: Path) -> None:
         d = result.details
         report = {
             "n": N,
-            "trained": d["trained"],
+            "trained": int(result.trained.sum()),
             "dropped": d["dropped"],
             "unpredicted": d["unpredicted"],
             "predicted": int((result.predicted >= 0).sum()),

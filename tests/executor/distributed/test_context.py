@@ -58,6 +58,8 @@ def test_the_launcher_blames_the_cause_not_the_reactions():
     rank, failure = root_failure(failures)
     assert rank == 1 and describe_failure(failure) == "killed by SIGKILL (pid 101)"
     assert root_failure({3: _failure(3, EXIT_PEER_LOST, 5)})[0] == 3
+    # A rank stopped by the agent's SIGTERM before it could catch it is a reaction too.
+    assert root_failure({0: _failure(0, -15, 4), 1: _failure(1, 1, 5)})[0] == 1
     assert "status 1" in describe_failure(_failure(0, 1, 0))
 
 

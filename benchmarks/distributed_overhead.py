@@ -37,11 +37,10 @@ sys.path.insert(0, str(REPO))
 from executor.compensation import CompensationConfig  # noqa: E402
 from executor.data import load_dataset  # noqa: E402
 from executor.data.stream import Stream  # noqa: E402
-from executor.distributed.context import RankContext, under_launcher  # noqa: E402
-from executor.distributed.faults import run_rank  # noqa: E402
+from executor.distributed.context import under_launcher  # noqa: E402
 from executor.distributed.launch import launch_local  # noqa: E402
 from executor.distributed.options import DistributedOptions  # noqa: E402
-from executor.distributed.rank import RankRun, Session  # noqa: E402
+from executor.distributed.rank import RankRun, Session, run_in_session  # noqa: E402
 from executor.distributed.transport import TorchTransport  # noqa: E402
 from executor.models import build_model  # noqa: E402
 from executor.ocl.setup import RunSetup  # noqa: E402
@@ -88,10 +87,9 @@ def wire(session: Session, pings: int) -> float | None:
 
 def rank_main(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
-    ctx = RankContext.from_env("gloo")
 
-    def body() -> int:
-        session = Session.open(ctx)
+    def body(session: Session) -> None:
+        ctx = session.ctx
         one_way = wire(session, args.pings)
         dataset = load_dataset("digits")
         model = build_model("mnistnet", dataset.input_shape, dataset.num_classes, seed=0)
@@ -123,10 +121,8 @@ def rank_main(args: argparse.Namespace) -> int:
                 "ops": d["ops_executed"],
             }
             args.out.write_text(json.dumps(numbers))
-        RankContext.leave()
-        return 0
 
-    run_rank(ctx.rank, body)
+    run_in_session(body, "gloo")
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,7 @@
 A rank learns that a peer died from the peer's closed connection: a blocked gloo receive
 raises "Connection closed by peer" about a second after the peer's process ends, and every
 rank keeps a receive posted on every peer (transport.py), so every death is seen by every
-rank. The transport turns it into `PeerLost`; `run_rank` turns that, a user error, Ctrl-C /
+rank. The transport turns it into `PeerLost`; `fatal_on_failure` turns that, a user error, Ctrl-C /
 SIGTERM or a bug into one line on stderr and `os._exit` — not a normal exit, which could
 block forever in a process group's destructor or in a thread still waiting on a dead peer.
 The launcher (launch.py) then stops the ranks still alive and names the first that failed.
@@ -88,7 +88,7 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_rank(rank: int, body: Callable[[], int]) -> NoReturn:
+def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:
     """Run a rank's whole life and end the process with its exit status, whatever happens."""
     code = EXIT_FAILED
     with fatal_on_failure(rank):

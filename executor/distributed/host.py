@@ -26,7 +26,6 @@ from executor.distributed import protocol
 from executor.distributed.protocol import Activation, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
-from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.transport import Message, Transport
@@ -186,10 +185,17 @@ class StageHost:
     def infer(self, sample: int, stage: int) -> None:
         """An inference-only forward through one stage on its current weights (`--predict-all`)."""
         x, ready = self.infers.pop(sample)
-        runtime = self.worker.stages[stage]
-        with self.streams.running(stage, ready), torch.no_grad(), eval_mode(runtime.layers):  # type: ignore[arg-type]
-            for layer in runtime.layers:
-                x = layer(x)
+        layers = self.worker.stages[stage].layers
+        modes = [layer.training for layer in layers]
+        with self.streams.running(stage, ready), torch.no_grad():
+            try:  # eval mode: the prediction of a datum that trains nothing moves no statistics
+                for layer in layers:
+                    layer.eval()
+                for layer in layers:
+                    x = layer(x)
+            finally:
+                for layer, mode in zip(layers, modes, strict=True):
+                    layer.train(mode)
             label = int(x[0].argmax()) if stage == self.P - 1 else -1
         ready = self.streams.mark(stage)
         self._count()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -25,7 +26,7 @@ from executor.compensation import CompensationConfig
 from executor.distributed.checkpoint import Checkpointer, latest, load_rank, read_meta, save_rank
 from executor.distributed.clock import ClockOffset, sync_clocks
 from executor.distributed.context import RankContext
-from executor.distributed.faults import fatal_on_failure
+from executor.distributed.faults import fatal_on_failure, run_and_exit
 from executor.distributed.host import StageHost
 from executor.distributed.lockstep import run_lockstep, stale_stages
 from executor.distributed.merge import merge_reports, write_trace
@@ -80,6 +81,20 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
         RankContext.leave()
         return result
     raise AssertionError("unreachable")  # fatal_on_failure ends the process on any failure
+
+
+def run_in_session(body: Callable[[Session], None], backend: str | None = None) -> NoReturn:
+    """This process is a rank (torchrun's variables): join, run `body` (any number of runs in
+    one session: benchmarks, tests), leave, and end the process (`faults.run_and_exit`)."""
+    ctx = RankContext.from_env(backend)
+
+    def whole() -> int:
+        session = Session.open(ctx)
+        body(session)
+        RankContext.leave()
+        return 0
+
+    run_and_exit(ctx.rank, whole)
 
 
 def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_size: int) -> None:

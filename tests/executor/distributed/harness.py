@@ -31,6 +31,19 @@ class Finished:
     wall_s: float
 
 
+def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`argv` from the repository root, in a session of its own (so all of it can be killed)."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def run_bounded(
     argv: Sequence[str],
     timeout: float,
@@ -40,17 +53,8 @@ def run_bounded(
 ) -> Finished:
     """Run `argv` from the repository root; `poke(process)` runs while it is alive (e.g. to
     signal it). Kills the whole session and fails the test after `timeout` seconds."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     started = time.perf_counter()
-    process = subprocess.Popen(
-        list(argv),
-        cwd=REPO,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = spawn(argv, env)
     try:
         if poke is not None:
             poke(process)
@@ -65,19 +69,7 @@ def run_bounded(
 def run_together(argvs: Sequence[Sequence[str]], timeout: float) -> list[Finished]:
     """Run several commands at once (e.g. one torchrun per "node"), each bounded as `run_bounded`."""
     started = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    processes = [
-        subprocess.Popen(
-            list(argv),
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        for argv in argvs
-    ]
+    processes = [spawn(argv) for argv in argvs]
     results = []
     for argv, process in zip(argvs, processes, strict=True):
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,8 @@ from typing import Any
 import torch
 
 from executor.compensation import CompensationConfig
-from executor.distributed.context import RankContext
-from executor.distributed.faults import run_rank
 from executor.distributed.options import DistributedOptions
-from executor.distributed.rank import RankRun, Session, check_run
+from executor.distributed.rank import RankRun, Session, check_run, run_in_session
 from executor.replay import ReplayExecutor, execution_order, execution_plan, load_rows, simulate_rows
 from planner.plan import Plan, WorkerConfig
 from planner.strategies import make_plan
@@ -46,8 +43,8 @@ def owner_plan(plan: Plan, owners: tuple[int, ...]) -> Plan:
     return dataclasses.replace(plan, placement=tuple(owners for _ in plan.workers))
 
 
-def removed_worker_plan() -> Plan:
-    base = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=1.0)
+def removed_worker_plan(interval_s: float = 1.0, accumulation: tuple[int, ...] = (1, 1, 1)) -> Plan:
+    base = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=interval_s, accumulation=accumulation)
     workers = (base.workers[0], WorkerConfig(-1, False, (1, 1, 1), (0, 0, 0)), base.workers[2])
     return dataclasses.replace(base, workers=workers).validate(3)
 
@@ -100,7 +97,7 @@ def lockstep(session: Session, out: Path) -> None:
 
 
 def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
-    """Real-time plans: P = 2 on 2 ranks (two workers, ER), P = 3 on 3 ranks (two workers, T2),
+    """Real-time plans: P = 2 on 2 ranks (two workers, ER), P = 3 on 3 ranks (T2, a removed worker),
     and on one rank (the in-process transport) P = 2 with MIR, which needs the whole model."""
     if ranks == 1:
         plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
@@ -108,8 +105,12 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
     if ranks == 2:
         plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
         return {"p2": (owner_plan(plan, (0, 1)), {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8})}
-    plan = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=INTERVAL, accumulation=(1, 2, 1))
+    # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
+    plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))
     return {"p3": (owner_plan(plan, (0, 1, 2)), {})}
+
+
+PREDICT_ALL = ("p3",)
 
 
 def realtime(session: Session, out: Path) -> None:
@@ -118,7 +119,8 @@ def realtime(session: Session, out: Path) -> None:
     for name, (plan, opts) in realtime_cases(session.ctx.world_size).items():
         setup = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
         trace = out / f"{name}.trace.jsonl"
-        run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions(), measured_trace=trace)
+        options = DistributedOptions(predict_all=name in PREDICT_ALL)
+        run = RankRun(plan, CompensationConfig(), SimConfig(), options, measured_trace=trace)
         result = session.run(setup, run)
         if session.ctx.rank != 0:
             continue
@@ -130,6 +132,7 @@ def realtime(session: Session, out: Path) -> None:
         d = result.details
         report = {
             "n": N,
+            "predict_all": options.predict_all,
             "trained": int(result.trained.sum()),
             "dropped": d["dropped"],
             "unpredicted": d["unpredicted"],
@@ -148,18 +151,13 @@ def realtime(session: Session, out: Path) -> None:
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     program, out = argv[0], Path(argv[1])
-    ctx = RankContext.from_env("gloo")
 
-    def body() -> int:
-        session = Session.open(ctx)
+    def body(session: Session) -> None:
         for part in program.split("+"):
             {"lockstep": lockstep, "realtime": realtime}[part](session, out)
-        RankContext.leave()
-        return 0
 
-    run_rank(ctx.rank, body)
+    run_in_session(body, "gloo")
 
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-    os._exit(0)

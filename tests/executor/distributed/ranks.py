@@ -27,7 +27,7 @@ import torch
 
 from executor.distributed.clock import sync_clocks
 from executor.distributed.context import RankContext
-from executor.distributed.faults import run_rank
+from executor.distributed.faults import run_and_exit
 from executor.distributed.launch import launch_local
 from executor.distributed.transport import TorchTransport
 from executor.pipeline.transport import Message
@@ -111,7 +111,7 @@ def rank_main(program: str, out: Path, arg: str | None) -> None:
             return wait(ctx, out)
         raise SystemExit(f"unknown program {program}")
 
-    run_rank(ctx.rank, body)
+    run_and_exit(ctx.rank, body)
 
 
 def main(argv: list[str]) -> int:

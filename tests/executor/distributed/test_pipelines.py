@@ -5,7 +5,7 @@
   T1 (recompute), T2 (accumulation), T3 (omission, with ER), T4 (a removed worker), and
   PipeDream-2BW; on 2 ranks (stages 0 | 1, 2) and 3 ranks (one stage each).
 * Real time, P = 2 on 2 ranks and P = 3 on 3: every datum is trained or dropped, and every
-  trained datum (only those) was predicted; the measured trace, replayed in one process by
+  trained datum (only those) was predicted — every datum, with `--predict-all` (P = 3); the measured trace, replayed in one process by
   the replay executor — which checks every version, staleness and update against it — ends
   with the distributed run's weights, bit for bit. One rank owning every stage (no launcher, the
   in-process transport) runs MIR, which needs the whole model, under the same checks.
@@ -67,7 +67,10 @@ def check_real_time(report: dict) -> None:
     n = report["n"]
     assert report["trained"] + report["dropped"] == n  # drained: nothing left in flight
     assert report["in_flight_at_end"] == 0
-    assert report["unpredicted"] == report["dropped"] == n - report["predicted"]
-    assert report["predicted_mask"] == report["trained_mask"]  # predicted by its own training forward
+    if report["predict_all"]:  # dropped data get an inference forward: everything is predicted
+        assert report["unpredicted"] == 0 and report["predicted"] == n
+    else:  # predicted by its own training forward, or not at all
+        assert report["unpredicted"] == report["dropped"] == n - report["predicted"]
+        assert report["predicted_mask"] == report["trained_mask"]
     assert report["trained"] > 0
     assert report["replay_equal"]

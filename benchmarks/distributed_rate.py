@@ -136,6 +136,7 @@ def rank_main(args: argparse.Namespace) -> int:
                 "measured": None if shortest is None else measured[shortest],
                 "twin_at_measured": None if shortest is None else twin(plan, profile, args.data, shortest),
                 "twin_shortest_s": twin_shortest,
+                "probes": {f"{1e3 * td:.3f} ms": m["drop_rate"] for td, m in sorted(measured.items())},
             }
         if session.ctx.rank == 0:
             (work / f"results-{args.plan.stem}.json").write_text(json.dumps(results, indent=1))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,7 @@ from planner.plan import Plan
 from sim.config import SimConfig
 from sim.policy import admission_policy
 from sim.strategies import get_strategy
+from sim.trace import TraceRow
 
 CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
 START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
@@ -68,7 +69,7 @@ class RankRun:
     sim_config: SimConfig
     options: DistributedOptions
     measured_trace: Path | None = None
-    rows: list[Any] | None = None  # lockstep: the trace to follow, in execution order
+    rows: list[TraceRow] | None = None  # lockstep: the trace to follow, in execution order
 
 
 def run_rank(setup: RunSetup, run: RankRun) -> RunResult:

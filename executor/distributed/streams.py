@@ -27,18 +27,21 @@ def check_streams(count: int, cuda: bool) -> None:
         raise FerretError("--streams K > 1 needs CUDA; on the CPU a rank runs one op at a time")
 
 
+_NOTHING = contextlib.nullcontext()  # reusable: the CPU path costs no generator per op
+
+
 class Streams:
     def __init__(self, device: torch.device, count: int) -> None:
         check_streams(count, device.type == "cuda")
         self.enabled = count > 1
         self._streams = [torch.cuda.Stream(device) for _ in range(count)] if self.enabled else []
 
-    @contextlib.contextmanager
-    def running(self, stage: int, after: Any) -> Iterator[None]:
+    def running(self, stage: int, after: Any) -> contextlib.AbstractContextManager[None]:
         """Run the op of `stage` on its stream, after event `after` (the input's, or None)."""
-        if not self.enabled:
-            yield
-            return
+        return self._on_stream(stage, after) if self.enabled else _NOTHING
+
+    @contextlib.contextmanager
+    def _on_stream(self, stage: int, after: Any) -> Iterator[None]:
         stream = self._streams[stage % len(self._streams)]
         if after is not None:
             stream.wait_event(after)

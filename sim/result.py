@@ -136,6 +136,9 @@ class SimResult:
             "peak_memory_bytes": self.peak_memory_bytes,
             "throughput_per_s": self.throughput_per_s,
             "drop_rate": self.drop_rate,
+            # The distributed executor predicts a datum by its own training forward, so the share
+            # of the stream it predicts is the share admitted (docs/distributed.md).
+            "predicted_share": 1.0 - self.drop_rate,
             "latency_p50_s": self.latency_quantile(0.5),
             "latency_p99_s": self.latency_quantile(0.99),
             "events": self.events,

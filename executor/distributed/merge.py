@@ -67,6 +67,7 @@ def merge_reports(
         "dropped_removed_worker": int(np.sum(source["removed"])),
         "drop_rate": float(dropped.mean()),
         "unpredicted": int((~predicted).sum()),
+        "predicted_share": float(predicted.mean()),
         "unpredicted_note": (
             "a datum is predicted by its own training forward at the last stage; data no worker trained on "
             "(dropped, or of removed workers) are unpredicted unless --predict-all"

@@ -67,6 +67,8 @@ def test_a_plan_learns_in_real_time_on_two_ranks(tmp_path, made):
     assert summary["mode"] == "distributed" and summary["ranks"] == 2
     assert summary["trained"] + summary["dropped"] == summary["samples"] == 200
     assert summary["unpredicted"] == summary["dropped"]
+    assert summary["predicted_share"] == pytest.approx(1 - summary["drop_rate"])  # the twin's quantity too
+    assert 0 <= summary["sim_predicted_share"] <= 1
     for field in ("drop_rate", "latency_p50_s", "latency_p99_s", "throughput_per_s", "sim_drop_rate"):
         assert summary[field] is not None, field
     assert summary["test_accuracy"] > 20.0  # 10 classes: learning, not chance

@@ -204,6 +204,7 @@ def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:
         "sim_adaptation_rate": sim.adaptation_rate,
         "sim_peak_memory_bytes": sim.peak_memory_bytes,
         "sim_drop_rate": sim.drop_rate,
+        "sim_predicted_share": 1.0 - sim.drop_rate,
         "sim_throughput_per_s": sim.throughput_per_s,
         "sim_latency_p50_s": sim.latency_quantile(0.5),
         "sim_latency_p99_s": sim.latency_quantile(0.99),

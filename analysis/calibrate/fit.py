@@ -1,0 +1,226 @@
+"""`calibrate(runs, profile)`: fit the twin's timing model to measured traces.
+
+Direct statistics of the traces, no simulation: (1) every compute row is labelled with its
+group and with how crowded its device and host were (`jobs.py`); (2) one robust log-space fit
+gives each group's uncontended base time, the device slow-down, the host slow-down and the
+jitter (`contention.py`); (3) the bases are linear in the per-layer times, the per-op overhead
+and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`). Jobs that start
+together on one device are ordered by the first fit and the fit is repeated once.
+
+What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
+time, so its rows give op costs but no contention; twin and distributed runs give everything.
+Host contention is fitted only from distributed runs (the twin has no host).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.calibrate.contention import ContentionFit, fit_contention
+from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe
+from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
+from analysis.calibrate.links import LinkFit, fit_links
+from analysis.calibrate.params import Fitted
+from analysis.run_folder import RunFolder
+from analysis.trace_table import KIND_CODES, TraceTable, load_table
+from planner.errors import FerretError
+from planner.profile import LayerProfile, ModelProfile
+from sim.config import SimConfig
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    folder: RunFolder
+    table: TraceTable
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    run: int
+    row_type: str
+    stage: int
+    rows: int
+    base_s: float
+    residual: float  # the layer model's base / the group's fitted base - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    profile: ModelProfile  # source "calibrated"
+    sim_config: SimConfig
+    layers: LayerFit
+    contention: ContentionFit
+    links: LinkFit
+    concurrency: Fitted
+    groups: tuple[GroupSummary, ...]
+    runs: tuple[str, ...]
+    host_cores: int | None
+
+    @property
+    def parameters(self) -> tuple[Fitted, ...]:
+        return (
+            self.layers.overhead,
+            self.layers.update,
+            self.concurrency,
+            self.contention.slowdown,
+            self.contention.host_slowdown,
+            self.contention.jitter_sigma,
+            self.links.latency,
+            self.links.bandwidth,
+        )
+
+    @property
+    def layer_parameters(self) -> tuple[Fitted, ...]:
+        return self.layers.t_fwd + self.layers.t_bwd + self.layers.t_rec
+
+
+def load_runs(folders: list[RunFolder], profile: ModelProfile) -> list[MeasuredRun]:
+    """Read each run's trace; refuse a profile whose layers are not the runs' stages."""
+    runs = []
+    for folder in folders:
+        plan = folder.plan
+        if plan.num_layers != profile.num_layers:
+            raise FerretError(
+                f"--profile has {profile.num_layers} layers but {folder.path}'s plan partitions {plan.num_layers}"
+            )
+        if folder.profile is not None:
+            ours = [layer.name for layer in profile.layers]
+            theirs = [layer.name for layer in folder.profile.layers]
+            if ours != theirs:
+                raise FerretError(f"--profile's layers {ours} are not those of {folder.path}'s run ({theirs})")
+        table = load_table(folder.trace_path)
+        stages = table.num_stages
+        if stages != plan.num_stages:
+            raise FerretError(f"{folder.trace_path}: ops on {stages} stages but its plan has {plan.num_stages}")
+        if not table.mask("fwd", "bwd").any():
+            raise FerretError(f"{folder.trace_path}: no fwd or bwd rows to fit")
+        runs.append(MeasuredRun(folder, table))
+    return runs
+
+
+def calibrate(
+    runs: list[MeasuredRun], profile: ModelProfile, host_cores: int | None = None, base: SimConfig | None = None
+) -> Calibration:
+    if not runs:
+        raise FerretError("calibrate needs at least one measured run")
+    base = SimConfig() if base is None else base
+    observations = [observe(run.table) for run in runs]
+    stages = [run.folder.plan.num_stages for run in runs]
+    offsets = np.cumsum([0] + [len(ROW_TYPES) * p for p in stages])
+    group = np.concatenate([offsets[r] + o.row_type * stages[r] + o.stage for r, o in enumerate(observations)])
+    duration = np.concatenate([o.duration for o in observations])
+    groups = int(offsets[-1])
+
+    ratio = _group_ratio(duration, group, groups, None)
+    for _ in range(2):  # order same-instant starts by the last fit, then fit again
+        m, host = _crowding(runs, observations, ratio, host_cores)
+        fit = fit_contention(duration, group, groups, m, host)
+        ratio = _group_ratio(duration, group, groups, fit.base)
+    concurrency = int(m.max()) + 1 if len(m) else 1
+
+    equations, summaries = [], []
+    for r, (run, p) in enumerate(zip(runs, stages, strict=True)):
+        for code in range(len(ROW_TYPES)):
+            for j in range(p):
+                g = int(offsets[r] + code * p + j)
+                if fit.rows[g] == 0 and not ((group == g) & (duration == 0)).any():
+                    continue
+                equations.append(
+                    GroupEquation(code, run.folder.plan.stage_layers(j), float(fit.base[g]), int(max(fit.rows[g], 1)))
+                )
+                summaries.append((r, code, j, int(fit.rows[g]), float(fit.base[g])))
+    layers = fit_layers(equations, profile, fit.jitter_sigma.value)
+    main = [s for s in summaries if ROW_TYPES[s[1]] != "recompute"]
+    residual = dict(zip([(s[0], s[1], s[2]) for s in main], layers.residuals, strict=True))
+    groups_out = tuple(
+        GroupSummary(r, ROW_TYPES[code], j, rows, b, residual.get((r, code, j), float("nan")))
+        for r, code, j, rows, b in summaries
+    )
+    links = fit_links(*_send_rows(runs))
+    sigma = fit.jitter_sigma.value
+    config = dataclasses.replace(
+        base,
+        concurrency=concurrency,
+        slowdown=fit.slowdown.value,
+        time_scale=1.0,
+        op_overhead_s=layers.overhead.value,
+        update_s=layers.update.value,
+        link_latency_s=links.latency.value,
+        link_bandwidth_Bps=links.bandwidth.value,
+        jitter="lognormal" if sigma > 1e-9 else "none",
+        jitter_sigma=sigma if sigma > 1e-9 else 0.0,
+    )
+    concurrency_param = Fitted(
+        "concurrency", float(concurrency), 0.0, "ops", "most jobs seen running at once on a device"
+    )
+    return Calibration(
+        profile=calibrated_profile(profile, layers),
+        sim_config=config,
+        layers=layers,
+        contention=fit,
+        links=links,
+        concurrency=concurrency_param,
+        groups=groups_out,
+        runs=tuple(str(run.folder.path) for run in runs),
+        host_cores=host_cores,
+    )
+
+
+def calibrated_profile(profile: ModelProfile, layers: LayerFit) -> ModelProfile:
+    new_layers = tuple(
+        LayerProfile(
+            name=layer.name,
+            t_fwd_s=f.value,
+            t_bwd_s=b.value,
+            param_bytes=layer.param_bytes,
+            act_bytes=layer.act_bytes,
+            fwd_flops=layer.fwd_flops,
+        )
+        for layer, f, b in zip(profile.layers, layers.t_fwd, layers.t_bwd, strict=True)
+    )
+    return dataclasses.replace(profile, layers=new_layers, source="calibrated")
+
+
+def _group_ratio(duration: np.ndarray, group: np.ndarray, groups: int, base: np.ndarray | None) -> np.ndarray:
+    """Per row: duration over its group's base (its median before the first fit)."""
+    if base is None:
+        base = np.zeros(groups)
+        for g in np.unique(group):
+            base[g] = np.median(duration[group == g])
+    ref = base[group]
+    return np.divide(duration, ref, out=np.ones_like(duration), where=ref > 0)
+
+
+def _crowding(
+    runs: list[MeasuredRun], observations: list[OpObservations], ratio: np.ndarray, host_cores: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    ms, hosts = [], []
+    at = 0
+    for run, obs in zip(runs, observations, strict=True):
+        n = len(obs)
+        row_ratio = ratio[at : at + n]
+        job_ratio = np.full(len(obs.job_start), -np.inf)
+        np.maximum.at(job_ratio, obs.job, row_ratio)
+        job_ratio[np.isinf(job_ratio)] = 1.0
+        m, others = contention(obs, job_ratio)
+        if run.folder.source != "distributed" or host_cores is None:
+            others = np.zeros_like(others)  # the twin has no host; a replay runs one op at a time
+        else:
+            others = np.maximum(others + 1 - host_cores, 0)
+        ms.append(m)
+        hosts.append(others)
+        at += n
+    return np.concatenate(ms), np.concatenate(hosts)
+
+
+def _send_rows(runs: list[MeasuredRun]) -> tuple[np.ndarray, np.ndarray]:
+    durations, nbytes = [], []
+    for run in runs:
+        t = run.table
+        sel = (t.kind == KIND_CODES["send"]) & (t.device >= 0)
+        durations.append(t.duration[sel])
+        nbytes.append(t.bytes[sel])
+    return np.concatenate(durations), np.concatenate(nbytes)

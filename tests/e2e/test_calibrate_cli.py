@@ -1,0 +1,95 @@
+"""`ferret calibrate` end to end: its outputs feed `ferret simulate`, and bad input writes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from analysis.cli import main
+from tests.analysis.known_twin import TRUE_CONFIG, plain_profile, plan_for, true_profile
+from tests.analysis.twin_runs import edited_copy, simulate_folder
+
+OUTPUTS = ["calibration.json", "calibration.md", "config.json", "profile.json", "sim_config.json", "summary.json"]
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibrate-cli")
+    flags = ["--concurrency", "2", "--slowdown", "0.3", "--op-overhead", "4ms", "--update-time", "3ms"]
+    flags += ["--link-latency", "2ms", "--link-bandwidth", "200000B"]
+    runs = [
+        simulate_folder(root / "a", plan_for((0, 2, 4, 6), 3, 0.05), true_profile(), 400, *flags),
+        simulate_folder(root / "b", plan_for((0, 1, 3, 6), 2, 0.07, recompute=True), true_profile(), 400, *flags),
+    ]
+    plain_profile().save(root / "plain.json")
+    return root, runs
+
+
+def _calibrate(runs, profile, out):
+    return main(["calibrate", "--measured", *map(str, runs), "--profile", str(profile), "--out", str(out)])
+
+
+def test_writes_a_calibrated_profile_and_a_sim_config_that_simulate_accepts(measured, capsys):
+    root, runs = measured
+    out = root / "calibrated"
+    assert _calibrate(runs, root / "plain.json", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    profile = json.loads((out / "profile.json").read_text())
+    assert profile["source"] == "calibrated"
+    config = json.loads((out / "sim_config.json").read_text())
+    for key in ("op_overhead_s", "update_s", "slowdown", "link_latency_s", "link_bandwidth_Bps"):
+        assert config[key] == pytest.approx(getattr(TRUE_CONFIG, key), rel=1e-6), key
+    report = json.loads((out / "calibration.json").read_text())
+    assert {p["name"] for p in report["parameters"]} >= {"op_overhead_s", "jitter_sigma", "link_bandwidth_Bps"}
+    assert all("stderr" in p for p in report["parameters"])
+    assert "| op_overhead_s |" in (out / "calibration.md").read_text()
+    assert "op_overhead_s" in capsys.readouterr().out
+    plan = root / "a-plan.json"
+    args = ["simulate", "--plan", str(plan), "--profile", str(out / "profile.json"), "--samples", "400"]
+    assert main([*args, "--sim-config", str(out / "sim_config.json"), "--out", str(root / "resim")]) == 0
+    # The calibrated twin reproduces the 'measured' run it was fitted on.
+    v = root / "v"
+    assert main(["validate", "--predicted", str(root / "resim"), "--measured", str(runs[0]), "--out", str(v)]) == 0
+    for m in json.loads((v / "validation.json").read_text())["metrics"]:
+        if m["error"] is not None and m["name"] != "peak_memory_bytes":
+            assert abs(m["error"]) < 1e-6, m
+
+
+def _one_line_error(capsys, code, *needles):
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_a_profile_that_does_not_match_the_runs_is_refused(measured, tmp_path, capsys):
+    _, runs = measured
+    out = tmp_path / "out"
+    small = dataclasses.replace(plain_profile(), layers=plain_profile().layers[:4])
+    small.save(tmp_path / "small.json")
+    _one_line_error(capsys, _calibrate(runs, tmp_path / "small.json", out), "has 4 layers", "partitions 6")
+    renamed = dataclasses.replace(
+        plain_profile(),
+        layers=tuple(dataclasses.replace(layer, name=f"x{i}") for i, layer in enumerate(plain_profile().layers)),
+    )
+    renamed.save(tmp_path / "renamed.json")
+    _one_line_error(capsys, _calibrate(runs, tmp_path / "renamed.json", out), "layers ['x0'", "are not those of")
+    assert not out.exists()
+
+
+def test_empty_truncated_or_foreign_traces_are_refused(measured, tmp_path, capsys):
+    root, runs = measured
+    out = tmp_path / "out"
+    empty = edited_copy(runs[0], tmp_path / "empty", lambda rows: [])
+    _one_line_error(capsys, _calibrate([empty], root / "plain.json", out), "is empty")
+    broken = edited_copy(runs[0], tmp_path / "broken", lambda rows: rows)
+    text = (broken / "trace.jsonl").read_text()
+    (broken / "trace.jsonl").write_text(text[: len(text) // 3])
+    _one_line_error(capsys, _calibrate([broken], root / "plain.json", out), "is not a trace event")
+    fewer = edited_copy(runs[0], tmp_path / "fewer", lambda rows: [r for r in rows if r["stage"] != 2])
+    _one_line_error(capsys, _calibrate([fewer], root / "plain.json", out), "ops on 2 stages but its plan has 3")
+    _one_line_error(capsys, _calibrate([tmp_path / "nowhere"], root / "plain.json", out), "not a folder")
+    assert not out.exists()

@@ -1,9 +1,11 @@
-"""A `Validation` in words: the markdown table of `validation.md` and the console lines."""
+"""A `Validation` in words and pictures: `validation.json`, `validation.md`, the figures, the console lines."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from analysis.output import write_json
 from analysis.units import format_bytes, format_seconds
 from analysis.validate import MetricComparison, Validation
 
@@ -99,3 +101,13 @@ def console_lines(v: Validation) -> list[str]:
             f"{100 * k.p90_abs_error:.1f} %, {k.pairs} pairs)"
         )
     return out
+
+
+def write_validation(v: Validation, folder: Path, window_ops: int = 200) -> list[str]:
+    """validation.json, validation.md and the figures into `folder`; returns the figures' names."""
+    from analysis.plots_validate import write_figures
+
+    figures = write_figures(v, folder, window_ops)
+    write_json(folder / "validation.json", v.to_json())
+    (folder / "validation.md").write_text(to_markdown(v, figures), encoding="utf-8")
+    return figures

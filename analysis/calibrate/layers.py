@@ -10,7 +10,8 @@ metric `Σ (t - t̂)² / t̂`, which changes every layer of a stage by the same 
 
 The overhead is determined when some equations have it and others with the same layers do not
 (a stage split differently in another run; a backward after a recompute, which the twin charges
-no second overhead). When it is not, it is fitted across stages as the intercept of
+no second overhead); a fit below 0 (noise, or a cost the model lacks) is set to 0 and the layers
+refitted. When it is not, it is fitted across stages as the intercept of
 `stage time = overhead + a · profiled stage time`, which assumes the profile's ratios between
 stages; with fewer than two distinct stage times it is not fitted (0).
 
@@ -131,6 +132,11 @@ def fit_layers(eqs: list[GroupEquation], profile: ModelProfile, jitter_sigma: fl
         A[:, 2 * L] = 0.0
     theta, cov, identifiable = solve_near_prior(A, y, weight, prior)
     se = _stderr(cov, jitter_sigma)
+    if overhead is None and theta[2 * L] < 0:  # noise (or a cost the model lacks) drove it below 0
+        overhead = fixed("op_overhead_s", 0.0, "s", f"fitted {1e6 * theta[2 * L]:.3g} µs < 0 from these runs; set to 0")
+        A[:, 2 * L] = 0.0
+        theta, cov, identifiable = solve_near_prior(A, y, weight, prior)
+        se = _stderr(cov, jitter_sigma)
     if overhead is None:
         overhead = Fitted("op_overhead_s", float(theta[2 * L]), float(se[2 * L]), "s")
     update = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.output import write_config, write_json, write_summary
+from analysis.output import write_config, write_summary
 from analysis.units import cli_type, int_at_least
-from planner.fileio import atomic_dir, atomic_write_text
+from planner.fileio import atomic_dir
 
 NAME = "validate"
 HELP = "compare a predicted run (ferret simulate) with a measured one (ferret run --plan), op by op"
@@ -35,18 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.plots_validate import write_figures
     from analysis.run_folder import load_run_folder
     from analysis.validate import validate
-    from analysis.validate_report import console_lines, to_markdown
+    from analysis.validate_report import console_lines, write_validation
 
     predicted = load_run_folder(args.predicted, "--predicted")
     measured = load_run_folder(args.measured, "--measured")
     result = validate(predicted, measured)
     with atomic_dir(args.out) as stage:
-        figures = write_figures(result, stage, args.window_ops)
-        write_json(stage / "validation.json", result.to_json())
-        atomic_write_text(stage / "validation.md", to_markdown(result, figures))
+        figures = write_validation(result, stage, args.window_ops)
         write_summary(stage, {m.name: m.error for m in result.metrics} | {"ops_paired": len(result.aligned)})
         write_config(stage, args, predicted_source=predicted.source, measured_source=measured.source)
     print(f"validate: {measured.source} run {args.measured} against {predicted.source} {args.predicted}")

@@ -2,9 +2,12 @@
 measured run.
 
 An op is named by what it did, not when: `(kind, sample, stage)` for `fwd`, `recompute`,
-`bwd` (a datum passes each stage once), plus its occurrence for `send`/`recv` (a stage sends a
-datum's activation up and its gradient down: two sends with one key, told apart by order), and
-`(update, stage, version)` for an optimizer step (one version counter per stage, SPEC §3.2).
+`bwd` (a datum passes each stage once), `(update, stage, version)` for an optimizer step (one
+version counter per stage, SPEC §3.2), and `(kind, sample, k)` for the `k`-th `send`/`recv` of
+a datum in time order — a datum crosses the same links in the same order in both runs of one
+plan, while executors label a transfer's `stage` differently (the twin: the sending stage; the
+distributed executor: the receiving one). Transfers of no datum's training (`worker` -1, e.g. a
+prediction's input) are not paired.
 Ops present on one side only (a run that stopped at the last arrival, a schedule that
 differed) are counted, not paired.
 """
@@ -20,6 +23,7 @@ from analysis.trace_table import COMPUTE_KINDS, KIND_CODES, LINK_KINDS, TraceTab
 
 ALIGNED_KINDS = COMPUTE_KINDS + LINK_KINDS
 _UPDATE = KIND_CODES["update"]
+_LINKS = {KIND_CODES[k] for k in LINK_KINDS}
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class AlignedOps:
 
 def op_keys(table: TraceTable) -> dict[tuple[int, int, int, int], int]:
     """Key → row index for every aligned op of `table`."""
-    rows = np.flatnonzero(table.mask(*ALIGNED_KINDS))
+    rows = np.flatnonzero(table.mask(*ALIGNED_KINDS) & ~(table.mask(*LINK_KINDS) & (table.worker < 0)))
     rows = rows[np.argsort(table.t_start[rows], kind="stable")]
     seen: Counter[tuple[int, int, int]] = Counter()
     keys: dict[tuple[int, int, int, int], int] = {}
@@ -45,7 +49,7 @@ def op_keys(table: TraceTable) -> dict[tuple[int, int, int, int], int]:
         rows.tolist(), kinds.tolist(), samples.tolist(), stages.tolist(), versions.tolist(), strict=True
     ):
         who = version if kind == _UPDATE else sample
-        base = (kind, who, stage)
+        base = (kind, who, -1 if kind in _LINKS else stage)
         keys[(*base, seen[base])] = i
         seen[base] += 1
     return keys

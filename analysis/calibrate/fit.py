@@ -139,7 +139,7 @@ def calibrate(
         GroupSummary(r, ROW_TYPES[code], j, rows, b, residual.get((r, code, j), float("nan")))
         for r, code, j, rows, b in summaries
     )
-    links = fit_links(*_send_rows(runs))
+    links = fit_links(*_transfers(runs))
     sigma = fit.jitter_sigma.value
     config = dataclasses.replace(
         base,
@@ -216,11 +216,31 @@ def _crowding(
     return np.concatenate(ms), np.concatenate(hosts)
 
 
-def _send_rows(runs: list[MeasuredRun]) -> tuple[np.ndarray, np.ndarray]:
+def _transfers(runs: list[MeasuredRun]) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds from a message's send start to its recv end, bytes) for every datum's transfer.
+
+    The k-th `send` of a datum pairs with its k-th `recv` (a datum crosses its links in order);
+    without recv rows a send's own span is the transfer.
+    """
     durations, nbytes = [], []
     for run in runs:
         t = run.table
-        sel = (t.kind == KIND_CODES["send"]) & (t.device >= 0)
-        durations.append(t.duration[sel])
-        nbytes.append(t.bytes[sel])
-    return np.concatenate(durations), np.concatenate(nbytes)
+        sends = _by_sample(t, (t.kind == KIND_CODES["send"]) & (t.worker >= 0) & (t.device >= 0))
+        recvs = _by_sample(t, (t.kind == KIND_CODES["recv"]) & (t.worker >= 0) & (t.device >= 0))
+        for key, i in sends.items():
+            j = recvs.get(key)
+            durations.append(float(t.t_end[j] - t.t_start[i]) if j is not None else float(t.duration[i]))
+            nbytes.append(int(t.bytes[i]))
+    return np.asarray(durations, dtype=np.float64), np.asarray(nbytes, dtype=np.int64)
+
+
+def _by_sample(t: TraceTable, mask: np.ndarray) -> dict[tuple[int, int], int]:
+    rows = np.flatnonzero(mask)
+    rows = rows[np.lexsort((t.t_start[rows], t.sample[rows]))]
+    out: dict[tuple[int, int], int] = {}
+    count: dict[int, int] = {}
+    for i, sample in zip(rows.tolist(), t.sample[rows].tolist(), strict=True):
+        k = count.get(sample, 0)
+        count[sample] = k + 1
+        out[(sample, k)] = i
+    return out

@@ -1,7 +1,8 @@
-"""Link latency and bandwidth: a robust regression of each `send` row's duration on its bytes.
+"""Link latency and bandwidth: a robust regression of each transfer's time on its bytes.
 
 The twin's link (sim/links.py) holds a transfer for `bytes / bandwidth` and lands it `latency`
-later, so a send row lasts `latency + bytes / bandwidth`: the intercept and the slope of a line.
+later, so a transfer takes `latency + bytes / bandwidth` from its send to its arrival: the
+intercept and the slope of a line (`fit.py` measures it from a send's start to its recv's end).
 The fit is Huber (scipy `least_squares`), both terms ≥ 0. With one payload size only the sum is
 seen: the latency takes it all and the bandwidth stays free (∞). Without send rows the links
 are free, as in the twin's default.
@@ -28,8 +29,8 @@ class LinkFit:
 def fit_links(duration: np.ndarray, nbytes: np.ndarray) -> LinkFit:
     if len(duration) == 0:
         return LinkFit(
-            fixed("link_latency_s", 0.0, "s", "no send rows: links are free"),
-            fixed("link_bandwidth_Bps", float("inf"), "B/s", "no send rows: links are free"),
+            fixed("link_latency_s", 0.0, "s", "no transfers: links are free"),
+            fixed("link_bandwidth_Bps", float("inf"), "B/s", "no transfers: links are free"),
         )
     x = nbytes.astype(np.float64)
     if len(np.unique(x)) < 2:

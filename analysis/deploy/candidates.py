@@ -4,11 +4,18 @@ The closed forms assume no contention; on `D` real devices the plans' workers sh
 every candidate is simulated with the (calibrated) twin on the same stream and the one with the
 highest simulated adaptation rate is run. Candidates are Ferret's best plan for each of Alg. 3's
 partitions (SPEC §4.2) within the budget, ranked by (F3).
+
+A stage's weights live on one device (its owner rank runs every worker's ops on it), so each
+candidate is placed by owners, two ways: stage `j` on device `j mod D` (round robin), and
+contiguous stages on one device, split where the devices' profiled loads are most even (fewest
+transfers). Both are simulated; the twin decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from planner.errors import FerretError
 from planner.partition import candidate_partitions
@@ -38,19 +45,32 @@ def resolve_budget(budget: str | int, profile: ModelProfile, td: float, decay: f
     return int(budget)
 
 
+def owner_placements(plan: Plan, profile: ModelProfile, devices: int) -> list[Plan]:
+    """`plan` with every stage on one device: round robin, and balanced contiguous blocks."""
+    P = plan.num_stages
+    load = np.add.reduceat(profile.t_fwd + profile.t_bwd, np.asarray(plan.partition[:-1]))
+    cumulative = np.cumsum(load) / load.sum()
+    blocks = [min(int(np.searchsorted(cumulative, (k + 1) / devices - 1e-12)), P - 1) for k in range(devices)]
+    contiguous = [next(k for k, end in enumerate(blocks) if j <= end) for j in range(P)]
+    owners = {tuple(j % devices for j in range(P)), tuple(contiguous)}
+    return [replace(plan, placement=tuple(owner for _ in plan.workers)) for owner in sorted(owners)]
+
+
 def top_candidates(
     profile: ModelProfile, td: float, decay: float, budget: int | None, devices: int, k: int
 ) -> list[Candidate]:
     found: dict[str, Candidate] = {}
     for partition in candidate_partitions(profile):
         result = make_plan("ferret", profile, td, decay, budget, partition=partition, num_devices=devices)
-        if result.feasible:
-            key = repr(result.plan.to_json())
-            found.setdefault(key, Candidate(result.plan, result.adaptation_rate, result.memory_bytes))
+        if not result.feasible:
+            continue
+        for plan in owner_placements(result.plan, profile, devices):
+            found.setdefault(repr(plan.to_json()), Candidate(plan, result.adaptation_rate, result.memory_bytes))
     if not found:
         raise FerretError("no Ferret plan fits the budget on any partition")
     ranked = sorted(found.values(), key=lambda c: -c.closed_form_rate)
-    return ranked[:k]
+    partitions = list(dict.fromkeys(c.plan.partition for c in ranked))[:k]
+    return [c for c in ranked if c.plan.partition in partitions]
 
 
 def simulate_candidates(

@@ -24,6 +24,7 @@ from analysis.deploy.invoke import invoke
 from analysis.run_folder import load_run_folder
 from analysis.validate import Validation, validate
 from analysis.validate_report import write_validation
+from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
@@ -99,7 +100,7 @@ class DeployLoop:
         argv += ["--model", s.model, "--profile", str(self.state.path("profile", "profile.json"))]
         argv += ["--compensation", s.compensation, *self._stream_args(samples)]
         if s.mode == "distributed":
-            argv += ["--nproc", str(s.devices)]
+            argv += ["--nproc", str(len({d for row in Plan.load(plan).placement for d in row}))]
         invoke("run", [*argv, *s.run_options, "--out", str(out)], self._log(phase))
         # The folder must name its plan and profile itself once it leaves the staging area.
         shutil.copy(plan, out / "plan.json")

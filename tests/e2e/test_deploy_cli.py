@@ -26,8 +26,11 @@ def test_the_closed_loop_writes_a_report_with_a_verdict(tmp_path, capsys):
         assert (out / png).read_bytes().startswith(b"\x89PNG")
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["errors"]) == {"profile only", "calibrated before the run", "recalibrated with the run"}
-    candidates = [json.loads(p.read_text())["partition"] for p in sorted((out / "candidates").glob("plan-*.json"))]
-    assert 1 <= len(candidates) <= 3 and summary["chosen_partition"] in candidates
+    candidates = [json.loads(p.read_text()) for p in sorted((out / "candidates").glob("plan-*.json"))]
+    assert 1 <= len({tuple(c["partition"]) for c in candidates}) <= 3  # --top-k 3 partitions, two placements each
+    assert summary["chosen_partition"] in [c["partition"] for c in candidates]
+    for c in candidates:  # every stage on one device: its owner
+        assert all(len({row[j] for row in c["placement"]}) == 1 for j in range(len(c["partition"]) - 1))
     # The run folder is self-contained: validate works on it after the staging folder is gone.
     assert main(["validate", "--predicted", str(out / "sim-calibrated"), "--measured", str(out / "run"),
                  "--out", str(tmp_path / "v")]) == 0  # fmt: skip

@@ -38,7 +38,11 @@ def fit_links(duration: np.ndarray, nbytes: np.ndarray) -> LinkFit:
         spread = MAD_TO_SIGMA * float(np.median(np.abs(duration - median)))
         return LinkFit(
             Fitted(
-                "link_latency_s", median, float(1.2533 * spread / np.sqrt(len(duration))), "s", "one payload size: all latency"
+                "link_latency_s",
+                median,
+                float(1.2533 * spread / np.sqrt(len(duration))),
+                "s",
+                "one payload size: all latency",
             ),
             fixed("link_bandwidth_Bps", float("inf"), "B/s", f"one payload size ({int(x[0])} B): bandwidth not seen"),
         )

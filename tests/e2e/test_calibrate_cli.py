@@ -10,6 +10,7 @@ import pytest
 from analysis.cli import main
 from tests.analysis.known_twin import TRUE_CONFIG, plain_profile, plan_for, true_profile
 from tests.analysis.twin_runs import edited_copy, simulate_folder
+from tests.e2e.cli_errors import assert_one_line_error
 
 OUTPUTS = ["calibration.json", "calibration.md", "config.json", "profile.json", "sim_config.json", "summary.json"]
 
@@ -57,26 +58,18 @@ def test_writes_a_calibrated_profile_and_a_sim_config_that_simulate_accepts(meas
             assert abs(m["error"]) < 1e-6, m
 
 
-def _one_line_error(capsys, code, *needles):
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-
-
 def test_a_profile_that_does_not_match_the_runs_is_refused(measured, tmp_path, capsys):
     _, runs = measured
     out = tmp_path / "out"
     small = dataclasses.replace(plain_profile(), layers=plain_profile().layers[:4])
     small.save(tmp_path / "small.json")
-    _one_line_error(capsys, _calibrate(runs, tmp_path / "small.json", out), "has 4 layers", "partitions 6")
+    assert_one_line_error(capsys, _calibrate(runs, tmp_path / "small.json", out), "has 4 layers", "partitions 6")
     renamed = dataclasses.replace(
         plain_profile(),
         layers=tuple(dataclasses.replace(layer, name=f"x{i}") for i, layer in enumerate(plain_profile().layers)),
     )
     renamed.save(tmp_path / "renamed.json")
-    _one_line_error(capsys, _calibrate(runs, tmp_path / "renamed.json", out), "layers ['x0'", "are not those of")
+    assert_one_line_error(capsys, _calibrate(runs, tmp_path / "renamed.json", out), "layers ['x0'", "are not those of")
     assert not out.exists()
 
 
@@ -84,12 +77,12 @@ def test_empty_truncated_or_foreign_traces_are_refused(measured, tmp_path, capsy
     root, runs = measured
     out = tmp_path / "out"
     empty = edited_copy(runs[0], tmp_path / "empty", lambda rows: [])
-    _one_line_error(capsys, _calibrate([empty], root / "plain.json", out), "is empty")
+    assert_one_line_error(capsys, _calibrate([empty], root / "plain.json", out), "is empty")
     broken = edited_copy(runs[0], tmp_path / "broken", lambda rows: rows)
     text = (broken / "trace.jsonl").read_text()
     (broken / "trace.jsonl").write_text(text[: len(text) // 3])
-    _one_line_error(capsys, _calibrate([broken], root / "plain.json", out), "is not a trace event")
+    assert_one_line_error(capsys, _calibrate([broken], root / "plain.json", out), "is not a trace event")
     fewer = edited_copy(runs[0], tmp_path / "fewer", lambda rows: [r for r in rows if r["stage"] != 2])
-    _one_line_error(capsys, _calibrate([fewer], root / "plain.json", out), "ops on 2 stages but its plan has 3")
-    _one_line_error(capsys, _calibrate([tmp_path / "nowhere"], root / "plain.json", out), "not a folder")
+    assert_one_line_error(capsys, _calibrate([fewer], root / "plain.json", out), "ops on 2 stages but its plan has 3")
+    assert_one_line_error(capsys, _calibrate([tmp_path / "nowhere"], root / "plain.json", out), "not a folder")
     assert not out.exists()

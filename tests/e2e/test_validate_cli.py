@@ -9,6 +9,7 @@ import pytest
 from analysis.cli import main
 from planner.plan import WorkerConfig
 from tests.analysis.twin_runs import edited_copy, simulate_folder
+from tests.e2e.cli_errors import assert_one_line_error
 from tests.sim.builders import balanced_profile, make_plan
 
 OUTPUTS = [
@@ -55,14 +56,6 @@ def test_writes_the_report_the_pictures_and_a_summary(sims, tmp_path, capsys):
     assert "throughput_per_s" in capsys.readouterr().out
 
 
-def _one_line_error(capsys, code, *needles):
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-
-
 @pytest.mark.parametrize(
     "other, needle",
     [
@@ -73,23 +66,23 @@ def _one_line_error(capsys, code, *needles):
 )
 def test_traces_of_different_runs_or_streams_are_refused(sims, tmp_path, capsys, other, needle):
     out = tmp_path / "v"
-    _one_line_error(capsys, _validate(sims["base"], sims[other], out), needle)
+    assert_one_line_error(capsys, _validate(sims["base"], sims[other], out), needle)
     assert not out.exists()
 
 
 def test_an_empty_or_truncated_trace_is_refused(sims, tmp_path, capsys):
     out = tmp_path / "v"
     empty = edited_copy(sims["base"], tmp_path / "empty", lambda rows: [])
-    _one_line_error(capsys, _validate(sims["base"], empty, out), "is empty")
+    assert_one_line_error(capsys, _validate(sims["base"], empty, out), "is empty")
     cut = edited_copy(sims["base"], tmp_path / "cut", lambda rows: rows[: len(rows) // 2])
     (cut / "summary.json").write_text((sims["base"] / "summary.json").read_text())  # it says how long it was
-    _one_line_error(capsys, _validate(sims["base"], cut, out), "truncated")
+    assert_one_line_error(capsys, _validate(sims["base"], cut, out), "truncated")
     broken = tmp_path / "broken"
     edited_copy(sims["base"], broken, lambda rows: rows)
     text = (broken / "trace.jsonl").read_text()
     (broken / "trace.jsonl").write_text(text[: len(text) // 2])  # cut mid-line
-    _one_line_error(capsys, _validate(sims["base"], broken, out), "is not a trace event")
-    _one_line_error(capsys, _validate(sims["base"], tmp_path / "nowhere", out), "not a folder")
+    assert_one_line_error(capsys, _validate(sims["base"], broken, out), "is not a trace event")
+    assert_one_line_error(capsys, _validate(sims["base"], tmp_path / "nowhere", out), "not a folder")
     assert not out.exists()
 
 

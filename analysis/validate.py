@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from analysis.align import AlignedOps, align
+from analysis.run_checks import check_same_run, check_same_stream, check_trace_complete
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import StreamMetrics, stream_metrics
 from analysis.trace_table import KIND_CODES, TraceTable, load_table
 from planner.closed_form import stage_shares
-from planner.errors import FerretError
 
 KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 
@@ -134,46 +134,6 @@ def relative(predicted: float | None, measured: float | None) -> float | None:
     return measured / predicted - 1.0
 
 
-def check_same_run(predicted: RunFolder, measured: RunFolder) -> None:
-    """Refuse two folders of different plans: their ops would pair by accident."""
-    a, b = predicted.plan, measured.plan
-    for what, x, y in (
-        ("strategy", a.strategy, b.strategy),
-        ("partition", list(a.partition), list(b.partition)),
-        ("workers", [w.to_json() for w in a.workers], [w.to_json() for w in b.workers]),
-        ("minibatch", a.minibatch, b.minibatch),
-    ):
-        if x != y:
-            raise FerretError(f"--predicted and --measured follow different plans ({what} {x} vs {y})")
-
-
-def check_trace_complete(folder: RunFolder, table: TraceTable, metrics: StreamMetrics, role: str) -> None:
-    events = folder.summary.get("events")
-    if folder.source == "twin" and isinstance(events, int) and events != len(table):
-        raise FerretError(f"{role} {folder.trace_path}: {len(table)} rows but summary.json says {events} (truncated?)")
-    if folder.samples is not None and folder.samples != metrics.arrivals:
-        raise FerretError(
-            f"{role} {folder.trace_path}: {metrics.arrivals} arrivals but summary.json says {folder.samples} samples"
-            " (truncated?)"
-        )
-
-
-def check_same_stream(predicted: StreamMetrics, measured: StreamMetrics, measured_clock: str) -> None:
-    if predicted.arrivals != measured.arrivals:
-        raise FerretError(
-            f"--predicted and --measured are different streams ({predicted.arrivals} vs {measured.arrivals} arrivals)"
-        )
-    if measured_clock != "stream" or predicted.arrivals < 2:
-        return
-    gap = float(predicted.arrival_s[-1] - predicted.arrival_s[0]) / (predicted.arrivals - 1)
-    shift = np.abs((measured.arrival_s - measured.arrival_s[0]) - (predicted.arrival_s - predicted.arrival_s[0]))
-    if gap > 0 and float(np.median(shift)) > 0.5 * gap:
-        raise FerretError(
-            f"--predicted and --measured are different streams: arrivals differ by a median {float(np.median(shift)):.3g} s"
-            f" (mean gap {gap:.3g} s); same --arrival, --arrival-interval and --seed?"
-        )
-
-
 def kind_comparisons(pred: TraceTable, meas: TraceTable, aligned: AlignedOps) -> tuple[KindComparison, ...]:
     dp = pred.duration[aligned.predicted]
     dm = meas.duration[aligned.measured]
@@ -217,28 +177,14 @@ def _shares(predicted: RunFolder, measured: RunFolder) -> np.ndarray | None:
 
 
 def validate(predicted: RunFolder, measured: RunFolder, tolerances: Tolerances | None = None) -> Validation:
-    """Compare the traces in two run folders (read from disk)."""
-    check_same_run(predicted, measured)
-    return compare(predicted, measured, load_table(predicted.trace_path), load_table(measured.trace_path), tolerances)
-
-
-def compare(
-    predicted: RunFolder,
-    measured: RunFolder,
-    predicted_table: TraceTable,
-    measured_table: TraceTable,
-    tolerances: Tolerances | None = None,
-) -> Validation:
-    """Compare two traces of one plan; the folders give the plan, summaries and profile."""
+    """Compare the traces of two run folders of one plan and stream."""
     tol = Tolerances() if tolerances is None else tolerances
     check_same_run(predicted, measured)
     plan = predicted.plan
     shares = _shares(predicted, measured)
     tables, stream = [], []
-    for role, folder, table in (
-        ("--predicted", predicted, predicted_table),
-        ("--measured", measured, measured_table),
-    ):
+    for role, folder in (("--predicted", predicted), ("--measured", measured)):
+        table = load_table(folder.trace_path)
         metrics = stream_metrics(
             table, plan.num_stages, shares, plan.decay_per_s, plan.arrival_interval_s, f"{role} {folder.trace_path}"
         )

@@ -26,6 +26,7 @@ from analysis.run_folder import RunFolder
 from analysis.trace_metrics import StreamMetrics, stream_metrics
 from analysis.trace_table import KIND_CODES, TraceTable, load_table
 from planner.closed_form import stage_shares
+from planner.config_field import config_field
 
 KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 
@@ -34,10 +35,22 @@ KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 class Tolerances:
     """The fidelity bar: relative for throughput, latency p50 and memory; points for drops."""
 
-    throughput: float = 0.10
-    latency_p50: float = 0.10
-    drop_points: float = 2.0
-    peak_memory: float = 0.05
+    throughput: float = config_field(
+        0.10,
+        help="tolerated relative throughput error (0.1: ten percent)",
+        unit="float",
+        ge=0,
+        flag="tolerance-throughput",
+    )
+    latency_p50: float = config_field(
+        0.10, help="tolerated relative latency p50 error", unit="float", ge=0, flag="tolerance-latency"
+    )
+    drop_points: float = config_field(
+        2.0, help="tolerated drop-rate error, in percentage points", unit="float", ge=0, flag="tolerance-drops"
+    )
+    peak_memory: float = config_field(
+        0.05, help="tolerated relative peak-memory error", unit="float", ge=0, flag="tolerance-memory"
+    )
 
     def of(self, metric: str) -> float | None:
         return {

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.output import write_json
 from analysis.units import format_bytes, format_seconds
 from analysis.validate import MetricComparison, Validation
+from planner.config_field import config_field
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    window_ops: int = config_field(
+        200, help="ops in the Gantt chart's window (around the middle of the run)", unit="int", ge=1
+    )
 
 
 def format_value(unit: str, value: float | None) -> str:
@@ -103,11 +112,11 @@ def console_lines(v: Validation) -> list[str]:
     return out
 
 
-def write_validation(v: Validation, folder: Path, window_ops: int = 200) -> list[str]:
+def write_validation(v: Validation, folder: Path, options: FigureOptions | None = None) -> list[str]:
     """validation.json, validation.md and the figures into `folder`; returns the figures' names."""
     from analysis.plots_validate import write_figures
 
-    figures = write_figures(v, folder, window_ops)
+    figures = write_figures(v, folder, (options or FigureOptions()).window_ops)
     write_json(folder / "validation.json", v.to_json())
     (folder / "validation.md").write_text(to_markdown(v, figures), encoding="utf-8")
     return figures

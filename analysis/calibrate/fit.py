@@ -15,6 +15,7 @@ Host contention is fitted only from distributed runs (the twin has no host).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,21 @@ from analysis.calibrate.links import LinkFit, fit_links
 from analysis.calibrate.params import Fitted
 from analysis.run_folder import RunFolder
 from analysis.trace_table import KIND_CODES, TraceTable, load_table
+from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 from sim.config import SimConfig
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    host_cores: int | None = config_field(
+        None,
+        help="CPU cores of the host the distributed runs shared (host contention)",
+        unit="int",
+        ge=1,
+        default_text="this machine's",
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +70,7 @@ class Calibration:
     concurrency: Fitted
     groups: tuple[GroupSummary, ...]
     runs: tuple[str, ...]
-    host_cores: int | None
+    host_cores: int
 
     @property
     def parameters(self) -> tuple[Fitted, ...]:
@@ -102,11 +115,15 @@ def load_runs(folders: list[RunFolder], profile: ModelProfile) -> list[MeasuredR
 
 
 def calibrate(
-    runs: list[MeasuredRun], profile: ModelProfile, host_cores: int | None = None, base: SimConfig | None = None
+    runs: list[MeasuredRun],
+    profile: ModelProfile,
+    options: CalibrationOptions | None = None,
+    base: SimConfig | None = None,
 ) -> Calibration:
     if not runs:
         raise FerretError("calibrate needs at least one measured run")
     base = SimConfig() if base is None else base
+    host_cores = (options or CalibrationOptions()).host_cores or os.cpu_count() or 1
     observations = [observe(run.table) for run in runs]
     stages = [run.folder.plan.num_stages for run in runs]
     offsets = np.cumsum([0] + [len(ROW_TYPES) * p for p in stages])
@@ -195,7 +212,7 @@ def _group_ratio(duration: np.ndarray, group: np.ndarray, groups: int, base: np.
 
 
 def _crowding(
-    runs: list[MeasuredRun], observations: list[OpObservations], ratio: np.ndarray, host_cores: int | None
+    runs: list[MeasuredRun], observations: list[OpObservations], ratio: np.ndarray, host_cores: int
 ) -> tuple[np.ndarray, np.ndarray]:
     ms, hosts = [], []
     at = 0
@@ -206,10 +223,9 @@ def _crowding(
         np.maximum.at(job_ratio, obs.job, row_ratio)
         job_ratio[np.isinf(job_ratio)] = 1.0
         m, others = contention(obs, job_ratio)
-        if run.folder.source != "distributed" or host_cores is None:
-            others = np.zeros_like(others)  # the twin has no host; a replay runs one op at a time
-        else:
-            others = np.maximum(others + 1 - host_cores, 0)
+        # The twin has no host; a replay runs one op at a time: host contention is a distributed run's.
+        distributed = run.folder.source == "distributed"
+        others = np.maximum(others + 1 - host_cores, 0) if distributed else np.zeros_like(others)
         ms.append(m)
         hosts.append(others)
         at += n

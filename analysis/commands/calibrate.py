@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_json, write_summary
-from analysis.units import cli_type, int_at_least
 from planner.fileio import atomic_dir, atomic_write_text
 
 NAME = "calibrate"
@@ -24,30 +23,28 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from analysis.calibrate import CalibrationOptions
+
     parser.add_argument(
         "--measured", type=Path, nargs="+", required=True, help="run folders with a trace (one or more)"
     )
     parser.add_argument(
         "--profile", required=True, help="the profile the runs were planned with (JSON or builtin:NAME)"
     )
-    parser.add_argument(
-        "--host-cores",
-        type=cli_type(int_at_least(1, "core count")),
-        default=os.cpu_count() or 1,
-        help="CPU cores of the host the distributed runs shared (host contention); default: this machine's",
-    )
+    add_config_arguments(parser, CalibrationOptions)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.calibrate import calibrate, load_runs
+    from analysis.calibrate import CalibrationOptions, calibrate, load_runs
     from analysis.calibrate.report import to_json, to_markdown
     from analysis.run_folder import load_run_folder
     from planner.builtin import resolve_profile
 
     profile = resolve_profile(args.profile)
     folders = [load_run_folder(path, "--measured") for path in args.measured]
-    result = calibrate(load_runs(folders, profile), profile, host_cores=args.host_cores)
+    options = CalibrationOptions(**config_values(args, CalibrationOptions))
+    result = calibrate(load_runs(folders, profile), profile, options)
     with atomic_dir(args.out) as stage:
         result.profile.save(stage / "profile.json")
         result.sim_config.save(stage / "sim_config.json")

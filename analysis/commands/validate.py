@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
-from analysis.units import cli_type, int_at_least
 from planner.fileio import atomic_dir
 
 NAME = "validate"
@@ -23,27 +23,26 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from analysis.validate import Tolerances
+    from analysis.validate_report import FigureOptions
+
     parser.add_argument("--predicted", type=Path, required=True, help="output folder of ferret simulate")
     parser.add_argument("--measured", type=Path, required=True, help="output folder of ferret run --plan")
-    parser.add_argument(
-        "--window-ops",
-        type=cli_type(int_at_least(1, "op count")),
-        default=200,
-        help="ops in the Gantt chart's window (around the middle of the run)",
-    )
+    add_config_arguments(parser, Tolerances, title="tolerances (marked ok/OUT in the report)")
+    add_config_arguments(parser, FigureOptions)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
     from analysis.run_folder import load_run_folder
-    from analysis.validate import validate
-    from analysis.validate_report import console_lines, write_validation
+    from analysis.validate import Tolerances, validate
+    from analysis.validate_report import FigureOptions, console_lines, write_validation
 
     predicted = load_run_folder(args.predicted, "--predicted")
     measured = load_run_folder(args.measured, "--measured")
-    result = validate(predicted, measured)
+    result = validate(predicted, measured, Tolerances(**config_values(args, Tolerances)))
     with atomic_dir(args.out) as stage:
-        figures = write_validation(result, stage, args.window_ops)
+        figures = write_validation(result, stage, FigureOptions(**config_values(args, FigureOptions)))
         write_summary(stage, {m.name: m.error for m in result.metrics} | {"ops_paired": len(result.aligned)})
         write_config(stage, args, predicted_source=predicted.source, measured_source=measured.source)
     print(f"validate: {measured.source} run {args.measured} against {predicted.source} {args.predicted}")

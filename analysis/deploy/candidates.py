@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from analysis.units import parse_bytes
 from planner.errors import FerretError
 from planner.partition import candidate_partitions
 from planner.plan import Plan
@@ -36,13 +37,25 @@ class Candidate:
     simulated: SimResult | None = None
 
 
-def resolve_budget(budget: str | int, profile: ModelProfile, td: float, decay: float, devices: int) -> int | None:
-    """'max' → unconstrained (M+), 'min' → the smallest feasible footprint (M−), else bytes."""
-    if budget == "max":
+def parse_budget(text: str) -> str | int:
+    """'min', 'max' or a size in bytes; anything else is a one-line user error."""
+    word = text.strip().lower()
+    if word in ("min", "max"):
+        return word
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise FerretError(f"--budget: {exc} (or min, max)") from None
+
+
+def resolve_budget(budget: str, profile: ModelProfile, td: float, decay: float, devices: int) -> int | None:
+    """'max' → unconstrained (M+), 'min' → the smallest feasible footprint (M−), else the size."""
+    parsed = parse_budget(budget)
+    if parsed == "max":
         return None
-    if budget == "min":
+    if parsed == "min":
         return minimal_budget(profile, td, decay, strategy="ferret", num_devices=devices)
-    return int(budget)
+    return int(parsed)
 
 
 def owner_placements(plan: Plan, profile: ModelProfile, devices: int) -> list[Plan]:

@@ -22,8 +22,9 @@ from pathlib import Path
 from analysis.deploy.candidates import Candidate, resolve_budget, simulate_candidates, top_candidates
 from analysis.deploy.invoke import invoke
 from analysis.run_folder import load_run_folder
-from analysis.validate import Validation, validate
+from analysis.validate import Tolerances, Validation, validate
 from analysis.validate_report import write_validation
+from planner.config_field import config_field
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -35,22 +36,35 @@ PREDICTIONS = ("profile only", "calibrated before the run", "recalibrated with t
 
 @dataclass(frozen=True)
 class DeploySpec:
-    model: str
-    budget: str | int
-    devices: int
-    dataset: str
-    arrival_interval_s: float | None = None
-    stream: str = "iid"
-    arrival: str = "fixed"
-    samples: int = 1000
-    probe_samples: int = 300
-    seed: int = 0
-    top_k: int = 4
-    mode: str = "distributed"
-    compensation: str = "none"
-    decay_per_s: float = 1.0
-    calibration: Path | None = None  # an earlier `ferret calibrate` folder: no probe
-    run_options: tuple[str, ...] = ()  # extra `ferret run` flags
+    """What to deploy, where, on which stream, and how the loop runs."""
+
+    model: str = config_field("mnistnet", help="model name (see ferret profile --help)")
+    budget: str = config_field("max", help="memory budget: a size (64MiB), min (M−) or max (M+)")
+    devices: int = config_field(2, help="devices (ranks) D the plans are placed on", unit="int", ge=1)
+    dataset: str = config_field("digits", help="data set of the stream (see ferret run --help)")
+    arrival_interval_s: float | None = config_field(
+        None,
+        help="time between arrivals (2ms)",
+        unit="seconds",
+        gt=0,
+        flag="arrival-interval",
+        default_text="the slowest layer's forward time, as ferret plan",
+    )
+    stream: str = config_field("iid", help="stream order: iid, class-incremental, …")
+    arrival: str = config_field("fixed", help="arrival process: fixed, poisson, bursty")
+    samples: int = config_field(1000, help="stream length of the run", unit="int", ge=1)
+    probe_samples: int = config_field(
+        300, help="length of the probe run the twin is calibrated on before it chooses", unit="int", ge=1
+    )
+    seed: int = config_field(0, help="one seed for the stream, weights and the twin", unit="int", ge=0)
+    top_k: int = config_field(4, help="partitions whose plans are compared", unit="int", ge=1)
+    mode: str = config_field("distributed", help="executor", choices=("distributed", "replay"))
+    compensation: str = config_field("none", help="stale-gradient compensation (see ferret run)")
+    decay_per_s: float = config_field(1.0, help="data-value decay c, per second", unit="rate", ge=0, flag="decay")
+    calibration: Path | None = config_field(
+        None, help="a ferret calibrate folder to choose with (skips the probe)", unit="path"
+    )
+    run_options: tuple[str, ...] = config_field((), help="extra `ferret run` flags", via="the library only")
 
 
 @dataclass
@@ -73,10 +87,11 @@ Progress = Callable[[str], None]
 
 
 class DeployLoop:
-    def __init__(self, spec: DeploySpec, out: Path, progress: Progress) -> None:
+    def __init__(self, spec: DeploySpec, out: Path, progress: Progress, tolerances: Tolerances | None = None) -> None:
         self.spec = spec
         self.state = DeployState(out)
         self.progress = progress
+        self.tolerances = tolerances or Tolerances()
 
     # ------------------------------------------------------------------ helpers
     def _log(self, phase: str) -> Path:
@@ -212,7 +227,7 @@ class DeployLoop:
         self._simulate(st.path("plan.json"), profile, config, self.spec.samples, st.path(f"sim-{name}"), name)
         predicted = load_run_folder(st.path(f"sim-{name}"), "--predicted")
         measured = load_run_folder(st.path("run"), "--measured")
-        st.validations[label] = validation = validate(predicted, measured)
+        st.validations[label] = validation = validate(predicted, measured, self.tolerances)
         folder = st.path(f"validate-{name}")
         folder.mkdir()
         write_validation(validation, folder)

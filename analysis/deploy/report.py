@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.deploy.loop import PREDICTIONS, DeploySpec, DeployState
-from analysis.validate import Validation
+from analysis.validate import Tolerances, Validation
 from analysis.validate_report import format_error, format_value
 
 JUDGED = ("throughput_per_s", "latency_p50_s", "drop_rate", "peak_memory_bytes")
@@ -109,7 +109,7 @@ def plot_errors(state: DeployState, path: Path) -> None:
         plt.close(fig)
 
 
-def write_report(spec: DeploySpec, state: DeployState) -> str:
+def write_report(spec: DeploySpec, state: DeployState, tolerances: Tolerances) -> str:
     """Write report.md and its figures into `state.out`; return the verdict line."""
     out = state.out
     plot_candidates(state, out / FIGURES[0])
@@ -125,8 +125,9 @@ def write_report(spec: DeploySpec, state: DeployState) -> str:
         f"**{line}**",
         "",
         f"Stream: {spec.dataset} ({spec.stream}), {spec.samples} samples, {spec.arrival} arrivals every "
-        f"{format_value('s', chosen.plan.arrival_interval_s)}; executor: {spec.mode}. Tolerances: throughput and "
-        "latency p50 ±10 %, drop rate ±2 points, peak memory ±5 %.",
+        f"{format_value('s', chosen.plan.arrival_interval_s)}; executor: {spec.mode}. Tolerances: throughput "
+        f"±{100 * tolerances.throughput:g} %, latency p50 ±{100 * tolerances.latency_p50:g} %, drop rate "
+        f"±{tolerances.drop_points:g} points, peak memory ±{100 * tolerances.peak_memory:g} %.",
         "",
         "## Chosen plan",
         "",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analysis.cli import main
+from tests.e2e.cli_errors import assert_one_line_error
 
 FOLDERS = ("calibration", "calibration-probe", "candidates", "probe", "profile", "run", "validate-calibrated")
 
@@ -36,12 +39,16 @@ def test_the_closed_loop_writes_a_report_with_a_verdict(tmp_path, capsys):
                  "--out", str(tmp_path / "v")]) == 0  # fmt: skip
 
 
-def test_a_calibration_folder_without_its_files_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--calibration", "{tmp}/cal"], "has no profile.json"),
+        (["--budget", "lots"], "--budget: invalid size 'lots'"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(tmp_path, capsys, flags, needle):
     out = tmp_path / "deploy"
     (tmp_path / "cal").mkdir()
-    code = main(
-        ["deploy", "--model", "mnistnet", "--budget", "max", "--calibration", str(tmp_path / "cal"), "--out", str(out)]
-    )
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "has no profile.json" in err
+    code = main(["deploy", *[f.format(tmp=tmp_path) for f in flags], "--out", str(out)])
+    assert_one_line_error(capsys, code, needle)
     assert not out.exists()

@@ -1,6 +1,6 @@
 """Fidelity on held-out runs: calibrate the twin on one run, predict runs it has not seen.
 
-    python benchmarks/fidelity.py [--source twin|replay|distributed] [--samples 1000] [--out out/fidelity]
+    python benchmarks/fidelity.py [--source twin|replay|distributed] [--samples 1000] [--interval S] [--out out/fidelity]
 
 mnistnet on digits, profiled on this machine, Ferret plans on `--devices` (2) devices. The twin is
 calibrated on the training run (M+, fixed arrivals every td = the slowest layer's forward), then
@@ -169,7 +169,7 @@ class Bench:
     # ------------------------------------------------------------------ the benchmark
     def run(self) -> dict[str, object]:
         plain = self.profile()
-        td = float(plain.t_fwd.max())
+        td = self.args.interval or float(plain.t_fwd.max())
         folders: dict[str, tuple[Path, Path, Path]] = {}
         for k, case in enumerate(CASES):
             plan_path = self.plan(case, td)
@@ -286,6 +286,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="td in seconds (default: the slowest layer's forward, as the paper)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/fidelity"))
     args = parser.parse_args()
     args.out = args.out / args.source

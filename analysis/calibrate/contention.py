@@ -9,8 +9,10 @@ sharing gives `host_slowdown = 1/cores`). The twin's jitter is a mean-1 log-norm
 `ε ~ N(-σ²/2, σ²)` and a group's base is `exp(β_g + σ²/2)`.
 
 Robust by construction: rows are pooled into cells of equal `(g, m, x)` and each cell is its
-median log duration (a few stalled ops cannot move a median); σ is 1.4826 · the median absolute
-deviation of the rows around their cell's median. The cells are fitted by weighted least squares
+median log duration (a few stalled ops cannot move a median). The jitter σ is the one whose
+log-normal has the ops' own mean/median ratio (`_tail_sigma`: measured op times have heavier
+tails than their body suggests, and queues grow with the mean); the body's spread (1.4826 · the
+median absolute deviation around the cell medians) scales the Huber loss and is reported beside it. The cells are fitted by weighted least squares
 (scipy `least_squares`, weight = rows per cell, Huber loss so that a cell of a few freak ops does
 not pull). A term with no data to show it (no overlapping ops, no oversubscribed host) is not
 fitted.
@@ -48,7 +50,9 @@ def fit_contention(
     count = np.bincount(cell_of, minlength=len(cells)).astype(np.float64)
     median = np.array([np.median(y[cell_of == c]) for c in range(len(cells))])
     deviation = np.abs(y - median[cell_of])
-    sigma = MAD_TO_SIGMA * float(np.median(deviation[count[cell_of] > 1])) if (count > 1).any() else 0.0
+    pooled = count[cell_of] > 1
+    sigma = MAD_TO_SIGMA * float(np.median(deviation[pooled])) if pooled.any() else 0.0
+    tail = _tail_sigma(y - median[cell_of], cell_of, count, pooled)
     cg, cm, cx = cells[:, 0], cells[:, 1].astype(np.float64), cells[:, 2].astype(np.float64)
     rows = np.bincount(g, minlength=groups)
     fit_s, fit_h = bool((cm > 0).any()), bool((cx > 0).any())
@@ -93,8 +97,8 @@ def fit_contention(
     # se of a cell median is 1.2533·σ/√count; the weights are √count, so one unit of residual.
     cov = np.linalg.pinv(jacobian(fit.x).T @ jacobian(fit.x)) * (MEDIAN_EFFICIENCY * sigma) ** 2
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    base = np.where(rows > 0, np.exp(beta + sigma**2 / 2), 0.0)
-    jitter_se = float(sigma / np.sqrt(2 * max(len(y) - len(cells), 1)) * MEDIAN_EFFICIENCY)
+    base = np.where(rows > 0, np.exp(beta + tail**2 / 2), 0.0)
+    jitter_se = float(tail / np.sqrt(2 * max(len(y) - len(cells), 1)) * MEDIAN_EFFICIENCY)
     return ContentionFit(
         base=base,
         rows=rows,
@@ -104,5 +108,24 @@ def fit_contention(
         host_slowdown=Fitted("host_slowdown", float(h), float(se[groups + int(fit_s)]), "per excess op")
         if fit_h
         else fixed("host_slowdown", 0.0, "per excess op", "the host never ran more ops than cores"),
-        jitter_sigma=Fitted("jitter_sigma", sigma, jitter_se, "log-std"),
+        jitter_sigma=Fitted(
+            "jitter_sigma", tail, jitter_se, "log-std", f"mean/median of the ops (the body alone: σ = {sigma:.3g})"
+        ),
     )
+
+
+def _tail_sigma(residual: np.ndarray, cell_of: np.ndarray, count: np.ndarray, pooled: np.ndarray) -> float:
+    """The log-normal σ whose mean/median ratio is the ops' own: `σ = √(2 ln(mean/median))`.
+
+    Queues grow with the mean op time, and measured op times have heavier tails than a
+    log-normal with the body's spread: matching the mean keeps the twin's throughput honest.
+    Ops over 20× their cell's median (a first call, a page fault) are left out of the mean.
+    """
+    keep = pooled & (residual <= np.log(20.0))
+    if not keep.any():
+        return 0.0
+    cells = np.bincount(cell_of[keep], minlength=len(count))
+    mean = np.bincount(cell_of[keep], weights=np.exp(residual[keep]), minlength=len(count))
+    used = cells > 0
+    log_ratio = float(np.sum(cells[used] * np.log(mean[used] / cells[used])) / cells[used].sum())
+    return float(np.sqrt(2 * max(log_ratio, 0.0)))

@@ -4,7 +4,8 @@ Direct statistics of the traces, no simulation: (1) every compute row is labelle
 group and with how crowded its device and host were (`jobs.py`); (2) one robust log-space fit
 gives each group's uncontended base time, the device slow-down, the host slow-down and the
 jitter (`contention.py`); (3) the bases are linear in the per-layer times, the per-op overhead
-and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`). Jobs that start
+and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the memory
+model comes from how the runs ran (`memory.py`). Jobs that start
 together on one device are ordered by the first fit and the fit is repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
@@ -24,6 +25,7 @@ from analysis.calibrate.contention import ContentionFit, fit_contention
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links
+from analysis.calibrate.memory import common_memory_model
 from analysis.calibrate.params import Fitted
 from analysis.run_folder import RunFolder
 from analysis.trace_table import KIND_CODES, TraceTable, load_table
@@ -169,6 +171,7 @@ def calibrate(
         link_bandwidth_Bps=links.bandwidth.value,
         jitter="lognormal" if sigma > 1e-9 else "none",
         jitter_sigma=sigma if sigma > 1e-9 else 0.0,
+        **common_memory_model([run.folder for run in runs]),
     )
     concurrency_param = Fitted(
         "concurrency", float(concurrency), 0.0, "ops", "most jobs seen running at once on a device"
@@ -233,19 +236,30 @@ def _crowding(
 
 
 def _transfers(runs: list[MeasuredRun]) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds from a message's send start to its recv end, bytes) for every datum's transfer.
+    """(seconds, bytes) of every datum's transfer, for `links.fit_links`.
 
-    The k-th `send` of a datum pairs with its k-th `recv` (a datum crosses its links in order);
-    without recv rows a send's own span is the transfer.
+    The k-th `send` of a datum pairs with its k-th `recv` (a datum crosses its links in order).
+    A twin's transfer starts at its send (a link still busy with an earlier one delays the send,
+    which the twin reproduces by itself); a real one starts when the op that produced it ended —
+    its sender thread may wait for a core before the send begins, and the twin's link must
+    charge that too. It ends at the recv's end (or, without recv rows, the send's).
     """
     durations, nbytes = [], []
+    compute = (KIND_CODES["fwd"], KIND_CODES["recompute"], KIND_CODES["bwd"])
     for run in runs:
         t = run.table
         sends = _by_sample(t, (t.kind == KIND_CODES["send"]) & (t.worker >= 0) & (t.device >= 0))
         recvs = _by_sample(t, (t.kind == KIND_CODES["recv"]) & (t.worker >= 0) & (t.device >= 0))
-        for key, i in sends.items():
-            j = recvs.get(key)
-            durations.append(float(t.t_end[j] - t.t_start[i]) if j is not None else float(t.duration[i]))
+        producers = _by_sample(t, np.isin(t.kind, compute)) if run.folder.source != "twin" else {}
+        ends_by_sample: dict[int, list[tuple[float, int]]] = {}
+        for (sample, _), i in producers.items():
+            ends_by_sample.setdefault(sample, []).append((float(t.t_end[i]), int(t.device[i])))
+        for (sample, k), i in sends.items():
+            j = recvs.get((sample, k))
+            end = float(t.t_end[j]) if j is not None else float(t.t_end[i])
+            start = float(t.t_start[i])
+            before = [e for e, d in ends_by_sample.get(sample, ()) if d == t.device[i] and e <= start]
+            durations.append(end - (max(before) if before else start))
             nbytes.append(int(t.bytes[i]))
     return np.asarray(durations, dtype=np.float64), np.asarray(nbytes, dtype=np.int64)
 

@@ -119,8 +119,8 @@ class Bench:
                 "--profile",
                 str(self.profile_path),
             ]
-            if self.args.source == "distributed":
-                argv += ["--nproc", str(self.args.devices)]
+            if self.args.source == "distributed":  # one rank per device the plan uses
+                argv += ["--nproc", str(len({d for row in Plan.load(plan).placement for d in row}))]
             invoke("run", [*argv, *stream, "--out", str(out)], self.log)
             shutil.copy(self.profile_path, out / "profile.json")
         shutil.copy(plan, out / "plan.json")

@@ -18,6 +18,7 @@ def invoke(command: str, argv: list[str], log: Path) -> None:
 
     parser = build_parser(discover_commands())
     args = parser.parse_args([command, *argv])
+    args._argv = [command, *argv]  # as `analysis.cli.main` records it: a launcher re-runs this command
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
         print(f"$ ferret {command} {shlex.join(argv)}", flush=True)

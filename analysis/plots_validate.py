@@ -1,7 +1,8 @@
 """The pictures of `ferret validate` (matplotlib, Agg): what a person looks at before the table.
 
-- `gantt.png`: a window of the run, predicted above measured, one lane per device, ops
-  coloured by kind; the measured window holds the same ops (paired by `analysis.align`).
+- `gantt.png`: a window of the run, predicted above measured, one lane per device (transfers in
+  a strip below its compute), ops coloured by kind; the measured window holds the same ops
+  (paired by `analysis.align`).
 - `memory.png`: bytes held over time, predicted and measured overlaid (total, and per device).
 - `durations.png`: predicted vs measured duration of every paired op, log-log, by kind, with
   the diagonal and a ±10 % band.
@@ -59,11 +60,17 @@ def _window(table: TraceTable, window_ops: int) -> tuple[float, float]:
     return float(starts[lo]), float(starts[hi])
 
 
+LINK_KINDS = ("send", "recv")
+
+
 def _lanes(ax: Any, table: TraceTable, t0: float, t1: float, title: str) -> None:
+    """One lane per device: compute ops in its upper part, its wire's transfers (which run beside
+    the compute, on the executor's sender and receiver threads) in a thin strip below."""
     in_window = (table.t_end > t0) & (table.t_start < t1) & (table.device >= 0)
     devices = int(table.device[in_window].max()) + 1 if in_window.any() else 1
     for kind, colour in KIND_COLOURS.items():
         rows = np.flatnonzero(in_window & (table.kind == KIND_CODES[kind]))
+        lane = (-0.42, 0.22) if kind in LINK_KINDS else (-0.15, 0.55)
         for d in range(devices):
             on = rows[table.device[rows] == d]
             if len(on) == 0:
@@ -72,7 +79,9 @@ def _lanes(ax: Any, table: TraceTable, t0: float, t1: float, title: str) -> None
                 ((s - t0) * 1e3, max((e - s) * 1e3, 1e-6))
                 for s, e in zip(table.t_start[on], table.t_end[on], strict=True)
             ]
-            ax.broken_barh(spans, (d - 0.4, 0.8), facecolors=colour, edgecolor="black", linewidth=0.2, label=kind)
+            ax.broken_barh(
+                spans, (d + lane[0], lane[1]), facecolors=colour, edgecolor="black", linewidth=0.2, label=kind
+            )
     ax.set_yticks(range(devices), [f"device {d}" for d in range(devices)])
     ax.set_xlim(0, max((t1 - t0) * 1e3, 1e-6))
     ax.set_title(title, fontsize=9)

@@ -98,6 +98,7 @@ def plot_errors(state: DeployState, path: Path) -> None:
                 errs.append(e)
             ax.bar(np.arange(len(names)) + (k - (len(state.validations) - 1) / 2) * width, errs, width, label=label)
         ax.axhline(0, color="black", lw=0.8)
+        ax.set_yscale("symlog", linthresh=10)  # the profile alone can miss by 1000 %; calibrated, by a few
         ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
         ax.set_ylabel("measured vs predicted (%; drop rate: points)")
         ax.set_title("prediction error of the chosen run, before and after calibration", fontsize=9)

@@ -137,14 +137,15 @@ def write_report(spec: DeploySpec, state: DeployState, tolerances: Tolerances) -
         f"Closed form R = {chosen.closed_form_rate:.4g}/s, M = {format_value('B', chosen.closed_form_memory_bytes)}; "
         f"calibrated twin R = {chosen.simulated.adaptation_rate:.4g}/s, drops {100 * chosen.simulated.drop_rate:.1f} %.",
         "",
-        "| candidate | partition | workers | closed-form R | twin R | twin drops |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| candidate | partition | stage → device | workers | closed-form R | twin R | twin drops |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for k, c in enumerate(state.candidates):
         sim = c.simulated
         mark = " (chosen)" if c is chosen else ""
         lines.append(
-            f"| {k}{mark} | {list(c.plan.partition)} | {len(c.plan.active_workers)} | {c.closed_form_rate:.4g}/s | "
+            f"| {k}{mark} | {list(c.plan.partition)} | {list(c.plan.placement[0])} | {len(c.plan.active_workers)} | "
+            f"{c.closed_form_rate:.4g}/s | "
             f"{'–' if sim is None else f'{sim.adaptation_rate:.4g}/s'} | "
             f"{'–' if sim is None else f'{100 * sim.drop_rate:.1f} %'} |"
         )

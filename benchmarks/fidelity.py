@@ -27,17 +27,17 @@ import argparse
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis.calibrate import calibrate, load_runs
-from analysis.deploy.candidates import owner_placements
 from analysis.deploy.invoke import invoke
 from analysis.output import write_json
 from analysis.run_folder import load_run_folder
 from analysis.validate import Tolerances, Validation, validate
+from planner.placement import owner_placement
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -87,7 +87,9 @@ class Bench:
             plan = Plan.load(path)
             owned = all(len({plan.placement[n][j] for n in plan.active_workers}) == 1 for j in range(plan.num_stages))
             if not owned:
-                owner_placements(plan, ModelProfile.load(self.profile_path), self.args.devices)[0].save(path)
+                profile = ModelProfile.load(self.profile_path)
+                placement = owner_placement(profile, plan.partition, plan.num_workers, self.args.devices)
+                replace(plan, placement=placement).save(path)
         return path
 
     def arrivals(self, case: Case, plan: Plan, folder: Path) -> Path:
@@ -157,11 +159,11 @@ class Bench:
             ).save(config_path)
         return profile_path, config_path
 
-    def predict(self, plan: Path, arrivals: Path, profile: Path, config: Path | None, out: Path) -> Path:
+    def predict(self, plan: Path, arrivals: Path, profile: Path, calibration: Path | None, out: Path) -> Path:
         argv = ["--plan", str(plan), "--profile", str(profile), "--samples", str(self.args.samples)]
         argv += ["--arrival", f"trace:{arrivals}", "--seed", str(self.args.seed), "--trace-memory"]
-        if config is not None:
-            argv += ["--sim-config", str(config)]
+        if calibration is not None:
+            argv += ["--sim-config", str(calibration / "sim_config.json"), "--costs", str(calibration / "costs.json")]
         invoke("simulate", [*argv, "--out", str(out)], self.log)
         shutil.copy(profile, out / "profile.json")
         return out
@@ -186,14 +188,13 @@ class Bench:
         cal_dir.mkdir(exist_ok=True)
         calibration.profile.save(cal_dir / "profile.json")
         calibration.sim_config.save(cal_dir / "sim_config.json")
+        calibration.costs.save(cal_dir / "costs.json")
         rows = []
         for k, case in enumerate(CASES):
             plan_path, arrivals, measured = folders[case.name]
             folder = self.out / f"case-{k}"
             before = self.predict(plan_path, arrivals, self.profile_path, None, folder / "before")
-            after = self.predict(
-                plan_path, arrivals, cal_dir / "profile.json", cal_dir / "sim_config.json", folder / "after"
-            )
+            after = self.predict(plan_path, arrivals, cal_dir / "profile.json", cal_dir, folder / "after")
             m = load_run_folder(measured, "--measured")
             rows.append(
                 (

@@ -33,6 +33,7 @@ from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 from sim.config import SimConfig
+from sim.fitted_costs import LayerCosts
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,21 @@ class Calibration:
     @property
     def layer_parameters(self) -> tuple[Fitted, ...]:
         return self.layers.t_fwd + self.layers.t_bwd + self.layers.t_rec
+
+    @property
+    def costs(self) -> LayerCosts:
+        """The fitted cost model (`sim.fitted_costs`): per-layer times with recompute's own."""
+        c = self.sim_config
+        return LayerCosts(
+            names=tuple(layer.name for layer in self.profile.layers),
+            t_fwd=tuple(p.value for p in self.layers.t_fwd),
+            t_bwd=tuple(p.value for p in self.layers.t_bwd),
+            t_rec=tuple(p.value for p in self.layers.t_rec),
+            op_overhead_s=c.op_overhead_s,
+            update_s=c.update_s,
+            link_latency_s=c.link_latency_s,
+            link_bandwidth_Bps=c.link_bandwidth_Bps,
+        )
 
 
 def load_runs(folders: list[RunFolder], profile: ModelProfile) -> list[MeasuredRun]:

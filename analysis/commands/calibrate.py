@@ -17,7 +17,8 @@ DESCRIPTION = (
     "shares when one partition cannot tell them apart), the per-op overhead, the optimizer step, link latency and "
     "bandwidth (send time vs bytes), the per-device concurrency and slow-down of overlapping ops, host contention "
     "(distributed runs with more busy ranks than --host-cores) and the jitter spread. Writes profile.json (source "
-    "'calibrated'), sim_config.json (for ferret simulate/whatif --sim-config), calibration.json and calibration.md "
+    "'calibrated'), sim_config.json (for ferret simulate/whatif --sim-config), costs.json (the fitted cost model "
+    "with recompute's own times, for ferret simulate --costs), calibration.json and calibration.md "
     "(every parameter with its standard error), summary.json and config.json."
 )
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_dir(args.out) as stage:
         result.profile.save(stage / "profile.json")
         result.sim_config.save(stage / "sim_config.json")
+        result.costs.save(stage / "costs.json")
         write_json(stage / "calibration.json", to_json(result, profile))
         atomic_write_text(stage / "calibration.md", to_markdown(result, profile))
         write_summary(stage, {p.name: p.value for p in result.parameters} | {"runs": len(folders)})
@@ -56,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
     for p in result.parameters:
         err = "" if p.stderr is None else f" ± {p.stderr:.3g}"
         print(f"  {p.name:18s} {p.value:.6g}{err} {p.unit}{'' if p.fitted else '  (' + p.how + ')'}")
-    print(f"  wrote {args.out}/ (profile.json, sim_config.json, calibration.json, calibration.md)")
+    print(f"  wrote {args.out}/ (profile.json, sim_config.json, costs.json, calibration.json, calibration.md)")
     return 0

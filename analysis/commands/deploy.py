@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = DeploySpec(**config_values(args, DeploySpec))
     if spec.calibration is not None:
-        for name in ("profile.json", "sim_config.json"):
+        for name in ("profile.json", "sim_config.json", "costs.json"):
             if not (spec.calibration / name).is_file():
                 raise FerretError(f"--calibration {spec.calibration} has no {name} (give a ferret calibrate folder)")
     parse_budget(spec.budget)  # a bad size fails now, not after profiling

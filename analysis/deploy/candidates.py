@@ -6,25 +6,25 @@ highest simulated adaptation rate is run. Candidates are Ferret's best plan for 
 partitions (SPEC §4.2) within the budget, ranked by (F3).
 
 A stage's weights live on one device (its owner rank runs every worker's ops on it), so each
-candidate is placed by owners, two ways: stage `j` on device `j mod D` (round robin), and
-contiguous stages on one device, split where the devices' profiled loads are most even (fewest
-transfers). Both are simulated; the twin decides.
+candidate is placed by owners, two ways: contiguous blocks balanced by stage time
+(`planner.placement.owner_placement`: fewest transfers), and stage `j` on device `j mod D` (round
+robin: neighbours on different devices). Both are simulated; the twin decides.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from analysis.units import parse_bytes
 from planner.errors import FerretError
 from planner.partition import candidate_partitions
+from planner.placement import owner_placement
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.strategies import make_plan, minimal_budget
 from sim.arrivals import ArrivalProcess
 from sim.config import SimConfig
+from sim.fitted_costs import LayerCosts
 from sim.result import SimResult
 from sim.simulate import simulate
 
@@ -59,14 +59,10 @@ def resolve_budget(budget: str, profile: ModelProfile, td: float, decay: float, 
 
 
 def owner_placements(plan: Plan, profile: ModelProfile, devices: int) -> list[Plan]:
-    """`plan` with every stage on one device: round robin, and balanced contiguous blocks."""
-    P = plan.num_stages
-    load = np.add.reduceat(profile.t_fwd + profile.t_bwd, np.asarray(plan.partition[:-1]))
-    cumulative = np.cumsum(load) / load.sum()
-    blocks = [min(int(np.searchsorted(cumulative, (k + 1) / devices - 1e-12)), P - 1) for k in range(devices)]
-    contiguous = [next(k for k, end in enumerate(blocks) if j <= end) for j in range(P)]
-    owners = {tuple(j % devices for j in range(P)), tuple(contiguous)}
-    return [replace(plan, placement=tuple(owner for _ in plan.workers)) for owner in sorted(owners)]
+    """`plan` with every stage on one device: balanced contiguous blocks, and round robin."""
+    blocks = owner_placement(profile, plan.partition, plan.num_workers, devices)
+    robin = tuple(tuple(j % devices for j in range(plan.num_stages)) for _ in plan.workers)
+    return [replace(plan, placement=p) for p in dict.fromkeys((blocks, robin))]
 
 
 def top_candidates(
@@ -90,6 +86,7 @@ def simulate_candidates(
     candidates: list[Candidate],
     profile: ModelProfile,
     config: SimConfig,
+    costs: LayerCosts,
     samples: int,
     arrivals: ArrivalProcess,
     seed: int,
@@ -100,7 +97,7 @@ def simulate_candidates(
             c.plan,
             c.closed_form_rate,
             c.closed_form_memory_bytes,
-            simulate(c.plan, profile, samples, arrivals, seed, config),
+            simulate(c.plan, profile, samples, arrivals, seed, config, costs=costs.for_partition(c.plan.partition)),
         )
         for c in candidates
     ]

@@ -29,6 +29,7 @@ from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
+from sim.fitted_costs import LayerCosts
 
 PHASES = ("profile", "plan", "probe", "calibrate", "choose", "run", "validate", "recalibrate", "report")
 PREDICTIONS = ("profile only", "calibrated before the run", "recalibrated with the run")
@@ -121,10 +122,13 @@ class DeployLoop:
         shutil.copy(plan, out / "plan.json")
         shutil.copy(self.state.path("profile", "profile.json"), out / "profile.json")
 
-    def _simulate(self, plan: Path, profile: Path, config: Path | None, samples: int, out: Path, phase: str) -> None:
+    def _simulate(
+        self, plan: Path, profile: Path, calibration: Path | None, samples: int, out: Path, phase: str
+    ) -> None:
+        """The twin's prediction of `plan`: profile only, or with a calibration's model and costs."""
         argv = ["--plan", str(plan), "--profile", str(profile), *self._stream_args(samples), "--trace-memory"]
-        if config is not None:
-            argv += ["--sim-config", str(config)]
+        if calibration is not None:
+            argv += ["--sim-config", str(calibration / "sim_config.json"), "--costs", str(calibration / "costs.json")]
         invoke("simulate", [*argv, "--out", str(out)], self._log(phase))
         shutil.copy(profile, out / "profile.json")
 
@@ -195,18 +199,14 @@ class DeployLoop:
             f"jitter σ {config.jitter_sigma:.3f}, slow-down {config.slowdown:.3f} → {name}/"
         )
 
-    def _calibrated(self) -> tuple[ModelProfile, SimConfig]:
-        folder = self.state.calibration_dir
-        assert folder is not None
-        return ModelProfile.load(folder / "profile.json"), SimConfig.load(folder / "sim_config.json")
-
     def choose(self) -> str:
         s, st = self.spec, self.state
-        profile, config = self._calibrated()
+        folder = st.calibration_dir
+        assert folder is not None and st.profile is not None
+        config, costs = SimConfig.load(folder / "sim_config.json"), LayerCosts.load(folder / "costs.json")
         td = st.candidates[0].plan.arrival_interval_s
-        st.candidates = simulate_candidates(
-            st.candidates, profile, config, s.samples, make_arrivals(s.arrival, td), s.seed
-        )
+        arrivals = make_arrivals(s.arrival, td)
+        st.candidates = simulate_candidates(st.candidates, st.profile, config, costs, s.samples, arrivals, s.seed)
         st.chosen = st.candidates[0]
         st.chosen.plan.save(st.path("plan.json"))
         sim = st.chosen.simulated
@@ -222,9 +222,10 @@ class DeployLoop:
         self._run(st.path("plan.json"), self.spec.samples, st.path("run"), "run")
         return "measured run in run/"
 
-    def _predict_and_validate(self, label: str, profile: Path, config: Path | None, name: str) -> None:
+    def _predict_and_validate(self, label: str, calibration: Path | None, name: str) -> None:
         st = self.state
-        self._simulate(st.path("plan.json"), profile, config, self.spec.samples, st.path(f"sim-{name}"), name)
+        profile = st.path("profile", "profile.json") if calibration is None else calibration / "profile.json"
+        self._simulate(st.path("plan.json"), profile, calibration, self.spec.samples, st.path(f"sim-{name}"), name)
         predicted = load_run_folder(st.path(f"sim-{name}"), "--predicted")
         measured = load_run_folder(st.path("run"), "--measured")
         st.validations[label] = validation = validate(predicted, measured, self.tolerances)
@@ -235,16 +236,14 @@ class DeployLoop:
     def validate_before(self) -> str:
         st = self.state
         assert st.calibration_dir is not None
-        self._predict_and_validate(PREDICTIONS[0], st.path("profile", "profile.json"), None, "profile")
-        cal = st.calibration_dir
-        self._predict_and_validate(PREDICTIONS[1], cal / "profile.json", cal / "sim_config.json", "calibrated")
+        self._predict_and_validate(PREDICTIONS[0], None, "profile")
+        self._predict_and_validate(PREDICTIONS[1], st.calibration_dir, "calibrated")
         return _headline(st.validations[PREDICTIONS[1]])
 
     def recalibrate(self) -> str:
         runs = ["run"] if self.spec.calibration is not None else ["probe", "run"]
         detail = self.calibrate_on(runs, "calibration")
-        cal = self.state.path("calibration")
-        self._predict_and_validate(PREDICTIONS[2], cal / "profile.json", cal / "sim_config.json", "recalibrated")
+        self._predict_and_validate(PREDICTIONS[2], self.state.path("calibration"), "recalibrated")
         return detail + "; " + _headline(self.state.validations[PREDICTIONS[2]])
 
 

@@ -12,7 +12,15 @@ from tests.analysis.known_twin import TRUE_CONFIG, plain_profile, plan_for, true
 from tests.analysis.twin_runs import edited_copy, simulate_folder
 from tests.e2e.cli_errors import assert_one_line_error
 
-OUTPUTS = ["calibration.json", "calibration.md", "config.json", "profile.json", "sim_config.json", "summary.json"]
+OUTPUTS = [
+    "calibration.json",
+    "calibration.md",
+    "config.json",
+    "costs.json",
+    "profile.json",
+    "sim_config.json",
+    "summary.json",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +55,33 @@ def test_writes_a_calibrated_profile_and_a_sim_config_that_simulate_accepts(meas
     assert all("stderr" in p for p in report["parameters"])
     assert "| op_overhead_s |" in (out / "calibration.md").read_text()
     assert "op_overhead_s" in capsys.readouterr().out
+    # The calibrated twin reproduces the 'measured' run it was fitted on, from the profile and
+    # sim_config.json, or from the fitted cost model (costs.json) with the same sim_config.json.
     plan = root / "a-plan.json"
     args = ["simulate", "--plan", str(plan), "--profile", str(out / "profile.json"), "--samples", "400"]
-    assert main([*args, "--sim-config", str(out / "sim_config.json"), "--out", str(root / "resim")]) == 0
-    # The calibrated twin reproduces the 'measured' run it was fitted on.
-    v = root / "v"
-    assert main(["validate", "--predicted", str(root / "resim"), "--measured", str(runs[0]), "--out", str(v)]) == 0
-    for m in json.loads((v / "validation.json").read_text())["metrics"]:
-        if m["error"] is not None and m["name"] != "peak_memory_bytes":
-            assert abs(m["error"]) < 1e-6, m
+    args += ["--sim-config", str(out / "sim_config.json")]
+    for name, extra in (("resim", []), ("resim-costs", ["--costs", str(out / "costs.json")])):
+        assert main([*args, *extra, "--out", str(root / name)]) == 0
+        v = root / f"v-{name}"
+        assert main(["validate", "--predicted", str(root / name), "--measured", str(runs[0]), "--out", str(v)]) == 0
+        for m in json.loads((v / "validation.json").read_text())["metrics"]:
+            if m["error"] is not None and m["name"] != "peak_memory_bytes":
+                assert abs(m["error"]) < 1e-6, (name, m)
+
+
+def test_simulate_refuses_costs_of_another_model(measured, tmp_path, capsys):
+    root, _ = measured
+    out = tmp_path / "cal"
+    assert _calibrate([root / "a"], root / "plain.json", out) == 0
+    other = dataclasses.replace(
+        plain_profile(),
+        layers=tuple(dataclasses.replace(x, name=f"y{i}") for i, x in enumerate(plain_profile().layers)),
+    )
+    other.save(tmp_path / "other.json")
+    code = main(["simulate", "--plan", str(root / "a-plan.json"), "--profile", str(tmp_path / "other.json"),
+                 "--costs", str(out / "costs.json"), "--out", str(tmp_path / "sim")])  # fmt: skip
+    assert_one_line_error(capsys, code, "costs are for layers")
+    assert not (tmp_path / "sim").exists()
 
 
 def test_a_profile_that_does_not_match_the_runs_is_refused(measured, tmp_path, capsys):

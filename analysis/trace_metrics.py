@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis.trace_table import KIND_CODES, TraceTable
 from planner.errors import FerretError
-from sim.result import measured_adaptation_rate, stream_horizon
+from sim.result import arrival_latencies, measured_adaptation_rate, quantile, stream_horizon
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,8 @@ class StreamMetrics:
     def drop_rate(self) -> float:
         return self.dropped / self.arrivals
 
-    @property
-    def latencies_s(self) -> np.ndarray:
-        seen = ~np.isnan(self.update_s).all(axis=1)
-        return np.nanmax(self.update_s[seen], axis=1) - self.arrival_s[seen]
-
     def latency_quantile(self, q: float) -> float:
-        lat = self.latencies_s
-        return float(np.quantile(lat, q)) if len(lat) else math.nan
+        return quantile(arrival_latencies(self.update_s, self.arrival_s), q)
 
     @property
     def mean_staleness(self) -> float:

@@ -25,42 +25,17 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
 from planner.profile import ModelProfile
-from sim.costs import Affine
+from sim.costs import Affine, ProfileCosts
 
 
 @dataclass(frozen=True)
-class FittedCosts:
-    """`OpCosts` of one partition from fitted per-stage times (see `LayerCosts`)."""
+class FittedCosts(ProfileCosts):
+    """`OpCosts` of one partition from fitted per-stage times: a profile's, plus recompute's own."""
 
-    forwards: tuple[float, ...]
-    backwards: tuple[float, ...]
-    recomputes: tuple[float, ...]
-    op_overhead_s: float
-    optimizer_step_s: float
-    link_latency_s: float
-    link_bandwidth_Bps: float
-
-    @property
-    def free_links(self) -> bool:
-        return self.link_latency_s == 0 and math.isinf(self.link_bandwidth_Bps)
-
-    def forward(self, stage: int) -> Affine:
-        return Affine(0.0, self.forwards[stage])
-
-    def backward(self, stage: int) -> Affine:
-        return Affine(0.0, self.backwards[stage])
+    recomputes: tuple[Affine, ...] = ()
 
     def recompute(self, stage: int) -> Affine:
-        return Affine(0.0, self.recomputes[stage])
-
-    def overhead_s(self, stage: int) -> float:
-        return self.op_overhead_s
-
-    def update_s(self, stage: int) -> float:
-        return self.optimizer_step_s
-
-    def transfer_s(self, nbytes: int) -> tuple[float, float]:
-        return nbytes / self.link_bandwidth_Bps, self.link_latency_s
+        return self.recomputes[stage]
 
 
 @dataclass(frozen=True)
@@ -99,8 +74,8 @@ class LayerCosts:
     def for_partition(self, partition: Sequence[int]) -> FittedCosts:
         starts = np.asarray(partition[:-1], dtype=np.intp)
 
-        def per_stage(times: tuple[float, ...]) -> tuple[float, ...]:
-            return tuple(float(x) for x in np.add.reduceat(np.asarray(times), starts))
+        def per_stage(times: tuple[float, ...]) -> tuple[Affine, ...]:
+            return tuple(Affine(0.0, float(x)) for x in np.add.reduceat(np.asarray(times), starts))
 
         return FittedCosts(
             forwards=per_stage(self.t_fwd),

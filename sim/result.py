@@ -42,6 +42,16 @@ def measured_adaptation_rate(
     return float(value_per_datum * (kept @ stage_weights).sum() / horizon_s)
 
 
+def arrival_latencies(update_s: np.ndarray, arrival_s: np.ndarray) -> np.ndarray:
+    """Per datum updated anywhere: arrival → the last stage's first update that includes it."""
+    seen = ~np.isnan(update_s).all(axis=1)
+    return np.nanmax(update_s[seen], axis=1) - arrival_s[seen]
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else math.nan
+
+
 @dataclass(frozen=True, eq=False)
 class SimResult:
     strategy: str
@@ -108,13 +118,10 @@ class SimResult:
 
     @property
     def latencies_s(self) -> np.ndarray:
-        """Per trained datum: arrival → the last stage update that includes it."""
-        seen = ~np.isnan(self.update_s).all(axis=1)
-        return np.nanmax(self.update_s[seen], axis=1) - self.arrival_s[seen]
+        return arrival_latencies(self.update_s, self.arrival_s)
 
     def latency_quantile(self, q: float) -> float:
-        lat = self.latencies_s
-        return float(np.quantile(lat, q)) if len(lat) else math.nan
+        return quantile(self.latencies_s, q)
 
     # ----------------------------------------------------------------- output
     def to_summary(self) -> dict[str, Any]:

@@ -82,17 +82,17 @@ def fit_contention(
     for k in np.unique(cg):
         quiet = (cg == k) & (cm == 0) & (cx == 0)
         start[k] = np.median(median[quiet if quiet.any() else cg == k])
-    fit = least_squares(
-        residual,
-        start,
-        jac=jacobian,
-        bounds=(np.r_[np.full(groups, -np.inf), np.zeros(n_extra)], np.inf),
-        loss="huber",
-        f_scale=max(1.345 * sigma * MEDIAN_EFFICIENCY, 1e-9),
-        xtol=1e-12,
-        ftol=1e-12,
-        gtol=1e-12,
-    )
+    bounds = (np.r_[np.full(groups, -np.inf), np.zeros(n_extra)], np.inf)
+    tight = {"xtol": 1e-12, "ftol": 1e-12, "gtol": 1e-12}
+    # Least squares first (it converges from anywhere), then Huber from there at the scale of
+    # its own residuals, so that cells of a few freak ops stop pulling.
+    plain = least_squares(residual, start, jac=jacobian, bounds=bounds, **tight)
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(plain.fun / np.maximum(sw, 1e-12))))
+    fit = plain
+    if spread > 1e-9:  # below that the cells agree to the trace's printed digits: nothing to down-weigh
+        fit = least_squares(
+            residual, plain.x, jac=jacobian, bounds=bounds, loss="huber", f_scale=1.345 * spread, **tight
+        )
     beta, s, h = unpack(fit.x)
     # se of a cell median is 1.2533·σ/√count; the weights are √count, so one unit of residual.
     cov = np.linalg.pinv(jacobian(fit.x).T @ jacobian(fit.x)) * (MEDIAN_EFFICIENCY * sigma) ** 2
@@ -128,4 +128,5 @@ def _tail_sigma(residual: np.ndarray, cell_of: np.ndarray, count: np.ndarray, po
     mean = np.bincount(cell_of[keep], weights=np.exp(residual[keep]), minlength=len(count))
     used = cells > 0
     log_ratio = float(np.sum(cells[used] * np.log(mean[used] / cells[used])) / cells[used].sum())
-    return float(np.sqrt(2 * max(log_ratio, 0.0)))
+    # Traces print 12 significant digits: a ratio within 1e-9 of 1 is rounding, not jitter.
+    return float(np.sqrt(2 * log_ratio)) if log_ratio > 1e-9 else 0.0

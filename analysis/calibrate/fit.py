@@ -10,7 +10,8 @@ together on one device are ordered by the first fit and the fit is repeated once
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
 time, so its rows give op costs but no contention; twin and distributed runs give everything.
-Host contention is fitted only from distributed runs (the twin has no host).
+Host contention is fitted where the runs' host has a known core count: a distributed run's
+(`--host-cores`, default this machine's) or a twin's own `host_cores`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.calibrate.contention import ContentionFit, fit_contention
-from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe
+from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links
 from analysis.calibrate.memory import common_memory_model
@@ -73,7 +74,7 @@ class Calibration:
     concurrency: Fitted
     groups: tuple[GroupSummary, ...]
     runs: tuple[str, ...]
-    host_cores: int
+    host_cores: int | None
 
     @property
     def parameters(self) -> tuple[Fitted, ...]:
@@ -141,7 +142,7 @@ def calibrate(
     if not runs:
         raise FerretError("calibrate needs at least one measured run")
     base = SimConfig() if base is None else base
-    host_cores = (options or CalibrationOptions()).host_cores or os.cpu_count() or 1
+    cores = [host_cores_of(run.folder, options or CalibrationOptions()) for run in runs]
     observations = [observe(run.table) for run in runs]
     stages = [run.folder.plan.num_stages for run in runs]
     offsets = np.cumsum([0] + [len(ROW_TYPES) * p for p in stages])
@@ -149,11 +150,15 @@ def calibrate(
     duration = np.concatenate([o.duration for o in observations])
     groups = int(offsets[-1])
 
-    ratio = _group_ratio(duration, group, groups, None)
-    for _ in range(2):  # order same-instant starts by the last fit, then fit again
-        m, host = _crowding(runs, observations, ratio, host_cores)
-        fit = fit_contention(duration, group, groups, m, host)
-        ratio = _group_ratio(duration, group, groups, fit.base)
+    # Jobs that start at one instant saw each other in an order the trace does not record. First
+    # fit on the jobs that started alone; their bases order the others (the faster started
+    # first); then fit everything.
+    m, host = _crowding(observations, np.ones_like(duration), cores)
+    alone = np.concatenate([~tied(o) for o in observations])
+    alone |= ~np.isin(group, group[alone])  # a group with no lone job keeps its tied ones
+    first = fit_contention(duration[alone], group[alone], groups, m[alone], host[alone])
+    m, host = _crowding(observations, _group_ratio(duration, group, groups, first.base), cores)
+    fit = fit_contention(duration, group, groups, m, host)
     concurrency = int(m.max()) + 1 if len(m) else 1
 
     equations, summaries = [], []
@@ -180,6 +185,8 @@ def calibrate(
         base,
         concurrency=concurrency,
         slowdown=fit.slowdown.value,
+        host_cores=_one_host(cores) if fit.host_slowdown.fitted else None,
+        host_slowdown=fit.host_slowdown.value,
         time_scale=1.0,
         op_overhead_s=layers.overhead.value,
         update_s=layers.update.value,
@@ -201,7 +208,7 @@ def calibrate(
         concurrency=concurrency_param,
         groups=groups_out,
         runs=tuple(str(run.folder.path) for run in runs),
-        host_cores=host_cores,
+        host_cores=_one_host(cores),
     )
 
 
@@ -230,21 +237,37 @@ def _group_ratio(duration: np.ndarray, group: np.ndarray, groups: int, base: np.
     return np.divide(duration, ref, out=np.ones_like(duration), where=ref > 0)
 
 
+def _one_host(cores: list[int | None]) -> int | None:
+    known = sorted({c for c in cores if c is not None})
+    if len(known) > 1:
+        raise FerretError(f"the runs were measured on hosts of {known} cores; calibrate one host's runs together")
+    return known[0] if known else None
+
+
+def host_cores_of(folder: RunFolder, options: CalibrationOptions) -> int | None:
+    """The cores a run's devices shared: a twin's own `host_cores`; a distributed run's host
+    (`--host-cores`, default this machine's); none for a replay (one op at a time)."""
+    if folder.source == "twin":
+        return (folder.config.get("sim_config") or {}).get("host_cores")
+    if folder.source == "distributed":
+        return options.host_cores or os.cpu_count() or 1
+    return None
+
+
 def _crowding(
-    runs: list[MeasuredRun], observations: list[OpObservations], ratio: np.ndarray, host_cores: int
+    observations: list[OpObservations], ratio: np.ndarray, cores: list[int | None]
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: jobs already running on its device, and the jobs beyond its host's cores."""
     ms, hosts = [], []
     at = 0
-    for run, obs in zip(runs, observations, strict=True):
+    for obs, host_cores in zip(observations, cores, strict=True):
         n = len(obs)
         row_ratio = ratio[at : at + n]
         job_ratio = np.full(len(obs.job_start), -np.inf)
         np.maximum.at(job_ratio, obs.job, row_ratio)
         job_ratio[np.isinf(job_ratio)] = 1.0
         m, others = contention(obs, job_ratio)
-        # The twin has no host; a replay runs one op at a time: host contention is a distributed run's.
-        distributed = run.folder.source == "distributed"
-        others = np.maximum(others + 1 - host_cores, 0) if distributed else np.zeros_like(others)
+        others = np.zeros_like(others) if host_cores is None else np.maximum(others + 1 - host_cores, 0)
         ms.append(m)
         hosts.append(others)
         at += n

@@ -139,27 +139,36 @@ def running_at_start(start: np.ndarray, end: np.ndarray, group: np.ndarray) -> n
     return running
 
 
+def tie_rank(group: np.ndarray, start: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Per job: how many jobs of its `group` start at the same instant before it, ordered by
+    `ratio` (the faster one started first, so it saw fewer running)."""
+    order = np.lexsort((ratio, start, group))
+    g, s = group[order], start[order]
+    new_block = np.r_[True, (g[1:] != g[:-1]) | (s[1:] != s[:-1])]
+    block_first = np.maximum.accumulate(np.where(new_block, np.arange(len(order)), 0))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - block_first
+    return rank
+
+
+def tied(obs: OpObservations) -> np.ndarray:
+    """Per row: whether its job started at the same instant as another job of its host."""
+    _, first, counts = np.unique(obs.job_start, return_inverse=True, return_counts=True)
+    return (counts[first] > 1)[obs.job]
+
+
 def contention(
     obs: OpObservations, ratio: np.ndarray, hosts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(`m`, `host`) per row: jobs already running on its device / on the rest of its host.
+    """(`m`, `k`) per row: jobs already running on its device, and on its host's other devices.
 
     `ratio` (per job: how much slower than its group's base it ran) orders jobs that start at
-    the same instant on one device: the faster one started first.
+    the same instant: the twin starts them one after another, and a later one sees the earlier.
     """
     start, end, device = obs.job_start, obs.job_end, obs.job_device
-    before = running_at_start(start, end, device)
-    m = before.copy()
-    # Tie blocks: jobs on one device starting at one instant see each other in start order.
-    order = np.lexsort((ratio, start, device))
-    block_start = 0
-    for pos in range(1, len(order) + 1):
-        if pos == len(order) or (
-            device[order[pos]] != device[order[block_start]] or start[order[pos]] != start[order[block_start]]
-        ):
-            for rank, job in enumerate(order[block_start:pos]):
-                m[job] = before[job] + rank
-            block_start = pos
-    host_of = np.zeros_like(device) if hosts is None else hosts[device]
-    others = running_at_start(start, end, host_of) - before  # host-wide minus this device's own
-    return m[obs.job], others[obs.job]
+    host = np.zeros_like(device) if hosts is None else hosts[device]
+    on_device = running_at_start(start, end, device)
+    device_rank = tie_rank(device, start, ratio)
+    m = on_device + device_rank
+    elsewhere = running_at_start(start, end, host) - on_device + tie_rank(host, start, ratio) - device_rank
+    return m[obs.job], elsewhere[obs.job]

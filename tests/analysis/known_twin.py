@@ -67,7 +67,7 @@ def twin_run(
     folder.mkdir(parents=True, exist_ok=True)
     with FileTrace(folder / "trace.jsonl") as trace:
         simulate(plan, profile, samples, arrivals=arrivals, seed=seed, config=config, trace=trace)
-    run = RunFolder(folder, folder / "trace.jsonl", "twin", plan, None, {}, {})
+    run = RunFolder(folder, folder / "trace.jsonl", "twin", plan, None, {}, {"sim_config": config.to_json()})
     return MeasuredRun(run, load_table(run.trace_path))
 
 

@@ -43,7 +43,7 @@ def test_without_jitter_every_parameter_comes_back_exactly(exact):
         assert getattr(c, name) == pytest.approx(getattr(TRUE_CONFIG, name), rel=EXACT), name
     assert c.jitter == "none" and c.jitter_sigma == 0.0
     assert exact.contention.jitter_sigma.value < 1e-8
-    assert not exact.contention.host_slowdown.fitted  # the twin has no host
+    assert not exact.contention.host_slowdown.fitted  # this twin's host has no core limit
 
 
 def test_without_jitter_layer_times_come_back_exactly_where_the_runs_pin_them(exact):
@@ -136,3 +136,16 @@ def test_the_calibrated_twin_predicts_a_held_out_plan_and_rate(jittered, tmp_pat
     assert abs(thr) < 0.10 and abs(p50) < 0.10 and abs(drops) < 2.0 and abs(mem) < 0.05, errors(after)
     assert max(abs(e) for e in errors(before)[:2]) > 0.10  # the plain profile alone is off: the test can fail
     assert np.isfinite(after.adaptation_rate)
+
+
+def test_host_contention_comes_back_exactly_when_devices_outnumber_cores(tmp_path):
+    # Four devices on a 2-core host: an op that starts while k ops run elsewhere takes
+    # 1 + 0.5·max(0, k + 1 - 2) times as long.
+    config = dataclasses.replace(TRUE_CONFIG, concurrency=1, slowdown=0.0, host_cores=2, host_slowdown=0.5)
+    plan = plan_for((0, 1, 2, 4, 6), 3, 0.03, devices=4)
+    run = twin_run(tmp_path / "host", plan, true_profile(), config, 500)
+    c = calibrate([run], plain_profile())
+    assert c.contention.host_slowdown.fitted
+    assert c.sim_config.host_cores == 2
+    assert c.sim_config.host_slowdown == pytest.approx(0.5, rel=EXACT)
+    assert c.contention.jitter_sigma.value < 1e-6

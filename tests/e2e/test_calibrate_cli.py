@@ -56,7 +56,9 @@ def test_writes_a_calibrated_profile_and_a_sim_config_that_simulate_accepts(meas
     assert "| op_overhead_s |" in (out / "calibration.md").read_text()
     assert "op_overhead_s" in capsys.readouterr().out
     # The calibrated twin reproduces the 'measured' run it was fitted on, from the profile and
-    # sim_config.json, or from the fitted cost model (costs.json) with the same sim_config.json.
+    # sim_config.json, or from the fitted cost model (costs.json) with the same sim_config.json:
+    # op for op the same durations, and the schedule's metrics within the fidelity bar
+    # (parameters exact to ~1e-10 still flip a few same-instant events, and what follows moves).
     plan = root / "a-plan.json"
     args = ["simulate", "--plan", str(plan), "--profile", str(out / "profile.json"), "--samples", "400"]
     args += ["--sim-config", str(out / "sim_config.json")]
@@ -64,9 +66,12 @@ def test_writes_a_calibrated_profile_and_a_sim_config_that_simulate_accepts(meas
         assert main([*args, *extra, "--out", str(root / name)]) == 0
         v = root / f"v-{name}"
         assert main(["validate", "--predicted", str(root / name), "--measured", str(runs[0]), "--out", str(v)]) == 0
-        for m in json.loads((v / "validation.json").read_text())["metrics"]:
-            if m["error"] is not None and m["name"] != "peak_memory_bytes":
-                assert abs(m["error"]) < 1e-6, (name, m)
+        report = json.loads((v / "validation.json").read_text())
+        for k in report["op_durations"]:
+            assert abs(k["median_error"]) < 1e-6, (name, k)
+        for m in report["metrics"]:
+            if m["tolerance"] is not None:
+                assert m["within_tolerance"], (name, m)
 
 
 def test_simulate_refuses_costs_of_another_model(measured, tmp_path, capsys):

@@ -137,11 +137,9 @@ def calibrate(
     runs: list[MeasuredRun],
     profile: ModelProfile,
     options: CalibrationOptions | None = None,
-    base: SimConfig | None = None,
 ) -> Calibration:
     if not runs:
         raise FerretError("calibrate needs at least one measured run")
-    base = SimConfig() if base is None else base
     cores = [host_cores_of(run.folder, options or CalibrationOptions()) for run in runs]
     observations = [observe(run.table) for run in runs]
     stages = [run.folder.plan.num_stages for run in runs]
@@ -157,7 +155,7 @@ def calibrate(
     alone = np.concatenate([~tied(o) for o in observations])
     alone |= ~np.isin(group, group[alone])  # a group with no lone job keeps its tied ones
     first = fit_contention(duration[alone], group[alone], groups, m[alone], host[alone])
-    m, host = _crowding(observations, _group_ratio(duration, group, groups, first.base), cores)
+    m, host = _crowding(observations, _group_ratio(duration, group, first.base), cores)
     fit = fit_contention(duration, group, groups, m, host)
     concurrency = int(m.max()) + 1 if len(m) else 1
 
@@ -181,8 +179,7 @@ def calibrate(
     )
     links = fit_links(*_transfers(runs))
     sigma = fit.jitter_sigma.value
-    config = dataclasses.replace(
-        base,
+    config = SimConfig(
         concurrency=concurrency,
         slowdown=fit.slowdown.value,
         host_cores=_one_host(cores) if fit.host_slowdown.fitted else None,
@@ -227,12 +224,8 @@ def calibrated_profile(profile: ModelProfile, layers: LayerFit) -> ModelProfile:
     return dataclasses.replace(profile, layers=new_layers, source="calibrated")
 
 
-def _group_ratio(duration: np.ndarray, group: np.ndarray, groups: int, base: np.ndarray | None) -> np.ndarray:
-    """Per row: duration over its group's base (its median before the first fit)."""
-    if base is None:
-        base = np.zeros(groups)
-        for g in np.unique(group):
-            base[g] = np.median(duration[group == g])
+def _group_ratio(duration: np.ndarray, group: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per row: duration over its group's base."""
     ref = base[group]
     return np.divide(duration, ref, out=np.ones_like(duration), where=ref > 0)
 

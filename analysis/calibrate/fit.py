@@ -25,11 +25,11 @@ import numpy as np
 from analysis.calibrate.contention import ContentionFit, fit_contention
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
-from analysis.calibrate.links import LinkFit, fit_links
+from analysis.calibrate.links import LinkFit, fit_links, transfers
 from analysis.calibrate.memory import common_memory_model
 from analysis.calibrate.params import Fitted
 from analysis.run_folder import RunFolder
-from analysis.trace_table import KIND_CODES, TraceTable, load_table
+from analysis.trace_table import TraceTable, load_table
 from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
@@ -177,7 +177,7 @@ def calibrate(
         GroupSummary(r, ROW_TYPES[code], j, rows, b, residual.get((r, code, j), float("nan")))
         for r, code, j, rows, b in summaries
     )
-    links = fit_links(*_transfers(runs))
+    links = fit_links(*transfers([(run.folder.source, run.table) for run in runs]))
     sigma = fit.jitter_sigma.value
     config = SimConfig(
         concurrency=concurrency,
@@ -265,44 +265,3 @@ def _crowding(
         hosts.append(others)
         at += n
     return np.concatenate(ms), np.concatenate(hosts)
-
-
-def _transfers(runs: list[MeasuredRun]) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds, bytes) of every datum's transfer, for `links.fit_links`.
-
-    The k-th `send` of a datum pairs with its k-th `recv` (a datum crosses its links in order).
-    A twin's transfer starts at its send (a link still busy with an earlier one delays the send,
-    which the twin reproduces by itself); a real one starts when the op that produced it ended —
-    its sender thread may wait for a core before the send begins, and the twin's link must
-    charge that too. It ends at the recv's end (or, without recv rows, the send's).
-    """
-    durations, nbytes = [], []
-    compute = (KIND_CODES["fwd"], KIND_CODES["recompute"], KIND_CODES["bwd"])
-    for run in runs:
-        t = run.table
-        sends = _by_sample(t, (t.kind == KIND_CODES["send"]) & (t.worker >= 0) & (t.device >= 0))
-        recvs = _by_sample(t, (t.kind == KIND_CODES["recv"]) & (t.worker >= 0) & (t.device >= 0))
-        producers = _by_sample(t, np.isin(t.kind, compute)) if run.folder.source != "twin" else {}
-        ends_by_sample: dict[int, list[tuple[float, int]]] = {}
-        for (sample, _), i in producers.items():
-            ends_by_sample.setdefault(sample, []).append((float(t.t_end[i]), int(t.device[i])))
-        for (sample, k), i in sends.items():
-            j = recvs.get((sample, k))
-            end = float(t.t_end[j]) if j is not None else float(t.t_end[i])
-            start = float(t.t_start[i])
-            before = [e for e, d in ends_by_sample.get(sample, ()) if d == t.device[i] and e <= start]
-            durations.append(end - (max(before) if before else start))
-            nbytes.append(int(t.bytes[i]))
-    return np.asarray(durations, dtype=np.float64), np.asarray(nbytes, dtype=np.int64)
-
-
-def _by_sample(t: TraceTable, mask: np.ndarray) -> dict[tuple[int, int], int]:
-    rows = np.flatnonzero(mask)
-    rows = rows[np.lexsort((t.t_start[rows], t.sample[rows]))]
-    out: dict[tuple[int, int], int] = {}
-    count: dict[int, int] = {}
-    for i, sample in zip(rows.tolist(), t.sample[rows].tolist(), strict=True):
-        k = count.get(sample, 0)
-        count[sample] = k + 1
-        out[(sample, k)] = i
-    return out

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from analysis.calibrate.params import Fitted, fixed
+from analysis.trace_table import KIND_CODES, TraceTable
 
 MAD_TO_SIGMA = 1.4826
 
@@ -71,3 +72,43 @@ def fit_links(duration: np.ndarray, nbytes: np.ndarray) -> LinkFit:
         return LinkFit(latency_fit, fixed("link_bandwidth_Bps", float("inf"), "B/s", "no cost per byte seen"))
     bandwidth = 1.0 / slope
     return LinkFit(latency_fit, Fitted("link_bandwidth_Bps", bandwidth, bandwidth**2 * slope_se, "B/s"))
+
+
+def transfers(runs: list[tuple[str, TraceTable]]) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds, bytes) of every datum's transfer, for `links.fit_links`.
+
+    The k-th `send` of a datum pairs with its k-th `recv` (a datum crosses its links in order).
+    A twin's transfer starts at its send (a link still busy with an earlier one delays the send,
+    which the twin reproduces by itself); a real one starts when the op that produced it ended —
+    its sender thread may wait for a core before the send begins, and the twin's link must
+    charge that too. It ends at the recv's end (or, without recv rows, the send's).
+    """
+    durations, nbytes = [], []
+    compute = (KIND_CODES["fwd"], KIND_CODES["recompute"], KIND_CODES["bwd"])
+    for source, t in runs:
+        sends = _by_sample(t, (t.kind == KIND_CODES["send"]) & (t.worker >= 0) & (t.device >= 0))
+        recvs = _by_sample(t, (t.kind == KIND_CODES["recv"]) & (t.worker >= 0) & (t.device >= 0))
+        producers = _by_sample(t, np.isin(t.kind, compute)) if source != "twin" else {}
+        ends_by_sample: dict[int, list[tuple[float, int]]] = {}
+        for (sample, _), i in producers.items():
+            ends_by_sample.setdefault(sample, []).append((float(t.t_end[i]), int(t.device[i])))
+        for (sample, k), i in sends.items():
+            j = recvs.get((sample, k))
+            end = float(t.t_end[j]) if j is not None else float(t.t_end[i])
+            start = float(t.t_start[i])
+            before = [e for e, d in ends_by_sample.get(sample, ()) if d == t.device[i] and e <= start]
+            durations.append(end - (max(before) if before else start))
+            nbytes.append(int(t.bytes[i]))
+    return np.asarray(durations, dtype=np.float64), np.asarray(nbytes, dtype=np.int64)
+
+
+def _by_sample(t: TraceTable, mask: np.ndarray) -> dict[tuple[int, int], int]:
+    rows = np.flatnonzero(mask)
+    rows = rows[np.lexsort((t.t_start[rows], t.sample[rows]))]
+    out: dict[tuple[int, int], int] = {}
+    count: dict[int, int] = {}
+    for i, sample in zip(rows.tolist(), t.sample[rows].tolist(), strict=True):
+        k = count.get(sample, 0)
+        count[sample] = k + 1
+        out[(sample, k)] = i
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis.trace_table import KIND_CODES, TraceTable
 from planner.errors import FerretError
-from sim.result import arrival_latencies, measured_adaptation_rate, quantile, stream_horizon
+from sim.result import measured_adaptation_rate, stream_horizon, stream_latencies, stream_throughput
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,16 @@ class StreamMetrics:
     memory: MemoryTimeline | None
 
     @property
-    def trained(self) -> int:
-        return int((~np.isnan(self.update_s)).any(axis=1).sum())
-
-    @property
     def throughput_per_s(self) -> float:
-        return self.trained / self.horizon_s
+        return stream_throughput(self.update_s, self.horizon_s)
 
     @property
     def drop_rate(self) -> float:
         return self.dropped / self.arrivals
 
     def latency_quantile(self, q: float) -> float:
-        return quantile(arrival_latencies(self.update_s, self.arrival_s), q)
+        latencies = stream_latencies(self.update_s, self.arrival_s)
+        return float(np.quantile(latencies, q)) if len(latencies) else math.nan
 
     @property
     def mean_staleness(self) -> float:

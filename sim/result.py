@@ -26,6 +26,18 @@ def stream_horizon(arrival_s: np.ndarray, nominal_interval_s: float) -> float:
     return n * nominal_interval_s
 
 
+def stream_latencies(update_s: np.ndarray, arrival_s: np.ndarray) -> np.ndarray:
+    """Per datum trained at any stage: arrival → the last stage update that includes it. The
+    twin's and the distributed executor's latency (`update_s`: `[datum, stage]`, NaN: none)."""
+    seen = ~np.isnan(update_s).all(axis=1)
+    return np.nanmax(update_s[seen], axis=1) - arrival_s[seen]
+
+
+def stream_throughput(update_s: np.ndarray, horizon_s: float) -> float:
+    """Data trained on (fully or partly) per second of stream — the twin's and the executor's."""
+    return int((~np.isnan(update_s)).any(axis=1).sum()) / horizon_s
+
+
 def measured_adaptation_rate(
     update_s: np.ndarray,
     arrival_s: np.ndarray,
@@ -40,16 +52,6 @@ def measured_adaptation_rate(
         raise AssertionError("an update precedes its datum's arrival")
     kept = np.where(np.isnan(delays), 0.0, np.exp(-decay_per_s * np.nan_to_num(delays, nan=0.0)))
     return float(value_per_datum * (kept @ stage_weights).sum() / horizon_s)
-
-
-def arrival_latencies(update_s: np.ndarray, arrival_s: np.ndarray) -> np.ndarray:
-    """Per datum updated anywhere: arrival → the last stage's first update that includes it."""
-    seen = ~np.isnan(update_s).all(axis=1)
-    return np.nanmax(update_s[seen], axis=1) - arrival_s[seen]
-
-
-def quantile(values: np.ndarray, q: float) -> float:
-    return float(np.quantile(values, q)) if len(values) else math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,14 +116,16 @@ class SimResult:
     @property
     def throughput_per_s(self) -> float:
         """Data trained on (fully or partly) per second of stream."""
-        return (self.trained + self.partially_trained) / self.horizon_s
+        return stream_throughput(self.update_s, self.horizon_s)
 
     @property
     def latencies_s(self) -> np.ndarray:
-        return arrival_latencies(self.update_s, self.arrival_s)
+        """Per trained datum: arrival → the last stage update that includes it."""
+        return stream_latencies(self.update_s, self.arrival_s)
 
     def latency_quantile(self, q: float) -> float:
-        return quantile(self.latencies_s, q)
+        lat = self.latencies_s
+        return float(np.quantile(lat, q)) if len(lat) else math.nan
 
     # ----------------------------------------------------------------- output
     def to_summary(self) -> dict[str, Any]:

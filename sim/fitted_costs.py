@@ -3,11 +3,14 @@
 `ferret calibrate` (analysis/calibrate/) fits per-layer forward, backward and recompute times,
 the per-op overhead, the optimizer step and the link to measured traces and writes them as
 `costs.json` (`LayerCosts`). For a plan, `LayerCosts.for_partition` gives the engine its
-`OpCosts`: each stage's times are its layers' sums, as for a profile — but a recompute costs
-what was measured for recomputes (a profile has only forwards to charge it), and nothing is
-scaled: the times are already this machine's. Pass it as `simulate(..., costs=...)` or `ferret simulate --costs costs.json`.
+`OpCosts`: a stage that a measured run had (same partition) costs what was measured for it —
+a stage's cost need not be the sum of its layers' (one optimizer step over all its weights, one
+autograd graph) — and any other stage its layers' sums, as for a profile; a recompute costs what
+was measured for recomputes (a profile has only forwards to charge it), and nothing is scaled:
+the times are already this machine's. Pass it as `simulate(..., costs=...)` or `ferret simulate --costs costs.json`.
 
 JSON: `{"source": "calibrated", "layers": [{"name", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...],
+"stages": [{"partition", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...] (per stage, null = not measured),
 "op_overhead_s", "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free)}`.
 """
 
@@ -39,6 +42,30 @@ class FittedCosts(ProfileCosts):
 
 
 @dataclass(frozen=True)
+class StageTimes:
+    """The measured per-stage times of one partition (None: that op was not seen)."""
+
+    partition: tuple[int, ...]
+    t_fwd: tuple[float | None, ...]
+    t_bwd: tuple[float | None, ...]
+    t_rec: tuple[float | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"partition": list(self.partition), **{k: list(getattr(self, k[:-2])) for k in KEYS}}
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> StageTimes:
+        if not isinstance(obj, dict):
+            raise ValidationError(f"{where} must be an object")
+        partition = tuple(int(x) for x in get_field(obj, "partition", list, where))
+        lists = [get_field(obj, k, list, where) for k in KEYS]
+        if any(len(v) != len(partition) - 1 for v in lists):
+            raise ValidationError(f"{where}: one time per stage of {list(partition)}")
+        times = [tuple(None if x is None else float(x) for x in v) for v in lists]
+        return cls(partition, times[0], times[1], times[2])
+
+
+@dataclass(frozen=True)
 class LayerCosts:
     """Per-layer times and the per-op terms, fitted to measured traces (one batch row each)."""
 
@@ -50,6 +77,7 @@ class LayerCosts:
     update_s: float = 0.0
     link_latency_s: float = 0.0
     link_bandwidth_Bps: float = math.inf
+    stages: tuple[StageTimes, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -73,14 +101,18 @@ class LayerCosts:
 
     def for_partition(self, partition: Sequence[int]) -> FittedCosts:
         starts = np.asarray(partition[:-1], dtype=np.intp)
+        measured = next((m for m in self.stages if m.partition == tuple(partition)), None)
 
-        def per_stage(times: tuple[float, ...]) -> tuple[Affine, ...]:
-            return tuple(Affine(0.0, float(x)) for x in np.add.reduceat(np.asarray(times), starts))
+        def per_stage(layers: tuple[float, ...], seen: tuple[float | None, ...] | None) -> tuple[Affine, ...]:
+            sums = np.add.reduceat(np.asarray(layers), starts).tolist()
+            if seen is not None:
+                sums = [x if s is None else s for x, s in zip(sums, seen, strict=True)]
+            return tuple(Affine(0.0, float(x)) for x in sums)
 
         return FittedCosts(
-            forwards=per_stage(self.t_fwd),
-            backwards=per_stage(self.t_bwd),
-            recomputes=per_stage(self.t_rec),
+            forwards=per_stage(self.t_fwd, None if measured is None else measured.t_fwd),
+            backwards=per_stage(self.t_bwd, None if measured is None else measured.t_bwd),
+            recomputes=per_stage(self.t_rec, None if measured is None else measured.t_rec),
             op_overhead_s=self.op_overhead_s,
             optimizer_step_s=self.update_s,
             link_latency_s=self.link_latency_s,
@@ -99,6 +131,7 @@ class LayerCosts:
             "update_s": self.update_s,
             "link_latency_s": self.link_latency_s,
             "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
+            "stages": [m.to_json() for m in self.stages],
         }
 
     @classmethod
@@ -122,6 +155,10 @@ class LayerCosts:
             update_s=float(get_field(obj, "update_s", (int, float), where)),
             link_latency_s=float(get_field(obj, "link_latency_s", (int, float), where)),
             link_bandwidth_Bps=math.inf if bandwidth is None else float(bandwidth),
+            stages=tuple(
+                StageTimes.from_json(m, f"{where}.stages[{i}]")
+                for i, m in enumerate(get_field(obj, "stages", list, where, []))
+            ),
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -34,7 +34,7 @@ from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 from sim.config import SimConfig
-from sim.fitted_costs import LayerCosts
+from sim.fitted_costs import LayerCosts, StageTimes
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Calibration:
     links: LinkFit
     concurrency: Fitted
     groups: tuple[GroupSummary, ...]
+    stages: tuple[StageTimes, ...]  # per measured partition: its stages' own times
     runs: tuple[str, ...]
     host_cores: int | None
 
@@ -106,6 +107,7 @@ class Calibration:
             update_s=c.update_s,
             link_latency_s=c.link_latency_s,
             link_bandwidth_Bps=c.link_bandwidth_Bps,
+            stages=self.stages,
         )
 
 
@@ -204,9 +206,37 @@ def calibrate(
         links=links,
         concurrency=concurrency_param,
         groups=groups_out,
+        stages=measured_stages(runs, groups_out, layers.overhead.value),
         runs=tuple(str(run.folder.path) for run in runs),
         host_cores=_one_host(cores),
     )
+
+
+def measured_stages(
+    runs: list[MeasuredRun], groups: tuple[GroupSummary, ...], overhead: float
+) -> tuple[StageTimes, ...]:
+    """Each measured partition's stage times: a group's base less the overhead its rows carry,
+    averaged over runs of one partition by rows (a stage need not cost its layers' sum)."""
+    sums: dict[tuple[tuple[int, ...], str, int], list[float]] = {}
+    for g in groups:
+        if g.rows == 0 or g.row_type == "update":
+            continue
+        kind = {"fwd": "fwd", "recompute": "rec"}.get(g.row_type, "bwd")
+        seconds = g.base_s - (0.0 if g.row_type == "bwd after recompute" else overhead)
+        key = (runs[g.run].folder.plan.partition, kind, g.stage)
+        total = sums.setdefault(key, [0.0, 0.0])
+        total[0] += g.rows * max(seconds, 0.0)
+        total[1] += g.rows
+    out = []
+    for partition in dict.fromkeys(run.folder.plan.partition for run in runs):
+        P = len(partition) - 1
+
+        def times(kind: str, partition: tuple[int, ...] = partition, P: int = P) -> tuple[float | None, ...]:
+            cells = [sums.get((partition, kind, j)) for j in range(P)]
+            return tuple(None if c is None else c[0] / c[1] for c in cells)
+
+        out.append(StageTimes(partition, times("fwd"), times("bwd"), times("rec")))
+    return tuple(out)
 
 
 def calibrated_profile(profile: ModelProfile, layers: LayerFit) -> ModelProfile:

@@ -13,6 +13,7 @@ from planner.profile import LayerProfile, ModelProfile
 from sim import SimConfig, simulate
 from sim.arrivals import PoissonArrivals
 from tests.analysis.known_twin import (
+    TRAINING,
     TRUE_CONFIG,
     plain_profile,
     plan_for,
@@ -62,6 +63,13 @@ def test_without_jitter_layer_times_come_back_exactly_where_the_runs_pin_them(ex
     # Worker 0 of the second run recomputes: the twin charges a recompute the forward's time.
     for k in range(LAYERS_RECOMPUTED):
         assert exact.layers.t_rec[k].value == pytest.approx(true.layers[k].t_fwd_s, rel=EXACT)
+    # Each training partition's stages keep their own measured times (exact here: the twin adds).
+    for stages, (partition, *_rest) in zip(exact.stages, TRAINING, strict=True):
+        assert stages.partition == partition
+        for j in range(len(partition) - 1):
+            layers = range(partition[j], partition[j + 1])
+            assert stages.t_fwd[j] == pytest.approx(sum(true.layers[k].t_fwd_s for k in layers), rel=EXACT)
+            assert stages.t_bwd[j] == pytest.approx(sum(true.layers[k].t_bwd_s for k in layers), rel=EXACT)
     assert exact.profile.source == "calibrated"
     assert [layer.param_bytes for layer in exact.profile.layers] == [layer.param_bytes for layer in true.layers]
 

@@ -11,7 +11,7 @@ import pytest
 from planner.errors import ValidationError
 from planner.plan import WorkerConfig
 from sim import MemoryTrace, SimConfig, simulate
-from sim.fitted_costs import LayerCosts
+from sim.fitted_costs import LayerCosts, StageTimes
 from tests.sim.builders import balanced_profile, make_plan
 
 CONFIG = SimConfig(op_overhead_s=0.01, update_s=0.02, link_latency_s=0.005, link_bandwidth_Bps=1e5)
@@ -71,3 +71,17 @@ def test_json_round_trip_and_refusals(tmp_path):
     (tmp_path / "bad.json").write_text('{"layers": [{"name": "a"}]}')
     with pytest.raises(ValidationError, match="t_fwd_s is missing"):
         LayerCosts.load(tmp_path / "bad.json")
+
+
+def test_a_measured_partition_costs_what_was_measured_others_their_layers_sums(tmp_path):
+    profile = balanced_profile(2)  # 4 layers
+    measured = StageTimes((0, 2, 4), (1.0, None), (2.0, 3.0), (None, None))
+    costs = dataclasses.replace(_layer_costs(profile), stages=(measured,))
+    seen = costs.for_partition((0, 2, 4))
+    assert seen.forward(0).seconds(1) == 1.0 and seen.backward(1).seconds(1) == 3.0
+    assert seen.forward(1).seconds(1) == pytest.approx(float(profile.t_fwd[2:4].sum()))  # not measured: the sum
+    assert seen.recompute(0).seconds(1) == pytest.approx(float(profile.t_fwd[0:2].sum()))
+    other = costs.for_partition((0, 1, 4))
+    assert other.backward(1).seconds(1) == pytest.approx(float(profile.t_bwd[1:4].sum()))
+    costs.save(tmp_path / "costs.json")
+    assert LayerCosts.load(tmp_path / "costs.json") == costs

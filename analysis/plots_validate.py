@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.plot_style import pyplot
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import MemoryTimeline
 from analysis.trace_table import KIND_CODES, TraceTable
@@ -30,15 +31,6 @@ KIND_COLOURS = {
     "send": "tab:green",
     "recv": "tab:olive",
 }
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def write_figures(v: Validation, folder: Path, window_ops: int = 200) -> list[str]:
@@ -89,7 +81,7 @@ def _lanes(ax: Any, table: TraceTable, t0: float, t1: float, title: str) -> None
 
 
 def plot_gantt(v: Validation, path: Path, window_ops: int) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     p0, p1 = _window(v.predicted_table, window_ops)
     in_pred = (v.predicted_table.t_start[v.aligned.predicted] >= p0) & (
         v.predicted_table.t_start[v.aligned.predicted] <= p1
@@ -133,7 +125,7 @@ def memory_series(folder: RunFolder, timeline: MemoryTimeline | None) -> tuple[n
 
 
 def plot_memory(v: Validation, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4), dpi=120)
     try:
         missing = []
@@ -174,7 +166,7 @@ def plot_memory(v: Validation, path: Path) -> None:
 
 # ---------------------------------------------------------------------- durations
 def plot_durations(v: Validation, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     dp = v.predicted_table.duration[v.aligned.predicted]
     dm = v.measured_table.duration[v.aligned.measured]
     fig, ax = plt.subplots(figsize=(6, 6), dpi=120)

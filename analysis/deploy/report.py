@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.deploy.loop import PREDICTIONS, DeploySpec, DeployState
+from analysis.plot_style import pyplot
 from analysis.validate import Tolerances, Validation
 from analysis.validate_report import format_error, format_value
 
@@ -50,17 +51,8 @@ def _bound(m: Any) -> str:
     return f"tolerance ±{m.tolerance:g} pt" if m.error_unit == "points" else f"tolerance ±{100 * m.tolerance:g} %"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_candidates(state: DeployState, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     cands = state.candidates
     labels = [f"P={c.plan.num_stages}\nN={len(c.plan.active_workers)}\n{list(c.plan.partition)}" for c in cands]
     x = np.arange(len(cands))
@@ -85,7 +77,7 @@ def plot_candidates(state: DeployState, path: Path) -> None:
 
 
 def plot_errors(state: DeployState, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in SHOWN if any(v.metric(n).error is not None for v in state.validations.values())]
     fig, ax = plt.subplots(figsize=(9, 4), dpi=120)
     try:

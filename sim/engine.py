@@ -59,6 +59,8 @@ class Engine:
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
         self.slowdown = config.slowdown
+        self.host_cores, self.host_slowdown = config.host_cores, config.host_slowdown
+        self.host_running = 0  # ops running on every device (one host)
         self.transient = config.transient_memory
         self.free_links = costs.free_links
         self.links = Links(self.env, costs, self.emit, self.ready)
@@ -173,6 +175,11 @@ class Engine:
         factor = 1.0
         if running and self.slowdown:
             factor += self.slowdown * running
+        self.host_running += 1
+        if self.host_cores is not None:  # ops on the host's other devices, beyond its cores
+            excess = self.host_running - running - self.host_cores
+            if excess > 0:
+                factor *= 1.0 + self.host_slowdown * excess
         if self.jitter is not None:
             factor *= self.jitter.draw()
         ev = Timeout(self.env, (base + slot.overhead) * factor, (kind, d, slot, now, factor))
@@ -191,6 +198,7 @@ class Engine:
         now = self.env._now
         dev = slot.device
         dev.free += 1
+        self.host_running -= 1
         dev.busy_s += now - t0
         slot.busy = False
         if kind:

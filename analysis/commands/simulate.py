@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=250_000,
         help="most events in chrome_trace.json (browser viewers slow down past that); 0 = all",
     )
+    parser.add_argument(
+        "--costs",
+        type=Path,
+        default=None,
+        help="costs.json from `ferret calibrate`: the fitted cost model (per-layer times, recompute's own, "
+        "overhead, optimizer step, link) instead of the profile's times and the simulator model's timing fields",
+    )
     add_sim_config_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
@@ -66,12 +73,17 @@ def run(args: argparse.Namespace) -> int:
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
+    costs = None
+    if args.costs is not None:
+        from sim.fitted_costs import LayerCosts
+
+        costs = LayerCosts.load(args.costs).check(profile).for_partition(plan.partition)
     crowding = workers_per_device(plan, config)
     with atomic_dir(args.out) as stage:
         trace_path = stage / f"trace.{args.trace_format}"
         with FileTrace(trace_path, args.trace_format) as trace:
             result = simulate(
-                plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace
+                plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace, costs=costs
             )
         write_chrome_trace(read_trace(trace_path), stage / "chrome_trace.json", args.chrome_max_events or None)
         write_memory_timeline(stage / "memory_timeline.csv", result)

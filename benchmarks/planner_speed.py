@@ -29,6 +29,7 @@ import cProfile
 import math
 import os
 import pstats
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -103,7 +104,18 @@ def sweep_budgets(profile: ModelProfile, td: float) -> list[int]:
     return sorted(set(np.geomspace(low, high, 20).astype(int).tolist()))
 
 
-def timings(module: ModuleType, profile: ModelProfile, td: float, budgets: list[int], repeat: int) -> dict[str, float]:
+def chains_built(module: ModuleType, profile: ModelProfile, td: float, budget: int) -> str:
+    """Chains a fresh planner builds for one budget: whole (and, new planner, abandoned part-way)."""
+    planner = module.FerretPlanner(profile, td)
+    planner.plan(budget)
+    whole = sum(c.blocks is not None for c in planner.candidates)
+    partly = sum(getattr(c, "builder", None) is not None for c in planner.candidates)
+    return f"{whole}+{partly}" if hasattr(planner.candidates[0], "builder") else str(whole)
+
+
+def timings(
+    module: ModuleType, profile: ModelProfile, td: float, budgets: list[int], repeat: int
+) -> dict[str, float | str]:
     """CPU seconds of one implementation: one (mid) budget, the worst single budget, the sweep."""
     mid = math.isqrt(budgets[0] * budgets[-1])
     one = best_cpu_time(lambda: module.plan_ferret(profile, td, budget_bytes=mid), repeat)
@@ -118,7 +130,7 @@ def timings(module: ModuleType, profile: ModelProfile, td: float, budgets: list[
     return {
         "one": one,
         "worst": per_budget[worst],
-        "worst_budget": budgets[worst],
+        "chains": chains_built(module, profile, td, budgets[worst]),
         "sweep": best_cpu_time(sweep, repeat),
     }
 
@@ -126,6 +138,27 @@ def timings(module: ModuleType, profile: ModelProfile, td: float, budgets: list[
 def same_plans(reference: ModuleType, profile: ModelProfile, td: float, budgets: list[int]) -> bool:
     new, old = new_search.FerretPlanner(profile, td), reference.FerretPlanner(profile, td)
     return all(new.plan(b).plan == old.plan(b).plan for b in budgets)
+
+
+def in_fresh_process(module: str, case: str, repeat: int) -> float:
+    """Wall seconds of a new interpreter that imports `module` and plans `case`'s slowest budget
+    (what `ferret plan` pays: imports and tables built on first use included)."""
+    profile = case_profile(case)
+    td = float(profile.t_fwd.max())
+    budgets = sweep_budgets(profile, td)
+    worst = max(budgets, key=lambda b: best_cpu_time(lambda: new_search.plan_ferret(profile, td, budget_bytes=b), 1))
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        f"import sys; sys.path[:0] = [{str(root)!r}, {str(root / 'benchmarks')!r}]\n"
+        f"from planner_speed import case_profile\nfrom {module} import plan_ferret\n"
+        f"p = case_profile({case!r}); plan_ferret(p, float(p.t_fwd.max()), budget_bytes={worst})"
+    )
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", script], check=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def breakdown(module: ModuleType, case: str) -> None:
@@ -146,35 +179,46 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs (CPU time)")
     parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated synthetic-L / random-L-SEED")
     parser.add_argument("--reference", action="store_true", help="also time the planner before issue 14")
+    parser.add_argument("--reference-repeat", type=int, default=1, help="best of this many for the old planner")
     parser.add_argument("--breakdown", metavar="CASE", help="cProfile the slowest budget of this case")
+    parser.add_argument("--process", metavar="CASE", help="time `ferret plan`'s work in a fresh process")
     args = parser.parse_args()
     reference = None
-    if args.reference or args.breakdown:
+    if args.reference or args.breakdown or args.process:
         from tests.planner.reference_search import search as reference
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs; CPU seconds, best of {args.repeat}")
-    cols = ["one budget", "worst of 20", "sweep of 20"]
-    header = f"{'case':>15} {'P range':>8} " + " ".join(f"{c:>12}" for c in cols)
+    cols = [("one budget", "one"), ("worst of 20", "worst"), ("chains", "chains"), ("sweep of 20", "sweep")]
+    header = f"{'case':>15} {'P range':>8} " + " ".join(f"{c:>12}" for c, _ in cols)
     if reference is not None:
-        header += "  " + " ".join(f"{'old ' + c:>16}" for c in cols) + "  same plans"
+        header += "  " + " ".join(f"{'old ' + c:>16}" for c, _ in cols) + "  same plans"
     print(header)
     print("-" * len(header))
+
+    def cells(numbers: dict[str, float | str], width: int) -> str:
+        return " ".join(
+            f"{numbers[k]:>{width - 1}.3f}s" if isinstance(numbers[k], float) else f"{numbers[k]:>{width}}"
+            for _, k in cols
+        )
+
     for case in args.cases.split(","):
         profile = case_profile(case)
         td = float(profile.t_fwd.max())
         budgets = sweep_budgets(profile, td)
-        planner = new_search.FerretPlanner(profile, td)
-        stages = [len(p) - 1 for p in planner.partitions]
-        new = timings(new_search, profile, td, budgets, args.repeat)
-        line = f"{case:>15} {min(stages):>3}–{max(stages):<4} " + " ".join(
-            f"{new[k]:>11.3f}s" for k in ("one", "worst", "sweep")
+        stages = [len(p) - 1 for p in new_search.FerretPlanner(profile, td).partitions]
+        line = f"{case:>15} {min(stages):>3}–{max(stages):<4} " + cells(
+            timings(new_search, profile, td, budgets, args.repeat), 12
         )
         if reference is not None:
-            old = timings(reference, profile, td, budgets, args.repeat)
-            line += "  " + " ".join(f"{old[k]:>15.3f}s" for k in ("one", "worst", "sweep"))
+            old = timings(reference, profile, td, budgets, args.reference_repeat)
+            line += "  " + cells(old, 16)
             line += f"  {'yes' if same_plans(reference, profile, td, budgets) else 'NO':>10}"
         print(line, flush=True)
+    if args.process:
+        print(f"\n{args.process}, its slowest budget, in a fresh process (wall seconds, best of {args.repeat}):")
+        for module in ["planner.search"] + (["tests.planner.reference_search.search"] if reference else []):
+            print(f"  {module}: {in_fresh_process(module, args.process, args.repeat):.3f}s")
     if args.breakdown:
         breakdown(new_search, args.breakdown)
         assert reference is not None

@@ -3,11 +3,13 @@
 Per stage it holds the rung of its S2 ladder, whether it is omitted (S3), its mean discount
 `g`, `1/LCM` and (F3) term `coeff·g/LCM`. LCMs are prime-exponent vectors, so `1/LCM` stays
 exact in log space beyond the range of any integer type, and `share_loss[i, k] =
-1 - LCM_i / lcm(LCM_i, P-k)` is the fraction of stage i's term that S3 at stage k ≥ i removes.
+1 - LCM_i / lcm(LCM_i, P-k)` is the fraction of stage i's term that S3 at stage k ≥ i removes;
+it needs only `met[i, k] = gcd(LCM_i, P-k)`, a small integer looked up in tables.
 
 Everything is numpy over all stages: `s2_moves` lists every S2 step still ahead with its ratio
 (fixed until the next S3 step, which alone changes LCMs), `s3_losses` the rate each S3 step
-would lose for a whole matrix of (F3) terms at once, `apply_s3` updates the LCMs.
+would lose for a whole matrix of (F3) terms at once, `s3_stays_below` whether any S3 step can
+come within a run of S2 steps, and `apply_s2_run` / `apply_s3` take steps.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class _Layout:
     prime_powers: tuple[tuple[tuple[int, int], ...], ...]  # (prime index, exponent) of each m ≤ P
     col_m: np.ndarray  # m = P-k of each column k
     gcd_rows: np.ndarray  # (P+1, P): gcd(a, m) of every a ≤ P with every column's m
-    lcm_table: np.ndarray
-    share_table: np.ndarray
+    width: int  # row length of the flattened tables below
+    lcm_flat: np.ndarray  # lcm(x, y) at x·width + y
+    share_flat: np.ndarray  # share_table[m, d] at m·width + d
+    col_base: np.ndarray  # (P,) m·width of each column's m
     upper: np.ndarray  # (P, P): 1.0 where i < k
     share_loss: np.ndarray  # (P, P): share_loss with every LCM 1
 
@@ -71,8 +75,10 @@ def _layout(P: int) -> _Layout:
         ),
         col_m=col_m,
         gcd_rows=gcd_table[:, col_m],
-        lcm_table=lcm_table,
-        share_table=share_table,
+        width=len(lcm_table),
+        lcm_flat=lcm_table.ravel(),
+        share_flat=share_table.ravel(),
+        col_base=col_m * len(lcm_table),
         upper=np.triu(np.ones((P, P)), 1),
         share_loss=np.repeat(share_table[col_m, 1][None], P, axis=0),
     )
@@ -87,7 +93,8 @@ class ChainState:
         layout = _layout(P)
         self.behind, self.rungs, self.acc, self.left = layout.behind, layout.rungs, layout.acc, layout.left
         self.plog, self.prime_powers, self.col_m = layout.plog, layout.prime_powers, layout.col_m
-        self.gcd_rows, self.lcm_table, self.share_table = layout.gcd_rows, layout.lcm_table, layout.share_table
+        self.gcd_rows, self.width, self.col_base = layout.gcd_rows, layout.width, layout.col_base
+        self.lcm_flat, self.share_flat = layout.lcm_flat, layout.share_flat
         self.upper = layout.upper
         self.coeff = model.coeff
         self.nbytes = model.stage_bytes.astype(np.int64)
@@ -172,27 +179,29 @@ class ChainState:
         self.terms[touched] = self.term(touched, self.rung[touched])
 
     def apply_s3(self, j: int) -> int:
-        """Omit stage j (S3); return the bytes saved."""
+        """Omit stage j (S3); return the bytes saved.
+
+        The LCMs of stages i ≤ j gain the factor m = P-j; only those that m does not divide
+        yet (`met[i, j] < m`) change, and only their rows are recomputed.
+        """
         saved = int(self.left[j, self.rung[j]]) * int(self.nbytes[j])  # ⌈K/c^a⌉ = 1 version
         self.omitted[j] = self.closed[j] = True
         self.g[j] = 1.0
         m = self.P - j
-        low = slice(0, j + 1)
-        for col, k in self.prime_powers[m]:
-            np.maximum(self.exponents[low, col], k, out=self.exponents[low, col])
-        self.met[low] = self.lcm_table[self.met[low], self.gcd_rows[m]]
-        inv_lcm = self.inv_lcm[low] = np.exp(-(self.exponents[low] @ self.plog))
-        self.terms[low] = self.coeff[low] * self.g[low] * inv_lcm
-        share = self._refresh_share_loss(j)
-        self.own[low] = self.coeff[low] * inv_lcm * (self.last_g_minus_1[low] + np.diagonal(share))
+        rows = np.flatnonzero(self.met[: j + 1, j] != m)
+        if len(rows):
+            for col, k in self.prime_powers[m]:
+                self.exponents[rows, col] = np.maximum(self.exponents[rows, col], k)
+            met = self.met[rows] = np.take(self.lcm_flat, self.met[rows] * self.width + self.gcd_rows[m])
+            self.inv_lcm[rows] = np.exp(-(self.exponents[rows] @ self.plog))
+            share = self.share_loss[rows] = np.take(self.share_flat, self.col_base + met)
+            self.share_loss_upper[rows] = share * self.upper[rows]
+        touched = rows if len(rows) and rows[-1] == j else np.append(rows, j)  # j's g is now 1
+        inv_lcm = self.inv_lcm[touched]
+        self.terms[touched] = self.coeff[touched] * self.g[touched] * inv_lcm
+        diagonal = self.share_loss[touched, touched]
+        self.own[touched] = self.coeff[touched] * inv_lcm * (self.last_g_minus_1[touched] + diagonal)
         return saved
-
-    def _refresh_share_loss(self, last_row: int) -> np.ndarray:
-        """Recompute rows 0..last_row of `share_loss` (and return them) from `met`."""
-        rows = slice(0, last_row + 1)
-        share = self.share_loss[rows] = self.share_table[self.col_m, self.met[rows]]
-        self.share_loss_upper[rows] = share * self.upper[rows]
-        return share
 
     def memory(self) -> int:
         """The worker's (F4) term: one version per omitted stage, `1 + ⌈K/c^a⌉` otherwise."""

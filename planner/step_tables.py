@@ -78,7 +78,6 @@ def factor_table(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return pidx, kexp, logp, plog
 
 
-@lru_cache(maxsize=32)
 def divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`(gcd, lcm, share_loss)` over 0..max_m, for LCMs seen through the numbers they meet.
 
@@ -87,7 +86,18 @@ def divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (stage, m) needs only small integers. `share_loss[m, d] = 1 - d/m` (the share of a stage's
     term lost when its LCM, meeting m in d, gains the factor m), computed as
     `-expm1(-log(m/d))` from prime exponents, exactly as for the LCM itself.
+
+    The tables of a smaller size are the corners of a larger one, so one table, grown by
+    doubling, serves every size.
     """
+    size = 64
+    while size < max_m:
+        size *= 2
+    return tuple(t[: max_m + 1, : max_m + 1] for t in _divisor_tables(size))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=8)
+def _divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = np.arange(max_m + 1)
     gcd = np.gcd.outer(n, n)
     lcm = np.lcm.outer(n, n)

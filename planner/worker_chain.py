@@ -15,10 +15,14 @@ recomputed difference of SPEC §3.3, not the printed deltas); `planner.chain_sta
 have fixed ratios, taken in ladder order. Taking the best head of such sequences, ties to the
 lowest stage, visits the steps in the order of (running minimum of the stage's ratios so
 far, descending; stage; rung): a step waits exactly until every step with a larger running
-minimum has gone. `build_chain` orders all S2 steps left that way, evaluates at once what
-every S3 step would lose after each prefix of that order, and cuts the run at the first
-prefix where an S3 step is the greedy's choice. A chain is thus one run of numpy work per S3
-step instead of a Python step per S2 step — most chains are one long S2 run, then S3s.
+minimum has gone. `ChainBuilder` orders all S2 steps left that way and takes them up to the
+first point where an S3 step is the greedy's choice: a whole stretch at once when no S3 step
+can come within it (S3 ratios only rise along a run, so the end of the stretch decides), else
+step by step in short windows. A chain thus costs a few numpy calls per S3 step instead of a
+Python step per S2 step — most chains are one long S2 run, then their S3 steps.
+
+`ChainBuilder` builds a chain one S3 step at a time, so that the search can stop as soon as
+the part built shows the chain cannot win (`later_bound`) and resume it for another budget.
 """
 
 from __future__ import annotations

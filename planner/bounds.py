@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from planner.closed_form import accumulation_mean
 from planner.step_tables import s2_ladder
 from planner.worker_chain import StageModel
 
@@ -60,15 +61,6 @@ def _moves(num_stages: int) -> _Moves:
         stage = np.concatenate((np.zeros(len(first[0]), dtype=np.intp), rest[0] + 1))
         _MOVES.append((stage, *(np.concatenate((a, b)) for a, b in zip(first, rest[1:], strict=True))))  # type: ignore[arg-type]
     return _MOVES[num_stages]
-
-
-def _mean_discount(decay_cycle: np.ndarray, accumulation: np.ndarray) -> np.ndarray:
-    """`accumulation_mean` with one decay per element (exactly 1 without decay)."""
-    out = np.ones_like(accumulation)
-    on = decay_cycle > 0
-    dc, ca = decay_cycle[on], accumulation[on]
-    out[on] = np.expm1(-dc * ca) / (ca * np.expm1(-dc))
-    return out
 
 
 @dataclass(frozen=True)
@@ -109,8 +101,8 @@ class WorkerEnvelope:
         local = stage - np.repeat(offsets[:-1], counts)
         rate0 = np.array([float(m.coeff.sum()) for m in models])
         scale = np.where(rate0 > 0, rate0, 1.0)
-        rho_before = _mean_discount(decay, before)
-        rho_after = np.where(s3, 1.0 / (stage_p - local), _mean_discount(decay, after))
+        rho_before = accumulation_mean(decay, before)
+        rho_after = np.where(s3, 1.0 / (stage_p - local), accumulation_mean(decay, after))
         lost = coeff[stage] * (rho_before - rho_after) / scale[cand]
         saved = versions * nbytes[stage]
         free = lost <= 0

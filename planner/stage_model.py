@@ -1,7 +1,7 @@
 """Per-stage constants of a (partition, c^r): everything Alg. 2 needs to know about the model.
 
-`stage_models` builds them for many partitions at once — one `reduceat` over every stage of
-every partition instead of one per partition — with the same floating-point operations, in
+`stage_models` builds them for many partitions at once (`closed_form.stage_sums`: one
+`reduceat` over every stage of every partition), with the same floating-point operations, in
 the same order, as `closed_form`'s per-plan functions, so both give identical numbers.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from planner.closed_form import stage_sums
 from planner.profile import ModelProfile
 
 
@@ -53,25 +54,13 @@ def stage_models(
     """The constants of every (partition, c^r), partition-major (SPEC §3.3 and §1)."""
     if not partitions:
         return []
-    starts = np.concatenate([np.asarray(p[:-1], dtype=np.intp) for p in partitions])
-    ends = np.concatenate([np.asarray(p[1:], dtype=np.intp) for p in partitions])
-    counts = np.array([len(p) - 1 for p in partitions], dtype=np.intp)
-    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    # One reduceat over [start, end) pairs: the odd slots are the (discarded) gaps between them.
-    pairs = np.empty(2 * len(starts), dtype=np.intp)
-    pairs[0::2], pairs[1::2] = starts, ends
-
-    def stage_sums(values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(np.append(values, values[:1] * 0), pairs)[0::2]
-
-    t_fwd, t_bwd = stage_sums(profile.t_fwd), stage_sums(profile.t_bwd)
-    w, a = stage_sums(profile.param_bytes), stage_sums(profile.act_bytes)
-    s = a - profile.act_bytes[starts]  # recomputation keeps only a stage's first input
+    sums = stage_sums(profile, partitions)
+    first, counts, t_fwd, t_bwd, w, a, s = sums.first, sums.counts, sums.t_fwd, sums.t_bwd, sums.w, sums.a, sums.s
     tf, tb = np.maximum.reduceat(t_fwd, first), np.maximum.reduceat(t_bwd, first)
     total_w = float(profile.param_bytes.sum())
     shares = w / total_w if total_w > 0 else 1.0 / np.repeat(counts, counts)
     P = np.repeat(counts, counts)
-    stage = np.arange(len(starts)) - np.repeat(first, counts)
+    stage = np.arange(len(w)) - np.repeat(first, counts)
     models = []
     for cr in recompute:
         extra_fwd = tf if cr else np.zeros_like(tf)
@@ -83,7 +72,7 @@ def stage_models(
         no_technique = np.add.reduceat((P - stage) * nbytes, first).tolist()
         models.append((cr, cycle.tolist(), coeff, nbytes, one, no_technique))
     out = []
-    tf_list, tb_list, bounds = tf.tolist(), tb.tolist(), np.append(first, len(starts)).tolist()
+    tf_list, tb_list, bounds = tf.tolist(), tb.tolist(), np.append(first, len(w)).tolist()
     for n, part in enumerate(partitions):
         lo, hi = bounds[n], bounds[n + 1]
         for cr, cycle_list, coeff, nbytes, one, no_technique in models:

@@ -167,7 +167,7 @@ class ChainState:
         ready = ~self.closed & (rung == self.rungs - 1)
         if not ready.any():
             return True
-        r3 = ratios(self.nbytes_float, terms @ self.share_loss_upper + self.own)
+        r3 = ratios(self.nbytes_float, self.s3_losses(terms))
         return bool(r3[ready].max() < ratio)
 
     def apply_s2_run(self, stage: np.ndarray, reached: np.ndarray) -> None:

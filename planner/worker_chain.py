@@ -129,8 +129,7 @@ def _first_s3(
 
 def _best_s3_in_tail(state: ChainState) -> tuple[int, float]:
     """The best S3 step when no S2 step is left: `(stage, ratio)`, or `(-1, -inf)`."""
-    lost = state.terms @ state.share_loss_upper
-    lost += state.own
+    lost = state.s3_losses(state.terms)
     lost[state.closed] = math.inf  # never chosen; keeps the division below quiet
     # The usual case, every step left loses some rate, needs no care for zero, negative or
     # vanishing losses.

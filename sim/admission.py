@@ -21,6 +21,8 @@ from sim.policy import AdmissionPolicy, Arrival
 
 
 class Worker:
+    """One worker's admission state: data in flight, data waiting, its running batch."""
+
     __slots__ = ("backward_every", "batch", "buffer", "choosing", "config", "count", "index", "inflight", "slots")
 
     def __init__(self, index: int, config: WorkerConfig) -> None:
@@ -36,6 +38,8 @@ class Worker:
 
 
 class Batch:
+    """A mini-batch of a batched worker: its size, the data done, GPipe's parked forwards."""
+
     __slots__ = ("done", "parked", "size")
 
     def __init__(self, size: int) -> None:
@@ -45,6 +49,8 @@ class Batch:
 
 
 class EngineOps(Protocol):
+    """What admission asks of the engine."""
+
     stream_over: bool
     rng: np.random.Generator
     workers: list[Worker]
@@ -65,6 +71,8 @@ class EngineOps(Protocol):
 
 
 class Admission:
+    """Routes each arrival through the `AdmissionPolicy` and starts, queues or drops it."""
+
     def __init__(self, engine: EngineOps, policy: AdmissionPolicy, single_device: bool) -> None:
         self.engine = engine
         self.policy = policy

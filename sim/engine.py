@@ -56,6 +56,8 @@ mem_pack = CHANGE.pack
 
 
 class Engine:
+    """One run of a plan on a stream (module docstring); `simulate` builds and reads it."""
+
     # Slots, not a __dict__: the hot path reads these attributes millions of times.
     __slots__ = (
         "P",

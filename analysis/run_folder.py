@@ -24,9 +24,10 @@ from planner.errors import FerretError
 from planner.fileio import read_json
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from sim.trace_files import TRACE_FORMATS
 
 SOURCES = ("twin", "replay", "distributed")
-TRACE_NAMES = ("trace.jsonl", "trace.csv")
+TRACE_NAMES = tuple(f"trace.{fmt}" for fmt in TRACE_FORMATS)  # ftrace first: the twin's default
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def load_run_folder(path: str | Path, role: str) -> RunFolder:
         raise FerretError(f"{role} {folder}: not a folder (give the output folder of ferret simulate or ferret run)")
     trace_path = next((folder / name for name in TRACE_NAMES if (folder / name).is_file()), None)
     if trace_path is None:
-        raise FerretError(f"{role} {folder}: no trace.jsonl or trace.csv (a run needs --plan to write one)")
+        raise FerretError(f"{role} {folder}: no trace ({', '.join(TRACE_NAMES)}; a run needs --plan to write one)")
     summary = _object(folder / "summary.json", f"{role} summary")
     config = _object(folder / "config.json", f"{role} config")
     source = _source(summary, config)

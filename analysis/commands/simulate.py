@@ -14,14 +14,16 @@ from planner.fileio import atomic_dir
 from planner.plan import Plan
 from sim.config import SimConfig
 from sim.result import SimResult
+from sim.trace_files import TRACE_FORMATS
 
 NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
 DESCRIPTION = (
     "Stream --samples arrivals through the plan's pipeline in simulated time and write summary.json "
     "(adaptation rate per SPEC §2, peak memory, throughput, drop rate, latency p50/p99, staleness, "
-    "utilisation), trace.jsonl (or trace.csv: one row per op, the schedule the replay executor follows), "
-    "chrome_trace.json (open in https://ui.perfetto.dev: one track per device), memory_timeline.csv and "
+    "utilisation), trace.ftrace (binary, numpy arrays; or trace.jsonl / trace.csv: one row per op, the schedule "
+    "the replay executor follows), chrome_trace.json (open in https://ui.perfetto.dev: one track per device; the "
+    "first --chrome-max-events events), memory_timeline.csv and "
     "config.json. Arrivals default to the plan's interval, exactly periodic."
 )
 
@@ -43,12 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="arrival process: fixed, poisson, bursty (mean gap = the plan's interval), or trace:FILE (CSV of times)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals, jitter and random choices")
-    parser.add_argument("--trace-format", choices=("jsonl", "csv"), default="jsonl", help="format of the op trace")
+    parser.add_argument(
+        "--trace-format",
+        choices=TRACE_FORMATS,
+        default="ftrace",
+        help="format of the op trace: ftrace (binary numpy chunks, fast) or the text exports jsonl, csv",
+    )
     parser.add_argument(
         "--chrome-max-events",
         type=int,
-        default=250_000,
-        help="most events in chrome_trace.json (browser viewers slow down past that); 0 = all",
+        default=50_000,
+        help="most events in chrome_trace.json, the start of the run (browser viewers slow down past a few "
+        "hundred thousand); 0 = all",
     )
     parser.add_argument(
         "--costs",

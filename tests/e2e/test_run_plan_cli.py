@@ -122,9 +122,9 @@ def test_a_trace_from_ferret_simulate_replays_like_the_runs_own(tmp_path, plan_f
         == 0
     )
     common = ["run", "--plan", str(plan_file), "--profile", str(profile), "--samples", "80"]
-    assert main([*common, "--trace", str(sim_dir / "trace.jsonl"), "--out", str(tmp_path / "followed")]) == 0
+    assert main([*common, "--trace", str(sim_dir / "trace.ftrace"), "--out", str(tmp_path / "followed")]) == 0
     assert main([*common, "--out", str(tmp_path / "own")]) == 0
     followed, own = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("followed", "own"))
-    assert followed["schedule"] == str(sim_dir / "trace.jsonl") and own["schedule"] == "sim"
+    assert followed["schedule"] == str(sim_dir / "trace.ftrace") and own["schedule"] == "sim"
     for key in ("online_accuracy", "test_accuracy", "trained", "updates_per_stage", "staleness_histogram"):
         assert followed[key] == own[key], key

@@ -136,8 +136,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
         rows = load_rows(options.trace, arrival, plan)
     recorder: TraceSink | None = None
     if options.measured_trace is not None:
-        fmt = "csv" if options.measured_trace.suffix.lower() == ".csv" else "jsonl"
-        recorder = FileTrace(options.measured_trace, fmt)
+        recorder = FileTrace(options.measured_trace)  # the format its suffix names
     try:
         executor = ReplayExecutor(setup, execution_plan(plan), options.compensation, recorder, framework=plan.strategy)
         result = executor.run(rows, drain=options.drain)

@@ -1,4 +1,4 @@
-"""Human units at the CLI edge: sizes (`64MiB`), times (`2ms`), rates (`1/s`).
+"""Human units at the CLI edge: sizes (`64MiB`), times (`2ms`), rates (`1/s`), FLOPs (`2.5G`).
 
 Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
 message that says what was expected; `cli_type` turns a parser into an argparse type.
@@ -29,6 +29,7 @@ _SIZE_UNITS = {
     "m": 2**20,
     "g": 2**30,
 }
+_FLOP_UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
 _TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]*)\s*$")
@@ -60,6 +61,18 @@ def parse_seconds(text: str) -> float:
         raise ValueError(f"invalid time {text!r}: unknown unit {unit!r} (use ns, us, ms, s)")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"invalid time {text!r}: must be positive")
+    return value * scale
+
+
+def parse_flops(text: str) -> float:
+    """A FLOP count: `'2.5G'`, `'2.5GFLOP'`, `'3e9'` → 2.5e9, 2.5e9, 3e9 (decimal prefixes k M G T P)."""
+    value, unit = _split(text, "FLOP count", "2.5GFLOP")
+    prefix = unit.lower().removesuffix("flops").removesuffix("flop")
+    scale = _FLOP_UNITS.get(prefix)
+    if scale is None:
+        raise ValueError(f"invalid FLOP count {text!r}: unknown unit {unit!r} (use e.g. 250M, 2.5G or 2.5GFLOP)")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"invalid FLOP count {text!r}: must be positive")
     return value * scale
 
 

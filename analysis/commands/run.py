@@ -11,6 +11,7 @@ from analysis.run_pipeline import MEASURED_TRACE, add_pipeline_arguments, pipeli
 from analysis.units import (
     cli_type,
     parse_bytes,
+    parse_flops,
     parse_key_value,
     parse_non_negative_float,
     parse_non_negative_int,
@@ -19,6 +20,7 @@ from analysis.units import (
     parse_rate,
     parse_seconds,
 )
+from planner.errors import FerretError
 from planner.fileio import atomic_dir
 
 NAME = "run"
@@ -41,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--framework",
         default=None,
-        help="oracle (default), 1-skip, random-n, last-n, camel; pipeline with --plan",
+        help="oracle (default), 1-skip, random-n, last-n, camel, budgeted (default with --compute-budget); "
+        "pipeline with --plan",
     )
-    what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas")
+    what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas, alsar")
     what.add_argument("--model", default="mnistnet", help="model name (see ferret profile --help)")
     what.add_argument("--dataset", default="digits", help="digits, synthetic, mnist, cifar10, ... (local files)")
     what.add_argument("--data-root", default=None, help="folder of the data set's local files")
@@ -164,6 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
     )
+    add_budget_arguments(parser, size)
     algo.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer")
     algo.add_argument("--lr", type=cli_type(parse_positive_float), default=1e-3, help="learning rate")
     algo.add_argument("--momentum", type=cli_type(parse_non_negative_float), default=0.0, help="SGD momentum")
@@ -179,6 +183,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out", type=Path, required=True, help="output folder")
 
 
+def add_budget_arguments(parser: argparse.ArgumentParser, buffer_size: argparse._MutuallyExclusiveGroup) -> None:
+    """Budgeted OCL (aL-SAR, SPEC §10): byte and FLOP budgets, replay sampler, layer freezing."""
+    budget = parser.add_argument_group("budgets (SPEC §10)")
+    buffer_size.add_argument(
+        "--memory-budget",
+        type=cli_type(parse_bytes),
+        default=None,
+        help="total stored bytes (model, optimizer, extra state, window, replay at its stored dtype); "
+        "the replay memory gets what is left, e.g. 2MiB",
+    )
+    budget.add_argument(
+        "--compute-budget",
+        type=cli_type(parse_flops),
+        default=None,
+        help="training FLOPs per stream sample, e.g. 250M (the budgeted framework, the default with it)",
+    )
+    budget.add_argument(
+        "--spend-saved-compute",
+        action="store_true",
+        help="FLOPs that freezing saves buy further steps within the compute budget",
+    )
+    budget.add_argument(
+        "--sampler", default=None, help="replay sampler: uniform, class-balanced, similarity-aware (er, mir, alsar)"
+    )
+    budget.add_argument(
+        "--sampler-temperature",
+        type=cli_type(parse_positive_float),
+        default=2.0,
+        help="similarity-aware: softmax temperature T",
+    )
+    budget.add_argument(
+        "--freezing", choices=("none", "adaptive"), default=None, help="adaptive layer freezing (alsar: adaptive)"
+    )
+    budget.add_argument(
+        "--unfreeze-rate",
+        type=cli_type(parse_non_negative_float),
+        default=0.25,
+        help="adaptive freezing: probability that a batch trains every layer",
+    )
+
+
+def budget_fields(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, object]]:
+    """(AlgorithmConfig fields, RunSpec fields) of the budget flags; picks the budgeted framework."""
+    if args.compute_budget is not None and args.framework is None and args.plan is None:
+        args.framework = "budgeted"
+    if args.sampler is not None and args.algorithm not in ("er", "mir", "alsar"):
+        raise FerretError(
+            f"--sampler applies to algorithms with a replay memory (er, mir, alsar), not {args.algorithm}"
+        )
+    algorithm = {
+        "sampler": args.sampler,
+        "sampler_temperature": args.sampler_temperature,
+        "freezing": args.freezing,
+        "unfreeze_rate": args.unfreeze_rate,
+    }
+    spec = {
+        "memory_budget_bytes": args.memory_budget,
+        "compute_budget_flops": args.compute_budget,
+        "spend_saved_compute": args.spend_saved_compute,
+    }
+    return algorithm, spec
+
+
 def run(args: argparse.Namespace) -> int:
     from analysis.plots_run import plot_accuracy_curves
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
@@ -188,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
     from executor.ocl.learner import OptimizerConfig
 
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
+    budget_algorithm, budget_spec = budget_fields(args)
     plan = resolve_pipeline(args)
     with atomic_dir(args.out) as staging:
         spec = RunSpec(
@@ -201,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
                 lwf_temperature=args.lwf_temperature,
                 mas_lambda=args.mas_lambda,
                 consolidate_every=args.consolidate_every,
+                **budget_algorithm,  # type: ignore[arg-type]
             ),
             buffer_bytes=args.buffer,
             framework_options=FrameworkOptions(
@@ -227,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             threads=args.threads,
             progress=True,
+            **budget_spec,  # type: ignore[arg-type]
         )
         experiment = prepare(spec)
         result = run_experiment(experiment)

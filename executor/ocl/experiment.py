@@ -16,6 +16,7 @@ from executor.data import Stream, build_stream, load_dataset
 from executor.metrics import summarize
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.budget import ComputeBudget, plan_memory
 from executor.ocl.cost import CostModel
 from executor.ocl.frameworks import FrameworkOptions, build_framework
 from executor.ocl.learner import OptimizerConfig
@@ -35,7 +36,10 @@ class RunSpec:
     profile for that device, train on the CPU). A measured or estimated profile is also taken at
     batch `cost_batch` (1: not) so that a step's fixed cost is fitted; with `profile_path`, the
     profiles in `batch_profile_paths` (the same model at other batch sizes) play that part. `buffer_bytes`, when given, sizes the replay
-    buffer from the data set's stored bytes per sample and overrides `algorithm.buffer_samples`."""
+    buffer from the data set's stored bytes per sample and overrides `algorithm.buffer_samples`.
+    `memory_budget_bytes` (SPEC §10.1) instead sizes it from what a byte budget leaves after the
+    model, optimizer, extra state and the framework's window (`executor.ocl.budget`);
+    `compute_budget_flops` is the training FLOPs per stream sample the `budgeted` framework spends."""
 
     framework: str = "oracle"
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
@@ -59,6 +63,10 @@ class RunSpec:
     device: str = "cpu"
     threads: int = 1
     progress: bool = False
+    # Budgeted OCL (aL-SAR, SPEC §10.1).
+    memory_budget_bytes: int | None = None
+    compute_budget_flops: float | None = None
+    spend_saved_compute: bool = False
 
     @property
     def train_device(self) -> str:
@@ -105,8 +113,49 @@ def prepare(spec: RunSpec) -> Experiment:
         device=spec.train_device,
         progress=spec.progress,
         batch_profiles=batch_profiles,
+        compute_budget=compute_budget(spec),
     )
+    if spec.memory_budget_bytes is not None:
+        setup = apply_memory_budget(spec, setup)
     return Experiment(spec, setup, interval)
+
+
+def compute_budget(spec: RunSpec) -> ComputeBudget | None:
+    if spec.compute_budget_flops is None:
+        if spec.spend_saved_compute:
+            raise FerretError("--spend-saved-compute needs --compute-budget")
+        return None
+    if spec.framework != "budgeted":
+        raise FerretError(
+            f"--compute-budget is spent by the budgeted framework; framework {spec.framework!r} is limited by time"
+        )
+    return ComputeBudget(spec.compute_budget_flops, spec.spend_saved_compute)
+
+
+def apply_memory_budget(spec: RunSpec, setup: RunSetup) -> RunSetup:
+    """Size the replay memory from the byte budget (SPEC §10.1) and attach the split."""
+    if spec.buffer_bytes is not None:
+        raise FerretError("give --memory-budget or --buffer, not both (the budget sizes the replay memory)")
+    assert spec.memory_budget_bytes is not None
+    framework = build_framework(spec.framework, spec.framework_options)
+    max_held = getattr(framework, "max_held", None)
+    if max_held is None:
+        raise FerretError(f"--memory-budget: framework {spec.framework!r} does not say what it stores")
+    dataset = setup.stream.dataset
+    plan = plan_memory(
+        spec.memory_budget_bytes,
+        model=setup.model,
+        optimizer=setup.optimizer,
+        algorithm=setup.algorithm,
+        num_classes=dataset.num_classes,
+        bytes_per_sample=dataset.stored_bytes_per_sample,
+        held_samples=max_held(setup),
+        framework_memories=getattr(framework, "replay_memories", 0),
+    )
+    algorithm = setup.algorithm
+    if plan.replay_capacity:
+        algorithm = replace(algorithm, buffer_samples=plan.replay_capacity)
+    return replace(setup, algorithm=algorithm, memory_budget=plan)
 
 
 def load_profiles(spec: RunSpec, model: Any) -> tuple[ModelProfile, tuple[ModelProfile, ...]]:
@@ -153,4 +202,5 @@ def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: f
         "profile_device": setup.profile.device,
         "seed": spec.seed,
         "buffer_samples": setup.algorithm.buffer_samples,
+        "memory_budget": None if setup.memory_budget is None else setup.memory_budget.to_json(),
     }

@@ -9,6 +9,7 @@ from torch import nn
 
 from executor.data import Stream
 from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.budget import ComputeBudget, MemoryPlan
 from executor.ocl.cost import CostModel
 from executor.ocl.learner import OptimizerConfig
 from planner.errors import FerretError
@@ -36,6 +37,10 @@ class RunSetup:
     # The same model profiled at other batch sizes: with them a step's fixed cost is fitted
     # (batching amortises it); without them a step on B rows costs B one-row steps.
     batch_profiles: tuple[ModelProfile, ...] = ()
+    # Budgeted OCL (SPEC §10.1): the byte budget's split (the ledger's stored state may never
+    # exceed it) and the training FLOPs per stream sample (the `budgeted` framework spends it).
+    memory_budget: MemoryPlan | None = None
+    compute_budget: ComputeBudget | None = None
 
     def __post_init__(self) -> None:
         name = getattr(self.model, "name", None)

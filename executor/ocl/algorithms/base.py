@@ -12,6 +12,14 @@ steps (a sequential framework of SPEC §7 or a pipeline of Ferret workers). Per 
 3. `algorithm.after_update(model, batch)` — the update is applied: insert new rows into the
    replay memory, accumulate importances, track seen classes.
 
+Budgeted OCL (SPEC §10) adds three hooks a learner calls around its backward, so that any
+algorithm can freeze layers (`--freezing adaptive`) and a sampler can learn from the step:
+`with algorithm.training_forward(model): logits = model(x)`, then
+`n = algorithm.frozen_layers(model, logits, batch)` (back-propagate only into layers `n..`),
+then, with the gradients in place, `algorithm.after_backward(model, batch)`. Work these hooks
+do beyond the passes is added to `batch.cost` as they learn it. `stored_state_bytes` predicts
+what an algorithm will store, for a byte budget (`executor.ocl.budget`).
+
 State the algorithm stores is charged to `context.ledger` under its own categories ("replay",
 "teacher", "importance"), so a learner's measured memory includes it. Parameter names are the
 model's own (`model.named_parameters()`), so a pipeline stage may pass just its slice.
@@ -19,6 +27,7 @@ model's own (`model.named_parameters()`), so a pipeline stage may pass just its 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -28,8 +37,13 @@ import torch
 from torch import nn
 
 from executor.ledger import ByteLedger
+from executor.models.base import require_layered
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
+from executor.ocl.cost import StepCost
+from executor.ocl.freezing import AdaptiveFreezing
 from planner.errors import FerretError
+
+FREEZING = ("none", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class AlgorithmConfig:
     `consolidate_every=0` makes LwF and MAS consolidate (snapshot the teacher / anchor the
     weights) only when a new task starts; a positive value also consolidates every that many
     trained new samples, for task-free streams.
+    `sampler` / `freezing` `None` take the algorithm's default (aL-SAR: `similarity-aware` /
+    `adaptive`; others: `uniform` / `none`).
     """
 
     name: str = "vanilla"
@@ -50,6 +66,11 @@ class AlgorithmConfig:
     lwf_temperature: float = 2.0
     mas_lambda: float = 1.0
     consolidate_every: int = 0
+    # Budgeted OCL (aL-SAR, SPEC §10): replay sampler and adaptive layer freezing.
+    sampler: str | None = None
+    sampler_temperature: float = 2.0
+    freezing: str | None = None
+    unfreeze_rate: float = 0.25
 
     def validate(self) -> AlgorithmConfig:
         if self.buffer_samples < 1:
@@ -64,28 +85,51 @@ class AlgorithmConfig:
             raise FerretError(f"--mas-lambda must be ≥ 0, got {self.mas_lambda}")
         if self.consolidate_every < 0:
             raise FerretError(f"--consolidate-every must be ≥ 0, got {self.consolidate_every}")
+        if self.sampler is not None:
+            from executor.ocl.samplers import sampler_class
+
+            sampler_class(self.sampler)
+        if not self.sampler_temperature > 0:
+            raise FerretError(f"--sampler-temperature must be > 0, got {self.sampler_temperature}")
+        if self.freezing is not None and self.freezing not in FREEZING:
+            raise FerretError(f"--freezing must be one of {', '.join(FREEZING)}, got {self.freezing!r}")
+        if not 0 <= self.unfreeze_rate <= 1:
+            raise FerretError(f"--unfreeze-rate must lie in [0, 1], got {self.unfreeze_rate}")
         return self
 
 
 @dataclass(frozen=True)
 class AlgorithmContext:
-    """What an algorithm learns about the run it joins."""
+    """What an algorithm learns about the run it joins. `layer_flops`: forward FLOPs of each
+    model layer for one row (SPEC §10.1), from the run's profile; empty: counted from the model."""
 
     num_classes: int
     bytes_per_sample: int
     ledger: ByteLedger
     rng: np.random.Generator
     lr: float
+    layer_flops: tuple[float, ...] = ()
 
 
 class OCLAlgorithm:
     """Vanilla behaviour; subclasses override the hooks they need (see the module docstring)."""
 
     name: ClassVar[str] = "vanilla"
+    default_freezing: ClassVar[str] = "none"
+    # True: a step trains on memory only and new rows enter the memory first (aL-SAR), so the
+    # step's logits hold no prediction of the new rows.
+    memory_first: ClassVar[bool] = False
+    # True: keeps a replay memory (sized by `buffer_samples`, or by a byte budget).
+    replay_memory: ClassVar[bool] = False
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         self.config = config
         self.context = context
+        self.freezing_mode = config.freezing or self.default_freezing
+        self.freezing: AdaptiveFreezing | None = None
+        # Its own random stream, spawned (which draws nothing from the algorithm's stream), so that
+        # switching freezing on never shifts the replay draws.
+        self._freezing_rng = context.rng.spawn(1)[0] if self.freezing_mode == "adaptive" else None
 
     def observe(
         self,
@@ -96,8 +140,11 @@ class OCLAlgorithm:
         weight: torch.Tensor | None = None,
         num_new: int | None = None,
         task: int = 0,
+        batch_rows: int | None = None,
     ) -> TrainBatch:
-        """The batch to train on. `num_new` (default: every row) leading rows are fresh data."""
+        """The batch to train on. `num_new` (default: every row) leading rows are fresh data.
+        `batch_rows`: the step's size when the caller fixes it (algorithms with a memory fill
+        the step to it); vanilla trains on the rows given."""
         return TrainBatch(x, y, num_new=x.shape[0] if num_new is None else num_new, weight=weight, task=task)
 
     def loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
@@ -114,6 +161,61 @@ class OCLAlgorithm:
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         """Called once the optimizer step on `batch` is applied. Vanilla keeps no state."""
         return None
+
+    # --- budgeted OCL hooks (SPEC §10) ---
+    def training_forward(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+        """Wraps the step's training forward (a sampler may record what its backward needs)."""
+        return contextlib.nullcontext()
+
+    def frozen_layers(self, model: nn.Module, logits: torch.Tensor, batch: TrainBatch) -> int:
+        """How many leading layers of `model` this step does not back-propagate into."""
+        if self._freezing_rng is None:
+            return 0
+        freezing = self._adaptive_freezing(model)
+        classifier = require_layered(model, "adaptive freezing").classifier
+        decision = freezing.decision_flops(batch.rows, logits.shape[1], classifier.in_features)
+        frozen = freezing.choose(logits.detach(), batch.y, classifier)
+        batch.cost = batch.cost + StepCost(flops=decision)
+        return frozen
+
+    def after_backward(self, model: nn.Module, batch: TrainBatch) -> None:
+        """The backward ran (layers `batch.frozen_layers..`); gradients are in `.grad`."""
+        if self.freezing is not None:
+            flops = self.freezing.after_backward(
+                list(require_layered(model, "adaptive freezing").layers), batch.frozen_layers
+            )
+            batch.cost = batch.cost + StepCost(flops=flops)
+
+    def details(self) -> dict[str, float]:
+        """Numbers for the run's summary (how often it froze)."""
+        return {} if self.freezing is None else self.freezing.details()
+
+    @classmethod
+    def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
+        """The passes of a nominal step on `batch_rows` rows, one of them new (compute budgets)."""
+        return StepCost.train(batch_rows)
+
+    @classmethod
+    def stored_state_bytes(
+        cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
+    ) -> tuple[dict[str, int], int]:
+        """What this algorithm will store for `model`: bytes per ledger category that do not
+        depend on the replay memory, and bytes per replay slot beyond the sample itself."""
+        if (config.freezing or cls.default_freezing) != "adaptive":
+            return {}, 0
+        return {"freezing": AdaptiveFreezing.bytes_for(require_layered(model, "adaptive freezing").num_layers)}, 0
+
+    def _adaptive_freezing(self, model: nn.Module) -> AdaptiveFreezing:
+        if self.freezing is None:
+            flops = self.context.layer_flops
+            if not flops:
+                from executor.profiler.trace import layer_flops
+
+                flops = tuple(float(f) for f in layer_flops(require_layered(model, "adaptive freezing")))
+            assert self._freezing_rng is not None
+            self.freezing = AdaptiveFreezing(flops, self.config.unfreeze_rate, self._freezing_rng)
+            self.context.ledger.set("freezing", self.freezing.nbytes)
+        return self.freezing
 
 
 class Consolidation:

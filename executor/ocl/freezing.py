@@ -116,7 +116,8 @@ class AdaptiveFreezing:
                 grads = [p.grad for p in layer.parameters() if p.grad is not None]
                 if grads:
                     elements += sum(g.numel() for g in grads)
-                    sums[index] = torch.stack([g.clamp(-1.0, 1.0).pow(2).sum() for g in grads]).sum()
+                    clamped = torch._foreach_clamp_min(torch._foreach_clamp_max(grads, 1.0), -1.0)
+                    sums[index] = torch.stack(torch._foreach_norm(clamped)).pow(2).sum()
             if sums:
                 traces[list(sums)] = torch.stack(list(sums.values())).double().cpu().numpy()
         self.fisher += FISHER_EMA * (traces - self.fisher)

@@ -2,8 +2,10 @@
 
 aL-SAR's class similarity (SPEC §10.3) needs, for every row of a training batch, the gradient
 of that row's own loss with respect to a few weights: a fixed random subset of the last
-conv/linear weight of every layer but the classifier (`fraction` of its entries, at least
-`MIN_ENTRIES`). Nothing extra is back-propagated: while `capture()` is active, a forward hook
+conv/linear weight (in execution order: a residual block's second conv, not its shortcut) of
+every layer but the classifier — `fraction` of its entries, rounded up, so at least one (0.01 %
+of a 2,304-weight conv is no entry at all; the reference code's rounding down leaves only the
+widest layers). Nothing extra is back-propagated: while `capture()` is active, a forward hook
 keeps each target module's input and a tensor hook its output gradient; one weight entry's
 per-sample gradient is then a sum of products over the output positions it touched,
 
@@ -25,15 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from executor.models.base import LayeredModel
-
-# 0.01 % of a weight (SPEC §10.3) is no entry at all for the small layers of CIFAR models
-# (a 16-channel 3×3 conv has 2,304 weights), so every target keeps at least this many.
-MIN_ENTRIES = 8
-
+from executor.ocl.modes import eval_mode
 
 Weighted = nn.Conv2d | nn.Linear
 
@@ -47,17 +44,34 @@ class _Target:
     positions: int = 0  # output positions per row (conv: H_out·W_out), known after a forward
     inputs: torch.Tensor | None = None
     grad_out: torch.Tensor | None = None
+    index: tuple[torch.Tensor, ...] = ()
+    index_key: tuple[object, ...] | None = None
 
 
 def target_modules(model: LayeredModel, fraction: float) -> list[tuple[int, Weighted, int]]:
-    """`(layer, module, entries)` of every target: the last conv/linear of each layer but the
-    classifier, and how many of its weights the subset takes."""
+    """`(layer, module, entries)` of every target: the conv/linear that runs last in each layer but
+    the classifier (found by one no-grad forward), and how many of its weights the subset takes."""
+    order: list[nn.Module] = []
+    handles = [
+        m.register_forward_hook(lambda module, inputs, output: order.append(module))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    first = next(iter(model.parameters()))
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(torch.zeros((1, *model.input_shape), dtype=first.dtype, device=first.device))
+    finally:
+        for h in handles:
+            h.remove()
     targets: list[tuple[int, Weighted, int]] = []
     for index, layer in enumerate(list(model.layers)[:-1]):
-        weighted: list[Weighted] = [m for m in layer.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-        if weighted:
-            numel = weighted[-1].weight.numel()
-            targets.append((index, weighted[-1], min(numel, max(MIN_ENTRIES, math.ceil(fraction * numel)))))
+        inside = {id(m) for m in layer.modules()}
+        ran = [m for m in order if id(m) in inside]
+        if ran:
+            module = ran[-1]
+            assert isinstance(module, nn.Conv2d | nn.Linear)
+            targets.append((index, module, math.ceil(fraction * module.weight.numel())))
     return targets
 
 
@@ -112,35 +126,46 @@ class SubsetGradients:
 
     @staticmethod
     def _entries(target: _Target) -> torch.Tensor:
-        x, grad, module = target.inputs, target.grad_out, target.module
+        x, grad = target.inputs, target.grad_out
         assert x is not None and grad is not None
         rows = grad.shape[0]
-        if isinstance(module, nn.Linear):
-            out_i, in_i = np.unravel_index(target.entries.numpy(), (module.out_features, module.in_features))
+        key = (tuple(x.shape[1:]), tuple(grad.shape[1:]), x.device)
+        if target.index_key != key:  # index tensors depend only on the shapes: built once
+            target.index, target.index_key = _index(target.module, target.entries, x, grad), key
+        if isinstance(target.module, nn.Linear):
+            out_i, in_i = target.index
             # Linear on (B, *, in): sum the per-position products.
-            products = (
-                grad.reshape(rows, -1, module.out_features)[:, :, out_i]
-                * x.reshape(rows, -1, module.in_features)[:, :, in_i]
-            )
+            flat_grad = grad.reshape(rows, -1, target.module.out_features)
+            products = flat_grad[:, :, out_i] * x.reshape(rows, -1, target.module.in_features)[:, :, in_i]
             return products.sum(dim=1) * rows
-        return _conv_entries(module, x, grad, target.entries) * rows
+        out_i, channel, row, col, valid = target.index
+        patches = x[:, channel, row, col]  # (B, E, H_out, W_out): the input each entry multiplied
+        return (patches * (grad[:, out_i] * valid)).sum(dim=(2, 3)) * rows
 
 
-def _conv_entries(module: nn.Conv2d, x: torch.Tensor, grad: torch.Tensor, entries: torch.Tensor) -> torch.Tensor:
+def _index(module: Weighted, entries: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Gather indices of the entries' inputs (and, for a conv, which positions fall in the padding)."""
+    device = x.device
+    if isinstance(module, nn.Linear):
+        out_i, in_i = np.unravel_index(entries.numpy(), (module.out_features, module.in_features))
+        return torch.from_numpy(out_i).to(device), torch.from_numpy(in_i).to(device)
+    if isinstance(module.padding, str) or module.padding_mode != "zeros":
+        raise TypeError("per-sample gradients need a conv with numeric zero padding")
     out_c, in_per_group = module.weight.shape[:2]
     o, i, kh, kw = (torch.from_numpy(a) for a in np.unravel_index(entries.numpy(), tuple(module.weight.shape)))
-    if isinstance(module.padding, str):
-        raise TypeError("per-sample gradients need a conv with numeric padding")
-    pad_h, pad_w = module.padding
-    if module.padding_mode != "zeros":
-        raise TypeError("per-sample gradients need a zero-padded conv")
-    x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
-    stride_h, stride_w = module.stride
-    dil_h, dil_w = module.dilation
-    h_out, w_out = grad.shape[2], grad.shape[3]
     channel = (o // (out_c // module.groups)) * in_per_group + i  # the input channel entry (o, i) reads
-    rows = kh[:, None] * dil_h + stride_h * torch.arange(h_out)[None, :]
-    cols = kw[:, None] * dil_w + stride_w * torch.arange(w_out)[None, :]
-    device = x.device
-    patches = x[:, channel[:, None, None].to(device), rows[:, :, None].to(device), cols[:, None, :].to(device)]
-    return (patches * grad[:, o.to(device)]).sum(dim=(2, 3))
+    axes = []
+    for k, pad, stride, dilation, size_in, size_out in zip(
+        (kh, kw), module.padding, module.stride, module.dilation, x.shape[2:], grad.shape[2:], strict=True
+    ):
+        at = k[:, None] * dilation - pad + stride * torch.arange(size_out)[None, :]  # (E, size_out)
+        axes.append((at.clamp(0, size_in - 1), (at >= 0) & (at < size_in)))
+    (row, row_ok), (col, col_ok) = axes
+    valid = (row_ok[:, :, None] & col_ok[:, None, :]).to(x.dtype)
+    return (
+        o.to(device),
+        channel[:, None, None].to(device),
+        row[:, :, None].to(device),
+        col[:, None, :].to(device),
+        valid.to(device),
+    )

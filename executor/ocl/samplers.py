@@ -1,13 +1,14 @@
 """Replay samplers — which memory slots a step replays — and their registry.
 
-Every algorithm with a replay memory (ER, MIR's candidates, aL-SAR) takes `--sampler NAME`.
-A sampler also fixes the memory's insertion policy (`ReplayBuffer.policy`):
+Every algorithm with a replay memory (ER, MIR's candidates, aL-SAR) takes `--sampler NAME`; the
+memory's insertion policy is the algorithm's (ER and MIR: reservoir; aL-SAR: class-balanced,
+`ReplayBuffer.policy`), so a sampler changes only which stored samples a step replays:
 
-| name | memory | draw of `k` distinct slots |
-| --- | --- | --- |
-| `uniform` | reservoir | uniform without replacement |
-| `class-balanced` | class-balanced | `p_i ∝ 1 / n_{y_i}` without replacement (every class equally likely) |
-| `similarity-aware` | class-balanced | aL-SAR's frequency-based draw (below) |
+| name | draw of `k` distinct slots |
+| --- | --- |
+| `uniform` | uniform without replacement |
+| `class-balanced` | `p_i ∝ 1 / n_{y_i}` without replacement (every stored class equally likely) |
+| `similarity-aware` | aL-SAR's frequency-based draw (below) |
 
 `similarity-aware` (SPEC §10.3): each slot keeps a discounted use count `c_i`; a class's count
 is `C_y = Σ_{i∈y} c_i` (computed from the `c_i`, so an evicted sample leaves it). On every draw
@@ -54,10 +55,9 @@ class SamplerContext:
 
 
 class ReplaySampler:
-    """Uniform draws from a reservoir memory; subclasses override what they change."""
+    """Uniform draws; subclasses override what they change."""
 
     name: ClassVar[str] = "uniform"
-    memory_policy: ClassVar[str] = "reservoir"
 
     def __init__(self, memory: ReplayBuffer, context: SamplerContext) -> None:
         self.memory = memory
@@ -121,28 +121,26 @@ def class_balanced_draw(labels: np.ndarray, k: int, rng: np.random.Generator) ->
 
 @register_sampler("class-balanced")
 class ClassBalancedSampler(ReplaySampler):
-    memory_policy = "class-balanced"
-
     def draw(self, k: int) -> np.ndarray:
         return class_balanced_draw(self.memory.label_array, k, self.context.rng)
 
 
 @register_sampler("similarity-aware")
 class SimilarityAwareSampler(ReplaySampler):
-    memory_policy = "class-balanced"
-
     def __init__(self, memory: ReplayBuffer, context: SamplerContext) -> None:
         super().__init__(memory, context)
-        self.counts = np.zeros(0)
+        self.counts = np.zeros(0, dtype=np.float32)
         self.similarity: ClassSimilarity | None = None
         self.gradients: SubsetGradients | None = None
+        # The weight subset is chosen from a spawned stream: choosing it shifts no draw.
+        self._subset_rng = context.rng.spawn(1)[0]
         self._charge()
 
     # --- the draw ---
     def probabilities(self) -> np.ndarray:
         """`softmax(−u/T)` over the stored samples (SPEC §10.3)."""
         labels, n = self.memory.label_array, len(self.memory)
-        counts = self.counts[:n]
+        counts = self.counts[:n].astype(np.float64)
         k = self.context.num_classes
         s = self.similarity.matrix() if self.similarity is not None else np.zeros((k, k))
         class_counts = np.bincount(labels, weights=counts, minlength=k)
@@ -173,7 +171,7 @@ class SimilarityAwareSampler(ReplaySampler):
 
     def on_write(self, slots: np.ndarray) -> None:
         if len(self.counts) < self.memory.capacity:
-            grown = np.zeros(self.memory.capacity)
+            grown = np.zeros(self.memory.capacity, dtype=np.float32)
             grown[: len(self.counts)] = self.counts
             self.counts = grown
         self.counts[slots] = 0.0
@@ -183,7 +181,7 @@ class SimilarityAwareSampler(ReplaySampler):
     def capture(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
         if self.gradients is None:
             self.gradients = SubsetGradients(
-                require_layered(model, "the similarity-aware sampler"), SUBSET_FRACTION, self.context.rng
+                require_layered(model, "the similarity-aware sampler"), SUBSET_FRACTION, self._subset_rng
             )
             self.similarity = ClassSimilarity(self.context.num_classes, self.gradients.size)
             self._charge()
@@ -203,7 +201,7 @@ class SimilarityAwareSampler(ReplaySampler):
     def nbytes(self) -> int:
         stats = 0 if self.similarity is None else self.similarity.nbytes
         entries = 0 if self.gradients is None else 8 * self.gradients.size  # the subset's indices (int64)
-        return stats + entries + 8 * len(self.memory)  # one float64 use count per stored sample
+        return stats + entries + 4 * len(self.memory)  # one float32 use count per stored sample
 
     def _charge(self) -> None:
         if self.context.ledger is not None:
@@ -215,11 +213,8 @@ class SimilarityAwareSampler(ReplaySampler):
             count
             for _, _, count in target_modules(require_layered(model, "the similarity-aware sampler"), SUBSET_FRACTION)
         )
-        return ClassSimilarity.bytes_for(num_classes, size) + 8 * size, 8
+        return ClassSimilarity.bytes_for(num_classes, size) + 8 * size, 4
 
 
 def build_sampler(name: str, memory: ReplayBuffer, context: SamplerContext) -> ReplaySampler:
-    cls = sampler_class(name)
-    if memory.policy != cls.memory_policy:
-        raise ValueError(f"sampler {name!r} needs a {cls.memory_policy} memory, got {memory.policy}")
-    return cls(memory, context)
+    return sampler_class(name)(memory, context)

@@ -9,7 +9,7 @@ factor `e_y ← e_y + EMA·(1 − e_y)`. Rows update in batch order, one after a
 
 and a class never trained on has `e = 0`, hence `S = 0`. When the step froze a prefix, only
 the suffix columns of `ḡ_y` move and `cos(g, ḡ_y)` is taken over them (the reference code's
-behaviour). **Decisions:** `σ` starts at 1 (the reference's first class); `σ_a·σ_b` is clamped
+behaviour). Statistics are stored in float32 and updated in float64. **Decisions:** `σ` starts at 1 (the reference's first class); `σ_a·σ_b` is clamped
 at 0 inside the square root (early negative cosines would make it NaN); a zero vector has
 cosine 0 with everything.
 """
@@ -30,9 +30,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 class ClassSimilarity:
     def __init__(self, num_classes: int, size: int) -> None:
-        self.mean_grad = np.zeros((num_classes, size))
-        self.self_similarity = np.ones(num_classes)
-        self.bias = np.zeros(num_classes)
+        # Stored in float32, the gradients' own precision (bytes count against a memory budget).
+        self.mean_grad = np.zeros((num_classes, size), dtype=np.float32)
+        self.self_similarity = np.ones(num_classes, dtype=np.float32)
+        self.bias = np.zeros(num_classes, dtype=np.float32)
         self._matrix: np.ndarray | None = None  # S, until the next update
 
     @property
@@ -41,8 +42,8 @@ class ClassSimilarity:
 
     @staticmethod
     def bytes_for(num_classes: int, size: int) -> int:
-        """What `nbytes` is for these sizes (float64 statistics), before any object exists."""
-        return 8 * num_classes * (size + 2)
+        """What `nbytes` is for these sizes (float32 statistics), before any object exists."""
+        return 4 * num_classes * (size + 2)
 
     def update(self, grads: np.ndarray, labels: np.ndarray, first: int) -> None:
         """Rows `grads[b]` (columns `first..`) of classes `labels[b]`, in order.
@@ -59,19 +60,21 @@ class ClassSimilarity:
             steps = np.arange(1, m + 1)
             lag = steps[:, None] - steps[None, :]  # j − i
             weights = np.where(lag >= 0, EMA * keep ** np.maximum(lag, 0), 0.0)
-            start = self.mean_grad[y, first:]
+            start = self.mean_grad[y, first:].astype(np.float64)
             means = keep ** steps[:, None] * start[None, :] + weights @ rows  # ḡ after each row
             cosines = _cosine(rows, means)
-            self.self_similarity[y] = keep**m * self.self_similarity[y] + weights[-1] @ cosines
-            self.bias[y] = 1.0 - keep**m * (1.0 - self.bias[y])
+            self.self_similarity[y] = keep**m * float(self.self_similarity[y]) + weights[-1] @ cosines
+            self.bias[y] = 1.0 - keep**m * (1.0 - float(self.bias[y]))
             self.mean_grad[y, first:] = means[-1]
 
     def matrix(self) -> np.ndarray:
         """`S` (SPEC §10.3), classes × classes."""
         if self._matrix is None:
-            cos = _cosine(self.mean_grad[:, None, :], self.mean_grad[None, :, :])
-            scale = np.sqrt(np.maximum(self.self_similarity[:, None] * self.self_similarity[None, :], 0.0))
-            self._matrix = cos * scale * self.bias[:, None] * self.bias[None, :]
+            mean = self.mean_grad.astype(np.float64)
+            sigma, bias = self.self_similarity.astype(np.float64), self.bias.astype(np.float64)
+            cos = _cosine(mean[:, None, :], mean[None, :, :])
+            scale = np.sqrt(np.maximum(sigma[:, None] * sigma[None, :], 0.0))
+            self._matrix = cos * scale * bias[:, None] * bias[None, :]
         return self._matrix
 
     @staticmethod

@@ -25,6 +25,7 @@ from executor.ocl.batch import TrainBatch, append_rows
 class ALSAR(ExperienceReplay):
     default_sampler = "similarity-aware"
     default_freezing = "adaptive"
+    memory_policy = "class-balanced"
     memory_first = True
 
     def observe(

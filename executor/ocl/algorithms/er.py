@@ -1,7 +1,7 @@
 """ER — experience replay (SPEC §8): a replay memory; each step mixes stream and memory rows.
 
-A step trains on its given rows plus replayed rows drawn by the run's sampler
-(`executor.ocl.samplers`, `--sampler`, default `uniform` from a reservoir memory): as many as
+A step trains on its given rows plus replayed rows drawn from a reservoir memory by the run's
+sampler (`executor.ocl.samplers`, `--sampler`, default `uniform`): as many as
 `replay_batch` (default: as many as there are new rows, a 1:1 mix; fewer while the memory is
 smaller), or, when the caller fixes the step's size (`batch_rows`, a compute-budgeted run), as
 many as fill the step to that size. The new rows enter the memory after the update, so a
@@ -29,17 +29,16 @@ Replay = tuple[torch.Tensor, torch.Tensor, StepCost]
 @register_algorithm("er")
 class ExperienceReplay(OCLAlgorithm):
     default_sampler = "uniform"
+    memory_policy = "reservoir"
     replay_memory = True
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
-        sampler = config.sampler or self.default_sampler
-        policy = sampler_class(sampler).memory_policy
         self.buffer = ReplayBuffer(
-            config.buffer_samples, context.bytes_per_sample, context.rng, context.ledger, policy=policy
+            config.buffer_samples, context.bytes_per_sample, context.rng, context.ledger, policy=self.memory_policy
         )
         self.sampler = build_sampler(
-            sampler,
+            config.sampler or self.default_sampler,
             self.buffer,
             SamplerContext(context.num_classes, context.rng, config.sampler_temperature, context.ledger),
         )

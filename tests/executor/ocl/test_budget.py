@@ -75,7 +75,7 @@ def test_replay_capacity_shrinks_exactly_as_the_model_or_the_extra_state_grows()
     assert grown > 0 and plan(budget, large).replay_capacity < plan(budget, small).replay_capacity
     # Extra state: the similarity-aware sampler's statistics (fixed) and one use count per slot.
     state_fixed, per_slot = SimilarityAwareSampler.state_bytes(small, 10)
-    assert per_slot == 8 and state_fixed > 0
+    assert per_slot == 4 and state_fixed > 0
     aware = plan(budget, small, sampler="similarity-aware")
     assert aware.replay_capacity == (budget - fixed(small) - state_fixed) // (DIGIT_BYTES + per_slot)
     assert aware.parts["sampler"] == state_fixed + per_slot * aware.replay_capacity

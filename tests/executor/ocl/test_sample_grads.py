@@ -10,7 +10,7 @@ from torch import nn
 
 from executor.models import build_model
 from executor.models.base import LayeredModel
-from executor.ocl.sample_grads import MIN_ENTRIES, SubsetGradients
+from executor.ocl.sample_grads import SubsetGradients
 
 
 def odd_convs() -> LayeredModel:
@@ -37,11 +37,20 @@ def per_row(model: nn.Module, grads: SubsetGradients, x: torch.Tensor, y: torch.
     return torch.stack(rows)
 
 
+def test_targets_are_the_last_conv_to_run_in_each_layer():
+    model = build_model("resnet32", (1, 8, 8), 3, seed=0)
+    grads = SubsetGradients(model, fraction=1e-4, rng=np.random.default_rng(0))
+    assert [t.layer for t in grads.targets] == list(range(16))  # stem and 15 blocks; not pool, classifier
+    block = model.layers[6]  # layer2.0: its shortcut conv is registered last but runs first
+    assert block.downsample is not None and grads.targets[6].module is block.conv2
+    assert grads.size == 1 + 5 + 5 + 5 * 4  # ceil(1e-4 × 144, 2304, 9216, 36864)
+
+
 @pytest.mark.parametrize("name", ["odd", "mnistnet", "resnet32"])
 def test_entries_equal_per_row_autograd(name):
     model = odd_convs() if name == "odd" else build_model(name, (1, 8, 8), 3, seed=0)
     grads = SubsetGradients(model, fraction=0.01, rng=np.random.default_rng(0))
-    assert all(len(t.entries) >= min(MIN_ENTRIES, t.module.weight.numel()) for t in grads.targets)
+    assert all(len(t.entries) == -(-t.module.weight.numel() // 100) for t in grads.targets)  # 1 %, rounded up
     assert [t.layer for t in grads.targets] == [
         i for i, layer in enumerate(list(model.layers)[:-1]) if any(p.dim() > 1 for p in layer.parameters())
     ]

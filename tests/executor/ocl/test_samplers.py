@@ -68,7 +68,7 @@ def test_probabilities_equal_a_hand_computation_of_spec_10_3():
         use.append(max(u, 0.0))
     weights = [math.exp(-u / 2.0) for u in use]
     expected = [w / sum(weights) for w in weights]
-    assert sampler.probabilities() == pytest.approx(expected, rel=1e-12)
+    assert sampler.probabilities() == pytest.approx(expected, rel=1e-6)  # statistics are float32
 
 
 def test_use_counts_decay_then_grow_by_one_per_draw():
@@ -109,8 +109,7 @@ def test_class_counts_are_the_sum_of_their_samples_counts_so_eviction_removes_a_
     warm=st.booleans(),
 )
 def test_no_sampler_draws_a_slot_twice_in_one_batch(labels, k, name, warm):
-    policy = SAMPLERS[name].memory_policy
-    memory = memory_with(labels, policy)
+    memory = memory_with(labels, "class-balanced" if warm else "reservoir")
     memory.seen = WARMUP_SAMPLES if warm else 0
     sampler = build_sampler(name, memory, SamplerContext(4, np.random.default_rng(len(labels))))
     sampler.on_write(np.arange(len(labels)))
@@ -149,11 +148,34 @@ def test_similarity_sampler_charges_its_counts_and_statistics():
     memory = ReplayBuffer(10, 4, np.random.default_rng(0), ledger, policy="class-balanced")
     sampler = build_sampler("similarity-aware", memory, SamplerContext(3, np.random.default_rng(0), ledger=ledger))
     sampler.on_write(memory.add(torch.zeros(4, 2), torch.tensor([0, 1, 2, 0])))
-    assert ledger.held("sampler") == 4 * 8 and ledger.held("replay") == 4 * 4
+    assert ledger.held("sampler") == 4 * 4 and ledger.held("replay") == 4 * 4
 
 
-def test_unknown_sampler_and_mismatched_memory_are_refused():
+def test_an_unknown_sampler_is_refused():
     with pytest.raises(FerretError, match="unknown replay sampler 'lru'"):
         build_sampler("lru", memory_with([0]), SamplerContext(2, np.random.default_rng(0)))
-    with pytest.raises(ValueError, match="needs a class-balanced memory"):
-        build_sampler("similarity-aware", memory_with([0], "reservoir"), SamplerContext(2, np.random.default_rng(0)))
+
+
+def test_a_pipeline_replays_the_rows_its_sampler_draws():
+    """In the replay executor ER's replayed rows come from the chosen sampler: a one-stage pipeline
+    on the Oracle's schedule trains exactly like the sequential Oracle with the same sampler.
+    (The similarity-aware sampler's class statistics need the learner's training hooks, which the
+    replay executor does not call yet: docs/ocl.md.)"""
+    from executor.ocl.frameworks.oracle import Oracle
+    from executor.replay import ReplayExecutor, simulate_rows
+    from sim.config import SimConfig
+    from tests.executor.replay import fixtures
+
+    weights = {}
+    for sampler in ("class-balanced", "uniform"):
+        options = {"algorithm": "er", "buffer_samples": 8, "sampler": sampler}
+        oracle_setup, replay_setup = fixtures.setup(**options), fixtures.setup(**options)
+        Oracle().run(oracle_setup)
+        plan = fixtures.plan((0, 3))
+        rows, _ = simulate_rows(plan, replay_setup.profile, replay_setup.stream.arrival_s, 0, SimConfig())
+        ReplayExecutor(replay_setup, plan).run(rows, drain=True)
+        for name, value in oracle_setup.model.state_dict().items():
+            assert torch.equal(replay_setup.model.state_dict()[name], value), (sampler, name)
+        weights[sampler] = replay_setup.model.state_dict()
+    differs = [not torch.equal(weights["uniform"][k], weights["class-balanced"][k]) for k in weights["uniform"]]
+    assert any(differs)  # the sampler did choose other rows

@@ -57,7 +57,6 @@ METHODS: dict[str, AlgorithmConfig] = {
     "aL-SAR, savings spent": AlgorithmConfig(name="alsar"),
 }
 SPEND_SAVED = {"aL-SAR, savings spent"}
-ABLATION = ("Vanilla-ER", "+Freezing", "+Retrieval", "aL-SAR", "ER", "MIR")
 
 
 @dataclass(frozen=True)
@@ -131,10 +130,10 @@ def run_all(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
 
 def report(results: list[dict[str, Any]], compute: float, memory: int) -> str:
     by_label = group(results, lambda r: r["label"])
-    base = {r["seed"]: r for r in by_label["Vanilla-ER"]}
+    base = {r["seed"]: r for r in by_label.get("Vanilla-ER", [])}
 
     def change(rows: list[dict[str, Any]], key: str) -> str:
-        return mean_std(100 * (r[key] / base[r["seed"]][key] - 1) for r in rows)
+        return mean_std(100 * (r[key] / base[r["seed"]][key] - 1) for r in rows if r["seed"] in base)
 
     header = [
         "method",
@@ -150,7 +149,7 @@ def report(results: list[dict[str, Any]], compute: float, memory: int) -> str:
         "frozen steps %",
     ]
     rows = []
-    for label in [*ABLATION, *SPEND_SAVED]:
+    for label in [name for name in METHODS if name in by_label]:
         rs = by_label[label]
         rows.append(
             [

@@ -32,15 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from exp_common import group, jobs_count, mean, mean_std, scratch, table
+from exp_common import as_runs, jobs_count, scratch
 
+from analysis.compare import ComparisonRow, Stat, comparison_rows
+from analysis.compare_table import markdown_table
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
 from executor.ocl.frameworks import FrameworkOptions
@@ -129,11 +131,17 @@ def run_all(jobs: Sequence[Job], workers: int) -> list[dict[str, Any]]:
 
 
 def report(results: list[dict[str, Any]], compute: float, memory: int) -> str:
-    by_label = group(results, lambda r: r["label"])
-    base = {r["seed"]: r for r in by_label.get("Vanilla-ER", [])}
+    in_order = sorted(results, key=lambda r: list(METHODS).index(r["label"]))
+    rows = comparison_rows(as_runs(in_order, "label"), group_by_seed=True)
+    base = {run.seed: run.summary for row in rows if row.label == "Vanilla-ER" for run in row.runs}
 
-    def change(rows: list[dict[str, Any]], key: str) -> str:
-        return mean_std(100 * (r[key] / base[r["seed"]][key] - 1) for r in rows if r["seed"] in base)
+    def stat(row: ComparisonRow, value: Callable[[dict[str, Any]], float]) -> Stat:
+        return Stat.of(value(dict(r.summary)) for r in row.runs)
+
+    def change(row: ComparisonRow, key: str) -> str:
+        if not base:
+            return "—"
+        return Stat.of(100 * (r.summary[key] / base[r.seed][key] - 1) for r in row.runs if r.seed in base).format()
 
     header = [
         "method",
@@ -148,28 +156,26 @@ def report(results: list[dict[str, Any]], compute: float, memory: int) -> str:
         "replay slots",
         "frozen steps %",
     ]
-    rows = []
-    for label in [name for name in METHODS if name in by_label]:
-        rs = by_label[label]
-        rows.append(
-            [
-                label,
-                mean_std(r["a_auc"] for r in rs),
-                mean_std(r["a_last"] for r in rs),
-                mean_std(r["online_accuracy"] for r in rs),
-                f"{mean(r['train_flops'] for r in rs) / 1e12:.3f}",
-                change(rs, "train_flops"),
-                f"{mean(1e3 * r['train_cpu_s'] / r['samples'] for r in rs):.2f}",
-                change(rs, "train_cpu_s"),
-                f"{mean(r['stored_peak_bytes'] for r in rs) / 1024:.1f}",
-                f"{mean(r['buffer_samples'] for r in rs):.0f}",
-                f"{100 * mean(r.get('frozen_step_fraction', 0.0) for r in rs):.1f}",
-            ]
-        )
+    lines = [
+        [
+            row.label,
+            row.stats["a_auc"].format(),
+            row.stats["test_accuracy"].format(),
+            row.stats["online_accuracy"].format(),
+            f"{row.stats['train_flops'].mean / 1e12:.3f}",
+            change(row, "train_flops"),
+            f"{stat(row, lambda r: 1e3 * r['train_cpu_s'] / r['samples']).mean:.2f}",
+            change(row, "train_cpu_s"),
+            f"{stat(row, lambda r: r['stored_peak_bytes']).mean / 1024:.1f}",
+            f"{stat(row, lambda r: r['buffer_samples']).mean:.0f}",
+            f"{100 * stat(row, lambda r: r.get('frozen_step_fraction', 0.0)).mean:.1f}",
+        ]
+        for row in rows
+    ]
     seeds = sorted({r["seed"] for r in results})
     return (
         f"{len(seeds)} seeds ({', '.join(map(str, seeds))}); compute budget {compute / 1e6:.1f} MFLOPs per sample, "
-        f"memory budget {memory} B ({memory / 1024:.1f} KiB)\n\n" + table(header, rows)
+        f"memory budget {memory} B ({memory / 1024:.1f} KiB)\n\n" + markdown_table(header, lines)
     )
 
 

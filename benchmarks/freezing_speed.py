@@ -24,8 +24,9 @@ from torch import nn
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, OCLAlgorithm
 from executor.ocl.batch import TrainBatch
-from executor.ocl.learner import Learner, OptimizerConfig
+from executor.ocl.learner import Learner
 from executor.profiler.trace import layer_flops
+from executor.stage.optim import OptimizerConfig
 
 
 class FixedFreezing(OCLAlgorithm):

@@ -31,23 +31,15 @@ from torch import nn
 
 from executor.ledger import ByteLedger, module_bytes, optimizer_state_bytes
 from executor.ocl.algorithms import AlgorithmConfig
-from executor.ocl.algorithms.base import ALGORITHMS, OCLAlgorithm
+from executor.ocl.algorithms.base import algorithm_class
 from executor.ocl.cost import CostModel
-from executor.ocl.learner import OptimizerConfig
+from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 
 # Ledger categories that are stored state (in the byte budget); the rest live for one step.
 STORED_CATEGORIES = frozenset(
     {"weights", "optimizer", "window", "replay", "camel_replay", "teacher", "importance", "sampler", "freezing"}
 )
-
-
-def algorithm_class(config: AlgorithmConfig) -> type[OCLAlgorithm]:
-    import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
-
-    if config.name not in ALGORITHMS:
-        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(sorted(ALGORITHMS))}")
-    return ALGORITHMS[config.name]
 
 
 def optimizer_bytes(model: nn.Module, optimizer: OptimizerConfig) -> int:

@@ -39,7 +39,7 @@ from executor.models.base import require_layered
 from executor.ocl.replay_buffer import ReplayBuffer
 from executor.ocl.sample_grads import SubsetGradients, target_modules
 from executor.ocl.similarity import ClassSimilarity
-from planner.errors import FerretError
+from planner.registry import Registry
 
 WARMUP_SAMPLES = 50
 K_DECAY = 2.0
@@ -89,24 +89,17 @@ class ReplaySampler:
 
 
 SamplerClass = type[ReplaySampler]
-SAMPLERS: dict[str, SamplerClass] = {"uniform": ReplaySampler}
+SAMPLERS: Registry[SamplerClass] = Registry("replay sampler", {"uniform": ReplaySampler})
 
 
 def register_sampler(name: str) -> Callable[[SamplerClass], SamplerClass]:
+    """`SAMPLERS.register` that also gives the class its `name`."""
+
     def deco(cls: SamplerClass) -> SamplerClass:
-        if name in SAMPLERS:
-            raise RuntimeError(f"replay sampler {name!r} registered twice")
         cls.name = name
-        SAMPLERS[name] = cls
-        return cls
+        return SAMPLERS.add(name, cls)
 
     return deco
-
-
-def sampler_class(name: str) -> SamplerClass:
-    if name not in SAMPLERS:
-        raise FerretError(f"unknown replay sampler {name!r}; choose one of {', '.join(sorted(SAMPLERS))}")
-    return SAMPLERS[name]
 
 
 def class_balanced_draw(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,4 +210,4 @@ class SimilarityAwareSampler(ReplaySampler):
 
 
 def build_sampler(name: str, memory: ReplayBuffer, context: SamplerContext) -> ReplaySampler:
-    return sampler_class(name)(memory, context)
+    return SAMPLERS[name](memory, context)

@@ -11,7 +11,7 @@ from executor.data import Stream
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.budget import ComputeBudget, MemoryPlan
 from executor.ocl.cost import CostModel
-from executor.ocl.learner import OptimizerConfig
+from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 from planner.profile import ModelProfile
 

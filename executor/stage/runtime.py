@@ -24,7 +24,7 @@ from executor.compensation import CompensationConfig, build_compensator
 from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
 from executor.stage.layout import ParamLayout
-from executor.stage.optim import OptimizerConfig, StageOptimizer
+from executor.stage.optim import PLAIN_SGD, OptimizerConfig, StageOptimizer
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
 from executor.stage.statistics import renew_statistics, running_statistics
@@ -90,9 +90,7 @@ class StageRuntime:
         self.versions = VersionStore(
             self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
         )
-        self.optimizer = StageOptimizer(
-            optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
-        )
+        self.optimizer = StageOptimizer(optimizer if optimizer is not None else PLAIN_SGD, self.layout, self._tally)
         self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
         # Module buffers (BatchNorm running statistics) are not versioned: one copy, always current.
         self._tally.alloc(BUFFERS, sum(b.numel() * b.element_size() for layer in self.layers for b in layer.buffers()))

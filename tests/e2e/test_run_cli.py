@@ -145,6 +145,26 @@ def test_user_errors_are_one_line_and_write_nothing(tmp_path, profile_file, caps
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory-budget", "2MiB", "--buffer", "1MiB"], "--buffer: not allowed with argument --memory-budget"),
+        (["--memory-budget", "2MiB", "--buffer-samples", "9"], "not allowed with argument --memory-budget"),
+        (["--compute-budget", "0"], "compute_budget_flops must be > 0, got '0'"),
+        (["--compute-budget", "2 GiB"], "invalid FLOP count '2 GiB'"),
+        (["--unfreeze-rate", "1.5"], "unfreeze_rate must be in [0, 1], got '1.5'"),
+        (["--freezing", "sometimes"], "invalid choice: 'sometimes'"),
+    ],
+)
+def test_budget_flag_errors_are_one_usage_line(tmp_path, capsys, args, message):
+    """Flags made from the budget fields: units, bounds, choices and the exclusive replay size."""
+    with pytest.raises(SystemExit) as exc:
+        ferret_run(*args, "--out", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_profile_and_bad_option_through_the_console(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

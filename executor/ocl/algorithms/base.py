@@ -41,9 +41,21 @@ from executor.models.base import require_layered
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from executor.ocl.cost import StepCost
 from executor.ocl.freezing import AdaptiveFreezing
+from executor.ocl.samplers import SAMPLERS
+from planner.config_field import check_bounds, config_field
 from planner.errors import FerretError
+from planner.registry import Registry
+
+
+def algorithm_names() -> list[str]:
+    import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
+
+    return sorted(ALGORITHMS)
+
 
 FREEZING = ("none", "adaptive")
+# The help section of the budget flags (SPEC §10); RunSpec's budget fields share it.
+BUDGETS_TITLE = "budgets (SPEC §10)"
 
 
 @dataclass(frozen=True)
@@ -58,19 +70,51 @@ class AlgorithmConfig:
     `adaptive`; others: `uniform` / `none`).
     """
 
-    name: str = "vanilla"
-    buffer_samples: int = 5000
-    replay_batch: int | None = None
-    mir_candidates: int = 50
-    lwf_alpha: float = 1.0
-    lwf_temperature: float = 2.0
-    mas_lambda: float = 1.0
-    consolidate_every: int = 0
+    name: str = config_field(
+        "vanilla", help="OCL algorithm: {names}", names=algorithm_names, flag="algorithm", group="what runs"
+    )
+    buffer_samples: int = config_field(
+        5000, help="replay buffer size in samples", unit="int", ge=1, exclusive="replay buffer size"
+    )
+    replay_batch: int | None = config_field(
+        None, help="replayed rows per step", unit="int", ge=1, default_text="as many as new rows"
+    )
+    mir_candidates: int = config_field(50, help="MIR: buffer candidates scored per step", unit="int", ge=1)
+    lwf_alpha: float = config_field(1.0, help="LwF: distillation weight", unit="float", ge=0)
+    lwf_temperature: float = config_field(2.0, help="LwF: softmax temperature", unit="float", gt=0)
+    mas_lambda: float = config_field(1.0, help="MAS: penalty weight", unit="float", ge=0)
+    consolidate_every: int = config_field(
+        0,
+        help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
+        unit="int",
+        ge=0,
+    )
     # Budgeted OCL (aL-SAR, SPEC §10): replay sampler and adaptive layer freezing.
-    sampler: str | None = None
-    sampler_temperature: float = 2.0
-    freezing: str | None = None
-    unfreeze_rate: float = 0.25
+    sampler: str | None = config_field(
+        None,
+        help="replay sampler of an algorithm with a replay memory: {names}",
+        names=SAMPLERS.names,
+        default_text="similarity-aware for alsar, else uniform",
+        group=BUDGETS_TITLE,
+    )
+    sampler_temperature: float = config_field(
+        2.0, help="similarity-aware sampler: softmax temperature T", unit="float", gt=0, group=BUDGETS_TITLE
+    )
+    freezing: str | None = config_field(
+        None,
+        help="layer freezing",
+        choices=FREEZING,
+        default_text="adaptive for alsar, else none",
+        group=BUDGETS_TITLE,
+    )
+    unfreeze_rate: float = config_field(
+        0.25,
+        help="adaptive freezing: probability that a batch trains every layer",
+        unit="float",
+        ge=0,
+        le=1,
+        group=BUDGETS_TITLE,
+    )
 
     def validate(self) -> AlgorithmConfig:
         if self.buffer_samples < 1:
@@ -86,15 +130,10 @@ class AlgorithmConfig:
         if self.consolidate_every < 0:
             raise FerretError(f"--consolidate-every must be ≥ 0, got {self.consolidate_every}")
         if self.sampler is not None:
-            from executor.ocl.samplers import sampler_class
-
-            sampler_class(self.sampler)
-        if not self.sampler_temperature > 0:
-            raise FerretError(f"--sampler-temperature must be > 0, got {self.sampler_temperature}")
+            SAMPLERS.canonical(self.sampler)  # an unknown name is one line listing the samplers
         if self.freezing is not None and self.freezing not in FREEZING:
             raise FerretError(f"--freezing must be one of {', '.join(FREEZING)}, got {self.freezing!r}")
-        if not 0 <= self.unfreeze_rate <= 1:
-            raise FerretError(f"--unfreeze-rate must lie in [0, 1], got {self.unfreeze_rate}")
+        check_bounds(self, "algorithm")
         return self
 
 
@@ -239,23 +278,29 @@ class Consolidation:
 
 
 AlgorithmClass = type[OCLAlgorithm]
-ALGORITHMS: dict[str, AlgorithmClass] = {"vanilla": OCLAlgorithm}
+ALGORITHMS: Registry[AlgorithmClass] = Registry("OCL algorithm", {"vanilla": OCLAlgorithm})
 
 
 def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
+    """`ALGORITHMS.register` that also gives the class its `name`."""
+
     def deco(cls: AlgorithmClass) -> AlgorithmClass:
-        if name in ALGORITHMS:
-            raise RuntimeError(f"OCL algorithm {name!r} registered twice")
         cls.name = name
-        ALGORITHMS[name] = cls
-        return cls
+        return ALGORITHMS.add(name, cls)
 
     return deco
 
 
-def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
-    import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
+def algorithm_class(config: AlgorithmConfig) -> AlgorithmClass:
+    """The class `config` names; one line if the name is unknown or `config` gives it a sampler
+    it has no replay memory for."""
+    algorithm_names()  # loads the built-in algorithms; an unknown name is one line from the registry
+    cls = ALGORITHMS[config.name]
+    if config.sampler is not None and not cls.replay_memory:
+        replaying = ", ".join(name for name in algorithm_names() if ALGORITHMS[name].replay_memory)
+        raise FerretError(f"--sampler applies to algorithms with a replay memory ({replaying}), not {config.name}")
+    return cls
 
-    if config.name not in ALGORITHMS:
-        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(sorted(ALGORITHMS))}")
-    return ALGORITHMS[config.name](config.validate(), context)
+
+def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
+    return algorithm_class(config)(config.validate(), context)

@@ -21,7 +21,7 @@ from executor.ocl.algorithms.base import AlgorithmConfig, AlgorithmContext, OCLA
 from executor.ocl.batch import TrainBatch, append_rows
 from executor.ocl.cost import ZERO_COST, StepCost
 from executor.ocl.replay_buffer import ReplayBuffer
-from executor.ocl.samplers import SamplerContext, build_sampler, sampler_class
+from executor.ocl.samplers import SAMPLERS, SamplerContext, build_sampler
 
 Replay = tuple[torch.Tensor, torch.Tensor, StepCost]
 
@@ -101,5 +101,5 @@ class ExperienceReplay(OCLAlgorithm):
         cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
     ) -> tuple[dict[str, int], int]:
         parts, per_slot = super().stored_state_bytes(config, model, num_classes)
-        fixed, sampler_per_slot = sampler_class(config.sampler or cls.default_sampler).state_bytes(model, num_classes)
+        fixed, sampler_per_slot = SAMPLERS[config.sampler or cls.default_sampler].state_bytes(model, num_classes)
         return ({**parts, "sampler": fixed} if fixed or sampler_per_slot else parts), per_slot + sampler_per_slot

@@ -74,7 +74,7 @@ def test_plan_placement_by_default_and_another_strategy(tmp_path, plan_file):
         (["--compensation-option", "lambda=1"], "--compensation-option lambda: unknown setting"),
         (["--compensation-option", "lambda0=big"], "compensation setting lambda0 must be a number, got 'big'"),
         (["--compensation", "fisher", "--compensation-option", "alpha=1.5"], "alpha must be in [0, 1)"),
-        (["--mode", "distributed"], "pipeline mode 'distributed' is not available; choose one of replay"),
+        (["--mode", "cluster"], "pipeline mode 'cluster' is not available; choose one of replay, distributed"),
         (["--framework", "1-skip"], "does not combine with --framework 1-skip"),
         (["--update-time", "1us"], "needs --update-time 0"),
         (["--trace", "/nonexistent/trace.jsonl"], "trace not found: /nonexistent/trace.jsonl"),

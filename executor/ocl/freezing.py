@@ -13,7 +13,8 @@ the classifier (the last layer) never. Per batch, after the forward:
 - with probability `unfreeze_rate` the batch trains every layer anyway;
 - the first `WARMUP_BATCHES` batches train every layer (the reference's `train_count > 2`).
 
-After the backward of a batch that froze nothing, `F_l ← F_l + FISHER_EMA·(Σ_{p∈l} clamp(∂ℓ/∂p, −1, 1)² − F_l)`.
+After the backward of a batch that froze nothing, `F_l ← F_l + FISHER_EMA·(Σ_{p∈l} clamp(∂ℓ/∂p, −1, 1)² − F_l)`
+(`observe_gradients`: a learner gives every layer's gradients at once, a pipeline stage its own).
 **Decision:** the EMA of `‖G‖²` is bias-corrected (divided by `1 − (1 − r)^k` after `k`
 updates). The reference starts it at 0 uncorrected, so `s_t ≈ 1/(r·k)` — about 1000/k — for
 the first thousand batches and nothing freezes over a stream of our length; the corrected
@@ -105,22 +106,25 @@ class AdaptiveFreezing:
             return 0.0
         return float(rows * (classes * features + features + 3 * classes))
 
-    def after_backward(self, layers: Sequence[nn.Module], frozen: int) -> float:
-        """Update the Fisher traces from the gradients of an unfrozen batch; return its FLOPs."""
-        if frozen:
+    def observe_gradients(self, first_layer: int, layer_grads: Sequence[Sequence[torch.Tensor]]) -> float:
+        """Update the Fisher traces of layers `first_layer..` (one list of gradients per layer,
+        the classifier's ignored) from an unfrozen batch — all layers at once in a learner, one
+        stage's share in a pipeline, whose stages back-propagate at different times. FLOPs."""
+        stop = min(first_layer + len(layer_grads), len(self.fisher))
+        if stop <= first_layer:
             return 0.0
-        traces, elements = np.zeros(len(self.fisher)), 0
+        traces, elements = np.zeros(stop - first_layer), 0
         with torch.no_grad():
             sums = {}
-            for index, layer in enumerate(layers[:-1]):
-                grads = [p.grad for p in layer.parameters() if p.grad is not None]
+            for index, grads in enumerate(layer_grads[: stop - first_layer]):
                 if grads:
                     elements += sum(g.numel() for g in grads)
-                    clamped = torch._foreach_clamp_min(torch._foreach_clamp_max(grads, 1.0), -1.0)
+                    clamped = torch._foreach_clamp_min(torch._foreach_clamp_max(list(grads), 1.0), -1.0)
                     sums[index] = torch.stack(torch._foreach_norm(clamped)).pow(2).sum()
             if sums:
                 traces[list(sums)] = torch.stack(list(sums.values())).double().cpu().numpy()
-        self.fisher += FISHER_EMA * (traces - self.fisher)
+        fisher = self.fisher[first_layer:stop]
+        fisher += FISHER_EMA * (traces - fisher)
         return 2.0 * elements
 
     def details(self) -> dict[str, float]:

@@ -16,14 +16,19 @@ per-sample gradient is then a sum of products over the output positions it touch
 multiply–accumulates — counted by `flops`. Layers whose backward did not run (a frozen
 prefix) yield nothing: `gradients()` returns the columns of the unfrozen suffix only, which
 are the last columns of the full vector because freezing is a prefix.
+
+What is captured is kept per `key` (`capture(key)`, `gradients(key)`, `forget(key)`): a
+learner captures one step at a time (key `None`); a pipeline has several data in flight,
+whose stage forwards and backwards interleave, and reads each stage's columns off that
+stage's backward of one datum (the key is the datum).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,8 +47,8 @@ class _Target:
     entries: torch.Tensor  # flat indices into module.weight
     columns: slice  # where its entries sit in the full per-sample vector
     positions: int = 0  # output positions per row (conv: H_out·W_out), known after a forward
-    inputs: torch.Tensor | None = None
-    grad_out: torch.Tensor | None = None
+    # Per key: the module's input, and its output gradient once the backward reached it.
+    captured: dict[Hashable, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
     index: tuple[torch.Tensor, ...] = ()
     index_key: tuple[object, ...] | None = None
 
@@ -86,48 +91,52 @@ class SubsetGradients:
         self.size = start
 
     @contextlib.contextmanager
-    def capture(self) -> Iterator[None]:
-        """Record target inputs and output gradients of the training pass run inside."""
-        handles = [t.module.register_forward_hook(self._forward_hook(t)) for t in self.targets]
+    def capture(self, key: Hashable = None) -> Iterator[None]:
+        """Record target inputs and output gradients of the training pass run inside, under `key`."""
+        handles = [t.module.register_forward_hook(self._forward_hook(t, key)) for t in self.targets]
         try:
             yield
         finally:
             for h in handles:
                 h.remove()
 
-    def _forward_hook(self, target: _Target) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+    def _forward_hook(
+        self, target: _Target, key: Hashable
+    ) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            target.inputs, target.grad_out = inputs[0].detach(), None
+            target.captured[key] = (inputs[0].detach(), None)
             target.positions = int(output[0, 0].numel()) if output.dim() > 2 else 1
             if output.requires_grad:
-                output.register_hook(lambda grad: setattr(target, "grad_out", grad.detach()))
+                output.register_hook(lambda grad: self._arrived(target, key, grad))
 
         return hook
 
-    def gradients(self) -> tuple[torch.Tensor, int]:
-        """`(G, first)`: per-sample gradients `G[b, j]` of columns `first..size-1` (the targets
-        whose backward ran this step), and the first column; then forgets the captured tensors."""
-        done = [t for t in self.targets if t.grad_out is not None]
+    @staticmethod
+    def _arrived(target: _Target, key: Hashable, grad: torch.Tensor) -> None:
+        inputs, _ = target.captured[key]
+        target.captured[key] = (inputs, grad.detach())
+
+    def gradients(self, key: Hashable = None) -> tuple[torch.Tensor, int]:
+        """`(G, first)`: per-sample gradients `G[b, j]` of the columns `first..` of the targets whose
+        backward ran under `key` since the last call (contiguous: freezing is a prefix, and a
+        pipeline asks after each stage's backward), and the first column; they are consumed."""
+        done = [t for t in self.targets if t.captured.get(key, (None, None))[1] is not None]
         if not done:
-            self._clear()
             return torch.zeros(0, 0), self.size
-        parts = [self._entries(t) for t in done]
-        first = done[0].columns.start
-        self._clear()
-        return torch.cat(parts, dim=1), first
+        parts = [self._entries(*t.captured.pop(key), t) for t in done]  # type: ignore[arg-type]
+        return torch.cat(parts, dim=1), done[0].columns.start
+
+    def forget(self, key: Hashable = None) -> None:
+        """Drop what is still captured under `key` (targets whose backward never ran: frozen, omitted)."""
+        for t in self.targets:
+            t.captured.pop(key, None)
 
     def flops(self, rows: int, first: int) -> float:
         """Multiply–accumulates of `gradients()` for `rows` rows, targets from column `first` on."""
         return float(rows * sum(len(t.entries) * t.positions for t in self.targets if t.columns.start >= first))
 
-    def _clear(self) -> None:
-        for t in self.targets:
-            t.inputs = t.grad_out = None
-
     @staticmethod
-    def _entries(target: _Target) -> torch.Tensor:
-        x, grad = target.inputs, target.grad_out
-        assert x is not None and grad is not None
+    def _entries(x: torch.Tensor, grad: torch.Tensor, target: _Target) -> torch.Tensor:
         rows = grad.shape[0]
         key = (tuple(x.shape[1:]), tuple(grad.shape[1:]), x.device)
         if target.index_key != key:  # index tensors depend only on the shapes: built once

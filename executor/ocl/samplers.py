@@ -27,11 +27,12 @@ part, per-slot part) for a memory budget before the sampler exists.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
 from executor.ledger import ByteLedger
@@ -74,13 +75,33 @@ class ReplaySampler:
     def on_write(self, slots: np.ndarray) -> None:
         """The memory wrote these slots (new samples)."""
 
-    def capture(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
-        """Wraps a training forward whose backward `after_backward` will read."""
+    # What a sampler learns from the training steps (the similarity-aware one: per-sample
+    # gradients). A learner: `capture` around the forward, `after_backward` after the backward.
+    # A pipeline, per datum (the key): `capture` around each stage's forward and backward,
+    # `stage_columns` after each stage's backward, then `learn` from the columns of every stage
+    # and `forget` the rest.
+    learns: ClassVar[bool] = False
+
+    def capture(self, model: nn.Module, key: Hashable = None) -> contextlib.AbstractContextManager[None]:
+        """Wraps a training forward (or backward) whose gradients it will read."""
         return contextlib.nullcontext()
+
+    def stage_columns(self, key: Hashable = None) -> tuple[torch.Tensor, int] | None:
+        """The per-sample gradient columns `(G, first)` captured under `key` since the last call."""
+        return None
+
+    def learn(self, grads: torch.Tensor, first: int, labels: np.ndarray) -> float:
+        """Learn from one step's per-sample gradients (columns `first..`); returns its FLOPs."""
+        return 0.0
+
+    def forget(self, key: Hashable = None) -> None:
+        """Drop what is still captured under `key`."""
 
     def after_backward(self, labels: np.ndarray) -> float:
         """The captured step's backward ran; returns the FLOPs spent learning from it."""
-        return 0.0
+        columns = self.stage_columns()
+        self.forget()
+        return 0.0 if columns is None else self.learn(*columns, labels)
 
     @classmethod
     def state_bytes(cls, model: nn.Module, num_classes: int) -> tuple[int, int]:
@@ -171,23 +192,31 @@ class SimilarityAwareSampler(ReplaySampler):
         self._charge()
 
     # --- learning the class similarity from the training steps ---
-    def capture(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    learns = True
+
+    def capture(self, model: nn.Module, key: Hashable = None) -> contextlib.AbstractContextManager[None]:
         if self.gradients is None:
             self.gradients = SubsetGradients(
                 require_layered(model, "the similarity-aware sampler"), SUBSET_FRACTION, self._subset_rng
             )
             self.similarity = ClassSimilarity(self.context.num_classes, self.gradients.size)
             self._charge()
-        return self.gradients.capture()
+        return self.gradients.capture(key)
 
-    def after_backward(self, labels: np.ndarray) -> float:
+    def stage_columns(self, key: Hashable = None) -> tuple[torch.Tensor, int] | None:
+        assert self.gradients is not None
+        grads, first = self.gradients.gradients(key)
+        return None if grads.shape[1] == 0 else (grads, first)
+
+    def learn(self, grads: torch.Tensor, first: int, labels: np.ndarray) -> float:
         assert self.gradients is not None and self.similarity is not None
-        grads, first = self.gradients.gradients()
-        if grads.shape[1] == 0:
-            return 0.0
         self.similarity.update(grads.double().cpu().numpy(), labels, first)
         rows, columns = grads.shape
         return self.gradients.flops(rows, first) + ClassSimilarity.update_flops(rows, columns)
+
+    def forget(self, key: Hashable = None) -> None:
+        if self.gradients is not None:
+            self.gradients.forget(key)
 
     # --- bytes ---
     @property

@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from executor.data import Stream
-from executor.ocl.algorithms import AlgorithmConfig
+from executor.ledger import ByteLedger
+from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext
 from executor.ocl.budget import ComputeBudget, MemoryPlan
 from executor.ocl.cost import CostModel
+from executor.seeding import numpy_rng
 from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 from planner.profile import ModelProfile
@@ -78,3 +80,16 @@ class RunSetup:
     @property
     def num_classes(self) -> int:
         return self.stream.dataset.num_classes
+
+    def algorithm_context(self, ledger: ByteLedger) -> AlgorithmContext:
+        """What a pipeline's algorithm learns about the run (a `Learner` makes the same): its
+        own random stream, and the profile's layer FLOPs (freezing decides on them)."""
+        dataset = self.stream.dataset
+        return AlgorithmContext(
+            dataset.num_classes,
+            dataset.stored_bytes_per_sample,
+            ledger,
+            numpy_rng(self.seed, "algorithm", self.algorithm.name),
+            self.optimizer.lr,
+            self.cost_model.layer_forward_flops,
+        )

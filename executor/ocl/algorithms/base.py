@@ -28,7 +28,7 @@ model's own (`model.named_parameters()`), so a pipeline stage may pass just its 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,7 +41,7 @@ from executor.models.base import require_layered
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from executor.ocl.cost import StepCost
 from executor.ocl.freezing import AdaptiveFreezing
-from executor.ocl.samplers import SAMPLERS
+from executor.ocl.samplers import SAMPLERS, ReplaySampler
 from planner.config_field import check_bounds, config_field
 from planner.errors import FerretError
 from planner.registry import Registry
@@ -160,6 +160,10 @@ class OCLAlgorithm:
     memory_first: ClassVar[bool] = False
     # True: keeps a replay memory (sized by `buffer_samples`, or by a byte budget).
     replay_memory: ClassVar[bool] = False
+    # The replay sampler of an algorithm with a replay memory (its draws, what it learns), and
+    # the one it takes without `--sampler`.
+    sampler: ReplaySampler | None = None
+    default_sampler: ClassVar[str | None] = None
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         self.config = config
@@ -220,10 +224,43 @@ class OCLAlgorithm:
     def after_backward(self, model: nn.Module, batch: TrainBatch) -> None:
         """The backward ran (layers `batch.frozen_layers..`); gradients are in `.grad`."""
         if self.freezing is not None:
-            flops = self.freezing.after_backward(
-                list(require_layered(model, "adaptive freezing").layers), batch.frozen_layers
+            layers = require_layered(model, "adaptive freezing").layers
+            self.stage_gradients(
+                model, batch, 0, [[p.grad for p in layer.parameters() if p.grad is not None] for layer in layers]
             )
-            batch.cost = batch.cost + StepCost(flops=flops)
+
+    @property
+    def freezes(self) -> bool:
+        """Whether this algorithm decides a frozen prefix per step (`--freezing adaptive`)."""
+        return self._freezing_rng is not None
+
+    @classmethod
+    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
+        """What this algorithm learns during a run under `config` beyond its replay memory and
+        the weights (statistics a checkpoint of only those would lose)."""
+        learned = []
+        if (config.freezing or cls.default_freezing) != "none":
+            learned.append("adaptive freezing's statistics")
+        sampler = config.sampler or cls.default_sampler
+        if sampler is not None and SAMPLERS[sampler].learns:
+            learned.append(f"the {sampler} sampler's statistics")
+        return learned
+
+    def freezing_state(self, model: nn.Module) -> AdaptiveFreezing | None:
+        """Freezing's statistics (made on first use), or None when this algorithm does not freeze;
+        a distributed pipeline carries their Fisher traces from rank to rank."""
+        return self._adaptive_freezing(model) if self.freezes else None
+
+    def stage_gradients(
+        self, model: nn.Module, batch: TrainBatch, first_layer: int, layer_grads: Sequence[Sequence[torch.Tensor]]
+    ) -> None:
+        """`batch`'s backward ran into layers `first_layer..` with these gradients (one list per
+        layer): all of the model's in a learner, one stage's share in a pipeline. Freezing's
+        Fisher traces learn from a step that froze nothing."""
+        if not self.freezes or batch.frozen_layers:
+            return
+        flops = self._adaptive_freezing(model).observe_gradients(first_layer, layer_grads)
+        batch.cost = batch.cost + StepCost(flops=flops)
 
     def details(self) -> dict[str, float]:
         """Numbers for the run's summary (how often it froze)."""

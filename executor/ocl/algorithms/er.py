@@ -21,7 +21,7 @@ from executor.ocl.algorithms.base import AlgorithmConfig, AlgorithmContext, OCLA
 from executor.ocl.batch import TrainBatch, append_rows
 from executor.ocl.cost import ZERO_COST, StepCost
 from executor.ocl.replay_buffer import ReplayBuffer
-from executor.ocl.samplers import SAMPLERS, SamplerContext, build_sampler
+from executor.ocl.samplers import SAMPLERS, ReplaySampler, SamplerContext, build_sampler
 
 Replay = tuple[torch.Tensor, torch.Tensor, StepCost]
 
@@ -31,6 +31,7 @@ class ExperienceReplay(OCLAlgorithm):
     default_sampler = "uniform"
     memory_policy = "reservoir"
     replay_memory = True
+    sampler: ReplaySampler
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from executor.ledger import ByteLedger
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, OCLAlgorithm
 from executor.ocl.batch import TrainBatch
@@ -146,7 +147,7 @@ def test_informativeness_is_the_feature_gradient_over_its_bias_corrected_ema():
             assert s == pytest.approx(values[-1] / (ema / weight + EPS), rel=1e-5)
 
 
-def test_warm_up_unfreeze_rate_and_fisher_only_on_unfrozen_batches():
+def test_warm_up_unfreeze_rate_and_fisher_traces_stage_by_stage():
     model = build_model("mnistnet", (1, 8, 8), 3, seed=0)
     freezing = AdaptiveFreezing([1.0, 1.0, 1.0, 100.0], unfreeze_rate=1.0, rng=np.random.default_rng(0))
     freezing.fisher[:] = [0.0, 0.0, 1.0]  # the first two layers learn nothing: freezing them is free
@@ -160,12 +161,36 @@ def test_warm_up_unfreeze_rate_and_fisher_only_on_unfrozen_batches():
     fresh = AdaptiveFreezing([1.0, 1.0, 1.0, 100.0], 0.0, np.random.default_rng(0))
     assert [fresh.choose(logits, Y, model.classifier) for _ in range(WARMUP_BATCHES)] == [0] * WARMUP_BATCHES
     F.cross_entropy(model(X), Y).backward()
+    grads = [[p.grad for p in layer.parameters()] for layer in model.layers]
     before = freezing.fisher.copy()
-    assert freezing.after_backward(list(model.layers), frozen=2) == 0.0
-    assert np.array_equal(freezing.fisher, before)
-    freezing.after_backward(list(model.layers), frozen=0)
+    whole = AdaptiveFreezing([1.0, 1.0, 1.0, 100.0], 0.0, np.random.default_rng(0))
+    whole.fisher[:] = before
+    assert whole.observe_gradients(0, grads) == 2.0 * sum(
+        p.numel() for layer in model.layers[:-1] for p in layer.parameters()
+    )
     traces = [sum(float(p.grad.clamp(-1, 1).pow(2).sum()) for p in layer.parameters()) for layer in model.layers[:-1]]
-    assert freezing.fisher == pytest.approx(before + FISHER_EMA * (np.array(traces) - before), rel=1e-6)
+    assert whole.fisher == pytest.approx(before + FISHER_EMA * (np.array(traces) - before), rel=1e-6)
+    # A pipeline's stages report their layers at different times: the same traces, bit for bit.
+    freezing.observe_gradients(2, grads[2:])
+    assert np.array_equal(freezing.fisher[:2], before[:2])
+    freezing.observe_gradients(0, grads[:2])
+    assert np.array_equal(freezing.fisher, whole.fisher)
+
+
+def test_only_a_step_that_froze_nothing_moves_the_fisher_traces():
+    model = build_model("mnistnet", (1, 8, 8), 3, seed=0)
+    context = AlgorithmContext(3, 64, ByteLedger(), np.random.default_rng(0), 1e-3)
+    algorithm = OCLAlgorithm(AlgorithmConfig(freezing="adaptive"), context)
+    F.cross_entropy(model(X), Y).backward()
+    grads = [[p.grad for p in layer.parameters()] for layer in model.layers]
+    frozen = TrainBatch(X, Y, num_new=6)
+    frozen.frozen_layers = 1
+    algorithm.stage_gradients(model, frozen, 1, grads[1:])
+    assert algorithm.freezing is None or not algorithm.freezing.fisher.any()
+    batch = TrainBatch(X, Y, num_new=6)
+    algorithm.stage_gradients(model, batch, 1, grads[1:])
+    assert algorithm.freezing is not None and algorithm.freezing.fisher[0] == 0 and algorithm.freezing.fisher[1:].all()
+    assert batch.cost.flops == 2.0 * sum(p.numel() for layer in model.layers[1:-1] for p in layer.parameters())
 
 
 def test_a_step_with_a_frozen_prefix_costs_exactly_the_stated_subtraction():

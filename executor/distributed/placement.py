@@ -8,9 +8,10 @@ A placement that splits a stage across devices would need its weights synchronis
 replicas, which this executor does not do: it is refused (`ferret plan --devices D` makes
 owner placements).
 
-OCL algorithms: vanilla, ER and aL-SAR run anywhere (replayed rows travel with the datum, their
-labels with them; adaptive freezing's Fisher traces travel up with the activations, the
-similarity-aware sampler's per-sample gradients down with the gradients, protocol.py). MIR (a virtual step of the whole model), LwF (the whole model's teacher
+OCL algorithms: vanilla and ER run anywhere (ER's replayed rows travel with the datum, their
+labels with them), with adaptive freezing and any sampler too (freezing's Fisher traces travel
+up with the activations, the similarity-aware sampler's per-sample gradients down with the
+gradients, protocol.py). MIR (a virtual step of the whole model), LwF (the whole model's teacher
 logits) and MAS (importances of every weight, its penalty on every stage) need the whole,
 current model where the datum enters; they run only when one rank owns every stage.
 """
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from planner.errors import FerretError
 from planner.plan import Plan
 
-ANYWHERE = ("vanilla", "er", "alsar")
+ANYWHERE = ("vanilla", "er")
 
 
 def stage_owners(plan: Plan, world_size: int) -> list[int]:

@@ -101,6 +101,12 @@ def run_in_session(body: Callable[[Session], None], backend: str | None = None) 
 
 def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOptions, world_size: int) -> None:
     """What can be refused before any rank starts work (the launcher checks it too)."""
+    if algorithm_class(algorithm).memory_first:
+        raise FerretError(
+            f"algorithm {algorithm.name} trains on draws from its memory only, so a datum's training forward holds "
+            "no prediction of it — the distributed executor's prediction; run it with --mode replay, or run er with "
+            "--freezing adaptive --sampler similarity-aware"
+        )
     check_algorithm(algorithm.name, stage_owners(plan, world_size))
     options.validate()
     check_streams(options.streams, torch.cuda.is_available())

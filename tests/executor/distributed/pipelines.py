@@ -11,7 +11,7 @@ OUT/<case>.json per case. Programs:
 * `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
   trace and replays it in one process: the weights must come out the same.
 
-Budgeted OCL (aL-SAR) cases, on 2 ranks: freezing decided by a fixed cycle (`scripted`: the
+Budgeted OCL (aL-SAR's freezing and similarity-aware sampler on ER) cases, on 2 ranks: freezing decided by a fixed cycle (`scripted`: the
 schedule changes with the data, yet a replay of the same rows decides the same) must still give
 the replay's weights bit for bit, in lockstep and in real time; adaptive freezing proper (its
 Fisher traces travel up with the activations) must keep the books (reports count releases,
@@ -60,6 +60,9 @@ def removed_worker_plan(interval_s: float = 1.0, accumulation: tuple[int, ...] =
 
 CYCLE = (0, 0, 0, 1, 2, 0, 2, 1, 2, 0, 1)  # layers frozen, datum by datum (3 layers: at most 2)
 SCRIPTED = "scripted"  # a case option: freezing decides by CYCLE
+# aL-SAR's two parts on ER (aL-SAR itself trains on memory draws only and is refused: its training
+# forward holds no prediction of the datum, the distributed executor's prediction).
+SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-aware", "freezing": "adaptive"}
 
 
 @contextlib.contextmanager
@@ -111,7 +114,7 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         cases = {k: cases[k] for k in ("t3-omission-er", "pipedream-2bw")}
     else:
         freezing = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 1))
-        cases["freezing-scripted-alsar"] = (freezing, {"algorithm": "alsar", "buffer_samples": 8, SCRIPTED: True})
+        cases["freezing-scripted"] = (freezing, {**SIMILARITY_ER, SCRIPTED: True})
         cases["freezing-adaptive-er"] = (freezing, {"algorithm": "er", "buffer_samples": 8, "freezing": "adaptive"})
     return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
 
@@ -160,7 +163,7 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         plan = owner_plan(fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL), (0, 1))
         return {
             "p2": (plan, {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8}),
-            "p2-freezing-scripted-alsar": (plan, {"algorithm": "alsar", "buffer_samples": 8, SCRIPTED: True}),
+            "p2-freezing-scripted": (plan, {**SIMILARITY_ER, SCRIPTED: True}),
         }
     # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
     plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))

@@ -40,14 +40,15 @@ from executor.distributed.streams import Streams, check_streams
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import TorchTransport
 from executor.models.base import LayeredModel
-from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.algorithms import AlgorithmConfig, build_algorithm
+from executor.ocl.algorithms.base import algorithm_class
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.pipeline.accounting import PipelineLedger
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
 from executor.pipeline.transport import LocalTransport, Transport
-from executor.seeding import numpy_rng, seed_everything
+from executor.seeding import seed_everything
 from planner.errors import FerretError
 from planner.plan import Plan
 from sim.config import SimConfig
@@ -76,7 +77,7 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
     """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
     ctx = RankContext.from_env(run.options.backend)
     with fatal_on_failure(ctx.rank):
-        check_run(run.plan, setup.algorithm.name, run.options, ctx.world_size)
+        check_run(run.plan, setup.algorithm, run.options, ctx.world_size)
         session = Session.open(ctx)
         result = session.run(setup, run)
         RankContext.leave()
@@ -98,9 +99,15 @@ def run_in_session(body: Callable[[Session], None], backend: str | None = None) 
     run_and_exit(ctx.rank, whole)
 
 
-def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_size: int) -> None:
+def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOptions, world_size: int) -> None:
     """What can be refused before any rank starts work (the launcher checks it too)."""
-    check_algorithm(algorithm, stage_owners(plan, world_size))
+    if algorithm_class(algorithm).memory_first:
+        raise FerretError(
+            f"algorithm {algorithm.name} trains on draws from its memory only, so a datum's training forward holds "
+            "no prediction of it — the distributed executor's prediction; run it with --mode replay, or run er with "
+            "--freezing adaptive --sampler similarity-aware"
+        )
+    check_algorithm(algorithm.name, stage_owners(plan, world_size))
     options.validate()
     check_streams(options.streams, torch.cuda.is_available())
     if options.follow_trace is None and get_strategy(plan.strategy).batched:
@@ -108,8 +115,14 @@ def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_siz
             f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
             "a trace (--follow-trace), not in real time"
         )
-    if (options.checkpoint_every or options.resume is not None) and algorithm not in CHECKPOINTABLE:
-        raise FerretError(f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm}")
+    if options.checkpoint_every or options.resume is not None:
+        if algorithm.name not in CHECKPOINTABLE:
+            raise FerretError(
+                f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm.name}"
+            )
+        learned = algorithm_class(algorithm).learned_state(algorithm)
+        if learned:
+            raise FerretError(f"checkpoints keep the weights and the replay memory, not {' or '.join(learned)}")
 
 
 @dataclass
@@ -142,15 +155,7 @@ def _run(
         raise FerretError("a pipeline runs a LayeredModel (the planner's layers); build the model by name")
     model.train()
     ledger = PipelineLedger()
-    dataset = setup.stream.dataset
-    context = AlgorithmContext(
-        dataset.num_classes,
-        dataset.stored_bytes_per_sample,
-        ledger,
-        numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
-        setup.optimizer.lr,
-    )
-    algorithm = build_algorithm(setup.algorithm, context)
+    algorithm = build_algorithm(setup.algorithm, setup.algorithm_context(ledger))
     mine = [j for j in range(plan.num_stages) if owners[j] == ctx.rank]
     stale = stale_stages(run.rows) if run.rows is not None else set(range(plan.num_stages))
     none = CompensationConfig()
@@ -197,8 +202,9 @@ def _run(
         started, cpu0 = time.perf_counter(), time.thread_time()
         idle_s = run_realtime(host, ready, source, t0_local, tick)
         summary = {} if source is None else source.summary()
+        skipped: dict[int, int] = {}
     else:
-        summary = run_lockstep(host, setup, run.rows)
+        summary, skipped = run_lockstep(host, setup, run.rows)
     wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
     transport.close()
 
@@ -229,6 +235,9 @@ def _run(
         loop_cpu_s=loop_cpu_s,
         ops_cpu_s=worker.cpu_s,
         source=summary,
+        frozen_backwards=dict(worker.frozen_backwards),
+        trace_updates_skipped=skipped,
+        algorithm=algorithm.details() if owners[-1] == ctx.rank else {},
     )
     gathered: list[RankReport | None] | None = [None] * ctx.world_size if ctx.rank == 0 else None
     dist.gather_object(report, gathered, dst=0, group=control)

@@ -168,6 +168,10 @@ class ReadyOps:
         self._seq += 1
         heappush(self._heap, (kind, sample, self._seq, op))
 
+    def queued(self) -> list[Any]:
+        """Every queued op, in dispatch order (for a description; not the hot path)."""
+        return [entry[3] for entry in sorted(self._heap, key=lambda entry: entry[:3])]
+
     def next_startable(self, startable: Callable[[int, Any], bool]) -> tuple[int, Any] | None:
         """Remove and return `(kind, op)` of the first op in dispatch order that `startable`
         allows now, or None; the ops passed over stay queued in their order."""

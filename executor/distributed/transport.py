@@ -17,8 +17,9 @@ With NCCL the tensors travel through NCCL groups and the headers through gloo gr
 so an idle channel waits in gloo, where a dead peer shows, never in NCCL, where it would not.
 
 `close` ends every channel with a goodbye message and waits for every peer's goodbye, so a
-peer that finishes is never mistaken for one that died. All ranks must construct the
-transport (it creates process groups collectively) and close it.
+peer that finishes is never mistaken for one that died; a `receive` once every peer said
+goodbye raises at once (nothing can come any more) instead of waiting for ever. All ranks
+must construct the transport (it creates process groups collectively) and close it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class TorchTransport:
         self.on_wire = on_wire
         self._inbox: queue.SimpleQueue[tuple[int, Message | _Fault | None]] = queue.SimpleQueue()
         self._outboxes: dict[int, queue.SimpleQueue[Message | None]] = {}
-        self._open_peers: set[int] = set()
+        self.open_peers: set[int] = set()
         self._threads: list[threading.Thread] = []
         # Per peer, each written by that peer's one thread only.
         self.sent_bytes: dict[int, int] = {}
@@ -83,7 +84,7 @@ class TorchTransport:
                 self.sent_bytes[dst] = 0
                 self._start(f"send→{dst}", self._send_loop, dst, headers, data, outbox)
             else:
-                self._open_peers.add(src)
+                self.open_peers.add(src)
                 self.received_bytes[src] = 0
                 self._start(f"recv←{src}", self._receive_loop, src, headers, data)
 
@@ -108,6 +109,11 @@ class TorchTransport:
             return None
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
+            if not self.open_peers and self._inbox.empty():
+                # Every peer said goodbye: nothing will ever come (waiting would be a hang).
+                raise RuntimeError(
+                    f"rank {self.rank} waits for a message, but every other rank has closed its channels"
+                )
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
             got = self._take(wait)
             if got is None:
@@ -120,7 +126,7 @@ class TorchTransport:
         if a peer dies first, and `RuntimeError` if a peer still sends data (a protocol bug)."""
         for outbox in self._outboxes.values():
             outbox.put(None)
-        while self._open_peers:
+        while self.open_peers:
             got = self._take(None)
             if got is not None and got[1] is not None:
                 raise RuntimeError(f"rank {got[0]} sent message kind {got[1].kind} after this rank closed")
@@ -136,7 +142,7 @@ class TorchTransport:
         if isinstance(item, _Fault):
             raise PeerLost(item.peer, item.detail)
         if item is None:  # nothing more will come from this peer
-            self._open_peers.discard(src)
+            self.open_peers.discard(src)
         return src, item
 
     # ------------------------------------------------------------------ the wire threads

@@ -110,6 +110,8 @@ class TorchTransport:
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
             if not self.open_peers and self._inbox.empty():
+                if timeout == 0.0:  # a poll after the goodbyes (they follow STOP): nothing came
+                    return None
                 # Every peer said goodbye: nothing will ever come (waiting would be a hang).
                 raise RuntimeError(
                     f"rank {self.rank} waits for a message, but every other rank has closed its channels"

@@ -1,18 +1,23 @@
-"""The real-time loop's turns, on scripted messages (no processes): the interleavings that once hung.
+"""The real-time loop's turns and the transport's goodbyes, on scripted messages (no processes):
+the interleavings that once hung or failed.
 
 The hang: a rank took `FLUSH` and `STOP` in one turn of draining its inbox (they arrive
 together at the end of a run), found no op ready, and went to wait for a message — but after
 `STOP` only the peers' goodbyes come, which `receive` does not return: it waited for ever
-while its peers waited for its goodbye (seen in `ferret deploy`'s probe; 1 run in 2 of a
-3-rank flood before the fix).
+while its peers waited for its goodbye (seen in `ferret deploy`'s probe; the first run of
+benchmarks/distributed_stress.py hung before the fix). A goodbye taken while draining after
+`STOP` is no message (a poll returns None); a wait once every peer said goodbye raises.
 """
 
 from __future__ import annotations
+
+import queue
 
 import pytest
 
 from executor.distributed.protocol import STOP, Kind
 from executor.distributed.realtime import run_realtime
+from executor.distributed.transport import TorchTransport
 from executor.distributed.watchdog import Watchdog
 from executor.pipeline.transport import Message
 
@@ -80,3 +85,29 @@ def test_a_rank_with_nothing_to_do_waits_for_the_next_message():
     with pytest.raises(AssertionError, match="never come"):
         run_realtime(Host(transport), NothingReady(), None, 0.0, Watchdog(0, limit_s=0))  # type: ignore[arg-type]
     assert transport.blocking_waits == 1
+
+
+def inbox_transport(items: list[tuple[int, Message | None]], peers: set[int]) -> TorchTransport:
+    """A TorchTransport's receiving side without process groups: its inbox, as the wire threads fill it."""
+    transport = object.__new__(TorchTransport)
+    transport.rank = 1
+    transport.open_peers = set(peers)
+    transport._inbox = queue.SimpleQueue()
+    for item in items:
+        transport._inbox.put(item)
+    return transport
+
+
+def test_goodbyes_after_stop_are_no_message_and_waiting_after_them_raises():
+    transport = inbox_transport([(0, STOP), (0, None)], {0})  # rank 0 said STOP, then goodbye
+    assert transport.receive(0.0) == (0, STOP)
+    assert transport.receive(0.0) is None  # the goodbye is taken, no message (a poll while draining)
+    assert transport.open_peers == set()
+    with pytest.raises(RuntimeError, match="every other rank has closed its channels"):
+        transport.receive()  # nothing can ever come: raise, never wait
+
+
+def test_a_goodbye_from_one_peer_leaves_the_others_to_wait_for():
+    transport = inbox_transport([(0, None), (2, STOP)], {0, 2})
+    assert transport.receive() == (2, STOP)
+    assert transport.open_peers == {2}

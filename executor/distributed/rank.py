@@ -37,6 +37,7 @@ from executor.distributed.ready import RankReadyOps
 from executor.distributed.realtime import run_realtime, stores
 from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
 from executor.distributed.source import StreamSource
+from executor.distributed.startup import start_together, warm_up
 from executor.distributed.streams import Streams, check_streams
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import TorchTransport
@@ -58,7 +59,6 @@ from sim.strategies import get_strategy
 from sim.trace import TraceRow
 
 CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
-START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,9 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     )  # fmt: skip
 
     recorder = RankRecorder(ctx.rank, ledger)
-    with watchdog.waiting("every rank to open its channels"):
+    with watchdog.waiting("every rank to open its channels and greet on each"):
         transport: Transport = LocalTransport() if ctx.world_size == 1 else TorchTransport(ctx, on_wire=recorder.wire)
+        transport.greet()
     strategy = get_strategy(plan.strategy)
     policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
     ready = RankReadyOps(policy)
@@ -193,18 +194,18 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         host.on_checkpoint = lambda at: save_rank(root, at, host, None)
         if source is not None:
             tick = Checkpointer(root, options.checkpoint_every, host, source, meta).tick
-    _warm_up()
+    first = int(setup.stream.order[position])
+    warm_up(worker, torch.from_numpy(dataset.x_train[first : first + 1]).to(ctx.device))
     with watchdog.waiting("every rank to be ready to start"):
-        start_local = _agree_on_start(ctx, clock.offset_s, control)
+        start = start_together(ctx, clock.offset_s, control)
     # A resumed run keeps the stream's time axis: datum `position` is due at the start.
-    t0_local = start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
+    t0_local = start.start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
     recorder.start(t0_local)
     idle_s = 0.0
+    late_s = start.late_s()
     started, cpu0 = time.perf_counter(), time.thread_time()
     if run.rows is None:
         host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
-        _wait_until(start_local)
-        started, cpu0 = time.perf_counter(), time.thread_time()
         idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
         summary = {} if source is None else source.summary()
     else:
@@ -234,6 +235,8 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         rss_peak_bytes=rss_peak_bytes(),
         cuda_peak_bytes=cuda_peak_bytes(ctx.device),
         clock=clock.to_json(),
+        ready_s=start.ready_s,
+        start_late_s=late_s,
         wire_bytes_sent=sum(transport.sent_bytes.values()),
         wall_s=wall_s,
         idle_s=idle_s,
@@ -267,28 +270,6 @@ def longest_gap(arrival_s: np.ndarray) -> float:
 def _open_peers(transport: Transport) -> str:
     peers = sorted(getattr(transport, "open_peers", ()))
     return "ranks " + ", ".join(map(str, peers)) + " have not said goodbye" if peers else "all said goodbye"
-
-
-def _agree_on_start(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> float:
-    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset);
-    returns the start on this rank's `perf_counter`."""
-    box: list[float | None] = [time.perf_counter() + START_LEAD_S if ctx.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0, group=group)
-    assert box[0] is not None
-    return float(box[0]) - offset_s
-
-
-def _warm_up() -> None:
-    """Pay one-time costs before the clock starts: the first `autograd.grad` given output
-    gradients imports torch's symbolic-shape machinery (sympy), 1–2 s that would otherwise
-    stall a stage's first backward while data arrive."""
-    import torch.fx.experimental.symbolic_shapes  # noqa: F401
-
-
-def _wait_until(t_local: float) -> None:
-    delay = t_local - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
 
 
 def is_output_rank() -> bool:

@@ -40,6 +40,7 @@ from executor.distributed.wire import HEADER_LEN, decode_header, encode_header
 from executor.pipeline.transport import Message
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
+HELLO = -2  # the transport's own kind: the first message on every channel (`greet`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,20 @@ class TorchTransport:
         if message.kind < 0:
             raise ValueError(f"message kinds below 0 are the transport's own, got {message.kind}")
         self._outboxes[dst].put(message)
+
+    def greet(self) -> None:
+        """Send every peer a first message and take every peer's (all ranks call it, before
+        the run): then every wire thread runs and every channel has carried a message."""
+        for outbox in self._outboxes.values():
+            outbox.put(Message(HELLO))
+        unheard = set(self.open_peers)
+        while unheard:
+            got = self._take(None)
+            assert got is not None
+            src, message = got
+            if message is None or message.kind != HELLO or src not in unheard:
+                raise RuntimeError(f"rank {src} sent {message} on its channel to rank {self.rank} before its greeting")
+            unheard.discard(src)
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
         if timeout == 0.0 and self._inbox.empty():  # the loop's poll: no exception, no clock

@@ -144,6 +144,10 @@ def realtime(session: Session, out: Path) -> None:
             "stale": sum(sum(h[1:]) for h in d["staleness_histogram"]),
             "replay_equal": all(torch.equal(distributed[k], replayed[k]) for k in replayed),
             "latency_p50_s": d["latency_p50_s"],
+            # The schema's transfer stage: a send row on the sending stage's owner, a recv on the receiving one's.
+            "transfers": [(r.kind, r.stage, r.device) for r in rows if r.kind in ("send", "recv")],
+            "owners": list(plan.placement[0]),
+            "start": [(r["ready_s"], r["start_late_s"]) for r in d["per_rank"]],
         }
         (out / f"{name}.json").write_text(json.dumps(report))
 

@@ -24,6 +24,7 @@ from planner.errors import FerretError
 
 EXIT_FAILED = 1
 EXIT_PEER_LOST = 3  # this rank failed only because another one did (the launcher blames that one)
+EXIT_NO_PROGRESS = 4  # this rank waited for the others longer than the watchdog allows (watchdog.py)
 EXIT_INTERRUPTED = 130
 
 

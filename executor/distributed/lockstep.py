@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from executor.distributed.host import BWD, FWD, StageHost
+from executor.distributed.watchdog import Watchdog
 from executor.ocl.setup import RunSetup
 from executor.pipeline.trace_checks import TraceChecks
 from executor.stage import UpdateResult
@@ -34,8 +35,9 @@ def stale_stages(rows: Sequence[TraceRow]) -> set[int]:
 
 
 class Lockstep:
-    def __init__(self, host: StageHost, setup: RunSetup) -> None:
+    def __init__(self, host: StageHost, setup: RunSetup, watchdog: Watchdog) -> None:
         self.host = host
+        self.watchdog = watchdog
         self.ready: set[tuple[int, int, int]] = set()
         host.on_ready = lambda op: self.ready.add((op.kind, op.sample, op.stage))
         host.defer_done = True
@@ -104,25 +106,31 @@ class Lockstep:
         self.host.admitted(sample, worker, bottom, x, y, self.task[sample])
 
     def _wait(self, key: tuple[int, int, int]) -> None:
-        host = self.host
-        while key not in self.ready:
-            got = host.transport.receive()
-            assert got is not None
-            host.receive(*got)
+        kind, sample, stage = key
+        what = f"the {'gradient' if kind == BWD else 'activation'} of sample {sample} for stage {stage}"
+        with self.watchdog.waiting(what):
+            while key not in self.ready:
+                self._take()
 
     def _wait_done(self, sample: int) -> None:
         host = self.host
-        while sample not in host.done_arrived:
-            got = host.transport.receive()
-            assert got is not None
-            host.receive(*got)
+        with self.watchdog.waiting(f"the DONE of sample {sample}"):
+            while sample not in host.done_arrived:
+                self._take()
         host.datum_done(sample, *host.done_arrived.pop(sample))
 
+    def _take(self) -> None:
+        got = self.host.transport.receive()
+        assert got is not None
+        self.host.receive(*got)
 
-def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[TraceRow]) -> tuple[dict[str, list], dict[int, int]]:
+
+def run_lockstep(
+    host: StageHost, setup: RunSetup, rows: Sequence[TraceRow], watchdog: Watchdog
+) -> tuple[dict[str, list], dict[int, int]]:
     """Follow `rows` (execution order). Returns, on the source, the per-datum summary
     (report.py), and per owned stage the update rows that applied nothing (a frozen prefix)."""
-    lockstep = Lockstep(host, setup)
+    lockstep = Lockstep(host, setup, watchdog)
     lockstep.run(rows)
     skipped = {j: lockstep.checks.skipped[j] for j in host.worker.stages}
     if host.rank != host.source:

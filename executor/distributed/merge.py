@@ -150,6 +150,8 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
         "cuda_peak_bytes": r.cuda_peak_bytes,
         "wire_bytes_sent": r.wire_bytes_sent,
         "clock": r.clock,
+        "ready_s": r.ready_s,
+        "start_late_s": r.start_late_s,
     }
 
 

@@ -43,6 +43,8 @@ class RankReport:
     rss_peak_bytes: int
     cuda_peak_bytes: int | None
     clock: dict[str, Any]
+    ready_s: float  # when the rank was ready, relative to the stream clock's start (startup.py; ≤ 0)
+    start_late_s: float  # how late its loop began after the start
     wire_bytes_sent: int
     wall_s: float  # the rank's run loop, from the start to STOP
     idle_s: float  # of it, waiting with nothing to do (real time; 0 in lockstep)

@@ -210,6 +210,10 @@ def realtime_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
         "replay_equal": all(torch.equal(distributed[k], replayed[k]) for k in replayed),
         "latency_p50_s": d["latency_p50_s"],
         "bwd_rows": [sum(1 for r in rows if r.kind == "bwd" and r.stage == j) for j in range(plan.num_stages)],
+        # The schema's transfer stage: a send row on the sending stage's owner, a recv on the receiving one's.
+        "transfers": [(r.kind, r.stage, r.device) for r in rows if r.kind in ("send", "recv")],
+        "owners": list(plan.placement[0]),
+        "start": [(r["ready_s"], r["start_late_s"]) for r in d["per_rank"]],
         **freezing_books(result),
     }
     (out / f"{name}.json").write_text(json.dumps(report))

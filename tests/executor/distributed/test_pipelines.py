@@ -99,3 +99,10 @@ def check_real_time(report: dict) -> None:
         assert report["predicted_mask"] == report["trained_mask"]
     assert report["trained"] > 0
     assert report["replay_equal"]
+    owners = report["owners"]
+    assert all(owners[stage] == device for _, stage, device in report["transfers"])
+    assert len(report["transfers"]) > 0 or len(set(owners)) == 1
+    # The stream clock starts once every rank is ready, and every loop begins on time (startup.py).
+    for ready_s, late_s in report["start"]:
+        assert ready_s < 0
+        assert late_s < 0.1  # loose: a loaded machine may wake a sleeper late; it was 0.2–0.3 s late before

@@ -6,14 +6,14 @@ from __future__ import annotations
 import torch
 
 from executor.distributed import protocol
-from executor.distributed.protocol import Activation
+from executor.distributed.protocol import Activation, Gradient
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import WireEvent
 from executor.ocl.batch import TrainBatch
 
 X = torch.zeros(1, 4)
 ACT_TO_2 = Activation(7, 1, 2, 0, TrainBatch(X, torch.zeros(1, dtype=torch.int64), num_new=1)).message()
-GRAD_TO_0 = protocol.gradient(7, 1, 0, X)
+GRAD_TO_0 = Gradient(7, 1, 0, X).message()
 INFER_TO_1 = protocol.infer(9, 1, X)
 
 

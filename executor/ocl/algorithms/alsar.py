@@ -23,6 +23,11 @@ from executor.ocl.batch import TrainBatch, append_rows
 
 @register_algorithm("alsar")
 class ALSAR(ExperienceReplay):
+    """`alsar`: ER whose every trained row is drawn from a class-balanced memory, with adaptive freezing.
+
+    New rows enter the memory before the draw (see the module docstring).
+    """
+
     default_sampler = "similarity-aware"
     default_freezing = "adaptive"
     memory_policy = "class-balanced"

@@ -23,9 +23,10 @@ from executor.ocl.batch import TrainBatch, append_rows
 
 @register_algorithm("alsar")
 class ALSAR(ExperienceReplay):
-    """`alsar`: ER whose every trained row is drawn from a class-balanced memory, with adaptive freezing.
+    """`alsar`: ER that trains on rows drawn from a class-balanced memory, with adaptive freezing.
 
-    New rows enter the memory before the draw (see the module docstring).
+    A step's new rows enter the memory before the draw, so one is trained on only if drawn (see the
+    module docstring).
     """
 
     default_sampler = "similarity-aware"

@@ -27,6 +27,12 @@ _UPDATE = KIND_CODES["update"]
 
 @dataclass(frozen=True)
 class AlignedOps:
+    """The ops two traces share, paired by name (see the module docstring): one entry per pair.
+
+    `predicted[i]` and `measured[i]` are row indices of pair `i` in the two tables; the `only_*` counts,
+    by kind, are ops found on one side only.
+    """
+
     kind: np.ndarray  # kind code of each pair
     predicted: np.ndarray  # row index in the predicted table
     measured: np.ndarray  # row index in the measured table

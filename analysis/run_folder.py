@@ -32,6 +32,12 @@ TRACE_NAMES = tuple(f"trace.{fmt}" for fmt in TRACE_FORMATS)  # ftrace first: th
 
 @dataclass(frozen=True)
 class RunFolder:
+    """A `ferret simulate` or `ferret run --plan` output folder, read back by `load_run_folder`.
+
+    `source` is `twin`, `distributed` or `replay`; `clock` says whether its start times form a stream
+    schedule (`stream`) or not (`sequential`). `profile` is None when it cannot be found.
+    """
+
     path: Path
     trace_path: Path
     source: str

@@ -43,6 +43,12 @@ class MemoryTimeline:
 
 @dataclass(frozen=True, eq=False)
 class StreamMetrics:
+    """The stream metrics of one trace (see the module docstring); times in seconds, memory in bytes.
+
+    `update_s[t, i]` is the first update of stage `i` including datum `t` (NaN: none); `adaptation_rate`
+    is None when the stage shares are unknown.
+    """
+
     arrivals: int
     arrival_s: np.ndarray  # per sample
     update_s: np.ndarray  # (samples, stages): first update including the datum, NaN if none

@@ -63,6 +63,12 @@ class Tolerances:
 
 @dataclass(frozen=True)
 class MetricComparison:
+    """One metric predicted vs measured, with its error and the tolerance it is held to.
+
+    `error` is relative (`measured / predicted - 1`) or, for the drop rate, in points; None when it
+    cannot be compared. `within` is None when there is no tolerance or no error.
+    """
+
     name: str
     unit: str
     predicted: float | None
@@ -109,6 +115,12 @@ class KindComparison:
 
 @dataclass(frozen=True, eq=False)
 class Validation:
+    """Everything `ferret validate` found comparing a predicted and a measured run folder.
+
+    Metric and per-kind comparisons, staleness histograms, notes, and the tables, metrics and op pairing
+    they came from; `to_json` is `validation.json`.
+    """
+
     predicted: RunFolder
     measured: RunFolder
     metrics: tuple[MetricComparison, ...]

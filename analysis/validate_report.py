@@ -14,6 +14,8 @@ from planner.config_field import config_field
 
 @dataclass(frozen=True)
 class FigureOptions:
+    """Settings of the validation figures; each field is one flag (planner/config_field.py)."""
+
     window_ops: int = config_field(
         200, help="ops in the Gantt chart's window (around the middle of the run)", unit="int", ge=1
     )

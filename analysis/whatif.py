@@ -29,6 +29,12 @@ DEFAULT_STRATEGIES = ("ferret", "pipedream", "pipedream-2bw", "gpipe", "1f1b")
 
 @dataclass(frozen=True)
 class WhatIfJob:
+    """One point of a what-if sweep: a strategy, budget (bytes) and arrival interval (s) to plan, then run.
+
+    The stream (samples, arrival family, seed, decay per second) and the twin's `SimConfig` are the
+    sweep's; `num_devices` None places one device per (worker, stage).
+    """
+
     strategy: str
     budget_bytes: int
     arrival_interval_s: float
@@ -43,6 +49,12 @@ class WhatIfJob:
 
 @dataclass(frozen=True)
 class WhatIfRow:
+    """One row of the what-if table: a point's closed-form prediction beside what the twin measured.
+
+    Rates are per second, memory in bytes, latencies in seconds; NaN where a value does not exist (no
+    closed form, or an infeasible point). `pareto` marks, per interval, the rate/memory front.
+    """
+
     strategy: str
     budget_bytes: int
     arrival_interval_s: float

@@ -13,6 +13,12 @@ from torch import nn
 
 
 class ByteLedger:
+    """Bytes stored per category, with the total, its peak and each category's peak.
+
+    `alloc` of a negative size (`ValueError`) or `free` of more than a category holds (`RuntimeError`)
+    raises at once.
+    """
+
     def __init__(self) -> None:
         self._current: defaultdict[str, int] = defaultdict(int)
         self._peak_by_category: defaultdict[str, int] = defaultdict(int)

@@ -36,6 +36,13 @@ STEP_KINDS = ("S1", "S2", "S3", "S4")
 
 @dataclass(frozen=True)
 class Step:
+    """One step of Alg. 2 (or S1) applied to one worker.
+
+    `kind` is S1 (recomputation), S2 (accumulation), S3 (omission) or S4 (removal); `stage` names the
+    stage for S2 and S3 and is None otherwise. `applicable` says whether a plan admits it; `apply_step`
+    returns the plan after it.
+    """
+
     kind: str  # S1 recomputation, S2 accumulation, S3 omission, S4 removal
     worker: int
     stage: int | None = None  # S2 and S3 only

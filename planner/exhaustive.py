@@ -26,6 +26,11 @@ MAX_COMBINATIONS = 2_000_000
 
 @dataclass(frozen=True)
 class Optimum:
+    """The exact optimum of (F13) that `optimum` found: the plan, its (F3) rate in data/s and (F4) bytes.
+
+    `plan` is None (rate 0, memory 0) when nothing in the space fits the budget.
+    """
+
     plan: Plan | None  # None when nothing fits the budget
     adaptation_rate: float
     memory_bytes: int

@@ -36,6 +36,12 @@ MAX_LOG_LINES = 40
 
 @dataclass(frozen=True)
 class PlanResult:
+    """What a strategy returns for one budget: the plan with its (F3) rate (data/s) and (F4) bytes.
+
+    `feasible` is False when no plan fits; `plan` is then the one at the smallest footprint reached,
+    `min_memory_bytes`, which names the infeasibility. `log` is the search's human-readable trail.
+    """
+
     plan: Plan  # plan.feasible and plan.predicted filled in
     feasible: bool
     adaptation_rate: float

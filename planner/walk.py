@@ -37,6 +37,12 @@ Piece = tuple[int, int, int, int, int]
 
 @dataclass(frozen=True)
 class Walk:
+    """A position in the global greedy's order (see the module docstring) within one `block`.
+
+    Workers `[0, done)` stand at the block's end, worker `done` at chain state `state`, the rest at the
+    block's start.
+    """
+
     block: int
     done: int
     state: int

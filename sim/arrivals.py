@@ -21,6 +21,12 @@ from planner.registry import Registry
 
 
 class ArrivalProcess(Protocol):
+    """What every arrival family provides: a `name`, its mean gap and seeded arrival times.
+
+    `times(n, seed)` is deterministic in `(n, seed)`: `n` non-decreasing times in seconds, the first at
+    0. Families are built by name through `ARRIVALS` / `make_arrivals`.
+    """
+
     @property
     def name(self) -> str: ...
 

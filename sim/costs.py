@@ -156,6 +156,13 @@ class ProfileCosts:
 
 @dataclass(frozen=True)
 class StageBytes:
+    """Per-stage sizes in bytes of one plan's partition, from the profile (SPEC §1 symbols).
+
+    Each tuple has one entry per stage: weights `w_j`, activations `a_j`, recomputation saving `s_j`,
+    the boundary tensor sent to the next stage, and the stage's share `w_j / Σ w` of a datum's value
+    (SPEC §2). Built by `stage_bytes`.
+    """
+
     weight_bytes: tuple[int, ...]  # w_j
     act_bytes: tuple[int, ...]  # a_j
     recompute_saving: tuple[int, ...]  # s_j

@@ -17,6 +17,13 @@ _SEND, _RECV = KIND_CODE["send"], KIND_CODE["recv"]
 
 
 class Links:
+    """The engine's device-to-device links: one FIFO per (source, destination) device pair.
+
+    `transfer` holds the pair's link for the cost model's busy time from when it is free, and schedules
+    `LANDED` latency seconds after that on the engine's clock; `landed` writes the send and receive
+    trace rows when the engine traces.
+    """
+
     def __init__(self, costs: OpCosts, schedule: Callable[..., None], emit: Callable[[bytes], None] | None) -> None:
         self.costs = costs
         self.schedule = schedule  # (time, priority, what, a, b, c, e) on the engine's clock

@@ -26,6 +26,13 @@ _CHANGE_DTYPE = np.dtype([("t", "<f8"), ("device", "<i8"), ("delta", "<i8")])
 
 
 class MemoryLedger:
+    """Bytes held per device during one simulation: current, per-device and total peak, and a timeline.
+
+    Changes must arrive in time order; no device may go below 0 bytes (an `AssertionError` says which).
+    The timeline keeps at most `buckets` time buckets, doubling their width as the run grows, and no
+    merge loses a peak. Owned by the engine; `on_change` reports every level change.
+    """
+
     def __init__(
         self,
         num_devices: int,

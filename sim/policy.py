@@ -61,6 +61,12 @@ BWD, FWD = 0, 1  # op kinds, in dispatch priority order: a ready backward goes f
 
 
 class Arrival(IntEnum):
+    """What `AdmissionPolicy.on_arrival` decides for one arriving datum.
+
+    START: admit it now (batched: start the mini-batch it completes); WAIT: it joins the worker's
+    waiting queue; EVICT: drop the oldest waiting datum, then queue it; DROP: drop the arriving datum.
+    """
+
     START = 0  # admit it now; batched: it completes a mini-batch, start one now
     WAIT = 1  # it joins the worker's waiting queue
     EVICT = 2  # drop the oldest waiting datum, then it joins the queue
@@ -69,6 +75,12 @@ class Arrival(IntEnum):
 
 @dataclass(frozen=True)
 class AdmissionPolicy:
+    """One run's admission decisions (see the module docstring), shared by the twin and executors.
+
+    Pure and frozen: callers pass their counters and keep their own queues. Built from a `SimStrategy`
+    and a plan by `admission_policy`; `bound` is the most data waiting per worker.
+    """
+
     batched: bool  # mini-batches with a flush (GPipe, 1F1B-flush, sequential learners)
     window: int  # async: most data a worker holds (P)
     bound: int  # most data waiting in front of a worker

@@ -56,6 +56,14 @@ def measured_adaptation_rate(
 
 @dataclass(frozen=True, eq=False)
 class SimResult:
+    """Everything one simulation measured; arrays are per datum (`n`) and per stage (`P`).
+
+    Times are seconds of simulated time, memory in bytes. `update_s[t, i]` is the first optimizer
+    step on stage `i` that includes datum `t` (NaN: none), from which the adaptation rate and training
+    counts are computed exactly as SPEC §2 defines them. `predicted` holds the planner's closed-form
+    numbers when known.
+    """
+
     strategy: str
     samples: int
     horizon_s: float

@@ -33,6 +33,14 @@ DROPS = ("arriving", "oldest")
 
 @dataclass(frozen=True)
 class SimStrategy:
+    """How a strategy's data enter and flow at run time; one per name in `SIM_STRATEGIES`.
+
+    `batched` picks async per-datum workers or mini-batches with a flush; the other fields refine the
+    batch (barrier, window, fullness, selection), what a full buffer drops, and whether the whole model
+    runs as one stage. `buffer_bound` gives the waiting-queue size and rejects one that cannot hold a
+    mini-batch.
+    """
+
     name: str
     description: str
     batched: bool  # False: per-datum async workers; True: mini-batches with a flush

@@ -47,6 +47,11 @@ def trace_format(path: str | os.PathLike[str]) -> str:
 
 
 class ChunkWriter(Protocol):
+    """A trace sink for one open file: `write` appends a chunk of rows in its format, `close` ends it.
+
+    `open_writer` makes one per format (`ftrace`, `jsonl`, `csv`); `closed` is True after `close`.
+    """
+
     closed: bool
 
     def write(self, chunk: Chunk) -> None: ...

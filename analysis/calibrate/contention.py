@@ -33,6 +33,12 @@ MEDIAN_EFFICIENCY = 1.2533  # se of a median = 1.2533 · σ / √n for Gaussian 
 
 @dataclass(frozen=True)
 class ContentionFit:
+    """The log-space fit of the module docstring: per group, its base and rows; then three scalars.
+
+    `base[g]` is group `g`'s duration with no contention and no jitter, in seconds. The device
+    slow-down, host slow-down and jitter σ are each `Fitted`, or fixed when no data show them.
+    """
+
     base: np.ndarray  # per group, seconds: the duration with no contention and no jitter
     rows: np.ndarray  # per group, rows that fitted it
     slowdown: Fitted

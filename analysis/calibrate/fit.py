@@ -39,6 +39,8 @@ from sim.fitted_costs import LayerCosts, StageTimes
 
 @dataclass(frozen=True)
 class CalibrationOptions:
+    """Settings of `ferret calibrate` beyond its folders; each field is one flag (planner/config_field.py)."""
+
     host_cores: int | None = config_field(
         None,
         help="CPU cores of the host the distributed runs shared (host contention)",
@@ -50,12 +52,20 @@ class CalibrationOptions:
 
 @dataclass(frozen=True)
 class MeasuredRun:
+    """One run folder to calibrate on with its trace table, checked by `load_runs` against its plan."""
+
     folder: RunFolder
     table: TraceTable
 
 
 @dataclass(frozen=True)
 class GroupSummary:
+    """One fitted group (run, row type, stage) with its row count and base duration in seconds.
+
+    `residual` is how far the per-layer model misses the base (relative; NaN where the layer fit did not
+    use the group, e.g. recompute rows).
+    """
+
     run: int
     row_type: str
     stage: int
@@ -66,6 +76,12 @@ class GroupSummary:
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
+    """What `calibrate` returns: the calibrated profile and `SimConfig`, and every fit behind them.
+
+    `parameters` lists each fitted or fixed scalar with its uncertainty; `runs` names the folders it
+    came from and `host_cores` the host core count it assumed (None: host contention not fitted).
+    """
+
     profile: ModelProfile  # source "calibrated"
     sim_config: SimConfig
     layers: LayerFit

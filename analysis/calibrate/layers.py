@@ -43,6 +43,11 @@ class GroupEquation:
 
 @dataclass(frozen=True)
 class LayerFit:
+    """Per-layer forward, backward and recompute times, the per-op overhead and the optimizer step.
+
+    Each is `Fitted` in seconds; `residuals` gives, per group, `fitted / measured base - 1`.
+    """
+
     t_fwd: tuple[Fitted, ...]
     t_bwd: tuple[Fitted, ...]
     t_rec: tuple[Fitted, ...]

@@ -23,6 +23,11 @@ MAD_TO_SIGMA = 1.4826
 
 @dataclass(frozen=True)
 class LinkFit:
+    """The twin's link model fitted to the transfers: `latency` (s) and `bandwidth` (bytes/s).
+
+    No transfers: latency 0 and bandwidth inf, both marked not fitted (free links).
+    """
+
     latency: Fitted
     bandwidth: Fitted  # bytes per second; inf = free
 

@@ -14,6 +14,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Fitted:
+    """One calibrated scalar: its `name`, `value` in `unit`, standard error and how it was obtained.
+
+    `stderr` is None when the value was not fitted (`fitted` is then False and `how` says why);
+    `to_json` writes a non-finite value as null.
+    """
+
     name: str
     value: float
     stderr: float | None

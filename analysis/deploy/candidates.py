@@ -31,6 +31,11 @@ from sim.simulate import simulate
 
 @dataclass(frozen=True, eq=False)
 class Candidate:
+    """One plan deploy may run, with its closed-form (F3) rate (data/s) and (F4) bytes.
+
+    `simulated` is the twin's `SimResult` once simulated (None before).
+    """
+
     plan: Plan
     closed_form_rate: float
     closed_form_memory_bytes: int

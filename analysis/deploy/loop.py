@@ -88,6 +88,11 @@ Progress = Callable[[str], None]
 
 
 class DeployLoop:
+    """Runs `ferret deploy`'s phases in order into one output folder (see the module docstring).
+
+    `run` reports each phase to `progress` with its time and returns the `DeployState`.
+    """
+
     def __init__(self, spec: DeploySpec, out: Path, progress: Progress, tolerances: Tolerances | None = None) -> None:
         self.spec = spec
         self.state = DeployState(out)

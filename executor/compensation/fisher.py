@@ -13,6 +13,8 @@ from executor.compensation.registry import register_compensator
 
 
 class Fisher(Compensator):
+    """`fisher`: one Fisher step (F9) from the stash to the current weights with a fixed λ, any staleness."""
+
     name = "fisher"
 
     def __init__(self, lam: float) -> None:

@@ -17,6 +17,12 @@ from executor.compensation.registry import register_compensator
 
 
 class GapAware(Compensator):
+    """`gap-aware`: divides a stale gradient element-wise by max(1, gap / C), C the step-size EMA.
+
+    Observes every optimizer step of its stage to keep C; a stale gradient before the first observed
+    step is a `RuntimeError`.
+    """
+
     name = "gap-aware"
     observes_steps = True
 

@@ -19,6 +19,12 @@ from executor.compensation.registry import register_compensator
 
 
 class IterFisher(Compensator):
+    """`iter-fisher`: Alg. 1, a Fisher step (F9) per intermediate version from the stash to now.
+
+    Needs the whole version chain (`staleness + 1` tensors, else `RuntimeError`); λ is `lam0`, or the
+    `LambdaTuner`'s current value when auto-tuning is on.
+    """
+
     name = "iter-fisher"
     needs_chain = True
 

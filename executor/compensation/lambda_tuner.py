@@ -14,6 +14,11 @@ import torch
 
 
 class LambdaTuner:
+    """One stage's λ of Alg. 1, tuned online (see the module docstring); `lam` is its current value.
+
+    Holds two EMA buffers the size of the stage's parameters; `eta` must be positive (`ValueError`).
+    """
+
     def __init__(
         self, lam0: float, nu: float, alpha: float, eta: float, numel: int, dtype: torch.dtype, device: torch.device
     ) -> None:

@@ -11,6 +11,8 @@ from executor.compensation.registry import register_compensator
 
 
 class NoCompensation(Compensator):
+    """`none`: returns the stale gradient unchanged (PipeDream's zero-order rule)."""
+
     name = "none"
 
     def compensate(self, grad: torch.Tensor, versions: Sequence[torch.Tensor], staleness: int) -> torch.Tensor:

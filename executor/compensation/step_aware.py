@@ -14,6 +14,8 @@ from executor.compensation.registry import register_compensator
 
 
 class StepAware(Compensator):
+    """`step-aware`: divides a gradient of staleness τ by τ + 1, in place."""
+
     name = "step-aware"
 
     def compensate(self, grad: torch.Tensor, versions: Sequence[torch.Tensor], staleness: int) -> torch.Tensor:

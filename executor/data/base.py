@@ -17,6 +17,12 @@ from planner.errors import ValidationError
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
+    """One data set's train and test splits in memory, checked on construction (see the module docstring).
+
+    A bad dtype, shape or label raises `ValidationError`; `stored_bytes_per_sample` defaults to the
+    float32 input size when not given.
+    """
+
     name: str
     x_train: np.ndarray
     y_train: np.ndarray

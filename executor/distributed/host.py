@@ -36,6 +36,8 @@ INFER = FWD + 1  # an inference forward (--predict-all): after the training ops 
 
 
 class Op(NamedTuple):
+    """One op a rank may run: `kind` (BWD, FWD or INFER) of datum `sample` at `stage` of `worker`."""
+
     kind: int  # BWD, FWD or INFER
     sample: int
     stage: int
@@ -43,6 +45,13 @@ class Op(NamedTuple):
 
 
 class StageHost:
+    """The stages one rank owns, the data in flight through them and the messages they send and handle.
+
+    Runs the op the driver picks, forwards each result to the next stage's owner (this rank or a
+    protocol message), reports newly ready ops to `on_ready` and records every op on the run's clock;
+    see the module docstring.
+    """
+
     def __init__(
         self,
         rank: int,

@@ -35,6 +35,12 @@ def stale_stages(rows: Sequence[TraceRow]) -> set[int]:
 
 
 class Lockstep:
+    """The `--follow-trace` driver of one rank: runs the rank's rows of a trace in its global order.
+
+    Reproduces the replay executor's ops bit for bit and checks every version, staleness and update
+    against the trace; a mismatch stops the run with a `FerretError` naming the row.
+    """
+
     def __init__(self, host: StageHost, setup: RunSetup, watchdog: Watchdog) -> None:
         self.host = host
         self.watchdog = watchdog

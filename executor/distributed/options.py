@@ -18,6 +18,11 @@ GROUP = "distributed (--mode distributed)"
 
 @dataclass(frozen=True)
 class DistributedOptions:
+    """The settings of `--mode distributed`; each field is one `ferret run` flag with its help and bounds.
+
+    Carried by the pipeline framework's options (`PipelineOptions.distributed`) and read by every rank.
+    """
+
     nproc: int | None = config_field(
         None,
         help="ranks to start on this machine, one per device the plan uses (omit under torchrun)",

@@ -39,6 +39,8 @@ from executor.pipeline.transport import Message
 
 
 class Kind(IntEnum):
+    """The message kinds of the table in the module docstring; the value is the header's kind code."""
+
     ACT = 0
     GRAD = 1
     DONE = 2

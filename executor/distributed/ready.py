@@ -15,6 +15,12 @@ from sim.policy import AdmissionPolicy, ReadyOps, may_start
 
 
 class RankReadyOps:
+    """One rank's ready ops, dispatched by the shared policy (see the module docstring).
+
+    `push` queues an op; `pop` takes the next one allowed to start now, or None. It keeps the count of
+    data each (worker, stage) stores to enforce the stage window.
+    """
+
     def __init__(self, policy: AdmissionPolicy) -> None:
         self.policy = policy
         self._ready = ReadyOps()

@@ -23,6 +23,13 @@ from executor.stage import StageRuntime
 
 @dataclass
 class RankReport:
+    """What one rank measured, sent to rank 0 at the end of a run and merged there.
+
+    Trace rows, applied updates `(stage, version, staleness, samples, t)`, staleness counts per stage,
+    last-stage predictions (sample → class), final weights of its stages, and its work and memory totals
+    (FLOPs, busy seconds, peak bytes).
+    """
+
     rank: int
     stages: tuple[int, ...]
     rows: list[Row]

@@ -35,6 +35,12 @@ NOT_ADMITTED = -1
 
 
 class StreamSource:
+    """The stream's source on stage 0's owner: releases arrivals on the wall clock, admits or drops them.
+
+    Uses the twin's `AdmissionPolicy` and `route`, keeps each admitted datum until its `DONE`, and sends
+    `FLUSH` then `STOP` when the stream is over; see the module docstring.
+    """
+
     def __init__(
         self,
         setup: RunSetup,

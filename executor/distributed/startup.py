@@ -33,6 +33,11 @@ START_LEAD_S = 0.05  # after the barrier every rank waits for rank 0's word: it 
 
 @dataclass(frozen=True)
 class StartTimes:
+    """When this rank's stream clock started and when the rank was ready, relative to that start.
+
+    `start_local` is on the rank's own `perf_counter`; `ready_s` is ≤ 0 (ready before the start).
+    """
+
     start_local: float  # the run's start on this rank's perf_counter
     ready_s: float  # when this rank was ready, relative to the start (≤ 0)
 

@@ -31,6 +31,11 @@ _NOTHING = contextlib.nullcontext()  # reusable: the CPU path costs no generator
 
 
 class Streams:
+    """A rank's CUDA streams: `running(stage, after)` runs a stage's op on stream `stage mod K`.
+
+    With K = 1 it does nothing and ops run one at a time; K > 1 needs CUDA (`FerretError`).
+    """
+
     def __init__(self, device: torch.device, count: int) -> None:
         check_streams(count, device.type == "cuda")
         self.enabled = count > 1

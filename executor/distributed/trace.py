@@ -31,6 +31,12 @@ _DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
 
 
 class RankRecorder:
+    """Records one rank's trace rows on the run's clock (see the module docstring).
+
+    `start` fixes the clock's zero on this rank's `perf_counter`; memory rows come from the rank's
+    `ByteLedger` when one is given.
+    """
+
     def __init__(self, rank: int, ledger: ByteLedger | None = None) -> None:
         self.rank = rank
         self.t0 = 0.0

@@ -66,6 +66,12 @@ class _Fault:
 
 
 class TorchTransport:
+    """Ordered point-to-point messages between the ranks over `torch.distributed`.
+
+    See the module docstring: `send` never blocks, `receive` takes from one inbox and raises `PeerLost`
+    when a peer dies. Every rank constructs it (collectively) and closes it.
+    """
+
     def __init__(self, ctx: RankContext, on_wire: Callable[[WireEvent], None] | None = None) -> None:
         self.rank = ctx.rank
         self.world_size = ctx.world_size

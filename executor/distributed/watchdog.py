@@ -35,6 +35,12 @@ Describe = Callable[[], str]
 
 
 class Watchdog:
+    """One rank's guard against waiting for ever (see the module docstring).
+
+    The main thread announces each blocking wait; a daemon thread ends the process with one line and
+    `EXIT_NO_PROGRESS` when a wait outlasts `limit_s` (plus its allowance). `limit_s = 0` disables it.
+    """
+
     def __init__(self, rank: int, limit_s: float = DEFAULT_LIMIT_S) -> None:
         self.rank = rank
         self.limit_s = limit_s

@@ -14,6 +14,12 @@ from torch import nn
 
 
 class LayeredModel(nn.Module):
+    """A model as an ordered list of named layers that a plan's partition cuts into stages.
+
+    `forward_range(x, start, stop)` runs layers `start .. stop-1`; the last layer is the classifier,
+    ending in an `nn.Linear`. Built by name from the models registry.
+    """
+
     def __init__(
         self,
         name: str,

@@ -22,6 +22,13 @@ from executor.ocl.cost import ZERO_COST, StepCost
 
 @dataclass
 class TrainBatch:
+    """The rows one training step trains on: `num_new` fresh rows first, then added rows.
+
+    Shapes are checked on construction (`ValueError`); `weight` scales each row's loss (None: uniform),
+    `cost` is the algorithm's extra work, `frozen_layers` the prefix that took no backward. See the
+    module docstring.
+    """
+
     x: torch.Tensor
     y: torch.Tensor
     num_new: int

@@ -17,6 +17,12 @@ from executor.ocl.learner import Learner
 
 
 class Evaluator:
+    """Counts correct test-set predictions per group (class, or domain × class) for one run.
+
+    Built from the stream and the device; results are cached per learner update count, so repeated
+    checkpoints between two updates cost nothing.
+    """
+
     def __init__(self, stream: Stream, device: torch.device) -> None:
         dataset = stream.dataset
         classes = dataset.num_classes

@@ -172,6 +172,11 @@ class RunSpec:
 
 @dataclass(frozen=True, eq=False)
 class Experiment:
+    """A run ready to start: its spec, its built setup, its arrival interval (seconds) and framework.
+
+    Made by `prepare`; `run_experiment` runs it.
+    """
+
     spec: RunSpec
     setup: RunSetup
     arrival_interval_s: float

@@ -41,6 +41,12 @@ EPS = 1e-10
 
 
 class AdaptiveFreezing:
+    """aL-SAR's per-batch choice of how many leading layers skip the backward (see the module docstring).
+
+    Never freezes the classifier; needs at least two layers (`ValueError`). Keeps per-layer Fisher
+    traces and the ‖G‖² EMA (`nbytes`) and counts how many batches froze layers.
+    """
+
     def __init__(self, layer_flops: Sequence[float], unfreeze_rate: float, rng: np.random.Generator) -> None:
         if len(layer_flops) < 2:
             raise ValueError("freezing needs a model of at least two layers (a prefix and the classifier)")

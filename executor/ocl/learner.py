@@ -31,6 +31,12 @@ PREDICT_CHUNK = 1024
 
 
 class Learner:
+    """One model, its optimizer and an OCL algorithm, stepped as `prepare` then `apply`.
+
+    Nothing may touch the model between the two halves; every byte the learner stores is charged to its
+    `ByteLedger` by category (see the module docstring).
+    """
+
     def __init__(
         self,
         model: nn.Module,

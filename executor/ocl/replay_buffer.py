@@ -38,6 +38,12 @@ def capacity_from_bytes(budget_bytes: int, bytes_per_sample: int) -> int:
 
 
 class ReplayBuffer:
+    """A replay memory of at most `capacity` samples under the `reservoir` or `class-balanced` policy.
+
+    Each stored sample costs `bytes_per_sample` in the ledger's `category`; `add` returns the slots it
+    wrote. Bad capacity or policy: `ValueError`. See the module docstring.
+    """
+
     def __init__(
         self,
         capacity: int,

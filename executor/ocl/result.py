@@ -18,6 +18,12 @@ import numpy as np
 
 @dataclass
 class RunResult:
+    """Everything one run measured, the same for every framework (see the module docstring).
+
+    Per-datum arrays are indexed by stream position; times are seconds of the stream, with `inf` in
+    `trained_at_s` for a datum never trained on; memory is in bytes.
+    """
+
     framework: str
     algorithm: str
     arrival_s: np.ndarray

@@ -81,6 +81,12 @@ def target_modules(model: LayeredModel, fraction: float) -> list[tuple[int, Weig
 
 
 class SubsetGradients:
+    """Per-sample gradients of a fixed random subset of one model's weights, read off its backward.
+
+    The subset is drawn once at construction (`size` columns in all); `capture(key)` records a pass and
+    `gradients(key)` returns one row of columns per sample (see the module docstring).
+    """
+
     def __init__(self, model: LayeredModel, fraction: float, rng: np.random.Generator) -> None:
         self.targets: list[_Target] = []
         start = 0

@@ -49,6 +49,12 @@ SUBSET_FRACTION = 1e-4  # of each target weight (SPEC §10.3: 0.01 %)
 
 @dataclass(frozen=True)
 class SamplerContext:
+    """What a sampler is built with: the class count and the run's random stream.
+
+    `temperature` is the `T` of the similarity-aware draw; `ledger` is where the sampler's state is
+    charged (None: nowhere).
+    """
+
     num_classes: int
     rng: np.random.Generator
     temperature: float = 2.0
@@ -135,12 +141,20 @@ def class_balanced_draw(labels: np.ndarray, k: int, rng: np.random.Generator) ->
 
 @register_sampler("class-balanced")
 class ClassBalancedSampler(ReplaySampler):
+    """`class-balanced`: draws slots with `p_i ∝ 1 / n_{y_i}`, every stored class equally likely."""
+
     def draw(self, k: int) -> np.ndarray:
         return class_balanced_draw(self.memory.label_array, k, self.context.rng)
 
 
 @register_sampler("similarity-aware")
 class SimilarityAwareSampler(ReplaySampler):
+    """`similarity-aware`: aL-SAR's draw from discounted use counts and class similarity (SPEC §10.3).
+
+    Keeps a use count per slot and a `ClassSimilarity` fed by the training steps' per-sample gradients;
+    class-balanced during warm-up. Its state is charged as "sampler".
+    """
+
     def __init__(self, memory: ReplayBuffer, context: SamplerContext) -> None:
         super().__init__(memory, context)
         self.counts = np.zeros(0, dtype=np.float32)

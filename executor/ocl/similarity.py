@@ -29,6 +29,12 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class ClassSimilarity:
+    """aL-SAR's class-similarity statistics `ḡ_y`, `σ_y`, `e_y` and the matrix `S` built from them.
+
+    `update` folds a batch's per-sample gradient columns in; statistics are float32 and their size is
+    `nbytes` (`bytes_for` predicts it before one exists). See the module docstring.
+    """
+
     def __init__(self, num_classes: int, size: int) -> None:
         # Stored in float32, the gradients' own precision (bytes count against a memory budget).
         self.mean_grad = np.zeros((num_classes, size), dtype=np.float32)

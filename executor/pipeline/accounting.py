@@ -21,6 +21,12 @@ WEIGHTS, ACTIVATIONS = "weights", "activations"
 
 
 class PipelineLedger(ByteLedger):
+    """A pipeline's `ByteLedger` (layer-output convention) that also tracks the Learner's convention.
+
+    `saved_peak` is the peak under saved-tensor bytes, `f4_peak` the peak of weights plus activations
+    alone (what (F4) predicts); see the module docstring.
+    """
+
     def __init__(self) -> None:
         super().__init__()
         self.saved_delta = 0  # Σ over stored (datum, stage) of saved-tensor bytes − layer-output bytes

@@ -58,6 +58,12 @@ from planner.plan import Plan
 
 
 class StageWorker:
+    """The stages one process owns and the op bodies both pipeline executors run on them.
+
+    Holds a `StageRuntime` per owned stage, the OCL algorithm and the process's ledger; which op runs
+    when, and where its tensor goes, is the caller's. See the module docstring.
+    """
+
     def __init__(
         self,
         model: LayeredModel,

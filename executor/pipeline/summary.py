@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class PipelineSummary:
+    """A pipeline run's extra measurements, filled by both executors and written to `summary.json`.
+
+    Per-stage lists have one entry per stage; memory is in bytes; `stagewise_adaptation_rate` is SPEC
+    §2's measured R (per second).
+    """
+
     ops_executed: int
     updates_per_stage: list[int]
     staleness_histogram: list[list[int]]  # per stage: gradients applied by staleness

@@ -30,6 +30,12 @@ from sim.trace import TraceRow
 
 
 class TraceChecks:
+    """Checks each op of a followed trace against what ran, allowing for frozen-prefix updates.
+
+    A mismatch raises `FerretError` naming the row; `skipped` counts, per stage, update rows that
+    applied nothing. See the module docstring.
+    """
+
     def __init__(self, num_stages: int) -> None:
         self.skipped = [0] * num_stages  # update rows that applied nothing (every datum froze), per stage
         self._at_forward: dict[tuple[int, int], int] = {}  # (sample, stage) → skipped[stage] at its forward

@@ -19,6 +19,11 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "planner" / "builtin_profile
 
 @dataclass(frozen=True)
 class BuiltinSpec:
+    """One shipped roofline profile: a model on a device with its input shape and class count.
+
+    Its file is `planner/builtin_profiles/{model}-{device}.json`.
+    """
+
     model: str
     device: str
     input_shape: tuple[int, ...]

@@ -31,6 +31,8 @@ class _Timer(Protocol):
 
 
 class WallTimer:
+    """Times a region with `time.perf_counter`: `stop()` returns the seconds since `start()` (CPU)."""
+
     def __init__(self) -> None:
         self._t0 = 0.0
 
@@ -42,6 +44,11 @@ class WallTimer:
 
 
 class CudaEventTimer:
+    """Times a region with CUDA events: `stop()` returns the GPU seconds since `start()`.
+
+    `start` synchronises the device first, so earlier work is not counted.
+    """
+
     def __init__(self, device: torch.device) -> None:
         self._device = device
         self._begin = torch.cuda.Event(enable_timing=True)

@@ -27,6 +27,11 @@ from planner.registry import Registry
 
 @dataclass(frozen=True)
 class RooflineDevice:
+    """A device the roofline prices: fp32 peak FLOP/s, memory bandwidth (bytes/s), launch overhead (s).
+
+    Peaks must be positive and the overhead non-negative (`FerretError`).
+    """
+
     name: str
     peak_flops_per_s: float  # datasheet fp32 peak, FMA = 2 FLOPs
     bandwidth_bytes_per_s: float  # peak device-memory bandwidth

@@ -35,6 +35,11 @@ class OpCost:
 
 @dataclass(frozen=True)
 class LayerCost:
+    """One layer's costs from the traced forward: its ops, input, output and parameter bytes.
+
+    `flops` is the sum over its ops.
+    """
+
     name: str
     ops: tuple[OpCost, ...]
     in_bytes: int

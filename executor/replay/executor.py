@@ -61,6 +61,12 @@ COMPUTE = ("fwd", "recompute", "bwd")
 
 
 class ReplayExecutor:
+    """Runs a plan by following a trace op by op in one process against the stages' `StageRuntime`s.
+
+    Checks every row against what ran (`FerretError` on a mismatch) and returns a `RunResult`; see the
+    module docstring for what each row kind does.
+    """
+
     def __init__(
         self,
         setup: RunSetup,

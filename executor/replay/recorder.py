@@ -17,6 +17,11 @@ from sim.trace import TraceRow, TraceSink
 
 
 class Recorder:
+    """Writes the replay's measured trace rows to `sink` (None: nothing), timed from `start()`.
+
+    Times are wall-clock seconds since the replay began.
+    """
+
     def __init__(self, sink: TraceSink | None) -> None:
         self.sink = sink
         self.t0 = time.perf_counter()

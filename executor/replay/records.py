@@ -35,6 +35,11 @@ class ModelView:
 
 
 class ReplayRecords:
+    """Per-datum measurements of a replay (prediction, lowest stage, update times) and its checkpoints.
+
+    Turned into a `RunResult` at the end; see the module docstring for when a datum counts as trained.
+    """
+
     def __init__(self, stream: Stream, num_stages: int, eval_every: int, device: torch.device) -> None:
         n = len(stream)
         self.stream = stream

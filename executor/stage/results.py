@@ -9,6 +9,12 @@ import torch
 
 
 class ForwardResult(NamedTuple):
+    """What a stage's forward reports to the executor, which writes it into the trace's `fwd` row.
+
+    The detached output, the weight version it ran on, whether it stored the datum for a backward, and
+    the activation bytes stored (the trace's `bytes` of a `fwd` row).
+    """
+
     output: torch.Tensor  # detached; the executor carries it to the next stage
     version: int  # weight version the forward ran on
     stored: bool  # False: this stage will not back-propagate the datum and stored nothing
@@ -16,6 +22,12 @@ class ForwardResult(NamedTuple):
 
 
 class UpdateResult(NamedTuple):
+    """One optimizer step of a stage, as the trace's `update` row records it.
+
+    The version it was applied to (it made `version + 1`), the largest staleness among its gradients,
+    its samples in backward order, and `skipped` when a non-finite gradient applied nothing.
+    """
+
     version: int  # the version the step was applied to; it produced `version + 1` (trace schema)
     staleness: int  # the largest staleness among the gradients it applies
     samples: tuple[int, ...]  # the data whose gradients it applies, in backward order
@@ -23,6 +35,12 @@ class UpdateResult(NamedTuple):
 
 
 class BackwardResult(NamedTuple):
+    """What a stage's backward reports to the executor.
+
+    The input gradient for the stage below (None: none is passed), whether anything ran, the stashed
+    version and the staleness, and the `UpdateResult` when it closed an accumulation group.
+    """
+
     grad_input: torch.Tensor | None  # for the stage below; None: stage 0, omitted or (partly) frozen
     ran: bool  # False: omitted (T3) or wholly frozen — nothing was computed here
     version: int  # the stashed version the gradient was taken against

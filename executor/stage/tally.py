@@ -10,6 +10,11 @@ from executor.ledger import ByteLedger
 
 
 class Tally:
+    """What one stage holds, by category, while every change also goes to a shared `ByteLedger`.
+
+    Freeing more than the stage holds raises `RuntimeError`.
+    """
+
     __slots__ = ("_held", "ledger")
 
     def __init__(self, ledger: ByteLedger) -> None:

@@ -41,6 +41,12 @@ class Version:
 
 
 class VersionStore:
+    """One stage's live weight versions with reference counts (weight stashing).
+
+    Version `v` is the weights after `v` updates; a version is freed once neither the current weights
+    nor an in-flight datum (nor, with `keep_chain`, Iter-Fisher's chain) needs it.
+    """
+
     def __init__(self, layout: ParamLayout, flat: torch.Tensor, tally: Tally, keep_chain: bool) -> None:
         self._layout = layout
         self._tally = tally

@@ -20,6 +20,12 @@ from planner.stream import StreamSpec
 
 
 class Strategy(ABC):
+    """A pipeline strategy: plans (profile, stream, budget) and predicts (R, M) of its plans in closed form.
+
+    Subclasses set `name` (the registry key in `STRATEGIES`), `summary` and the `option_names` they
+    accept; `check_options` rejects any other option with a `ValidationError`.
+    """
+
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for --help and the docs
     option_names: ClassVar[tuple[str, ...]] = ("partition", "num_devices")

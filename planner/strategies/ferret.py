@@ -13,6 +13,11 @@ from planner.strategies.base import Strategy, StreamSpec, check_devices, resolve
 
 
 class Ferret(Strategy):
+    """Ferret (Alg. 2 + 3): N interleaved asynchronous workers, searched by `FerretPlanner`.
+
+    One planner serves every budget of `plan_many`; predictions are (F3) and (F4) exactly.
+    """
+
     name = "ferret"
     summary = "N interleaved async workers; recomputation, accumulation, omission, worker removal (Alg. 2 + 3)"
 

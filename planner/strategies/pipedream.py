@@ -75,6 +75,11 @@ class _OneWorker(Strategy):
 
 
 class PipeDream(_OneWorker):
+    """PipeDream: one asynchronous 1F1B worker with weight stashing (P−j versions at stage j).
+
+    Its rate is (F3) scaled by `delivery_factor`: data arriving faster than one per cycle are dropped.
+    """
+
     name = "pipedream"
     summary = "one async 1F1B worker, weight stashing (P-j versions per stage), data it cannot absorb are dropped"
 
@@ -83,6 +88,11 @@ class PipeDream(_OneWorker):
 
 
 class PipeDream2BW(_OneWorker):
+    """PipeDream-2BW: one asynchronous worker, two weight versions, gradients accumulated over P−1 data.
+
+    Rated like `PipeDream`: (F3) times the share of data one worker can absorb.
+    """
+
     name = "pipedream-2bw"
     summary = "one async worker, double-buffered weights (2 versions), gradient accumulation over P-1 data"
 

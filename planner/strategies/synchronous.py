@@ -131,6 +131,11 @@ class _Synchronous(Strategy):
 
 
 class GPipe(_Synchronous):
+    """GPipe: each mini-batch runs all forwards, then all backwards, then a flush.
+
+    Every stage keeps the activations of all B micro-batches, so memory grows linearly in B.
+    """
+
     name = "gpipe"
     summary = "synchronous: all forwards then all backwards of a mini-batch, then a flush; keeps every activation"
 
@@ -139,6 +144,11 @@ class GPipe(_Synchronous):
 
 
 class OneFOneBFlush(_Synchronous):
+    """Synchronous 1F1B with a flush per mini-batch (DAPPLE).
+
+    Stage j keeps at most min(B, P−j) micro-batches' activations at once.
+    """
+
     name = "1f1b"
     summary = "synchronous 1F1B with a flush per mini-batch (DAPPLE): at most P-j micro-batches in flight at stage j"
 

@@ -23,6 +23,12 @@ from executor.ocl.batch import TrainBatch, append_rows
 
 @register_algorithm("alsar")
 class ALSAR(ExperienceReplay):
+    """`alsar`: ER that trains on rows drawn from a class-balanced memory, with adaptive freezing.
+
+    A step's new rows enter the memory before the draw, so one is trained on only if drawn (see the
+    module docstring).
+    """
+
     default_sampler = "similarity-aware"
     default_freezing = "adaptive"
     memory_policy = "class-balanced"

@@ -28,6 +28,12 @@ Replay = tuple[torch.Tensor, torch.Tensor, StepCost]
 
 @register_algorithm("er")
 class ExperienceReplay(OCLAlgorithm):
+    """`er`: trains each step on its rows plus rows replayed from a reservoir memory.
+
+    See the module docstring. The memory's bytes are charged to the ledger; new rows enter it only after
+    the update.
+    """
+
     default_sampler = "uniform"
     memory_policy = "reservoir"
     replay_memory = True

@@ -33,6 +33,12 @@ from executor.ocl.cost import StepCost
 
 @register_algorithm("lwf")
 class LearningWithoutForgetting(OCLAlgorithm):
+    """`lwf`: cross-entropy plus distillation from a frozen teacher taken at each consolidation.
+
+    Vanilla until the first consolidation; the teacher's weights are charged to the ledger as "teacher"
+    (see the module docstring for the loss).
+    """
+
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
         self.consolidation = Consolidation(config.consolidate_every)

@@ -34,6 +34,12 @@ from executor.ocl.modes import eval_mode
 
 @register_algorithm("mas")
 class MemoryAwareSynapses(OCLAlgorithm):
+    """`mas`: an importance-weighted L2 pull towards the weights anchored at the last consolidation.
+
+    Importance accumulates online after every update; its tensors are charged as "importance" (see the
+    module docstring for the penalty).
+    """
+
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
         self.consolidation = Consolidation(config.consolidate_every)

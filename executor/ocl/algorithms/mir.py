@@ -30,6 +30,12 @@ from executor.ocl.modes import eval_mode
 
 @register_algorithm("mir")
 class MaximallyInterferedRetrieval(ExperienceReplay):
+    """`mir`: ER that replays the candidates whose loss a virtual step on the new rows raises most.
+
+    The model is never touched by the scoring; its extra forwards and backward are charged to the step's
+    cost (see the module docstring).
+    """
+
     def select_replay(
         self, model: nn.Module, new_x: torch.Tensor, new_y: torch.Tensor, new_weight: torch.Tensor | None, k: int
     ) -> Replay:

@@ -85,6 +85,12 @@ class StreamView(Protocol):
 
 
 class SchedulingPolicy(Protocol):
+    """A sequential framework's choice of what the learner trains on; the virtual-time loop calls it.
+
+    `on_arrival` for each datum, `select` when the learner is free (None: wait), `after_step` once a
+    step is applied; `held` is the number of stream data it keeps (the ledger's "window").
+    """
+
     def on_arrival(self, position: int, busy: bool) -> None:
         """Datum `position` arrived; `busy` says whether the learner was in a step then."""
 

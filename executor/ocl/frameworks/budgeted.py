@@ -39,6 +39,12 @@ from executor.ocl.setup import RunSetup
 
 
 class BudgetedFramework:
+    """`budgeted`: steps paid for by a compute budget in FLOPs per sample, run at each arrival.
+
+    Time plays no part; the credit is an exact fraction, so a run is deterministic in its seed and at
+    most `max_held` data are pending (see the module docstring).
+    """
+
     name = "budgeted"
     replay_memories = 0
 

@@ -29,6 +29,11 @@ from executor.ocl.replay_buffer import ReplayBuffer
 
 
 class CamelPolicy(WindowPolicy):
+    """Camel's policy: a B-Skip window trained on a weighted coreset, plus Camel's own replay.
+
+    The chosen points leave the window for Camel's reservoir buffer (see the module docstring).
+    """
+
     def __init__(self, window: int, batch_size: int, buffer: ReplayBuffer) -> None:
         super().__init__(window, batch_size, choose=lambda held, n: np.arange(n))
         self.buffer = buffer

@@ -20,6 +20,11 @@ from executor.ocl.frameworks.base import (
 
 
 class OneSkipPolicy:
+    """1-Skip's policy: keeps the first datum that arrives while the learner is free, trains on it alone.
+
+    Everything arriving while the learner is busy is skipped; nothing is kept between steps.
+    """
+
     def __init__(self) -> None:
         self._waiting: int | None = None
 

@@ -13,6 +13,11 @@ from executor.ocl.setup import RunSetup
 
 
 class Oracle:
+    """`oracle`: trains on every datum in order at its arrival with zero delay (the upper bound).
+
+    Holds one datum at a time; takes no framework options.
+    """
+
     name = "oracle"
     replay_memories = 0
 

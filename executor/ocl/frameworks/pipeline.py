@@ -102,6 +102,11 @@ def check_plan(options: PipelineOptions, num_layers: int, model_name: str) -> Pl
 
 
 class PipelineFramework:
+    """`pipeline`: runs a plan on the stream in its `mode` (`replay` or `distributed`, `PIPELINE_MODES`).
+
+    Returns the same `RunResult` as the sequential frameworks.
+    """
+
     def __init__(self, options: PipelineOptions) -> None:
         self.options = options
         self.name = "pipeline"

@@ -48,6 +48,13 @@ class TrainBatch:
         if self.weight is not None and self.weight.shape != (rows,):
             raise ValueError(f"batch has {rows} rows but weights of shape {tuple(self.weight.shape)}")
 
+    @classmethod
+    def fresh(
+        cls, x: torch.Tensor, y: torch.Tensor, *, weight: torch.Tensor | None = None, task: int = 0
+    ) -> TrainBatch:
+        """Every row fresh stream data: what a scheduler hands an algorithm's `observe`."""
+        return cls(x, y, num_new=int(x.shape[0]), weight=weight, task=task)
+
     @property
     def rows(self) -> int:
         return int(self.x.shape[0])

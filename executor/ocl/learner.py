@@ -75,9 +75,8 @@ class Learner:
         task: int = 0,
         batch_rows: int | None = None,
     ) -> TrainBatch:
-        return self.algorithm.observe(
-            self.model, x, y, weight=weight, num_new=num_new, task=task, batch_rows=batch_rows
-        )
+        given = TrainBatch(x, y, num_new=x.shape[0] if num_new is None else num_new, weight=weight, task=task)
+        return self.algorithm.observe(self.model, given, batch_rows)
 
     def apply(self, batch: TrainBatch) -> torch.Tensor:
         """Train on `batch`; return the detached logits of its new rows from before the update.

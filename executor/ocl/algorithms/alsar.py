@@ -13,7 +13,6 @@ into the unfrozen suffix.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from executor.ocl.algorithms.base import register_algorithm
@@ -34,26 +33,16 @@ class ALSAR(ExperienceReplay):
     memory_policy = "class-balanced"
     memory_first = True
 
-    def observe(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        weight: torch.Tensor | None = None,
-        num_new: int | None = None,
-        task: int = 0,
-        batch_rows: int | None = None,
-    ) -> TrainBatch:
-        num_new = x.shape[0] if num_new is None else num_new
+    def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
+        x, y, weight, num_new = given.x, given.y, given.weight, given.num_new
         self.remember(x[:num_new], y[:num_new])
-        given = x.shape[0] - num_new
-        k = max(0, batch_rows - given) if batch_rows is not None else num_new + self.replay_rows(0, num_new, None)
+        added = x.shape[0] - num_new
+        k = max(0, batch_rows - added) if batch_rows is not None else num_new + self.replay_rows(0, num_new, None)
         slots, cost = self.draw(k)
         extra_weight = None if weight is None else weight[num_new:]
         drawn_x, drawn_y = self.buffer.get(slots) if len(slots) else (x[:0], y[:0])
         x, y, weight = append_rows(x[num_new:], y[num_new:], extra_weight, drawn_x, drawn_y)
-        return TrainBatch(x, y, num_new=0, weight=weight, task=task, cost=cost)
+        return TrainBatch(x, y, num_new=0, weight=weight, task=given.task, cost=cost)
 
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         """The new rows entered the memory before the step."""

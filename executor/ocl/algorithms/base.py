@@ -3,8 +3,8 @@
 An algorithm is what a learner does *around* a gradient step, independent of who schedules the
 steps (a sequential framework of SPEC §7 or a pipeline of Ferret workers). Per step, a caller:
 
-1. `batch = algorithm.observe(model, x, y, weight=..., num_new=..., task=...)` — hand in the
-   rows the scheduler chose; get back the rows to train on (replay appended) plus whatever the
+1. `batch = algorithm.observe(model, given)` — hand in the rows the scheduler chose (a
+   `TrainBatch`: `TrainBatch.fresh(x, y)` when every row is fresh data); get back the rows to train on (replay appended) plus whatever the
    loss needs (LwF's teacher logits) and the extra work done (`batch.cost`).
 2. Forward `batch.x`; `loss = algorithm.loss(logits, batch)`; for every group of parameters the
    caller updates (the whole model, or one pipeline stage's), add
@@ -174,21 +174,11 @@ class OCLAlgorithm:
         # switching freezing on never shifts the replay draws.
         self._freezing_rng = context.rng.spawn(1)[0] if self.freezing_mode == "adaptive" else None
 
-    def observe(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        weight: torch.Tensor | None = None,
-        num_new: int | None = None,
-        task: int = 0,
-        batch_rows: int | None = None,
-    ) -> TrainBatch:
-        """The batch to train on. `num_new` (default: every row) leading rows are fresh data.
-        `batch_rows`: the step's size when the caller fixes it (algorithms with a memory fill
-        the step to it); vanilla trains on the rows given."""
-        return TrainBatch(x, y, num_new=x.shape[0] if num_new is None else num_new, weight=weight, task=task)
+    def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
+        """The batch to train on, from the rows the scheduler chose (`given`: its `num_new`
+        leading rows are fresh data). `batch_rows`: the step's size when the caller fixes it
+        (algorithms with a memory fill the step to it); vanilla trains on the rows given."""
+        return given
 
     def loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
         return weighted_cross_entropy(logits, batch.y, batch.weight)

@@ -55,23 +55,13 @@ class ExperienceReplay(OCLAlgorithm):
             return max(0, batch_rows - given)
         return self.config.replay_batch if self.config.replay_batch is not None else num_new
 
-    def observe(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        weight: torch.Tensor | None = None,
-        num_new: int | None = None,
-        task: int = 0,
-        batch_rows: int | None = None,
-    ) -> TrainBatch:
-        num_new = x.shape[0] if num_new is None else num_new
+    def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
+        x, y, weight, num_new = given.x, given.y, given.weight, given.num_new
         k = self.replay_rows(x.shape[0], num_new, batch_rows)
         new_weight = None if weight is None else weight[:num_new]
         replay_x, replay_y, cost = self.select_replay(model, x[:num_new], y[:num_new], new_weight, k)
         x, y, weight = append_rows(x, y, weight, replay_x, replay_y)
-        return TrainBatch(x, y, num_new=num_new, weight=weight, task=task, cost=cost)
+        return TrainBatch(x, y, num_new=num_new, weight=weight, task=given.task, cost=cost)
 
     def draw(self, k: int) -> tuple[np.ndarray, StepCost]:
         """`k` memory slots from the sampler, and the sampler's arithmetic."""

@@ -14,6 +14,7 @@ Memory: the teacher's weights ("teacher" in the ledger).
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -46,27 +47,19 @@ class LearningWithoutForgetting(OCLAlgorithm):
         self.teacher_classes: torch.Tensor | None = None
         self.seen_classes = torch.zeros(context.num_classes, dtype=torch.bool)
 
-    def observe(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        weight: torch.Tensor | None = None,
-        num_new: int | None = None,
-        task: int = 0,
-        batch_rows: int | None = None,
-    ) -> TrainBatch:
-        num_new = x.shape[0] if num_new is None else num_new
-        if self.consolidation.due(task, num_new) and bool(self.seen_classes.any()):
+    def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
+        if self.consolidation.due(given.task, given.num_new) and bool(self.seen_classes.any()):
             self._take_teacher(model)
-        batch = TrainBatch(x, y, num_new=num_new, weight=weight, task=task)
-        if self.teacher is not None:
-            with torch.no_grad():
-                batch.teacher_logits = self.teacher(x)[:, self.teacher_classes]
-            batch.teacher_classes = self.teacher_classes
-            batch.cost = StepCost(forward=x.shape[0])
-        return batch
+        if self.teacher is None:
+            return given
+        with torch.no_grad():
+            teacher_logits = self.teacher(given.x)[:, self.teacher_classes]
+        return replace(
+            given,
+            teacher_logits=teacher_logits,
+            teacher_classes=self.teacher_classes,
+            cost=StepCost(forward=given.rows),
+        )
 
     def loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
         loss = weighted_cross_entropy(logits, batch.y, batch.weight)

@@ -15,6 +15,7 @@ Memory ("importance" in the ledger): the running importance, plus `Ω` and `θ*`
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -48,23 +49,10 @@ class MemoryAwareSynapses(OCLAlgorithm):
         self.omega: dict[str, torch.Tensor] = {}
         self.anchor: dict[str, torch.Tensor] = {}
 
-    def observe(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        weight: torch.Tensor | None = None,
-        num_new: int | None = None,
-        task: int = 0,
-        batch_rows: int | None = None,
-    ) -> TrainBatch:
-        num_new = x.shape[0] if num_new is None else num_new
-        if self.consolidation.due(task, num_new) and self.samples > 0:
+    def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
+        if self.consolidation.due(given.task, given.num_new) and self.samples > 0:
             self._consolidate(model)
-        return TrainBatch(
-            x, y, num_new=num_new, weight=weight, task=task, cost=StepCost(forward=num_new, backward=num_new)
-        )
+        return replace(given, cost=StepCost(forward=given.num_new, backward=given.num_new))
 
     def has_penalty(self) -> bool:
         return bool(self.omega) and self.config.mas_lambda > 0

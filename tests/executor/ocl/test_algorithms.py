@@ -40,7 +40,7 @@ def train(model: nn.Module, algo, batch: TrainBatch, lr: float = 0.1) -> None:
 
 def test_vanilla_trains_on_what_it_is_given():
     algo = algorithm("vanilla")
-    batch = algo.observe(linear_model(DATA), X[:2], Y[:2])
+    batch = algo.observe(linear_model(DATA), TrainBatch.fresh(X[:2], Y[:2]))
     assert torch.equal(batch.x, X[:2]) and batch.num_new == 2 and batch.cost.forward == 0
     logits = torch.randn(2, 3)
     assert torch.allclose(algo.loss(logits, batch), F.cross_entropy(logits, Y[:2]))
@@ -49,24 +49,24 @@ def test_vanilla_trains_on_what_it_is_given():
 def test_er_mixes_new_and_buffered_rows_and_stores_only_new_ones():
     algo = algorithm("er", buffer_samples=4)
     model = linear_model(DATA)
-    first = algo.observe(model, X[:2], Y[:2])
+    first = algo.observe(model, TrainBatch.fresh(X[:2], Y[:2]))
     assert first.rows == 2  # empty buffer: nothing to replay yet
     train(model, algo, first)
     assert algo.buffer.labels.tolist() == Y[:2].tolist()
-    second = algo.observe(model, X[2:3], Y[2:3])
+    second = algo.observe(model, TrainBatch.fresh(X[2:3], Y[2:3]))
     assert second.rows == 2 and second.num_new == 1  # 1:1 mix by default
     assert torch.equal(second.x[0], X[2]) and any(torch.equal(second.x[1], X[i]) for i in range(2))
     train(model, algo, second)
     assert sorted(algo.buffer.labels.tolist()) == sorted(Y[:3].tolist())  # the replayed row is not re-added
     bigger = algorithm("er", buffer_samples=10, replay_batch=5)
     bigger.buffer.add(X[:8], Y[:8])
-    assert bigger.observe(model, X[8:9], Y[8:9]).rows == 6
+    assert bigger.observe(model, TrainBatch.fresh(X[8:9], Y[8:9])).rows == 6
 
 
 def test_er_keeps_weights_of_weighted_batches():
     algo = algorithm("er")
     algo.buffer.add(X[:5], Y[:5])
-    batch = algo.observe(linear_model(DATA), X[5:7], Y[5:7], weight=torch.tensor([2.0, 0.5]))
+    batch = algo.observe(linear_model(DATA), TrainBatch.fresh(X[5:7], Y[5:7], weight=torch.tensor([2.0, 0.5])))
     assert batch.weight.tolist() == [2.0, 0.5, 1.0, 1.0]
     logits = torch.randn(4, 3)
     per_row = F.cross_entropy(logits, batch.y, reduction="none")
@@ -78,7 +78,7 @@ def test_mir_replays_the_most_interfered_candidates():
     model = linear_model(DATA, seed=1)
     algo.buffer.add(X[:12], Y[:12])
     new_x, new_y = X[12:14], Y[12:14]
-    batch = algo.observe(model, new_x, new_y)
+    batch = algo.observe(model, TrainBatch.fresh(new_x, new_y))
     # By hand: a virtual SGD step on the new rows, then the loss increase of every buffer sample.
     virtual = copy.deepcopy(model)
     loss = F.cross_entropy(virtual(new_x), new_y)
@@ -100,11 +100,11 @@ def test_mir_replays_the_most_interfered_candidates():
 def test_lwf_distils_the_teacher_from_the_task_boundary():
     algo = algorithm("lwf", lwf_alpha=0.5, lwf_temperature=2.0)
     model = linear_model(DATA)
-    batch = algo.observe(model, X[:3], Y[:3], task=0)
+    batch = algo.observe(model, TrainBatch.fresh(X[:3], Y[:3], task=0))
     assert batch.teacher_logits is None  # no previous model yet: plain CE
     train(model, algo, batch)  # classes 0, 1, 2 are now seen
     seen_model = copy.deepcopy(model)
-    batch = algo.observe(model, X[3:5], Y[3:5], task=1)
+    batch = algo.observe(model, TrainBatch.fresh(X[3:5], Y[3:5], task=1))
     assert torch.equal(batch.teacher_logits, seen_model(X[3:5]).detach())
     assert algo.context.ledger.held("teacher") == module_bytes(model)
     assert batch.cost.forward == 2
@@ -118,9 +118,9 @@ def test_lwf_distils_the_teacher_from_the_task_boundary():
 def test_lwf_distils_only_classes_the_teacher_had_seen():
     algo = algorithm("lwf")
     model = linear_model(DATA)
-    first = algo.observe(model, X[0:1], Y[0:1], task=0)  # class 0 only
+    first = algo.observe(model, TrainBatch.fresh(X[0:1], Y[0:1], task=0))  # class 0 only
     train(model, algo, first)
-    batch = algo.observe(model, X[1:3], Y[1:3], task=1)
+    batch = algo.observe(model, TrainBatch.fresh(X[1:3], Y[1:3], task=1))
     assert batch.teacher_classes.tolist() == [0] and batch.teacher_logits.shape == (2, 1)
 
 
@@ -128,7 +128,7 @@ def test_lwf_consolidates_periodically_on_task_free_streams():
     algo = algorithm("lwf", consolidate_every=4)
     model = linear_model(DATA)
     for i in range(0, 8, 2):
-        batch = algo.observe(model, X[i : i + 2], Y[i : i + 2])
+        batch = algo.observe(model, TrainBatch.fresh(X[i : i + 2], Y[i : i + 2]))
         assert (batch.teacher_logits is not None) == (i >= 4)
         train(model, algo, batch)
 
@@ -138,7 +138,7 @@ def test_mas_importance_anchor_and_penalty_by_hand():
     algo = algorithm("mas", mas_lambda=lam)
     model = linear_model(DATA)
     linear = model.classifier
-    batch = algo.observe(model, X[:1], Y[:1], task=0)
+    batch = algo.observe(model, TrainBatch.fresh(X[:1], Y[:1], task=0))
     assert batch.cost.forward == 1 and batch.cost.backward == 1  # the importance pass
     train(model, algo, batch)
     # ‖Wx + b‖² has gradient 2·f·xᵀ for W and 2·f for b, taken after the update.
@@ -149,7 +149,7 @@ def test_mas_importance_anchor_and_penalty_by_hand():
     assert torch.allclose(algo.importance_sum[weight_name], (2 * f[:, None] * X[0][None, :]).abs(), atol=1e-6)
     assert torch.allclose(algo.importance_sum[bias_name], (2 * f).abs(), atol=1e-6)
     assert not algo.has_penalty()
-    algo.observe(model, X[1:2], Y[1:2], task=1)  # a new task: anchor here
+    algo.observe(model, TrainBatch.fresh(X[1:2], Y[1:2], task=1))  # a new task: anchor here
     assert algo.has_penalty()
     with torch.no_grad():
         linear.weight += 0.1

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from executor.ledger import module_bytes, optimizer_state_bytes
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.batch import TrainBatch
 from executor.ocl.budget import StoredLedger, plan_memory
 from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
 from executor.ocl.frameworks import FrameworkOptions
@@ -208,6 +209,6 @@ def test_switching_freezing_on_does_not_shift_the_replay_draws():
     for freezing in ("none", "adaptive"):
         context = AlgorithmContext(10, 64, ByteLedger(), np.random.default_rng(0), 1e-3)
         algo = build_algorithm(AlgorithmConfig(name="er", freezing=freezing, buffer_samples=5), context)
-        algo.after_update(None, algo.observe(None, torch.zeros(20, 1), torch.arange(20) % 10))  # type: ignore[arg-type]
+        algo.after_update(None, algo.observe(None, TrainBatch.fresh(torch.zeros(20, 1), torch.arange(20) % 10)))  # type: ignore[arg-type]
         draws.append((algo.buffer.labels.tolist(), algo.buffer.sample_indices(3).tolist()))
     assert draws[0] == draws[1]

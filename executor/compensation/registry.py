@@ -32,7 +32,15 @@ def build_compensator(
 
 def _load_builtin_compensators() -> None:
     # Imported for their registration side effect.
-    from executor.compensation import fisher, gap_aware, iter_fisher, none, step_aware  # noqa: F401
+    from executor.compensation import (  # noqa: F401
+        adam_fisher,
+        fisher,
+        gap_aware,
+        hvp,
+        iter_fisher,
+        none,
+        step_aware,
+    )
 
 
 _load_builtin_compensators()

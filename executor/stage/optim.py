@@ -76,6 +76,17 @@ class StageOptimizer:
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state)
 
+    @property
+    def has_second_moment(self) -> bool:
+        return self.config.name == "adam"
+
+    def second_moment(self) -> torch.Tensor | None:
+        """Adam's bias-corrected second moment `v̂ = v / (1 − β₂^t)` as a new flat tensor (the
+        empirical Fisher diagonal); None under SGD or before the first step."""
+        if not self.has_second_moment or not self._state:
+            return None
+        return self._state[1] / (1 - self.config.betas[1] ** self.steps)
+
     def step(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
         self.steps += 1
         with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Per-(worker, stage) rules read from a `Plan`: accumulation, omission, recomputation.
+"""Per-(worker, stage) rules read from a `Plan`: accumulation, omission, recomputation, and
+which weights a backward differentiates (stashed or latest).
 
 Omission (SPEC §3.2 Decision): stage `j` runs the backward of worker-datum `k` only if
 `k mod (c^o_j + 1) == 0`, and a datum skipped at `j` skips every stage below. So datum `k`
@@ -21,6 +22,7 @@ class WorkerRule:
 
     active: bool
     recompute: bool
+    latest: bool  # backwards differentiate the stage's latest weights, recomputed from the kept input
     accumulation: int  # c^a: backward passes per optimizer step
     backward_every: int  # datum k is back-propagated here iff k % backward_every == 0
     asked_every: int  # the executor calls backward here iff k % asked_every == 0
@@ -43,6 +45,7 @@ def stage_rules(plan: Plan, stage: int) -> tuple[WorkerRule, ...]:
             WorkerRule(
                 active=worker.active,
                 recompute=worker.recompute,
+                latest=worker.latest,
                 accumulation=worker.accumulation[stage],
                 backward_every=math.lcm(above, worker.omission[stage] + 1),
                 asked_every=above,

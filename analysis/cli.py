@@ -10,11 +10,12 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import analysis.commands
+from analysis.config_args import help_text
 from planner.errors import FerretError
 
 EXIT_USER_ERROR = 2
@@ -24,11 +25,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show a default only when it says something: not None/False/empty, not already in the help."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
+        text = help_text(action)
         silent = action.default is None or action.default is False or action.default in ([], "", argparse.SUPPRESS)
-        if silent or "default" in text.lower():
+        if silent or "default" in text.lower() or not action.option_strings:
             return text
-        return super()._get_help_string(action) or text
+        return text + " (default: %(default)s)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -36,6 +37,31 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class CommandParser(OneLineParser):
+    """A command's parser that adds the command's arguments when first used (to parse or to show
+    help). `run`'s flags come from executor dataclasses, whose modules import torch: building
+    them only for the command given keeps `ferret plan` from paying seconds for it."""
+
+    def __init__(self, *args: Any, populate: Callable[[argparse.ArgumentParser], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate: Callable[[argparse.ArgumentParser], None] | None = populate
+
+    def populated(self) -> CommandParser:
+        if self._populate is not None:
+            populate, self._populate = self._populate, None
+            populate(self)
+        return self
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        return super(CommandParser, self.populated()).parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        return super(CommandParser, self.populated()).format_help()
+
+    def format_usage(self) -> str:
+        return super(CommandParser, self.populated()).format_usage()
 
 
 def discover_commands() -> dict[str, ModuleType]:
@@ -49,20 +75,21 @@ def discover_commands() -> dict[str, ModuleType]:
 
 
 def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
+    """The `ferret` parser; each command's arguments are added when that command is used."""
     parser = OneLineParser(
         prog="ferret",
         description="Plan, predict and run online continual learning under memory and compute budgets.",
         epilog="Sizes accept B/KiB/MiB/GiB (and KB/MB/GB), times ns/us/ms/s. Run 'ferret CMD --help' for details.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name, module in commands.items():
         cmd = sub.add_parser(
             name,
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=HelpFormatter,
+            populate=module.add_arguments,
         )
-        module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 

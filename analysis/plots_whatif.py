@@ -9,20 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from analysis.plot_style import plain_log_ticks, pyplot
 from analysis.whatif import WhatIfRow
 
 FIGURES = ("rate_vs_memory.png", "drops_vs_memory.png", "predicted_vs_simulated.png")
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _mib(nbytes: float) -> float:
@@ -30,7 +21,7 @@ def _mib(nbytes: float) -> float:
 
 
 def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
-    plt = _pyplot()
+    plt = pyplot()
     feasible = [r for r in rows if r.feasible]
     intervals = sorted({r.arrival_interval_s for r in rows})
     strategies = list(dict.fromkeys(r.strategy for r in rows))
@@ -58,7 +49,7 @@ def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
                     if front:
                         ax.scatter(*zip(*front, strict=True), s=90, facecolors="none", edgecolors="black", zorder=3)
             ax.set_xscale("log")
-            _plain_log_ticks(ax, "x")
+            plain_log_ticks(ax, "x")
             if log_y:
                 ax.set_yscale("log")
             ax.set_xlabel("peak memory (MiB, simulated)")
@@ -87,8 +78,8 @@ def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
         ax.plot([low, high], [low, high], color="grey", lw=1, ls="--", label="twin = closed form")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log_ticks(ax, "x")
-        _plain_log_ticks(ax, "y")
+        plain_log_ticks(ax, "x")
+        plain_log_ticks(ax, "y")
     ax.set_xlabel("closed-form R (F3 / strategy's form)")
     ax.set_ylabel("simulated R")
     ax.grid(True, which="both", alpha=0.3)
@@ -98,13 +89,3 @@ def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
     plt.close(fig)
     written.append(FIGURES[2])
     return written
-
-
-def _plain_log_ticks(ax: Any, which: str) -> None:
-    """Log-scale ticks at 1, 2, 5 × 10^k, written as plain numbers (20, 50, 100)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())

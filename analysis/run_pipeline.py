@@ -1,53 +1,45 @@
-"""`ferret run --plan`: the pipeline's flags, and turning them into the pipeline framework's options."""
+"""`ferret run --plan`: the pipeline's flags (made from `PipelineOptions`, `CompensationConfig` and
+`SimConfig`), and the typed `PipelineOptions` they give, with the plan loaded once."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
-from analysis.units import cli_type, parse_key_value
+from analysis.config_args import add_config_arguments, config_values, given_flags
+from analysis.sim_inputs import add_sim_config_arguments, given_sim_flags, sim_config_from_args
 from planner.errors import FerretError
+from planner.plan import Plan
 
-COMPENSATION_NAMES = "none, step-aware, gap-aware, fisher, iter-fisher"
-COMPENSATION_SETTINGS = ("lambda0", "nu", "alpha", "eta_lambda", "gap_ema")
+if TYPE_CHECKING:
+    from executor.ocl.frameworks.pipeline import PipelineOptions
+
+PIPELINE_TITLE = "pipeline (--plan)"
 MEASURED_TRACE = "trace.jsonl"
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    pipe = parser.add_argument_group("pipeline (--plan)")
-    pipe.add_argument("--plan", type=Path, default=None, help="plan JSON from `ferret plan`: run its pipeline")
-    pipe.add_argument(
-        "--mode", default="replay", help="how the pipeline runs: replay (one process follows the twin's schedule)"
-    )
-    pipe.add_argument("--compensation", default="none", help=f"stale-gradient compensation: {COMPENSATION_NAMES}")
-    pipe.add_argument(
-        "--compensation-option",
-        type=cli_type(parse_key_value),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="compensator setting, repeatable: lambda0, nu, alpha, eta_lambda, gap_ema (SPEC §5)",
-    )
-    pipe.add_argument(
-        "--trace",
-        type=Path,
-        default=None,
-        help="follow this trace file (jsonl/csv, e.g. from ferret simulate) instead of simulating",
-    )
+    from executor.compensation import CompensationConfig
+    from executor.ocl.frameworks.pipeline import PipelineOptions
+
+    add_config_arguments(parser, PipelineOptions, title=PIPELINE_TITLE)
+    add_config_arguments(parser, CompensationConfig, title=PIPELINE_TITLE)
     add_sim_config_arguments(parser)
 
 
-def resolve_pipeline(args: argparse.Namespace) -> Any:
-    """With --plan: the plan (read early for its arrival interval) and framework `pipeline`;
-    without: the pipeline flags are refused rather than ignored. Sets `args.framework`."""
-    from planner.plan import Plan
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
+    """With --plan: the pipeline's options (plan loaded, every setting checked) and
+    `args.framework = "pipeline"`; without: `None`, `args.framework` defaulted, and any pipeline
+    flag refused rather than ignored."""
+    from executor.compensation import CompensationConfig
+    from executor.ocl.frameworks.pipeline import PipelineOptions
 
-    given = [flag for flag in PIPELINE_FLAGS if getattr(args, flag, None) not in (None, [], "none", "replay")]
     if args.plan is None:
+        given = given_flags(args, PipelineOptions) + given_flags(args, CompensationConfig) + given_sim_flags(args)
         if given:
-            raise FerretError(f"--{given[0].replace('_', '-')} applies to pipeline runs only (give --plan plan.json)")
+            raise FerretError(f"{given[0]} applies to pipeline runs only (give --plan plan.json)")
         args.framework = args.framework or "oracle"
         return None
     if args.framework not in (None, "pipeline"):
@@ -57,47 +49,15 @@ def resolve_pipeline(args: argparse.Namespace) -> Any:
             "--plan takes its settings from --compensation/--trace/simulator flags, not --framework-option"
         )
     args.framework = "pipeline"
-    return Plan.load(args.plan)
+    options = PipelineOptions(
+        plan=Plan.load(args.plan),
+        compensation=CompensationConfig(**config_values(args, CompensationConfig)),
+        sim_config=sim_config_from_args(args),
+        **config_values(args, PipelineOptions),
+    )
+    return options.validate()
 
 
-PIPELINE_FLAGS = (
-    "mode",
-    "compensation",
-    "compensation_option",
-    "trace",
-    "sim_config",
-    "exclusive_devices",
-    "concurrency",
-    "slowdown",
-    "op_overhead",
-    "update_time",
-    "link_latency",
-    "link_bandwidth",
-    "jitter",
-    "input_buffer",
-    "transient_memory",
-    "optimizer_state_ratio",
-    "trace_memory",
-)
-
-
-def pipeline_options(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
-    """`FrameworkOptions.extra`: the user's --framework-option, or the pipeline's settings (its
-    measured op trace written into the staging folder, so it lands with the other outputs)."""
-    if args.plan is None:
-        return dict(args.framework_option)
-    settings = dict(args.compensation_option)
-    unknown = sorted(set(settings) - set(COMPENSATION_SETTINGS))
-    if unknown:
-        raise FerretError(
-            f"--compensation-option {unknown[0]}: unknown setting; choose {', '.join(COMPENSATION_SETTINGS)}"
-        )
-    return {
-        "plan": str(args.plan),
-        "mode": args.mode,
-        "compensation": args.compensation,
-        **settings,
-        "trace": None if args.trace is None else str(args.trace),
-        "sim_config": sim_config_from_args(args),
-        "measured_trace": str(staging / MEASURED_TRACE),
-    }
+def with_measured_trace(options: PipelineOptions | None, staging: Path) -> PipelineOptions | None:
+    """The pipeline writes its measured op trace into the staging folder, beside the other outputs."""
+    return None if options is None else dataclasses.replace(options, measured_trace=staging / MEASURED_TRACE)

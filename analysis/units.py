@@ -2,6 +2,7 @@
 
 Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
 message that says what was expected; `cli_type` turns a parser into an argparse type.
+`UNIT_PARSERS` maps the unit a config field names (planner.config_field) to its parser.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_SIZE_UNITS = {
+_SIZE_UNITS: dict[str, float] = {
     "": 1,
     "b": 1,
     "kb": 10**3,
@@ -41,26 +43,50 @@ def _split(text: str, what: str, example: str) -> tuple[float, str]:
     return float(match.group(1)), match.group(2)
 
 
+def _scaled(text: str, what: str, example: str, scales: dict[str, float], hint: str) -> float:
+    """A number with a unit from `scales`, in base units; finite, any sign."""
+    value, unit = _split(text, what, example)
+    scale = scales.get(unit if unit == "µs" else unit.lower())
+    if scale is None:
+        raise ValueError(f"invalid {what} {text!r}: unknown unit {unit!r} (use {hint})")
+    if not math.isfinite(value * scale):
+        raise ValueError(f"invalid {what} {text!r}: must be finite")
+    return value * scale
+
+
+def _size(text: str) -> float:
+    return _scaled(text, "size", "64MiB", _SIZE_UNITS, "B, KiB, MiB, GiB, KB, MB, GB")
+
+
 def parse_bytes(text: str) -> int:
     """`'64MiB'` → 67108864. Binary (KiB) and decimal (KB) units; a bare number is bytes."""
-    value, unit = _split(text, "size", "64MiB")
-    scale = _SIZE_UNITS.get(unit.lower())
-    if scale is None:
-        raise ValueError(f"invalid size {text!r}: unknown unit {unit!r} (use B, KiB, MiB, GiB, KB, MB, GB)")
-    if not math.isfinite(value) or value <= 0:
+    size = _size(text)
+    if size <= 0:
         raise ValueError(f"invalid size {text!r}: must be positive")
-    return round(value * scale)
+    return round(size)
+
+
+def parse_size(text: str) -> int:
+    """A size of any sign (`parse_bytes` without its positivity: the caller checks the bounds)."""
+    return round(_size(text))
 
 
 def parse_seconds(text: str) -> float:
     """`'2ms'` → 0.002. Units ns, us (µs), ms, s, min, h; a bare number is seconds."""
-    value, unit = _split(text, "time", "2ms")
-    scale = _TIME_UNITS.get(unit if unit == "µs" else unit.lower())
-    if scale is None:
-        raise ValueError(f"invalid time {text!r}: unknown unit {unit!r} (use ns, us, ms, s)")
-    if not math.isfinite(value) or value <= 0:
+    seconds = parse_time(text)
+    if seconds <= 0:
         raise ValueError(f"invalid time {text!r}: must be positive")
-    return value * scale
+    return seconds
+
+
+def parse_time(text: str) -> float:
+    """A time of any sign (`parse_seconds` without its positivity: the caller checks the bounds)."""
+    return _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s")
+
+
+def parse_bandwidth(text: str) -> float:
+    """`10GiB` or `10GiB/s` → bytes per second."""
+    return _size(text.strip().removesuffix("/s"))
 
 
 def parse_rate(text: str) -> float:
@@ -164,6 +190,57 @@ def float_at_least(minimum: float, inclusive: bool = True) -> Callable[[str], fl
         return value
 
     return parse
+
+
+def parse_integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"invalid integer {text!r}") from None
+
+
+def parse_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"invalid number {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"invalid number {text!r}: must be finite")
+    return value
+
+
+def parse_pair(text: str) -> tuple[float, float]:
+    """`'0.9,0.999'` → (0.9, 0.999)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError(f"invalid pair {text!r} (expected two numbers a,b, e.g. 0.9,0.999)")
+    return parse_number(parts[0]), parse_number(parts[1])
+
+
+# The parser of each unit a config field may name (planner.config_field.Unit). Bounds are the
+# field's, checked after parsing; what a unit expects is said in `UNIT_NOUNS`.
+UNIT_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": parse_integer,
+    "float": parse_number,
+    "bytes": parse_size,
+    "seconds": parse_time,
+    "rate": parse_rate,
+    "bandwidth": parse_bandwidth,
+    "pair": parse_pair,
+    "text": str,
+    "path": Path,
+}
+UNIT_NOUNS = {
+    "int": "an integer",
+    "float": "a number",
+    "bytes": "a size (e.g. 64MiB)",
+    "seconds": "a time (e.g. 2ms)",
+    "rate": "a rate (e.g. 1/s)",
+    "bandwidth": "a bandwidth (e.g. 10GiB/s)",
+    "pair": "two numbers a,b",
+    "text": "text",
+    "path": "a path",
+}
 
 
 parse_positive_int = int_at_least(1)

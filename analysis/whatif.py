@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
+from analysis.pareto import non_dominated
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -190,18 +191,14 @@ def auto_budgets(
 
 def mark_pareto(rows: Sequence[WhatIfRow]) -> list[WhatIfRow]:
     """Flag, per arrival interval, the feasible points no other point beats on both R and memory."""
-    out = []
-    for row in rows:
-        dominated = not row.feasible or any(
-            other.feasible
-            and other.arrival_interval_s == row.arrival_interval_s
-            and other.peak_memory_bytes <= row.peak_memory_bytes
-            and other.rate >= row.rate
-            and (other.peak_memory_bytes < row.peak_memory_bytes or other.rate > row.rate)
-            for other in rows
-        )
-        out.append(WhatIfRow(**{**asdict(row), "pareto": not dominated}))
-    return out
+    front = [False] * len(rows)
+    for interval in {r.arrival_interval_s for r in rows}:
+        mine = [k for k, r in enumerate(rows) if r.feasible and r.arrival_interval_s == interval]
+        for k, on_front in zip(
+            mine, non_dominated([(rows[k].peak_memory_bytes, rows[k].rate) for k in mine]), strict=True
+        ):
+            front[k] = on_front
+    return [WhatIfRow(**{**asdict(row), "pareto": on_front}) for row, on_front in zip(rows, front, strict=True)]
 
 
 def tqdm_progress(enabled: bool) -> Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None:

@@ -1,4 +1,5 @@
-"""What the two experiments share: workloads, the profile and plans, parallel runs, tables.
+"""What the two experiments share: workloads, the profile and plans, parallel runs, their runs as
+`analysis.compare` runs (the tables of `ferret compare`).
 
 Every run is a `ferret run` done through the library (`RunSpec → prepare → run_experiment →
 experiment_summary`), so a row of a table is exactly what the CLI would report for it. The
@@ -11,12 +12,10 @@ slowest layer's forward (Ferret's setting). Pipelines run in the closed forms' r
 
 from __future__ import annotations
 
-import math
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,17 @@ from typing import Any
 
 import torch
 
+from analysis.compare import Run
+from executor.compensation import CompensationConfig
 from executor.data import load_dataset
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
 from executor.ocl.frameworks import FrameworkOptions
-from executor.ocl.learner import OptimizerConfig
+from executor.ocl.frameworks.pipeline import PipelineOptions
 from executor.profiler import roofline_profile
+from executor.stage.optim import OptimizerConfig
+from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.strategies import make_plan, minimal_budget
 from sim.config import SimConfig
@@ -108,7 +111,7 @@ class Job:
     seed: int
     profile: Path
     framework: str = "oracle"
-    extra: dict[str, Any] = field(default_factory=dict)
+    pipeline: PipelineOptions | None = None
     batch_size: int = 10
     window: int = 50
     tags: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +123,7 @@ class Job:
             framework=self.framework,
             algorithm=AlgorithmConfig(),
             optimizer=self.optimizer,
-            framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, extra=self.extra),
+            framework_options=FrameworkOptions(batch_size=self.batch_size, window=self.window, pipeline=self.pipeline),
             dataset=w.dataset,
             dataset_options=w.dataset_options,
             stream=w.stream,
@@ -134,8 +137,13 @@ class Job:
         )
 
 
-def pipeline(plan: Path, compensation: str = "iter-fisher") -> dict[str, Any]:
-    return {"plan": str(plan), "compensation": compensation, "sim_config": SimConfig(exclusive_devices=True)}
+def pipeline(plan: Path, compensation: str = "iter-fisher") -> PipelineOptions:
+    return PipelineOptions(
+        plan=Plan.load(plan),
+        plan_file=plan,
+        compensation=CompensationConfig(compensation),
+        sim_config=SimConfig(exclusive_devices=True),
+    )
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -162,34 +170,14 @@ def scratch() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="ferret-exp-")
 
 
-def mean_std(values: Iterable[float]) -> str:
-    vs = [v for v in values if v is not None and math.isfinite(v)]
-    if not vs:
-        return "n/a"
-    m = statistics.fmean(vs)
-    s = statistics.stdev(vs) if len(vs) > 1 else 0.0
-    return f"{m:.2f} ± {s:.2f}"
-
-
-def mean(values: Iterable[float]) -> float:
-    return statistics.fmean(list(values))
+def as_runs(results: Iterable[dict[str, Any]], *fields: str) -> list[Run]:
+    """The summaries as `analysis.compare` runs (the tables' one code): one configuration per
+    distinct value of the job's `fields` (label, tags), each named by its job's label."""
+    return [Run(r["label"], r, {name: r.get(name) for name in fields}) for r in results]
 
 
 def kib(nbytes: float) -> str:
     return f"{nbytes / 1024:.0f}"
-
-
-def group(results: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any]) -> dict[Any, list[dict[str, Any]]]:
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for r in results:
-        out.setdefault(key(r), []).append(r)
-    return out
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def jobs_count() -> int:

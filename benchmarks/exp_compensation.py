@@ -25,20 +25,20 @@ from exp_common import (
     DIGITS,
     Job,
     Workload,
+    as_runs,
     ferret_budgets,
     kib,
-    mean,
-    mean_std,
     pipeline,
     profile_for,
     run_all,
     save_plan,
     scratch,
     synthetic,
-    table,
 )
 
-from executor.ocl.learner import OptimizerConfig
+from analysis.compare import Stat, comparison_rows
+from analysis.compare_table import markdown_table
+from executor.stage.optim import OptimizerConfig
 from planner.profile import ModelProfile
 
 COMPENSATORS = ("none", "step-aware", "gap-aware", "fisher", "iter-fisher")
@@ -55,7 +55,7 @@ def jobs_for(workload: Workload, seeds: list[int], folder: Path, optimizer: Opti
             seed,
             profile_path,
             "pipeline",
-            extra=pipeline(path, compensation),
+            pipeline=pipeline(path, compensation),
             tags={"plan_name": plan, "compensator": compensation},
             optimizer=optimizer,
         )
@@ -66,31 +66,34 @@ def jobs_for(workload: Workload, seeds: list[int], folder: Path, optimizer: Opti
 
 
 def ablation_table(results: list[dict[str, Any]], plan: str) -> str:
-    runs = [r for r in results if r["plan_name"] == plan]
-    none = {r["seed"]: r for r in runs if r["compensator"] == "none"}
-    rows = []
-    for compensation in COMPENSATORS:
-        mine = [r for r in runs if r["compensator"] == compensation]
-        delta = [r["online_accuracy"] - none[r["seed"]]["online_accuracy"] for r in mine]
-        lams = [statistics.fmean(x for x in r["final_lambda"] if x is not None) for r in mine if any(r["final_lambda"])]
-        rows.append(
+    mine = [r for r in results if r["plan_name"] == plan]
+    rows = comparison_rows(as_runs(mine, "compensator"), group_by_seed=True)
+    none = {run.seed: run.summary for row in rows if row.label == "none" for run in row.runs}
+    lines = []
+    for row in rows:
+        delta = Stat.of(r.summary["online_accuracy"] - none[r.seed]["online_accuracy"] for r in row.runs)
+        second_half = Stat.of(r.summary["online_accuracy_second_half"] for r in row.runs)
+        lams = [[x for x in r.summary["final_lambda"] if x is not None] for r in row.runs]
+        lam = Stat.of(statistics.fmean(run) for run in lams if run)
+        lines.append(
             (
-                compensation,
-                mean_std(r["online_accuracy"] for r in mine),
-                mean_std(delta) if compensation != "none" else "—",
-                mean_std(r["online_accuracy_second_half"] for r in mine),
-                mean_std(r["test_accuracy"] for r in mine),
-                kib(mean(r["measured_peak_memory_bytes"] for r in mine)),
-                f"{statistics.fmean(lams):.4f}" if compensation == "iter-fisher" and lams else "—",
+                row.label,
+                row.stats["online_accuracy"].format(),
+                delta.format() if row.label != "none" else "—",
+                second_half.format(),
+                row.stats["test_accuracy"].format(),
+                kib(row.stats["measured_peak_memory_bytes"].mean),
+                f"{lam.mean:.4f}" if row.label == "iter-fisher" and lam.n else "—",
             )
         )
-    first = next(r for r in runs if r["compensator"] == "iter-fisher")
+    first = next(r for r in mine if r["compensator"] == "iter-fisher")
     caption = (
         f"Ferret {plan}: P = {first['num_stages']}, {first['active_workers']} workers, mean staleness "
-        f"{mean(r['mean_staleness'] for r in runs):.2f}, stale (compensated) stages {first['compensated_stages']}"
+        f"{Stat.of(r['mean_staleness'] for r in mine).mean:.2f}, stale (compensated) stages "
+        f"{first['compensated_stages']}"
     )
     header = ("compensation", "online acc %", "Δ vs None", "2nd half online %", "test acc %", "memory KiB", "final λ")
-    return caption + "\n\n" + table(header, rows)
+    return caption + "\n\n" + markdown_table(header, lines)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,19 @@ from exp_common import (
     DIGITS,
     Job,
     Workload,
+    as_runs,
     ferret_budgets,
-    group,
     kib,
-    mean,
-    mean_std,
     pipeline,
     profile_for,
     run_all,
     save_plan,
     scratch,
     synthetic,
-    table,
 )
 
+from analysis.compare import ComparisonRow, comparison_rows
+from analysis.compare_table import comparison_markdown, markdown_table
 from planner.profile import ModelProfile
 
 SEQUENTIAL = ("oracle", "1-skip", "random-n", "last-n", "camel")
@@ -68,7 +66,7 @@ def jobs_for(workload: Workload, seeds: list[int], folder: Path) -> list[Job]:
                     )
         for k, (label, plan) in enumerate(plans):
             tags = {"budget": budgets[k], "sweep": "ferret", "point": k}
-            jobs.append(Job(label, workload, seed, profile_path, "pipeline", extra=pipeline(plan), tags=tags))
+            jobs.append(Job(label, workload, seed, profile_path, "pipeline", pipeline=pipeline(plan), tags=tags))
     return jobs
 
 
@@ -76,66 +74,56 @@ HEADLINE = ("oracle", "1-skip", "random-n", "last-n", "camel", "Ferret M−", "F
 
 
 def headline_table(results: list[dict[str, Any]]) -> str:
-    baseline = {r["seed"]: r for r in results if r["label"] == "1-skip"}
-    rows = []
-    for label in HEADLINE:
-        runs = [r for r in results if r["label"] == label and r.get("n", 10) == 10]
-        oagm = [
-            (r["online_accuracy"] - baseline[r["seed"]]["online_accuracy"])
-            - math.log(r["measured_peak_memory_bytes"] / baseline[r["seed"]]["measured_peak_memory_bytes"])
-            for r in runs
-        ]
-        rows.append(
-            (
-                label,
-                mean_std(r["online_accuracy"] for r in runs),
-                mean_std(r["test_accuracy"] for r in runs),
-                kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
-                mean_std(oagm),
-                f"{100 * mean(r['trained'] / r['samples'] for r in runs):.0f}",
-            )
-        )
-    return table(("framework", "online acc %", "test acc %", "memory KiB", "oagm vs 1-Skip", "trained %"), rows)
+    """Ferret's Table 7: each framework at N = 10, mean ± std over seeds, oagm against 1-Skip seed by seed."""
+    headline = [r for r in results if r["label"] in HEADLINE and r.get("n", 10) == 10]
+    rows = comparison_rows(as_runs(headline, "label"), group_by_seed=True)
+    keys = ("online_accuracy", "test_accuracy", "measured_peak_memory_bytes", "trained_share", "oagm")
+    return comparison_markdown(rows, grouped=True, keys=keys)
 
 
-def sweep_points(results: list[dict[str, Any]]) -> dict[tuple[str, Any], tuple[float, float, str]]:
-    """(method, configuration) → (mean memory, mean online accuracy, accuracy mean ± std)."""
-    points = {}
-    for (sweep, config), runs in group(results, lambda r: (r["sweep"], r.get("point", r.get("n")))).items():
-        points[(sweep, config)] = (
-            mean(r["measured_peak_memory_bytes"] for r in runs),
-            mean(r["online_accuracy"] for r in runs),
-            mean_std(r["online_accuracy"] for r in runs),
-        )
-    return points
+def sweep_rows(results: list[dict[str, Any]]) -> list[ComparisonRow]:
+    """One row per (method, configuration): its runs over the seeds."""
+    return comparison_rows(as_runs(results, "sweep", "point", "n"), group_by_seed=True)
 
 
-def sweep_table(points: dict[tuple[str, Any], tuple[float, float, str]]) -> str:
-    rows = []
-    for (sweep, config), (memory, _, acc) in sorted(points.items(), key=lambda kv: (kv[0][0], kv[1][0])):
+def _method(row: ComparisonRow) -> tuple[str, Any]:
+    config = row.runs[0].config
+    return config["sweep"], config["point"] if config["sweep"] == "ferret" else config["n"]
+
+
+def _memory(row: ComparisonRow) -> float:
+    return row.stats["measured_peak_memory_bytes"].mean
+
+
+def sweep_table(rows: list[ComparisonRow]) -> str:
+    lines = []
+    for row in sorted(rows, key=lambda r: (_method(r)[0], _memory(r))):
+        sweep, config = _method(row)
         label = f"budget point {config}" if sweep == "ferret" else f"N = {config}" if sweep in SWEPT else "—"
-        rows.append((sweep, label, kib(memory), acc))
-    return table(("method", "configuration", "memory KiB", "online acc %"), rows)
+        lines.append((sweep, label, kib(_memory(row)), row.stats["online_accuracy"].format()))
+    return markdown_table(("method", "configuration", "memory KiB", "online acc %"), lines)
 
 
-def reach_table(points: dict[tuple[str, Any], tuple[float, float, str]]) -> tuple[str, float]:
+def reach_table(rows: list[ComparisonRow]) -> tuple[str, float]:
     """For each competitor configuration: the least memory of a Ferret point with at least its
     online accuracy (means over seeds), and the ratio competitor / Ferret."""
-    ferret = sorted((m, a) for (s, _), (m, a, _) in points.items() if s == "ferret")
-    rows, best = [], 0.0
-    for (sweep, config), (memory, accuracy, acc_text) in sorted(points.items()):
+    ferret = [(_memory(r), r.stats["online_accuracy"].mean) for r in rows if _method(r)[0] == "ferret"]
+    lines, best = [], 0.0
+    for row in sorted(rows, key=_method):
+        sweep, config = _method(row)
         if sweep in ("ferret", "oracle"):
             continue
-        reach = [m for m, a in ferret if a >= accuracy]
+        accuracy = row.stats["online_accuracy"]
+        reach = [m for m, a in ferret if a >= accuracy.mean]
         name = f"{sweep} (N = {config})" if sweep in SWEPT else sweep
         if reach:
-            ratio = memory / min(reach)
+            ratio = _memory(row) / min(reach)
             best = max(best, ratio)
-            rows.append((name, acc_text, kib(memory), kib(min(reach)), f"{ratio:.2f}×"))
+            lines.append((name, accuracy.format(), kib(_memory(row)), kib(min(reach)), f"{ratio:.2f}×"))
         else:
-            rows.append((name, acc_text, kib(memory), "not reached", "—"))
+            lines.append((name, accuracy.format(), kib(_memory(row)), "not reached", "—"))
     header = ("competitor", "its online acc %", "its memory KiB", "Ferret memory KiB to match", "ratio")
-    return table(header, rows), best
+    return markdown_table(header, lines), best
 
 
 def main() -> None:
@@ -160,10 +148,10 @@ def main() -> None:
             wall = sum(r["job_wall_s"] for r in results)
             print(f"\n## {name}: {workload.describe()} — {len(jobs)} runs, {wall:.0f} s of run time\n")
             print(headline_table(results))
-            points = sweep_points(results)
+            rows = sweep_rows(results)
             print("\nMemory sweep (mean over seeds):\n")
-            print(sweep_table(points))
-            reach, best = reach_table(points)
+            print(sweep_table(rows))
+            reach, best = reach_table(rows)
             print("\nMemory Ferret needs to reach each competitor's online accuracy:\n")
             print(reach)
             print(f"\nlargest ratio: {best:.2f}×")

@@ -38,11 +38,11 @@ from executor.data.base import Dataset
 from executor.data.stream import Stream
 from executor.ledger import ByteLedger
 from executor.models import build_model
-from executor.ocl.learner import OptimizerConfig
 from executor.ocl.setup import RunSetup
 from executor.profiler import roofline_profile
 from executor.replay import ReplayExecutor, execution_order, simulate_rows
 from executor.replay.stages import build_stages
+from executor.stage.optim import OptimizerConfig
 from planner.plan import Plan
 from planner.strategies import make_plan
 from sim.config import SimConfig

@@ -97,7 +97,7 @@ def _pipeline(
     partition = tuple(round(j * L / P) for j in range(P + 1))
     plan = Plan("pipedream", partition, (WorkerConfig.default(0, P, recompute),), default_placement(1, P), 1.0)
     comp = CompensationConfig(compensation)
-    stages = [StageRuntime(model, plan, j, OptimizerConfig(), comp) for j in range(P)]
+    stages = [StageRuntime(model, plan, j, OptimizerConfig(name="sgd"), comp) for j in range(P)]
     counter = [0]
 
     def run() -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on built-in data, from a fresh machine: set up, then
 #   profile mnistnet on this CPU → plan Ferret at M+ and M− → simulate → what-if sweep of
-#   budgets × strategies → learn the digits stream with Oracle, 1-Skip and the Ferret plans.
+#   budgets × strategies → learn the digits stream with Oracle, 1-Skip and the Ferret plans →
+#   compare the four runs (which learned best for how much memory) in one table.
 # Everything lands in out/demo/ (or the folder given as $1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,6 @@ for budget in max min; do
         --out "$out/run-ferret-$budget"
 done
 
-step "done: outputs in $out/ (whatif/rate_vs_memory.png, run-*/accuracy.png, sim/chrome_trace.json for Perfetto)"
+step "compare the four runs: which learned best for how much memory (oagm/tagm against 1-Skip)"
+echo "(also in $out/: whatif/rate_vs_memory.png, run-*/accuracy.png, sim/chrome_trace.json for Perfetto)"
+$ferret compare "$out/run-oracle" "$out/run-1-skip" "$out/run-ferret-max" "$out/run-ferret-min" --out "$out"

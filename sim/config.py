@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from planner.config_field import config_field
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 
@@ -45,23 +46,58 @@ class SimConfig:
       `compensation_buffers` is the number of weight-sized buffers per stage kept by gradient
       compensation (λ auto-tuning keeps 2: `v_r` and `v_a`).
     - `trace_memory` adds a `mem` row to the trace at each change of a device's bytes.
+
+    Each field's metadata (`config_field`) gives its CLI flag, unit and bounds.
     """
 
-    concurrency: int = 1
-    slowdown: float = 0.0
-    time_scale: float = 1.0
-    op_overhead_s: float = 0.0
-    update_s: float = 0.0
-    link_latency_s: float = 0.0
-    link_bandwidth_Bps: float = math.inf
-    jitter: str = "none"
-    jitter_sigma: float = 0.0
-    input_buffer: int | None = None
-    exclusive_devices: bool = False
-    transient_memory: bool = False
-    optimizer_state_ratio: float = 0.0
-    compensation_buffers: int = 0
-    trace_memory: bool = False
+    concurrency: int = config_field(1, help="ops a device runs at once", unit="int", ge=1)
+    slowdown: float = config_field(
+        0.0, help="an op started beside m others takes 1 + slowdown·m times as long", unit="float", ge=0
+    )
+    time_scale: float = config_field(1.0, help="multiplies every profiled op time", unit="float", gt=0)
+    op_overhead_s: float = config_field(
+        0.0, help="fixed cost added to each op (20us)", unit="seconds", ge=0, flag="op-overhead"
+    )
+    update_s: float = config_field(0.0, help="optimizer step time (50us)", unit="seconds", ge=0, flag="update-time")
+    link_latency_s: float = config_field(0.0, help="latency between devices", unit="seconds", ge=0, flag="link-latency")
+    link_bandwidth_Bps: float = config_field(
+        math.inf,
+        help="link bandwidth (10GiB/s)",
+        unit="bandwidth",
+        gt=0,
+        finite=False,
+        flag="link-bandwidth",
+        default_text="free",
+    )
+    jitter: str = config_field("none", help="op-time jitter model", via="--jitter SIGMA: lognormal when SIGMA > 0")
+    jitter_sigma: float = config_field(
+        0.0,
+        help="log-std of a mean-1 log-normal op-time factor",
+        unit="float",
+        ge=0,
+        flag="jitter",
+        default_text="0 (none)",
+    )
+    input_buffer: int | None = config_field(
+        None,
+        help="data that may wait in front of a worker / for a mini-batch",
+        unit="int",
+        ge=0,
+        default_text="the strategy's",
+    )
+    exclusive_devices: bool = config_field(
+        False, help="one device per (worker, stage), ignoring the plan's placement (no contention)", unit="flag"
+    )
+    transient_memory: bool = config_field(
+        False, help="also count gradients, rebuilt activations, accumulation buffers", unit="flag"
+    )
+    optimizer_state_ratio: float = config_field(
+        0.0, help="optimizer bytes per weight byte (Adam 2)", unit="float", ge=0
+    )
+    compensation_buffers: int = config_field(
+        0, help="weight-sized buffers per stage kept by gradient compensation (λ auto-tuning 2)", unit="int", ge=0
+    )
+    trace_memory: bool = config_field(False, help="add a mem row per memory change", unit="flag")
 
     def __post_init__(self) -> None:
         self.validate()

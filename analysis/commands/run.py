@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
 from analysis.run_outputs import print_summary, read_baseline, write_metrics_csv
-from analysis.run_pipeline import MEASURED_TRACE, add_pipeline_arguments, pipeline_options, resolve_pipeline
-from analysis.units import (
-    cli_type,
-    parse_bytes,
-    parse_key_value,
-    parse_non_negative_float,
-    parse_non_negative_int,
-    parse_positive_float,
-    parse_positive_int,
-    parse_rate,
-    parse_seconds,
+from analysis.run_pipeline import (
+    MEASURED_TRACE,
+    PIPELINE_TITLE,
+    add_pipeline_arguments,
+    pipeline_options,
+    with_measured_trace,
 )
+from analysis.sim_inputs import SIM_TITLE
+from analysis.units import cli_type, parse_rate
 from planner.fileio import atomic_dir
+
+if TYPE_CHECKING:
+    from executor.ocl.experiment import RunSpec
+    from executor.ocl.frameworks.pipeline import PipelineOptions
 
 NAME = "run"
 HELP = "run a stream test-then-train through a framework and an OCL algorithm; write metrics and plots"
@@ -36,199 +39,58 @@ DESCRIPTION = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    what = parser.add_argument_group("what runs")
-    what.add_argument(
-        "--framework",
-        default=None,
-        help="oracle (default), 1-skip, random-n, last-n, camel; pipeline with --plan",
-    )
-    what.add_argument("--algorithm", default="vanilla", help="OCL algorithm: vanilla, er, mir, lwf, mas")
-    what.add_argument("--model", default="mnistnet", help="model name (see ferret profile --help)")
-    what.add_argument("--dataset", default="digits", help="digits, synthetic, mnist, cifar10, ... (local files)")
-    what.add_argument("--data-root", default=None, help="folder of the data set's local files")
-    what.add_argument(
-        "--dataset-option",
-        type=cli_type(parse_key_value),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="data-set option, repeatable (e.g. classes=5 for synthetic)",
-    )
-    what.add_argument("--stream", default="iid", help="iid, class-incremental, blurry, domain-incremental, ...")
-    what.add_argument(
-        "--stream-option",
-        type=cli_type(parse_key_value),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)",
-    )
-    what.add_argument(
-        "--samples",
-        type=cli_type(parse_positive_int),
-        default=None,
-        help="stream length (default: the training set once)",
-    )
-    what.add_argument(
-        "--seed",
-        type=cli_type(parse_non_negative_int),
-        default=0,
-        help="one seed for data order, weights and every choice",
-    )
+# Help sections, in this order. RunSpec's fields name theirs (`group` in their metadata); the
+# other configs' flags go to the section named where they are added below.
+SECTIONS = ("what runs", "time", "framework", PIPELINE_TITLE, SIM_TITLE, "algorithm", "optimizer", "output")
 
-    timing = parser.add_argument_group("time")
-    timing.add_argument("--arrival", default="fixed", help="arrival process: fixed, poisson, bursty or trace:FILE")
-    timing.add_argument(
-        "--arrival-interval",
-        type=cli_type(parse_seconds),
-        default=None,
-        help="mean time between arrivals, e.g. 2ms (default: the slowest layer's forward, Ferret's td)",
-    )
-    timing.add_argument(
-        "--profile",
-        type=Path,
-        default=None,
-        help="profile JSON giving step times (default: measured on --device)",
-    )
-    timing.add_argument(
-        "--batch-profile",
-        type=Path,
-        action="append",
-        default=[],
-        help="the same model's profile at a larger batch (repeatable; with --profile): a step of B rows then "
-        "costs a fitted fixed part + B × a per-row part instead of B one-row steps",
-    )
-    timing.add_argument(
-        "--cost-batch",
-        type=cli_type(parse_positive_int),
-        default=16,
-        help="without --profile, also profile at this batch to fit a step's fixed cost (1: steps cost B × one row)",
-    )
-    timing.add_argument("--device", default="cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME")
-    timing.add_argument(
-        "--threads", type=cli_type(parse_positive_int), default=1, help="torch CPU threads for profiling and training"
-    )
-    timing.add_argument(
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from executor.ocl.algorithms import AlgorithmConfig
+    from executor.ocl.experiment import RunSpec
+    from executor.ocl.frameworks import FrameworkOptions
+    from executor.stage.optim import OptimizerConfig
+
+    sections = {title: parser.add_argument_group(title) for title in SECTIONS}
+    add_config_arguments(parser, RunSpec)
+    parser.set_defaults(framework=None)  # not given: oracle, or pipeline with --plan
+    sections["time"].add_argument(
         "--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay for the adaptation rate, per second"
     )
-
-    frame = parser.add_argument_group("framework")
-    frame.add_argument(
-        "--batch-size", type=cli_type(parse_positive_int), default=10, help="N: data trained per step (B-Skip, Camel)"
-    )
-    frame.add_argument(
-        "--framework-option",
-        type=cli_type(parse_key_value),
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="option of a registered (e.g. pipeline) framework, repeatable",
-    )
-    frame.add_argument(
-        "--window", type=cli_type(parse_positive_int), default=50, help="B: latest untrained data kept (B-Skip, Camel)"
-    )
-
+    add_config_arguments(parser, FrameworkOptions, title="framework")
     add_pipeline_arguments(parser)
+    add_config_arguments(parser, AlgorithmConfig, title="algorithm")
+    add_config_arguments(parser, OptimizerConfig, title="optimizer")
+    sections["output"].add_argument(
+        "--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)"
+    )
+    sections["output"].add_argument("--out", type=Path, required=True, help="output folder")
 
-    algo = parser.add_argument_group("algorithm")
-    size = algo.add_mutually_exclusive_group()
-    size.add_argument(
-        "--buffer", type=cli_type(parse_bytes), default=None, help="replay buffer size in bytes, e.g. 1MiB"
-    )
-    size.add_argument(
-        "--buffer-samples",
-        type=cli_type(parse_positive_int),
-        default=None,
-        help="replay buffer size in samples (default: 5000)",
-    )
-    algo.add_argument(
-        "--replay-batch",
-        type=cli_type(parse_positive_int),
-        default=None,
-        help="replayed rows per step (default: as many as new rows)",
-    )
-    algo.add_argument(
-        "--mir-candidates", type=cli_type(parse_positive_int), default=50, help="MIR: buffer candidates scored per step"
-    )
-    algo.add_argument(
-        "--lwf-alpha", type=cli_type(parse_non_negative_float), default=1.0, help="LwF: distillation weight"
-    )
-    algo.add_argument(
-        "--lwf-temperature", type=cli_type(parse_positive_float), default=2.0, help="LwF: softmax temperature"
-    )
-    algo.add_argument("--mas-lambda", type=cli_type(parse_non_negative_float), default=1.0, help="MAS: penalty weight")
-    algo.add_argument(
-        "--consolidate-every",
-        type=cli_type(parse_non_negative_int),
-        default=0,
-        help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
-    )
-    algo.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer")
-    algo.add_argument("--lr", type=cli_type(parse_positive_float), default=1e-3, help="learning rate")
-    algo.add_argument("--momentum", type=cli_type(parse_non_negative_float), default=0.0, help="SGD momentum")
 
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--eval-every",
-        type=cli_type(parse_non_negative_int),
-        default=100,
-        help="test every E arrivals (0: only at the end)",
+def run_spec(args: argparse.Namespace, pipeline: PipelineOptions | None = None) -> RunSpec:
+    """The run the parsed flags name (`pipeline`: from `pipeline_options`)."""
+    from executor.ocl.algorithms import AlgorithmConfig
+    from executor.ocl.experiment import RunSpec
+    from executor.ocl.frameworks import FrameworkOptions
+    from executor.stage.optim import OptimizerConfig
+
+    return RunSpec(
+        **config_values(args, RunSpec),
+        algorithm=AlgorithmConfig(**config_values(args, AlgorithmConfig)),
+        framework_options=FrameworkOptions(**config_values(args, FrameworkOptions), pipeline=pipeline),
+        optimizer=OptimizerConfig(**config_values(args, OptimizerConfig)),
+        progress=True,
     )
-    out.add_argument("--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)")
-    out.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
     from analysis.plots_run import plot_accuracy_curves
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
-    from executor.ocl.algorithms import AlgorithmConfig
-    from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_experiment
-    from executor.ocl.frameworks import FrameworkOptions
-    from executor.ocl.learner import OptimizerConfig
+    from executor.ocl.experiment import experiment_summary, prepare, run_experiment
 
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
-    plan = resolve_pipeline(args)
+    pipeline = pipeline_options(args)
     with atomic_dir(args.out) as staging:
-        spec = RunSpec(
-            framework=args.framework,
-            algorithm=AlgorithmConfig(
-                name=args.algorithm,
-                buffer_samples=args.buffer_samples or AlgorithmConfig.buffer_samples,
-                replay_batch=args.replay_batch,
-                mir_candidates=args.mir_candidates,
-                lwf_alpha=args.lwf_alpha,
-                lwf_temperature=args.lwf_temperature,
-                mas_lambda=args.mas_lambda,
-                consolidate_every=args.consolidate_every,
-            ),
-            buffer_bytes=args.buffer,
-            framework_options=FrameworkOptions(
-                batch_size=args.batch_size, window=args.window, extra=pipeline_options(args, staging)
-            ),
-            optimizer=OptimizerConfig(name=args.optimizer, lr=args.lr, momentum=args.momentum),
-            dataset=args.dataset,
-            data_root=args.data_root,
-            dataset_options=dict(args.dataset_option),
-            stream=args.stream,
-            stream_options=dict(args.stream_option),
-            model=args.model,
-            arrival=args.arrival,
-            # A plan was made for a stream: without --arrival-interval, data arrive as it assumed.
-            arrival_interval_s=args.arrival_interval
-            if plan is None
-            else args.arrival_interval or plan.arrival_interval_s,
-            samples=args.samples,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            profile_path=None if args.profile is None else str(args.profile),
-            batch_profile_paths=tuple(str(p) for p in args.batch_profile),
-            cost_batch=args.cost_batch,
-            device=args.device,
-            threads=args.threads,
-            progress=True,
-        )
-        experiment = prepare(spec)
+        experiment = prepare(run_spec(args, with_measured_trace(pipeline, staging)))
         result = run_experiment(experiment)
         summary = experiment_summary(experiment, result, args.decay)
         if baseline is not None:
@@ -236,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             summary["baseline"] = str(args.baseline)
         online = online_accuracy_curve(result.correct)
         test = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
-        if plan is not None:
+        if pipeline is not None:
             from sim.chrome import write_chrome_trace
             from sim.trace import read_trace
 

@@ -9,7 +9,6 @@ single-tensor operations.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,15 @@ from typing import Protocol
 
 import torch
 
+from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
+
+
+def compensator_names() -> list[str]:
+    """The registered compensators' names (the registry imports this module: read it lazily)."""
+    from executor.compensation.registry import COMPENSATORS
+
+    return list(COMPENSATORS)
 
 
 @dataclass(frozen=True)
@@ -27,28 +34,34 @@ class CompensationConfig:
     `lambda0` is Iter-Fisher's initial λ and Fisher's fixed λ (Ferret: λ = 0.2); `nu`, `alpha`,
     `eta_lambda` drive Iter-Fisher's λ auto-tuning (Alg. 1) — `eta_lambda = 0` keeps λ fixed
     and allocates no buffers; `gap_ema` is Gap-Aware's EMA coefficient for the step size `C`.
+    Each value must be finite and within its field's declared bounds. On the CLI the name is
+    `--compensation`, the rest `--compensation-option KEY=VALUE`.
     """
 
-    name: str = "none"
-    lambda0: float = 0.2
-    nu: float = 2e-6
-    alpha: float = 0.9
-    eta_lambda: float = 1e-3
-    gap_ema: float = 0.9
+    name: str = config_field(
+        "none", help="stale-gradient compensation (SPEC §5): {names}", names=compensator_names, flag="compensation"
+    )
+    lambda0: float = config_field(
+        0.2, help="Iter-Fisher's initial λ, Fisher's fixed λ", unit="float", setting_of="compensation"
+    )
+    nu: float = config_field(
+        2e-6, help="Iter-Fisher: weight ν of λ² in λ's tuning loss", unit="float", ge=0, setting_of="compensation"
+    )
+    alpha: float = config_field(
+        0.9, help="Iter-Fisher: EMA coefficient of λ's tuning", unit="float", ge=0, lt=1, setting_of="compensation"
+    )
+    eta_lambda: float = config_field(
+        1e-3, help="Iter-Fisher: λ's step size, 0 keeps λ fixed", unit="float", ge=0, setting_of="compensation"
+    )
+    gap_ema: float = config_field(
+        0.9, help="Gap-Aware: EMA coefficient of the step size C", unit="float", ge=0, lt=1, setting_of="compensation"
+    )
 
     def validate(self) -> CompensationConfig:
-        from executor.compensation.registry import COMPENSATORS
-
-        if self.name not in COMPENSATORS:
-            raise ValidationError(f"unknown compensation {self.name!r}; choose one of {', '.join(COMPENSATORS)}")
-        for key in ("lambda0", "nu", "eta_lambda"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or (key != "lambda0" and value < 0):
-                raise ValidationError(f"compensation {key} must be a finite number ≥ 0, got {value!r}")
-        for key in ("alpha", "gap_ema"):
-            value = getattr(self, key)
-            if not 0 <= value < 1:
-                raise ValidationError(f"compensation {key} must be in [0, 1), got {value!r}")
+        names = compensator_names()
+        if self.name not in names:
+            raise ValidationError(f"unknown compensation {self.name!r}; choose one of {', '.join(names)}")
+        check_bounds(self, "compensation")
         return self
 
 

@@ -8,7 +8,7 @@ profile's `td = max_l t̂f_l`, so the profile comes before the stream.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,13 @@ from executor.metrics import summarize
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.cost import CostModel
-from executor.ocl.frameworks import FrameworkOptions, build_framework
-from executor.ocl.learner import OptimizerConfig
+from executor.ocl.frameworks import Framework, FrameworkOptions, build_framework, framework_names
 from executor.ocl.replay_buffer import capacity_from_bytes
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.seeding import seed_everything
+from executor.stage.optim import OptimizerConfig
+from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -30,35 +31,109 @@ from sim.arrivals import make_arrivals
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run, fully named. `profile_path` wins over `device` for the virtual-time profile;
-    `device` is `cpu`, `cuda[:N]` (train and measure there) or `roofline:NAME` (estimate the
-    profile for that device, train on the CPU). A measured or estimated profile is also taken at
-    batch `cost_batch` (1: not) so that a step's fixed cost is fitted; with `profile_path`, the
-    profiles in `batch_profile_paths` (the same model at other batch sizes) play that part. `buffer_bytes`, when given, sizes the replay
-    buffer from the data set's stored bytes per sample and overrides `algorithm.buffer_samples`."""
+    """One run, fully named; each field's metadata is its `ferret run` flag.
 
-    framework: str = "oracle"
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    buffer_bytes: int | None = None
-    framework_options: FrameworkOptions = field(default_factory=FrameworkOptions)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    dataset: str = "digits"
-    data_root: str | None = None
-    dataset_options: Mapping[str, Any] = field(default_factory=dict)
-    stream: str = "iid"
-    stream_options: Mapping[str, Any] = field(default_factory=dict)
-    model: str = "mnistnet"
-    arrival: str = "fixed"
-    arrival_interval_s: float | None = None
-    samples: int | None = None
-    seed: int = 0
-    eval_every: int = 100
-    profile_path: str | None = None
-    batch_profile_paths: tuple[str, ...] = ()
-    cost_batch: int = 16
-    device: str = "cpu"
-    threads: int = 1
-    progress: bool = False
+    `profile_path` wins over `device` for the virtual-time profile; `device` is `cpu`,
+    `cuda[:N]` (train and measure there) or `roofline:NAME` (estimate the profile for that
+    device, train on the CPU). A measured or estimated profile is also taken at batch
+    `cost_batch` (1: not) so that a step's fixed cost is fitted; with `profile_path`, the
+    profiles in `batch_profile_paths` (the same model at other batch sizes) play that part.
+    `buffer_bytes`, when given, sizes the replay buffer from the data set's stored bytes per
+    sample and overrides `algorithm.buffer_samples`. Without `arrival_interval_s` data arrive
+    every `plan.arrival_interval_s` when the framework runs a plan (what it was made for), else
+    every `td`, the profile's slowest forward."""
+
+    framework: str = config_field(
+        "oracle",
+        help="who trains on what: {names}",
+        names=framework_names,
+        default_text="oracle; pipeline with --plan",
+        group="what runs",
+    )
+    dataset: str = config_field(
+        "digits", help="digits, synthetic, mnist, cifar10, ... (local files)", group="what runs"
+    )
+    data_root: str | None = config_field(None, help="folder of the data set's local files", group="what runs")
+    dataset_options: Mapping[str, Any] = config_field(
+        default_factory=dict,
+        help="data-set option, repeatable (e.g. classes=5 for synthetic)",
+        unit="key-value",
+        flag="dataset-option",
+        group="what runs",
+    )
+    stream: str = config_field("iid", help="iid, class-incremental, blurry, domain-incremental, ...", group="what runs")
+    stream_options: Mapping[str, Any] = config_field(
+        default_factory=dict,
+        help="stream option, repeatable (e.g. tasks=5, sigma=0.25)",
+        unit="key-value",
+        flag="stream-option",
+        group="what runs",
+    )
+    model: str = config_field("mnistnet", help="model name (see ferret profile --help)", group="what runs")
+    samples: int | None = config_field(
+        None, help="stream length", unit="int", ge=1, default_text="the training set once", group="what runs"
+    )
+    seed: int = config_field(
+        0, help="one seed for data order, weights and every choice", unit="int", ge=0, group="what runs"
+    )
+    arrival: str = config_field("fixed", help="arrival process: fixed, poisson, bursty or trace:FILE", group="time")
+    arrival_interval_s: float | None = config_field(
+        None,
+        help="mean time between arrivals, e.g. 2ms",
+        unit="seconds",
+        gt=0,
+        flag="arrival-interval",
+        default_text="the plan's with --plan, else the slowest layer's forward, Ferret's td",
+        group="time",
+    )
+    profile_path: str | Path | None = config_field(
+        None,
+        help="profile JSON giving step times",
+        unit="path",
+        flag="profile",
+        default_text="measured on --device",
+        group="time",
+    )
+    batch_profile_paths: tuple[str | Path, ...] = config_field(
+        (),
+        help="the same model's profile at a larger batch (repeatable; with --profile): a step of B rows then "
+        "costs a fitted fixed part + B × a per-row part instead of B one-row steps",
+        unit="path",
+        repeat=True,
+        flag="batch-profile",
+        group="time",
+    )
+    cost_batch: int = config_field(
+        16,
+        help="without --profile, also profile at this batch to fit a step's fixed cost (1: steps cost B × one row)",
+        unit="int",
+        ge=1,
+        group="time",
+    )
+    device: str = config_field("cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME", group="time")
+    threads: int = config_field(1, help="torch CPU threads for profiling and training", unit="int", ge=1, group="time")
+    algorithm: AlgorithmConfig = config_field(
+        default_factory=AlgorithmConfig, help="the OCL algorithm", via="AlgorithmConfig's flags"
+    )
+    buffer_bytes: int | None = config_field(
+        None,
+        help="replay buffer size in bytes, e.g. 1MiB",
+        unit="bytes",
+        gt=0,
+        flag="buffer",
+        group="algorithm",
+        exclusive="replay buffer size",
+    )
+    framework_options: FrameworkOptions = config_field(
+        default_factory=FrameworkOptions, help="the framework's options", via="FrameworkOptions' flags"
+    )
+    optimizer: OptimizerConfig = config_field(
+        default_factory=OptimizerConfig, help="the optimizer", via="OptimizerConfig's flags"
+    )
+    eval_every: int = config_field(
+        100, help="test every E arrivals (0: only at the end)", unit="int", ge=0, group="output"
+    )
+    progress: bool = config_field(False, help="a progress bar", via="on in `ferret run`")
 
     @property
     def train_device(self) -> str:
@@ -70,12 +145,15 @@ class Experiment:
     spec: RunSpec
     setup: RunSetup
     arrival_interval_s: float
+    framework: Framework
 
 
 def prepare(spec: RunSpec) -> Experiment:
-    """Everything but the run itself; raises `FerretError` on any bad name or file."""
+    """Everything but the run itself; raises `FerretError` on any bad name or file. The
+    framework is built first, so that a bad name or option fails before any data are loaded."""
     if spec.samples is not None and spec.samples < 1:
         raise FerretError(f"--samples must be ≥ 1, got {spec.samples}")
+    framework = build_framework(spec.framework, spec.framework_options)
     import torch
 
     torch.set_num_threads(spec.threads)
@@ -88,6 +166,9 @@ def prepare(spec: RunSpec) -> Experiment:
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes, seed=spec.seed)
     profile, batch_profiles = load_profiles(spec, model)
     interval = spec.arrival_interval_s
+    pipeline = spec.framework_options.pipeline
+    if interval is None and pipeline is not None:
+        interval = pipeline.plan.arrival_interval_s
     if interval is None:
         interval = CostModel.from_profile(profile).default_arrival_interval_s
     arrivals = make_arrivals(spec.arrival, interval)
@@ -106,7 +187,7 @@ def prepare(spec: RunSpec) -> Experiment:
         progress=spec.progress,
         batch_profiles=batch_profiles,
     )
-    return Experiment(spec, setup, interval)
+    return Experiment(spec, setup, interval, framework)
 
 
 def load_profiles(spec: RunSpec, model: Any) -> tuple[ModelProfile, tuple[ModelProfile, ...]]:
@@ -132,8 +213,7 @@ def load_profiles(spec: RunSpec, model: Any) -> tuple[ModelProfile, tuple[ModelP
 
 
 def run_experiment(experiment: Experiment) -> RunResult:
-    framework = build_framework(experiment.spec.framework, experiment.spec.framework_options)
-    return framework.run(experiment.setup)
+    return experiment.framework.run(experiment.setup)
 
 
 def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: float) -> dict[str, Any]:

@@ -15,8 +15,6 @@ the "gradients". The batch ("inputs": its rows and labels) is charged at the mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -25,31 +23,9 @@ from executor.ledger import ByteLedger, module_bytes, optimizer_state_bytes, ten
 from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, OCLAlgorithm, build_algorithm
 from executor.ocl.batch import TrainBatch
 from executor.ocl.modes import eval_mode
-from planner.errors import FerretError
+from executor.stage.optim import OptimizerConfig
 
-OPTIMIZERS = ("adam", "sgd")
 PREDICT_CHUNK = 1024
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    name: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-
-    def validate(self) -> OptimizerConfig:
-        if self.name not in OPTIMIZERS:
-            raise FerretError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if not self.lr > 0:
-            raise FerretError(f"learning rate must be positive, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise FerretError(f"momentum must lie in [0, 1), got {self.momentum}")
-        return self
-
-    def build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        if self.name == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
-        return torch.optim.Adam(params, lr=self.lr)
 
 
 class Learner:

@@ -10,7 +10,7 @@ from torch import nn
 from executor.data import Stream
 from executor.ocl.algorithms import AlgorithmConfig
 from executor.ocl.cost import CostModel
-from executor.ocl.learner import OptimizerConfig
+from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 from planner.profile import ModelProfile
 

@@ -9,33 +9,26 @@ import numpy as np
 from executor.compensation import CompensationConfig
 from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
-from executor.ocl.learner import OptimizerConfig as LearnerOptimizer
 from executor.stage import OptimizerConfig, StageRuntime
 from planner.plan import Plan
 from planner.profile import ModelProfile
 
 
-def stage_optimizer(config: LearnerOptimizer) -> OptimizerConfig:
-    """The run's optimizer (`ferret run --optimizer/--lr/--momentum`) as a stage optimizer:
-    the same torch.optim defaults, so a one-stage pipeline steps exactly like the Learner."""
-    return OptimizerConfig(name=config.name, lr=config.lr, momentum=config.momentum)
-
-
 def build_stages(
     model: LayeredModel,
     plan: Plan,
-    optimizer: LearnerOptimizer,
+    optimizer: OptimizerConfig,
     compensation: CompensationConfig | Sequence[CompensationConfig] | None,
     ledger: ByteLedger,
 ) -> list[StageRuntime]:
     """One runtime per stage, all charging one ledger (its peak is the pipeline's); one
-    compensation for every stage, or one per stage."""
-    config = stage_optimizer(optimizer)
+    compensation for every stage, or one per stage. `optimizer` is the run's, so a one-stage
+    pipeline steps exactly like the sequential Learner."""
     P = plan.num_stages
     per_stage = list(compensation) if isinstance(compensation, Sequence) else [compensation] * P
     if len(per_stage) != P:
         raise ValueError(f"{len(per_stage)} compensation configs for {P} stages")
-    return [StageRuntime(model, plan, j, config, per_stage[j], ledger) for j in range(P)]
+    return [StageRuntime(model, plan, j, optimizer, per_stage[j], ledger) for j in range(P)]
 
 
 def parameter_names(model: LayeredModel, plan: Plan) -> list[tuple[str, ...]]:

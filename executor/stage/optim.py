@@ -16,25 +16,41 @@ import torch
 
 from executor.stage.layout import ParamLayout
 from executor.stage.tally import Tally
+from planner.config_field import config_field
 from planner.errors import ValidationError
 
 OPTIMIZER = "optimizer"
 TensorList = list[torch.Tensor] | tuple[torch.Tensor, ...]
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Optimizer of every stage. Defaults: plain SGD at Ferret's learning rate 1e-3."""
+    """The optimizer of a sequential learner (as a `torch.optim` object, `build`) and of every
+    pipeline stage (`StageOptimizer`, the same arithmetic). Field defaults are torch.optim's,
+    and the name's is `ferret run`'s: Adam at learning rate 1e-3. A `StageRuntime` given no
+    optimizer uses `PLAIN_SGD`."""
 
-    name: str = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    dampening: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    name: str = config_field("adam", help="optimizer", choices=OPTIMIZERS, flag="optimizer")
+    lr: float = config_field(1e-3, help="learning rate", unit="float", gt=0)
+    momentum: float = config_field(0.0, help="SGD momentum", unit="float", ge=0, lt=1)
+    dampening: float = config_field(0.0, help="SGD: dampening of the momentum", unit="float", ge=0, le=1)
+    nesterov: bool = config_field(
+        False, help="SGD: Nesterov momentum (needs --momentum > 0 and --dampening 0)", unit="flag"
+    )
+    weight_decay: float = config_field(
+        0.0, help="L2 penalty: weight_decay × the weights is added to every gradient", unit="float", ge=0
+    )
+    betas: tuple[float, float] = config_field(
+        (0.9, 0.999),
+        help="Adam: decay rates of the running mean of the gradient and of its square",
+        unit="pair",
+        ge=0,
+        lt=1,
+        metavar="B1,B2",
+        default_text="0.9,0.999",
+    )
+    eps: float = config_field(1e-8, help="Adam: added to the denominator", unit="float", gt=0)
 
     def validate(self) -> OptimizerConfig:
         if self.name not in OPTIMIZERS:
@@ -50,6 +66,24 @@ class OptimizerConfig:
         if not all(0 <= b < 1 for b in self.betas) or self.eps <= 0:
             raise ValidationError(f"optimizer betas must be in [0, 1) and eps > 0, got {self.betas}, {self.eps}")
         return self
+
+    def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The same optimizer as a `torch.optim` object over `params`."""
+        if self.name == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=self.lr,
+                momentum=self.momentum,
+                dampening=self.dampening,
+                nesterov=self.nesterov,
+                weight_decay=self.weight_decay,
+            )
+        return torch.optim.Adam(params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+
+
+# A stage built without an optimizer: plain SGD, which keeps no state (the stage tests count
+# weights, versions and activations only).
+PLAIN_SGD = OptimizerConfig(name="sgd")
 
 
 class StageOptimizer:

@@ -28,7 +28,7 @@ from executor.compensation import CompensationConfig, EfficacyLog, build_compens
 from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
 from executor.stage.layout import ParamLayout
-from executor.stage.optim import OptimizerConfig, StageOptimizer
+from executor.stage.optim import PLAIN_SGD, OptimizerConfig, StageOptimizer
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
 from executor.stage.statistics import renew_statistics, running_statistics, statistics_kept
@@ -95,9 +95,7 @@ class StageRuntime:
         self.versions = VersionStore(
             self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
         )
-        self.optimizer = StageOptimizer(
-            optimizer if optimizer is not None else OptimizerConfig(), self.layout, self._tally
-        )
+        self.optimizer = StageOptimizer(optimizer if optimizer is not None else PLAIN_SGD, self.layout, self._tally)
         self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
         self.compensator.bind(self)
         self._second_order: tuple[tuple[torch.Tensor, ...], tuple[torch.nn.Parameter, ...]] | None = None

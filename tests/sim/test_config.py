@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from planner.config_field import check_bounds, field_specs
 from planner.errors import ValidationError
 from sim import SimConfig
 
@@ -43,3 +44,26 @@ def test_unknown_fields_in_json_are_refused(tmp_path):
     path.write_text('{"slowdown": "fast"}')
     with pytest.raises(ValidationError, match=r"bad\.json: sim config: slowdown"):
         SimConfig.load(path)
+
+
+def _outside_and_edge(spec):
+    """A value just outside the declared bounds and one on the allowed edge (ints stay ints)."""
+    step = 1 if spec.unit == "int" else 1e-9
+    if spec.ge is not None:
+        return spec.ge - step, spec.ge
+    if spec.gt is not None:
+        return spec.gt, spec.gt + step
+    raise AssertionError(f"{spec} has no lower bound")
+
+
+@pytest.mark.parametrize(
+    "name", [f.name for f, spec in field_specs(SimConfig) if spec.ge is not None or spec.gt is not None]
+)
+def test_the_flags_bounds_are_the_bounds_validate_enforces(name):
+    """The CLI checks a field's declared bounds; SimConfig.validate must agree at the edge."""
+    spec = next(spec for f, spec in field_specs(SimConfig) if f.name == name)
+    outside, edge = _outside_and_edge(spec)
+    with pytest.raises(ValidationError, match=name):
+        SimConfig(**{name: outside})
+    assert getattr(SimConfig(**{name: edge}), name) == edge
+    check_bounds(SimConfig(), "sim config")

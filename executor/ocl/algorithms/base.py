@@ -29,7 +29,14 @@ from torch import nn
 
 from executor.ledger import ByteLedger
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
+from planner.config_field import config_field
 from planner.errors import FerretError
+
+
+def algorithm_names() -> list[str]:
+    import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
+
+    return sorted(ALGORITHMS)
 
 
 @dataclass(frozen=True)
@@ -42,14 +49,25 @@ class AlgorithmConfig:
     trained new samples, for task-free streams.
     """
 
-    name: str = "vanilla"
-    buffer_samples: int = 5000
-    replay_batch: int | None = None
-    mir_candidates: int = 50
-    lwf_alpha: float = 1.0
-    lwf_temperature: float = 2.0
-    mas_lambda: float = 1.0
-    consolidate_every: int = 0
+    name: str = config_field(
+        "vanilla", help="OCL algorithm: {names}", names=algorithm_names, flag="algorithm", group="what runs"
+    )
+    buffer_samples: int = config_field(
+        5000, help="replay buffer size in samples", unit="int", ge=1, exclusive="replay buffer size"
+    )
+    replay_batch: int | None = config_field(
+        None, help="replayed rows per step", unit="int", ge=1, default_text="as many as new rows"
+    )
+    mir_candidates: int = config_field(50, help="MIR: buffer candidates scored per step", unit="int", ge=1)
+    lwf_alpha: float = config_field(1.0, help="LwF: distillation weight", unit="float", ge=0)
+    lwf_temperature: float = config_field(2.0, help="LwF: softmax temperature", unit="float", gt=0)
+    mas_lambda: float = config_field(1.0, help="MAS: penalty weight", unit="float", ge=0)
+    consolidate_every: int = config_field(
+        0,
+        help="LwF/MAS: also consolidate every this many trained samples (0: at task boundaries only)",
+        unit="int",
+        ge=0,
+    )
 
     def validate(self) -> AlgorithmConfig:
         if self.buffer_samples < 1:
@@ -152,8 +170,6 @@ def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
 
 
 def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
-    import executor.ocl.algorithms.catalog  # noqa: F401  (registers the built-in algorithms)
-
-    if config.name not in ALGORITHMS:
-        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(sorted(ALGORITHMS))}")
+    if config.name not in algorithm_names():
+        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(algorithm_names())}")
     return ALGORITHMS[config.name](config.validate(), context)

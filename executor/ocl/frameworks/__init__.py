@@ -9,6 +9,7 @@ from executor.ocl.frameworks.base import (
     Selection,
     SequentialFramework,
     build_framework,
+    framework_names,
     register_framework,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "Selection",
     "SequentialFramework",
     "build_framework",
+    "framework_names",
     "register_framework",
 ]

@@ -10,7 +10,7 @@ same `RunResult`, so `ferret run` writes the same outputs for all of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -18,20 +18,31 @@ import torch
 
 from executor.ledger import ByteLedger
 from executor.ocl.cost import ZERO_COST, StepCost
+from planner.config_field import config_field
 from planner.errors import FerretError
 
 if TYPE_CHECKING:
+    from executor.ocl.frameworks.pipeline import PipelineOptions
     from executor.ocl.result import RunResult
     from executor.ocl.setup import RunSetup
 
 
 @dataclass(frozen=True)
 class FrameworkOptions:
-    """`batch_size` N and `window` B of the B-Skip family and Camel; `extra` for other frameworks."""
+    """`batch_size` N and `window` B of the B-Skip family and Camel; `pipeline` for the pipeline
+    framework (a plan and how to run it); `extra` for other registered frameworks."""
 
-    batch_size: int = 10
-    window: int = 50
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = config_field(10, help="N: data trained per step (B-Skip, Camel)", unit="int", ge=1)
+    window: int = config_field(50, help="B: latest untrained data kept (B-Skip, Camel)", unit="int", ge=1)
+    extra: Mapping[str, Any] = config_field(
+        default_factory=dict,
+        help="option of another registered framework, repeatable (the pipeline's are --plan and its flags)",
+        unit="key-value",
+        flag="framework-option",
+    )
+    pipeline: PipelineOptions | None = config_field(
+        None, help="the pipeline framework's options", via="--plan and the pipeline flags"
+    )
 
     def validate(self) -> FrameworkOptions:
         if self.batch_size < 1:
@@ -114,6 +125,8 @@ def reject_extra_options(name: str, options: FrameworkOptions) -> None:
     """The built-in frameworks take only N and B; anything else is a user mistake, not ignored."""
     if options.extra:
         raise FerretError(f"framework {name!r} takes no --framework-option (got {', '.join(sorted(options.extra))})")
+    if options.pipeline is not None:
+        raise FerretError(f"framework {name!r} runs no plan (a plan runs in framework 'pipeline')")
 
 
 FrameworkFactory = Callable[[FrameworkOptions], Framework]
@@ -130,9 +143,13 @@ def register_framework(name: str) -> Callable[[FrameworkFactory], FrameworkFacto
     return deco
 
 
-def build_framework(name: str, options: FrameworkOptions | None = None) -> Framework:
+def framework_names() -> list[str]:
     import executor.ocl.frameworks.catalog  # noqa: F401  (registers the built-in frameworks)
 
-    if name not in FRAMEWORKS:
-        raise FerretError(f"unknown framework {name!r}; choose one of {', '.join(sorted(FRAMEWORKS))}")
+    return sorted(FRAMEWORKS)
+
+
+def build_framework(name: str, options: FrameworkOptions | None = None) -> Framework:
+    if name not in framework_names():
+        raise FerretError(f"unknown framework {name!r}; choose one of {', '.join(framework_names())}")
     return FRAMEWORKS[name]((options or FrameworkOptions()).validate())

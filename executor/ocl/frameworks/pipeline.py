@@ -1,20 +1,17 @@
 """The pipeline framework: a plan (Ferret M−/M/M+, PipeDream, PipeDream-2BW, GPipe, 1F1B-flush)
 run on the stream, with the same `RunResult` as the sequential frameworks.
 
-`ferret run --plan plan.json --mode replay` (or `--framework pipeline --framework-option
-plan=plan.json`). The schedule is the twin's for the stream's own arrival times (or a trace
-file, `trace=`); the replay executor follows it with real data and real math. Options (the
-`extra` of `FrameworkOptions`): `plan`, `mode`, `compensation` (a name or a
-`CompensationConfig`) with `lambda0`, `nu`, `alpha`, `eta_lambda`, `gap_ema`, `trace`,
-`measured_trace` (where to write the measured trace), `sim_config` (a `SimConfig`, its JSON
-object, or a file), `drain`.
+`ferret run --plan plan.json --mode replay`, or in a library
+`FrameworkOptions(pipeline=PipelineOptions(plan=Plan.load(path), ...))` with framework
+`pipeline`. The schedule is the twin's for the stream's own arrival times (or a trace file,
+`trace`); the replay executor follows it with real data and real math.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,83 +19,82 @@ from executor.compensation import CompensationConfig
 from executor.ocl.frameworks.base import FrameworkOptions, register_framework
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
+from planner.config_field import config_field
 from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
 from sim.config import SimConfig
 
-COMPENSATION_FIELDS = ("lambda0", "nu", "alpha", "eta_lambda", "gap_ema")
-OPTION_NAMES = ("plan", "mode", "compensation", *COMPENSATION_FIELDS, "trace", "measured_trace", "sim_config", "drain")
 # Algorithms whose micro-batch grows by the replayed rows: the twin's ops last that much longer.
 REPLAYING = ("er", "mir")
 
 
+def mode_names() -> list[str]:
+    return list(PIPELINE_MODES)
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
-    plan: Path
-    mode: str = "replay"
-    compensation: CompensationConfig = field(default_factory=CompensationConfig)
-    sim_config: SimConfig = field(default_factory=SimConfig)
-    trace: Path | None = None
-    measured_trace: Path | None = None
-    drain: bool = False
+    """Everything the pipeline framework runs: the plan (loaded once, by whoever builds these;
+    `plan_file` names it in errors and reports), how it runs (`mode`), the compensation of every
+    stage, the twin's model that schedules it (`sim_config`) or a schedule to follow instead
+    (`trace`), where to write the measured op trace, and whether to run the schedule past the
+    last arrival (`drain`)."""
 
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> PipelineOptions:
-        unknown = sorted(set(extra) - set(OPTION_NAMES))
-        if unknown:
+    plan: Plan = config_field(help="the plan to run", via="--plan FILE (loaded once)")
+    plan_file: Path | None = config_field(
+        None, help="plan JSON from `ferret plan`: run its pipeline", unit="path", flag="plan"
+    )
+    mode: str = config_field(
+        "replay",
+        help="how the pipeline runs, one of: {names} (replay follows the twin's schedule in one process)",
+        names=mode_names,
+    )
+    compensation: CompensationConfig = config_field(
+        default_factory=CompensationConfig, help="compensation", via="--compensation, --compensation-option"
+    )
+    sim_config: SimConfig = config_field(
+        default_factory=SimConfig, help="the twin's model", via="the simulator flags and --sim-config"
+    )
+    trace: Path | None = config_field(
+        None,
+        help="follow this trace file (jsonl/csv, e.g. from ferret simulate) instead of simulating",
+        unit="path",
+    )
+    measured_trace: Path | None = config_field(
+        None, help="where the measured op trace goes", via="`ferret run` writes trace.jsonl into --out"
+    )
+    drain: bool = config_field(
+        False, help="run the whole schedule, past the last arrival", via="library only (tests compare final weights)"
+    )
+
+    def validate(self) -> PipelineOptions:
+        if self.mode not in PIPELINE_MODES:
             raise FerretError(
-                f"framework 'pipeline' takes no option {', '.join(unknown)} (it takes: {', '.join(OPTION_NAMES)})"
+                f"pipeline mode {self.mode!r} is not available; choose one of {', '.join(PIPELINE_MODES)}"
             )
-        if "plan" not in extra:
-            raise FerretError("framework 'pipeline' needs a plan: --plan plan.json (or --framework-option plan=FILE)")
-        compensation = extra.get("compensation", "none")
-        if not isinstance(compensation, CompensationConfig):
-            compensation = CompensationConfig(name=str(compensation))
-        overrides: dict[str, Any] = {}
-        for k in COMPENSATION_FIELDS:
-            if k in extra:
-                try:
-                    overrides[k] = float(extra[k])
-                except (TypeError, ValueError):
-                    raise FerretError(f"compensation setting {k} must be a number, got {extra[k]!r}") from None
         try:
-            compensation = dataclasses.replace(compensation, **overrides).validate()
+            self.compensation.validate()
         except ValidationError as exc:
             raise FerretError(f"--compensation: {exc}") from None
-        mode = str(extra.get("mode", "replay"))
-        if mode not in PIPELINE_MODES:
-            raise FerretError(f"pipeline mode {mode!r} is not available; choose one of {', '.join(PIPELINE_MODES)}")
-        return cls(
-            plan=Path(str(extra["plan"])),
-            mode=mode,
-            compensation=compensation,
-            sim_config=_sim_config(extra.get("sim_config")),
-            trace=None if extra.get("trace") is None else Path(str(extra["trace"])),
-            measured_trace=None if extra.get("measured_trace") is None else Path(str(extra["measured_trace"])),
-            drain=bool(extra.get("drain", False)),
-        )
+        return self
+
+    @property
+    def plan_name(self) -> str:
+        return "plan" if self.plan_file is None else str(self.plan_file)
 
 
-def _sim_config(value: Any) -> SimConfig:
-    if value is None:
-        return SimConfig()
-    if isinstance(value, SimConfig):
-        return value
-    if isinstance(value, dict):
-        return SimConfig.from_json(value)
-    return SimConfig.load(str(value))
-
-
-def load_plan(path: Path, num_layers: int, model_name: str) -> Plan:
+def check_plan(options: PipelineOptions, num_layers: int, model_name: str) -> Plan:
     """The plan, checked against the model it will run (one line naming the file on mismatch)."""
-    plan = Plan.load(path)
+    plan = options.plan
     if plan.num_layers != num_layers:
         raise FerretError(
-            f"{path}: the plan partitions {plan.num_layers} layers but model {model_name!r} has {num_layers}; "
-            "make the plan from this model's profile"
+            f"{options.plan_name}: the plan partitions {plan.num_layers} layers but model {model_name!r} has "
+            f"{num_layers}; make the plan from this model's profile"
         )
     if not plan.feasible:
-        raise FerretError(f"{path}: the plan is marked infeasible for its budget; plan with a larger budget")
+        raise FerretError(
+            f"{options.plan_name}: the plan is marked infeasible for its budget; plan with a larger budget"
+        )
     return plan
 
 
@@ -119,7 +115,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     from sim.trace import FileTrace, TraceSink
 
     model = setup.model
-    plan = load_plan(options.plan, getattr(model, "num_layers", -1), getattr(model, "name", "?"))
+    plan = check_plan(options, getattr(model, "num_layers", -1), getattr(model, "name", "?"))
     arrival = setup.stream.arrival_s
     sim_config = options.sim_config
     sim_summary: dict[str, Any] = {}
@@ -158,7 +154,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     result.details.update(
         {
             "mode": options.mode,
-            "plan": str(options.plan),
+            "plan": options.plan_name,
             "strategy": plan.strategy,
             "num_stages": plan.num_stages,
             "partition": list(plan.partition),
@@ -199,4 +195,11 @@ PIPELINE_MODES: dict[str, Callable[[RunSetup, PipelineOptions], RunResult]] = {"
 
 @register_framework("pipeline")
 def build_pipeline(options: FrameworkOptions) -> PipelineFramework:
-    return PipelineFramework(PipelineOptions.from_extra(options.extra))
+    if options.extra:
+        raise FerretError(
+            f"framework 'pipeline' takes no --framework-option (got {', '.join(sorted(options.extra))}); "
+            "its settings are --plan, --mode, --compensation, --trace and the simulator flags"
+        )
+    if options.pipeline is None:
+        raise FerretError("framework 'pipeline' needs a plan: --plan plan.json")
+    return PipelineFramework(options.pipeline.validate())

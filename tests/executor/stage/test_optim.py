@@ -108,3 +108,19 @@ def test_both_gradient_forms_step_exactly_like_torch_optim(cfg, chunked):
         else:
             opt.step(layout.views(flat), grads, chunked=False)
     assert torch.equal(flat, torch.cat([p.detach().reshape(-1) for p in twin.parameters()]))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.name}-m{c.momentum}-wd{c.weight_decay}-n{c.nesterov}")
+def test_the_learners_torch_optimizer_has_every_setting_the_stage_steps_with(cfg):
+    params = list(nn.Linear(3, 2).parameters())
+    built, reference = cfg.build(params), _torch_optimizer(cfg, params)
+    assert type(built) is type(reference)
+    assert {k: v for k, v in built.param_groups[0].items() if k != "params"} == {
+        k: v for k, v in reference.param_groups[0].items() if k != "params"
+    }
+
+
+def test_the_default_is_ferret_runs_adam_and_a_bare_stage_uses_plain_sgd():
+    assert (OptimizerConfig().name, OptimizerConfig().lr) == ("adam", 1e-3)
+    plan = Plan("oracle", (0, 3), (WorkerConfig.default(0, 1),), default_placement(1, 1), 1.0)
+    assert StageRuntime(linear_chain(3, 5, seed=1), plan, 0).optimizer.config == OptimizerConfig(name="sgd")

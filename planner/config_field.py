@@ -1,0 +1,176 @@
+"""Config fields that describe themselves: help, flag, unit and bounds in the field's metadata.
+
+A config dataclass in any layer declares a field with `config_field(default, help=..., unit=...)`
+and the `ferret` CLI (analysis/config_args.py) makes the flag from it: name, help text,
+default, parser and bounds all come from this one declaration, so a field cannot drift from its
+flag. The unit is a name (`Unit`), not a parser, so this module (the lowest layer) needs none:
+the parsers of human units live at the CLI edge (analysis/units.py). Bounds are plain numbers
+(`gt`, `ge`, `lt`, `le`, as in pydantic; numbers are finite unless `finite=False`) that
+`FieldSpec.allows` and `check_bounds` check anywhere: a config's `validate()` can check the
+same bounds the CLI parser does, and hardening extends them here, not in a second mechanism.
+
+A field the CLI sets in another way says how (`via`), so that every field is either a flag or
+explains why not; a nested config field says `via` too (its own fields carry the flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from planner.errors import ValidationError
+
+#: How a flag's text becomes a value. `flag`: a switch (store true); `key-value`: a repeatable
+#: KEY=VALUE flag gathered into a mapping; `pair`: two comma-separated numbers.
+Unit = Literal["int", "float", "bytes", "seconds", "rate", "bandwidth", "text", "path", "flag", "pair", "key-value"]
+NUMERIC: tuple[Unit, ...] = ("int", "float", "bytes", "seconds", "rate", "bandwidth", "pair")
+METADATA_KEY = "ferret"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the CLI needs to know about one config field (see the module docstring).
+
+    `flag` defaults to the field name with dashes; `choices` are enforced by the parser, while
+    `names` (a function, e.g. a registry's keys, called only when help is shown) are listed in
+    the help where it says `{names}`. `setting_of` makes the field a KEY of that repeatable
+    KEY=VALUE flag instead of a flag of its own. `default_text` is how help shows the default
+    when the value says too little (None, inf). `group` is the help section, `exclusive` a key
+    shared by flags that may not be given together, `repeat` collects a repeated flag in a tuple.
+    """
+
+    help: str
+    unit: Unit = "text"
+    flag: str | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] | None = None
+    names: Callable[[], Iterable[str]] | None = None
+    metavar: str | None = None
+    default_text: str | None = None
+    setting_of: str | None = None
+    via: str | None = None
+    group: str | None = None
+    exclusive: str | None = None
+    repeat: bool = False
+    finite: bool = True
+
+    def flag_for(self, field_name: str) -> str:
+        return self.flag or field_name.replace("_", "-")
+
+    def requirement(self) -> str:
+        """The bounds in words: `'an integer ≥ 1'`, `'in [0, 1)'`, `'> 0'`, or `''` if none."""
+        low = ("(", self.gt) if self.gt is not None else ("[", self.ge) if self.ge is not None else None
+        high = (")", self.lt) if self.lt is not None else ("]", self.le) if self.le is not None else None
+        if low and high:
+            text = f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+        elif low:
+            text = f"{'>' if low[0] == '(' else '≥'} {low[1]:g}"
+        elif high:
+            text = f"{'<' if high[0] == ')' else '≤'} {high[1]:g}"
+        else:
+            text = ""
+        if self.unit == "int":
+            return f"an integer {text}".rstrip()
+        return text
+
+    def allows(self, value: Any) -> bool:
+        """Whether a value meets the bounds: a number (each of a pair), finite unless `finite`
+        is off (a free link's infinite bandwidth), never NaN. `None` and non-numeric units pass."""
+        if self.unit not in NUMERIC or value is None:
+            return True
+        numbers = value if isinstance(value, tuple) else (value,)
+        return all(self._within(v) for v in numbers)
+
+    def _within(self, v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
+            return False
+        if math.isinf(v) and self.finite:
+            return False
+        return not (
+            (self.gt is not None and not v > self.gt)
+            or (self.ge is not None and not v >= self.ge)
+            or (self.lt is not None and not v < self.lt)
+            or (self.le is not None and not v <= self.le)
+        )
+
+
+def config_field(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Callable[[], Any] | None = None,
+    help: str,
+    unit: Unit = "text",
+    flag: str | None = None,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    names: Callable[[], Iterable[str]] | None = None,
+    metavar: str | None = None,
+    default_text: str | None = None,
+    setting_of: str | None = None,
+    via: str | None = None,
+    group: str | None = None,
+    exclusive: str | None = None,
+    repeat: bool = False,
+    finite: bool = True,
+) -> Any:
+    """`dataclasses.field(default=...)` carrying a `FieldSpec` (keyword arguments as there)."""
+    spec = FieldSpec(
+        help=help,
+        unit=unit,
+        flag=flag,
+        gt=gt,
+        ge=ge,
+        lt=lt,
+        le=le,
+        choices=choices,
+        names=names,
+        metavar=metavar,
+        default_text=default_text,
+        setting_of=setting_of,
+        via=via,
+        group=group,
+        exclusive=exclusive,
+        repeat=repeat,
+        finite=finite,
+    )
+    metadata = {METADATA_KEY: spec}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_spec(f: dataclasses.Field[Any]) -> FieldSpec | None:
+    spec = f.metadata.get(METADATA_KEY)
+    return spec if isinstance(spec, FieldSpec) else None
+
+
+def field_specs(cls: type) -> list[tuple[dataclasses.Field[Any], FieldSpec]]:
+    """The fields of a config dataclass that carry a spec, in declaration order."""
+    return [(f, spec) for f in dataclasses.fields(cls) if (spec := field_spec(f)) is not None]
+
+
+def check_bounds(config: Any, where: str) -> None:
+    """Raise `ValidationError` naming the first field of `config` outside its declared bounds:
+    the library's check at its boundary, from the same declaration as the CLI's."""
+    for f, spec in field_specs(type(config)):
+        value = getattr(config, f.name)
+        if not spec.allows(value):
+            requirement = spec.requirement()
+            if isinstance(value, float) and not math.isfinite(value):
+                requirement = "finite" + (f" and {requirement}" if requirement else "")
+            raise ValidationError(f"{where} {f.name} must be {requirement or 'a number'}, got {value!r}")
+
+
+def field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default

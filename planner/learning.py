@@ -176,3 +176,40 @@ def learning_rate(profile: ModelProfile, plan: Plan, model: LearningModel) -> fl
         delivered = 1.0 / max(path.cycle_s, plan.num_workers * td)
         total += float(np.sum(shares * suffix_lcm_reciprocal(w.omission) * value)) * delivered
     return total
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One replay: the plan, and its online accuracy divided by Oracle's on the same seed."""
+
+    plan: Plan
+    accuracy_ratio: float
+
+
+def fit(profile: ModelProfile, observations: list[Observation], fitted_on: str = "") -> LearningModel:
+    """Least-squares fit of `δ, κ_stashed, κ_latest` (all ≥ 0) so that `learning_rate · td`
+    predicts each observation's accuracy ratio. A kind no observed plan uses keeps κ = 0 and is
+    reported as not fitted."""
+    from scipy.optimize import least_squares
+
+    if not observations:
+        raise ValidationError("learning model: nothing to fit (no observations)")
+    kinds = [k for k in BACKWARD_WEIGHTS if any(w.backward_weights == k for o in observations for w in o.plan.workers)]
+
+    def model_of(x: np.ndarray) -> LearningModel:
+        kappa = dict.fromkeys(BACKWARD_WEIGHTS, 0.0)
+        kappa.update(zip(kinds, (float(v) for v in x[1:]), strict=True))
+        return LearningModel(float(x[0]), kappa)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        m = model_of(x)
+        return np.array(
+            [learning_rate(profile, o.plan, m) * o.plan.arrival_interval_s - o.accuracy_ratio for o in observations]
+        )
+
+    start = np.array([BUILTIN.delay_per_arrival, *(BUILTIN.staleness[k] for k in kinds)])
+    solution = least_squares(residuals, start, bounds=(0.0, np.inf))
+    fitted = model_of(solution.x)
+    rms = float(np.sqrt(np.mean(solution.fun**2)))
+    details = {"observations": len(observations), "rms_error": rms, "fitted_kinds": kinds}
+    return LearningModel(fitted.delay_per_arrival, fitted.staleness, fitted_on, details).validate()

@@ -91,3 +91,20 @@ def test_model_file_round_trip_and_validation(tmp_path):
     with pytest.raises(ValidationError, match="delay_per_arrival"):
         LearningModel(-1.0, {"stashed": 0.0, "latest": 0.0}).validate()
     assert math.isfinite(learning_rate(hand_profile(), _plan([_w(0)]), BUILTIN))
+
+
+def test_fit_recovers_the_discounts_that_made_the_observations():
+    from planner.learning import Observation, fit
+
+    truth = LearningModel(0.02, {"stashed": 0.08, "latest": 0.03})
+    plans = [_plan([_w(n) for n in range(k)], td=td) for k, td in ((3, 2.0), (4, 1.5), (6, 1.0))] + [
+        _plan([_w(n, recompute=True, kind="latest") for n in range(k)], td=td) for k, td in ((4, 2.0), (8, 1.0))
+    ]
+    plans.append(_plan([_w(n, P=1) for n in range(5)], td=1.0, partition=(0, 3)))
+    obs = [Observation(p, learning_rate(hand_profile(), p, truth) * p.arrival_interval_s) for p in plans]
+    model = fit(hand_profile(), obs, "synthetic")
+    assert model.delay_per_arrival == pytest.approx(0.02, rel=1e-3)
+    assert model.staleness == pytest.approx(truth.staleness, rel=1e-3)
+    assert model.details["rms_error"] < 1e-6 and model.fitted_on == "synthetic"
+    only_stashed = fit(hand_profile(), obs[:3] + obs[-1:])
+    assert only_stashed.staleness["latest"] == 0.0 and only_stashed.details["fitted_kinds"] == ["stashed"]

@@ -129,3 +129,34 @@ def test_latest_and_stashed_workers_share_a_stage():
     drive(stages, async_1f1b(P, N, n, tf=1, tb=2, td=2), X.__getitem__, lambda s, z: F.cross_entropy(z, Y[s]), on_op)
     assert set(stale[0]) == {0} and max(stale[1]) > 0  # only the stashing worker sees stale weights
     assert all(s.in_flight == 0 for s in stages)
+
+
+@pytest.mark.parametrize("P", [1, 2, 3])
+def test_stored_bytes_equal_the_latest_weights_closed_form(P):
+    # One worker in the closed form's regime (cycle 2·tf + tb = td): stage j holds its one
+    # version and the kept inputs of the P − j data in flight — (F4) for latest weights,
+    # Σ_j w_j + v_j·(a_j − s_j), where the input kept equals the first layer's output here.
+    from planner.closed_form import memory_bytes, stage_sizes
+    from tests.executor.stage.test_memory import LAYERS, WIDTH, _profile
+
+    model = linear_chain(LAYERS, WIDTH)
+    profile = _profile(model)
+    worker = WorkerConfig(0, True, (1,) * P, (0,) * P, "latest")
+    plan = Plan("ferret", tuple(range(0, LAYERS + 1, LAYERS // P)), (worker,), default_placement(1, P), 1.0)
+    ledger = ByteLedger()
+    stages = [StageRuntime(model, plan, j, ledger=ledger) for j in range(P)]
+    peak = [0] * P
+    total = 0
+
+    def on_op(op, result):
+        nonlocal total
+        for j, stage in enumerate(stages):
+            peak[j] = max(peak[j], stage.held_bytes("weights") + stage.held_bytes("activations"))
+        total = max(total, ledger.held("weights") + ledger.held("activations"))
+
+    X = torch.randn(40, 1, WIDTH, generator=torch.Generator().manual_seed(0))
+    drive(stages, async_1f1b(P, 1, 40, tf=1, tb=2, td=4), X.__getitem__, lambda s, z: z.mean(), on_op)
+    w, a, s = stage_sizes(profile, plan.partition)
+    assert peak == [int(w[j] + (P - j) * (a[j] - s[j])) for j in range(P)]
+    assert total == memory_bytes(profile, plan)
+    assert all(stage.versions.held == 1 for stage in stages)

@@ -90,6 +90,14 @@ class LearningPlanner:
             for p in self.partitions
             for recompute in (False, True)
         ]
+        self._all = FerretPlanner(
+            profile,
+            arrival_interval_s,
+            decay_per_s,
+            value_per_datum,
+            partitions=self.partitions,
+            num_devices=num_devices,
+        )
 
     def candidates(self, budget_bytes: int | None) -> list[Scored]:
         out = []
@@ -115,15 +123,7 @@ class LearningPlanner:
     def plan(self, budget_bytes: int | None) -> PlanResult:
         options = self.candidates(budget_bytes)
         if not options:  # nothing fits: the paper's planner says why and with what floor
-            paper = FerretPlanner(
-                self.profile,
-                self.td,
-                self.decay_per_s,
-                self.value_per_datum,
-                partitions=self.partitions,
-                num_devices=self.num_devices,
-            )
-            return paper.plan(budget_bytes)
+            return self._all.plan(budget_bytes)
         best = max(options, key=lambda s: (s.score, -s.memory))
         rate = adaptation_rate(self.profile, best.plan)
         plan = best.plan.with_prediction(rate, best.memory, True)
@@ -135,7 +135,7 @@ class LearningPlanner:
             f"({len(plan.active_workers)} active), backward weights {'/'.join(kinds)}, "
             f"learning score {best.score * self.td:.4f} of Oracle's, R={rate:.6g}/s, M={best.memory} B",
         )
-        return PlanResult(plan, True, rate, best.memory, best.memory, log)
+        return PlanResult(plan, True, rate, best.memory, self._all.min_memory_bytes(), log)
 
     def _scored(self, plan: Plan) -> Scored:
         return Scored(plan, learning_rate(self.profile, plan, self.model), memory_bytes(self.profile, plan))

@@ -9,7 +9,9 @@ group ride on their backward's timeout. One event per op, one per arrival, one p
 transfer: docs/sim.md has the measurements behind this structure.
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
-it; an update applies onto the current version and makes the next one. Memory (SPEC §3.3): a
+it; an update applies onto the current version and makes the next one. A latest-weights worker
+stashes nothing: its backward (recomputation first) reads the version current when it starts
+and holds it until it ends. Memory (SPEC §3.3): a
 stage keeps its live weights on its home device plus one copy of every older version an
 in-flight datum still needs; a stored datum keeps `a_j - c^r·s_j` activation bytes on its
 slot's device from the start of its forward to the end of its backward.
@@ -162,11 +164,17 @@ class Engine:
             d.versions[j] = v
             base = slot.t_fwd
             if j >= d.bottom:
-                refs = self.refs[j]
-                refs[v] = refs.get(v, 0) + 1
+                if not slot.latest:  # weight stashing: the datum holds its forward's version
+                    refs = self.refs[j]
+                    refs[v] = refs.get(v, 0) + 1
                 slot.outstanding += 1
                 self.ledger.alloc(slot.dev_index, slot.act, now)
         else:
+            if slot.latest:  # the recomputation reads the weights current now and holds them
+                j = slot.stage
+                v = d.versions[j] = self.version[j]
+                refs = self.refs[j]
+                refs[v] = refs.get(v, 0) + 1
             base = slot.t_bwd_job
             if len(slot.acc) + 1 == slot.acc_target:
                 base += self.update_s

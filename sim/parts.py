@@ -46,6 +46,7 @@ class Slot:
         "dev_index",
         "device",
         "home",
+        "latest",
         "next",
         "outstanding",
         "prev",
@@ -67,6 +68,7 @@ class Slot:
         self.dev_index = device.index
         self.home = home  # device holding the stage's live weights and stashed versions
         self.recompute = worker.config.recompute
+        self.latest = worker.config.latest  # backward on the weights current when it starts (SPEC §3.2)
         self.busy = False
         self.outstanding = 0  # data stored here: forward started, backward not finished
         self.window = 1

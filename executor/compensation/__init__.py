@@ -6,7 +6,7 @@ Hessian-vector product), `adam-fisher` (Adam's Fisher diagonal) (SPEC §5); buil
 """
 
 from executor.compensation.base import CompensationConfig, Compensator, StageProbe, fisher_approx
-from executor.compensation.efficacy import EfficacyLog, EfficacySample, efficacy_sample
+from executor.compensation.efficacy import EfficacyLog, EfficacySample, compensation_efficacy, efficacy_sample
 from executor.compensation.registry import COMPENSATORS, build_compensator, register_compensator
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "EfficacySample",
     "StageProbe",
     "build_compensator",
+    "compensation_efficacy",
     "efficacy_sample",
     "fisher_approx",
     "register_compensator",

@@ -20,6 +20,7 @@ import torch
 
 
 class EfficacySample(NamedTuple):
+    sample: int  # the datum (arrival index)
     staleness: int
     efficacy: float  # 1 − ‖g_comp − g_latest‖ / ‖g_stash − g_latest‖
     stale_error: float  # ‖g_stash − g_latest‖ / ‖g_latest‖
@@ -27,7 +28,7 @@ class EfficacySample(NamedTuple):
 
 
 def efficacy_sample(
-    stale: torch.Tensor, compensated: torch.Tensor, latest: torch.Tensor, staleness: int
+    stale: torch.Tensor, compensated: torch.Tensor, latest: torch.Tensor, staleness: int, sample: int = -1
 ) -> EfficacySample | None:
     """One measurement, or None when the stale gradient already equals the latest one (the
     ratio is undefined: there was no error to remove)."""
@@ -39,6 +40,7 @@ def efficacy_sample(
     stale_norm = float(torch.linalg.vector_norm(stale))
     change = float(torch.linalg.vector_norm(compensated - stale))
     return EfficacySample(
+        sample,
         staleness,
         1.0 - remaining / error,
         error / latest_norm if latest_norm > 0 else float("inf"),
@@ -69,17 +71,36 @@ class EfficacyLog:
             self.samples.append(sample)
 
     def summary(self) -> dict[str, Any]:
-        """Median and mean over the samples (the median resists the few backwards whose stale
-        error is near zero and whose ratio is therefore noisy)."""
-        s = self.samples
-        if not s:
-            return {"samples": 0}
-        eff = [x.efficacy for x in s]
-        return {
-            "samples": len(s),
-            "efficacy_median": statistics.median(eff),
-            "efficacy_mean": statistics.fmean(eff),
-            "stale_error_median": statistics.median(x.stale_error for x in s),
-            "correction_median": statistics.median(x.correction for x in s),
-            "mean_staleness": statistics.fmean(x.staleness for x in s),
-        }
+        return summarize(self.samples)
+
+
+def summarize(samples: list[EfficacySample]) -> dict[str, Any]:
+    """Median and mean over the samples (the median resists the few backwards whose stale error
+    is near zero and whose ratio is therefore noisy)."""
+    if not samples:
+        return {"samples": 0}
+    eff = [x.efficacy for x in samples]
+    return {
+        "samples": len(samples),
+        "efficacy_median": statistics.median(eff),
+        "efficacy_mean": statistics.fmean(eff),
+        "stale_error_median": statistics.median(x.stale_error for x in samples),
+        "correction_median": statistics.median(x.correction for x in samples),
+        "mean_staleness": statistics.fmean(x.staleness for x in samples),
+    }
+
+
+def compensation_efficacy(logs: list[EfficacyLog], stream_length: int) -> dict[str, Any]:
+    """What a pipeline run reports: every stage's samples pooled, per stage, and per half of
+    the stream (before and after the middle: an abrupt shift there shows in the second)."""
+    pooled = [x for log in logs for x in log.samples]
+    half = stream_length // 2
+    return {
+        **summarize(pooled),
+        "every": max((log.every for log in logs), default=0),
+        "per_stage": [log.summary() for log in logs],
+        "halves": [
+            summarize([x for x in pooled if x.sample < half]),
+            summarize([x for x in pooled if x.sample >= half]),
+        ],
+    }

@@ -239,7 +239,7 @@ class StageRuntime:
             flat = self._compensate(flat, version, staleness)
         self._second_order = None
         if stale is not None:
-            self._measure_efficacy(pending.saved_input, grad_output, loss_fn, stale, flat, staleness)
+            self._measure_efficacy(pending.saved_input, grad_output, loss_fn, stale, flat, staleness, sample)
         self.versions.release(version)
         update = self._accumulate(worker, sample, grads, flat, stash_id)
         self.versions.trim()
@@ -404,6 +404,7 @@ class StageRuntime:
         stale: torch.Tensor,
         compensated: torch.Tensor | None,
         staleness: int,
+        sample: int,
     ) -> None:
         """The datum's gradient at the current weights (same input, same gradient from above),
         against the stale and the compensated one. Leaves the run untouched: no ledger, the
@@ -417,7 +418,7 @@ class StageRuntime:
             grads = torch.autograd.grad(root, params, grad_output, allow_unused=True, materialize_grads=True)
         latest = torch.cat([g.reshape(-1) for g in grads])
         applied = stale if compensated is None else compensated
-        self.efficacy.record(efficacy_sample(stale, applied, latest, staleness))
+        self.efficacy.record(efficacy_sample(stale, applied, latest, staleness, sample))
         self.efficacy.seconds += time.perf_counter() - started
 
     def _compensate(self, grad: torch.Tensor, version: Version, staleness: int) -> torch.Tensor:

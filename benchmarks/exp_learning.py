@@ -1,0 +1,302 @@
+"""Experiment: pipelines that learn — the headline table, the bar, and the two objectives.
+
+    python benchmarks/exp_learning.py headline [--seeds 0 1 2 3 4] [--jobs 2] [--synthetic-samples 4000]
+    python benchmarks/exp_learning.py bar --cpu-profile PATH [--seeds 0 1 2 3 4] [--jobs 2]
+    python benchmarks/exp_learning.py objectives [--budgets 5] [--seeds 0 1 2 3 4] [--jobs 2] [--plot FILE]
+
+`headline`: Oracle, 1-Skip, the best B-Skip (Random-N / Last-N, N = 10), Camel, Ferret M−/M/M+
+as the paper defines them (objective `rate`, weight stashing, Iter-Fisher) and Ferret M+ as
+`ferret plan --budget max` now chooses it (default objective and compensation), on
+class-incremental and iid `digits` and the long synthetic class-incremental stream. `bar`:
+Oracle against the default M+ plan on the roofline TITAN Xp profile and a CPU-measured one
+(class-incremental and iid digits). `objectives`: across budgets from M− to M+, each objective's
+plan, its planned score and the online accuracy its replay measures (one plot). Model MNISTNet,
+Adam lr 1e-3, vanilla OCL, `td` = the slowest layer's forward; every table ≥ 5 seeds, mean ± std
+and the 95 % interval of the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from exp_common import (
+    DIGITS,
+    Job,
+    Workload,
+    ferret_budgets,
+    kib,
+    mean,
+    mean_std_ci,
+    pipeline,
+    profile_for,
+    run_all,
+    scratch,
+    synthetic,
+    table,
+)
+
+from planner.closed_form import adaptation_rate
+from planner.learning import learning_rate, model_for
+from planner.profile import ModelProfile
+from planner.strategies import make_plan
+from planner.strategies.ferret import DEFAULT_OBJECTIVE
+
+DIGITS_CI = Workload("digits-ci", "digits", "class-incremental")
+DEFAULT_COMPENSATION = "none"  # `ferret run --plan`'s default
+
+
+def plan_file(profile_path: Path, folder: Path, budget: int | None, objective: str, name: str) -> Path:
+    profile = ModelProfile.load(profile_path)
+    td = float(profile.t_fwd.max())
+    model = model_for(profile_path)
+    result = make_plan("ferret", profile, td, budget_bytes=budget, objective=objective, learning_model=model)
+    path = folder / f"{name}.json"
+    result.plan.save(path)
+    return path
+
+
+def describe(path: Path) -> str:
+    from planner.plan import Plan
+
+    plan = Plan.load(path)
+    kinds = "/".join(sorted({w.backward_weights for w in plan.workers if w.active}))
+    return f"P = {plan.num_stages}, N = {plan.num_workers} ({len(plan.active_workers)} active), {kinds}"
+
+
+def headline_jobs(workload: Workload, seeds: list[int], folder: Path) -> tuple[list[Job], dict[str, str]]:
+    profile_path = profile_for(workload, folder)
+    low, middle, _ = ferret_budgets(ModelProfile.load(profile_path), 3)
+    plans = {
+        "Ferret M−": plan_file(profile_path, folder, low, "rate", f"{workload.name}-mminus"),
+        "Ferret M": plan_file(profile_path, folder, middle, "rate", f"{workload.name}-m"),
+        "Ferret M+": plan_file(profile_path, folder, None, "rate", f"{workload.name}-mplus"),
+        "Ferret M+ (default)": plan_file(profile_path, folder, None, DEFAULT_OBJECTIVE, f"{workload.name}-default"),
+    }
+    compensation = {"Ferret M+ (default)": DEFAULT_COMPENSATION}
+    jobs = []
+    for seed in seeds:
+        for framework in ("oracle", "1-skip", "random-n", "last-n", "camel"):
+            jobs.append(Job(framework, workload, seed, profile_path, framework))
+        for label, path in plans.items():
+            extra = pipeline(path, compensation.get(label, "iter-fisher"))
+            jobs.append(Job(label, workload, seed, profile_path, "pipeline", extra=extra))
+    return jobs, {label: describe(path) for label, path in plans.items()}
+
+
+def headline_table(results: list[dict[str, Any]]) -> str:
+    oracle = {r["seed"]: r["online_accuracy"] for r in results if r["label"] == "oracle"}
+    bskip = max(("random-n", "last-n"), key=lambda f: mean(r["online_accuracy"] for r in results if r["label"] == f))
+    rows = []
+    for label in ("oracle", "1-skip", bskip, "camel", "Ferret M−", "Ferret M", "Ferret M+", "Ferret M+ (default)"):
+        runs = [r for r in results if r["label"] == label]
+        gap = [r["online_accuracy"] - oracle[r["seed"]] for r in runs]
+        rows.append(
+            (
+                label if label != bskip else f"best B-Skip ({label}, N = 10)",
+                mean_std_ci(r["online_accuracy"] for r in runs),
+                mean_std_ci(gap) if label != "oracle" else "—",
+                mean_std_ci(r["test_accuracy"] for r in runs),
+                kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
+                f"{mean(r.get('mean_staleness') or 0 for r in runs):.2f}",
+            )
+        )
+    header = ("framework", "online acc % [95 % CI]", "vs Oracle", "test acc %", "memory KiB", "staleness")
+    return table(header, rows)
+
+
+def headline(args: argparse.Namespace) -> list[dict[str, Any]]:
+    workloads = {
+        "digits-ci": DIGITS_CI,
+        "digits": DIGITS,
+        "synthetic": synthetic("synthetic-ci", "class-incremental", args.synthetic_samples, tasks=5),
+    }
+    everything = []
+    with scratch() as tmp:
+        for name in args.workloads:
+            jobs, plans = headline_jobs(workloads[name], args.seeds, Path(tmp))
+            started = time.perf_counter()
+            results = run_all(jobs, args.jobs)
+            everything += [{**r, "workload": name} for r in results]
+            print(
+                f"\n## {name}: {workloads[name].describe()} — {len(jobs)} runs, "
+                f"{time.perf_counter() - started:.0f} s wall\n"
+            )
+            print("plans: " + "; ".join(f"{k}: {v}" for k, v in plans.items()) + "\n")
+            print(headline_table(results))
+    return everything
+
+
+def bar(args: argparse.Namespace) -> list[dict[str, Any]]:
+    everything = []
+    with scratch() as tmp:
+        folder = Path(tmp)
+        profiles = {"roofline titan-xp": profile_for(DIGITS_CI, folder)}
+        if args.cpu_profile is not None:
+            cpu = folder / args.cpu_profile.name
+            shutil.copyfile(args.cpu_profile, cpu)
+            for sibling in (
+                args.cpu_profile.with_name(f"{args.cpu_profile.stem}-b16.json"),
+                args.cpu_profile.with_name(f"{args.cpu_profile.stem}.learning.json"),
+            ):
+                if sibling.exists():
+                    shutil.copyfile(sibling, folder / sibling.name)
+            profiles["cpu-measured"] = cpu
+        for stream in ("class-incremental", "iid"):
+            workload = Workload(f"digits-{stream}", "digits", stream)
+            jobs = [Job("oracle", workload, s, profiles["roofline titan-xp"], "oracle") for s in args.seeds]
+            described = {}
+            for name, path in profiles.items():
+                plan = plan_file(path, folder, None, DEFAULT_OBJECTIVE, f"bar-{name.split()[0]}")
+                described[name] = describe(plan)
+                extra = pipeline(plan, DEFAULT_COMPENSATION)
+                jobs += [Job(name, workload, s, path, "pipeline", extra=extra) for s in args.seeds]
+            results = run_all(jobs, args.jobs)
+            everything += [{**r, "stream": stream} for r in results]
+            oracle = {r["seed"]: r["online_accuracy"] for r in results if r["label"] == "oracle"}
+            rows = [("oracle", "—", mean_std_ci(oracle.values()), "—", "—")]
+            for name in profiles:
+                runs = [r for r in results if r["label"] == name]
+                rows.append(
+                    (
+                        f"`plan --budget max` on {name}",
+                        described[name],
+                        mean_std_ci(r["online_accuracy"] for r in runs),
+                        mean_std_ci(r["online_accuracy"] - oracle[r["seed"]] for r in runs),
+                        kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
+                    )
+                )
+            print(f"\n## {stream} digits\n")
+            print(table(("run", "plan", "online acc % [95 % CI]", "vs Oracle", "memory KiB"), rows))
+    return everything
+
+
+def objectives(args: argparse.Namespace) -> list[dict[str, Any]]:
+    everything = []
+    with scratch() as tmp:
+        folder = Path(tmp)
+        profile_path = profile_for(DIGITS_CI, folder)
+        profile = ModelProfile.load(profile_path)
+        budgets = ferret_budgets(profile, args.budgets)
+        model = model_for(profile_path)
+        jobs = [Job("oracle", DIGITS_CI, s, profile_path, "oracle", tags={"objective": "oracle"}) for s in args.seeds]
+        scores = {}
+        for k, budget in enumerate(budgets):
+            for objective in ("rate", "learning"):
+                path = plan_file(profile_path, folder, budget, objective, f"obj-{objective}-{k}")
+                from planner.plan import Plan
+
+                plan = Plan.load(path)
+                score = learning_rate(profile, plan, model) * plan.arrival_interval_s
+                rate = adaptation_rate(profile, plan)
+                scores[(objective, k)] = (score, rate, describe(path))
+                tags = {"objective": objective, "point": k, "budget": budget}
+                jobs += [
+                    Job(
+                        f"{objective} {k}",
+                        DIGITS_CI,
+                        s,
+                        profile_path,
+                        "pipeline",
+                        extra=pipeline(path, DEFAULT_COMPENSATION),
+                        tags=tags,
+                    )
+                    for s in args.seeds
+                ]
+        results = run_all(jobs, args.jobs)
+        everything = results
+        oracle = statistics.fmean(r["online_accuracy"] for r in results if r["objective"] == "oracle")
+        rows, points = [], {"rate": [], "learning": []}
+        for (objective, k), (score, rate, text) in sorted(scores.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            runs = [r for r in results if r.get("objective") == objective and r.get("point") == k]
+            acc = statistics.fmean(r["online_accuracy"] for r in runs)
+            points[objective].append((score, acc, rate))
+            budget = budgets[k]
+            rows.append(
+                (
+                    k,
+                    "max" if budget is None else kib(budget),
+                    objective,
+                    text,
+                    f"{rate:.4g}",
+                    f"{score:.3f}",
+                    mean_std_ci(r["online_accuracy"] for r in runs),
+                    kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
+                )
+            )
+        print(f"Oracle {oracle:.2f} %\n")
+        print(
+            table(
+                (
+                    "point",
+                    "budget KiB",
+                    "objective",
+                    "plan",
+                    "R (F3) /s",
+                    "learning score",
+                    "online acc %",
+                    "memory KiB",
+                ),
+                rows,
+            )
+        )
+        if args.plot is not None:
+            _plot(points, oracle, args.plot)
+    return everything
+
+
+def _plot(points: dict[str, list[tuple[float, float, float]]], oracle: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for objective, marker in (("rate", "o"), ("learning", "s")):
+        pts = points[objective]
+        axes[0].scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=f"--objective {objective}")
+        axes[1].scatter([p[2] for p in pts], [p[1] for p in pts], marker=marker, label=f"--objective {objective}")
+    for ax, xlabel in zip(
+        axes, ("planned learning score (share of Oracle's value)", "planned R (F3), 1/s"), strict=True
+    ):
+        ax.axhline(oracle, color="grey", linestyle="--", linewidth=1, label="Oracle")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("online accuracy % (replay, mean over seeds)")
+        ax.legend()
+    fig.suptitle("Planned score vs measured learning across budgets (class-incremental digits)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\nplot → {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    for name in ("headline", "bar", "objectives"):
+        p = sub.add_parser(name)
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+        p.add_argument("--jobs", type=int, default=1)
+        p.add_argument("--out", type=Path, default=None, help="every run's summary (JSON)")
+    sub.choices["headline"].add_argument("--synthetic-samples", type=int, default=4000)
+    sub.choices["headline"].add_argument(
+        "--workloads",
+        nargs="+",
+        default=["digits-ci", "digits", "synthetic"],
+        choices=["digits-ci", "digits", "synthetic"],
+    )
+    sub.choices["bar"].add_argument("--cpu-profile", type=Path, default=None)
+    sub.choices["objectives"].add_argument("--budgets", type=int, default=5)
+    sub.choices["objectives"].add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    results = {"headline": headline, "bar": bar, "objectives": objectives}[args.what](args)
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

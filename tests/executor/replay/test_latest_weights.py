@@ -1,0 +1,70 @@
+"""A latest-weights plan through the twin and the replay executor: the twin's versions and
+staleness are the StageRuntimes', its memory is theirs, and the run reports efficacy."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.compensation import CompensationConfig
+from executor.replay import ReplayExecutor, execution_order, simulate_rows
+from sim.config import SimConfig
+from tests.executor.replay import fixtures
+
+EXCLUSIVE = SimConfig(exclusive_devices=True)
+
+
+def replay(plan, compensation="none", efficacy_every=1, n=40, interval_s=1.0):
+    setup = fixtures.setup(n=n, interval_s=interval_s)
+    rows, sim = simulate_rows(plan, setup.profile, setup.stream.arrival_s, 0, EXCLUSIVE)
+    executor = ReplayExecutor(setup, plan, CompensationConfig(compensation), efficacy_every=efficacy_every)
+    return rows, sim, executor, executor.run(rows, drain=True)
+
+
+@pytest.mark.parametrize("workers", [1, 3, 5])
+def test_the_replay_runs_the_twins_versions_and_staleness(workers):
+    # Every backward's version and staleness is checked against the trace inside run(): a
+    # mismatch would raise. With several workers some backwards go stale while they run.
+    plan = fixtures.plan((0, 1, 2, 3), workers=workers, interval_s=1.0, recompute=True, backward_weights="latest")
+    rows, sim, executor, result = replay(plan)
+    backwards = [r for r in rows if r[0] == "bwd"]
+    recomputes = {(r[1], r[3]): r[7] for r in rows if r[0] == "recompute"}
+    assert all(recomputes[(r[1], r[3])] == r[7] for r in backwards)  # the backward's version is its recompute's
+    stashed_plan = fixtures.plan((0, 1, 2, 3), workers=workers, interval_s=1.0, recompute=True)
+    stashed = max(
+        r[8]
+        for r in simulate_rows(stashed_plan, executor.setup.profile, executor.setup.stream.arrival_s, 0, EXCLUSIVE)[0]
+        if r[0] == "bwd"
+    )
+    assert max(r[8] for r in backwards) < max(stashed, 1)  # fresher than stashing the forward's version
+    # Weights: one version per stage, plus a copy while an update lands during a backward that
+    # holds the version it read — never the stashes of the same workers stashing.
+    weights = sum(stage.layout.nbytes for stage in executor.stages)
+    stashing = replay(stashed_plan)[2]
+    assert executor.ledger.peaks()["weights"] < stashing.ledger.peaks()["weights"] or workers == 1
+    if workers == 1:
+        assert executor.ledger.peaks()["weights"] == weights
+    # The twin charges the same minus the activations a recomputation rebuilds (docs/replay.md)
+    rebuilt = workers * sum(executor.setup.profile.act_bytes)
+    assert 0 <= executor.ledger.f4_peak - sim.peak_memory_bytes <= rebuilt
+    assert result.details["compensation_efficacy"]["every"] == 1
+
+
+def test_latest_recomputations_read_the_weights_when_they_start():
+    plan = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=1.0, recompute=True, backward_weights="latest")
+    rows, _, _, _ = replay(plan)
+    ordered = execution_order(rows, plan)
+    latest_recomputes = [r for r in ordered if r[0] == "recompute"]
+    assert latest_recomputes and all(r[5] < r[6] for r in latest_recomputes)
+    position = {id(r): i for i, r in enumerate(ordered)}
+    for r in latest_recomputes:  # nothing that ends after the recompute starts comes before it
+        earlier = [o for o in ordered[: position[id(r)]] if o[0] in ("bwd", "update")]
+        assert all(o[6] <= r[5] for o in earlier)
+
+
+def test_a_stashed_run_reports_compensation_efficacy_per_stage_and_half():
+    plan = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=1.0)
+    _, _, _, result = replay(plan, compensation="hvp")
+    efficacy = result.details["compensation_efficacy"]
+    assert efficacy["samples"] > 0 and len(efficacy["per_stage"]) == 3 and len(efficacy["halves"]) == 2
+    assert efficacy["samples"] == sum(s["samples"] for s in efficacy["per_stage"])
+    assert -1.0 <= efficacy["efficacy_median"] <= 1.0

@@ -29,18 +29,17 @@ from exp_common import (
     DIGITS,
     Job,
     Workload,
+    ci95,
     ferret_budgets,
     kib,
-    mean,
-    mean_std_ci,
     pipeline,
     profile_for,
     run_all,
     scratch,
     synthetic,
-    table,
 )
 
+from analysis.compare_table import markdown_table
 from planner.closed_form import adaptation_rate
 from planner.learning import learning_rate, model_for
 from planner.profile import ModelProfile
@@ -85,13 +84,15 @@ def headline_jobs(workload: Workload, seeds: list[int], folder: Path) -> tuple[l
             jobs.append(Job(framework, workload, seed, profile_path, framework))
         for label, path in plans.items():
             extra = pipeline(path, compensation.get(label, "iter-fisher"))
-            jobs.append(Job(label, workload, seed, profile_path, "pipeline", extra=extra))
+            jobs.append(Job(label, workload, seed, profile_path, "pipeline", pipeline=extra))
     return jobs, {label: describe(path) for label, path in plans.items()}
 
 
 def headline_table(results: list[dict[str, Any]]) -> str:
     oracle = {r["seed"]: r["online_accuracy"] for r in results if r["label"] == "oracle"}
-    bskip = max(("random-n", "last-n"), key=lambda f: mean(r["online_accuracy"] for r in results if r["label"] == f))
+    bskip = max(
+        ("random-n", "last-n"), key=lambda f: statistics.fmean(r["online_accuracy"] for r in results if r["label"] == f)
+    )
     rows = []
     for label in ("oracle", "1-skip", bskip, "camel", "Ferret M−", "Ferret M", "Ferret M+", "Ferret M+ (default)"):
         runs = [r for r in results if r["label"] == label]
@@ -99,15 +100,15 @@ def headline_table(results: list[dict[str, Any]]) -> str:
         rows.append(
             (
                 label if label != bskip else f"best B-Skip ({label}, N = 10)",
-                mean_std_ci(r["online_accuracy"] for r in runs),
-                mean_std_ci(gap) if label != "oracle" else "—",
-                mean_std_ci(r["test_accuracy"] for r in runs),
-                kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
-                f"{mean(r.get('mean_staleness') or 0 for r in runs):.2f}",
+                ci95(r["online_accuracy"] for r in runs),
+                ci95(gap) if label != "oracle" else "—",
+                ci95(r["test_accuracy"] for r in runs),
+                kib(statistics.fmean(r["measured_peak_memory_bytes"] for r in runs)),
+                f"{statistics.fmean(r.get('mean_staleness') or 0 for r in runs):.2f}",
             )
         )
     header = ("framework", "online acc % [95 % CI]", "vs Oracle", "test acc %", "memory KiB", "staleness")
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def headline(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -155,24 +156,24 @@ def bar(args: argparse.Namespace) -> list[dict[str, Any]]:
                 plan = plan_file(path, folder, None, DEFAULT_OBJECTIVE, f"bar-{name.split()[0]}")
                 described[name] = describe(plan)
                 extra = pipeline(plan, DEFAULT_COMPENSATION)
-                jobs += [Job(name, workload, s, path, "pipeline", extra=extra) for s in args.seeds]
+                jobs += [Job(name, workload, s, path, "pipeline", pipeline=extra) for s in args.seeds]
             results = run_all(jobs, args.jobs)
             everything += [{**r, "stream": stream} for r in results]
             oracle = {r["seed"]: r["online_accuracy"] for r in results if r["label"] == "oracle"}
-            rows = [("oracle", "—", mean_std_ci(oracle.values()), "—", "—")]
+            rows = [("oracle", "—", ci95(oracle.values()), "—", "—")]
             for name in profiles:
                 runs = [r for r in results if r["label"] == name]
                 rows.append(
                     (
                         f"`plan --budget max` on {name}",
                         described[name],
-                        mean_std_ci(r["online_accuracy"] for r in runs),
-                        mean_std_ci(r["online_accuracy"] - oracle[r["seed"]] for r in runs),
-                        kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
+                        ci95(r["online_accuracy"] for r in runs),
+                        ci95(r["online_accuracy"] - oracle[r["seed"]] for r in runs),
+                        kib(statistics.fmean(r["measured_peak_memory_bytes"] for r in runs)),
                     )
                 )
             print(f"\n## {stream} digits\n")
-            print(table(("run", "plan", "online acc % [95 % CI]", "vs Oracle", "memory KiB"), rows))
+            print(markdown_table(("run", "plan", "online acc % [95 % CI]", "vs Oracle", "memory KiB"), rows))
     return everything
 
 
@@ -203,7 +204,7 @@ def objectives(args: argparse.Namespace) -> list[dict[str, Any]]:
                         s,
                         profile_path,
                         "pipeline",
-                        extra=pipeline(path, DEFAULT_COMPENSATION),
+                        pipeline=pipeline(path, DEFAULT_COMPENSATION),
                         tags=tags,
                     )
                     for s in args.seeds
@@ -225,13 +226,13 @@ def objectives(args: argparse.Namespace) -> list[dict[str, Any]]:
                     text,
                     f"{rate:.4g}",
                     f"{score:.3f}",
-                    mean_std_ci(r["online_accuracy"] for r in runs),
-                    kib(mean(r["measured_peak_memory_bytes"] for r in runs)),
+                    ci95(r["online_accuracy"] for r in runs),
+                    kib(statistics.fmean(r["measured_peak_memory_bytes"] for r in runs)),
                 )
             )
         print(f"Oracle {oracle:.2f} %\n")
         print(
-            table(
+            markdown_table(
                 (
                     "point",
                     "budget KiB",

@@ -20,8 +20,9 @@ import statistics
 import time
 from pathlib import Path
 
-from exp_common import Job, Workload, pipeline, profile_for, run_all, table
+from exp_common import Job, Workload, pipeline, profile_for, run_all
 
+from analysis.compare_table import markdown_table
 from planner.learning import Observation, beside, fit, learning_rate
 from planner.learning_search import LearningPlanner
 from planner.plan import Plan
@@ -77,7 +78,7 @@ def main() -> None:
         plan.save(path)
         for seed in args.seeds:
             extra = pipeline(path, args.compensation)
-            jobs.append(Job(label(plan), workload, seed, profile_path, "pipeline", extra=extra, tags={"plan": k}))
+            jobs.append(Job(label(plan), workload, seed, profile_path, "pipeline", pipeline=extra, tags={"plan": k}))
     started = time.perf_counter()
     results = run_all(jobs, args.jobs)
     oracle = {r["seed"]: r["online_accuracy"] for r in results if r["plan"] == -1}
@@ -106,7 +107,7 @@ def main() -> None:
         f"Oracle {statistics.fmean(oracle.values()):.2f} % online; {len(jobs)} runs, "
         f"{time.perf_counter() - started:.0f} s wall\n"
     )
-    print(table(("plan", "online acc %", "mean staleness", "acc / Oracle", "predicted"), rows))
+    print(markdown_table(("plan", "online acc %", "mean staleness", "acc / Oracle", "predicted"), rows))
     print(
         f"\nδ = {model.delay_per_arrival:.4g} per arrival, κ = {model.staleness} per update, "
         f"rms error {model.details['rms_error']:.3f} → {beside(profile_path)}"

@@ -71,19 +71,29 @@ def num_workers(profile: ModelProfile, partition: Sequence[int], arrival_interva
     return ceil_ratio(cycle_time(tf, tb, recompute), arrival_interval_s)
 
 
-def stored_versions(plan: Plan, worker: int, stage: int) -> int:
+def versions_behind(behind: int, accumulation: int) -> int:
+    """`⌈K/c^a⌉`: the weight versions kept for the `K` stages behind a stage (SPEC §3.3)."""
+    return -(-behind // accumulation)
+
+
+def stage_versions(num_stages: int, stage: int, accumulation: int, omission: int) -> int:
     """`v_{n,i} = 1 + ⌈(P-i-1)/c^a_{n,i}⌉ - c^o_{n,i}` (SPEC §3.3), never below 1.
 
     The floor of 1 (a stage always holds its current weights) only matters for configurations
     that combine accumulation with omission, which the search never produces.
     """
+    return max(1, 1 + versions_behind(num_stages - stage - 1, accumulation) - omission)
+
+
+def worker_versions(num_stages: int, worker: WorkerConfig) -> list[int]:
+    """`v_{n,i}` of one worker for every stage `i`."""
+    return [stage_versions(num_stages, i, worker.accumulation[i], worker.omission[i]) for i in range(num_stages)]
+
+
+def stored_versions(plan: Plan, worker: int, stage: int) -> int:
+    """`v_{n,i}` of worker `worker`, stage `stage` of a plan."""
     w = plan.workers[worker]
-    return _versions(plan.num_stages, stage, w.accumulation[stage], w.omission[stage])
-
-
-def _versions(num_stages: int, stage: int, accumulation: int, omission: int) -> int:
-    behind = num_stages - stage - 1
-    return max(1, 1 + -(-behind // accumulation) - omission)
+    return stage_versions(plan.num_stages, stage, w.accumulation[stage], w.omission[stage])
 
 
 def accumulation_mean(decay_cycle: float, accumulation: np.ndarray | int) -> np.ndarray:
@@ -147,10 +157,9 @@ def worker_memory(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> in
     version and the kept inputs of the `v_i` data in flight.
     """
     w, a, s = stage_sizes(profile, plan.partition)
-    P = plan.num_stages
-    versions = np.array([_versions(P, i, worker.accumulation[i], worker.omission[i]) for i in range(P)])
+    versions = worker_versions(plan.num_stages, worker)
     if worker.latest:
-        return int(np.sum(w) + np.sum(versions * (a - s)))
+        return int(np.sum(w) + np.sum(np.asarray(versions) * (a - s)))
     stage_bytes = w + a - (s if worker.recompute else 0)
     return int(sum(int(v) * int(b) for v, b in zip(versions, stage_bytes, strict=True)))
 

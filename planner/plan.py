@@ -6,7 +6,6 @@ A removed worker (T4) has `offset == -1`.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
+from planner.stream import check_stream
 
 REMOVED = -1
 STASHED, LATEST = "stashed", "latest"
@@ -205,16 +205,11 @@ class Plan:
                 raise ValidationError(f"plan.placement[{n}] has {len(row)} entries, the plan has {P} stages")
             if any(d < 0 for d in row):
                 raise ValidationError(f"plan.placement[{n}] has a negative device index: {list(row)}")
-        if not (math.isfinite(self.arrival_interval_s) and self.arrival_interval_s > 0):
-            raise ValidationError(f"plan.arrival_interval_s must be a positive time, got {self.arrival_interval_s!r}")
-        if not (math.isfinite(self.decay_per_s) and self.decay_per_s >= 0):
-            raise ValidationError(f"plan.decay_per_s must be ≥ 0, got {self.decay_per_s!r}")
+        check_stream(self.arrival_interval_s, self.decay_per_s, self.value_per_datum, where="plan")
         if self.budget_bytes is not None and self.budget_bytes <= 0:
             raise ValidationError(
                 f"plan.budget_bytes must be positive or null (unconstrained), got {self.budget_bytes}"
             )
-        if not (math.isfinite(self.value_per_datum) and self.value_per_datum > 0):
-            raise ValidationError(f"plan.value_per_datum must be positive, got {self.value_per_datum!r}")
         if self.minibatch < 1:
             raise ValidationError(f"plan.minibatch must be ≥ 1, got {self.minibatch}")
         return self

@@ -21,6 +21,7 @@ from planner.errors import ValidationError
 from planner.partition import candidate_partitions, num_caps
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
+from planner.stream import check_stream
 from planner.walk import Blocks, Walk, best_walk
 from planner.worker_chain import StageModel, build_chain, stage_model
 
@@ -72,7 +73,7 @@ class FerretPlanner:
         recompute: Sequence[bool] = (False, True),
         num_devices: int | None = None,
     ) -> None:
-        _check_stream(arrival_interval_s, decay_per_s, value_per_datum)
+        check_stream(arrival_interval_s, decay_per_s, value_per_datum)
         self.profile = profile
         self.arrival_interval_s = arrival_interval_s
         self.decay_per_s = decay_per_s
@@ -232,15 +233,6 @@ class FerretPlanner:
 
 def _fmt_budget(budget: int | None) -> str:
     return "unconstrained" if budget is None else f"{budget} B"
-
-
-def _check_stream(arrival_interval_s: float, decay_per_s: float, value_per_datum: float) -> None:
-    if not arrival_interval_s > 0 or arrival_interval_s == float("inf"):
-        raise ValidationError(f"arrival interval must be a positive time, got {arrival_interval_s!r}")
-    if not decay_per_s >= 0 or decay_per_s == float("inf"):
-        raise ValidationError(f"decay rate must be ≥ 0 per second, got {decay_per_s!r}")
-    if not value_per_datum > 0 or value_per_datum == float("inf"):
-        raise ValidationError(f"value per datum must be positive, got {value_per_datum!r}")
 
 
 # -------------------------------------------------------------------- the contract's functions

@@ -1,4 +1,4 @@
-"""Tables the worker chain is built from: S2's accumulation ladders and prime factorisations.
+"""Tables the worker chain is built from: S2's increment and ladders, and prime factorisations.
 
 Both depend only on stage counts, so they are computed once per size and cached.
 """
@@ -10,21 +10,33 @@ from functools import lru_cache
 
 import numpy as np
 
+from planner.closed_form import versions_behind
+
+
+def s2_increment(num_stages: int, stage: int, accumulation: int) -> int | None:
+    """`Δc^a = ⌈(P-j-1) / (⌈(P-j-1)/c^a⌉ - 1)⌉ - c^a`, or None when it is +∞ (SPEC §4.1).
+
+    The smallest increase of `c^a` that removes at least one stored version (it can remove
+    more: `P = 6, j = 0, c^a = 1 → 2` takes `⌈5/c^a⌉` from 5 to 3).
+    """
+    behind = num_stages - stage - 1
+    left = versions_behind(behind, accumulation)
+    if left - 1 <= 0:
+        return None
+    return -(-behind // (left - 1)) - accumulation
+
 
 @lru_cache(maxsize=4096)
 def s2_ladder(behind: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The accumulations S2 walks a stage through, with their `⌈K/c^a⌉`, for `K = P-1-j`.
 
-    Starting from `c^a = 1`, each S2 step raises `c^a` to the smallest value that removes at
-    least one stored version: `⌈K / (⌈K/c^a⌉ - 1)⌉` (SPEC §4.1). The ladder ends when one
-    extra version is left (`⌈K/c^a⌉ = 1`); from there only S3 saves memory.
+    Starting from `c^a = 1`, each S2 step raises `c^a` by `s2_increment`. The ladder ends when
+    one extra version is left (`⌈K/c^a⌉ = 1`); from there only S3 saves memory.
     """
-    acc, m = [1], [behind]
-    while m[-1] >= 2:
-        a = -(-behind // (m[-1] - 1))
-        acc.append(a)
-        m.append(-(-behind // a))
-    return tuple(acc), tuple(m)
+    acc = [1]
+    while (delta := s2_increment(behind + 1, 0, acc[-1])) is not None:
+        acc.append(acc[-1] + delta)
+    return tuple(acc), tuple(versions_behind(behind, a) for a in acc)
 
 
 @lru_cache(maxsize=32)

@@ -8,7 +8,7 @@ from sim.config import SimConfig
 from sim.result import SimResult
 from sim.simulate import simulate
 from sim.strategies import SIM_STRATEGIES, sequential_plan
-from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceEvent, read_trace
+from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceRow, read_trace
 
 __all__ = [
     "SIM_STRATEGIES",
@@ -17,7 +17,7 @@ __all__ = [
     "NullTrace",
     "SimConfig",
     "SimResult",
-    "TraceEvent",
+    "TraceRow",
     "read_trace",
     "sequential_plan",
     "simulate",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.fileio import atomic_path
-from sim.trace import TraceEvent
+from sim.trace import TraceRow
 
 STREAM_TRACK = 1_000_000  # tid of the arrivals/drops track, after every device's
 _SLICE_KINDS = frozenset({"fwd", "recompute", "bwd", "update", "send", "recv", "predict"})
@@ -30,7 +30,7 @@ def track_metadata(devices: Iterable[int]) -> list[dict[str, Any]]:
     return out
 
 
-def _convert(ev: TraceEvent) -> dict[str, Any] | None:
+def _convert(ev: TraceRow) -> dict[str, Any] | None:
     ts = ev.t_start * 1e6
     if ev.kind in _SLICE_KINDS:
         args: dict[str, Any] = {"sample": ev.sample, "worker": ev.worker, "stage": ev.stage, "version": ev.version}
@@ -67,9 +67,7 @@ def _convert(ev: TraceEvent) -> dict[str, Any] | None:
     return None
 
 
-def write_chrome_trace(
-    events: Iterable[TraceEvent], path: str | os.PathLike[str], max_events: int | None = None
-) -> int:
+def write_chrome_trace(events: Iterable[TraceRow], path: str | os.PathLike[str], max_events: int | None = None) -> int:
     """Write `events` as a Chrome trace JSON file (atomically); return the number of events written.
 
     `max_events` caps the number of converted events (browser UIs struggle past a few hundred

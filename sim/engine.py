@@ -20,30 +20,33 @@ slot's device from the start of its forward to the end of its backward.
 from __future__ import annotations
 
 import gc
-from heapq import heappop, heappush
+from collections.abc import Callable
 
 import numpy as np
 import simpy
-from simpy.events import Event, Timeout
+from simpy.events import Event, EventPriority, Timeout
 
+from planner.omission import bottom_stage
 from planner.plan import Plan
 from sim.admission import Admission, Batch, Worker
 from sim.config import SimConfig
-from sim.costs import StageCosts
+from sim.costs import OpCosts, StageBytes
 from sim.links import Links
 from sim.memory import MemoryLedger
-from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices
+from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
+from sim.policy import BWD, FWD, admission_policy, may_start
 from sim.strategies import SimStrategy
 from sim.trace import TraceSink
 
-BWD, FWD = 0, 1  # heap priority: a ready backward goes first
+CHOICE_PRIORITY = EventPriority(3)  # after the arrivals of the instant (`sim.admission.ARRIVAL_PRIORITY`)
 
 
 class Engine:
     def __init__(
         self,
         plan: Plan,
-        costs: StageCosts,
+        costs: OpCosts,
+        sizes: StageBytes,
         config: SimConfig,
         strategy: SimStrategy,
         placement: tuple[tuple[int, ...], ...],
@@ -51,18 +54,16 @@ class Engine:
         seed: int,
         trace: TraceSink,
     ) -> None:
-        self.plan, self.costs, self.config, self.strategy = plan, costs, config, strategy
+        self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.env = simpy.Environment()
         self.trace = trace
         self.emit = trace.rows.append
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
-        self.update_s = config.update_s
-        self.overhead = config.op_overhead_s
         self.slowdown = config.slowdown
         self.transient = config.transient_memory
-        self.free_links = config.free_links
-        self.links = Links(self.env, config.link_latency_s, config.link_bandwidth_Bps, self.emit, self.ready)
+        self.free_links = costs.free_links
+        self.links = Links(self.env, costs, self.emit, self.ready)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         self.jitter = (
@@ -71,7 +72,10 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
-        horizon = float(arrival_times[-1]) * 1.25 + config.time_scale * (sum(costs.t_fwd) + sum(costs.t_bwd))
+        one_pass = sum(costs.forward(j).seconds(1) for j in range(P)) + sum(
+            costs.backward(j).seconds(1) for j in range(P)
+        )
+        horizon = float(arrival_times[-1]) * 1.25 + one_pass
         self.ledger = MemoryLedger(len(self.devices), horizon)
         if config.trace_memory:
             self.ledger.on_change = self._emit_mem
@@ -85,18 +89,18 @@ class Engine:
         self.ops = 0
         self.stream_over = False
         self.home = home_devices(plan, placement)
-        bound = strategy.buffer_bound(plan, config.input_buffer)
-        self.workers = build_workers(plan, costs, strategy.batched, config.time_scale, bound, self.devices, placement)
+        self.policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, config.input_buffer))
+        self.workers = build_workers(plan, costs, sizes, self.policy, self.devices, placement)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
-        self.admission = Admission(self, strategy, plan.minibatch, P)
+        self.admission = Admission(self, self.policy, strategy.single_device)
 
     def _allocate_baseline(self) -> int:
         """Live weights, optimizer state and compensation buffers of every stage, from t = 0."""
         per_weight_byte = 1 + self.config.optimizer_state_ratio + self.config.compensation_buffers
         total = 0
         for j in range(self.P):
-            nbytes = round(self.costs.weight_bytes[j] * per_weight_byte)
+            nbytes = round(self.sizes.weight_bytes[j] * per_weight_byte)
             self.ledger.alloc(self.home[j], nbytes, 0.0)
             total += nbytes
         return total
@@ -125,33 +129,27 @@ class Engine:
         dev = slot.device
         if (
             dev.free
-            and not dev.heap
-            and not slot.busy
-            and not (kind and slot.stage >= d.bottom and slot.outstanding >= slot.window)
+            and not dev.ready
+            and may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
         ):
             self._start(dev, slot, kind, d)
             return
-        self._seq += 1
-        heappush(dev.heap, (kind, d.sample, self._seq, slot, d))
+        dev.ready.push(kind, d.sample, (slot, d))
         if dev.free:
             self._dispatch(dev)
 
     def _dispatch(self, dev: Device) -> None:
-        heap = dev.heap
-        deferred = None
-        while dev.free and heap:
-            entry = heappop(heap)
-            slot = entry[3]
-            if slot.busy or (entry[0] and slot.stage >= entry[4].bottom and slot.outstanding >= slot.window):
-                if deferred is None:
-                    deferred = [entry]
-                else:
-                    deferred.append(entry)
-                continue
-            self._start(dev, slot, entry[0], entry[4])
-        if deferred:
-            for entry in deferred:
-                heappush(heap, entry)
+        while dev.free:
+            found = dev.ready.next_startable(self._startable)
+            if found is None:
+                return
+            kind, (slot, d) = found
+            self._start(dev, slot, kind, d)
+
+    @staticmethod
+    def _startable(kind: int, op: tuple[Slot, Datum]) -> bool:
+        slot, d = op
+        return may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
 
     def _start(self, dev: Device, slot: Slot, kind: int, d: Datum) -> None:
         now = self.env._now
@@ -177,7 +175,7 @@ class Engine:
                 refs[v] = refs.get(v, 0) + 1
             base = slot.t_bwd_job
             if len(slot.acc) + 1 == slot.acc_target:
-                base += self.update_s
+                base += slot.update_s
             if self.transient:
                 self.ledger.alloc(slot.dev_index, self._transient_bytes(slot, opening=not slot.acc), now)
         factor = 1.0
@@ -185,13 +183,13 @@ class Engine:
             factor += self.slowdown * running
         if self.jitter is not None:
             factor *= self.jitter.draw()
-        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, d, slot, now, factor))
+        ev = Timeout(self.env, (base + slot.overhead) * factor, (kind, d, slot, now, factor))
         ev.callbacks.append(self._finish)
         self.ops += 1
 
     def _transient_bytes(self, slot: Slot, opening: bool) -> int:
         """What a backward holds beyond (F4): its gradient, rebuilt activations, a new accumulation buffer."""
-        extra = slot.weights + (self.costs.recompute_saving[slot.stage] if slot.recompute else 0)
+        extra = slot.weights + (self.sizes.recompute_saving[slot.stage] if slot.recompute else 0)
         if opening and slot.acc_target > 1:
             extra += slot.weights
         return extra
@@ -207,7 +205,7 @@ class Engine:
             self._forward_done(d, slot, t0, now)
         else:
             self._backward_done(d, slot, t0, now, factor)
-        if dev.heap and dev.free:
+        if dev.ready and dev.free:
             self._dispatch(dev)
 
     # ------------------------------------------------------------------ op completion
@@ -249,17 +247,17 @@ class Engine:
         ledger.free(slot.dev_index, slot.act, now)
         if self.transient:
             ledger.free(slot.dev_index, self._transient_bytes(slot, opening=False), now)
-        t = t0 + self.overhead * factor
+        t = t0 + slot.overhead * factor
         if slot.recompute:
-            t = t + slot.t_fwd * factor
+            t = t + slot.t_rec * factor
             self.emit(("recompute", sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0))
             t0 = t
         acc = slot.acc
         acc.append((sample, v))
         closes = len(acc) == slot.acc_target
         t_bwd = now  # the optimizer step, if any, is the job's tail
-        if closes and self.update_s:
-            t_bwd = min(now, t + (slot.t_bwd_job - (slot.t_fwd if slot.recompute else 0.0)) * factor)
+        if closes and slot.update_s:
+            t_bwd = min(now, t + (slot.t_bwd_job - slot.t_rec) * factor)
         self.emit(("bwd", sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0))
         if closes:
             self.apply_update(slot, t_bwd, now)
@@ -305,17 +303,26 @@ class Engine:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
         k = worker.count
         worker.count += 1
-        omission = worker.config.omission
-        bottom = self.P - 1
-        while bottom > 0 and k % (omission[bottom - 1] + 1) == 0:
-            bottom -= 1
-        d = Datum(sample, worker, bottom, self.P, batch)
+        d = Datum(sample, worker, bottom_stage(worker.backward_every, k), self.P, batch)
         self.in_flight += 1
         worker.inflight += 1
         return d
 
     def start_datum(self, d: Datum) -> None:
         self.ready(d.worker.slots[0], FWD, d)
+
+    def step_rows(self, slot: Slot, rows: int) -> None:
+        """A sequential learner's next step trains `rows` rows: each of its per-datum ops takes
+        one row's share of the cost model's `rows`-row op (its fixed part amortised)."""
+        set_op_times(slot, self.costs, rows)
+
+    def after_arrivals(self, callback: Callable[[Worker], None], worker: Worker) -> None:
+        """Call `callback(worker)` at this instant, after its arrivals (a learner's choice)."""
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(lambda _: callback(worker))
+        self.env.schedule(ev, CHOICE_PRIORITY)
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True

@@ -1,6 +1,6 @@
-"""Links between devices: a transfer occupies its (source, destination) link, FIFO, for
-`bytes / bandwidth`, then lands `latency` later. Only used when links cost time; free links
-hand a payload over at once and write no rows.
+"""Links between devices: a transfer occupies its (source, destination) link, FIFO, for the
+busy time the cost model gives it (`bytes / bandwidth`), then lands its latency later. Only
+used when links cost time; free links hand a payload over at once and write no rows.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 import simpy
 from simpy.events import Event, Timeout
 
+from sim.costs import OpCosts
 from sim.parts import Datum, Slot
 
 
@@ -18,14 +19,12 @@ class Links:
     def __init__(
         self,
         env: simpy.Environment,
-        latency_s: float,
-        bandwidth_Bps: float,
+        costs: OpCosts,
         emit: Callable[[tuple[Any, ...]], None],
         deliver: Callable[[Slot, int, Datum], None],
     ) -> None:
         self.env = env
-        self.latency_s = latency_s
-        self.bandwidth_Bps = bandwidth_Bps
+        self.costs = costs
         self.emit = emit
         self.deliver = deliver  # makes the op ready at the destination slot
         self.free_at: dict[tuple[int, int], float] = {}
@@ -33,9 +32,10 @@ class Links:
     def transfer(self, src: Slot, dst: Slot, kind: int, d: Datum, nbytes: int, now: float) -> None:
         key = (src.dev_index, dst.dev_index)
         start = max(now, self.free_at.get(key, 0.0))
-        busy_until = start + nbytes / self.bandwidth_Bps
+        busy, latency = self.costs.transfer_s(nbytes)
+        busy_until = start + busy
         self.free_at[key] = busy_until
-        ev = Timeout(self.env, busy_until + self.latency_s - now, (src, dst, kind, d, nbytes, start))
+        ev = Timeout(self.env, busy_until + latency - now, (src, dst, kind, d, nbytes, start))
         ev.callbacks.append(self._landed)
 
     def _landed(self, ev: Event) -> None:

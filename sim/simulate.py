@@ -16,7 +16,7 @@ from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import ArrivalProcess, FixedArrivals
 from sim.config import SimConfig
-from sim.costs import stage_costs
+from sim.costs import OpCosts, ProfileCosts, stage_bytes
 from sim.engine import Engine
 from sim.result import SimResult, stream_horizon
 from sim.strategies import get_strategy
@@ -41,8 +41,14 @@ def simulate(
     seed: int = 0,
     config: SimConfig | None = None,
     trace: TraceSink | None = None,
+    costs: OpCosts | None = None,
 ) -> SimResult:
-    """Simulate `samples` arrivals through `plan`; stream the schedule into `trace` if given."""
+    """Simulate `samples` arrivals through `plan`; stream the schedule into `trace` if given.
+
+    `costs` is the cost model (`sim.costs.OpCosts`); by default `ProfileCosts` of `profile` and
+    `config` (its `time_scale`, `op_overhead_s`, `update_s` and link fields). A given `costs`
+    replaces those fields: it is the whole timing model but contention and jitter.
+    """
     config = SimConfig() if config is None else config
     if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
         raise FerretError(f"number of samples must be a positive integer, got {samples!r}")
@@ -53,7 +59,9 @@ def simulate(
     times = np.asarray(arrivals.times(int(samples), seed), dtype=np.float64)
     placement = resolve_placement(plan, config, strategy.single_device)
     sink = NullTrace() if trace is None else trace
-    engine = Engine(plan, stage_costs(profile, plan), config, strategy, placement, times, seed, sink)
+    if costs is None:
+        costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
+    engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()
     engine.run()
@@ -71,7 +79,7 @@ def simulate(
         makespan_s=makespan,
         decay_per_s=plan.decay_per_s,
         value_per_datum=plan.value_per_datum,
-        stage_weights=np.asarray(engine.costs.value_shares),
+        stage_weights=np.asarray(engine.sizes.value_shares),
         arrival_s=times,
         update_s=engine.update_t.reshape(len(times), plan.num_stages),
         dropped=engine.dropped,

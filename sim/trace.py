@@ -18,9 +18,13 @@ Replaying a trace op by op needs only these rows: every datum is predicted at it
 with the weights as of that row; `fwd`/`recompute`/`bwd` name the version to run against;
 `update` rows say which accumulated gradients to apply and when.
 
-Writing streams: the engine appends plain tuples to `rows`, and `flush()` formats and writes
-them in chunks, so a run of millions of ops keeps only one chunk alive. JSON Lines by default,
-CSV on request (`samples` space-separated).
+One type: `TraceRow` (a NamedTuple with the fields above, `samples` a tuple of ints) is what
+every reader (`read_trace`) and every sink (`MemoryTrace.events()`) hands out; code reads rows
+by field name, never by index. Only the engine's hot path appends plain tuples to a sink's
+`rows` buffer (`kind, …, bytes` and, for an update, the comma-joined samples) — writers off the
+hot path call `sink.add(row)` — and `flush()` formats and writes them in chunks, so a run of
+millions of ops keeps only one chunk alive. JSON Lines by default, CSV on request (`samples`
+space-separated).
 """
 
 from __future__ import annotations
@@ -29,9 +33,8 @@ import csv
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from planner.errors import FerretError
 
@@ -50,8 +53,9 @@ _CSV = "%s,%d,%d,%d,%d,%.12g,%.12g,%d,%d,%d,\n"
 _CSV_SAMPLES = "%s,%d,%d,%d,%d,%.12g,%.12g,%d,%d,%d,%s\n"
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
+class TraceRow(NamedTuple):
+    """One row of the trace: the type every reader and sink hands out (fields: the table above)."""
+
     kind: str
     sample: int
     worker: int
@@ -64,17 +68,24 @@ class TraceEvent:
     bytes: int = 0
     samples: tuple[int, ...] = ()
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> TraceEvent:
-        kind, sample, worker, stage, device, t_start, t_end, version, staleness, nbytes = row[:10]
-        samples = tuple(int(s) for s in row[10].split(",")) if len(row) == 11 and row[10] else ()
-        return cls(kind, sample, worker, stage, device, t_start, t_end, version, staleness, nbytes, samples)
-
     def to_json(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in FIELDS[:-1]}
         if self.kind == "update":
             out["samples"] = list(self.samples)
         return out
+
+
+def _typed(raw: tuple[Any, ...]) -> TraceRow:
+    """A hot-path row (a 10-tuple, or an 11-tuple ending in the comma-joined samples) as a `TraceRow`."""
+    samples = tuple(int(s) for s in raw[10].split(",")) if len(raw) == 11 and raw[10] else ()
+    return TraceRow._make((*raw[:10], samples))
+
+
+def _raw(row: TraceRow) -> tuple[Any, ...]:
+    """A `TraceRow` in the hot-path form the sinks format."""
+    if row.kind == "update":
+        return (*row[:10], ",".join(map(str, row.samples)))
+    return tuple(row[:10])
 
 
 class TraceSink:
@@ -85,6 +96,10 @@ class TraceSink:
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
         self.count = 0
+
+    def add(self, row: TraceRow) -> None:
+        """Append a typed row (writers off the engine's hot path: the replay's recorder)."""
+        self.rows.append(_raw(row))
 
     def maybe_flush(self) -> None:
         if len(self.rows) >= self.chunk_rows:
@@ -104,7 +119,7 @@ class NullTrace(TraceSink):
 
 
 class MemoryTrace(TraceSink):
-    """Keeps every row (tests, small runs); `events()` returns them as `TraceEvent`s."""
+    """Keeps every row (tests, small runs, the replay's schedule); `events()` returns them typed."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,9 +129,9 @@ class MemoryTrace(TraceSink):
         self._kept.extend(self.rows)
         super().flush()
 
-    def events(self) -> list[TraceEvent]:
+    def events(self) -> list[TraceRow]:
         self.flush()
-        return [TraceEvent.from_row(r) for r in self._kept]
+        return [_typed(r) for r in self._kept]
 
 
 class FileTrace(TraceSink):
@@ -159,7 +174,7 @@ class FileTrace(TraceSink):
         self.close()
 
 
-def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceEvent]:
+def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceRow]:
     """Yield the events of a trace file (`.csv` is CSV, anything else JSON Lines), streaming."""
     p = Path(path)
     try:
@@ -175,13 +190,13 @@ def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceEvent]:
             yield from _read_jsonl(f, p)
 
 
-def _read_jsonl(f: TextIO, p: Path) -> Iterator[TraceEvent]:
+def _read_jsonl(f: TextIO, p: Path) -> Iterator[TraceRow]:
     for lineno, line in enumerate(f, start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-            yield TraceEvent(
+            yield TraceRow(
                 kind=obj["kind"],
                 sample=int(obj["sample"]),
                 worker=int(obj["worker"]),
@@ -198,14 +213,14 @@ def _read_jsonl(f: TextIO, p: Path) -> Iterator[TraceEvent]:
             raise FerretError(f"trace {p} line {lineno} is not a trace event: {exc}") from None
 
 
-def _read_csv(f: TextIO, p: Path) -> Iterator[TraceEvent]:
+def _read_csv(f: TextIO, p: Path) -> Iterator[TraceRow]:
     reader = csv.reader(f)
     header = next(reader, None)
     if header is None or tuple(header[: len(FIELDS) - 1]) != FIELDS[:-1]:
         raise FerretError(f"trace {p} has no trace header (expected {','.join(FIELDS)})")
     for lineno, row in enumerate(reader, start=2):
         try:
-            yield TraceEvent(
+            yield TraceRow(
                 kind=row[0],
                 sample=int(row[1]),
                 worker=int(row[2]),

@@ -45,12 +45,13 @@ from executor.replay.flight import Flight, stage_loss
 from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.stages import build_stages, parameter_names, stage_flops
-from executor.replay.trace_source import Row, execution_order
+from executor.replay.trace_source import closing_backwards, execution_order
 from executor.seeding import numpy_rng, seed_everything
-from executor.stage import StageRuntime, stage_rules
+from executor.stage import StageRuntime
 from planner.errors import FerretError
+from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
-from sim.trace import TraceSink
+from sim.trace import TraceRow, TraceSink
 
 COMPUTE = ("fwd", "recompute", "bwd")
 # Compensation efficacy (SPEC §5) is measured on every EFFICACY_EVERY-th stale backward of a
@@ -107,9 +108,8 @@ class ReplayExecutor:
         self.view = ModelView(self.model)
         self.mode_dependent = not mode_invariant(self.model)
         self.recorder = Recorder(recorder)
-        # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
-        rules = [stage_rules(plan, j) for j in range(self.P)]
-        self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
+        # Which of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
+        self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._flights: dict[int, Flight] = {}
         self._waiting: set[int] = set()
@@ -124,15 +124,15 @@ class ReplayExecutor:
         self.updates = [0] * self.P
 
     # ------------------------------------------------------------------ run
-    def run(self, trace_rows: Sequence[Row], drain: bool = False) -> RunResult:
+    def run(self, trace_rows: Sequence[TraceRow], drain: bool = False) -> RunResult:
         """Execute `trace_rows` (any order: they are put in execution order here)."""
         n = self.records.n
         rows = execution_order(trace_rows, self.plan)
-        self._build_stages({row[3] for row in rows if row[0] == "bwd" and row[8] > 0})
+        self._build_stages({row.stage for row in rows if row.kind == "bwd" and row.staleness > 0})
         last_arrival = _last_arrival(rows, n)
         end = len(rows) if drain else last_arrival + 1
         # A backward that closes a gradient group changes the weights: pending predictions go first.
-        self._closes = {(r[10][-1], r[2], r[3]) for r in rows if r[0] == "update" and r[10]}
+        self._closes = closing_backwards(rows)
         handlers = {
             "arrive": self._arrive,
             "fwd": self._forward,
@@ -145,14 +145,14 @@ class ReplayExecutor:
         self.recorder.start()
         for index in range(end):
             row = rows[index]
-            handler = handlers.get(row[0], _ignore)
+            handler = handlers.get(row.kind, _ignore)
             try:
                 handler(row)
             except FerretError as exc:
-                raise FerretError(f"replay, trace row {index + 1} ({row[0]} of sample {row[1]}): {exc}") from None
+                raise FerretError(f"replay, trace row {index + 1} ({row.kind} of sample {row.sample}): {exc}") from None
         self._predict_pending()
         if not drain:
-            self._charge_discarded(rows, end, float(rows[last_arrival][6]))
+            self._charge_discarded(rows, end, float(rows[last_arrival].t_end))
         self.recorder.flush()
         return self._result(time.perf_counter() - started)
 
@@ -171,8 +171,8 @@ class ReplayExecutor:
         self._weight_bytes = [stage.layout.nbytes for stage in self.stages]
 
     # ------------------------------------------------------------------ rows
-    def _arrive(self, row: Row) -> None:
-        sample = row[1]
+    def _arrive(self, row: TraceRow) -> None:
+        sample = row.sample
         if sample != self._arrived:
             raise FerretError(f"arrivals out of order: expected sample {self._arrived}")
         self._arrived += 1
@@ -180,19 +180,19 @@ class ReplayExecutor:
         if sample not in self._flights and self.records.bottom[sample] < 0:  # not admitted at this instant
             self._waiting.add(sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        self.recorder.instant("arrive", sample, row[2])
+        self.recorder.instant("arrive", sample, row.worker)
         if self._arrived == self.records.next_checkpoint:
             self._predict_pending()
             self.records.evaluate(self.view, self._arrived)
 
-    def _drop(self, row: Row) -> None:
-        if row[1] in self._waiting:
-            self._waiting.discard(row[1])
+    def _drop(self, row: TraceRow) -> None:
+        if row.sample in self._waiting:
+            self._waiting.discard(row.sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        self.recorder.instant("drop", row[1], row[2], row[9])
+        self.recorder.instant("drop", row.sample, row.worker, row.bytes)
 
-    def _forward(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
+    def _forward(self, row: TraceRow) -> None:
+        sample, worker, stage = row.sample, row.worker, row.stage
         if stage == 0:
             flight = self._admit(sample, worker)
         else:
@@ -215,7 +215,7 @@ class ReplayExecutor:
         else:
             result, delta = runtime.forward(worker, sample, x), known
         t1 = time.perf_counter()
-        _check(result.version, row[7], "ran on version", "the trace says")
+        _check(result.version, row.version, "ran on version", "the trace says")
         if result.stored != stored:
             raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
         if delta:
@@ -227,18 +227,18 @@ class ReplayExecutor:
         self.flops += rows * self.stage_flops[stage]
         self._op_done(row, t0, t1, result.version, 0, result.bytes)
 
-    def _recompute(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
+    def _recompute(self, row: TraceRow) -> None:
+        sample, worker, stage = row.sample, row.worker, row.stage
         self._flight(sample, stage)
         t0 = time.perf_counter()
         version = self.stages[stage].recompute(worker, sample)
         t1 = time.perf_counter()
-        _check(version, row[7], "recomputed on version", "the trace says")
+        _check(version, row.version, "recomputed on version", "the trace says")
         self.flops += self._flights[sample].batch.rows * self.stage_flops[stage]
         self._op_done(row, t0, t1, version, 0, 0)
 
-    def _backward(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
+    def _backward(self, row: TraceRow) -> None:
+        sample, worker, stage = row.sample, row.worker, row.stage
         flight = self._flight(sample, stage)
         if self._pending and (sample, worker, stage) in self._closes:
             self._predict_pending()
@@ -268,8 +268,8 @@ class ReplayExecutor:
             self.ledger.free("gradients", transient)
         if not result.ran:
             raise FerretError(f"stage {stage} skipped this backward (omission), but the trace runs it")
-        _check(result.version, row[7], "back-propagated against version", "the trace says")
-        _check(result.staleness, row[8], "had staleness", "the trace says")
+        _check(result.version, row.version, "back-propagated against version", "the trace says")
+        _check(result.staleness, row.staleness, "had staleness", "the trace says")
         if flight.deltas[stage]:
             self.ledger.shift_saved(-flight.deltas[stage])
         self.records.applied_staleness(stage, result.staleness)
@@ -287,8 +287,8 @@ class ReplayExecutor:
             del self._flights[sample]
             self.algorithm.after_update(self.model, flight.batch)
 
-    def _update(self, row: Row) -> None:
-        worker, stage, samples = row[2], row[3], row[10]
+    def _update(self, row: TraceRow) -> None:
+        worker, stage, samples = row.worker, row.stage, row.samples
         applied = self._applied.pop((worker, stage), None)
         t0 = time.perf_counter()
         if applied is None:  # a group the trace closes early (stream end, short mini-batch)
@@ -302,10 +302,10 @@ class ReplayExecutor:
             raise FerretError(
                 f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(samples)}"
             )
-        _check(applied.version, row[7], "updated version", "the trace says")
+        _check(applied.version, row.version, "updated version", "the trace says")
         self.updates[stage] += 1
-        self.records.updated(samples, stage, float(row[6]))
-        self.recorder.update(worker, stage, row[4], t0, t1, applied.version, applied.staleness, samples)
+        self.records.updated(samples, stage, float(row.t_end))
+        self.recorder.update(worker, stage, row.device, t0, t1, applied.version, applied.staleness, samples)
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, sample: int, worker: int) -> Flight:
@@ -313,8 +313,7 @@ class ReplayExecutor:
             raise FerretError("a second stage-0 forward of the same datum")
         k = self._admitted[worker]
         self._admitted[worker] = k + 1
-        every = self._every[worker]
-        bottom = next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
+        bottom = bottom_stage(self._every[worker], k)
         position = self.order[sample]
         x, y = self.x[position : position + 1], self.y[position : position + 1]
         batch = self.algorithm.observe(self.model, x, y, task=self.task[sample])
@@ -353,19 +352,19 @@ class ReplayExecutor:
         self.recorder.predictions(pending, t0, time.perf_counter())
         self._pending = []
 
-    def _op_done(self, row: Row, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
+    def _op_done(self, row: TraceRow, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
         self.ops += 1
-        self.busy_s += row[6] - row[5]
+        self.busy_s += row.t_end - row.t_start
         self.recorder.op(row, t0, t1, version, staleness, nbytes)
 
-    def _charge_discarded(self, rows: Sequence[Row], end: int, stream_end: float) -> None:
+    def _charge_discarded(self, rows: Sequence[TraceRow], end: int, stream_end: float) -> None:
         """Ops already running when the stream ended are discarded but their work is counted
         (the sequential loop's rule for a step still running at the last arrival)."""
         for row in rows[end:]:
-            if row[0] in COMPUTE and row[5] < stream_end and row[1] in self._flights:
-                passes = 2.0 if row[0] == "bwd" else 1.0
-                self.flops += passes * self._flights[row[1]].batch.rows * self.stage_flops[row[3]]
-                self.busy_s += row[6] - row[5]
+            if row.kind in COMPUTE and row.t_start < stream_end and row.sample in self._flights:
+                passes = 2.0 if row.kind == "bwd" else 1.0
+                self.flops += passes * self._flights[row.sample].batch.rows * self.stage_flops[row.stage]
+                self.busy_s += row.t_end - row.t_start
 
     def _result(self, wall_s: float) -> RunResult:
         ledger = self.ledger
@@ -391,7 +390,7 @@ class ReplayExecutor:
         )
 
 
-def _ignore(row: Row) -> None:
+def _ignore(row: TraceRow) -> None:
     return None
 
 
@@ -400,8 +399,8 @@ def _check(measured: int, traced: int, what: str, says: str) -> None:
         raise FerretError(f"{what} {measured}, {says} {traced}; is this trace from this plan?")
 
 
-def _last_arrival(rows: Sequence[Row], n: int) -> int:
+def _last_arrival(rows: Sequence[TraceRow], n: int) -> int:
     for index in range(len(rows) - 1, -1, -1):
-        if rows[index][0] == "arrive":
+        if rows[index].kind == "arrive":
             return index
     raise FerretError(f"the trace has no arrive row (the stream has {n} data)")

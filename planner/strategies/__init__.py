@@ -12,13 +12,16 @@ from typing import Any
 from planner.errors import ValidationError
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.registry import Registry
 from planner.search import PlanResult
 from planner.strategies.base import Strategy, StreamSpec
 from planner.strategies.ferret import Ferret
 from planner.strategies.pipedream import PipeDream, PipeDream2BW
 from planner.strategies.synchronous import GPipe, OneFOneBFlush
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
+STRATEGIES: Registry[Strategy] = Registry(
+    "strategy", {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
+)
 
 __all__ = [
     "STRATEGIES",
@@ -33,10 +36,7 @@ __all__ = [
 
 
 def get_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValidationError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None
+    return STRATEGIES[name]
 
 
 def make_plan(

@@ -10,7 +10,7 @@ from planner.errors import FerretError
 from planner.plan import WorkerConfig
 from sim import FileTrace, MemoryTrace, SimConfig, read_trace, simulate
 from sim.chrome import STREAM_TRACK, write_chrome_trace
-from sim.trace import FIELDS, KINDS, TraceEvent
+from sim.trace import FIELDS, KINDS, TraceRow
 from tests.sim.builders import balanced_profile, make_plan
 
 
@@ -90,7 +90,7 @@ def test_chrome_trace_is_capped_and_says_so(tmp_path):
 
 
 def test_reading_a_broken_trace_names_the_file_and_line(tmp_path):
-    good = TraceEvent("fwd", 0, 0, 0, 0, 0.0, 1.0).to_json()
+    good = TraceRow("fwd", 0, 0, 0, 0, 0.0, 1.0).to_json()
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(good) + "\n{not json}\n")
     with pytest.raises(FerretError, match=r"t\.jsonl line 2"):

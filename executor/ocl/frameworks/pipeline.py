@@ -22,6 +22,7 @@ from executor.ocl.setup import RunSetup
 from planner.config_field import config_field
 from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
+from planner.registry import Registry
 from sim.config import SimConfig
 
 # Algorithms whose micro-batch grows by the replayed rows: the twin's ops last that much longer.
@@ -169,7 +170,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
             "sim_config": sim_config.to_json(),
             **sim_summary,
             "drained": options.drain,
-            "dropped": int(sum(1 for r in rows if r[0] == "drop")),
+            "dropped": int(sum(1 for r in rows if r.kind == "drop")),
             "partially_trained": int((executor.records.bottom > 0).sum()),
             "stagewise_adaptation_rate": executor.records.stagewise_rate(
                 shares, plan.decay_per_s, plan.arrival_interval_s
@@ -190,7 +191,9 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     return result
 
 
-PIPELINE_MODES: dict[str, Callable[[RunSetup, PipelineOptions], RunResult]] = {"replay": run_replay}
+PIPELINE_MODES: Registry[Callable[[RunSetup, PipelineOptions], RunResult]] = Registry(
+    "pipeline mode", {"replay": run_replay}
+)
 
 
 @register_framework("pipeline")

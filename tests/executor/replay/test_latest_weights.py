@@ -26,16 +26,18 @@ def test_the_replay_runs_the_twins_versions_and_staleness(workers):
     # mismatch would raise. With several workers some backwards go stale while they run.
     plan = fixtures.plan((0, 1, 2, 3), workers=workers, interval_s=1.0, recompute=True, backward_weights="latest")
     rows, sim, executor, result = replay(plan)
-    backwards = [r for r in rows if r[0] == "bwd"]
-    recomputes = {(r[1], r[3]): r[7] for r in rows if r[0] == "recompute"}
-    assert all(recomputes[(r[1], r[3])] == r[7] for r in backwards)  # the backward's version is its recompute's
+    backwards = [r for r in rows if r.kind == "bwd"]
+    recomputes = {(r.sample, r.stage): r.version for r in rows if r.kind == "recompute"}
+    assert all(
+        recomputes[(r.sample, r.stage)] == r.version for r in backwards
+    )  # the backward's version is its recompute's
     stashed_plan = fixtures.plan((0, 1, 2, 3), workers=workers, interval_s=1.0, recompute=True)
     stashed = max(
-        r[8]
+        r.staleness
         for r in simulate_rows(stashed_plan, executor.setup.profile, executor.setup.stream.arrival_s, 0, EXCLUSIVE)[0]
-        if r[0] == "bwd"
+        if r.kind == "bwd"
     )
-    assert max(r[8] for r in backwards) < max(stashed, 1)  # fresher than stashing the forward's version
+    assert max(r.staleness for r in backwards) < max(stashed, 1)  # fresher than stashing the forward's version
     # Weights: one version per stage, plus a copy while an update lands during a backward that
     # holds the version it read — never the stashes of the same workers stashing.
     weights = sum(stage.layout.nbytes for stage in executor.stages)
@@ -53,12 +55,12 @@ def test_latest_recomputations_read_the_weights_when_they_start():
     plan = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=1.0, recompute=True, backward_weights="latest")
     rows, _, _, _ = replay(plan)
     ordered = execution_order(rows, plan)
-    latest_recomputes = [r for r in ordered if r[0] == "recompute"]
-    assert latest_recomputes and all(r[5] < r[6] for r in latest_recomputes)
+    latest_recomputes = [r for r in ordered if r.kind == "recompute"]
+    assert latest_recomputes and all(r.t_start < r.t_end for r in latest_recomputes)
     position = {id(r): i for i, r in enumerate(ordered)}
     for r in latest_recomputes:  # nothing that ends after the recompute starts comes before it
-        earlier = [o for o in ordered[: position[id(r)]] if o[0] in ("bwd", "update")]
-        assert all(o[6] <= r[5] for o in earlier)
+        earlier = [o for o in ordered[: position[id(r)]] if o.kind in ("bwd", "update")]
+        assert all(o.t_end <= r.t_start for o in earlier)
 
 
 def test_a_stashed_run_reports_compensation_efficacy_per_stage_and_half():

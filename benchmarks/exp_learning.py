@@ -41,10 +41,9 @@ from exp_common import (
 
 from analysis.compare_table import markdown_table
 from planner.closed_form import adaptation_rate
-from planner.learning import learning_rate, model_for
+from planner.learning import DEFAULT_OBJECTIVE, learning_rate, model_for
 from planner.profile import ModelProfile
 from planner.strategies import make_plan
-from planner.strategies.ferret import DEFAULT_OBJECTIVE
 
 DIGITS_CI = Workload("digits-ci", "digits", "class-incremental")
 DEFAULT_COMPENSATION = "none"  # `ferret run --plan`'s default

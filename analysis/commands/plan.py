@@ -22,11 +22,10 @@ from planner.builtin import resolve_profile
 from planner.closed_form import arrival_limited_rate
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, atomic_write_json
-from planner.learning import OBJECTIVES, beside, learning_rate, model_for
+from planner.learning import DEFAULT_OBJECTIVE, OBJECTIVES, beside, learning_rate, model_for
 from planner.profile import ModelProfile
 from planner.search import PlanResult
 from planner.strategies import STRATEGIES, make_plan, minimal_budget
-from planner.strategies.ferret import DEFAULT_OBJECTIVE
 
 NAME = "plan"
 HELP = "choose a pipeline plan (partition, workers, techniques) for a memory budget and a stream"
@@ -84,10 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--objective",
         choices=OBJECTIVES,
         default=DEFAULT_OBJECTIVE,
-        help="ferret only: 'rate' maximises the paper's adaptation rate (F3); 'learning' the learning-aware "
-        "score — value discounted by delay and staleness with the discounts fitted beside the profile "
-        "(<profile>.learning.json, benchmarks/fit_learning.py; else the built-in fit) — and also weighs "
-        "latest-weights backward",
+        help="ferret only: 'learning' (default) maximises the learning-aware score — value discounted by "
+        "delay and staleness, discounts fitted beside the profile (<profile>.learning.json, "
+        "benchmarks/fit_learning.py; else the built-in fit) — and also weighs latest-weights backward; "
+        "'rate' the paper's adaptation rate (F3)",
     )
     parser.add_argument(
         "--devices",

@@ -14,11 +14,11 @@ from planner.profile import ModelProfile
 from planner.search import FerretPlanner, PlanResult
 from planner.strategies.base import Strategy, StreamSpec, check_devices, resolve_partitions
 
-DEFAULT_OBJECTIVE = "rate"
+PAPER_OBJECTIVE = "rate"
 
 
 class Ferret(Strategy):
-    """Options beyond the shared ones: `objective` — `rate`, the paper's (F3), or `learning`,
+    """Options beyond the shared ones: `objective` — `rate`, the paper's (F3) and the default, or `learning`,
     the learning-aware score of planner/learning.py, which also weighs latest-weights backward
     — and `learning_model`, the fitted discounts (default: the built-in fit)."""
 
@@ -30,7 +30,7 @@ class Ferret(Strategy):
         self.check_options(options)
         check_devices(options.get("num_devices"))
         partition = options.get("partition")
-        objective = options.get("objective", DEFAULT_OBJECTIVE)
+        objective = options.get("objective", PAPER_OBJECTIVE)
         if objective not in OBJECTIVES:
             raise ValidationError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         if objective == "learning":

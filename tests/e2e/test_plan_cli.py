@@ -158,7 +158,7 @@ def test_objective_learning_reads_the_model_fitted_beside_the_profile(tmp_path, 
 
 def test_objective_is_refused_for_other_strategies(tmp_path, profile_path, capsys):
     code, _, err = run(
-        ["--profile", str(profile_path), "--strategy", "pipedream", "--objective", "learning", "--out",
+        ["--profile", str(profile_path), "--strategy", "pipedream", "--objective", "rate", "--out",
          str(tmp_path / "p.json")],
         capsys,
     )  # fmt: skip

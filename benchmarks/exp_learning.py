@@ -18,6 +18,7 @@ and the 95 % interval of the mean.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -41,7 +42,8 @@ from exp_common import (
 
 from analysis.compare_table import markdown_table
 from planner.closed_form import adaptation_rate
-from planner.learning import DEFAULT_OBJECTIVE, learning_rate, model_for
+from planner.learning import DEFAULT_OBJECTIVE, beside, learning_rate, model_for
+from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.strategies import make_plan
 
@@ -60,8 +62,6 @@ def plan_file(profile_path: Path, folder: Path, budget: int | None, objective: s
 
 
 def describe(path: Path) -> str:
-    from planner.plan import Plan
-
     plan = Plan.load(path)
     kinds = "/".join(sorted({w.backward_weights for w in plan.workers if w.active}))
     return f"P = {plan.num_stages}, N = {plan.num_workers} ({len(plan.active_workers)} active), {kinds}"
@@ -138,14 +138,7 @@ def bar(args: argparse.Namespace) -> list[dict[str, Any]]:
         folder = Path(tmp)
         profiles = {"roofline titan-xp": profile_for(DIGITS_CI, folder)}
         if args.cpu_profile is not None:
-            cpu = folder / args.cpu_profile.name
-            shutil.copyfile(args.cpu_profile, cpu)
-            for sibling in (
-                args.cpu_profile.with_name(f"{args.cpu_profile.stem}-b16.json"),
-                args.cpu_profile.with_name(f"{args.cpu_profile.stem}.learning.json"),
-            ):
-                if sibling.exists():
-                    shutil.copyfile(sibling, folder / sibling.name)
+            cpu = copy_profile(args.cpu_profile, folder)
             profiles["cpu-measured"] = cpu
         for stream in ("class-incremental", "iid"):
             workload = Workload(f"digits-{stream}", "digits", stream)
@@ -177,77 +170,56 @@ def bar(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def objectives(args: argparse.Namespace) -> list[dict[str, Any]]:
-    everything = []
     with scratch() as tmp:
         folder = Path(tmp)
-        profile_path = profile_for(DIGITS_CI, folder)
+        profile_path = (
+            profile_for(DIGITS_CI, folder) if args.cpu_profile is None else copy_profile(args.cpu_profile, folder)
+        )
         profile = ModelProfile.load(profile_path)
         budgets = ferret_budgets(profile, args.budgets)
         model = model_for(profile_path)
-        jobs = [Job("oracle", DIGITS_CI, s, profile_path, "oracle", tags={"objective": "oracle"}) for s in args.seeds]
-        scores = {}
+        jobs = [Job("oracle", DIGITS_CI, s, profile_path, "oracle", tags={"key": "oracle"}) for s in args.seeds]
+        points: dict[tuple[str, int], str] = {}  # (objective, budget point) → plan key
+        described: dict[str, tuple[float, float, str]] = {}
         for k, budget in enumerate(budgets):
             for objective in ("rate", "learning"):
                 path = plan_file(profile_path, folder, budget, objective, f"obj-{objective}-{k}")
-                from planner.plan import Plan
-
                 plan = Plan.load(path)
+                key = json.dumps(dataclasses.asdict(dataclasses.replace(plan, budget_bytes=None, predicted=None)))
+                points[(objective, k)] = key
+                if key in described:  # the two objectives chose the same plan: replay it once
+                    continue
                 score = learning_rate(profile, plan, model) * plan.arrival_interval_s
-                rate = adaptation_rate(profile, plan)
-                scores[(objective, k)] = (score, rate, describe(path))
-                tags = {"objective": objective, "point": k, "budget": budget}
-                jobs += [
-                    Job(
-                        f"{objective} {k}",
-                        DIGITS_CI,
-                        s,
-                        profile_path,
-                        "pipeline",
-                        pipeline=pipeline(path, DEFAULT_COMPENSATION),
-                        tags=tags,
-                    )
-                    for s in args.seeds
-                ]
+                described[key] = (score, adaptation_rate(profile, plan), describe(path))
+                options = pipeline(path, DEFAULT_COMPENSATION)
+                tags = {"key": key}
+                jobs += [Job(f"{objective} {k}", DIGITS_CI, s, profile_path, "pipeline", pipeline=options, tags=tags)
+                         for s in args.seeds]  # fmt: skip
         results = run_all(jobs, args.jobs)
-        everything = results
-        oracle = statistics.fmean(r["online_accuracy"] for r in results if r["objective"] == "oracle")
-        rows, points = [], {"rate": [], "learning": []}
-        for (objective, k), (score, rate, text) in sorted(scores.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            runs = [r for r in results if r.get("objective") == objective and r.get("point") == k]
-            acc = statistics.fmean(r["online_accuracy"] for r in runs)
-            points[objective].append((score, acc, rate))
-            budget = budgets[k]
-            rows.append(
-                (
-                    k,
-                    "max" if budget is None else kib(budget),
-                    objective,
-                    text,
-                    f"{rate:.4g}",
-                    f"{score:.3f}",
-                    ci95(r["online_accuracy"] for r in runs),
-                    kib(statistics.fmean(r["measured_peak_memory_bytes"] for r in runs)),
-                )
-            )
-        print(f"Oracle {oracle:.2f} %\n")
-        print(
-            markdown_table(
-                (
-                    "point",
-                    "budget KiB",
-                    "objective",
-                    "plan",
-                    "R (F3) /s",
-                    "learning score",
-                    "online acc %",
-                    "memory KiB",
-                ),
-                rows,
-            )
-        )
-        if args.plot is not None:
-            _plot(points, oracle, args.plot)
-    return everything
+    oracle = statistics.fmean(r["online_accuracy"] for r in results if r["key"] == "oracle")
+    rows, plotted = [], {"rate": [], "learning": []}
+    for (objective, k), key in sorted(points.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        score, rate, text = described[key]
+        runs = [r for r in results if r["key"] == key]
+        plotted[objective].append((score, statistics.fmean(r["online_accuracy"] for r in runs), rate))
+        budget = budgets[k]
+        memory = kib(statistics.fmean(r["measured_peak_memory_bytes"] for r in runs))
+        rows.append((k, "max" if budget is None else kib(budget), objective, text, f"{rate:.4g}", f"{score:.3f}",
+                     ci95(r["online_accuracy"] for r in runs), memory))  # fmt: skip
+    print(f"profile {profile.device} ({profile.source}); Oracle {oracle:.2f} % online; {len(jobs)} runs\n")
+    header = ("point", "budget KiB", "objective", "plan", "R (F3) /s", "learning score", "online acc %", "memory KiB")
+    print(markdown_table(header, rows))
+    if args.plot is not None:
+        _plot(plotted, oracle, args.plot)
+    return [{k: v for k, v in r.items() if k != "key"} for r in results]
+
+
+def copy_profile(source: Path, folder: Path) -> Path:
+    """The profile and what lives beside it (its batch-16 profile, its learning model) in `folder`."""
+    for sibling in (source, source.with_name(f"{source.stem}-b16.json"), beside(source)):
+        if sibling.exists():
+            shutil.copyfile(sibling, folder / sibling.name)
+    return folder / source.name
 
 
 def _plot(points: dict[str, list[tuple[float, float, float]]], oracle: float, path: Path) -> None:
@@ -292,6 +264,7 @@ def main() -> None:
     sub.choices["bar"].add_argument("--cpu-profile", type=Path, default=None)
     sub.choices["objectives"].add_argument("--budgets", type=int, default=5)
     sub.choices["objectives"].add_argument("--plot", type=Path, default=None)
+    sub.choices["objectives"].add_argument("--cpu-profile", type=Path, default=None, help="instead of the roofline")
     args = parser.parse_args()
     results = {"headline": headline, "bar": bar, "objectives": objectives}[args.what](args)
     if args.out is not None:

@@ -1,5 +1,6 @@
 """A learning-aware planning score: the adaptation rate with each datum's value discounted by
-the delay and the staleness its stages see, with discounts fitted from replays (docs/planner.md §5.1; not in the papers).
+the delay and the staleness its stages see, with discounts fitted from replays (this project's
+addition, not in the papers; docs/planner.md §5.1).
 
 (F3) values a datum by `exp(−c·delay)` with the paper's `c` (1/s), which at pipeline delays of
 micro- to milliseconds is 1: it counts throughput and cannot tell a plan whose gradients are

@@ -29,6 +29,7 @@ from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
 from executor.stage.layout import ParamLayout
 from executor.stage.optim import PLAIN_SGD, OptimizerConfig, StageOptimizer
+from executor.stage.probes import gradient_at, hessian_vector
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
 from executor.stage.statistics import renew_statistics, running_statistics, statistics_kept
@@ -280,14 +281,7 @@ class StageRuntime:
         if self._second_order is None:
             raise RuntimeError(f"stage {self.stage}: hvp is available only while an hvp compensator runs")
         grads, params = self._second_order
-        pairs = [(g, p, v) for g, p, v in zip(grads, params, self.layout.views(vector), strict=True) if g.requires_grad]
-        if not pairs:  # the gradient does not depend on the weights (e.g. one linear layer, fixed grad_output)
-            return torch.zeros_like(vector)
-        outs, ins, vs = zip(*pairs, strict=True)
-        hv = torch.autograd.grad(outs, ins, vs, retain_graph=True, allow_unused=True, materialize_grads=True)
-        index = {id(p): h for p, h in zip(ins, hv, strict=True)}
-        zero = torch.zeros((), dtype=vector.dtype, device=vector.device)
-        return torch.cat([index.get(id(p), zero.expand(p.shape)).reshape(-1) for p in params])
+        return hessian_vector(grads, params, self.layout.views(vector), vector)
 
     def second_moment(self) -> torch.Tensor | None:
         return self.optimizer.second_moment()
@@ -410,13 +404,8 @@ class StageRuntime:
         against the stale and the compensated one. Leaves the run untouched: no ledger, the
         random state and the running statistics are restored."""
         started = time.perf_counter()
-        devices = [] if self.layout.device.type == "cpu" else [self.layout.device]
-        with torch.random.fork_rng(devices=devices), statistics_kept(self._statistics), torch.enable_grad():
-            out = self._run(inp.detach())
-            root = out if loss_fn is None else loss_fn(out)
-            params = self.versions.current.params
-            grads = torch.autograd.grad(root, params, grad_output, allow_unused=True, materialize_grads=True)
-        latest = torch.cat([g.reshape(-1) for g in grads])
+        params = self.versions.current.params
+        latest = gradient_at(self._run, params, inp, grad_output, loss_fn, self._statistics)
         applied = stale if compensated is None else compensated
         self.efficacy.record(efficacy_sample(stale, applied, latest, staleness, sample))
         self.efficacy.seconds += time.perf_counter() - started

@@ -1,7 +1,8 @@
 """Experiment: stale-gradient compensation ablation (Ferret Table 4, on our data), with efficacy.
 
     python benchmarks/exp_compensation.py [--seeds 0 1 2 3 4] [--jobs 2] [--samples 2000]
-        [--workloads digits-ci digits abrupt] [--plans M+] [--cpu-profile PATH] [--out results.json]
+        [--workloads digits-ci digits abrupt] [--plans M+] [--cpu-profile PATH] [--compensators …]
+        [--out results.json]
 
 None, Step-Aware, Gap-Aware, Fisher and Iter-Fisher (SPEC §5, defaults λ⁰ = 0.2, ν = 2e-6,
 α = 0.9, η_λ = 1e-3), and the two curvature compensators `hvp` (exact H·Δθ by double-backward)
@@ -58,6 +59,7 @@ def jobs_for(
     optimizer: OptimizerConfig,
     names: list[str],
     cpu_profile: Path | None,
+    compensators: list[str],
 ) -> list[Job]:
     if cpu_profile is None:
         profile_path = profile_for(workload, folder)
@@ -80,7 +82,7 @@ def jobs_for(
             optimizer=optimizer,
         )
         for plan, path in plans.items()
-        for compensation in COMPENSATORS
+        for compensation in compensators
         for seed in seeds
     ]
 
@@ -88,30 +90,35 @@ def jobs_for(
 def ablation_table(results: list[dict[str, Any]], plan: str) -> str:
     mine = [r for r in results if r["plan_name"] == plan]
     rows = comparison_rows(as_runs(mine, "compensator"), group_by_seed=True)
-    none = {run.seed: run.summary for row in rows if row.label == "none" for run in row.runs}
+    none = {r["seed"]: r for r in mine if r["compensator"] == "none"}
     lines = []
     for row in rows:
-        delta = [r.summary["online_accuracy"] - none[r.seed]["online_accuracy"] for r in row.runs]
+        name = row.runs[0].summary["compensator"]
+        delta = [r.summary["online_accuracy"] - none[r.seed]["online_accuracy"] for r in row.runs if r.seed in none]
         second_half = Stat.of(r.summary["online_accuracy_second_half"] for r in row.runs)
         efficacy = [r.summary["compensation_efficacy"] for r in row.runs]
         lams = [[x for x in r.summary["final_lambda"] if x is not None] for r in row.runs]
         lam = Stat.of(statistics.fmean(run) for run in lams if run)
         lines.append(
             (
-                row.label,
+                name,
                 ci95(r.summary["online_accuracy"] for r in row.runs),
-                ci95(delta) if row.label != "none" else "—",
+                ci95(delta) if name != "none" else "—",
                 second_half.format(),
                 row.stats["test_accuracy"].format(),
                 _median(efficacy, "efficacy_median"),
+                " / ".join(
+                    _median([e["per_stage"][j] for e in efficacy], "efficacy_median")
+                    for j in range(len(efficacy[0]["per_stage"]))
+                ),
                 _median(efficacy, "stale_error_median"),
                 _median(efficacy, "correction_median"),
                 " / ".join(_median([e["halves"][h] for e in efficacy], "efficacy_median") for h in (0, 1)),
                 kib(row.stats["measured_peak_memory_bytes"].mean),
-                f"{lam.mean:.4f}" if row.label == "iter-fisher" and lam.n else "—",
+                f"{lam.mean:.4f}" if name == "iter-fisher" and lam.n else "—",
             )
         )
-    first = next(r for r in mine if r["compensator"] == "iter-fisher")
+    first = mine[0]
     caption = (
         f"Ferret {plan}: P = {first['num_stages']}, {first['active_workers']} workers, mean staleness "
         f"{Stat.of(r['mean_staleness'] for r in mine).mean:.2f}, stale (compensated) stages "
@@ -124,6 +131,7 @@ def ablation_table(results: list[dict[str, Any]], plan: str) -> str:
         "2nd half online %",
         "test acc %",
         "efficacy",
+        "per stage",
         "stale error",
         "correction",
         "efficacy 1st / 2nd half",
@@ -152,6 +160,7 @@ def main() -> None:
     )
     parser.add_argument("--plans", nargs="+", default=["M+"], choices=["M", "M+"])
     parser.add_argument("--cpu-profile", type=Path, default=None, help="a measured profile instead of the roofline")
+    parser.add_argument("--compensators", nargs="+", default=list(COMPENSATORS), choices=COMPENSATORS)
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", type=Path, default=None, help="write every run's summary here (JSON)")
@@ -168,15 +177,15 @@ def main() -> None:
     with scratch() as tmp:
         for name in args.workloads:
             workload = workloads[name]
-            jobs = jobs_for(workload, args.seeds, Path(tmp), optimizer, args.plans, args.cpu_profile)
+            jobs = jobs_for(workload, args.seeds, Path(tmp), optimizer, args.plans, args.cpu_profile, args.compensators)
             results = run_all(jobs, args.jobs)
             everything += [{**r, "workload": name} for r in results]
+            if args.out is not None:  # before the tables: a table that fails loses no run
+                args.out.write_text(json.dumps(everything, indent=1, default=str))
             wall = sum(r["job_wall_s"] for r in results)
             print(f"\n## {name}: {workload.describe()} — {len(jobs)} runs, {wall:.0f} s of run time\n")
             for plan in args.plans:
                 print(ablation_table(results, plan) + "\n")
-    if args.out is not None:
-        args.out.write_text(json.dumps(everything, indent=1, default=str))
 
 
 if __name__ == "__main__":

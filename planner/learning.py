@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.closed_form import stage_shares, suffix_lcm_reciprocal
+from planner.closed_form import cycle_time, stage_shares, suffix_lcm_reciprocal
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
@@ -157,7 +157,7 @@ def datum_path(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> Datum
     up_from = np.cumsum(f[::-1])[::-1]  # forward from stage i to the top
     period = plan.num_workers * plan.arrival_interval_s
     filling = (np.asarray(worker.accumulation, dtype=np.float64) - 1) / 2 * period
-    cycle = float(f.max() + b.max() + (f.max() if worker.recompute else 0.0))
+    cycle = cycle_time(float(f.max()), float(b.max()), worker.recompute)
     return DatumPath(f.sum() + down + filling, up_from + down, cycle)
 
 

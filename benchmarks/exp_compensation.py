@@ -118,7 +118,7 @@ def ablation_table(results: list[dict[str, Any]], plan: str) -> str:
                 f"{lam.mean:.4f}" if name == "iter-fisher" and lam.n else "—",
             )
         )
-    first = mine[0]
+    first = next((r for r in mine if r["compensator"] != "none"), mine[0])
     caption = (
         f"Ferret {plan}: P = {first['num_stages']}, {first['active_workers']} workers, mean staleness "
         f"{Stat.of(r['mean_staleness'] for r in mine).mean:.2f}, stale (compensated) stages "

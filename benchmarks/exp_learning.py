@@ -140,14 +140,14 @@ def bar(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.cpu_profile is not None:
             cpu = copy_profile(args.cpu_profile, folder)
             profiles["cpu-measured"] = cpu
-        for stream in ("class-incremental", "iid"):
+        for stream in args.streams:
             workload = Workload(f"digits-{stream}", "digits", stream)
             jobs = [Job("oracle", workload, s, profiles["roofline titan-xp"], "oracle") for s in args.seeds]
             described = {}
             for name, path in profiles.items():
                 plan = plan_file(path, folder, None, DEFAULT_OBJECTIVE, f"bar-{name.split()[0]}")
                 described[name] = describe(plan)
-                extra = pipeline(plan, DEFAULT_COMPENSATION)
+                extra = pipeline(plan, args.compensation)
                 jobs += [Job(name, workload, s, path, "pipeline", pipeline=extra) for s in args.seeds]
             results = run_all(jobs, args.jobs)
             everything += [{**r, "stream": stream} for r in results]
@@ -262,6 +262,8 @@ def main() -> None:
         choices=["digits-ci", "digits", "synthetic"],
     )
     sub.choices["bar"].add_argument("--cpu-profile", type=Path, default=None)
+    sub.choices["bar"].add_argument("--compensation", default=DEFAULT_COMPENSATION, help="of the Ferret runs")
+    sub.choices["bar"].add_argument("--streams", nargs="+", default=["class-incremental", "iid"])
     sub.choices["objectives"].add_argument("--budgets", type=int, default=5)
     sub.choices["objectives"].add_argument("--plot", type=Path, default=None)
     sub.choices["objectives"].add_argument("--cpu-profile", type=Path, default=None, help="instead of the roofline")

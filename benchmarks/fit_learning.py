@@ -23,7 +23,7 @@ from pathlib import Path
 from exp_common import Job, Workload, pipeline, profile_for, run_all
 
 from analysis.compare_table import markdown_table
-from planner.learning import Observation, beside, fit, learning_rate
+from planner.learning import BUILTIN, Observation, beside, fit, learning_rate
 from planner.learning_search import LearningPlanner
 from planner.plan import Plan
 from planner.profile import ModelProfile
@@ -33,15 +33,9 @@ def candidates(profile: ModelProfile) -> list[Plan]:
     """The learning objective's unconstrained candidates, one stashed (the c^r = 0 plan) and
     one latest-weights plan per partition."""
     td = float(profile.t_fwd.max())
-    planner = LearningPlanner(profile, td, model=_flat())
+    planner = LearningPlanner(profile, td, model=BUILTIN)  # only its candidates, not their scores
     plans = [c.plan for c in planner.candidates(None)]
     return [p for p in plans if any(w.latest for w in p.workers) or not any(w.recompute for w in p.workers)]
-
-
-def _flat():
-    from planner.learning import LearningModel
-
-    return LearningModel(0.0, {"stashed": 0.0, "latest": 0.0})
 
 
 def label(plan: Plan) -> str:

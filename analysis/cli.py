@@ -97,6 +97,7 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(discover_commands())
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # a launcher re-runs this very command
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR

@@ -39,9 +39,9 @@ from executor.data.stream import Stream
 from executor.ledger import ByteLedger
 from executor.models import build_model
 from executor.ocl.setup import RunSetup
+from executor.pipeline.stages import build_stages
 from executor.profiler import roofline_profile
 from executor.replay import ReplayExecutor, closing_backwards, execution_order, simulate_rows
-from executor.replay.stages import build_stages
 from executor.stage.optim import OptimizerConfig
 from planner.plan import Plan
 from planner.strategies import make_plan

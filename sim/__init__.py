@@ -1,7 +1,8 @@
-"""The SimPy twin: predicts a plan's adaptation rate, memory, latency and drops on a stream.
+"""The twin: predicts a plan's adaptation rate, memory, latency and drops on a stream.
 
-`simulate(plan, profile, samples, arrivals=None, seed=0, config=SimConfig(), trace=None)`
-returns a `SimResult`; `FileTrace` streams the op-level schedule to JSON Lines or CSV.
+`simulate(plan, profile, samples, arrivals=None, seed=0, config=SimConfig(), trace=None, costs=None)`
+returns a `SimResult`; `FileTrace` streams the op-level schedule to a file (binary `.ftrace`, or
+the JSON Lines / CSV exports); `read_trace` reads any of them as `TraceRow`s.
 """
 
 from sim.config import SimConfig

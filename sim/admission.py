@@ -1,32 +1,28 @@
-"""How arrivals enter the pipeline, on SimPy's clock; every decision is `sim.policy`'s.
+"""How data enter the pipeline; every decision is `sim.policy`'s, the clock is the engine's.
 
-The stream process routes each datum to its worker (or drops it: removed worker, T4) and asks
-the `AdmissionPolicy` whether it starts, waits or is dropped; when a datum or a mini-batch
-completes it asks what to admit next. Sequential learners choose their batch at the end of the
-instant (after its arrivals), as the policy says. When the stream ends, async workers apply
-their open gradient groups once they drain, and batched ones run whatever is left waiting as a
-last, smaller batch.
+The engine routes each arriving datum to its worker (or drops it: removed worker, T4) and calls
+`arrive`; `Admission` asks the `AdmissionPolicy` whether it starts, waits or is dropped, and
+when a datum or a mini-batch completes, what to admit next. Window learners (Last-N, Random-N)
+choose their batch at the end of the instant, after its arrivals, as the policy says. When the
+stream ends, async workers apply their open gradient groups once they drain, and batched ones
+run whatever is left waiting as a last, smaller batch.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Iterator
 from typing import Any, Protocol
 
 import numpy as np
-import simpy
-from simpy.events import Event, EventPriority
 
 from planner.omission import backward_every
 from planner.plan import WorkerConfig
-from sim.policy import AdmissionPolicy, Arrival, route
-from sim.trace import TraceSink
-
-ARRIVAL_PRIORITY = EventPriority(2)  # after SimPy's NORMAL: at equal times, ops complete before data arrive
+from sim.policy import AdmissionPolicy, Arrival
 
 
 class Worker:
+    """One worker's admission state: data in flight, data waiting, its running batch."""
+
     __slots__ = ("backward_every", "batch", "buffer", "choosing", "config", "count", "index", "inflight", "slots")
 
     def __init__(self, index: int, config: WorkerConfig) -> None:
@@ -42,6 +38,8 @@ class Worker:
 
 
 class Batch:
+    """A mini-batch of a batched worker: its size, the data done, GPipe's parked forwards."""
+
     __slots__ = ("done", "parked", "size")
 
     def __init__(self, size: int) -> None:
@@ -51,6 +49,8 @@ class Batch:
 
 
 class EngineOps(Protocol):
+    """What admission asks of the engine."""
+
     stream_over: bool
     rng: np.random.Generator
     workers: list[Worker]
@@ -67,38 +67,16 @@ class EngineOps(Protocol):
 
     def after_arrivals(self, callback: Any, worker: Worker) -> None: ...
 
+    def unpark(self, slot: Any) -> None: ...
+
 
 class Admission:
+    """Routes each arrival through the `AdmissionPolicy` and starts, queues or drops it."""
+
     def __init__(self, engine: EngineOps, policy: AdmissionPolicy, single_device: bool) -> None:
         self.engine = engine
         self.policy = policy
         self.single_device = single_device  # a sequential learner: its step's cost depends on its rows
-
-    def stream(
-        self, env: simpy.Environment, times: np.ndarray, trace: TraceSink, by_offset: dict[int, Worker]
-    ) -> Generator[Event, None, None]:
-        """The SimPy process of the stream: each datum arrives, is routed, admitted or dropped."""
-        emit = trace.rows.append
-        num_workers = len(self.engine.workers)
-        for i, t in enumerate(_chunked(times)):
-            delay = t - env.now
-            if delay > 0:
-                wake = Event(env)
-                wake._ok = True
-                wake._value = None
-                env.schedule(wake, ARRIVAL_PRIORITY, delay)
-                yield wake
-            worker = route(i, by_offset, num_workers)
-            emit(("arrive", i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0))
-            if worker is None:
-                self.engine.drop(i, None, t, removed=True)
-            else:
-                self.arrive(worker, i, t)
-            if len(trace.rows) >= trace.chunk_rows:
-                trace.flush()
-        self.engine.stream_over = True
-        for worker in self.engine.workers:
-            self.stream_end(worker, env.now)
 
     # ------------------------------------------------------------------ arrivals
     def arrive(self, worker: Worker, sample: int, t: float) -> None:
@@ -179,13 +157,8 @@ class Admission:
         for j, slot in enumerate(worker.slots):
             slot.acc_target = sum(1 for d in data if d.bottom <= j)
             slot.window = policy.stage_window(j, take)
+            self.engine.unpark(slot)
             if self.single_device:  # one training step on `take` rows, run row by row
                 self.engine.step_rows(slot, take)
         for d in data:
             self.engine.start_datum(d)
-
-
-def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:
-    """The values as Python floats, converted a chunk at a time (no stream-long list)."""
-    for start in range(0, len(values), size):
-        yield from values[start : start + size].tolist()

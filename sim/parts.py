@@ -6,6 +6,8 @@ attribute access speed matters more than anything else here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from planner.plan import Plan
@@ -43,16 +45,21 @@ class Slot:
         "boundary_in",
         "boundary_out",
         "busy",
+        "bwd_job",
         "dev_index",
         "device",
+        "fwd_job",
         "home",
         "latest",
         "next",
         "outstanding",
         "overhead",
+        "parked",
         "prev",
         "recompute",
         "stage",
+        "step_end",
+        "step_job",
         "t_bwd_job",
         "t_fwd",
         "t_rec",
@@ -74,6 +81,7 @@ class Slot:
         self.latest = worker.config.latest  # backward on the weights current when it starts (SPEC §3.2)
         self.busy = False
         self.outstanding = 0  # data stored here: forward started, backward not finished
+        self.parked: list[Any] = []  # heap of queued forwards blocked by the full window (not in the device's)
         self.window = 1
         self.acc: list[tuple[int, int]] = []
         self.acc_target = 1
@@ -84,6 +92,9 @@ class Slot:
         self.t_bwd_job = 0.0  # backward, plus the recomputed forward under T1
         self.overhead = 0.0  # added to every op's time
         self.update_s = 0.0  # the optimizer step, at the end of the backward that closes a group
+        # Whole jobs without slow-down or jitter: forward, backward, backward that closes a group.
+        self.fwd_job = self.bwd_job = self.step_job = 0.0
+        self.step_end: float | None = None  # a sequential learner's step: when its closing backward ends
         self.boundary_out = 0  # bytes sent to the next stage (and its gradient, back)
         self.boundary_in = 0
         self.next: Slot | None = None
@@ -129,9 +140,9 @@ def build_workers(
             slot.acc_target = 1 if policy.batched else cfg.accumulation[j]
             slot.act = sizes.stored_bytes(j, cfg.recompute)
             slot.weights = sizes.weight_bytes[j]
-            set_op_times(slot, costs, rows=1)
             slot.overhead = costs.overhead_s(j)
             slot.update_s = costs.update_s(j)
+            set_op_times(slot, costs, rows=1)
             slot.boundary_out = sizes.boundary_bytes[j]
             slot.boundary_in = sizes.boundary_bytes[j - 1] if j else 0
             worker.slots.append(slot)
@@ -149,6 +160,9 @@ def set_op_times(slot: Slot, costs: OpCosts, rows: int) -> None:
     slot.t_fwd = costs.forward(j).share(rows)
     slot.t_rec = costs.recompute(j).share(rows) if slot.recompute else 0.0
     slot.t_bwd_job = costs.backward(j).share(rows) + slot.t_rec
+    slot.fwd_job = slot.t_fwd + slot.overhead
+    slot.bwd_job = slot.t_bwd_job + slot.overhead
+    slot.step_job = (slot.t_bwd_job + slot.update_s) + slot.overhead
 
 
 class Jitter:

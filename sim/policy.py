@@ -151,35 +151,51 @@ def may_start(kind: int, slot_busy: bool, stores: bool, outstanding: int, window
     return not slot_busy and not (kind == FWD and stores and outstanding >= window)
 
 
-class ReadyOps:
+class ReadyOps(list[tuple[int, int, int, Any]]):
     """One device's ready ops in dispatch order: backward before forward, then the older datum,
-    then the one that became ready first. `op` is whatever the caller needs to start it."""
+    then the one that became ready first. `op` is whatever the caller needs to start it.
 
-    __slots__ = ("_heap", "_seq")
+    It is a heap of `(kind, sample, seq, op)` in a list, so a hot loop may read it directly:
+    `if ready:` (anything queued), `ready[0]` (the first in order) and `heapq.heappop(ready)`
+    (take it) cost no Python call."""
+
+    __slots__ = ("_seq",)
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, int, Any]] = []
+        super().__init__()
         self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self._heap)
 
     def push(self, kind: int, sample: int, op: Any) -> None:
         self._seq += 1
-        heappush(self._heap, (kind, sample, self._seq, op))
+        heappush(self, (kind, sample, self._seq, op))
 
-    def next_startable(self, startable: Callable[[int, Any], bool]) -> tuple[int, Any] | None:
+    def next_startable(
+        self, startable: Callable[[int, Any], bool], park: Callable[[tuple[int, int, int, Any]], bool] | None = None
+    ) -> tuple[int, Any] | None:
         """Remove and return `(kind, op)` of the first op in dispatch order that `startable`
-        allows now, or None; the ops passed over stay queued in their order."""
-        heap = self._heap
+        allows now, or None; the ops passed over stay queued in their order — except those
+        `park(entry)` takes (the caller knows they stay blocked until some event, and then hands
+        them back with `restore`, so a long blocked queue is not walked at every dispatch)."""
+        if not self:
+            return None
+        top = self[0]
+        if startable(top[0], top[3]):  # the common case: the first in order may start
+            heappop(self)
+            return top[0], top[3]
         passed = []
         found = None
-        while heap:
-            entry = heappop(heap)
+        while self:
+            entry = heappop(self)
             if startable(entry[0], entry[3]):
                 found = (entry[0], entry[3])
                 break
-            passed.append(entry)
+            if park is None or not park(entry):
+                passed.append(entry)
         for entry in passed:
-            heappush(heap, entry)
+            heappush(self, entry)
         return found
+
+    def restore(self, entries: list[tuple[int, int, int, Any]]) -> None:
+        """Queue parked entries again, in their original order."""
+        for entry in entries:
+            heappush(self, entry)

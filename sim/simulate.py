@@ -67,7 +67,7 @@ def simulate(
     engine.run()
     wall = time.perf_counter() - start
 
-    makespan = float(engine.env.now)
+    makespan = float(engine.now)
     ledger = engine.ledger
     t_line, bytes_line, device_lines = ledger.timeline()
     util = tuple(dev.busy_s / (dev.concurrency * makespan) if makespan > 0 else 0.0 for dev in engine.devices)
@@ -81,7 +81,7 @@ def simulate(
         value_per_datum=plan.value_per_datum,
         stage_weights=np.asarray(engine.sizes.value_shares),
         arrival_s=times,
-        update_s=engine.update_t.reshape(len(times), plan.num_stages),
+        update_s=np.frombuffer(engine.update_t, dtype=np.float64).reshape(len(times), plan.num_stages),
         dropped=engine.dropped,
         peak_memory_bytes=ledger.total_peak,
         peak_memory_per_device=tuple(ledger.peak),
@@ -90,9 +90,9 @@ def simulate(
         memory_timeline_s=t_line,
         memory_timeline_bytes=bytes_line,
         memory_timeline_per_device=device_lines,
-        staleness_histogram=tuple(tuple(h) for h in engine.staleness),
+        staleness_histogram=engine.staleness_histogram(),
         utilisation=util,
-        events=sink.count,
+        events=engine.rows,
         ops=engine.ops,
         wall_s=wall,
         predicted=predicted,

@@ -100,8 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=cli_type(parse_positive_int),
         default=None,
-        help="devices D the pipeline plans are placed on, (n·P + j) mod D; default: one per (worker, stage), "
-        "the closed forms' regime; fewer devices make workers contend in the twin",
+        help="devices D the pipeline plans are placed on (stage owners: contiguous blocks balanced by stage time); "
+        "default: one per (worker, stage), the closed forms' regime; fewer devices make workers contend in the twin",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_sim_config_arguments(parser)

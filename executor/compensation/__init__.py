@@ -6,11 +6,18 @@ Hessian-vector product), `adam-fisher` (Adam's Fisher diagonal) (SPEC §5); buil
 """
 
 from executor.compensation.base import CompensationConfig, Compensator, StageProbe, fisher_approx
-from executor.compensation.efficacy import EfficacyLog, EfficacySample, compensation_efficacy, efficacy_sample
+from executor.compensation.efficacy import (
+    EFFICACY_EVERY,
+    EfficacyLog,
+    EfficacySample,
+    compensation_efficacy,
+    efficacy_sample,
+)
 from executor.compensation.registry import COMPENSATORS, build_compensator, register_compensator
 
 __all__ = [
     "COMPENSATORS",
+    "EFFICACY_EVERY",
     "CompensationConfig",
     "Compensator",
     "EfficacyLog",

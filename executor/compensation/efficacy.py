@@ -18,6 +18,11 @@ from typing import Any, NamedTuple
 
 import torch
 
+# Every pipeline run measures the efficacy on every EFFICACY_EVERY-th stale backward of a stage:
+# the datum's gradient at the current weights costs one more forward and backward, which the
+# executors leave out of the op times and the ledger.
+EFFICACY_EVERY = 50
+
 
 class EfficacySample(NamedTuple):
     sample: int  # the datum (arrival index)
@@ -57,7 +62,8 @@ class EfficacyLog:
         self.every = every
         self.stale_backwards = 0
         self.samples: list[EfficacySample] = []
-        self.seconds = 0.0  # time spent measuring, which the executors leave out of the op times
+        self.seconds = 0.0  # wall time spent measuring, which the executors leave out of the op times
+        self.cpu_seconds = 0.0  # the same in the measuring thread's CPU time
 
     def due(self) -> bool:
         """Count one stale backward; True when it is to be measured."""

@@ -55,9 +55,10 @@ def execution_order(rows: Sequence[TraceRow], plan: Plan | None = None) -> list[
     A trace lists rows as ops *end*, but a forward reads its stage's weights when it *starts*
     (the twin records the version current at the start), so an update that lands while a
     forward runs must not reach it: forwards are placed at their start, everything else at its
-    end — save the recomputation of a latest-weights worker of `plan` (SPEC §3.2), which reads
-    the weights when it starts too and is placed like a forward. Among rows of one instant, ends (backward, update, recompute) come first, in trace
-    order, so memory is freed before it is taken again, as in the twin — except that a forward
+    end — save the recomputation of a latest-weights worker of `plan` (SPEC §3.2; no plan: no
+    such worker), which reads the weights when it starts too and is placed like a forward.
+    Among rows of one instant, ends (backward, update, recompute) come first, in trace order,
+    so memory is freed before it is taken again, as in the twin — except that a forward
     on version `v` of stage `j` goes right before the first end at stage `j` that applies an
     update to `v` or later (the versions say which way the twin went). Arrivals and drops come
     last, so an update that ends as a datum arrives is visible to its prediction (the

@@ -6,10 +6,12 @@ Each strategy makes a plan for a budget and predicts (R, M) of its plans in clos
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from planner.errors import ValidationError
+from planner.placement import owner_placement
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.registry import Registry
@@ -55,7 +57,8 @@ def make_plan(
     if budget_bytes is not None and budget_bytes <= 0:
         raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
-    return get_strategy(strategy).plan(profile, stream, budget_bytes, **options)
+    devices = options.pop("num_devices", None)
+    return _placed(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile, devices)
 
 
 def make_plans(
@@ -72,7 +75,19 @@ def make_plans(
         if budget is not None and budget <= 0:
             raise ValidationError(f"budget must be a positive number of bytes, got {budget}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
-    return get_strategy(strategy).plan_many(profile, stream, budgets, **options)
+    devices = options.pop("num_devices", None)
+    return [_placed(r, profile, devices) for r in get_strategy(strategy).plan_many(profile, stream, budgets, **options)]
+
+
+def _placed(result: PlanResult, profile: ModelProfile, num_devices: int | None) -> PlanResult:
+    """With `num_devices`, every stage on one owner device (planner/placement.py: contiguous
+    blocks balanced by stage time) — the placement a distributed run needs, and the one the twin
+    then simulates; without, each (worker, stage) on its own device."""
+    if num_devices is None:
+        return result
+    plan = result.plan
+    placement = owner_placement(profile, plan.partition, plan.num_workers, num_devices)
+    return dataclasses.replace(result, plan=dataclasses.replace(plan, placement=placement))
 
 
 def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:

@@ -18,9 +18,10 @@ PAPER_OBJECTIVE = "rate"
 
 
 class Ferret(Strategy):
-    """Options beyond the shared ones: `objective` — `rate`, the paper's (F3) and the default, or `learning`,
-    the learning-aware score of planner/learning.py, which also weighs latest-weights backward
-    — and `learning_model`, the fitted discounts (default: the built-in fit)."""
+    """Options beyond the shared ones: `objective` — `rate`, the paper's (F3) and the default
+    here, or `learning`, the learning-aware score of planner/learning.py, which also weighs
+    latest-weights backward (`ferret plan` defaults to it) — and `learning_model`, the fitted
+    discounts (default: the built-in fit)."""
 
     name = "ferret"
     summary = "N interleaved async workers; recomputation, accumulation, omission, worker removal (Alg. 2 + 3)"
@@ -69,8 +70,4 @@ class Ferret(Strategy):
         return adaptation_rate(profile, plan), memory_bytes(profile, plan)
 
     def min_memory(self, profile: ModelProfile, stream: StreamSpec, **options: Any) -> int:
-        # Latest-weights plans use no memory-saving step, so the paper's planner finds the floor.
-        paper = {k: v for k, v in options.items() if k not in ("objective", "learning_model")}
-        planner = self.planner(profile, stream, **paper)
-        assert isinstance(planner, FerretPlanner)
-        return planner.min_memory_bytes()
+        return self.planner(profile, stream, **options).min_memory_bytes()

@@ -9,7 +9,7 @@ from planner.learning import LearningModel, learning_rate
 from planner.learning_search import LearningPlanner, latest_plan
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.search import FerretPlanner
-from tests.planner.profiles import hand_profile
+from tests.planner.profiles import hand_profile, uniform_profile
 
 
 def test_latest_weights_footprint_is_one_version_and_the_kept_inputs_per_worker():
@@ -72,3 +72,19 @@ def test_the_chosen_plan_has_the_best_score_of_every_candidate_and_fits_the_budg
 def test_an_impossible_budget_is_the_papers_infeasible_answer():
     result = _planner(LearningModel(0.0, {"stashed": 0.1, "latest": 0.1})).plan(10)
     assert not result.feasible and result.min_memory_bytes > 10
+
+
+@pytest.mark.parametrize("fraction", [None, 0.6, 0.3])
+@pytest.mark.parametrize("profile", [hand_profile(), uniform_profile(6, tf=1.0, tb=2.0, w=100, a=40)])
+def test_the_paper_candidates_are_each_partitions_own_alg2_plan(profile, fraction):
+    # One shared FerretPlanner gives, per (partition, c^r), the plan a planner of that pair alone makes.
+    shared = FerretPlanner(profile, 2.0)
+    top = shared.plan(None).memory_bytes
+    budget = None if fraction is None else int(top * fraction)
+    expected = []
+    for partition in shared.partitions:
+        for recompute in (False, True):
+            alone = FerretPlanner(profile, 2.0, partitions=[partition], recompute=(recompute,)).plan(budget)
+            if alone.feasible:
+                expected.append(alone.plan.workers)
+    assert [p.workers for p in shared.candidate_plans(budget)] == expected

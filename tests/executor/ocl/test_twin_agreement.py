@@ -52,6 +52,7 @@ def twin_trained_at(name: str, setup: RunSetup) -> np.ndarray:
 STREAMS = {
     "poisson": np.concatenate(([0.0], np.cumsum(np.random.default_rng(7).exponential(0.45, 119)))),
     "bursts": np.repeat(np.cumsum(np.random.default_rng(3).exponential(1.3, 40)), 3),  # three data at once
+    "periodic": np.arange(120) * 0.5,  # steps end exactly as data arrive: the tie rules decide
 }
 
 

@@ -110,7 +110,7 @@ def test_a_trace_from_another_plan_is_refused_with_the_row_named():
         run(PLANS["two-workers"], rows=doctored)
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["ftrace", "jsonl", "csv"])
 def test_a_trace_file_replays_like_the_simulated_rows(tmp_path, fmt):
     plan = PLANS["techniques"]
     first = run(plan)

@@ -25,8 +25,10 @@ from planner.errors import ValidationError
 
 #: How a flag's text becomes a value. `flag`: a switch (store true); `key-value`: a repeatable
 #: KEY=VALUE flag gathered into a mapping; `pair`: two comma-separated numbers.
-Unit = Literal["int", "float", "bytes", "seconds", "rate", "bandwidth", "text", "path", "flag", "pair", "key-value"]
-NUMERIC: tuple[Unit, ...] = ("int", "float", "bytes", "seconds", "rate", "bandwidth", "pair")
+Unit = Literal[
+    "int", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "text", "path", "flag", "pair", "key-value"
+]
+NUMERIC: tuple[Unit, ...] = ("int", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "pair")
 METADATA_KEY = "ferret"
 
 

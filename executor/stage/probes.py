@@ -24,7 +24,7 @@ def hessian_vector(
     (one linear layer with a fixed gradient from above) contributes 0."""
     pairs = [(g, p, v) for g, p, v in zip(grads, params, views, strict=True) if g.requires_grad]
     if not pairs:
-        return torch.zeros_like(vector)
+        return vector.new_zeros(sum(p.numel() for p in params))
     outs, ins, vs = zip(*pairs, strict=True)
     hv = torch.autograd.grad(outs, ins, vs, retain_graph=True, allow_unused=True, materialize_grads=True)
     by_param = {id(p): h for p, h in zip(ins, hv, strict=True)}

@@ -13,7 +13,7 @@ from executor.compensation.efficacy import (
     compensation_efficacy,
     efficacy_sample,
 )
-from executor.compensation.registry import COMPENSATORS, build_compensator, register_compensator
+from executor.compensation.registry import COMPENSATORS, build_compensator, compensation_buffers, register_compensator
 
 __all__ = [
     "COMPENSATORS",
@@ -24,6 +24,7 @@ __all__ = [
     "EfficacySample",
     "StageProbe",
     "build_compensator",
+    "compensation_buffers",
     "compensation_efficacy",
     "efficacy_sample",
     "fisher_approx",

@@ -95,6 +95,8 @@ class Compensator(ABC):
     observes_steps: bool = False
     #: calls `probe.hvp` (the stage then builds the stale gradient's graph for double-backward)
     needs_hvp: bool = False
+    #: stage-weight-sized buffers it keeps once running (the twin's `compensation_buffers`)
+    weight_buffers: int = 0
 
     def bind(self, probe: StageProbe) -> None:
         """Called once by the stage that owns this compensator. Override to keep the probe (and

@@ -19,6 +19,7 @@ from executor.compensation.registry import register_compensator
 class GapAware(Compensator):
     name = "gap-aware"
     observes_steps = True
+    weight_buffers = 1  # the step size C
 
     def __init__(self, ema: float) -> None:
         self.ema = ema

@@ -22,6 +22,12 @@ def build_compensator(
     return COMPENSATORS[config.name](config, numel, dtype, device or torch.device("cpu"))
 
 
+def compensation_buffers(config: CompensationConfig) -> int:
+    """How many stage-weight-sized buffers `config`'s compensator keeps per stage (SimConfig's
+    `compensation_buffers`, the twin's memory model of a run)."""
+    return build_compensator(config, 1).weight_buffers
+
+
 def _load_builtin_compensators() -> None:
     # Imported for their registration side effect.
     from executor.compensation import (  # noqa: F401

@@ -24,6 +24,8 @@ from planner.search import FerretPlanner, PlanResult
 
 @dataclass(frozen=True)
 class Scored:
+    """A candidate plan with its learning-aware score (planner/learning.py) and (F4) footprint."""
+
     plan: Plan
     score: float
     memory: int

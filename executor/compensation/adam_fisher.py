@@ -19,6 +19,9 @@ from executor.compensation.registry import register_compensator
 
 
 class AdamFisher(Compensator):
+    """`g + v̂ ⊙ (θ_now − θ_then)`, `v̂` the stage optimizer's bias-corrected second moment (bound
+    stage; refuses a stage whose optimizer keeps none). Holds no state of its own."""
+
     name = "adam-fisher"
 
     def __init__(self) -> None:

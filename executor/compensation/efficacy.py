@@ -25,6 +25,8 @@ EFFICACY_EVERY = 50
 
 
 class EfficacySample(NamedTuple):
+    """One measured stale backward: how much of its stale-vs-latest error the compensator removed."""
+
     sample: int  # the datum (arrival index)
     staleness: int
     efficacy: float  # 1 − ‖g_comp − g_latest‖ / ‖g_stash − g_latest‖

@@ -19,6 +19,9 @@ from executor.compensation.registry import register_compensator
 
 
 class HessianVector(Compensator):
+    """`g + H·(θ_now − θ_then)` with `H·v` from the bound stage's double-backward (`StageProbe.hvp`);
+    no state, no λ."""
+
     name = "hvp"
     needs_hvp = True
 

@@ -69,6 +69,12 @@ class _Group:
 
 
 class StageRuntime:
+    """The math of one pipeline stage: forward, backward and updates of its layers, with no transport.
+
+    Holds the one set of parameters every worker updates and its stashed versions; callers drive it op
+    by op in their schedule's order. docs/executor.md is the contract.
+    """
+
     def __init__(
         self,
         model: LayeredModel,

@@ -148,7 +148,7 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
         return
     distributed = {k: v.clone() for k, v in setup.model.state_dict().items()}
     fresh = fixtures.setup(n=N, interval_s=1.0, **opts)
-    ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
+    replay = ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
     replayed = fresh.model.state_dict()
     equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
     moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
@@ -158,6 +158,8 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
         "ops": result.details["ops_executed"],
         "stale": sum(sum(h[1:]) for h in result.details["staleness_histogram"]),
         "updates": result.details["updates_per_stage"],
+        # Compensation efficacy, merged over the ranks' stages, and the replay's of the same rows.
+        "efficacy": [r.details["compensation_efficacy"]["per_stage"] for r in (result, replay)],
         **freezing_books(result, rows),
     }
     (out / f"{name}.json").write_text(json.dumps(report))

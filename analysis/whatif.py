@@ -15,8 +15,10 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from analysis.pareto import non_dominated
+from planner.learning import BUILTIN, LearningModel, learning_rate
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -25,6 +27,9 @@ from sim.simulate import simulate
 from sim.strategies import SEQUENTIAL_STRATEGIES, get_strategy, sequential_plan, sequential_prediction
 
 DEFAULT_STRATEGIES = ("ferret", "pipedream", "pipedream-2bw", "gpipe", "1f1b")
+# Ferret planned for learning (`ferret plan --objective learning`), a strategy of its own here so
+# that one sweep sets it beside the paper's objective.
+FERRET_LEARNING = "ferret-learning"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class WhatIfJob:
     config: SimConfig
     baseline_minibatch: int = 8  # mini-batch of the B-Skip baselines
     num_devices: int | None = None  # devices the pipeline plans are placed on (None: one per (worker, stage))
+    learning_model: LearningModel = BUILTIN  # scores every pipeline plan; plans ferret-learning
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class WhatIfRow:
     latency_p99_s: float
     events: int
     wall_s: float
+    learning_score: float = math.nan  # planned: share of Oracle's value the learning score keeps
+    mean_staleness: float = math.nan  # simulated: mean over applied gradients
     pareto: bool = False
 
     @classmethod
@@ -100,12 +108,16 @@ def plan_points(jobs: Sequence[WhatIfJob], profile: ModelProfile) -> list[Planne
         groups.setdefault((job.strategy, job.arrival_interval_s, job.decay_per_s, job.num_devices), []).append(i)
     points: list[PlannedPoint | None] = [None] * len(jobs)
     for (strategy, interval, decay, devices), members in groups.items():
-        if get_strategy(strategy).name in SEQUENTIAL_STRATEGIES:
+        if strategy != FERRET_LEARNING and get_strategy(strategy).name in SEQUENTIAL_STRATEGIES:
             for i in members:
                 points[i] = _sequential_point(jobs[i], profile)
             continue
         budgets = [jobs[i].budget_bytes for i in members]
-        results = make_plans(strategy, profile, interval, budgets, decay_per_s=decay, num_devices=devices)
+        options: dict[str, Any] = {"num_devices": devices}
+        if strategy == FERRET_LEARNING:
+            options.update(objective="learning", learning_model=jobs[members[0]].learning_model)
+            strategy = "ferret"
+        results = make_plans(strategy, profile, interval, budgets, decay_per_s=decay, **options)
         for i, result in zip(members, results, strict=True):
             points[i] = PlannedPoint(
                 jobs[i], result.plan, result.feasible, float(result.adaptation_rate), float(result.memory_bytes)
@@ -134,6 +146,9 @@ def simulate_point(point: PlannedPoint, profile: ModelProfile) -> WhatIfRow:
         )  # fmt: skip
     arrivals = make_arrivals(job.arrival, job.arrival_interval_s)
     sim = simulate(plan, profile, job.samples, arrivals=arrivals, seed=job.seed, config=job.config)
+    applied = [(tau, count) for hist in sim.staleness_histogram for tau, count in enumerate(hist)]
+    total = sum(count for _, count in applied)
+    sequential = job.strategy != FERRET_LEARNING and get_strategy(job.strategy).name in SEQUENTIAL_STRATEGIES
     return WhatIfRow(
         strategy=job.strategy,
         budget_bytes=job.budget_bytes,
@@ -152,6 +167,8 @@ def simulate_point(point: PlannedPoint, profile: ModelProfile) -> WhatIfRow:
         latency_p99_s=sim.latency_quantile(0.99),
         events=sim.events,
         wall_s=sim.wall_s,
+        learning_score=nan if sequential else learning_rate(profile, plan, job.learning_model) * job.arrival_interval_s,
+        mean_staleness=sum(tau * count for tau, count in applied) / total if total else nan,
     )
 
 
@@ -224,7 +241,8 @@ def auto_budgets(
 
     from planner.strategies import make_plan, minimal_budget
 
-    pipelines = [s for s in strategies if get_strategy(s).name not in SEQUENTIAL_STRATEGIES] or ["ferret"]
+    names = ["ferret" if s == FERRET_LEARNING else s for s in strategies]
+    pipelines = [s for s in names if get_strategy(s).name not in SEQUENTIAL_STRATEGIES] or ["ferret"]
     low = min(minimal_budget(profile, arrival_interval_s, decay_per_s, strategy=s) for s in pipelines)
     high = max(low, int(1.25 * make_plan("ferret", profile, arrival_interval_s, decay_per_s).memory_bytes))
     if count == 1 or high == low:

@@ -12,6 +12,7 @@ slowest layer's forward (Ferret's setting). Pipelines run in the closed forms' r
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from analysis.compare import Run
+from analysis.compare import Run, Stat
 from executor.compensation import CompensationConfig
 from executor.data import load_dataset
 from executor.models import build_model
@@ -174,6 +175,18 @@ def as_runs(results: Iterable[dict[str, Any]], *fields: str) -> list[Run]:
     """The summaries as `analysis.compare` runs (the tables' one code): one configuration per
     distinct value of the job's `fields` (label, tags), each named by its job's label."""
     return [Run(r["label"], r, {name: r.get(name) for name in fields}) for r in results]
+
+
+def ci95(values: Iterable[float | None]) -> str:
+    """`mean ± std [lo, hi]`: the learning tables' format (≥ 5 seeds; the 95 % interval of the
+    mean, Student's t)."""
+    from scipy.stats import t
+
+    stat = Stat.of(values)
+    if stat.n < 2:
+        return stat.format()
+    half = float(t.ppf(0.975, stat.n - 1)) * stat.std / math.sqrt(stat.n)
+    return f"{stat.format()} [{stat.mean - half:.2f}, {stat.mean + half:.2f}]"
 
 
 def kib(nbytes: float) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -194,32 +194,33 @@ def worker_rate(
 
 
 def worker_memory(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> int:
-    """One active worker's term of (F4): `Σ_i v_i·(w_i + a_i - c^r·s_i)`."""
+    """One active worker's term of (F4): `Σ_i v_i·(w_i + a_i - c^r·s_i)`.
+
+    Latest-weights backward (SPEC §3.3) stashes no version: `Σ_i w_i + v_i·(a_i - s_i)`, one
+    version and the kept inputs of the `v_i` data in flight.
+    """
     w, a, s = stage_sizes(profile, plan.partition)
-    stage_bytes = w + a - (s if worker.recompute else 0)
     versions = worker_versions(plan.num_stages, worker)
+    if worker.latest:
+        return int(np.sum(w) + np.sum(np.asarray(versions) * (a - s)))
+    stage_bytes = w + a - (s if worker.recompute else 0)
     return int(sum(int(v) * int(b) for v, b in zip(versions, stage_bytes, strict=True)))
 
 
-def _distinct_active(plan: Plan) -> Counter[tuple[bool, tuple[int, ...], tuple[int, ...]]]:
-    return Counter((w.recompute, w.accumulation, w.omission) for w in plan.workers if w.active)
+def _distinct_active(plan: Plan) -> Counter[WorkerConfig]:
+    """Active worker configurations (offset set to 0) and how many workers have each."""
+    return Counter(replace(w, offset=0) for w in plan.workers if w.active)
 
 
 def adaptation_rate(profile: ModelProfile, plan: Plan) -> float:
     """(F3): the plan's adaptation rate, value per second, from `plan.decay_per_s` and `plan.value_per_datum`."""
     tf, tb = stage_times(profile, plan.partition)
-    total = 0.0
-    for (recompute, acc, omit), count in _distinct_active(plan).items():
-        total += count * worker_rate(profile, plan, WorkerConfig(0, recompute, acc, omit), tf, tb)
-    return total
+    return sum(count * worker_rate(profile, plan, w, tf, tb) for w, count in _distinct_active(plan).items())
 
 
 def memory_bytes(profile: ModelProfile, plan: Plan) -> int:
     """(F4): the plan's memory footprint in bytes (weight versions plus stored activations)."""
-    total = 0
-    for (recompute, acc, omit), count in _distinct_active(plan).items():
-        total += count * worker_memory(profile, plan, WorkerConfig(0, recompute, acc, omit))
-    return total
+    return sum(count * worker_memory(profile, plan, w) for w, count in _distinct_active(plan).items())
 
 
 def arrival_limited_rate(profile: ModelProfile, plan: Plan) -> float:
@@ -232,8 +233,7 @@ def arrival_limited_rate(profile: ModelProfile, plan: Plan) -> float:
     tf, tb = stage_times(profile, plan.partition)
     period = plan.num_workers * plan.arrival_interval_s
     total = 0.0
-    for (recompute, acc, omit), count in _distinct_active(plan).items():
-        cycle = cycle_time(tf, tb, recompute)
-        rate = worker_rate(profile, plan, WorkerConfig(0, recompute, acc, omit), tf, tb)
-        total += count * rate * min(1.0, cycle / period)
+    for w, count in _distinct_active(plan).items():
+        cycle = cycle_time(tf, tb, w.recompute)
+        total += count * worker_rate(profile, plan, w, tf, tb) * min(1.0, cycle / period)
     return total

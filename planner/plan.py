@@ -16,20 +16,31 @@ from planner.jsonfield import get_field
 from planner.stream import check_stream
 
 REMOVED = -1
+STASHED, LATEST = "stashed", "latest"
+BACKWARD_WEIGHTS = (STASHED, LATEST)
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """One worker: interleave offset `c^d`, recomputation `c^r`, per-stage `c^a` and `c^o`."""
+    """One worker: interleave offset `c^d`, recomputation `c^r`, per-stage `c^a` and `c^o`, and
+    the weights its backwards differentiate against (SPEC §3.2): `stashed` — the version its
+    forward ran on (weight stashing) — or `latest` — the stage's current weights, recomputed
+    from the kept stage input (so it needs `recompute` and stashes no version)."""
 
     offset: int
     recompute: bool
     accumulation: tuple[int, ...]
     omission: tuple[int, ...]
+    backward_weights: str = STASHED
 
     @property
     def active(self) -> bool:
         return self.offset != REMOVED
+
+    @property
+    def latest(self) -> bool:
+        """Backwards run on the stage's latest weights (no stashed versions)."""
+        return self.backward_weights == LATEST
 
     @classmethod
     def default(cls, offset: int, num_stages: int, recompute: bool = False) -> WorkerConfig:
@@ -42,6 +53,7 @@ class WorkerConfig:
             "recompute": self.recompute,
             "accumulation": list(self.accumulation),
             "omission": list(self.omission),
+            "backward_weights": self.backward_weights,
         }
 
     @classmethod
@@ -53,6 +65,7 @@ class WorkerConfig:
             recompute=get_field(obj, "recompute", bool, where),
             accumulation=_int_tuple(get_field(obj, "accumulation", list, where), f"{where}.accumulation"),
             omission=_int_tuple(get_field(obj, "omission", list, where), f"{where}.omission"),
+            backward_weights=get_field(obj, "backward_weights", str, where, default=STASHED),
         )
 
 
@@ -165,6 +178,15 @@ class Plan:
                 if w.offset in offsets:
                     raise ValidationError(f"{where}.offset {w.offset} is already used by worker {offsets[w.offset]}")
                 offsets[w.offset] = n
+            if w.backward_weights not in BACKWARD_WEIGHTS:
+                raise ValidationError(
+                    f"{where}.backward_weights must be one of {', '.join(BACKWARD_WEIGHTS)}, got {w.backward_weights!r}"
+                )
+            if w.latest and not w.recompute:
+                raise ValidationError(
+                    f"{where}.backward_weights 'latest' re-runs the stage forward from the kept input: "
+                    "it needs recompute true"
+                )
             for key in ("accumulation", "omission"):
                 values = getattr(w, key)
                 if len(values) != P:

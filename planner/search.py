@@ -185,6 +185,23 @@ class FerretPlanner:
         ]
         return self._result(self.candidates[order], walks[order], B, True, floor, log)
 
+    def candidate_plans(self, budget_bytes: int | None) -> list[Plan]:
+        """Every (partition, c^r)'s own best plan under (F3) within the budget — the plans Alg. 3
+        chooses among — in candidate order, leaving out those whose smallest footprint does not
+        fit. Another objective ranks them (planner/learning_search.py); no chain is pruned."""
+        B = budget_bytes
+        out = []
+        for cand in self.candidates:
+            if B is None or self.exact_bytes[cand.order] <= B:
+                walk = None
+            elif self.min_bytes[cand.order] <= B:
+                walk = best_walk(self.blocks(cand), cand.num_workers, B)
+                assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
+            else:
+                continue
+            out.append(self._plan(cand.model, self._workers(cand, walk), B))
+        return out
+
     # ---------------------------------------------------------------- results
     def _header(self) -> str:
         source = f"{self.caps} stage-time caps" if self.caps else "given partitions"

@@ -16,10 +16,12 @@ forward, then the older datum; a slot runs one op at a time and stores at most i
 their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s.
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
-it; an update applies onto the current version and makes the next one. Memory (SPEC §3.3): a
-stage keeps its live weights on its home device plus one copy of every older version an
-in-flight datum still needs; a stored datum keeps `a_j - c^r·s_j` activation bytes on its
-slot's device from the start of its forward to the end of its backward.
+it; an update applies onto the current version and makes the next one. A latest-weights worker
+stashes nothing: its backward (recomputation first) reads the version current when it starts
+and holds it until it ends. Memory (SPEC §3.3): a stage keeps its live weights on its home
+device plus one copy of every older version an in-flight datum still needs; a stored datum
+keeps `a_j - c^r·s_j` activation bytes on its slot's device from the start of its forward to
+the end of its backward.
 """
 
 from __future__ import annotations
@@ -287,11 +289,16 @@ class Engine:
             v = self.version[j]
             d.versions[j] = v
             if j >= d.bottom:
-                self.refs[j][v] += 1
+                if not slot.latest:  # weight stashing: the datum holds its forward's version
+                    self.refs[j][v] += 1
                 slot.outstanding += 1
                 self.mem(mem_pack(now, slot.dev_index, slot.act))
             job = slot.fwd_job
         else:
+            if slot.latest:  # the recomputation reads the weights current now and holds them
+                j = slot.stage
+                v = d.versions[j] = self.version[j]
+                self.refs[j][v] += 1
             closes = len(slot.acc) + 1 == slot.acc_target
             job = slot.step_job if closes else slot.bwd_job
             if self.transient:

@@ -50,6 +50,7 @@ class Slot:
         "device",
         "fwd_job",
         "home",
+        "latest",
         "next",
         "outstanding",
         "overhead",
@@ -77,6 +78,7 @@ class Slot:
         self.dev_index = device.index
         self.home = home  # device holding the stage's live weights and stashed versions
         self.recompute = worker.config.recompute
+        self.latest = worker.config.latest  # backward on the weights current when it starts (SPEC §3.2)
         self.busy = False
         self.outstanding = 0  # data stored here: forward started, backward not finished
         self.parked: list[Any] = []  # heap of queued forwards blocked by the full window (not in the device's)

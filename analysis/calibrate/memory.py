@@ -2,19 +2,21 @@
 
 Memory does not scatter like time: what a run holds follows from its optimizer and compensator.
 Adam keeps two weight-sized buffers per stage (`optimizer_state_ratio` 2), SGD with momentum one,
-plain SGD none; λ auto-tuning of the Fisher compensators keeps two more (`compensation_buffers`).
+plain SGD none; the compensator says how many more it keeps (`compensation_buffers`: Iter-Fisher's
+λ auto-tuning two, Gap-Aware one — executor.compensation.compensation_buffers).
 A twin folder says its own `sim_config`. Runs that disagree are refused: one twin cannot be both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from analysis.run_folder import RunFolder
+from executor.compensation import CompensationConfig, compensation_buffers
 from planner.errors import FerretError
 
 FIELDS = ("optimizer_state_ratio", "compensation_buffers", "transient_memory")
-FISHER = ("fisher", "iter-fisher")
 
 
 def memory_model(folder: RunFolder) -> dict[str, Any]:
@@ -25,9 +27,12 @@ def memory_model(folder: RunFolder) -> dict[str, Any]:
     optimizer = str(config.get("optimizer", "adam")).lower()
     momentum = float(config.get("momentum") or 0.0)
     ratio = 2.0 if optimizer == "adam" else 1.0 if momentum > 0 else 0.0
-    compensation = summary.get("compensation_config") or {}
-    tuned = compensation.get("name") in FISHER and float(compensation.get("eta_lambda") or 0.0) > 0
-    return {"optimizer_state_ratio": ratio, "compensation_buffers": 2 if tuned else 0}
+    fields = {f.name for f in dataclasses.fields(CompensationConfig)}
+    compensation = {k: v for k, v in (summary.get("compensation_config") or {}).items() if k in fields}
+    return {
+        "optimizer_state_ratio": ratio,
+        "compensation_buffers": compensation_buffers(CompensationConfig(**compensation)),
+    }
 
 
 def common_memory_model(folders: list[RunFolder]) -> dict[str, Any]:

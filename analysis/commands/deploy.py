@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.deploy.loop import PHASES, DeployLoop, DeploySpec
     from analysis.deploy.report import FIGURES, write_report
     from analysis.validate import Tolerances
+    from executor.compensation import CompensationConfig
     from planner.errors import FerretError
 
     spec = DeploySpec(**config_values(args, DeploySpec))
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             if not (spec.calibration / name).is_file():
                 raise FerretError(f"--calibration {spec.calibration} has no {name} (give a ferret calibrate folder)")
     parse_budget(spec.budget)  # a bad size fails now, not after profiling
+    CompensationConfig(spec.compensation).validate()  # so does an unknown compensator (one registry)
     tolerances = Tolerances(**config_values(args, Tolerances))
     with atomic_dir(args.out) as stage:
         state = DeployLoop(spec, stage, lambda line: print(line, flush=True), tolerances).run()

@@ -22,6 +22,7 @@ from planner.builtin import resolve_profile
 from planner.closed_form import arrival_limited_rate
 from planner.errors import FerretError
 from planner.fileio import atomic_dir, atomic_write_json
+from planner.learning import DEFAULT_OBJECTIVE, OBJECTIVES, beside, learning_rate, model_for
 from planner.profile import ModelProfile
 from planner.search import PlanResult
 from planner.strategies import STRATEGIES, make_plan, minimal_budget
@@ -79,6 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="; ".join(f"{name}: {s.summary}" for name, s in STRATEGIES.items()),
     )
     parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=DEFAULT_OBJECTIVE,
+        help="ferret only: 'learning' (default) maximises the learning-aware score — value discounted by "
+        "delay and staleness, discounts fitted beside the profile (<profile>.learning.json, "
+        "benchmarks/fit_learning.py; else the built-in fit) — and also weighs latest-weights backward; "
+        "'rate' the paper's adaptation rate (F3)",
+    )
+    parser.add_argument(
         "--devices",
         type=cli_type(parse_positive_int),
         default=None,
@@ -111,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy not in SYNCHRONOUS:
             raise FerretError(f"--minibatch applies to {' and '.join(SYNCHRONOUS)} only, not {args.strategy}")
         options["minibatch"] = args.minibatch
+    learning_path = None
+    if args.strategy == "ferret":
+        options["objective"] = args.objective
+        learning_path = None if args.profile.startswith("builtin:") else Path(args.profile)
+        options["learning_model"] = model_for(learning_path)
+    elif args.objective != DEFAULT_OBJECTIVE:
+        raise FerretError(f"--objective applies to the ferret strategy only, not {args.strategy}")
     started = time.perf_counter()
     if args.budget == "max":
         budget = None
@@ -126,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
             f"budget {format_bytes(budget)} is below the smallest footprint found, {format_bytes(result.min_memory_bytes)}"
         )
     summary = _summary(profile, result, budget, td, elapsed)
+    if "learning_model" in options:
+        model = options["learning_model"]
+        summary["objective"] = args.objective
+        summary["learning_score"] = learning_rate(profile, result.plan, model) * td
+        fitted = None if learning_path is None else beside(learning_path)
+        summary["learning_model"] = str(fitted) if fitted is not None and fitted.exists() else "built-in"
     summary_path, config_path = out.with_name(f"{out.stem}.summary.json"), out.with_name(f"{out.stem}.config.json")
     with atomic_dir(out.parent) as stage:
         result.plan.save(stage / out.name)
@@ -133,6 +156,11 @@ def run(args: argparse.Namespace) -> int:
         config = resolved_config(args, arrival_interval_s=td, budget_bytes=budget, profile_model=profile.model)
         atomic_write_json(stage / config_path.name, config)
     print(_table(result, budget, td, args, summary["arrival_limited_rate"]))
+    if "learning_score" in summary:
+        print(
+            f"{'objective':<12} {args.objective}; learning score {summary['learning_score']:.4f} of Oracle's "
+            f"(model: {summary['learning_model']})"
+        )
     print(f"→ {out} (+ {summary_path.name}, {config_path.name}); planned in {format_seconds(elapsed)}")
     return 0
 
@@ -141,6 +169,7 @@ def _techniques(result: PlanResult) -> dict[str, int]:
     active = [w for w in result.plan.workers if w.active]
     return {
         "recompute_workers": sum(w.recompute for w in active),
+        "latest_weights_workers": sum(w.latest for w in active),
         "accumulation_stages": sum(sum(a > 1 for a in w.accumulation) for w in active),
         "omission_stages": sum(sum(o > 0 for o in w.omission) for w in active),
         "removed_workers": len(result.plan.workers) - len(active),
@@ -185,7 +214,7 @@ def _summary(
 def _table(result: PlanResult, budget: int | None, td: float, args: argparse.Namespace, limited: float) -> str:
     plan, t = result.plan, _techniques(result)
     techniques = (
-        f"recomputation on {t['recompute_workers']} workers, accumulation at {t['accumulation_stages']} and "
+        f"recomputation on {t['recompute_workers']} workers ({t['latest_weights_workers']} on the latest weights), accumulation at {t['accumulation_stages']} and "
         f"omission at {t['omission_stages']} (worker, stage) pairs, {t['removed_workers']} workers removed"
     )
     budget_text = "unconstrained" if budget is None else format_bytes(budget)

@@ -17,10 +17,11 @@ from analysis.units import (
     parse_seconds,
     parse_size_range,
 )
-from analysis.whatif import DEFAULT_STRATEGIES
+from analysis.whatif import DEFAULT_STRATEGIES, FERRET_LEARNING
 from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
+from planner.learning import model_for
 
 NAME = "whatif"
 HELP = "sweep memory budgets and strategies: closed-form plan and simulated R, memory, drops for each"
@@ -73,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay rate c, e.g. 1/s")
     parser.add_argument(
-        "--strategies", default=",".join(DEFAULT_STRATEGIES), help="comma-separated strategies to compare"
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help="comma-separated strategies to compare; 'ferret-learning' is Ferret planned with --objective "
+        "learning (the learning model beside the profile, else the built-in one)",
     )
     parser.add_argument(
         "--samples", type=cli_type(parse_positive_int), default=5000, help="arrivals simulated per point"
@@ -117,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if not strategies:
         raise FerretError("--strategies is empty")
     for name in strategies:
-        get_strategy(name)  # unknown names fail here, before any work
+        if name != FERRET_LEARNING:
+            get_strategy(name)  # unknown names fail here, before any work
+    learning_model = model_for(None if args.profile.startswith("builtin:") else args.profile)
     if isinstance(args.budgets, int):
         from analysis.whatif import auto_budgets
 
@@ -137,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             config,
             args.baseline_batch,
             args.devices,
+            learning_model,
         )
         for interval in intervals
         for name in strategies

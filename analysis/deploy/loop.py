@@ -24,6 +24,7 @@ from analysis.deploy.invoke import invoke
 from analysis.run_folder import load_run_folder
 from analysis.validate import Tolerances, Validation, validate
 from analysis.validate_report import write_validation
+from executor.compensation.base import compensator_names
 from planner.config_field import config_field
 from planner.plan import Plan
 from planner.profile import ModelProfile
@@ -60,7 +61,9 @@ class DeploySpec:
     seed: int = config_field(0, help="one seed for the stream, weights and the twin", unit="int", ge=0)
     top_k: int = config_field(4, help="partitions whose plans are compared", unit="int", ge=1)
     mode: str = config_field("distributed", help="executor", choices=("distributed", "replay"))
-    compensation: str = config_field("none", help="stale-gradient compensation (see ferret run)")
+    compensation: str = config_field(
+        "none", help="stale-gradient compensation (SPEC §5): {names}", names=compensator_names
+    )
     decay_per_s: float = config_field(1.0, help="data-value decay c, per second", unit="rate", ge=0, flag="decay")
     calibration: Path | None = config_field(
         None, help="a ferret calibrate folder to choose with (skips the probe)", unit="path"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -64,6 +65,26 @@ class CompensationConfig:
         return self
 
 
+class StageProbe(Protocol):
+    """What a compensator may ask its stage (`Compensator.bind`), beyond gradients and versions."""
+
+    def hvp(self, vector: torch.Tensor) -> torch.Tensor:
+        """`H · vector`, H the Hessian, at the stash, of the datum whose gradient is being
+        compensated (its stage graph: `⟨output, grad_output⟩`, or the loss at the last stage).
+        Only inside `compensate`, and only for a compensator with `needs_hvp`."""
+        ...
+
+    def second_moment(self) -> torch.Tensor | None:
+        """The optimizer's bias-corrected second-moment estimate (Adam's v̂ = E[g⊙g]), flat; None
+        before the first step."""
+        ...
+
+    @property
+    def has_second_moment(self) -> bool:
+        """Whether the stage's optimizer keeps a second moment (Adam)."""
+        ...
+
+
 class Compensator(ABC):
     """Per-stage compensation state. Subclasses set `name` and override `compensate`."""
 
@@ -72,6 +93,15 @@ class Compensator(ABC):
     needs_chain: bool = False
     #: wants `(old, new)` of every optimizer step of the stage (`observe_step`)
     observes_steps: bool = False
+    #: calls `probe.hvp` (the stage then builds the stale gradient's graph for double-backward)
+    needs_hvp: bool = False
+    #: stage-weight-sized buffers it keeps once running (the twin's `compensation_buffers`)
+    weight_buffers: int = 0
+
+    def bind(self, probe: StageProbe) -> None:
+        """Called once by the stage that owns this compensator. Override to keep the probe (and
+        to refuse a stage that cannot serve it, with a ValueError)."""
+        return None
 
     @abstractmethod
     def compensate(self, grad: torch.Tensor, versions: Sequence[torch.Tensor], staleness: int) -> torch.Tensor:

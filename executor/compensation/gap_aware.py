@@ -25,6 +25,7 @@ class GapAware(Compensator):
 
     name = "gap-aware"
     observes_steps = True
+    weight_buffers = 1  # the step size C
 
     def __init__(self, ema: float) -> None:
         self.ema = ema

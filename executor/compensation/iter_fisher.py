@@ -31,6 +31,7 @@ class IterFisher(Compensator):
     def __init__(self, lam0: float, tuner: LambdaTuner | None) -> None:
         self._lam0 = lam0
         self.tuner = tuner
+        self.weight_buffers = 0 if tuner is None else 2  # the tuner's two EMAs
 
     @property
     def lam(self) -> float:

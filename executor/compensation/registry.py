@@ -22,9 +22,23 @@ def build_compensator(
     return COMPENSATORS[config.name](config, numel, dtype, device or torch.device("cpu"))
 
 
+def compensation_buffers(config: CompensationConfig) -> int:
+    """How many stage-weight-sized buffers `config`'s compensator keeps per stage (SimConfig's
+    `compensation_buffers`, the twin's memory model of a run)."""
+    return build_compensator(config, 1).weight_buffers
+
+
 def _load_builtin_compensators() -> None:
     # Imported for their registration side effect.
-    from executor.compensation import fisher, gap_aware, iter_fisher, none, step_aware  # noqa: F401
+    from executor.compensation import (  # noqa: F401
+        adam_fisher,
+        fisher,
+        gap_aware,
+        hvp,
+        iter_fisher,
+        none,
+        step_aware,
+    )
 
 
 _load_builtin_compensators()

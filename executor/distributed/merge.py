@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from executor.compensation import compensation_efficacy
 from executor.distributed.report import RankReport, update_times
 from executor.distributed.trace import Row, merge_rows
 from executor.models.base import LayeredModel
@@ -59,6 +60,7 @@ def merge_reports(
         for stage, *_ in report.updates:
             updates[stage] += 1
     lambdas: dict[int, float | None] = {j: lam for r in reports for j, lam in r.final_lambda.items()}
+    efficacy = {j: log for r in reports for j, log in r.efficacy.items()}
     measured: dict[str, Any] = {
         "ranks": len(reports),
         "stage_owners": list(owners),
@@ -97,6 +99,7 @@ def merge_reports(
         frozen_backwards_per_stage=_per_stage(P, [r.frozen_backwards for r in reports]),
         final_lambda=[lambdas.get(j) for j in range(P)],
         compensated_stages=sorted(j for r in reports for j in r.compensated),
+        compensation_efficacy=compensation_efficacy([efficacy[j] for j in range(P)], n),
         measured_peak_memory_layer_outputs_bytes=sum(r.ledger_peak for r in reports),
         measured_weights_activations_peak_bytes=sum(r.f4_peak for r in reports),
         measured=measured,
@@ -156,12 +159,13 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
 
 
 def _overhead_us(reports: Sequence[RankReport]) -> float | None:
-    """What the run loops spent beyond the ops' compute and their idle waits, per op: message
-    handling, scheduling, admission, routing, records (the wire itself runs on other threads)."""
+    """What the run loops spent beyond the ops' compute, their idle waits and the compensation
+    efficacy measured inside backwards, per op: message handling, scheduling, admission,
+    routing, records (the wire itself runs on other threads)."""
     ops = sum(r.ops for r in reports)
     if not ops:
         return None
-    return 1e6 * sum(r.wall_s - r.idle_s - r.busy_s for r in reports) / ops
+    return 1e6 * sum(r.wall_s - r.idle_s - r.busy_s - _measuring(r)[0] for r in reports) / ops
 
 
 def _overhead_cpu_us(reports: Sequence[RankReport]) -> float | None:
@@ -169,7 +173,13 @@ def _overhead_cpu_us(reports: Sequence[RankReport]) -> float | None:
     ops = sum(r.ops for r in reports)
     if not ops:
         return None
-    return 1e6 * sum(r.loop_cpu_s - r.ops_cpu_s for r in reports) / ops
+    return 1e6 * sum(r.loop_cpu_s - r.ops_cpu_s - _measuring(r)[1] for r in reports) / ops
+
+
+def _measuring(report: RankReport) -> tuple[float, float]:
+    """Wall and CPU time the rank's stages spent measuring compensation efficacy."""
+    logs = report.efficacy.values()
+    return sum(log.seconds for log in logs), sum(log.cpu_seconds for log in logs)
 
 
 def _per_stage(num_stages: int, per_rank: Sequence[dict[int, int]]) -> list[int]:

@@ -30,7 +30,7 @@ def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
     settings = options.distributed
     rows = None
     if settings.follow_trace is not None:
-        rows = execution_order(load_rows(settings.follow_trace, setup.stream.arrival_s, plan))
+        rows = execution_order(load_rows(settings.follow_trace, setup.stream.arrival_s, plan), plan)
     run = RankRun(
         execution_plan(plan), options.compensation, options.sim_config, settings, options.measured_trace, rows
     )

@@ -230,6 +230,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         weights=stage_weights(worker.names, worker.stages),
         final_lambda={j: getattr(r.compensator, "lam", None) for j, r in worker.stages.items()},
         compensated=tuple(j for j in mine if compensation[j].name != "none"),
+        efficacy=worker.efficacy(),
         ops=host.ops,
         nonfinite_skipped=host.nonfinite_skipped,
         flops=worker.flops,

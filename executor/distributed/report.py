@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from executor.compensation import EfficacyLog
 from executor.distributed.trace import Row
 from executor.stage import StageRuntime
 
@@ -39,6 +40,7 @@ class RankReport:
     weights: dict[str, torch.Tensor]  # the model's parameter names → this rank's stages' final weights
     final_lambda: dict[int, float | None]
     compensated: tuple[int, ...]  # owned stages with a compensator that acts (not `none`)
+    efficacy: dict[int, EfficacyLog]  # owned stage → its compensation efficacy samples
     ops: int
     nonfinite_skipped: int
     flops: float

@@ -31,7 +31,9 @@ gradients (similarity-aware) captures each stage's forward and backward of the d
 collects its columns stage by stage; `finish` hands them to it.
 
 `span` is the `perf_counter` interval of the last op's StageRuntime call (the measured
-trace's times); `flops` counts the work done here (SPEC §10.1).
+trace's times) less the compensation efficacy measured inside it (every `efficacy_every`-th
+stale backward of a stage, SPEC §5: not part of the run's work); `flops` counts the work done
+here (SPEC §10.1).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from executor.compensation import CompensationConfig
+from executor.compensation import EFFICACY_EVERY, CompensationConfig, EfficacyLog
 from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
@@ -77,6 +79,7 @@ class StageWorker:
         cost_model: CostModel | None = None,
         guard_nonfinite: bool = False,
         saved: SavedTensorSizes | None = None,
+        efficacy_every: int = EFFICACY_EVERY,
     ) -> None:
         self.model = model
         self.model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -87,10 +90,15 @@ class StageWorker:
         self.stage_flops = list(stage_flops)
         self.cost_model = cost_model
         names = parameter_names(model, plan)  # before the runtimes take the parameters over
+        sampler = algorithm.sampler
+        if sampler is not None and sampler.learns:
+            # The efficacy's extra forward and backward would run inside the sampler's capture
+            # of the datum's backward and feed it gradients the run never took: not measured.
+            efficacy_every = 0
         self.stages: dict[int, StageRuntime] = {}
         self.names: dict[int, tuple[str, ...]] = {}
         for j in sorted(set(stages)):
-            self.stages[j] = StageRuntime(model, plan, j, optimizer, compensation[j], ledger)
+            self.stages[j] = StageRuntime(model, plan, j, optimizer, compensation[j], ledger, efficacy_every)
             self.stages[j].guard_nonfinite = guard_nonfinite
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
@@ -197,6 +205,8 @@ class StageWorker:
         if transient:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
         keep = self.algorithm.freezes and not batch.frozen_layers  # only a datum that froze nothing feeds Fisher
+        efficacy = runtime.efficacy
+        measured_s, measured_cpu_s = efficacy.seconds, efficacy.cpu_seconds
         c0, t0 = time.thread_time(), time.perf_counter()
         with self._capture(sample):
             if last or penalty:
@@ -209,7 +219,7 @@ class StageWorker:
                 result = runtime.backward(worker, sample, loss_fn=loss_fn, frozen_layers=frozen, keep_gradients=keep)
             else:
                 result = runtime.backward(worker, sample, grad, frozen_layers=frozen, keep_gradients=keep)
-        self._spent(c0, t0)
+        self._spent(c0, t0, efficacy.seconds - measured_s, efficacy.cpu_seconds - measured_cpu_s)
         if transient:
             self.ledger.free("gradients", transient)
         if not result.ran:
@@ -283,9 +293,14 @@ class StageWorker:
         self._spent(c0, t0)
         return update
 
-    def _spent(self, c0: float, t0: float) -> None:
-        self.span = (t0, time.perf_counter())
-        self.cpu_s += time.thread_time() - c0
+    def _spent(self, c0: float, t0: float, excluded_s: float = 0.0, excluded_cpu_s: float = 0.0) -> None:
+        """The op ran from `t0` (CPU time `c0`) to now, less an efficacy measurement inside it."""
+        self.span = (t0, time.perf_counter() - excluded_s)
+        self.cpu_s += time.thread_time() - c0 - excluded_cpu_s
+
+    def efficacy(self) -> dict[int, EfficacyLog]:
+        """Per owned stage, its compensation efficacy samples."""
+        return {j: runtime.efficacy for j, runtime in self.stages.items()}
 
     def finish(self, flight: Flight) -> None:
         """Stage 0's process: the datum's whole backward is done. A sampler that learns from

@@ -20,15 +20,17 @@ def build_stages(
     optimizer: OptimizerConfig,
     compensation: CompensationConfig | Sequence[CompensationConfig] | None,
     ledger: ByteLedger,
+    efficacy_every: int = 0,
 ) -> list[StageRuntime]:
     """One runtime per stage, all charging one ledger (its peak is the pipeline's); one
     compensation for every stage, or one per stage. `optimizer` is the run's, so a one-stage
-    pipeline steps exactly like the sequential Learner."""
+    pipeline steps exactly like the sequential Learner. Compensation efficacy is measured on
+    every `efficacy_every`-th stale backward of a stage (0: never)."""
     P = plan.num_stages
     per_stage = list(compensation) if isinstance(compensation, Sequence) else [compensation] * P
     if len(per_stage) != P:
         raise ValueError(f"{len(per_stage)} compensation configs for {P} stages")
-    return [StageRuntime(model, plan, j, optimizer, per_stage[j], ledger) for j in range(P)]
+    return [StageRuntime(model, plan, j, optimizer, per_stage[j], ledger, efficacy_every) for j in range(P)]
 
 
 def parameter_names(model: LayeredModel, plan: Plan) -> list[tuple[str, ...]]:

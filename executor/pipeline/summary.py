@@ -35,6 +35,7 @@ class PipelineSummary:
     mean_staleness: float | None
     final_lambda: list[float | None]  # Iter-Fisher/Fisher λ per stage (None: no such compensator)
     compensated_stages: list[int]
+    compensation_efficacy: dict[str, Any]  # executor.compensation.efficacy.compensation_efficacy
     dropped: int
     partially_trained: int  # trained down to a stage above 0 (omission, or a frozen prefix)
     frozen_backwards_per_stage: list[int]  # backwards a frozen prefix (aL-SAR) reduced to a release

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from executor.compensation import CompensationConfig
+from executor.compensation import EFFICACY_EVERY, CompensationConfig, compensation_efficacy
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms import build_algorithm
 from executor.ocl.modes import eval_mode, mode_invariant
@@ -74,6 +74,7 @@ class ReplayExecutor:
         compensation: CompensationConfig | None = None,
         recorder: TraceSink | None = None,
         framework: str | None = None,
+        efficacy_every: int = EFFICACY_EVERY,
     ) -> None:
         seed_everything(setup.seed)
         self.setup = setup
@@ -88,6 +89,7 @@ class ReplayExecutor:
         self.model.train()
         self.ledger = PipelineLedger()
         self.compensation = compensation if compensation is not None else CompensationConfig()
+        self.efficacy_every = efficacy_every
         self.worker: StageWorker | None = None  # built by `run`, once the schedule says which stages go stale
         self.stages: list[StageRuntime] = []
         self.compensated_stages: list[int] = []
@@ -120,7 +122,7 @@ class ReplayExecutor:
     def run(self, trace_rows: Sequence[TraceRow], drain: bool = False) -> RunResult:
         """Execute `trace_rows` (any order: they are put in execution order here)."""
         n = self.records.n
-        rows = execution_order(trace_rows)
+        rows = execution_order(trace_rows, self.plan)
         self._build_stages({row.stage for row in rows if row.kind == "bwd" and row.staleness > 0})
         last_arrival = _last_arrival(rows, n)
         end = len(rows) if drain else last_arrival + 1
@@ -160,7 +162,7 @@ class ReplayExecutor:
         self.compensated_stages = [j for j in range(self.P) if j in stale and self.compensation.name != "none"]
         self.worker = StageWorker(
             self.model, self.plan, range(self.P), self.setup.optimizer, configs, self.algorithm, self.ledger,
-            self.stage_flops, self.setup.cost_model, saved=self._saved,
+            self.stage_flops, self.setup.cost_model, saved=self._saved, efficacy_every=self.efficacy_every,
         )  # fmt: skip
         self.stages = [self.worker.stages[j] for j in range(self.P)]
 
@@ -310,6 +312,7 @@ class ReplayExecutor:
             ],
             final_lambda=[getattr(stage.compensator, "lam", None) for stage in self.stages],
             compensated_stages=self.compensated_stages,
+            compensation_efficacy=compensation_efficacy([s.efficacy for s in self.stages], self.records.n),
             measured_peak_memory_layer_outputs_bytes=ledger.peak,
             measured_weights_activations_peak_bytes=ledger.f4_peak,
             measured={

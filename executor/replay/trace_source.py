@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -49,42 +49,48 @@ def execution_plan(plan: Plan) -> Plan:
     return dataclasses.replace(plan, workers=workers)
 
 
-def execution_order(rows: Sequence[TraceRow]) -> list[TraceRow]:
+def execution_order(rows: Sequence[TraceRow], plan: Plan | None = None) -> list[TraceRow]:
     """The rows in the order their effects happen, which is the order to execute them in.
 
     A trace lists rows as ops *end*, but a forward reads its stage's weights when it *starts*
     (the twin records the version current at the start), so an update that lands while a
     forward runs must not reach it: forwards are placed at their start, everything else at its
-    end. Among rows of one instant, ends (backward, update, recompute) come first, in trace
-    order, so memory is freed before it is taken again, as in the twin — except that a forward
+    end — save the recomputation of a latest-weights worker of `plan` (SPEC §3.2; no plan: no
+    such worker), which reads the weights when it starts too and is placed like a forward.
+    Among rows of one instant, ends (backward, update, recompute) come first, in trace order,
+    so memory is freed before it is taken again, as in the twin — except that a forward
     on version `v` of stage `j` goes right before the first end at stage `j` that applies an
     update to `v` or later (the versions say which way the twin went). Arrivals and drops come
     last, so an update that ends as a datum arrives is visible to its prediction (the
     sequential loop's rule). Zero-duration ops that depend on each other at one instant across
     stages are not ordered here (profiled times are positive).
     """
-    order = sorted(range(len(rows)), key=lambda i: (_effect_time(rows[i]), i))
+    latest = set() if plan is None else {n for n, w in enumerate(plan.workers) if w.latest}
+
+    def reads_at_start(row: TraceRow) -> bool:
+        return row.kind == "fwd" or (row.kind == "recompute" and row.worker in latest)
+
+    def effect_time(row: TraceRow) -> float:
+        return row.t_start if reads_at_start(row) else row.t_end
+
+    order = sorted(range(len(rows)), key=lambda i: (effect_time(rows[i]), i))
     out: list[TraceRow] = []
     start = 0
     while start < len(order):
-        t = _effect_time(rows[order[start]])
+        t = effect_time(rows[order[start]])
         stop = start + 1
-        while stop < len(order) and _effect_time(rows[order[stop]]) == t:
+        while stop < len(order) and effect_time(rows[order[stop]]) == t:
             stop += 1
-        out.extend(_order_instant([rows[i] for i in order[start:stop]]))
+        out.extend(_order_instant([rows[i] for i in order[start:stop]], reads_at_start))
         start = stop
     return out
 
 
-def _effect_time(row: TraceRow) -> float:
-    return row.t_start if row.kind == "fwd" else row.t_end
-
-
-def _order_instant(group: list[TraceRow]) -> list[TraceRow]:
+def _order_instant(group: list[TraceRow], reads_at_start: Callable[[TraceRow], bool]) -> list[TraceRow]:
     if len(group) == 1:
         return group
-    ends = [r for r in group if r.kind in ("bwd", "update", "recompute")]
-    forwards = [r for r in group if r.kind == "fwd"]
+    forwards = [r for r in group if reads_at_start(r)]
+    ends = [r for r in group if r.kind in ("bwd", "update", "recompute") and not reads_at_start(r)]
     rest = [r for r in group if r.kind not in ("bwd", "update", "recompute", "fwd")]
     # What moves a stage's version: the backward that closes a gradient group (the runtime
     # steps inside it), or an update row with no such backward (a group flushed early).

@@ -116,6 +116,25 @@ class StageOptimizer:
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state)
 
+    @property
+    def has_second_moment(self) -> bool:
+        return self.config.name == "adam"
+
+    def second_moment(self) -> torch.Tensor | None:
+        """Adam's bias-corrected second moment `v̂ = v / (1 − β₂^t)` as a new flat tensor (the
+        empirical Fisher diagonal), `t` each parameter's own step count (0 for a parameter that
+        freezing kept from every step: no estimate); None under SGD or before the first step."""
+        if not self.has_second_moment or not self._state:
+            return None
+        beta2 = self.config.betas[1]
+        if len(set(self.param_steps)) == 1:
+            return self._state[1] / (1 - beta2 ** self.param_steps[0])
+        out = torch.zeros_like(self._state[1])
+        for dst, v, taken in zip(self._layout.chunks(out), self._chunks[1], self.param_steps, strict=True):
+            if taken:
+                torch.div(v, 1 - beta2**taken, out=dst)
+        return out
+
     def step(self, params: TensorList, grads: TensorList, chunked: bool, first: int = 0) -> None:
         self.steps += 1
         with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Per-(worker, stage) rules read from a `Plan`: accumulation, omission, recomputation.
+"""Per-(worker, stage) rules read from a `Plan`: accumulation, omission, recomputation, and
+which weights a backward differentiates (stashed or latest).
 
 Omission (SPEC §3.2 Decision) is `planner.omission`'s rule: datum `k` is back-propagated
 through stage `j` iff `k % backward_every[j] == 0`, and the executor *asks* stage `j` for it
@@ -19,6 +20,7 @@ class WorkerRule:
 
     active: bool
     recompute: bool
+    latest: bool  # backwards differentiate the stage's latest weights, recomputed from the kept input
     accumulation: int  # c^a: backward passes per optimizer step
     backward_every: int  # datum k is back-propagated here iff k % backward_every == 0
     asked_every: int  # the executor calls backward here iff k % asked_every == 0
@@ -41,6 +43,7 @@ def stage_rules(plan: Plan, stage: int) -> tuple[WorkerRule, ...]:
             WorkerRule(
                 active=worker.active,
                 recompute=worker.recompute,
+                latest=worker.latest,
                 accumulation=worker.accumulation[stage],
                 backward_every=every[stage],
                 asked_every=every[stage + 1],

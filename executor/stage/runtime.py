@@ -6,29 +6,34 @@ the ONE set of parameters every worker updates (SPEC §3.1). The executor calls,
 (a sim trace, a real-time scheduler) dictates. docs/executor.md is the contract; in short:
 
 * forward runs on the current version, stashes it (PipeDream weight stashing) and keeps what
-  the backward needs — the autograd graph, or only the input under recomputation (T1);
-* backward applies the omission rule (T3), recomputes if T1, differentiates against the
-  stashed version, compensates the stale gradient (SPEC §5), releases the stash, and adds the
-  gradient to the worker's accumulation group (T2, averaged);
-* a completed group steps the optimizer and creates the next version.
+  the backward needs — the autograd graph, or only the input under recomputation (T1). A
+  worker with latest-weights backward (SPEC §3.2) keeps only the input and stashes nothing;
+* backward applies the omission rule (T3), recomputes if T1 — on the stash, or on the latest
+  weights — differentiates against that version, compensates a stale gradient (SPEC §5),
+  releases the version, and adds the gradient to the worker's accumulation group (T2, averaged);
+* a completed group steps the optimizer and creates the next version;
+* on every `efficacy_every`-th stale backward the stage also measures how much of the stale
+  error the compensator removed (compensation efficacy, SPEC §5) — not counted anywhere else.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from itertools import pairwise
 
 import torch
 
-from executor.compensation import CompensationConfig, build_compensator
+from executor.compensation import CompensationConfig, EfficacyLog, build_compensator, efficacy_sample
 from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
 from executor.stage.layout import ParamLayout
 from executor.stage.optim import PLAIN_SGD, OptimizerConfig, StageOptimizer
+from executor.stage.probes import gradient_at, hessian_vector
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult
 from executor.stage.rules import WorkerRule, stage_rules
-from executor.stage.statistics import renew_statistics, running_statistics
+from executor.stage.statistics import renew_statistics, running_statistics, statistics_kept
 from executor.stage.tally import Tally
 from executor.stage.versions import Version, VersionStore
 from planner.plan import Plan
@@ -44,9 +49,9 @@ class _Pending:
     __slots__ = ("k", "nbytes", "output", "saved_input", "version")
 
     def __init__(
-        self, version: Version, k: int, saved_input: torch.Tensor, output: torch.Tensor | None, nbytes: int
+        self, version: Version | None, k: int, saved_input: torch.Tensor, output: torch.Tensor | None, nbytes: int
     ) -> None:
-        self.version = version
+        self.version = version  # None: latest weights, chosen when the backward recomputes
         self.k = k
         self.saved_input = saved_input
         self.output = output  # None under recomputation
@@ -78,6 +83,7 @@ class StageRuntime:
         optimizer: OptimizerConfig | None = None,
         compensation: CompensationConfig | None = None,
         ledger: ByteLedger | None = None,
+        efficacy_every: int = 0,
     ) -> None:
         plan.validate(model.num_layers)
         self.stage = stage
@@ -100,6 +106,11 @@ class StageRuntime:
         )
         self.optimizer = StageOptimizer(optimizer if optimizer is not None else PLAIN_SGD, self.layout, self._tally)
         self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
+        self.compensator.bind(self)
+        # hvp compensation, during one backward: the datum's gradients with their graph, the
+        # parameters they are of, and the first of those (a frozen prefix takes no curvature).
+        self._second_order: tuple[tuple[torch.Tensor, ...], tuple[torch.nn.Parameter, ...], int] | None = None
+        self.efficacy = EfficacyLog(efficacy_every)
         # Module buffers (BatchNorm running statistics) are not versioned: one copy, always current.
         self._tally.alloc(BUFFERS, sum(b.numel() * b.element_size() for layer in self.layers for b in layer.buffers()))
         self._statistics = running_statistics(self.layers)
@@ -165,13 +176,14 @@ class StageRuntime:
             if rule.is_asked(k):
                 self._omitted[worker].append((k, sample, version.id))
             return ForwardResult(out, version.id, False, 0)
-        self.versions.acquire()
-        if rule.recompute:
+        if rule.recompute:  # keep the input only; latest weights: and no stash
             with torch.no_grad():
                 out = self._run(x)
             saved = x.detach()
-            pending = _Pending(version, k, saved, None, saved.numel() * saved.element_size())
+            stash = None if rule.latest else self.versions.acquire()
+            pending = _Pending(stash, k, saved, None, saved.numel() * saved.element_size())
         else:
+            self.versions.acquire()
             inp = x.detach()
             if self.stage > 0:
                 inp.requires_grad_()
@@ -184,8 +196,9 @@ class StageRuntime:
 
     # ------------------------------------------------------------------ recompute
     def recompute(self, worker: int, sample: int) -> int:
-        """Rebuild a recomputing datum's activations on its stashed version (T1) ahead of its
-        backward, as the trace's separate `recompute` op; returns that version. Optional:
+        """Rebuild a recomputing datum's activations (T1) ahead of its backward, as the trace's
+        separate `recompute` op, on its stash — or, with latest-weights backward, on the current
+        version, which the datum then holds until its backward; returns that version. Optional:
         `backward` recomputes by itself when this was not called."""
         self._rule_of(worker)
         pending = self._pending.get((worker, sample))
@@ -193,8 +206,7 @@ class StageRuntime:
             raise RuntimeError(
                 f"stage {self.stage}: sample {sample} of worker {worker} has no stored input awaiting recomputation"
             )
-        self._rebuild(pending)
-        return pending.version.id
+        return self._rebuild(pending).id
 
     # ------------------------------------------------------------------ backward
     def backward(
@@ -231,27 +243,40 @@ class StageRuntime:
         omitted = self._omitted[worker]
         while omitted and omitted[0][0] < pending.k:  # the executor chose not to ask for those
             omitted.popleft()
-        version = pending.version
-        stash_id = version.id  # read now: an in-place update may renumber a released version
-        staleness = self.versions.current.id - stash_id
         if self.wholly_frozen(frozen_layers):
             self._tally.free(ACTIVATIONS, pending.nbytes)
-            self.versions.release(version)
+            held = pending.version
+            stash_id = self.versions.current.id if held is None else held.id
+            if held is not None:
+                self.versions.release(held)
             self.versions.trim()
-            return BackwardResult(None, False, stash_id, staleness, None)
+            return BackwardResult(None, False, stash_id, self.versions.current.id - stash_id, None)
         if (grad_output is None) == (loss_fn is None):
             self._pending[(worker, sample)] = pending  # nothing happened: the datum stays in flight
             raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output or loss_fn, not both")
+        version = pending.version if pending.output is not None else self._rebuild(pending)
+        assert version is not None
+        stash_id = version.id  # read now: an in-place update may renumber a released version
+        staleness = self.versions.current.id - stash_id
         first = self.layout.offsets[frozen_layers]
         rule = self._rules[worker]
         compensate = staleness > 0 and self._compensates
+        # Efficacy compares whole-stage gradients: a datum that froze part of the stage is not sampled.
+        measure = staleness > 0 and first == 0 and self.efficacy.due()
         flat = self._grad_buffer() if compensate or rule.accumulation > 1 else None
-        grad_input, loss, grads = self._gradients(pending, grad_output, loss_fn, flat, first, frozen_layers == 0)
+        second_order = compensate and self.compensator.needs_hvp
+        grad_input, loss, grads = self._gradients(
+            pending, version, grad_output, loss_fn, flat, first, frozen_layers == 0, second_order
+        )
+        stale = (flat.clone() if flat is not None else torch.cat([g.reshape(-1) for g in grads])) if measure else None
         self._tally.free(ACTIVATIONS, pending.nbytes)
         kept = self._kept_gradients(grads, flat, first, clone=compensate) if keep_gradients else None
         if compensate:
             assert flat is not None
             flat = self._compensate(flat, version, staleness)
+        self._second_order = None
+        if stale is not None:
+            self._measure_efficacy(pending.saved_input, grad_output, loss_fn, stale, flat, staleness, sample)
         self.versions.release(version)
         update = self._accumulate(worker, sample, grads, flat, stash_id, first)
         self.versions.trim()
@@ -282,7 +307,27 @@ class StageRuntime:
         pending = self._pending.get((worker, sample))
         if pending is None:
             raise RuntimeError(f"stage {self.stage}: sample {sample} of worker {worker} stored nothing here")
-        return pending.version.params
+        return (pending.version or self.versions.current).params
+
+    # ------------------------------------------------------------------ StageProbe (compensators)
+    def hvp(self, vector: torch.Tensor) -> torch.Tensor:
+        """`H · vector` for the datum being compensated, by double-backward through its graph."""
+        if self._second_order is None:
+            raise RuntimeError(f"stage {self.stage}: hvp is available only while an hvp compensator runs")
+        grads, params, first = self._second_order
+        views = self.layout.views(vector)
+        product = hessian_vector(grads, params, views[first:], vector)
+        if not first:
+            return product
+        frozen = sum(v.numel() for v in views[:first])
+        return torch.cat([vector.new_zeros(frozen), product])
+
+    def second_moment(self) -> torch.Tensor | None:
+        return self.optimizer.second_moment()
+
+    @property
+    def has_second_moment(self) -> bool:
+        return self.optimizer.has_second_moment
 
     # ------------------------------------------------------------------ internals
     def _rule_of(self, worker: int) -> WorkerRule:
@@ -309,22 +354,22 @@ class StageRuntime:
     def _gradients(
         self,
         pending: _Pending,
+        version: Version,
         grad_output: torch.Tensor | None,
         loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
         flat: torch.Tensor | None,
         first: int = 0,
         input_gradient: bool = True,
+        second_order: bool = False,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, ...]]:
         """This datum's gradients: (grad of the input, loss, gradients of parameters `first..`).
 
         With `flat` (the stage's gradient buffer) the parameter gradients are written into it
         (those before `first` stay zero) and the tuple is empty; otherwise they come back as
         autograd made them, with no copy. No input gradient at stage 0, nor without
-        `input_gradient` (a frozen prefix: the stages below are frozen).
+        `input_gradient` (a frozen prefix: the stages below are frozen). With `second_order`
+        (an hvp compensator) the gradient keeps its graph for `hvp`.
         """
-        if pending.output is None:  # recomputation not done yet as its own op
-            self._rebuild(pending)
-        version = pending.version
         inp = pending.saved_input
         out = pending.output
         assert out is not None
@@ -339,6 +384,18 @@ class StageRuntime:
             inputs = (inp, *inputs)
         if not inputs:
             return None, loss, ()
+        if second_order:
+            assert flat is not None
+            grads = torch.autograd.grad(
+                root, inputs, grad_output, create_graph=True, allow_unused=True, materialize_grads=True
+            )
+            params = grads[1:] if wants_input else grads
+            with torch.no_grad():
+                flat.zero_()
+                for chunk, g in zip(self.layout.chunks(flat)[first:], params, strict=True):
+                    chunk.copy_(g.reshape(-1))
+            self._second_order = (params, version.params[first:], first)
+            return (grads[0].detach() if wants_input else None), loss, ()
         if flat is not None:
             flat.zero_()
             torch.autograd.backward(root, grad_output, inputs=inputs)
@@ -367,28 +424,49 @@ class StageRuntime:
             self.versions.attach_gradients(self._grad)
         return self._grad
 
-    def _rebuild(self, pending: _Pending) -> None:
-        """Recompute the stage on the stashed version from the kept input; store the graph."""
+    def _rebuild(self, pending: _Pending) -> Version:
+        """Recompute the stage from the kept input — on the stash, or (latest weights) on the
+        current version, which the datum then holds — store the graph, return the version."""
         inp = pending.saved_input
         if self.stage > 0:
             inp.requires_grad_()
+        if pending.version is None:  # held so that an update before the backward copies on write
+            pending.version = self.versions.acquire()
         version = pending.version
         current = self.versions.current
-        kept = [owner._buffers[name] for owner, name in self._statistics]
-        renew_statistics(self._statistics)  # the rebuilt graph gets its own statistics tensors
         if version is not current:
             self.versions.use(version)
         try:
-            with torch.enable_grad():
+            with statistics_kept(self._statistics), torch.enable_grad():
                 out, nbytes = self._run_counting(inp)
         finally:
             if version is not current:
                 self.versions.use(current)
-            for (owner, name), tensor in zip(self._statistics, kept, strict=True):
-                owner._buffers[name] = tensor  # running statistics move once per datum, at its forward
         pending.output = out
         pending.nbytes += nbytes
         self._tally.alloc(ACTIVATIONS, nbytes)
+        return version
+
+    def _measure_efficacy(
+        self,
+        inp: torch.Tensor,
+        grad_output: torch.Tensor | None,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
+        stale: torch.Tensor,
+        compensated: torch.Tensor | None,
+        staleness: int,
+        sample: int,
+    ) -> None:
+        """The datum's gradient at the current weights (same input, same gradient from above),
+        against the stale and the compensated one. Leaves the run untouched: no ledger, the
+        random state and the running statistics are restored."""
+        started, cpu = time.perf_counter(), time.thread_time()
+        params = self.versions.current.params
+        latest = gradient_at(self._run, params, inp, grad_output, loss_fn, self._statistics)
+        applied = stale if compensated is None else compensated
+        self.efficacy.record(efficacy_sample(stale, applied, latest, staleness, sample))
+        self.efficacy.seconds += time.perf_counter() - started
+        self.efficacy.cpu_seconds += time.thread_time() - cpu
 
     def _compensate(self, grad: torch.Tensor, version: Version, staleness: int) -> torch.Tensor:
         if self.compensator.needs_chain:

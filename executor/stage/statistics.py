@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -31,3 +34,16 @@ def renew_statistics(slots: list[tuple[nn.Module, str]]) -> None:
         tensor = owner._buffers[name]
         assert tensor is not None, f"{type(owner).__name__}.{name} was removed after the stage was built"
         owner._buffers[name] = tensor.clone()
+
+
+@contextmanager
+def statistics_kept(slots: list[tuple[nn.Module, str]]) -> Iterator[None]:
+    """Run an extra forward (a recomputation, a measurement) on throwaway copies of the running
+    statistics and put the modules' own back afterwards: they move once per datum, at its forward."""
+    kept = [owner._buffers[name] for owner, name in slots]
+    renew_statistics(slots)
+    try:
+        yield
+    finally:
+        for (owner, name), tensor in zip(slots, kept, strict=True):
+            owner._buffers[name] = tensor

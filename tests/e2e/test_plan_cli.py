@@ -133,3 +133,34 @@ def test_infeasible_from_a_shell_has_no_traceback(tmp_path, profile_path):
     ]
     assert "Traceback" not in proc.stderr and not out.exists()
     assert ModelProfile.load(profile_path) == hand_profile()
+
+
+def test_objective_learning_reads_the_model_fitted_beside_the_profile(tmp_path, profile_path, capsys):
+    from planner.learning import LearningModel, beside
+
+    base = ["--profile", str(profile_path), "--arrival-interval", "2s", "--objective", "learning"]
+    code, stdout, err = run([*base, "--out", str(tmp_path / "builtin.json")], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "builtin.summary.json").read_text())
+    assert summary["objective"] == "learning" and summary["learning_model"] == "built-in"
+    # a fit that makes stale gradients worthless: the plan recomputes on the latest weights
+    LearningModel(0.0, {"stashed": 5.0, "latest": 0.0}, "test").save(beside(profile_path))
+    code, stdout, err = run([*base, "--out", str(tmp_path / "fitted.json")], capsys)
+    assert code == 0, err
+    plan = Plan.load(tmp_path / "fitted.json", num_layers=3)
+    assert all(w.latest for w in plan.workers) and "latest weights" in stdout
+    summary = json.loads((tmp_path / "fitted.summary.json").read_text())
+    assert (
+        summary["learning_model"] == str(beside(profile_path)) and summary["latest_weights_workers"] == plan.num_workers
+    )
+    assert 0 < summary["learning_score"] <= 1
+
+
+def test_objective_is_refused_for_other_strategies(tmp_path, profile_path, capsys):
+    code, _, err = run(
+        ["--profile", str(profile_path), "--strategy", "pipedream", "--objective", "rate", "--out",
+         str(tmp_path / "p.json")],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "--objective applies to the ferret strategy" in err
+    assert not (tmp_path / "p.json").exists()

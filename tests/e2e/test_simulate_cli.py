@@ -152,7 +152,7 @@ def test_simulates_a_plan_made_by_ferret_plan(tmp_path, capsys):
     runs = {}
     for name, devices in (("shared", ["--devices", "3"]), ("alone", [])):
         plan = tmp_path / f"plan-{name}.json"
-        assert main(["plan", "--profile", "builtin:mnistnet-titan-xp", "--budget", "max", *devices,
+        assert main(["plan", "--profile", "builtin:mnistnet-titan-xp", "--budget", "max", "--objective", "rate", *devices,
                      "--out", str(plan)]) == 0  # fmt: skip
         predicted = json.loads(plan.read_text())["predicted"]
         out = tmp_path / name

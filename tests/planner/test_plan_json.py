@@ -81,6 +81,17 @@ def test_plan_round_trip_is_exact():
     assert Plan.from_json(obj).to_json() == obj
 
 
+def test_backward_weights_round_trips_and_defaults_to_stashed():
+    latest = (WorkerConfig(0, True, (1, 1), (0, 0), "latest"), WorkerConfig(1, False, (1, 1), (0, 0)))
+    plan = _plan(workers=latest)
+    obj = json.loads(json.dumps(plan.to_json()))
+    assert [w["backward_weights"] for w in obj["workers"]] == ["latest", "stashed"]
+    assert Plan.from_json(obj) == plan and Plan.from_json(obj).workers[0].latest
+    for worker in obj["workers"]:  # a plan written before the field existed
+        del worker["backward_weights"]
+    assert [w.backward_weights for w in Plan.from_json(obj).workers] == ["stashed", "stashed"]
+
+
 def test_plan_save_load_checks_layer_count(tmp_path):
     plan = _plan()
     plan.save(tmp_path / "plan.json")
@@ -126,6 +137,14 @@ def test_plan_save_load_checks_layer_count(tmp_path):
         (dict(decay_per_s=-1.0), "decay_per_s"),
         (dict(budget_bytes=0), "budget_bytes"),
         (dict(minibatch=0), "minibatch"),
+        (
+            dict(workers=(WorkerConfig(0, True, (1, 1), (0, 0), "fresh"), WorkerConfig(1, False, (1, 1), (0, 0)))),
+            r"workers\[0\].backward_weights must be one of stashed, latest",
+        ),
+        (
+            dict(workers=(WorkerConfig(0, False, (1, 1), (0, 0)), WorkerConfig(1, False, (1, 1), (0, 0), "latest"))),
+            r"workers\[1\].backward_weights 'latest' .* needs recompute true",
+        ),
     ],
 )
 def test_plan_validation_names_the_field(kw, message):

@@ -35,6 +35,10 @@ REGIME_CASES = {
     "pipedream, one worker": (plain_workers(1, P), CYCLE),
     "three workers": (plain_workers(3, P), CYCLE / 3),
     "recomputation, two workers": (plain_workers(2, P, recompute=True), (2 * TF + TB) / 2),
+    "latest weights, three workers": (
+        [WorkerConfig(n, True, (1,) * P, (0,) * P, "latest") for n in range(3)],
+        (2 * TF + TB) / 3,
+    ),
     "S3 omission on stage 0": ([WorkerConfig(0, False, (1,) * P, (P - 1, 0, 0, 0))], CYCLE),
     "a removed worker": (
         [WorkerConfig.default(0, P), WorkerConfig.default(REMOVED, P), WorkerConfig.default(2, P)],

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from executor.compensation import COMPENSATORS, CompensationConfig, build_compensator, fisher_approx
+from executor.compensation import (
+    COMPENSATORS,
+    CompensationConfig,
+    build_compensator,
+    compensation_buffers,
+    fisher_approx,
+)
 from planner.errors import ValidationError
 
 
@@ -17,8 +23,8 @@ def build(name: str, numel: int = 2, **options):
     return build_compensator(CompensationConfig(name, **options), numel, torch.float64)
 
 
-def test_the_registry_holds_the_five_compensators_of_spec_5():
-    assert set(COMPENSATORS) == {"none", "step-aware", "gap-aware", "fisher", "iter-fisher"}
+def test_the_registry_holds_the_compensators_of_spec_5():
+    assert set(COMPENSATORS) == {"none", "step-aware", "gap-aware", "fisher", "iter-fisher", "hvp", "adam-fisher"}
 
 
 def test_a_is_g_plus_lambda_g_g_delta():
@@ -93,3 +99,29 @@ def test_defaults_follow_spec_5():
 def test_bad_settings_are_refused_with_the_field_named(kwargs, message):
     with pytest.raises(ValidationError, match=message):
         CompensationConfig(**kwargs).validate()
+
+
+class _Probe:
+    """A stage with the identity as Hessian and a unit second moment."""
+
+    has_second_moment = True
+
+    def hvp(self, vector: torch.Tensor) -> torch.Tensor:
+        return vector.clone()
+
+    def second_moment(self) -> torch.Tensor:
+        return torch.ones(5, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", sorted(COMPENSATORS))
+@pytest.mark.parametrize("eta_lambda", [0.0, 1e-3])
+def test_the_declared_weight_buffers_are_what_a_running_compensator_keeps(name, eta_lambda):
+    # compensation_buffers (the twin's memory model of a run) must match the bytes held.
+    config = CompensationConfig(name, eta_lambda=eta_lambda)
+    comp = build_compensator(config, 5, torch.float64)
+    comp.bind(_Probe())
+    old, new = torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
+    if comp.observes_steps:
+        comp.observe_step(old, new)
+    comp.compensate(torch.ones(5, dtype=torch.float64), [old, new], 1)
+    assert comp.state_bytes == compensation_buffers(config) * 5 * 8

@@ -11,6 +11,9 @@ OUT/<case>.json per case. Programs:
 * `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
   trace and replays it in one process: the weights must come out the same.
 
+Latest-weights backward (lockstep and real time) and the `hvp` compensator (lockstep) run on 2
+ranks like the other cases: the replay's weights, bit for bit.
+
 Budgeted OCL (aL-SAR's freezing and similarity-aware sampler on ER) cases, on 2 ranks: freezing decided by a fixed cycle (`scripted`: the
 schedule changes with the data, yet a replay of the same rows decides the same) must still give
 the replay's weights bit for bit, in lockstep and in real time; adaptive freezing proper (its
@@ -60,6 +63,7 @@ def removed_worker_plan(interval_s: float = 1.0, accumulation: tuple[int, ...] =
 
 CYCLE = (0, 0, 0, 1, 2, 0, 2, 1, 2, 0, 1)  # layers frozen, datum by datum (3 layers: at most 2)
 SCRIPTED = "scripted"  # a case option: freezing decides by CYCLE
+COMPENSATION = "compensation"  # a lockstep case option: the compensator (default iter-fisher)
 # aL-SAR's two parts on ER (aL-SAR itself trains on memory draws only and is refused: its training
 # forward holds no prediction of the datum, the distributed executor's prediction).
 SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-aware", "freezing": "adaptive"}
@@ -109,6 +113,12 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         ),
         "t4-removed-worker": (removed_worker_plan(), {}),
         "pipedream-2bw": (two_bw, {}),
+        # Latest-weights backward: each recomputation reads the weights current when it starts.
+        "latest-weights": (
+            fixtures.plan((0, 1, 2, 3), workers=3, interval_s=1.0, recompute=True, backward_weights="latest"),
+            {},
+        ),
+        "hvp-compensation": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0), {COMPENSATION: "hvp"}),
     }
     if ranks == 3:
         cases = {k: cases[k] for k in ("t3-omission-er", "pipedream-2bw")}
@@ -126,10 +136,10 @@ def lockstep(session: Session, out: Path) -> None:
 
 
 def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict[str, Any]) -> None:
+    compensation = CompensationConfig(opts.pop(COMPENSATION, "iter-fisher"))
     setup = fixtures.setup(n=N, interval_s=1.0, **opts)
     rows, _ = simulate_rows(plan, setup.profile, setup.stream.arrival_s, 0, SimConfig())
-    ordered = execution_order(rows)
-    compensation = CompensationConfig("iter-fisher")
+    ordered = execution_order(rows, plan)
     run = RankRun(execution_plan(plan), compensation, SimConfig(), DistributedOptions(follow_trace=Path(name)),
                   rows=ordered)  # fmt: skip
     check_run(run.plan, setup.algorithm, run.options, session.ctx.world_size)
@@ -138,7 +148,7 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
         return
     distributed = {k: v.clone() for k, v in setup.model.state_dict().items()}
     fresh = fixtures.setup(n=N, interval_s=1.0, **opts)
-    ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
+    replay = ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
     replayed = fresh.model.state_dict()
     equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
     moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
@@ -148,6 +158,8 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
         "ops": result.details["ops_executed"],
         "stale": sum(sum(h[1:]) for h in result.details["staleness_histogram"]),
         "updates": result.details["updates_per_stage"],
+        # Compensation efficacy, merged over the ranks' stages, and the replay's of the same rows.
+        "efficacy": [r.details["compensation_efficacy"]["per_stage"] for r in (result, replay)],
         **freezing_books(result, rows),
     }
     (out / f"{name}.json").write_text(json.dumps(report))
@@ -161,9 +173,11 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         return {"p1": (owner_plan(plan, (0, 0)), {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8})}
     if ranks == 2:
         plan = owner_plan(fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL), (0, 1))
+        latest = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL, recompute=True, backward_weights="latest")
         return {
             "p2": (plan, {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8}),
             "p2-freezing-scripted": (plan, {**SIMILARITY_ER, SCRIPTED: True}),
+            "p2-latest": (owner_plan(latest, (0, 1)), {}),
         }
     # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
     plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))

@@ -9,6 +9,8 @@
   the replay executor — which checks every version, staleness and update against it — ends
   with the distributed run's weights, bit for bit. One rank owning every stage (no launcher, the
   in-process transport) runs MIR, which needs the whole model, under the same checks.
+* Latest-weights backward (lockstep, and real time replayed from its measured trace) and the
+  hvp compensator (lockstep) on 2 ranks: the replay's weights, bit for bit.
 * aL-SAR's freezing and similarity-aware sampler (on ER) in both modes on 2 ranks: freezing
   decided by a fixed cycle still gives the replay's
   weights bit for bit (lockstep on the same trace; real time replayed from its measured
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 LIMIT = 240
 LOCKSTEP_CASES = {
-    2: ("t1-recompute", "t2-accumulation", "t3-omission-er", "t4-removed-worker", "pipedream-2bw"),
+    2: ("t1-recompute", "t2-accumulation", "t3-omission-er", "t4-removed-worker", "pipedream-2bw", "hvp-compensation"),
     3: ("t3-omission-er", "pipedream-2bw"),
 }
 
@@ -46,13 +48,29 @@ def launch(nproc: int, program: str, out) -> None:
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ranks):
     launch(ranks, "lockstep+realtime", tmp_path)
+    measured = 0
     for case in LOCKSTEP_CASES[ranks]:
         report = json.loads((tmp_path / f"{case}.json").read_text())
         assert report["equal"], case
         assert report["moved"] and report["stale"] > 0, case  # the case exercises stale gradients
+        distributed, replayed = report["efficacy"]  # the same backwards measured, the same numbers
+        assert distributed == replayed, case
+        measured += sum(s["samples"] for s in distributed)
+    # One linear layer's gradient does not depend on its own weights (stale = latest: no sample);
+    # the last stage's does, and a stale backward there is measured.
+    assert measured > 0 or ranks == 3
     check_real_time(json.loads((tmp_path / f"p{ranks}.json").read_text()))
     if ranks == 2:
         check_freezing(tmp_path)
+        check_latest_weights(tmp_path)
+
+
+def check_latest_weights(out) -> None:
+    # One owner per stage serializes a stage's ops: no update lands during a latest backward,
+    # so nothing is stale; the weights still follow the recomputations' versions exactly.
+    lockstep = json.loads((out / "latest-weights.json").read_text())
+    assert lockstep["equal"] and lockstep["moved"] and lockstep["stale"] == 0
+    check_real_time(json.loads((out / "p2-latest.json").read_text()))
 
 
 def check_freezing(out) -> None:

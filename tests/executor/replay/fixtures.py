@@ -89,10 +89,12 @@ def plan(
     omission: tuple[int, ...] | None = None,
     recompute: bool = False,
     minibatch: int = 1,
+    backward_weights: str = "stashed",
 ) -> Plan:
     P = len(partition) - 1
     worker_configs = tuple(
-        WorkerConfig(n, recompute, accumulation or (1,) * P, omission or (0,) * P) for n in range(workers)
+        WorkerConfig(n, recompute, accumulation or (1,) * P, omission or (0,) * P, backward_weights)
+        for n in range(workers)
     )
     return Plan(
         strategy,

@@ -161,3 +161,53 @@ def test_a_checkpoint_keeps_per_parameter_steps_and_a_groups_frozen_prefixes():
         assert update is not None and update.samples == (3, 4, 5)
     assert torch.equal(straight.versions.current.flat, resumed.versions.current.flat)
     assert straight.optimizer.param_steps == [2, 2, 2, 2, 2, 2]
+
+
+def test_adams_second_moment_is_bias_corrected_with_each_parameters_own_steps():
+    # adam-fisher's v̂: a parameter that freezing kept from some steps has its own step count.
+    cfg = OptimizerConfig("adam", lr=0.01)
+    torch.manual_seed(0)
+    model, twin = linear_chain(LAYERS, WIDTH, seed=4), linear_chain(LAYERS, WIDTH, seed=4)
+    stage = StageRuntime(model, _plan((0, LAYERS)), 0, cfg)
+    opt = _torch_optimizer(cfg, twin.parameters())
+    for i, frozen in enumerate(FROZEN):
+        x, y = torch.randn(3, WIDTH), torch.randint(0, WIDTH, (3,))
+        stage.forward(0, i, x)
+        stage.backward(0, i, loss_fn=_loss(y), frozen_layers=frozen)
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(
+            F.cross_entropy(twin(x), y), inputs=[p for m in twin.layers[frozen:] for p in m.parameters()]
+        )
+        opt.step()
+    beta2 = cfg.betas[1]
+    state = [opt.state[p] for p in twin.parameters()]
+    assert len({int(s["step"]) for s in state}) > 1  # the steps differ: the per-parameter case
+    expected = torch.cat([(s["exp_avg_sq"] / (1 - beta2 ** int(s["step"]))).flatten() for s in state])
+    torch.testing.assert_close(stage.second_moment(), expected, rtol=1e-6, atol=0)
+
+
+def test_hvp_on_a_partly_frozen_stale_backward_uses_the_unfrozen_parameters_hessian():
+    # Plain SGD, lr 1: the step is the compensated gradient. The frozen layers keep their weights;
+    # the others step by g + H·Δθ over the unfrozen parameters alone, at the stash.
+    model = linear_chain(LAYERS, WIDTH, seed=5)
+    twin = linear_chain(LAYERS, WIDTH, seed=5)
+    stage = StageRuntime(model, _plan((0, LAYERS)), 0, OptimizerConfig("sgd", lr=1.0), CompensationConfig("hvp"))
+    torch.manual_seed(1)
+    x0, x1 = torch.randn(2, WIDTH), torch.randn(2, WIDTH)
+    y0, y1 = torch.tensor([0, 1]), torch.tensor([2, 3])
+    stage.forward(0, 0, x0)
+    stage.forward(0, 1, x1)  # on version 0, like x0
+    stage.backward(0, 0, loss_fn=_loss(y0))
+    current = [p.detach().clone() for p in model.parameters()]
+    result = stage.backward(0, 1, loss_fn=_loss(y1), frozen_layers=2)
+    assert result.staleness == 1
+    tail = [p for m in twin.layers[2:] for p in m.parameters()]
+    frozen = len(list(twin.parameters())) - len(tail)
+    grads = torch.autograd.grad(F.cross_entropy(twin(x1), y1), tail, create_graph=True)
+    delta = [c - p.detach() for c, p in zip(current[frozen:], tail, strict=True)]
+    hv = torch.autograd.grad(grads, tail, delta)
+    after = [p.detach() for p in model.parameters()]
+    for a, c in zip(after[:frozen], current[:frozen], strict=True):
+        assert torch.equal(a, c)
+    for a, c, g, h in zip(after[frozen:], current[frozen:], grads, hv, strict=True):
+        torch.testing.assert_close(a, c - (g.detach() + h), rtol=1e-5, atol=1e-6)

@@ -17,6 +17,7 @@ from sim.policy import AdmissionPolicy, ReadyOps, may_start
 class RankReadyOps:
     def __init__(self, policy: AdmissionPolicy) -> None:
         self.policy = policy
+        self._window = [policy.stage_window(j, 1) for j in range(policy.num_stages)]  # asked per op: once
         self._ready = ReadyOps()
         self._held: dict[tuple[int, int], int] = {}  # (worker, stage) → data stored there
 
@@ -52,4 +53,4 @@ class RankReadyOps:
     def _startable(self, kind: int, item: tuple[Op, bool]) -> bool:
         op, stores = item
         held = self._held.get((op.worker, op.stage), 0)
-        return may_start(kind, False, stores, held, self.policy.stage_window(op.stage, 1))
+        return may_start(kind, False, stores, held, self._window[op.stage])

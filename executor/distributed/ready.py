@@ -30,6 +30,8 @@ class RankReadyOps:
 
     def pop(self) -> Op | None:
         """The next op that may start now, taken off the queue (None: nothing may)."""
+        if not self._ready:  # most turns of an idle loop
+            return None
         chosen = self._ready.next_startable(self._startable)
         if chosen is None:
             return None

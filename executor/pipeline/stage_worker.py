@@ -121,7 +121,9 @@ class StageWorker:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
         (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
         batch = self.algorithm.observe(self.model, x, y, task=task)
-        if self.cost_model is not None and batch.cost != ZERO_COST:  # MIR's passes, a sampler's arithmetic
+        if (
+            self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
+        ):  # MIR's passes, a sampler's arithmetic
             self.flops += self.cost_model.flops(batch.cost)
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)

@@ -73,33 +73,34 @@ class StreamSource:
         # seen (the flushes); inf while paused, and after the end.
         self.due_s = self._arrival[0] if self.n else -math.inf
         # Per datum: worker (-1: removed), whether dropped, and the wall time it was released.
-        self.worker_of = np.full(self.n, -1, dtype=np.int64)
-        self.dropped = np.zeros(self.n, dtype=bool)
-        self.removed = np.zeros(self.n, dtype=bool)
-        self.released_s = np.full(self.n, np.nan)
-        self.bottom = np.full(self.n, NOT_ADMITTED, dtype=np.int64)
+        # Python lists: an arrival writes several of them (a numpy item write costs far more).
+        self.worker_of = [-1] * self.n
+        self.dropped = [False] * self.n
+        self.removed = [False] * self.n
+        self.released_s = [math.nan] * self.n
+        self.bottom = [NOT_ADMITTED] * self.n
         host.on_done = self.datum_done
         host.on_predicted = self.predicted
 
     def summary(self) -> dict[str, list]:
         """Per datum, what rank 0 needs to merge the run (report.py)."""
         return {
-            "bottom": self.bottom.tolist(),
-            "dropped": self.dropped.tolist(),
-            "removed": self.removed.tolist(),
-            "worker": self.worker_of.tolist(),
-            "released_s": self.released_s.tolist(),
+            "bottom": list(self.bottom),
+            "dropped": list(self.dropped),
+            "removed": list(self.removed),
+            "worker": list(self.worker_of),
+            "released_s": list(self.released_s),
         }
 
     def restore(self, summary: dict[str, list], position: int) -> None:
         """Resume at datum `position` with the records of the data before it (checkpoint.py)."""
         self.next = position
         self._due()
-        self.bottom[:] = summary["bottom"]
-        self.dropped[:] = summary["dropped"]
-        self.removed[:] = summary["removed"]
-        self.worker_of[:] = summary["worker"]
-        self.released_s[:] = summary["released_s"]
+        self.bottom[:] = [int(v) for v in summary["bottom"]]
+        self.dropped[:] = [bool(v) for v in summary["dropped"]]
+        self.removed[:] = [bool(v) for v in summary["removed"]]
+        self.worker_of[:] = [int(v) for v in summary["worker"]]
+        self.released_s[:] = [float(v) for v in summary["released_s"]]
 
     # ------------------------------------------------------------------ the clock
     @property

@@ -119,7 +119,7 @@ class StageHost:
         with self.streams.running(stage, flight.ready):
             result = self.worker.forward(flight, stage, sample)
             if last:  # the datum's own training forward predicts it (docs/distributed.md)
-                out = result.output  # the datum's row first; one row: the argmax of the whole is its
+                out = result.output  # row 0 is the datum's; with one row the flat argmax is that row's
                 self.predicted[sample] = int((out if out.shape[0] == 1 else out[0]).argmax())
         flight.ready = self.streams.mark(stage)
         self._done_op("fwd", sample, flight.worker, stage, result.version, 0, result.bytes)
@@ -197,9 +197,7 @@ class StageHost:
                     layer.train(mode)
             label = int(x[0].argmax()) if stage == self.P - 1 else -1
         ready = self.streams.mark(stage)
-        self.ops += 1
-        t0, t1 = self.worker.span
-        self.busy_s += t1 - t0
+        self._count()
         if stage == self.P - 1:
             if self.rank == self.source:
                 self.on_predicted(sample, label)
@@ -301,10 +299,14 @@ class StageHost:
         self, kind: str, sample: int, worker: int, stage: int, version: int, staleness: int, nbytes: int
     ) -> tuple[float, float]:
         """Count the op the worker just ran and record it; its span."""
+        span = self._count()
+        self.recorder.op(kind, sample, worker, stage, span, version, staleness, nbytes)
+        return span
+
+    def _count(self) -> tuple[float, float]:
         span = self.worker.span
         self.ops += 1
         self.busy_s += span[1] - span[0]
-        self.recorder.op(kind, sample, worker, stage, span, version, staleness, nbytes)
         return span
 
     def _applied(self, stage: int, worker: int, span: tuple[float, float], update: UpdateResult) -> None:

@@ -28,17 +28,21 @@ class ByteLedger:
     def alloc(self, category: str, nbytes: int) -> None:
         if nbytes < 0:
             raise ValueError(f"ledger: cannot allocate a negative size ({nbytes}) for {category!r}")
-        self._current[category] += nbytes
-        self._total += nbytes
-        self._peak_by_category[category] = max(self._peak_by_category[category], self._current[category])
-        self._peak = max(self._peak, self._total)
+        held = self._current[category] + nbytes  # (runs several times per pipeline op: no max() calls)
+        self._current[category] = held
+        total = self._total + nbytes
+        self._total = total
+        peaks = self._peak_by_category
+        if held > peaks[category]:
+            peaks[category] = held
+        if total > self._peak:
+            self._peak = total
 
     def free(self, category: str, nbytes: int) -> None:
-        if nbytes < 0 or nbytes > self._current[category]:
-            raise RuntimeError(
-                f"ledger: freeing {nbytes} B of {category!r} but only {self._current[category]} B are held"
-            )
-        self._current[category] -= nbytes
+        held = self._current[category]
+        if nbytes < 0 or nbytes > held:
+            raise RuntimeError(f"ledger: freeing {nbytes} B of {category!r} but only {held} B are held")
+        self._current[category] = held - nbytes
         self._total -= nbytes
 
     def set(self, category: str, nbytes: int) -> None:

@@ -15,7 +15,6 @@ Every op and update is written to `recorder` (trace.py) on the run's clock.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -66,6 +65,7 @@ class StageHost:
         self.P = len(owners)
         self.source = owners[0]
         self.worker = worker
+        self._freezes = worker.algorithm.freezes
         self.transport = transport
         self.recorder = recorder
         self.streams = streams if streams is not None else Streams(torch.device("cpu"), 1)
@@ -128,22 +128,21 @@ class StageHost:
         with self.streams.running(stage, flight.ready):
             result = self.worker.forward(flight, stage, sample)
             if last:  # the datum's own training forward predicts it (docs/distributed.md)
-                self.predicted[sample] = int(result.output[0].argmax())
+                out = result.output  # row 0 is the datum's; with one row the flat argmax is that row's
+                self.predicted[sample] = int((out if out.shape[0] == 1 else out[0]).argmax())
         flight.ready = self.streams.mark(stage)
-        self._count()
-        self.recorder.op("fwd", sample, flight.worker, stage, self.worker.span, result.version, 0, result.bytes)
+        self._done_op("fwd", sample, flight.worker, stage, result.version, 0, result.bytes)
         if last:
             self.on_ready(Op(BWD, sample, stage, flight.worker))
             return result
         above = stage + 1
-        if self.owns(above):
+        if self.owners[above] == self.rank:
             self.on_ready(Op(FWD, sample, above, flight.worker))
         else:
-            batch = flight.batch
             assert flight.carry is not None
-            moving = dataclasses.replace(batch, x=flight.carry)
-            act = Activation(sample, flight.worker, above, flight.bottom, moving, self._fisher_below(above))
-            self.transport.send(self.owners[above], act.message())
+            fisher = self._fisher_below(above) if self._freezes else None
+            act = protocol.activation(sample, flight.worker, above, flight.bottom, flight.batch, flight.carry, fisher)
+            self.transport.send(self.owners[above], act)
             self.worker.leave(flight)
             flight.carry = None
             if not any(j > stage or j >= flight.bottom for j in self.worker.stages):
@@ -154,8 +153,7 @@ class StageHost:
         flight = self.flights[sample]
         with self.streams.running(stage, flight.ready):
             version = self.worker.recompute(flight, stage, sample)
-        self._count()
-        self.recorder.op("recompute", sample, flight.worker, stage, self.worker.span, version, 0, 0)
+        self._done_op("recompute", sample, flight.worker, stage, version, 0, 0)
         return version
 
     def backward(self, sample: int, stage: int) -> BackwardResult:
@@ -163,9 +161,7 @@ class StageHost:
         with self.streams.running(stage, flight.ready):
             result = self.worker.backward(flight, stage, sample)
         flight.ready = self.streams.mark(stage)
-        self._count()
-        span = self.worker.span
-        self.recorder.op("bwd", sample, flight.worker, stage, span, result.version, result.staleness, 0)
+        span = self._done_op("bwd", sample, flight.worker, stage, result.version, result.staleness, 0)
         if result.ran:  # not a release of a frozen prefix
             hist = self.staleness[stage]
             if result.staleness >= len(hist):
@@ -175,15 +171,15 @@ class StageHost:
             self._applied(stage, flight.worker, span, result.update)
         if stage > flight.bottom:
             below = stage - 1
-            if self.owns(below):
+            if self.owners[below] == self.rank:
                 self.on_ready(Op(BWD, sample, below, flight.worker))
                 return result
-            grad = Gradient(
+            grad = protocol.gradient(
                 sample, flight.worker, below, result.grad_input, flight.batch.frozen_layers, flight.trained,
-                flight.columns,
+                flight.columns, flight.ready,
             )  # fmt: skip
             flight.columns = None
-            self.transport.send(self.owners[below], dataclasses.replace(grad.message(), ready=flight.ready))
+            self.transport.send(self.owners[below], grad)
             flight.carry = None
             if not any(flight.bottom <= j < stage for j in self.worker.stages):
                 self._forget(sample)
@@ -220,8 +216,7 @@ class StageHost:
             self.infers[sample] = (x, ready)
             self.on_ready(Op(INFER, sample, stage + 1, -1))
         else:
-            message = dataclasses.replace(protocol.infer(sample, stage + 1, x), ready=ready)
-            self.transport.send(self.owners[stage + 1], message)
+            self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x, ready))
 
     def flush(self, worker: int) -> None:
         """The stream is over and `worker` drained: apply its open groups at every stage here."""
@@ -295,8 +290,7 @@ class StageHost:
         """Freezing's Fisher traces of the layers below `stage` as this rank knows them (its own
         layers' are the truth), for the activation going up: the last stage decides on them."""
         freezing = self.worker.algorithm.freezing_state(self.worker.model)
-        if freezing is None:
-            return None
+        assert freezing is not None
         return torch.from_numpy(freezing.fisher[: self.worker.partition[stage]].copy())
 
     def _take_fisher(self, values: torch.Tensor) -> None:
@@ -310,10 +304,19 @@ class StageHost:
             if layer not in own:
                 freezing.fisher[layer] = value
 
-    def _count(self) -> None:
+    def _done_op(
+        self, kind: str, sample: int, worker: int, stage: int, version: int, staleness: int, nbytes: int
+    ) -> tuple[float, float]:
+        """Count the op the worker just ran and record it; its span."""
+        span = self._count()
+        self.recorder.op(kind, sample, worker, stage, span, version, staleness, nbytes)
+        return span
+
+    def _count(self) -> tuple[float, float]:
+        span = self.worker.span
         self.ops += 1
-        t0, t1 = self.worker.span
-        self.busy_s += t1 - t0
+        self.busy_s += span[1] - span[0]
+        return span
 
     def _applied(self, stage: int, worker: int, span: tuple[float, float], update: UpdateResult) -> None:
         if update.skipped:

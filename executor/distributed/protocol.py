@@ -29,8 +29,8 @@ stage decides on every layer's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, NamedTuple
 
 import torch
 
@@ -52,10 +52,10 @@ class Kind(IntEnum):
     SAVED = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Activation:
+class Activation(NamedTuple):
     """A datum's activation on its way to stage `stage`, with what the loss will need (and the
-    Fisher traces of the layers below, when the algorithm freezes)."""
+    Fisher traces of the layers below, when the algorithm freezes). (A named tuple: one is
+    made per message, on the hot path.)"""
 
     sample: int
     worker: int
@@ -65,11 +65,7 @@ class Activation:
     fisher: torch.Tensor | None = None
 
     def message(self) -> Message:
-        b = self.batch
-        optional = tuple(t for t in (b.weight, self.fisher) if t is not None)
-        fields = (self.sample, self.worker, self.stage, self.bottom, b.num_new, b.task)
-        flags = (int(b.weight is not None), int(self.fisher is not None))
-        return Message(Kind.ACT, (*fields, *flags), (b.x, b.y, *optional))
+        return activation(self.sample, self.worker, self.stage, self.bottom, self.batch, self.batch.x, self.fisher)
 
     @classmethod
     def parse(cls, message: Message) -> Activation:
@@ -80,11 +76,31 @@ class Activation:
         return cls(sample, worker, stage, bottom, TrainBatch(x, y, num_new=num_new, weight=weight, task=task), fisher)
 
 
+def activation(
+    sample: int, worker: int, stage: int, bottom: int, batch: TrainBatch, x: torch.Tensor, fisher: torch.Tensor | None
+) -> Message:
+    """The `ACT` of `batch` whose input `x` has reached stage `stage` (the batch's own `x` is
+    the datum's input: a stage above 0 sends its output instead, with the batch's labels)."""
+    weight = batch.weight
+    fields = (
+        sample,
+        worker,
+        stage,
+        bottom,
+        batch.num_new,
+        batch.task,
+        int(weight is not None),
+        int(fisher is not None),
+    )
+    if weight is None and fisher is None:
+        return Message(Kind.ACT, fields, (x, batch.y))
+    return Message(Kind.ACT, fields, (x, batch.y, *(t for t in (weight, fisher) if t is not None)))
+
+
 Columns = tuple[torch.Tensor, int]  # per-sample gradient columns and the first one's index
 
 
-@dataclass(frozen=True, slots=True)
-class Gradient:
+class Gradient(NamedTuple):
     """A datum's backward on its way down to stage `stage`: the gradient (None below the stage
     where its frozen prefix ends), the prefix, the lowest stage trained so far, the columns."""
 
@@ -96,11 +112,9 @@ class Gradient:
     trained: int = -1
     columns: Columns | None = None
 
-    def message(self) -> Message:
-        tensors = tuple(t for t in (self.grad, self.columns[0] if self.columns else None) if t is not None)
-        first = self.columns[1] if self.columns else -1
-        fields = (self.sample, self.worker, self.stage, self.frozen_layers, self.trained, int(self.grad is not None))
-        return Message(Kind.GRAD, (*fields, first), tensors)
+    def message(self, ready: Any = None) -> Message:
+        """`ready`: the CUDA event the tensors are valid after (--streams), else None."""
+        return gradient(*self, ready=ready)
 
     @classmethod
     def parse(cls, message: Message) -> Gradient:
@@ -109,6 +123,31 @@ class Gradient:
         grad = tensors.pop(0) if has_grad else None
         columns = (tensors.pop(0), first) if first >= 0 else None
         return cls(sample, worker, stage, grad, frozen, trained, columns)
+
+
+def gradient(
+    sample: int,
+    worker: int,
+    stage: int,
+    grad: torch.Tensor | None,
+    frozen_layers: int = 0,
+    trained: int = -1,
+    columns: Columns | None = None,
+    ready: Any = None,
+) -> Message:
+    """The `GRAD` message (`Gradient(...).message(ready)`, without making the tuple first)."""
+    fields = (
+        sample,
+        worker,
+        stage,
+        frozen_layers,
+        trained,
+        int(grad is not None),
+        -1 if columns is None else columns[1],
+    )
+    if columns is None:
+        return Message(Kind.GRAD, fields, () if grad is None else (grad,), ready)
+    return Message(Kind.GRAD, fields, (columns[0],) if grad is None else (grad, columns[0]), ready)
 
 
 def done(sample: int, worker: int, trained: int, columns: Columns | None = None) -> Message:
@@ -123,8 +162,8 @@ def parse_done(message: Message) -> tuple[int, int, int, Columns | None]:
     return sample, worker, trained, (message.tensors[0], first) if first >= 0 else None
 
 
-def infer(sample: int, stage: int, x: torch.Tensor) -> Message:
-    return Message(Kind.INFER, (sample, stage), (x,))
+def infer(sample: int, stage: int, x: torch.Tensor, ready: Any = None) -> Message:
+    return Message(Kind.INFER, (sample, stage), (x,), ready)
 
 
 def predicted(sample: int, label: int) -> Message:

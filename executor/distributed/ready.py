@@ -23,6 +23,7 @@ class RankReadyOps:
 
     def __init__(self, policy: AdmissionPolicy) -> None:
         self.policy = policy
+        self._window = [policy.stage_window(j, 1) for j in range(policy.num_stages)]  # asked per op: once
         self._ready = ReadyOps()
         self._held: dict[tuple[int, int], int] = {}  # (worker, stage) → data stored there
 
@@ -35,6 +36,8 @@ class RankReadyOps:
 
     def pop(self) -> Op | None:
         """The next op that may start now, taken off the queue (None: nothing may)."""
+        if not self._ready:  # most turns of an idle loop
+            return None
         chosen = self._ready.next_startable(self._startable)
         if chosen is None:
             return None
@@ -58,4 +61,4 @@ class RankReadyOps:
     def _startable(self, kind: int, item: tuple[Op, bool]) -> bool:
         op, stores = item
         held = self._held.get((op.worker, op.stage), 0)
-        return may_start(kind, False, stores, held, self.policy.stage_window(op.stage, 1))
+        return may_start(kind, False, stores, held, self._window[op.stage])

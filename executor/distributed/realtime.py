@@ -41,7 +41,9 @@ def run_realtime(
             host.receive(*got)
             got = transport.receive(0.0)
         if source is not None:
-            source.release(clock() - t0_local)
+            now = clock() - t0_local
+            if now >= source.due_s:
+                source.release(now)
             if tick is not None:
                 tick()
         # `STOP` may have come among the messages just taken: waiting now would wait for ever

@@ -19,6 +19,7 @@ every stage (`FLUSH`); when every worker is flushed and every inference answered
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -69,36 +70,43 @@ class StreamSource:
         self.inflight = [0] * N
         self.waiting: list[deque[int]] = [deque() for _ in range(N)]
         self.flushed = [not plan.workers[n].active for n in range(N)]
+        self._arrival = self.arrival_s.tolist()  # Python floats: the loop compares them every turn
         self.next = 0
         self.infers = 0
-        self.pause_at: int | None = None  # a checkpoint: release nothing from this datum on, for now
+        self._pause_at: int | None = None
+        # The run time at which `release` has something to do (the loop's one comparison per
+        # turn): the next arrival; −inf once the stream is over and the end is still to be
+        # seen (the flushes); inf while paused, and after the end.
+        self.due_s = self._arrival[0] if self.n else -math.inf
         # Per datum: worker (-1: removed), whether dropped, and the wall time it was released.
-        self.worker_of = np.full(self.n, -1, dtype=np.int64)
-        self.dropped = np.zeros(self.n, dtype=bool)
-        self.removed = np.zeros(self.n, dtype=bool)
-        self.released_s = np.full(self.n, np.nan)
-        self.bottom = np.full(self.n, NOT_ADMITTED, dtype=np.int64)
+        # Python lists: an arrival writes several of them (a numpy item write costs far more).
+        self.worker_of = [-1] * self.n
+        self.dropped = [False] * self.n
+        self.removed = [False] * self.n
+        self.released_s = [math.nan] * self.n
+        self.bottom = [NOT_ADMITTED] * self.n
         host.on_done = self.datum_done
         host.on_predicted = self.predicted
 
     def summary(self) -> dict[str, list]:
         """Per datum, what rank 0 needs to merge the run (report.py)."""
         return {
-            "bottom": self.bottom.tolist(),
-            "dropped": self.dropped.tolist(),
-            "removed": self.removed.tolist(),
-            "worker": self.worker_of.tolist(),
-            "released_s": self.released_s.tolist(),
+            "bottom": list(self.bottom),
+            "dropped": list(self.dropped),
+            "removed": list(self.removed),
+            "worker": list(self.worker_of),
+            "released_s": list(self.released_s),
         }
 
     def restore(self, summary: dict[str, list], position: int) -> None:
         """Resume at datum `position` with the records of the data before it (checkpoint.py)."""
         self.next = position
-        self.bottom[:] = summary["bottom"]
-        self.dropped[:] = summary["dropped"]
-        self.removed[:] = summary["removed"]
-        self.worker_of[:] = summary["worker"]
-        self.released_s[:] = summary["released_s"]
+        self._due()
+        self.bottom[:] = [int(v) for v in summary["bottom"]]
+        self.dropped[:] = [bool(v) for v in summary["dropped"]]
+        self.removed[:] = [bool(v) for v in summary["removed"]]
+        self.worker_of[:] = [int(v) for v in summary["worker"]]
+        self.released_s[:] = [float(v) for v in summary["released_s"]]
 
     # ------------------------------------------------------------------ the clock
     @property
@@ -107,7 +115,25 @@ class StreamSource:
 
     @property
     def paused(self) -> bool:
-        return self.next == self.pause_at
+        return self.next == self._pause_at
+
+    @property
+    def pause_at(self) -> int | None:
+        """A checkpoint's position: release nothing from this datum on, for now (None: no pause)."""
+        return self._pause_at
+
+    @pause_at.setter
+    def pause_at(self, position: int | None) -> None:
+        self._pause_at = position
+        self._due()
+
+    def _due(self) -> None:
+        if self.stream_over:
+            self.due_s = -math.inf  # release once more: the end flushes the idle workers
+        elif self.paused:
+            self.due_s = math.inf
+        else:
+            self.due_s = self._arrival[self.next]
 
     @property
     def quiescent(self) -> bool:
@@ -118,19 +144,24 @@ class StreamSource:
         """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused)."""
         if self.stream_over or self.paused:
             return None
-        return max(0.0, float(self.arrival_s[self.next]) - now)
+        return max(0.0, self._arrival[self.next] - now)
 
     def release(self, now: float) -> None:
-        """Every datum whose arrival time has come by run time `now`, in order."""
-        arrival = self.arrival_s
-        while self.next < self.n and arrival[self.next] <= now and not self.paused:
+        """Every datum whose arrival time has come by run time `now`, in order (the loop calls
+        it once `now` reaches `due_s`)."""
+        arrival = self._arrival
+        n, pause = self.n, self._pause_at
+        while self.next < n and arrival[self.next] <= now and self.next != pause:
             i = self.next
             self.next += 1
             self.released_s[i] = now
-            self.arrive(i, float(arrival[i]))
+            self.arrive(i, arrival[i])
         if self.stream_over:
             for worker in range(self.N):
                 self._maybe_flush(worker)
+            self.due_s = math.inf  # from now on a worker's last `DONE` flushes it (datum_done)
+        else:
+            self._due()
 
     # ------------------------------------------------------------------ admission
     def arrive(self, i: int, t: float) -> None:

@@ -62,9 +62,12 @@ class RankRecorder:
         staleness: int,
         nbytes: int,
     ) -> None:
-        s, e = span[0] - self.t0, span[1] - self.t0
-        self.rows.append((kind, sample, worker, stage, self.rank, s, e, version, staleness, nbytes))
-        self.memory(e)
+        t0 = self.t0
+        e = span[1] - t0
+        self.rows.append((kind, sample, worker, stage, self.rank, span[0] - t0, e, version, staleness, nbytes))
+        ledger = self.ledger
+        if ledger is not None and ledger.current != self._held:  # `memory`, inline: it runs after every op
+            self.memory(e)
 
     def update(self, worker: int, stage: int, span: tuple[float, float], update: UpdateResult) -> None:
         e = span[1] - self.t0

@@ -48,7 +48,7 @@ class PipelineLedger(ByteLedger):
         f4 = current[WEIGHTS] + current[ACTIVATIONS]
         if f4 > self.f4_peak:
             self.f4_peak = f4
-        saved = self.current + self.saved_delta
+        saved = self._total + self.saved_delta
         if saved > self.saved_peak:
             self.saved_peak = saved
 

@@ -58,6 +58,8 @@ from planner.errors import FerretError
 from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
 
+_NOTHING = contextlib.nullcontext()  # reusable: an op with no sampler to capture makes no context manager
+
 
 class StageWorker:
     """The stages one process owns and the op bodies both pipeline executors run on them.
@@ -102,6 +104,13 @@ class StageWorker:
             self.stages[j].guard_nonfinite = guard_nonfinite
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
+        # Per-op constants, read once here rather than on every op (the hot path).
+        self._recompute = {
+            j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
+        }
+        self._freezes = algorithm.freezes
+        sampler = algorithm.sampler
+        self._learns = sampler is not None and sampler.learns
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -126,7 +135,9 @@ class StageWorker:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
         (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
         batch = self.algorithm.observe(self.model, TrainBatch.fresh(x, y, task=task))
-        if self.cost_model is not None and batch.cost != ZERO_COST:  # MIR's passes, a sampler's arithmetic
+        if (
+            self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
+        ):  # MIR's passes, a sampler's arithmetic
             self.flops += self.cost_model.flops(batch.cost)
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
@@ -147,7 +158,7 @@ class StageWorker:
 
     def recomputes(self, stage: int, worker: int) -> bool:
         """Whether `worker`'s backward at `stage` rebuilds its activations first (T1)."""
-        return self.stages[stage].rule(worker).recompute
+        return self._recompute[stage][worker]
 
     # ------------------------------------------------------------------ ops
     def forward(self, flight: Flight, stage: int, sample: int) -> ForwardResult:
@@ -156,11 +167,11 @@ class StageWorker:
         x = flight.carry
         if x is None:
             raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
-        rows = flight.batch.rows
+        rows = x.shape[0]  # the micro-batch's rows (the datum's input, or its activation)
         stored = stage >= flight.bottom
-        known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
+        known = self._saved.known(stage, rows) if stored and not self._recompute[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
-        with self._capture(sample, stored):
+        with self._capture(sample, stored) if self._learns else _NOTHING:
             if known is None:  # the first stored forward of this shape: measure its saved tensors
                 result, delta = self._saved.measure(runtime, worker, sample, x, rows)
             else:
@@ -172,7 +183,7 @@ class StageWorker:
             flight.deltas[stage] = delta
             self.ledger.shift_saved(delta)
         flight.carry = result.output if stage < self.P - 1 else None
-        if stage == self.P - 1 and self.algorithm.freezes:
+        if stage == self.P - 1 and self._freezes:
             flight.logits = result.output  # the freezing decision reads them at the backward
         if stage == 0:
             self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
@@ -181,7 +192,7 @@ class StageWorker:
 
     def recompute(self, flight: Flight, stage: int, sample: int) -> int:
         c0, t0 = time.thread_time(), time.perf_counter()
-        with self._capture(sample):
+        with self._capture(sample) if self._learns else _NOTHING:
             version = self.stages[stage].recompute(flight.worker, sample)
         self._spent(c0, t0)
         self.flops += flight.batch.rows * self.stage_flops[stage]
@@ -192,7 +203,8 @@ class StageWorker:
         worker = flight.worker
         batch = flight.batch
         last = stage == self.P - 1
-        if last and self.algorithm.freezes:
+        freezes = self._freezes
+        if last and freezes:
             self._decide_freezing(flight)
         frozen = min(max(batch.frozen_layers - self.partition[stage], 0), len(runtime.layers))
         if runtime.wholly_frozen(frozen):
@@ -204,11 +216,11 @@ class StageWorker:
         transient = self.weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
         if transient:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
-        keep = self.algorithm.freezes and not batch.frozen_layers  # only a datum that froze nothing feeds Fisher
+        keep = freezes and not batch.frozen_layers  # only a datum that froze nothing feeds Fisher
         efficacy = runtime.efficacy
         measured_s, measured_cpu_s = efficacy.seconds, efficacy.cpu_seconds
         c0, t0 = time.thread_time(), time.perf_counter()
-        with self._capture(sample):
+        with self._capture(sample) if self._learns else _NOTHING:
             if last or penalty:
                 penalized = (
                     list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
@@ -230,12 +242,16 @@ class StageWorker:
         flight.trained = stage
         if last:
             self.leave(flight)
-        self.flops += 2.0 * batch.rows * self.stage_flops[stage] - self._frozen_flops(batch.rows, stage, frozen)
+        rows = batch.rows
+        self.flops += 2.0 * rows * self.stage_flops[stage] - (
+            self._frozen_flops(rows, stage, frozen) if frozen else 0.0
+        )
         if result.gradients is not None:
             before = batch.cost.flops  # the hooks add their arithmetic to the batch's cost
             self.algorithm.stage_gradients(self.model, batch, self.partition[stage], result.gradients)
             self.flops += batch.cost.flops - before
-        self._collect_columns(flight, sample, frozen)
+        if self._learns:
+            self._collect_columns(flight, sample, frozen)
         return result
 
     def _decide_freezing(self, flight: Flight) -> None:
@@ -260,7 +276,8 @@ class StageWorker:
         if stage == self.P - 1:
             self.leave(flight)
         self.frozen_backwards[stage] += 1
-        self._collect_columns(flight, sample, frozen)
+        if self._learns:
+            self._collect_columns(flight, sample, frozen)
         return result
 
     def _frozen_flops(self, rows: int, stage: int, frozen: int) -> float:
@@ -272,16 +289,17 @@ class StageWorker:
         return model.frozen_backward_flops(rows, start + frozen) - model.frozen_backward_flops(rows, start)
 
     def _capture(self, sample: int, stored: bool = True) -> contextlib.AbstractContextManager[None]:
-        """The sampler records what it reads off the datum's backward here (similarity-aware)."""
+        """The sampler records what it reads off the datum's backward here (a sampler that
+        learns: similarity-aware; the ops ask only then)."""
         sampler = self.algorithm.sampler
-        if sampler is None or not sampler.learns or not stored:
-            return contextlib.nullcontext()
+        if sampler is None or not stored:
+            return _NOTHING
         return sampler.capture(self.model, sample)
 
     def _collect_columns(self, flight: Flight, sample: int, frozen: int) -> None:
+        """A learning sampler's columns of this stage join the datum's (the ops ask only then)."""
         sampler = self.algorithm.sampler
-        if sampler is None or not sampler.learns:
-            return
+        assert sampler is not None
         flight.add_columns(sampler.stage_columns(sample))
         if frozen:  # the layers below take no backward: what they captured is never read
             sampler.forget(sample)

@@ -1,24 +1,42 @@
 """The `ferret` entry point: discovers sub-commands and turns user errors into one line.
 
-A `FerretError` (bad file, bad value, infeasible budget) prints `ferret CMD: error: ...` on
-stderr and exits 2; any other exception is a bug and keeps its traceback.
+A `FerretError` (bad file, bad value, infeasible budget) or an error of the file system
+prints `ferret CMD: error: ...` on stderr and exits 2; SIGINT and SIGTERM print one line
+(exit 130, 143) after the command's staging is cleaned up; any other exception is a bug and
+keeps its traceback. What every command gets here, so a new command gets it too:
+
+- the work limits (`--max-workers`, `--max-events`, ... from `planner.limits.WorkLimits`),
+  set for the process before the command runs;
+- its `--out` checked before any work (planner/output_safety.py): not an input, and for a
+  folder output (`OUTPUT = "folder"`, the default) one that may be replaced as a whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from types import ModuleType
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
 import analysis.commands
-from analysis.config_args import help_text
+from analysis.config_args import add_config_arguments, config_values, help_text
+from analysis.output import ferret_version
 from planner.errors import FerretError
+from planner.limits import WorkLimits, set_limits
+from planner.output_safety import check_not_input, check_replaceable
 
 EXIT_USER_ERROR = 2
+LIMITS_TITLE = "work limits (a refusal names the one to raise)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` (staging clean-up) runs."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -79,8 +97,10 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
     parser = OneLineParser(
         prog="ferret",
         description="Plan, predict and run online continual learning under memory and compute budgets.",
-        epilog="Sizes accept B/KiB/MiB/GiB (and KB/MB/GB), times ns/us/ms/s. Run 'ferret CMD --help' for details.",
+        epilog="Sizes accept B, KiB, MiB, GiB, TiB (binary), KB, MB, GB, TB (decimal); times ns, us, ms, s, min, h; "
+        "rates N/s. Run 'ferret CMD --help' for details.",
     )
+    parser.add_argument("--version", action="version", version=f"ferret {ferret_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name, module in commands.items():
         cmd = sub.add_parser(
@@ -88,10 +108,46 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=HelpFormatter,
-            populate=module.add_arguments,
+            populate=_with_limits(module.add_arguments),
         )
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(_run=module.run, _output=getattr(module, "OUTPUT", "folder"))
     return parser
+
+
+def _with_limits(add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
+    def populate(parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser)
+        add_config_arguments(parser, WorkLimits, title=LIMITS_TITLE)
+
+    return populate
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[Path]:
+    """Every argument that names an existing path (`trace:FILE` and the like included): what
+    the command may read, so that its output cannot be one of them."""
+    for key, value in vars(args).items():
+        if key.startswith("_") or key == "out":
+            continue
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, str | Path):
+                text = str(item)
+                for candidate in dict.fromkeys((text, text.partition(":")[2])):
+                    if candidate and os.path.exists(candidate):
+                        yield Path(candidate)
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """The command's `--out`, checked before any work (see the module docstring)."""
+    out = getattr(args, "out", None)
+    if not isinstance(out, Path):
+        return
+    check_not_input(out, args._output, _inputs(args))
+    if args._output == "folder":
+        check_replaceable(out)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,14 +156,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        set_limits(WorkLimits(**config_values(args, WorkLimits)))
+        check_out(args)
         return int(args._run(args) or 0)
     except FerretError as exc:
-        print(f"ferret {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _fail(args.command, f"error: {exc}", EXIT_USER_ERROR)
+    except OSError as exc:  # the file system's answer to a user's path: one line, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.command, f"error: {where}{exc.strerror or exc}", EXIT_USER_ERROR)
+    except Terminated:
+        return _fail(args.command, "terminated", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
-        print(f"ferret {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args.command, "interrupted", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        set_limits(WorkLimits())
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    print(f"ferret {command}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

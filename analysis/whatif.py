@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
 from analysis.pareto import non_dominated
+from planner.limits import WorkLimits, set_limits
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -157,17 +158,24 @@ def run_sweep(
     profile: ModelProfile,
     workers: int = 1,
     progress: Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None = None,
+    limits: WorkLimits | None = None,
 ) -> list[WhatIfRow]:
     """Plan every job here (sharing planners), simulate them in `workers` processes when > 1,
-    in job order, then mark the Pareto front."""
+    in job order, then mark the Pareto front. The worker processes work under `limits` (the
+    caller's); an interruption cancels the points not yet started."""
     packed = [(point, profile) for point in plan_points(jobs, profile)]
     if workers <= 1 or len(jobs) <= 1:
         results: Iterable[WhatIfRow] = map(_simulate_packed, packed)
         rows = list(progress(results, len(jobs)) if progress else results)
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), initializer=set_limits, initargs=(limits or WorkLimits(),)
+        )
+        try:
             results = pool.map(_simulate_packed, packed)
             rows = list(progress(results, len(jobs)) if progress else results)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return mark_pareto(rows)
 
 

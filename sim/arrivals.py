@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from planner.errors import FerretError, ValidationError
+from planner.quantities import MAX_TIME_S, time_problem
 
 
 class ArrivalProcess(Protocol):
@@ -45,6 +46,8 @@ def register_arrival(name: str) -> Callable[[type], type]:
 def _check_interval(interval_s: float) -> None:
     if not (math.isfinite(interval_s) and interval_s > 0):
         raise ValidationError(f"arrival interval must be a positive time, got {interval_s!r}")
+    if (problem := time_problem(interval_s)) is not None:
+        raise ValidationError(f"arrival interval {problem}, got {interval_s!r}")
 
 
 def _check_n(n: int) -> None:
@@ -187,9 +190,11 @@ class TraceArrivals:
             if not _is_number(cell):
                 raise FerretError(f"arrival trace {p} line {lineno}: {cell!r} is not a time in seconds")
             values.append(float(cell))
+        if not values:
+            raise FerretError(f"arrival trace {p} holds a header but no times")
         times = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(times)):
-            raise FerretError(f"arrival trace {p} holds a non-finite time")
+        if not np.all(np.isfinite(times)) or np.abs(times).max() > MAX_TIME_S:
+            raise FerretError(f"arrival trace {p} holds a time that is not finite or beyond {MAX_TIME_S:g} s")
         if np.any(np.diff(times) < 0):
             raise FerretError(f"arrival trace {p} is not sorted: times must be non-decreasing")
         return times - times[0]

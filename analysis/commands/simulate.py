@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from analysis.config_args import unit_type
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
-from analysis.units import cli_type, format_bytes, format_seconds, int_at_least
+from analysis.units import format_bytes, format_seconds
 from planner.builtin import resolve_profile
-from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
+from planner.provenance import check_made_for, content_id
 from sim.config import SimConfig
 from sim.result import SimResult
 
@@ -19,7 +20,7 @@ NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
 DESCRIPTION = (
     "Stream --samples arrivals through the plan's pipeline in simulated time and write summary.json "
-    "(adaptation rate per SPEC §2, peak memory, throughput, drop rate, latency p50/p99, staleness, "
+    "(adaptation rate as docs/sim.md defines it, peak memory, throughput, drop rate, latency p50/p99, staleness, "
     "utilisation), trace.jsonl (or trace.csv: one row per op, the schedule the replay executor follows), "
     "chrome_trace.json (open in https://ui.perfetto.dev: one track per device), memory_timeline.csv and "
     "config.json. Arrivals default to the plan's interval, exactly periodic."
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--samples",
-        type=cli_type(int_at_least(1, "sample count")),
+        type=unit_type("int", "samples", ge=1),
         default=10_000,
         help="number of arrivals to simulate",
     )
@@ -42,15 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fixed",
         help="arrival process: fixed, poisson, bursty (mean gap = the plan's interval), or trace:FILE (CSV of times)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals, jitter and random choices")
+    parser.add_argument(
+        "--seed", type=unit_type("seed", "seed"), default=0, help="seed of the arrivals, jitter and random choices"
+    )
     parser.add_argument("--trace-format", choices=("jsonl", "csv"), default="jsonl", help="format of the op trace")
     parser.add_argument(
         "--chrome-max-events",
-        type=int,
+        type=unit_type("int", "chrome-max-events", ge=0),
         default=250_000,
         help="most events in chrome_trace.json (browser viewers slow down past that); 0 = all",
     )
     add_sim_config_arguments(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="simulate even when the plan was made from another model's profile"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
@@ -60,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     from sim.simulate import simulate
     from sim.trace import FileTrace, read_trace
 
-    if args.chrome_max_events < 0:
-        raise FerretError(f"--chrome-max-events must be ≥ 0, got {args.chrome_max_events}")
     profile = resolve_profile(args.profile)
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
+    forced = check_made_for(
+        plan.provenance, profile.made_from(), f"plan {args.plan}", f"profile {args.profile}", force=args.force
+    )
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
     crowding = workers_per_device(plan, config)
@@ -79,6 +86,14 @@ def run(args: argparse.Namespace) -> int:
         summary["arrival"] = args.arrival
         summary["devices"] = len(result.peak_memory_per_device)
         summary["workers_per_device"] = crowding
+        summary["provenance"] = {
+            **profile.made_from(),
+            "profile": content_id(profile.to_json()),
+            "plan": content_id(plan.to_json()),
+            "seed": args.seed,
+            "samples": args.samples,
+            "arrival": args.arrival,
+        }
         write_summary(stage, summary)
         write_config(stage, args, sim_config=config.to_json(), plan=plan.to_json())
     print(
@@ -89,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         + f" p99 {format_seconds(result.latency_quantile(0.99))}; {result.events} events in {result.wall_s:.2f} s"
         + f" → {args.out}"
     )
+    for mismatch in forced:
+        print(f"note: --force: the plan was made for {mismatch}")
     if crowding > config.concurrency:
         print(
             f"note: up to {crowding} workers share a device that runs {config.concurrency} op(s) at a time; the twin "

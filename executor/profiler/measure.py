@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from executor.models.base import LayeredModel
-from executor.profiler.trace import trace_layers
+from executor.profiler.trace import model_provenance, trace_layers
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 
@@ -137,7 +137,14 @@ def _measure(
             )
         )
         x = out.detach()
-    return ModelProfile(model.name, tuple(layers), device=str(dev), batch_size=batch_size, source="measured").validate()
+    return ModelProfile(
+        model.name,
+        tuple(layers),
+        device=str(dev),
+        batch_size=batch_size,
+        source="measured",
+        provenance=model_provenance(model),
+    ).validate()
 
 
 def _clear_grads(layer: torch.nn.Module, x: torch.Tensor) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from executor.models.base import LayeredModel
 from executor.profiler.flops import VIEW_OPS, leaf_flops
+from planner.provenance import layers_id, structure_id
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,15 @@ def activation_bytes(model: LayeredModel, batch_size: int = 1) -> list[int]:
 def parameter_bytes(model: LayeredModel) -> list[int]:
     """Bytes of each layer's parameters (ŵ_l); buffers such as BatchNorm statistics excluded."""
     return [sum(p.numel() * p.element_size() for p in layer.parameters()) for layer in model.layers]
+
+
+def model_provenance(model: LayeredModel) -> dict[str, Any]:
+    """What a profile of `model` was made for (planner/provenance.py)."""
+    return {"model": model.name, "input_shape": list(model.input_shape), "num_classes": model.num_classes}
+
+
+def model_made_from(model: LayeredModel) -> dict[str, Any]:
+    """`model_provenance` plus the model's `structure`, to check a profile or plan against."""
+    costs = trace_layers(model, 1)
+    layers = ((cost.name, cost.param_bytes, cost.out_bytes) for cost in costs)
+    return {**model_provenance(model), "layers": layers_id(c.name for c in costs), "structure": structure_id(layers)}

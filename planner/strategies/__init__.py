@@ -6,12 +6,15 @@ Each strategy makes a plan for a budget and predicts (R, M) of its plans in clos
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from planner.errors import ValidationError
+from planner.limits import check_plannable
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.provenance import content_id
 from planner.search import PlanResult
 from planner.strategies.base import Strategy, StreamSpec
 from planner.strategies.ferret import Ferret
@@ -55,7 +58,8 @@ def make_plan(
     if budget_bytes is not None and budget_bytes <= 0:
         raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
-    return get_strategy(strategy).plan(profile, stream, budget_bytes, **options)
+    check_plannable(profile, arrival_interval_s)
+    return _made_from(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile)
 
 
 def make_plans(
@@ -72,7 +76,14 @@ def make_plans(
         if budget is not None and budget <= 0:
             raise ValidationError(f"budget must be a positive number of bytes, got {budget}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
-    return get_strategy(strategy).plan_many(profile, stream, budgets, **options)
+    check_plannable(profile, arrival_interval_s)
+    return [_made_from(r, profile) for r in get_strategy(strategy).plan_many(profile, stream, budgets, **options)]
+
+
+def _made_from(result: PlanResult, profile: ModelProfile) -> PlanResult:
+    """The result with its plan's provenance: the profile it was made from (planner/provenance.py)."""
+    made_from = {**profile.made_from(), "profile": content_id(profile.to_json())}
+    return dataclasses.replace(result, plan=dataclasses.replace(result.plan, provenance=made_from))
 
 
 def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:
@@ -91,4 +102,5 @@ def minimal_budget(
 ) -> int:
     """The smallest budget the strategy can satisfy (Ferret's M−)."""
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    check_plannable(profile, arrival_interval_s)
     return get_strategy(strategy).min_memory(profile, stream, **options)

@@ -17,6 +17,7 @@ from planner.errors import ValidationError
 from planner.partition import candidate_partitions
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
+from planner.quantities import MAX_DEVICES, time_problem
 from planner.search import PlanResult
 
 
@@ -31,6 +32,8 @@ class StreamSpec:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.arrival_interval_s) and self.arrival_interval_s > 0):
             raise ValidationError(f"arrival interval must be a positive time, got {self.arrival_interval_s!r}")
+        if (problem := time_problem(self.arrival_interval_s)) is not None:
+            raise ValidationError(f"arrival interval {problem}, got {self.arrival_interval_s!r}")
         if not (math.isfinite(self.decay_per_s) and self.decay_per_s >= 0):
             raise ValidationError(f"decay rate must be ≥ 0 per second, got {self.decay_per_s!r}")
         if not (math.isfinite(self.value_per_datum) and self.value_per_datum > 0):
@@ -78,8 +81,8 @@ def resolve_partitions(profile: ModelProfile, partition: Sequence[int] | None) -
 
 
 def check_devices(num_devices: int | None) -> None:
-    if num_devices is not None and num_devices < 1:
-        raise ValidationError(f"number of devices must be ≥ 1, got {num_devices}")
+    if num_devices is not None and not 1 <= num_devices <= MAX_DEVICES:
+        raise ValidationError(f"number of devices must be in [1, {MAX_DEVICES}], got {num_devices}")
 
 
 def single_worker_plan(

@@ -19,6 +19,7 @@ import os
 import pkgutil
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -29,14 +30,15 @@ from analysis.config_args import add_config_arguments, config_values, help_text
 from analysis.output import ferret_version
 from planner.errors import FerretError
 from planner.limits import WorkLimits, set_limits
-from planner.output_safety import check_not_input, check_replaceable
+from planner.output_safety import check_file_output, check_not_input, check_replaceable
 
 EXIT_USER_ERROR = 2
 LIMITS_TITLE = "work limits (a refusal names the one to raise)"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every `finally` (staging clean-up) runs."""
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C (not caught by `except Exception`) so that every `finally`
+    (staging clean-up) runs."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -47,14 +49,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         silent = action.default is None or action.default is False or action.default in ([], "", argparse.SUPPRESS)
         if silent or "default" in text.lower() or not action.option_strings:
             return text
-        return text + " (default: %(default)s)"
+        return text + f" (default: {as_typed(action.default)})".replace("%", "%%")
+
+
+def as_typed(value: Any) -> str:
+    """A default as a user would type it (`0.9,0.999`, not `(0.9, 0.999)`)."""
+    if isinstance(value, tuple | list):
+        return ",".join(as_typed(v) for v in value)
+    return str(value)
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (`ferret plan: error: ...`), not usage + error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USER_ERROR, one_line(f"{self.prog}: error: {message} (see --help)") + "\n")
 
 
 class CommandParser(OneLineParser):
@@ -144,6 +153,8 @@ def check_out(args: argparse.Namespace) -> None:
     check_not_input(out, args._output, _inputs(args))
     if args._output == "folder":
         check_replaceable(out)
+    else:
+        check_file_output(out)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -156,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         set_limits(WorkLimits(**config_values(args, WorkLimits)))
         check_out(args)
@@ -166,18 +178,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the file system's answer to a user's path: one line, not a bug
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(args.command, f"error: {where}{exc.strerror or exc}", EXIT_USER_ERROR)
+    except MemoryError:
+        return _fail(
+            args.command,
+            "error: out of memory: this work needs more than the machine has; ask for less",
+            EXIT_USER_ERROR,
+        )
     except Terminated:
         return _fail(args.command, "terminated", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         return _fail(args.command, "interrupted", 130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         set_limits(WorkLimits())
 
 
 def _fail(command: str, message: str, code: int) -> int:
-    print(f"ferret {command}: {message}", file=sys.stderr)
+    print(one_line(f"ferret {command}: {message}"), file=sys.stderr)
     return code
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that could break or hide a line (a newline or other control
+    character, from a file name or a JSON key the user gave) written as an escape."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from planner.config_field import field_specs
 from planner.errors import FerretError
 from planner.fileio import read_json
 from planner.limits import WorkLimits
@@ -23,7 +24,8 @@ from planner.limits import WorkLimits
 SAVED_PROFILE = "profile.json"
 SAVED_PLAN = "plan.json"
 # Flags that are not part of the run: where it goes, how it was asked for, the work limits.
-_NOT_REPEATED = {"out", "repeat_of", "help", *(name for name in WorkLimits.__dataclass_fields__)}
+_LIMITS = [spec.flag_for(f.name).replace("-", "_") for f, spec in field_specs(WorkLimits)]
+_NOT_REPEATED = {"out", "repeat_of", "help", *_LIMITS}
 
 
 def saved_batch_profiles(folder: Path) -> list[Path]:
@@ -41,7 +43,9 @@ def repeated_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     for action in parser._actions:
         if action.dest in _NOT_REPEATED or not action.option_strings:
             continue
-        if getattr(args, action.dest, None) != parser.get_default(action.dest):
+        default = parser.get_default(action.dest)
+        given = hasattr(args, action.dest) if default == argparse.SUPPRESS else getattr(args, action.dest) != default
+        if given:
             raise FerretError(
                 f"--repeat-of takes every setting from {folder / 'config.json'}; drop {action.option_strings[-1]}"
             )
@@ -66,8 +70,8 @@ def repeated_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         argv += _flag(action, value)
     repeated = parser.parse_args([*argv, "--out", str(args.out)])
     repeated.repeat_of = folder
-    for name in WorkLimits.__dataclass_fields__:
-        setattr(repeated, name, getattr(args, name))
+    for dest in _LIMITS:
+        setattr(repeated, dest, getattr(args, dest))
     return repeated
 
 

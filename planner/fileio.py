@@ -19,6 +19,7 @@ from typing import Any
 
 from planner.errors import FerretError
 from planner.output_safety import (
+    check_file_output,
     check_replaceable,
     made_parents,
     output_lock,
@@ -113,8 +114,7 @@ def atomic_files(path: str | os.PathLike[str]) -> Iterator[Path]:
     folder; on success each file written there is renamed beside `path` (each rename atomic),
     on failure nothing reaches the folder. Locked like `atomic_dir`."""
     target = Path(path)
-    if target.is_dir():
-        raise FerretError(f"{target} is a folder; give the output's file name, e.g. {target / 'out.json'}")
+    check_file_output(target)
     with made_parents(target), output_lock(target):
         remove_stale(target)
         staging = staging_dir(target)

@@ -39,8 +39,6 @@ REPLACED_SUFFIX = ".replaced"  # the old folder between two renames, where RENAM
 FILE_SIBLINGS = ("config", "summary")  # p.json → p.config.json, p.summary.json
 OUTPUT_FILES_KEY = "output_files"
 
-_held: dict[str, tuple[int, int]] = {}  # lock path → (fd, depth): a process may re-enter its own lock
-
 
 def umask() -> int:
     mask = os.umask(0)
@@ -128,6 +126,12 @@ def check_replaceable(target: Path) -> None:
         )
 
 
+def check_file_output(target: Path) -> None:
+    """Refuse a single-file output that names a folder."""
+    if target.is_dir():
+        raise FerretError(f"{target} is a folder; give the output's file name, e.g. {target / 'out.json'}")
+
+
 def record_outputs(staging: Path) -> None:
     """Write the staged entries into the staged config.json (`output_files`), so that a later
     run can tell them from what a user adds to the folder."""
@@ -167,24 +171,13 @@ def _lock_path(target: Path) -> Path:
 
 @contextlib.contextmanager
 def output_lock(target: Path) -> Iterator[None]:
-    """Hold `.NAME.lock` beside `target` (re-entrant within a process); fail at once if another
-    process holds it."""
+    """Hold `.NAME.lock` beside `target`; fail at once if another writer (another process, or
+    another block of this one) holds it."""
     path = _lock_path(target)
-    key = os.path.realpath(path)
-    if key in _held:
-        fd, depth = _held[key]
-        _held[key] = (fd, depth + 1)
-        try:
-            yield
-        finally:
-            _held[key] = (fd, depth)
-        return
     fd = _acquire(path, target)
-    _held[key] = (fd, 1)
     try:
         yield
     finally:
-        del _held[key]
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)

@@ -162,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
         for name in strategies
         for budget in args.budgets
     ]
-    rows = run_sweep(jobs, profile, workers=args.jobs, progress=tqdm_progress(not args.no_progress), limits=limits())
-    with atomic_dir(args.out) as stage:
+    with atomic_dir(args.out) as stage:  # staged (and locked) from the start: a second writer fails now
+        rows = run_sweep(
+            jobs, profile, workers=args.jobs, progress=tqdm_progress(not args.no_progress), limits=limits()
+        )
         write_csv(stage / "whatif.csv", rows)
         figures = write_figures(rows, stage)
         summary = sweep_summary(rows)

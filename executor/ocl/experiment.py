@@ -116,7 +116,9 @@ class RunSpec:
         group="time",
     )
     device: str = config_field("cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME", group="time")
-    threads: int = config_field(1, help="torch CPU threads for profiling and training", unit="int", ge=1, group="time")
+    threads: int = config_field(
+        1, help="torch CPU threads for profiling and training", unit="int", ge=1, le=1024, group="time"
+    )
     algorithm: AlgorithmConfig = config_field(
         default_factory=AlgorithmConfig, help="the OCL algorithm", via="AlgorithmConfig's flags"
     )

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from executor.models.base import LayeredModel
-from executor.profiler.trace import model_provenance, trace_layers
+from executor.profiler.trace import check_batch_fits, model_provenance, trace_layers
 from planner.errors import FerretError
+from planner.limits import check_work
 from planner.profile import LayerProfile, ModelProfile
 
 
@@ -94,6 +95,9 @@ def profile_model(
     if threads is not None and threads < 1:
         raise FerretError(f"profiling threads must be ≥ 1, got {threads}")
     dev = resolve_torch_device(device)
+    check_batch_fits(model, batch_size)
+    rounds = warmup + repeats
+    check_work("max_events", 2 * rounds * model.num_layers, f"timing {model.num_layers} layers {rounds} times", "ops")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

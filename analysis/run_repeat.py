@@ -50,8 +50,8 @@ def repeated_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                 f"--repeat-of takes every setting from {folder / 'config.json'}; drop {action.option_strings[-1]}"
             )
     config = read_json(folder / "config.json", "run config")
-    if not isinstance(config, dict) or "ferret_version" not in config:
-        raise FerretError(f"--repeat-of {folder}: config.json is not a ferret run's")
+    if not isinstance(config, dict) or "dataset" not in config or not (folder / "metrics.csv").is_file():
+        raise FerretError(f"--repeat-of {folder} is not the folder of a `ferret run`")
     if not (folder / SAVED_PROFILE).is_file():
         raise FerretError(f"--repeat-of {folder}: the folder has no {SAVED_PROFILE} (written by an older ferret)")
     saved = {

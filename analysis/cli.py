@@ -132,17 +132,21 @@ def _with_limits(add_arguments: Callable[[argparse.ArgumentParser], None]) -> Ca
 
 
 def _inputs(args: argparse.Namespace) -> Iterator[Path]:
-    """Every argument that names an existing path (`trace:FILE` and the like included): what
-    the command may read, so that its output cannot be one of them."""
+    """Every argument that names an existing path: what the command may read, so that its
+    output cannot be one of them. A path flag's value counts; so does a text value that looks
+    like a path (a separator or a suffix, or after `trace:` and the like), but not a name such
+    as `--model mlp` that happens to match a file."""
     for key, value in vars(args).items():
-        if key.startswith("_") or key == "out":
+        if key.startswith("_") or key in ("out", "command"):
             continue
         for item in value if isinstance(value, list | tuple) else (value,):
-            if isinstance(item, str | Path):
-                text = str(item)
-                for candidate in dict.fromkeys((text, text.partition(":")[2])):
-                    if candidate and os.path.exists(candidate):
-                        yield Path(candidate)
+            if isinstance(item, Path):
+                candidates = [str(item)]
+            elif isinstance(item, str):
+                candidates = [text for text in (item, item.partition(":")[2]) if os.sep in text or "." in text]
+            else:
+                continue
+            yield from (Path(c) for c in dict.fromkeys(candidates) if c and os.path.exists(c))
 
 
 def check_out(args: argparse.Namespace) -> None:

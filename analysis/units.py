@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from planner.quantities import MAX_COUNT, MAX_FACTOR, unit_problem
+from planner.quantities import MAX_FACTOR, unit_problem
 
 T = TypeVar("T")
 
@@ -230,24 +230,23 @@ def float_at_least(minimum: float, inclusive: bool = True) -> Callable[[str], fl
     return parse
 
 
-def parse_integer(text: str) -> int:
+def _whole(text: str, what: str, unit: str) -> int:
+    """An integer within its unit's physical range (planner.quantities)."""
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"invalid integer {text!r}") from None
-    if abs(value) > MAX_COUNT:
-        raise ValueError(f"invalid integer {text!r}: beyond {MAX_COUNT:.3g}")
+        raise ValueError(f"invalid {what} {text!r} (expected a whole number)") from None
+    _physical(unit, value, what, text)
     return value
+
+
+def parse_integer(text: str) -> int:
+    return _whole(text, "integer", "int")
 
 
 def parse_seed(text: str) -> int:
     """A seed: an integer in [0, 2**32 - 1], what NumPy, torch and Python's random all take."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"invalid seed {text!r} (expected an integer ≥ 0)") from None
-    _physical("seed", value, "seed", text)
-    return value
+    return _whole(text, "seed", "seed")
 
 
 def parse_number(text: str) -> float:

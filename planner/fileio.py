@@ -96,16 +96,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     check_replaceable(target)
-    with made_parents(target), output_lock(target):
-        remove_stale(target)
-        staging = staging_dir(target)
-        try:
-            yield staging
-            check_replaceable(target)
-            record_outputs(staging)
-            replace_folder(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    with _staged(target) as staging:
+        yield staging
+        check_replaceable(target)
+        record_outputs(staging)
+        replace_folder(staging, target)
 
 
 @contextlib.contextmanager
@@ -115,14 +110,22 @@ def atomic_files(path: str | os.PathLike[str]) -> Iterator[Path]:
     on failure nothing reaches the folder. Locked like `atomic_dir`."""
     target = Path(path)
     check_file_output(target)
+    with _staged(target) as staging:
+        yield staging
+        mode = 0o666 & ~umask()
+        for item in sorted(staging.iterdir()):
+            item.chmod(mode)
+            os.replace(item, target.parent / item.name)
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A fresh staging folder beside `target`, with its parents made and its lock held, after
+    removing what killed writers left; the folder is gone afterwards, whatever happened."""
     with made_parents(target), output_lock(target):
         remove_stale(target)
         staging = staging_dir(target)
         try:
             yield staging
-            mode = 0o666 & ~umask()
-            for item in sorted(staging.iterdir()):
-                item.chmod(mode)
-                os.replace(item, target.parent / item.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

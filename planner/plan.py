@@ -26,7 +26,7 @@ from planner.quantities import (
     MAX_RATE_PER_S,
     MAX_WORKERS,
     check_size,
-    time_problem,
+    check_time,
 )
 
 REMOVED = -1
@@ -209,12 +209,7 @@ class Plan:
                     f"plan.placement[{n}] names device {max(row)}; device indices must be below {devices} "
                     f"({MAX_DEVICES}, or the plan's N·P slots if more)"
                 )
-        interval = self.arrival_interval_s
-        if not (math.isfinite(interval) and interval > 0) or time_problem(interval) is not None:
-            reason = time_problem(interval) if math.isfinite(interval) and interval > 0 else None
-            raise ValidationError(
-                f"plan.arrival_interval_s must be a positive time{f' ({reason})' if reason else ''}, got {interval!r}"
-            )
+        check_time(self.arrival_interval_s, "plan.arrival_interval_s", positive=True)
         if not (math.isfinite(self.decay_per_s) and 0 <= self.decay_per_s <= MAX_RATE_PER_S):
             raise ValidationError(
                 f"plan.decay_per_s must be in [0, {MAX_RATE_PER_S:g}] per second, got {self.decay_per_s!r}"

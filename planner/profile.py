@@ -10,7 +10,6 @@ planner/provenance.py) says what model, input and class count the profile was ma
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,7 +21,7 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field as _get
 from planner.provenance import PROVENANCE_KEY, layers_id, read_provenance, structure_id
-from planner.quantities import MAX_BYTES, MAX_COUNT, MAX_LAYERS, MAX_TIME_S, check_size, time_problem
+from planner.quantities import MAX_BYTES, MAX_COUNT, MAX_LAYERS, MAX_TIME_S, check_size, check_time
 
 PROFILE_SOURCES = ("measured", "roofline", "calibrated", "synthetic")
 
@@ -63,11 +62,7 @@ class LayerProfile:
 
     def validate(self, where: str = "layer") -> None:
         for key in ("t_fwd_s", "t_bwd_s"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value < 0:
-                raise ValidationError(f"{where}.{key} must be a finite time ≥ 0 s, got {value!r}")
-            if (problem := time_problem(value)) is not None:
-                raise ValidationError(f"{where}.{key} {problem}, got {value!r}")
+            check_time(getattr(self, key), f"{where}.{key}")
         for key in ("param_bytes", "act_bytes"):
             check_size(getattr(self, key), f"{where}.{key}")
         if not 0 <= self.fwd_flops <= MAX_COUNT:

@@ -4,8 +4,8 @@ Every size, time, rate, seed and device index that enters the tool — from a fl
 a plan or a sim config — is checked against the bound of what it measures, so that no later
 sum or product can overflow an int64 or reach infinity:
 
-- a size is at most `MAX_BYTES` (1 PiB), and so is a profile's total: a plan's memory, at most
-  `MAX_WORKERS` workers × a few copies of the model, then stays below 2**63;
+- a size is at most `MAX_BYTES` (1 PiB), and so is a profile's total (the planner then checks
+  that its worst (F4) sum stays below 2**62: planner.limits.check_plannable);
 - a non-zero time is at least `MIN_TIME_S` (1 ps: anything shorter is a unit mistake, and its
   reciprocal would overflow the planner's worker count) and at most `MAX_TIME_S` (~31 years);
 - a seed is a 32-bit unsigned integer (what NumPy, torch and Python all take);
@@ -85,5 +85,9 @@ def check_size(value: Any, where: str) -> None:
 
 
 def check_time(value: float, where: str, *, positive: bool = False) -> None:
-    if (problem := time_problem(value)) is not None or (positive and not value > 0) or value < 0:
-        raise ValidationError(f"{where} {problem or 'must be a positive time'}, got {value!r}")
+    """Refuse a value that is no time ≥ 0 (with `positive`, > 0), naming `where`."""
+    problem = time_problem(value)
+    if problem is None and (value < 0 or (positive and value == 0)):
+        problem = "must be a positive time" if positive else "must be a time ≥ 0"
+    if problem is not None:
+        raise ValidationError(f"{where} {problem}, got {value!r}")

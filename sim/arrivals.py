@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from planner.errors import FerretError, ValidationError
-from planner.quantities import MAX_TIME_S, time_problem
+from planner.quantities import MAX_TIME_S, check_time
 
 
 class ArrivalProcess(Protocol):
@@ -44,10 +44,7 @@ def register_arrival(name: str) -> Callable[[type], type]:
 
 
 def _check_interval(interval_s: float) -> None:
-    if not (math.isfinite(interval_s) and interval_s > 0):
-        raise ValidationError(f"arrival interval must be a positive time, got {interval_s!r}")
-    if (problem := time_problem(interval_s)) is not None:
-        raise ValidationError(f"arrival interval {problem}, got {interval_s!r}")
+    check_time(interval_s, "arrival interval", positive=True)
 
 
 def _check_n(n: int) -> None:

@@ -17,7 +17,7 @@ from planner.errors import ValidationError
 from planner.partition import candidate_partitions
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
-from planner.quantities import MAX_DEVICES, time_problem
+from planner.quantities import MAX_DEVICES, check_time
 from planner.search import PlanResult
 
 
@@ -30,10 +30,7 @@ class StreamSpec:
     value_per_datum: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.arrival_interval_s) and self.arrival_interval_s > 0):
-            raise ValidationError(f"arrival interval must be a positive time, got {self.arrival_interval_s!r}")
-        if (problem := time_problem(self.arrival_interval_s)) is not None:
-            raise ValidationError(f"arrival interval {problem}, got {self.arrival_interval_s!r}")
+        check_time(self.arrival_interval_s, "arrival interval", positive=True)
         if not (math.isfinite(self.decay_per_s) and self.decay_per_s >= 0):
             raise ValidationError(f"decay rate must be ≥ 0 per second, got {self.decay_per_s!r}")
         if not (math.isfinite(self.value_per_datum) and self.value_per_datum > 0):

@@ -102,6 +102,15 @@ def test_1_a_folder_output_may_not_hold_an_input_or_a_users_files(inputs, tmp_pa
     assert (notes / "thesis.txt").read_text() == "years of work" and len(list(notes.iterdir())) == 1
 
 
+def test_1_a_name_that_matches_a_file_is_not_taken_for_an_input(tmp_path, capsys, monkeypatch):
+    """`--model mlp --out mlp`, run twice: the model's name is no input, so the rerun may
+    replace the profile it wrote the first time."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["profile", "--model", "mlp", "--device", "roofline:h100", "--out", "mlp"]
+    assert ferret(capsys, *argv)[0] == 0
+    assert ferret(capsys, *argv)[0] == 0
+
+
 # ----------------------------------------------------------------------------- 2: one run per folder
 
 

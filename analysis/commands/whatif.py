@@ -24,6 +24,7 @@ from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.limits import check_work, limits
+from planner.plan import MAX_GROUP
 from planner.quantities import MAX_DEVICES
 from sim.simulate import ops_per_datum
 
@@ -87,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=unit_type("seed", "seed"), default=0, help="seed of every point's stream")
     parser.add_argument(
         "--baseline-batch",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "baseline-batch", ge=1, le=MAX_GROUP),
         default=8,
         help="mini-batch N of the last-n/random-n baselines",
     )

@@ -168,6 +168,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(discover_commands())
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # a launcher re-runs this very command
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR

@@ -33,7 +33,12 @@ def write_config(directory: str | Path, args: argparse.Namespace, **extra: Any) 
 
 
 def write_summary(directory: str | Path, summary: dict[str, Any]) -> None:
-    atomic_write_json(Path(directory) / "summary.json", _jsonable(summary))
+    write_json(Path(directory) / "summary.json", summary)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """`obj` as JSON, atomically; non-finite floats become null."""
+    atomic_write_json(path, _jsonable(obj))
 
 
 def write_siblings(stage: Path, out: Path, args: argparse.Namespace, summary: dict[str, Any], **extra: Any) -> None:

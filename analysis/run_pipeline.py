@@ -22,10 +22,12 @@ MEASURED_TRACE = "trace.jsonl"
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     from executor.compensation import CompensationConfig
+    from executor.distributed.options import DistributedOptions
     from executor.ocl.frameworks.pipeline import PipelineOptions
 
     add_config_arguments(parser, PipelineOptions, title=PIPELINE_TITLE)
     add_config_arguments(parser, CompensationConfig, title=PIPELINE_TITLE)
+    add_config_arguments(parser, DistributedOptions)
     add_sim_config_arguments(parser)
 
 
@@ -34,10 +36,13 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
     `args.framework = "pipeline"`; without: `None`, `args.framework` defaulted, and any pipeline
     flag refused rather than ignored."""
     from executor.compensation import CompensationConfig
+    from executor.distributed.options import DistributedOptions
     from executor.ocl.frameworks.pipeline import PipelineOptions
 
+    distributed_flags = given_flags(args, DistributedOptions)
     if args.plan is None:
         given = given_flags(args, PipelineOptions) + given_flags(args, CompensationConfig) + given_sim_flags(args)
+        given += distributed_flags
         if given:
             raise FerretError(f"{given[0]} applies to pipeline runs only (give --plan plan.json)")
         args.framework = args.framework or "oracle"
@@ -48,11 +53,19 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
         raise FerretError(
             "--plan takes its settings from --compensation/--trace/simulator flags, not --framework-option"
         )
+    if distributed_flags and args.mode != "distributed":
+        raise FerretError(f"{distributed_flags[0]} applies to --mode distributed only")
     args.framework = "pipeline"
+    distributed = DistributedOptions(**config_values(args, DistributedOptions))
+    if distributed.checkpoint_every and distributed.checkpoint_dir is None:
+        distributed = dataclasses.replace(
+            distributed, checkpoint_dir=args.out.with_name(f"{args.out.name}.checkpoints")
+        )
     options = PipelineOptions(
         plan=Plan.load(args.plan),
         compensation=CompensationConfig(**config_values(args, CompensationConfig)),
         sim_config=sim_config_from_args(args),
+        distributed=distributed,
         **config_values(args, PipelineOptions),
     )
     return options.validate()

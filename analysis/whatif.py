@@ -160,23 +160,54 @@ def run_sweep(
     progress: Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None = None,
     limits: WorkLimits | None = None,
 ) -> list[WhatIfRow]:
-    """Plan every job here (sharing planners), simulate them in `workers` processes when > 1,
-    in job order, then mark the Pareto front. The worker processes work under `limits` (the
+    """Plan every job here (sharing planners), simulate each distinct plan once — budgets that
+    plan the same pipeline share its run — in `workers` processes when > 1, then mark the
+    Pareto front. Rows come in job order. The worker processes work under `limits` (the
     caller's); an interruption cancels the points not yet started."""
-    packed = [(point, profile) for point in plan_points(jobs, profile)]
-    if workers <= 1 or len(jobs) <= 1:
+    points = plan_points(jobs, profile)
+    keys = [_run_key(point) for point in points]
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    packed = [(points[i], profile) for i in first.values()]
+    if workers <= 1 or len(packed) <= 1:
         results: Iterable[WhatIfRow] = map(_simulate_packed, packed)
-        rows = list(progress(results, len(jobs)) if progress else results)
+        runs = list(progress(results, len(packed)) if progress else results)
     else:
         pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), initializer=set_limits, initargs=(limits or WorkLimits(),)
+            max_workers=min(workers, len(packed)), initializer=set_limits, initargs=(limits or WorkLimits(),)
         )
         try:
             results = pool.map(_simulate_packed, packed)
-            rows = list(progress(results, len(jobs)) if progress else results)
+            runs = list(progress(results, len(packed)) if progress else results)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-    return mark_pareto(rows)
+    by_key = dict(zip(first, runs, strict=True))
+    return mark_pareto([_for_point(by_key[key], point) for key, point in zip(keys, points, strict=True)])
+
+
+def _run_key(point: PlannedPoint) -> str:
+    """What a simulation depends on: the plan but its budget and prediction, and the stream."""
+    import json
+
+    if not point.feasible:  # not simulated: its own row
+        return f"infeasible {id(point)}"
+    plan = {k: v for k, v in point.plan.to_json().items() if k not in ("budget_bytes", "predicted", "feasible")}
+    job = point.job
+    stream = (job.samples, job.arrival, job.arrival_interval_s, job.seed, job.config.to_json())
+    return json.dumps([job.strategy, plan, stream], default=str)
+
+
+def _for_point(run: WhatIfRow, point: PlannedPoint) -> WhatIfRow:
+    """A shared run's row, with this point's budget and closed-form prediction."""
+    import dataclasses
+
+    return dataclasses.replace(
+        run,
+        budget_bytes=point.job.budget_bytes,
+        predicted_rate=point.predicted_rate,
+        predicted_memory_bytes=point.predicted_memory_bytes,
+    )
 
 
 def auto_budgets(

@@ -39,9 +39,9 @@ from executor.data.stream import Stream
 from executor.ledger import ByteLedger
 from executor.models import build_model
 from executor.ocl.setup import RunSetup
+from executor.pipeline.stages import build_stages
 from executor.profiler import roofline_profile
-from executor.replay import ReplayExecutor, execution_order, simulate_rows
-from executor.replay.stages import build_stages
+from executor.replay import ReplayExecutor, closing_backwards, execution_order, simulate_rows
 from executor.stage.optim import OptimizerConfig
 from planner.plan import Plan
 from planner.strategies import make_plan
@@ -84,7 +84,7 @@ def fresh(setup: RunSetup, model_name: str) -> RunSetup:
 
 def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable[[], int]:
     """The ops of `rows` against StageRuntimes with no executor around them."""
-    stale = {r[3] for r in rows if r[0] == "bwd" and r[8] > 0}  # as the executor: compensate where stale
+    stale = {r.stage for r in rows if r.kind == "bwd" and r.staleness > 0}  # as the executor: compensate where stale
     configs = [CompensationConfig(compensation if j in stale else "none") for j in range(plan.num_stages)]
     stages = build_stages(setup.model, plan, OptimizerConfig(), configs, ByteLedger())
     data = setup.stream.dataset
@@ -92,7 +92,7 @@ def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable
     x_test = torch.from_numpy(data.x_test)
     order = setup.stream.order.tolist()
     ordered = execution_order(rows)
-    closes = {(r[10][-1], r[2], r[3]) for r in rows if r[0] == "update" and r[10]}
+    closes = closing_backwards(rows)
     last = plan.num_stages - 1
     model = setup.model
 
@@ -102,7 +102,7 @@ def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable
         pending: list[int] = []
         ops = 0
         for row in ordered:
-            kind, sample, worker, stage = row[0], row[1], row[2], row[3]
+            kind, sample, worker, stage = row.kind, row.sample, row.worker, row.stage
             if kind == "fwd":
                 if stage == 0:
                     o = order[sample]
@@ -126,7 +126,7 @@ def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable
             else:
                 continue
             ops += 1
-        ops += sum(1 for r in ordered if r[0] == "update")
+        ops += sum(1 for r in ordered if r.kind == "update")
         _predict(model, x, order, pending)
         with torch.no_grad():
             model(x_test).argmax(1)

@@ -1,20 +1,24 @@
-"""Upper bounds on what Alg. 2 can reach for one (partition, c^r), used to skip searches.
+"""Upper bounds on what Alg. 2 can reach for a (partition, c^r), used to skip its chain.
 
-Both bounds hold for every configuration the search can produce, so skipping a candidate
+Every bound holds for every configuration the search can produce, so skipping a candidate
 whose bound cannot beat the best rate found changes nothing in the result.
 
-* Counting bound: no worker rates above its no-technique rate `R_0`, and none fits in less
-  than one version per stage (`M_min`), so at most `min(N, ⌊M/M_min⌋)·R_0`.
-* Lagrangian bound: for any `λ ≥ 0`, the best total rate within budget `M` is at most
-  `N·max(0, max_s [R(s) - λ·M(s)]) + λ·M` (each worker is either removed or in some state s).
-  The inner maximum is bounded stage by stage by dropping the coupling through the omission
-  LCMs of other stages: stage i with `1 + m` versions (an S2 rung) rates at most
-  `c_i·g(c^a_m)`, and with one version (S3) at most `c_i / (P-i)`. The bound is the minimum
-  over a geometric grid of `λ` (any `λ` gives a valid bound; the grid only costs tightness).
+**The worker envelope** (`WorkerEnvelope`, all candidates at once). Relax one worker's
+configuration stage by stage: stage i walks its S2 ladder and then S3, each move saving
+bytes and costing rate, and the coupling through other stages' omission LCMs is dropped
+(stage i with one version rates at most `c_i/(P-i)`; with `1 + m` versions `c_i·g(c^a_m)`).
+Letting the moves be taken in any order and in fractions gives a fractional knapsack whose
+optimum `ĥ(m)` — the best rate within m bytes — is concave, non-decreasing and at least the
+rate of every real configuration within m bytes (it is the tightest Lagrangian bound of the
+relaxation). With k active workers sharing a budget M, Jensen gives `Σ R ≤ k·ĥ(M/k)`, so the
+bound is `max_k k·ĥ(M/k)` over `1 ≤ k ≤ min(N, ⌊M/M_min⌋)`, a concave function of k.
+
+A chain being built bounds itself too (`ChainBuilder.later_bound`); the search uses both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,67 +28,131 @@ from planner.closed_form import accumulation_mean
 from planner.step_tables import s2_ladder
 from planner.worker_chain import StageModel
 
-_GRID = 48
-_UNIT = np.linspace(0.0, 1.0, _GRID)
+# Bounds can be tight (no decay: S2 loses nothing) while the search's own sums round to either
+# side; they are widened well past rounding before they are used to skip a candidate.
+BOUND_SLACK = 1e-9
 
 
-@lru_cache(maxsize=256)
-def _option_table(num_stages: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For P stages, every per-stage option grouped by stage: `(stage, c^a, versions, is_s3)`."""
-    stage_ids: list[int] = []
-    acc_all: list[int] = []
-    versions: list[int] = []
-    s3: list[bool] = []
-    for i in range(num_stages):
-        K = num_stages - 1 - i
-        acc, m = s2_ladder(K)
-        stage_ids.extend([i] * len(acc))
-        acc_all.extend(acc)
-        versions.extend(1 + mm for mm in m)
-        s3.extend([False] * len(acc))
-        if K >= 1:
-            stage_ids.append(i)
-            acc_all.append(1)
-            versions.append(1)
-            s3.append(True)
-    return np.array(stage_ids), np.array(acc_all), np.array(versions, dtype=np.float64), np.array(s3)
+@lru_cache(maxsize=4096)
+def _stage_moves(behind: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One stage's moves (K = `behind` stages behind it): along its S2 ladder, rung t to t+1,
+    then (K ≥ 1) from the last rung to one version by S3: `(c^a before, c^a after, versions
+    saved, is S3)`."""
+    acc, m = s2_ladder(behind)
+    s3 = m[-1] >= 1
+    before = np.array(acc if s3 else acc[:-1], dtype=np.float64)
+    after = np.array(acc[1:] + ((1,) if s3 else ()), dtype=np.float64)
+    saved = np.array([m[t] - m[t + 1] for t in range(len(acc) - 1)] + ([m[-1]] if s3 else []), dtype=np.int64)
+    return before, after, saved, np.arange(len(before)) == len(acc) - 1
 
 
-def _stage_options(model: StageModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per option: its stage, its rate bound and its bytes; options grouped by stage."""
-    P = model.num_stages
-    stage_ids, acc, versions, s3 = _option_table(P)
-    coeff = model.coeff[stage_ids]
-    rates = np.where(s3, coeff / (P - stage_ids), coeff * accumulation_mean(model.decay_cycle, acc))
-    return stage_ids, rates, versions * model.stage_bytes[stage_ids]
+_Moves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_MOVES: list[_Moves] = [
+    (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+]
+
+
+def _moves(num_stages: int) -> _Moves:
+    """Every stage's moves for P stages: `(stage, c^a before, c^a after, versions saved, is S3)`."""
+    while len(_MOVES) <= num_stages:
+        # Stages 1..P-1 of P stages are stages 0..P-2 of P-1 stages: only stage 0 is new.
+        P, rest = len(_MOVES), _MOVES[-1]
+        first = _stage_moves(P - 1)
+        stage = np.concatenate((np.zeros(len(first[0]), dtype=np.intp), rest[0] + 1))
+        _MOVES.append((stage, *(np.concatenate((a, b)) for a, b in zip(first, rest[1:], strict=True))))  # type: ignore[arg-type]
+    return _MOVES[num_stages]
 
 
 @dataclass(frozen=True)
-class RateBound:
-    """Both bounds for one (partition, c^r) and N; everything but the budget precomputed."""
+class WorkerEnvelope:
+    """`ĥ` of every candidate, as its costly moves sorted by rate lost per byte saved.
 
-    rate0: float  # one worker's no-technique rate
-    min_bytes: int  # one worker with one version per stage
-    num_workers: int
-    lam: np.ndarray  # the λ grid
-    base: np.ndarray  # N·max(0, max_s [R(s) - λ·M(s)]) on the grid
+    Rates are kept relative to each candidate's no-technique rate `R_0` so that one running
+    sum over all candidates loses no precision to candidates of a larger scale.
+    """
+
+    rate0: np.ndarray  # (C,) R_0
+    memory0: np.ndarray  # (C,) int64, one worker without technique
+    min_bytes: np.ndarray  # (C,) int64, one version per stage
+    num_workers: np.ndarray  # (C,) int64
+    free_gain: np.ndarray  # (C,) rate/R_0 gained by the moves that cost nothing
+    free_saved: np.ndarray  # (C,) int64, bytes those moves save
+    key: np.ndarray  # (S,) float, candidate · span + bytes saved after the move (sorted)
+    span: float  # key offset between candidates, above any candidate's saving
+    saved_before: np.ndarray  # (S+1,) bytes the candidate's moves before move s save
+    cost_before: np.ndarray  # (S+1,) rate/R_0 lost by all moves before move s (all candidates)
+    slope: np.ndarray  # (S+1,) rate/R_0 lost per byte within move s (0 past the end)
+    first: np.ndarray  # (C,) index of each candidate's first move in the sorted arrays
 
     @classmethod
-    def of(cls, model: StageModel, num_workers: int) -> RateBound:
-        stage_ids, rates, nbytes = _stage_options(model)
-        rate0 = float(model.coeff.sum())
-        min_bytes = model.min_worker_bytes
-        lo = rate0 / (num_workers * max(1.0, float(nbytes.sum()))) * 1e-3
-        hi = rate0 / max(1.0, float(min_bytes)) * 1e3
-        lam = lo * np.exp(_UNIT * np.log(hi / lo)) if rate0 > 0 else np.zeros(1)  # geometric grid
-        value = rates[:, None] - nbytes[:, None] * lam[None, :]  # (options, λ)
-        starts = np.flatnonzero(np.r_[True, stage_ids[1:] != stage_ids[:-1]])
-        per_worker = np.maximum.reduceat(value, starts, axis=0).sum(axis=0)
-        return cls(rate0, min_bytes, num_workers, lam, num_workers * np.maximum(per_worker, 0.0))
+    def of(cls, models: Sequence[StageModel], num_workers: Sequence[int]) -> WorkerEnvelope:
+        C = len(models)
+        tables = [_moves(m.num_stages) for m in models]
+        counts = np.array([len(t[0]) for t in tables], dtype=np.intp)
+        cand = np.repeat(np.arange(C), counts)
+        offsets = np.concatenate(([0], np.cumsum([m.num_stages for m in models])))
+        stage = np.concatenate([t[0] for t in tables]) + np.repeat(offsets[:-1], counts)
+        before, after = np.concatenate([t[1] for t in tables]), np.concatenate([t[2] for t in tables])
+        versions, s3 = np.concatenate([t[3] for t in tables]), np.concatenate([t[4] for t in tables])
+        coeff = np.concatenate([m.coeff for m in models])
+        nbytes = np.concatenate([m.stage_bytes for m in models]).astype(np.int64)
+        decay = np.repeat(np.array([m.decay_cycle for m in models]), counts)
+        stage_p = np.repeat(np.array([m.num_stages for m in models]), counts)
+        local = stage - np.repeat(offsets[:-1], counts)
+        rate0 = np.array([float(m.coeff.sum()) for m in models])
+        scale = np.where(rate0 > 0, rate0, 1.0)
+        rho_before = accumulation_mean(decay, before)
+        rho_after = np.where(s3, 1.0 / (stage_p - local), accumulation_mean(decay, after))
+        lost = coeff[stage] * (rho_before - rho_after) / scale[cand]
+        saved = versions * nbytes[stage]
+        free = lost <= 0
+        costly = ~free & (saved > 0)
+        free_gain = -np.bincount(cand[free], lost[free], minlength=C)
+        free_saved = np.bincount(cand[free], saved[free], minlength=C).astype(np.int64)
+        cand, lost, saved = cand[costly], lost[costly], saved[costly]
+        order = np.lexsort((lost / saved, cand))
+        cand, lost, saved = cand[order], lost[order], saved[order]
+        memory0 = np.array([m.no_technique_bytes for m in models], dtype=np.int64)
+        min_bytes = np.array([m.min_worker_bytes for m in models], dtype=np.int64)
+        first = np.searchsorted(cand, np.arange(C))
+        # Each candidate's running saving restarts at 0 (integers: the subtraction is exact).
+        running = np.concatenate(([0], np.cumsum(saved)))
+        cum_saved = running[1:] - np.repeat(running[first], np.diff(np.append(first, len(cand))))
+        span = float(int((memory0 - min_bytes).max(initial=0)) + 1)
+        return cls(
+            rate0=rate0,
+            memory0=memory0,
+            min_bytes=min_bytes,
+            num_workers=np.asarray(num_workers, dtype=np.int64),
+            free_gain=free_gain,
+            free_saved=free_saved,
+            key=cand * span + cum_saved,
+            span=span,
+            saved_before=np.concatenate(([0.0], cum_saved)),
+            cost_before=np.concatenate(([0.0], np.cumsum(lost))),
+            slope=np.append(lost / saved, 0.0),
+            first=first,
+        )
 
-    def __call__(self, budget: int | None) -> float:
-        """An upper bound on the total rate of any search state within `budget`."""
-        if budget is None:
-            return self.num_workers * self.rate0
-        counting = min(self.num_workers, budget // max(1, self.min_bytes)) * self.rate0
-        return min(counting, float((self.base + self.lam * budget).min()))
+    def per_worker(self, which: np.ndarray, memory: np.ndarray) -> np.ndarray:
+        """`ĥ(memory)` of candidates `which` (-inf below one version per stage)."""
+        need = self.memory0[which] - self.free_saved[which] - memory  # bytes the costly moves must save
+        j = np.searchsorted(self.key, which * self.span + need, side="left")  # first move reaching `need`
+        saved_before = np.where(j > self.first[which], self.saved_before[j], 0.0)
+        lost = self.cost_before[j] - self.cost_before[self.first[which]] + (need - saved_before) * self.slope[j]
+        value = self.rate0[which] * (1.0 + self.free_gain[which] - np.where(need > 0, lost, 0.0))
+        return np.where(memory >= self.min_bytes[which], value, -np.inf)
+
+    def bounds(self, which: np.ndarray, budget: int) -> np.ndarray:
+        """`max_k k·ĥ(budget/k)` for candidates `which` (their every plan within budget rates less)."""
+        kmax = np.minimum(self.num_workers[which], budget // np.maximum(self.min_bytes[which], 1))
+        lo, hi = np.ones_like(kmax), np.maximum(kmax, 1)
+
+        def total(k: np.ndarray) -> np.ndarray:
+            return k * self.per_worker(which, budget / k)
+
+        while np.any(lo < hi):  # k·ĥ(M/k) is concave in k: bisect on the sign of its step
+            mid = (lo + hi) // 2
+            up = (lo < hi) & (total(mid + 1) > total(mid))
+            lo, hi = np.where(up, mid + 1, lo), np.where(up | (lo >= hi), hi, mid)
+        return np.where(kmax >= 1, total(lo), -np.inf)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,10 +25,49 @@ from planner.profile import ModelProfile
 _CEIL_SLACK = 1e-12
 
 
+@dataclass(frozen=True)
+class StageSums:
+    """Per-stage sums of every stage of one or more partitions, stages of all partitions in a
+    row: partition n's stages are `first[n] : first[n] + counts[n]`."""
+
+    first: np.ndarray
+    counts: np.ndarray
+    t_fwd: np.ndarray
+    t_bwd: np.ndarray
+    w: np.ndarray  # parameter bytes
+    a: np.ndarray  # activation bytes
+    s: np.ndarray  # recomputation saving: a stage keeps only its first layer's output
+
+
+def stage_sums(profile: ModelProfile, partitions: Sequence[Sequence[int]]) -> StageSums:
+    """Stage sums of many partitions in one `reduceat` per quantity (the same sums, bit for bit,
+    as one `reduceat` per partition)."""
+    starts = np.concatenate([np.asarray(p[:-1], dtype=np.intp) for p in partitions])
+    ends = np.concatenate([np.asarray(p[1:], dtype=np.intp) for p in partitions])
+    counts = np.array([len(p) - 1 for p in partitions], dtype=np.intp)
+    # [start, end) pairs; the odd slots sum the (discarded) gaps between them.
+    pairs = np.empty(2 * len(starts), dtype=np.intp)
+    pairs[0::2], pairs[1::2] = starts, ends
+
+    def sums(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.append(values, values[:1] * 0), pairs)[0::2]
+
+    a = sums(profile.act_bytes)
+    return StageSums(
+        first=np.concatenate(([0], np.cumsum(counts)[:-1])),
+        counts=counts,
+        t_fwd=sums(profile.t_fwd),
+        t_bwd=sums(profile.t_bwd),
+        w=sums(profile.param_bytes),
+        a=a,
+        s=a - profile.act_bytes[starts],
+    )
+
+
 def stage_times(profile: ModelProfile, partition: Sequence[int]) -> tuple[float, float]:
     """`(tf, tb)`: the slowest stage's forward and backward time (SPEC §1)."""
-    starts = np.asarray(partition[:-1], dtype=np.intp)
-    return float(np.add.reduceat(profile.t_fwd, starts).max()), float(np.add.reduceat(profile.t_bwd, starts).max())
+    sums = stage_sums(profile, [partition])
+    return float(sums.t_fwd.max()), float(sums.t_bwd.max())
 
 
 def stage_sizes(profile: ModelProfile, partition: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,11 +76,8 @@ def stage_sizes(profile: ModelProfile, partition: Sequence[int]) -> tuple[np.nda
     `s_i = Σ_{l=L_i+1}^{L_{i+1}-1} â_l`: with recomputation a stage keeps only its first
     layer's output (SPEC §3.3).
     """
-    starts = np.asarray(partition[:-1], dtype=np.intp)
-    w = np.add.reduceat(profile.param_bytes, starts)
-    a = np.add.reduceat(profile.act_bytes, starts)
-    s = a - profile.act_bytes[starts]
-    return w, a, s
+    sums = stage_sums(profile, [partition])
+    return sums.w, sums.a, sums.s
 
 
 def stage_shares(profile: ModelProfile, partition: Sequence[int]) -> np.ndarray:
@@ -70,30 +107,47 @@ def num_workers(profile: ModelProfile, partition: Sequence[int], arrival_interva
     return ceil_ratio(cycle_time(tf, tb, recompute), arrival_interval_s)
 
 
-def stored_versions(plan: Plan, worker: int, stage: int) -> int:
+def versions_behind(behind: int, accumulation: int) -> int:
+    """`⌈K/c^a⌉`: the weight versions kept for the `K` stages behind a stage (SPEC §3.3)."""
+    return -(-behind // accumulation)
+
+
+def stage_versions(num_stages: int, stage: int, accumulation: int, omission: int) -> int:
     """`v_{n,i} = 1 + ⌈(P-i-1)/c^a_{n,i}⌉ - c^o_{n,i}` (SPEC §3.3), never below 1.
 
     The floor of 1 (a stage always holds its current weights) only matters for configurations
     that combine accumulation with omission, which the search never produces.
     """
+    return max(1, 1 + versions_behind(num_stages - stage - 1, accumulation) - omission)
+
+
+def worker_versions(num_stages: int, worker: WorkerConfig) -> list[int]:
+    """`v_{n,i}` of one worker for every stage `i`."""
+    return [stage_versions(num_stages, i, worker.accumulation[i], worker.omission[i]) for i in range(num_stages)]
+
+
+def stored_versions(plan: Plan, worker: int, stage: int) -> int:
+    """`v_{n,i}` of worker `worker`, stage `stage` of a plan."""
     w = plan.workers[worker]
-    return _versions(plan.num_stages, stage, w.accumulation[stage], w.omission[stage])
+    return stage_versions(plan.num_stages, stage, w.accumulation[stage], w.omission[stage])
 
 
-def _versions(num_stages: int, stage: int, accumulation: int, omission: int) -> int:
-    behind = num_stages - stage - 1
-    return max(1, 1 + -(-behind // accumulation) - omission)
-
-
-def accumulation_mean(decay_cycle: float, accumulation: np.ndarray | int) -> np.ndarray:
+def accumulation_mean(decay_cycle: float | np.ndarray, accumulation: np.ndarray | int) -> np.ndarray:
     """`(1/c^a)·Σ_{j<c^a} exp(-c·j·cycle)`: the mean discount while an accumulation group fills.
 
-    `decay_cycle` is `c·cycle`. Closed form of the geometric sum; exactly 1 without decay.
+    `decay_cycle` is `c·cycle`, one value or one per accumulation. Closed form of the geometric
+    sum; exactly 1 without decay.
     """
     ca = np.asarray(accumulation, dtype=np.float64)
-    if decay_cycle == 0.0:
-        return np.ones_like(ca)
-    return np.expm1(-decay_cycle * ca) / (ca * math.expm1(-decay_cycle))
+    if np.ndim(decay_cycle) == 0:
+        if decay_cycle == 0.0:
+            return np.ones_like(ca)
+        return np.expm1(-decay_cycle * ca) / (ca * math.expm1(-float(decay_cycle)))
+    dc = np.asarray(decay_cycle, dtype=np.float64)
+    out = np.ones_like(ca)
+    on = dc != 0.0
+    out[on] = np.expm1(-dc[on] * ca[on]) / (ca[on] * np.expm1(-dc[on]))
+    return out
 
 
 def suffix_lcm_reciprocal(omission: Sequence[int]) -> np.ndarray:
@@ -143,8 +197,7 @@ def worker_memory(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> in
     """One active worker's term of (F4): `Σ_i v_i·(w_i + a_i - c^r·s_i)`."""
     w, a, s = stage_sizes(profile, plan.partition)
     stage_bytes = w + a - (s if worker.recompute else 0)
-    P = plan.num_stages
-    versions = [_versions(P, i, worker.accumulation[i], worker.omission[i]) for i in range(P)]
+    versions = worker_versions(plan.num_stages, worker)
     return int(sum(int(v) * int(b) for v, b in zip(versions, stage_bytes, strict=True)))
 
 

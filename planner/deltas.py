@@ -17,10 +17,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from planner.closed_form import adaptation_rate, memory_bytes, stage_shares, stage_sizes, stage_times
+from planner.closed_form import (
+    adaptation_rate,
+    memory_bytes,
+    stage_shares,
+    stage_sizes,
+    stage_times,
+    versions_behind,
+    worker_versions,
+)
 from planner.errors import ValidationError
-from planner.plan import REMOVED, Plan, WorkerConfig
+from planner.plan import REMOVED, Plan
 from planner.profile import ModelProfile
+from planner.step_tables import s2_increment
 
 STEP_KINDS = ("S1", "S2", "S3", "S4")
 
@@ -30,15 +39,6 @@ class Step:
     kind: str  # S1 recomputation, S2 accumulation, S3 omission, S4 removal
     worker: int
     stage: int | None = None  # S2 and S3 only
-
-
-def s2_increment(num_stages: int, stage: int, accumulation: int) -> int | None:
-    """`Δc^a = ⌈(P-j-1) / (⌈(P-j-1)/c^a⌉ - 1)⌉ - c^a`, or None when it is +∞ (SPEC §4.1)."""
-    behind = num_stages - stage - 1
-    versions_behind = -(-behind // accumulation)
-    if versions_behind - 1 <= 0:
-        return None
-    return -(-behind // (versions_behind - 1)) - accumulation
 
 
 def applicable(plan: Plan, step: Step) -> bool:
@@ -113,11 +113,6 @@ def _stage_bytes(profile: ModelProfile, plan: Plan, recompute: bool) -> np.ndarr
     return w + a - (s if recompute else 0)
 
 
-def _versions(plan: Plan, w: WorkerConfig) -> list[int]:
-    P = plan.num_stages
-    return [1 + -(-(P - i - 1) // w.accumulation[i]) - w.omission[i] for i in range(P)]
-
-
 def printed_delta(profile: ModelProfile, plan: Plan, step: Step) -> tuple[float, int]:
     """(F19)–(F22) exactly as printed in the supplement, for an applicable step."""
     if not applicable(plan, step):
@@ -135,13 +130,13 @@ def printed_delta(profile: ModelProfile, plan: Plan, step: Step) -> tuple[float,
             for i in range(P)
         )  # fmt: skip
         s = stage_sizes(profile, plan.partition)[2]
-        return float(rate), -int(sum(v * int(si) for v, si in zip(_versions(plan, w), s, strict=True)))
+        return float(rate), -int(sum(v * int(si) for v, si in zip(worker_versions(P, w), s, strict=True)))
     if step.kind == "S4":  # (F22)
         rate = -sum(
             share[i] / acc[i] * float(_a(plan, tf, tb, cr, i, np.arange(acc[i]), lcms[i]).sum()) for i in range(P)
         )
         nbytes = _stage_bytes(profile, plan, cr)
-        return float(rate), -int(sum(v * int(b) for v, b in zip(_versions(plan, w), nbytes, strict=True)))
+        return float(rate), -int(sum(v * int(b) for v, b in zip(worker_versions(P, w), nbytes, strict=True)))
     j = step.stage
     assert j is not None
     nbytes = _stage_bytes(profile, plan, cr)
@@ -158,5 +153,5 @@ def printed_delta(profile: ModelProfile, plan: Plan, step: Step) -> tuple[float,
         k = np.arange(acc[i])
         e = _a(plan, tf, tb, cr, i, k, math.lcm(lcms[i], P - j))
         rate += share[i] * float((e - _a(plan, tf, tb, cr, i, k, lcms[i])).sum()) / acc[i]
-    removed = -(-(P - j - 1) // acc[j])  # ⌈(P-j-1)/c^a⌉
+    removed = versions_behind(P - j - 1, acc[j])
     return float(rate), -removed * int(nbytes[j])

@@ -31,7 +31,7 @@ def stage_time_caps(profile: ModelProfile) -> np.ndarray:
     """Every distinct `Σ_{l=a}^{b} (t̂f_l + t̂b_l)` over contiguous ranges, ascending."""
     prefix = _prefix(profile)
     start, stop = np.triu_indices(len(prefix), 1)
-    return np.unique(prefix[stop] - prefix[start])
+    return _distinct(np.sort(prefix[stop] - prefix[start]))
 
 
 def _slack(prefix: np.ndarray) -> float:
@@ -45,9 +45,22 @@ def greedy_partition(profile: ModelProfile, cap: float) -> tuple[int, ...]:
 
 def candidate_partitions(profile: ModelProfile) -> list[tuple[int, ...]]:
     """The distinct greedy partitions over all caps, ordered by the smallest cap producing each."""
-    table = _boundary_table(_prefix(profile), stage_time_caps(profile))
-    _, first = np.unique(table, axis=0, return_index=True)
+    table = np.ascontiguousarray(_boundary_table(_prefix(profile), stage_time_caps(profile)))
+    rows = table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel()  # a row: one value
+    order = np.argsort(rows, kind="stable")
+    first = order[_first_of_runs(rows[order])]  # stable sort: each run starts at its first row
     return _rows_to_partitions(table[np.sort(first)])
+
+
+# np.unique is avoided: it imports numpy.ma, which costs more than planning a small model.
+def _first_of_runs(values: np.ndarray) -> np.ndarray:
+    """For sorted `values`, where each run of equal values starts."""
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array."""
+    return values[_first_of_runs(values)]
 
 
 def _boundary_table(prefix: np.ndarray, caps: np.ndarray) -> np.ndarray:

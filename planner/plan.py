@@ -18,16 +18,8 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
 from planner.provenance import PROVENANCE_KEY, read_provenance
-from planner.quantities import (
-    MAX_COUNT,
-    MAX_DEVICES,
-    MAX_FACTOR,
-    MAX_LAYERS,
-    MAX_RATE_PER_S,
-    MAX_WORKERS,
-    check_size,
-    check_time,
-)
+from planner.quantities import MAX_COUNT, MAX_DEVICES, MAX_LAYERS, MAX_WORKERS, check_size
+from planner.stream import check_stream
 
 REMOVED = -1
 MAX_GROUP = 2**20  # accumulation or mini-batch: data per optimizer step
@@ -209,19 +201,13 @@ class Plan:
                     f"plan.placement[{n}] names device {max(row)}; device indices must be below {devices} "
                     f"({MAX_DEVICES}, or the plan's N·P slots if more)"
                 )
-        check_time(self.arrival_interval_s, "plan.arrival_interval_s", positive=True)
-        if not (math.isfinite(self.decay_per_s) and 0 <= self.decay_per_s <= MAX_RATE_PER_S):
-            raise ValidationError(
-                f"plan.decay_per_s must be in [0, {MAX_RATE_PER_S:g}] per second, got {self.decay_per_s!r}"
-            )
+        check_stream(self.arrival_interval_s, self.decay_per_s, self.value_per_datum, where="plan")
         if self.budget_bytes is not None:
             if self.budget_bytes <= 0:
                 raise ValidationError(
                     f"plan.budget_bytes must be positive or null (unconstrained), got {self.budget_bytes}"
                 )
             check_size(self.budget_bytes, "plan.budget_bytes")
-        if not (math.isfinite(self.value_per_datum) and 0 < self.value_per_datum <= MAX_FACTOR):
-            raise ValidationError(f"plan.value_per_datum must be in (0, {MAX_FACTOR:g}], got {self.value_per_datum!r}")
         if not 1 <= self.minibatch <= MAX_GROUP:
             raise ValidationError(f"plan.minibatch must be in [1, {MAX_GROUP}], got {self.minibatch}")
         if self.predicted is not None:

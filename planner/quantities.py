@@ -27,6 +27,7 @@ MIN_TIME_S = 1e-12
 MAX_TIME_S = 1e9
 MAX_SEED = 2**32 - 1
 MAX_DEVICES = 4096
+MAX_HOST_CORES = 2**16  # cores of one host that devices share (SimConfig.host_cores)
 MAX_WORKERS = 4096
 MAX_LAYERS = 4096
 MAX_RATE_PER_S = 1e12  # a decay faster than one per picosecond has no meaning

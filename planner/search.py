@@ -1,31 +1,37 @@
 """Ferret's bi-level search (SPEC §4): Alg. 2 (`itersearch`, `search`) inside Alg. 3 (`plan_ferret`).
 
 `FerretPlanner` holds everything that does not depend on the budget — the candidate
-partitions and, built on demand, one worker chain per (partition, c^r) — so a budget sweep
-pays for the chains once. For one budget, (partition, c^r) pairs are visited in order of an
-upper bound on their rate (`min(N, ⌊M/M_min⌋)·R_0`: no worker rates above its no-technique
-rate and none fits in less than one version per stage) and skipped when the bound cannot
-beat the best found; the result is the same as visiting all of them.
+partitions, their stage constants, the worker envelopes of `planner.bounds` and, built on
+demand, one worker chain per (partition, c^r) — so a budget sweep pays for them once.
+
+For one budget the (partition, c^r) pairs are searched best-first: a pair whose
+no-technique plan fits has an exact value; every other one is queued by its envelope bound
+and, when its turn comes, its chain is built S3 step by S3 step, stopping as soon as the
+part built shows it cannot beat the best value found (it resumes there for a later budget).
+The search stops when the best value beats every bound left, which gives the same result
+as building every chain (`prune=False` does that, for tests).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
-from planner.bounds import RateBound
+import numpy as np
+
+from planner.bounds import BOUND_SLACK, WorkerEnvelope
 from planner.closed_form import adaptation_rate, ceil_ratio, memory_bytes
 from planner.errors import ValidationError
 from planner.partition import candidate_partitions, num_caps
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
+from planner.stream import check_stream
 from planner.walk import Blocks, Walk, best_walk
-from planner.worker_chain import StageModel, build_chain, stage_model
+from planner.worker_chain import ChainBuilder, StageModel, stage_models
 
 MAX_LOG_LINES = 40
-_BOUND_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,10 @@ class _Candidate:
     order: int
     model: StageModel
     num_workers: int
+    rate0: float  # one worker's no-technique rate
+    memory0: int  # one worker's no-technique footprint
     blocks: Blocks | None = field(default=None, repr=False)
-
-    bound: RateBound | None = field(default=None, repr=False)
-
-    @cached_property
-    def rate0(self) -> float:
-        return float(self.model.coeff.sum())
-
-    @cached_property
-    def memory0(self) -> int:
-        P = self.model.num_stages
-        return int(sum((P - j) * int(b) for j, b in enumerate(self.model.stage_bytes)))
+    builder: ChainBuilder | None = field(default=None, repr=False)  # a chain being built
 
 
 class FerretPlanner:
@@ -72,7 +70,7 @@ class FerretPlanner:
         recompute: Sequence[bool] = (False, True),
         num_devices: int | None = None,
     ) -> None:
-        _check_stream(arrival_interval_s, decay_per_s, value_per_datum)
+        check_stream(arrival_interval_s, decay_per_s, value_per_datum)
         self.profile = profile
         self.arrival_interval_s = arrival_interval_s
         self.decay_per_s = decay_per_s
@@ -84,24 +82,52 @@ class FerretPlanner:
         else:
             self.partitions = [tuple(int(x) for x in p) for p in partitions]
             self.caps = 0
-        self.candidates: list[_Candidate] = []
-        for p in self.partitions:
-            for cr in recompute:
-                model = stage_model(profile, p, cr, decay_per_s, value_per_datum)
-                # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
-                # workers for the longer cycle; (F3) would otherwise reward recomputation.
-                n = ceil_ratio(model.tf + model.tb, arrival_interval_s)
-                self.candidates.append(_Candidate(len(self.candidates), model, n))
+        models = stage_models(profile, self.partitions, tuple(recompute), decay_per_s, value_per_datum)
+        # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
+        # workers for the longer cycle; (F3) would otherwise reward recomputation.
+        self.candidates = [
+            _Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s), float(m.coeff.sum()), m.no_technique_bytes)
+            for n, m in enumerate(models)
+        ]
+        self.min_bytes = np.array([m.min_worker_bytes for m in models], dtype=np.int64)
+        # The unconstrained plan of each candidate: N workers, no technique (Python ints: exact).
+        self.exact_bytes = np.array([c.num_workers * c.memory0 for c in self.candidates], dtype=object)
+        self.exact_rates = np.array([c.num_workers * c.rate0 for c in self.candidates])
+        self._envelope: WorkerEnvelope | None = None
 
     # ---------------------------------------------------------------- budget-independent
     def blocks(self, cand: _Candidate) -> Blocks:
+        """The candidate's whole chain, split into blocks (built once, kept for later budgets)."""
         if cand.blocks is None:
-            cand.blocks = Blocks(build_chain(cand.model))
+            cand.blocks = Blocks((cand.builder or ChainBuilder(cand.model)).chain())
+            cand.builder = None
         return cand.blocks
+
+    def _beaten_while_building(self, cand: _Candidate, budget: int, best: tuple[float, int]) -> bool:
+        """Build the candidate's chain S3 step by S3 step; stop (True) once the part built
+        proves it cannot beat `best`. A stopped chain resumes where it stopped next time."""
+        if cand.blocks is not None:
+            return False
+        builder = cand.builder = cand.builder or ChainBuilder(cand.model)
+        while not builder.done:
+            bound, built = builder.later_bound(budget, cand.num_workers, best[0])
+            if (bound * (1 + BOUND_SLACK), -cand.order) <= best:
+                return True
+            if (built, -cand.order) > best:  # the states built already rule pruning out
+                break
+            builder.advance()
+        return False
+
+    def envelope(self) -> WorkerEnvelope:
+        if self._envelope is None:
+            self._envelope = WorkerEnvelope.of(
+                [c.model for c in self.candidates], [c.num_workers for c in self.candidates]
+            )
+        return self._envelope
 
     def min_memory_bytes(self) -> int:
         """The smallest footprint any plan of this search reaches (Ferret M−)."""
-        return min(c.model.min_worker_bytes for c in self.candidates)
+        return int(self.min_bytes.min())
 
     def max_memory_bytes(self) -> int:
         """The footprint of the unconstrained best plan (Ferret M+)."""
@@ -109,57 +135,49 @@ class FerretPlanner:
 
     # ---------------------------------------------------------------- one budget
     def plan(self, budget_bytes: int | None, prune: bool = True) -> PlanResult:
-        """Alg. 3 for one budget; `prune=False` searches every pair (same result, for tests)."""
+        """Alg. 3 for one budget; `prune=False` builds every chain (same result, for tests)."""
         if budget_bytes is not None and budget_bytes <= 0:
             raise ValidationError(f"budget must be a positive number of bytes or None, got {budget_bytes}")
         B = budget_bytes
         floor = self.min_memory_bytes()
         if B is not None and floor > B:
             return self._infeasible(B, floor)
-        best: tuple[float, int, _Candidate, Walk | None] | None = None
-        searched = pruned = 0
-
-        def beaten(bound: float, cand: _Candidate) -> bool:
-            return best is not None and (bound, -cand.order) <= (best[0], -best[1])
-
-        fitting = [c for c in self.candidates if B is None or c.model.min_worker_bytes <= B]
-        # Candidates whose unconstrained plan fits need no search: their value is exact.
-        exact = {c.order: B is None or c.num_workers * c.memory0 <= B for c in fitting}
-        bounds = {c.order: self._bound(c, B, exact[c.order]) for c in fitting}
-        for cand in sorted(fitting, key=lambda c: (-bounds[c.order], c.order)):
-            if prune and beaten(bounds[cand.order], cand):
-                pruned += 1
-                continue
-            if exact[cand.order]:
-                value, walk = bounds[cand.order], None
-            else:
-                assert B is not None
+        fits = np.ones(len(self.candidates), dtype=bool) if B is None else self.min_bytes <= B
+        exact = fits if B is None else fits & (self.exact_bytes <= B).astype(bool)
+        # The best (value, -order) so far; candidates whose no-technique plan fits are exact.
+        best: tuple[float, int] = (-np.inf, 1)
+        walks: dict[int, Walk | None] = {}
+        for order in np.flatnonzero(exact).tolist():
+            best = max(best, (float(self.exact_rates[order]), -order))
+            walks[order] = None
+        searched, pruned = int(exact.sum()), 0
+        rest = np.flatnonzero(fits & ~exact)
+        if len(rest):
+            assert B is not None
+            bounds = self.envelope().bounds(rest, B) * (1 + BOUND_SLACK)
+            queue = list(zip((-bounds).tolist(), rest.tolist(), strict=True))
+            heapq.heapify(queue)
+            while queue:
+                neg_bound, order = heapq.heappop(queue)
+                if prune and (-neg_bound, -order) <= best:
+                    pruned += 1 + len(queue)  # every bound left is at most this one
+                    break
+                cand = self.candidates[order]
+                if prune and self._beaten_while_building(cand, B, best):
+                    pruned += 1
+                    continue
                 blocks = self.blocks(cand)
                 walk = best_walk(blocks, cand.num_workers, B)
                 assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
-                value = blocks.totals(walk, cand.num_workers)[0]
-            searched += 1
-            if best is None or (value, -cand.order) > (best[0], -best[1]):
-                best = (value, cand.order, cand, walk)
-        assert best is not None
-        _, _, cand, walk = best
+                best = max(best, (blocks.totals(walk, cand.num_workers)[0], -order))
+                walks[order] = walk
+                searched += 1
+        order = -best[1]
         log = [
             self._header(),
             f"budget {_fmt_budget(B)}: searched {searched} (partition, c^r) pairs, skipped {pruned} by rate bounds",
         ]
-        return self._result(cand, walk, B, True, floor, log)
-
-    @staticmethod
-    def _bound(cand: _Candidate, budget: int | None, exact: bool) -> float:
-        """The candidate's exact value when its unconstrained plan fits, else an upper bound."""
-        if exact or budget is None:
-            return cand.num_workers * cand.rate0
-        if cand.bound is None:
-            cand.bound = RateBound.of(cand.model, cand.num_workers)
-        bound = cand.bound(budget)
-        # A bound can be tight (no decay: S2 loses nothing); the search's own sums then round
-        # to either side of it, so widen it well past rounding before using it to skip.
-        return bound * (1 + _BOUND_SLACK)
+        return self._result(self.candidates[order], walks[order], B, True, floor, log)
 
     # ---------------------------------------------------------------- results
     def _header(self) -> str:
@@ -232,15 +250,6 @@ class FerretPlanner:
 
 def _fmt_budget(budget: int | None) -> str:
     return "unconstrained" if budget is None else f"{budget} B"
-
-
-def _check_stream(arrival_interval_s: float, decay_per_s: float, value_per_datum: float) -> None:
-    if not arrival_interval_s > 0 or arrival_interval_s == float("inf"):
-        raise ValidationError(f"arrival interval must be a positive time, got {arrival_interval_s!r}")
-    if not decay_per_s >= 0 or decay_per_s == float("inf"):
-        raise ValidationError(f"decay rate must be ≥ 0 per second, got {decay_per_s!r}")
-    if not value_per_datum > 0 or value_per_datum == float("inf"):
-        raise ValidationError(f"value per datum must be positive, got {value_per_datum!r}")
 
 
 # -------------------------------------------------------------------- the contract's functions

@@ -1,4 +1,4 @@
-"""Tables the worker chain is built from: S2's accumulation ladders and prime factorisations.
+"""Tables the worker chain is built from: S2's increment and ladders, and prime factorisations.
 
 Both depend only on stage counts, so they are computed once per size and cached.
 """
@@ -10,21 +10,33 @@ from functools import lru_cache
 
 import numpy as np
 
+from planner.closed_form import versions_behind
+
+
+def s2_increment(num_stages: int, stage: int, accumulation: int) -> int | None:
+    """`Δc^a = ⌈(P-j-1) / (⌈(P-j-1)/c^a⌉ - 1)⌉ - c^a`, or None when it is +∞ (SPEC §4.1).
+
+    The smallest increase of `c^a` that removes at least one stored version (it can remove
+    more: `P = 6, j = 0, c^a = 1 → 2` takes `⌈5/c^a⌉` from 5 to 3).
+    """
+    behind = num_stages - stage - 1
+    left = versions_behind(behind, accumulation)
+    if left - 1 <= 0:
+        return None
+    return -(-behind // (left - 1)) - accumulation
+
 
 @lru_cache(maxsize=4096)
 def s2_ladder(behind: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The accumulations S2 walks a stage through, with their `⌈K/c^a⌉`, for `K = P-1-j`.
 
-    Starting from `c^a = 1`, each S2 step raises `c^a` to the smallest value that removes at
-    least one stored version: `⌈K / (⌈K/c^a⌉ - 1)⌉` (SPEC §4.1). The ladder ends when one
-    extra version is left (`⌈K/c^a⌉ = 1`); from there only S3 saves memory.
+    Starting from `c^a = 1`, each S2 step raises `c^a` by `s2_increment`. The ladder ends when
+    one extra version is left (`⌈K/c^a⌉ = 1`); from there only S3 saves memory.
     """
-    acc, m = [1], [behind]
-    while m[-1] >= 2:
-        a = -(-behind // (m[-1] - 1))
-        acc.append(a)
-        m.append(-(-behind // a))
-    return tuple(acc), tuple(m)
+    acc = [1]
+    while (delta := s2_increment(behind + 1, 0, acc[-1])) is not None:
+        acc.append(acc[-1] + delta)
+    return tuple(acc), tuple(versions_behind(behind, a) for a in acc)
 
 
 @lru_cache(maxsize=32)
@@ -64,3 +76,40 @@ def factor_table(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     plog = np.log(primes.astype(np.float64)) if len(primes) else np.zeros(1)
     logp = np.where(kexp > 0, plog[pidx] if len(primes) else 0.0, 0.0)
     return pidx, kexp, logp, plog
+
+
+def divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(gcd, lcm, share_loss)` over 0..max_m, for LCMs seen through the numbers they meet.
+
+    An LCM enters the share loss of S3 at a stage only through `d = gcd(LCM, m)` with
+    `m = P - k ≤ P`, and `gcd(lcm(L, a), m) = lcm(gcd(L, m), gcd(a, m))`, so tracking `d` per
+    (stage, m) needs only small integers. `share_loss[m, d] = 1 - d/m` (the share of a stage's
+    term lost when its LCM, meeting m in d, gains the factor m), computed as
+    `-expm1(-log(m/d))` from prime exponents, exactly as for the LCM itself.
+
+    The tables of a smaller size are the corners of a larger one, so one table, grown by
+    doubling, serves every size.
+    """
+    size = 64
+    while size < max_m:
+        size *= 2
+    return tuple(t[: max_m + 1, : max_m + 1] for t in _divisor_tables(size))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=8)
+def _divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = np.arange(max_m + 1)
+    gcd = np.gcd.outer(n, n)
+    lcm = np.lcm.outer(n, n)
+    pidx, kexp, logp, _ = factor_table(max(max_m, 2))
+    pidx, kexp, logp = pidx[: max_m + 1], kexp[: max_m + 1], logp[: max_m + 1]
+    # exponent of each of m's primes in d: (m, d, width)
+    primes = np.zeros(int(pidx.max(initial=0)) + 1, dtype=np.int64)
+    exponent = np.zeros((max_m + 1, len(primes)), dtype=np.int64)
+    for d in range(1, max_m + 1):
+        for i, k in zip(pidx[d], kexp[d], strict=True):
+            if k:
+                exponent[d, i] = k
+    have = exponent[:, pidx].transpose(1, 0, 2)  # have[m, d, t] = exponent in d of m's t-th prime
+    extra = (np.maximum(kexp[:, None, :] - have, 0) * logp[:, None, :]).sum(axis=2)
+    return gcd, lcm, -np.expm1(-extra)

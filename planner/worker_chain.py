@@ -5,73 +5,43 @@ cost of a step on worker `n` depend on worker `n`'s configuration alone. All wor
 the same configuration, so each one, whenever the global greedy picks it, takes the same best
 step from the same state: every worker walks the *same* chain of states s_0 → s_1 → … → s_K
 (s_K = removed by S4). The global greedy only decides how the N walkers interleave, which
-`planner.search` derives in closed form from the chain's ratios. The chain depends on neither
+`planner.walk` derives in closed form from the chain's ratios. The chain depends on neither
 `td`, `N` nor the budget, so a budget sweep reuses it.
 
-Candidate steps are evaluated as exact differences of the worker's (F3)/(F4) terms, touching
-only the terms a step changes (the recomputed difference of SPEC §3.3, not the printed deltas).
-LCMs are tracked as prime-exponent vectors so that `1/LCM` stays exact in log space beyond
-the range of any integer type.
+Candidate steps are evaluated as exact differences of the worker's (F3)/(F4) terms (the
+recomputed difference of SPEC §3.3, not the printed deltas); `planner.chain_state` holds them.
+
+**Runs of S2 steps at once.** Between two S3 steps no LCM changes, so each stage's S2 steps
+have fixed ratios, taken in ladder order. Taking the best head of such sequences, ties to the
+lowest stage, visits the steps in the order of (running minimum of the stage's ratios so
+far, descending; stage; rung): a step waits exactly until every step with a larger running
+minimum has gone. `ChainBuilder` orders all S2 steps left that way and takes them up to the
+first point where an S3 step is the greedy's choice: a whole stretch at once when no S3 step
+can come within it (S3 ratios only rise along a run, so the end of the stretch decides), else
+step by step in short windows. A chain thus costs a few numpy calls per S3 step instead of a
+Python step per S2 step — most chains are one long S2 run, then their S3 steps.
+
+`ChainBuilder` builds a chain one S3 step at a time, so that the search can stop as soon as
+the part built shows the chain cannot win (`later_bound`) and resume it for another budget.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from planner.closed_form import accumulation_mean, cycle_time, stage_shares, stage_sizes, stage_times
+from planner.chain_state import ChainState, ratios
 from planner.plan import REMOVED, WorkerConfig
-from planner.profile import ModelProfile
-from planner.step_tables import factor_table, s2_ladder
+from planner.stage_model import StageModel, stage_model, stage_models
+
+__all__ = ["S2", "S3", "S4", "StageModel", "WorkerChain", "build_chain", "stage_model", "stage_models"]
 
 S2, S3, S4 = 2, 3, 4
 STEP_NAMES = {S2: "S2", S3: "S3", S4: "S4"}
-
-
-@dataclass(frozen=True)
-class StageModel:
-    """Per-stage constants of one (partition, c^r): all Alg. 2 needs to know about the model.
-
-    `coeff[i]` is `(w_i/Σw)·A_{i,0}·LCM` (the stage's (F3) term with no technique applied);
-    `stage_bytes[i]` is `w_i + a_i - c^r·s_i` (one stored version's bytes).
-    """
-
-    partition: tuple[int, ...]
-    recompute: bool
-    tf: float
-    tb: float
-    cycle: float
-    decay_cycle: float
-    coeff: np.ndarray
-    stage_bytes: np.ndarray
-
-    @property
-    def num_stages(self) -> int:
-        return len(self.partition) - 1
-
-    @cached_property
-    def min_worker_bytes(self) -> int:
-        """One worker with every version-saving step applied: a single version per stage."""
-        return int(sum(int(b) for b in self.stage_bytes))
-
-
-def stage_model(
-    profile: ModelProfile, partition: tuple[int, ...], recompute: bool, decay_per_s: float, value_per_datum: float
-) -> StageModel:
-    tf, tb = stage_times(profile, partition)
-    cycle = cycle_time(tf, tb, recompute)
-    P = len(partition) - 1
-    stage = np.arange(P)
-    extra_fwd = tf if recompute else 0.0
-    delay = P * tf + (P - stage) * (tb + extra_fwd)
-    coeff = stage_shares(profile, partition) * value_per_datum * np.exp(-decay_per_s * delay) / cycle
-    w, a, s = stage_sizes(profile, partition)
-    stage_bytes = (w + a - (s if recompute else 0)).astype(np.int64)
-    return StageModel(partition, recompute, tf, tb, cycle, decay_per_s * cycle, coeff, stage_bytes)
+_TINY = 1e-290  # a loss above this divides any byte count without overflow
+_WINDOW = 16  # S2 steps examined one by one at a time, when an S3 step may come among them
 
 
 @dataclass(frozen=True)
@@ -110,168 +80,225 @@ class WorkerChain:
         return {name: int(np.count_nonzero(kinds == kind)) for kind, name in STEP_NAMES.items()}
 
 
-def _ratio(saved: float, lost: float) -> float:
-    if lost > 0:
-        return saved / lost
-    return math.inf if (saved > 0 or lost < 0) else 0.0
+def _greedy_order(state: ChainState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every S2 step left, in the order the greedy takes them while no S3 intervenes:
+    `(stage, ratio, key, rung reached)` per step, `key` being the running minimum that orders
+    them (non-increasing along the order, at most each step's ratio)."""
+    stage, t, ratio = state.s2_moves()
+    if not len(stage):
+        return stage, ratio, ratio, t
+    # Running minimum of each stage's ratios, via one padded (stage × rung) table.
+    pos = t - state.rung[stage]
+    table = np.full((state.P, int(pos.max()) + 1), math.inf)
+    table[stage, pos] = ratio
+    key = np.minimum.accumulate(table, axis=1)[stage, pos]
+    order = np.lexsort((pos, stage, -key))
+    return stage[order], ratio[order], key[order], t[order] + 1
 
 
-class _ChainBuilder:
-    """Mutable state of the single walker while its chain is built.
+def _first_s3(
+    state: ChainState,
+    stage: np.ndarray,
+    ratio: np.ndarray,
+    reached: np.ndarray,
+    terms: np.ndarray,
+    following: tuple[float, int],
+) -> tuple[int, int, float]:
+    """The first prefix length q of a run of S2 steps after which the greedy takes an S3 step,
+    with that step's stage and ratio; `(len(stage), -1, -inf)` when it does not within the run.
 
-    Per stage it keeps a head: the ratio of the stage's next S2 step or, once its S2 ladder
-    is exhausted ("ready"), of its S3 step. An S2 step changes one stage's rate term, which
-    moves the S3 loss of every ready stage above it by that change times a fixed factor, so
-    the per-step work is a short loop over scalars (kept as Python floats: at this size the
-    interpreter beats numpy's per-call overhead). An S3 step changes the LCMs of the stages
-    at or below it; it happens at most P-1 times per chain and recomputes with numpy.
+    `following` is the ratio and stage of the S2 step after the run (`(-inf, P)`: none).
     """
+    Q = len(stage)
+    ready_at = np.where(state.ready(), 0, Q + 1)  # how many steps of the run make a stage ready
+    done = np.flatnonzero(reached == state.rungs[stage] - 1)  # steps that finish a ladder
+    ready_at[stage[done]] = done + 1
+    candidate = np.arange(Q + 1)[:, None] >= ready_at[None, :]
+    if not candidate.any():
+        return Q, -1, -math.inf
+    r3 = np.where(candidate, ratios(state.nbytes_float, state.s3_losses(terms)), -math.inf)
+    best, at = r3.max(axis=1), r3.argmax(axis=1)
+    next_ratio = np.append(ratio, following[0])
+    next_stage = np.append(stage, following[1])
+    wins = (best > -math.inf) & ((best > next_ratio) | ((best == next_ratio) & (at < next_stage)))
+    if not wins.any():
+        return Q, -1, -math.inf
+    q = int(np.argmax(wins))
+    return q, int(at[q]), float(best[q])
+
+
+def _best_s3_in_tail(state: ChainState) -> tuple[int, float]:
+    """The best S3 step when no S2 step is left: `(stage, ratio)`, or `(-1, -inf)`."""
+    lost = state.s3_losses(state.terms)
+    lost[state.closed] = math.inf  # never chosen; keeps the division below quiet
+    # The usual case, every step left loses some rate, needs no care for zero, negative or
+    # vanishing losses.
+    r3 = state.nbytes_float / lost if lost.min() > _TINY else ratios(state.nbytes_float, lost)
+    r3[state.closed] = -math.inf
+    j = int(np.argmax(r3))
+    return (j, float(r3[j])) if r3[j] > -math.inf else (-1, -math.inf)
+
+
+class ChainBuilder:
+    """A worker chain built one S3 step (with the S2 run before it) at a time, so that a
+    search can stop building as soon as `later_bound` shows the chain cannot win."""
 
     def __init__(self, model: StageModel) -> None:
         self.model = model
-        P = self.P = model.num_stages
-        self.behind = (P - 1 - np.arange(P)).tolist()
-        self.coeff: list[float] = model.coeff.tolist()
-        self.nbytes = [int(b) for b in model.stage_bytes]
-        self.pidx, self.kexp, self.logp, self.plog = factor_table(max(P, 2))
-        # S2 ladders: the accumulation values S2 walks through at each stage, with their
-        # version counts ⌈K/c^a⌉ and mean discounts; S2 step t moves from rung t to t+1.
-        self.ladder_acc: list[list[int]] = []
-        self.ladder_m: list[list[int]] = []
-        self.ladder_g: list[list[float]] = []
-        for K in self.behind:
-            acc, m = s2_ladder(K)
-            self.ladder_acc.append(list(acc))
-            self.ladder_m.append(list(m))
-            self.ladder_g.append(accumulation_mean(model.decay_cycle, np.array(acc)).tolist())
-        self.rung = [0] * P
-        self.omitted = [False] * P
-        self.exponents = np.zeros((P, len(self.plog)), dtype=np.int64)
-        self.inv_lcm = [1.0] * P
-        self.g = [1.0] * P
-        self.terms = list(self.coeff)
-        # numpy mirrors of the three lists above, for the vectorised S3 recomputations
-        self.inv_lcm_np = np.ones(P)
-        self.g_np = np.ones(P)
-        self.terms_np = model.coeff.copy()
-        # Per column j: the prime factors of P-j, the factor S3 at stage j puts into the LCMs.
-        col_m = P - np.arange(P)
-        self.col_pidx, self.col_kexp, self.col_logp = self.pidx[col_m], self.kexp[col_m], self.logp[col_m]
-        self.strict_upper = np.triu(np.ones((P, P), dtype=bool), 1)
-        self.share_loss = np.zeros((P, P))  # D[i, j] = 1 - LCM_i / lcm(LCM_i, P-j)
-        self.share_loss_upper = np.zeros((P, P))  # D restricted to i < j
-        self._refresh_share_loss(P - 1)
-        self.heads = [-math.inf] * P
-        self.ready = [False] * P  # S2 ladder exhausted, S3 applicable
-        self.ready_stages: list[int] = []  # the same, as a sorted list
-        self.open_stages = [j for j in range(P) if self.behind[j] > 0]  # with a step left, sorted
-        self.lost3 = [0.0] * P
-        self._refresh_heads(list(range(P)))
+        self.state = ChainState(model)
+        self.rate, self.mem = self.state.rate(), self.state.memory()
+        # The chain so far: arrays per S2 run, and the S3 steps since the last run as scalars.
+        self._rates: list[np.ndarray] = []
+        self._memory: list[np.ndarray] = []
+        self._ratios: list[np.ndarray] = []
+        self._kinds: list[np.ndarray] = []
+        self._stages: list[np.ndarray] = []
+        self._accs: list[np.ndarray] = []
+        self._s3_rates, self._s3_memory = [self.rate], [self.mem]  # the state before them, then each
+        self._s3_ratios: list[float] = []
+        self._s3_stages: list[int] = []
+        self.done = False
+        self._tail = False  # no S2 step is left: every step from here is S3 (then S4)
+        self._last_run = 1 << 30  # S2 steps taken between the last two S3 steps
 
-    # ---------------------------------------------------------------- candidate values
-    def _refresh_share_loss(self, last_row: int) -> None:
-        rows = slice(0, last_row + 1)
-        have = self.exponents[rows][:, self.col_pidx]  # (rows, P, width)
-        extra = (np.maximum(self.col_kexp[None] - have, 0) * self.col_logp[None]).sum(axis=2)
-        self.share_loss[rows] = -np.expm1(-extra)
-        self.share_loss_upper[rows] = np.where(self.strict_upper[rows], self.share_loss[rows], 0.0)
+    def advance(self) -> None:
+        """Take the greedy's steps up to and including its next S3 step; at the end, S4."""
+        state = self.state
+        if self._tail:
+            s3_stage, s3_ratio = _best_s3_in_tail(state)
+        else:
+            s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
+        if s3_stage >= 0:
+            self.mem -= state.apply_s3(s3_stage)
+            self.rate = state.rate()
+            self._s3_rates.append(self.rate)
+            self._s3_memory.append(self.mem)
+            self._s3_ratios.append(s3_ratio)
+            self._s3_stages.append(s3_stage)
+        else:  # S4: removal saves everything that is left and loses the whole rate
+            ratio4 = float(ratios(np.array([float(self.mem)]), np.array([self.rate]))[0])
+            self._flush()
+            self._append(np.array([0.0]), np.array([0]), np.array([ratio4]), S4, np.array([-1]))
+            self.done = True
 
-    def _s3_losses(self, stages: list[int]) -> list[float]:
-        """Rate lost by S3 at each of `stages`: the LCMs of stages i ≤ j gain the factor P-j
-        and stage j's accumulation resets to 1."""
-        cols = self.share_loss_upper[:, stages]
-        own = (
-            self.model.coeff[stages]
-            * self.inv_lcm_np[stages]
-            * (self.g_np[stages] - 1.0 + self.share_loss[stages, stages])
-        )
-        losses: list[float] = (self.terms_np @ cols + own).tolist()
-        return losses
+    def _s2_run(self, stage: np.ndarray, ratio: np.ndarray, key: np.ndarray, reach: np.ndarray) -> tuple[int, float]:
+        """Take the S2 steps of the greedy's order up to its next S3 step: `(stage, ratio)` of
+        that S3 step, or `(-1, -inf)` when none is left.
 
-    def _refresh_heads(self, stages: list[int]) -> None:
-        """Recompute the heads of `stages` from scratch."""
-        ready = []
-        for j in stages:
-            self._set_ready(j, False)
-            if self.omitted[j] or self.behind[j] == 0:
-                self.heads[j] = -math.inf
+        A stretch of the order is taken whole when no S3 step can come within it
+        (`ChainState.s3_stays_below`); otherwise it is examined step by step, in short
+        windows, so that finding an early S3 step costs little more than the steps before it.
+        """
+        state = self.state
+        # Runs between S3 steps tend to be alike in length (long without decay, short with
+        # fast decay): the first stretch tried is twice the last run.
+        start, width = 0, max(_WINDOW, min(len(stage), 2 * self._last_run))
+        while start < len(stage):
+            end = min(start + width, len(stage))
+            moved, moved_ratio, reached = stage[start:end], ratio[start:end], reach[start:end]
+            if width > _WINDOW:
+                if state.s3_stays_below(moved, reached, float(key[end - 1])):
+                    self._take_s2(moved, moved_ratio, reached)
+                    start = end
+                else:
+                    width = _WINDOW
                 continue
-            t = self.rung[j]
-            if t + 1 < len(self.ladder_acc[j]):
-                saved = float((self.ladder_m[j][t] - self.ladder_m[j][t + 1]) * self.nbytes[j])
-                lost = self.coeff[j] * self.inv_lcm[j] * (self.ladder_g[j][t] - self.ladder_g[j][t + 1])
-                self.heads[j] = _ratio(saved, lost)
-            else:
-                self._set_ready(j, True)
-                ready.append(j)
-        if ready:
-            for j, lost3 in zip(ready, self._s3_losses(ready), strict=True):
-                self.lost3[j] = lost3
-                self.heads[j] = _ratio(float(self.nbytes[j]), lost3)
+            following = (float(ratio[end]), int(stage[end])) if end < len(stage) else (-math.inf, state.P)
+            rows = state.s2_rows(moved, reached)
+            q, s3_stage, s3_ratio = _first_s3(state, moved, moved_ratio, reached, rows, following)
+            if q:
+                self._take_s2(moved[:q], moved_ratio[:q], reached[:q])
+            if s3_stage >= 0:
+                self._last_run = start + q
+                return s3_stage, s3_ratio
+            start, width = end, 4 * width
+        self._tail = True  # no S2 step is left
+        return _best_s3_in_tail(state)
 
-    def _set_ready(self, j: int, ready: bool) -> None:
-        if self.ready[j] != ready:
-            self.ready[j] = ready
-            if ready:
-                bisect.insort(self.ready_stages, j)
-            else:
-                self.ready_stages.remove(j)
+    def _take_s2(self, moved: np.ndarray, ratio: np.ndarray, reached: np.ndarray) -> None:
+        state = self.state
+        change = state.term(moved, reached) - state.term(moved, reached - 1)
+        saved = (state.left[moved, reached - 1] - state.left[moved, reached]) * state.nbytes[moved]
+        state.apply_s2_run(moved, reached)
+        memory = self.mem - np.cumsum(saved)
+        self.mem = int(memory[-1])
+        rates = self.rate + np.cumsum(change)
+        self.rate = rates[-1] = state.rate()  # re-anchored on the exact sum
+        self._flush()
+        self._append(rates, memory, ratio, S2, moved, state.acc[moved, reached])
 
-    def best(self) -> tuple[int, float]:
-        """The stage of the best step and its ratio (-inf: no stage step left); ties to the
-        lowest stage."""
-        top = max(self.heads)
-        return self.heads.index(top), top
+    def _flush(self) -> None:
+        """Move the S3 steps kept as scalars into the arrays (before an S2 run or S4)."""
+        rates, memory = self._s3_rates, self._s3_memory
+        if not self._rates:  # the first state, s_0
+            self._rates.append(np.array(rates[:1]))
+            self._memory.append(np.array(memory[:1]))
+        if self._s3_ratios:
+            self._append(
+                np.array(rates[1:]), np.array(memory[1:]), np.array(self._s3_ratios), S3, np.array(self._s3_stages)
+            )
+        self._s3_rates, self._s3_memory, self._s3_ratios, self._s3_stages = [self.rate], [self.mem], [], []
 
-    # ---------------------------------------------------------------- steps
-    def apply_s2(self, j: int) -> tuple[int, int]:
-        t = self.rung[j] = self.rung[j] + 1
-        saved = (self.ladder_m[j][t - 1] - self.ladder_m[j][t]) * self.nbytes[j]
-        old = self.terms[j]
-        self.g[j] = self.g_np[j] = self.ladder_g[j][t]
-        self.terms[j] = self.terms_np[j] = self.coeff[j] * self.g[j] * self.inv_lcm[j]
-        change = self.terms[j] - old
-        if change:
-            above = self.ready_stages[bisect.bisect_right(self.ready_stages, j) :]
-            if above:
-                row = self.share_loss_upper[j, above].tolist()
-                for k, d in zip(above, row, strict=True):
-                    self.lost3[k] += change * d
-                    self.heads[k] = _ratio(float(self.nbytes[k]), self.lost3[k])
-        self._refresh_heads([j])
-        return saved, self.ladder_acc[j][t]
+    def _append(
+        self,
+        rates: np.ndarray,
+        memory: np.ndarray,
+        ratio: np.ndarray,
+        kind: int,
+        stage: np.ndarray,
+        acc: np.ndarray | None = None,  # None: 1 (S3, S4)
+    ) -> None:
+        self._rates.append(rates)
+        self._memory.append(memory)
+        self._ratios.append(ratio)
+        self._kinds.append(np.full(len(ratio), kind, dtype=np.int8))
+        self._stages.append(stage)
+        self._accs.append(np.ones(len(ratio), dtype=np.int64) if acc is None else acc)
 
-    def apply_s3(self, j: int) -> int:
-        P = self.P
-        saved = self.ladder_m[j][self.rung[j]] * self.nbytes[j]  # ⌈K/c^a⌉ = 1 version
-        self.omitted[j] = True
-        self.open_stages.remove(j)
-        self.g[j] = self.g_np[j] = 1.0
-        m = P - j
-        for t in range(self.kexp.shape[1]):
-            if self.kexp[m, t]:
-                col = self.pidx[m, t]
-                np.maximum(self.exponents[: j + 1, col], self.kexp[m, t], out=self.exponents[: j + 1, col])
-        low = slice(0, j + 1)
-        self.inv_lcm_np[low] = np.exp(-(self.exponents[low] @ self.plog))
-        self.terms_np[low] = self.model.coeff[low] * self.g_np[low] * self.inv_lcm_np[low]
-        self.inv_lcm[low] = self.inv_lcm_np[low].tolist()
-        self.terms[low] = self.terms_np[low].tolist()
-        self._refresh_share_loss(j)
-        # LCMs changed at stages ≤ j (their S2 heads move) and the S3 losses above depend on them.
-        below = self.open_stages[: bisect.bisect_right(self.open_stages, j)]
-        above = self.ready_stages[bisect.bisect_right(self.ready_stages, j) :]
-        self.heads[j] = -math.inf
-        self._set_ready(j, False)
-        self._refresh_heads([*below, *above])
-        return saved
+    def _states(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(memory, rates)` of every state built so far."""
+        rates, memory = self._s3_rates, self._s3_memory
+        return (
+            np.concatenate([*self._memory, np.array(memory[1:] if self._rates else memory, dtype=np.int64)]),
+            np.concatenate([*self._rates, np.array(rates[1:] if self._rates else rates)]),
+        )
 
-    def memory(self) -> int:
-        versions = [1 if self.omitted[j] else 1 + self.ladder_m[j][self.rung[j]] for j in range(self.P)]
-        return sum(v * b for v, b in zip(versions, self.nbytes, strict=True))
+    def later_bound(self, budget: int, num_workers: int, enough: float = math.inf) -> tuple[float, float]:
+        """An upper bound on the total rate of N workers on this chain within `budget`, and
+        the part of it due to the states built so far (which only grows as more are built;
+        -inf when not worked out because the bound is above `enough` anyway).
 
-    def rate(self) -> float:
-        return math.fsum(self.terms)
+        With j workers active each holds at most `budget - (j-1)·M_min` bytes (every active
+        state keeps one version per stage) and so rates at most the best state built so far
+        within that, or `U`: no state yet to come rates above `Σ coeff_i/LCM_i`, as `g ≤ 1`
+        and LCMs only grow.
+        """
+        later = float(self.state.coeff @ self.state.inv_lcm)
+        m_min = self.model.min_worker_bytes
+        kmax = min(num_workers, budget // max(m_min, 1))
+        if self.mem > budget or kmax * later > enough:  # no state built so far fits, or no need
+            return kmax * later, -math.inf
+        memory, rates = self._states()
+        best_from = np.maximum.accumulate(rates[::-1])[::-1]  # best rate at or after each state
+        room = budget - np.arange(kmax) * m_min
+        first = np.searchsorted(-memory, -room, side="left")  # first state within the room
+        built = np.where(first < len(rates), best_from[np.minimum(first, len(rates) - 1)], -math.inf)
+        workers = np.arange(1, kmax + 1)
+        return float((workers * np.maximum(built, later)).max()), float((workers * built).max())
+
+    def chain(self) -> WorkerChain:
+        """The whole chain (built to its end)."""
+        while not self.done:
+            self.advance()
+        return WorkerChain(
+            model=self.model,
+            rates=np.concatenate(self._rates).astype(np.float64),
+            memory=np.concatenate(self._memory).astype(np.int64),
+            ratios=np.concatenate(self._ratios).astype(np.float64),
+            kinds=np.concatenate(self._kinds).astype(np.int8),
+            stages=np.concatenate(self._stages).astype(np.int64),
+            accumulations=np.concatenate(self._accs).astype(np.int64),
+        )
 
 
 def build_chain(model: StageModel) -> WorkerChain:
@@ -280,40 +307,4 @@ def build_chain(model: StageModel) -> WorkerChain:
     Ties go to the lowest stage (S2 and S3 never compete at one stage; S4 is only applicable
     once no stage step is left).
     """
-    b = _ChainBuilder(model)
-    rate = b.rate()
-    mem = b.memory()
-    rates, memory, ratios, kinds, stages, accs = [rate], [mem], [], [], [], []
-    while True:
-        j, ratio = b.best() if b.P else (0, -math.inf)
-        if ratio == -math.inf:
-            ratios.append(_ratio(float(mem), rate))
-            kinds.append(S4)
-            stages.append(-1)
-            accs.append(1)
-            rates.append(0.0)
-            memory.append(0)
-            break
-        ratios.append(ratio)
-        stages.append(j)
-        if b.ready[j]:
-            saved = b.apply_s3(j)
-            kinds.append(S3)
-            accs.append(1)
-        else:
-            saved, acc = b.apply_s2(j)
-            kinds.append(S2)
-            accs.append(acc)
-        mem -= saved
-        rate = b.rate()
-        rates.append(rate)
-        memory.append(mem)
-    return WorkerChain(
-        model=model,
-        rates=np.array(rates),
-        memory=np.array(memory, dtype=np.int64),
-        ratios=np.array(ratios),
-        kinds=np.array(kinds, dtype=np.int8),
-        stages=np.array(stages, dtype=np.int64),
-        accumulations=np.array(accs, dtype=np.int64),
-    )
+    return ChainBuilder(model).chain()

@@ -1,14 +1,15 @@
-"""The SimPy twin: predicts a plan's adaptation rate, memory, latency and drops on a stream.
+"""The twin: predicts a plan's adaptation rate, memory, latency and drops on a stream.
 
-`simulate(plan, profile, samples, arrivals=None, seed=0, config=SimConfig(), trace=None)`
-returns a `SimResult`; `FileTrace` streams the op-level schedule to JSON Lines or CSV.
+`simulate(plan, profile, samples, arrivals=None, seed=0, config=SimConfig(), trace=None, costs=None)`
+returns a `SimResult`; `FileTrace` streams the op-level schedule to a file (binary `.ftrace`, or
+the JSON Lines / CSV exports); `read_trace` reads any of them as `TraceRow`s.
 """
 
 from sim.config import SimConfig
 from sim.result import SimResult
 from sim.simulate import simulate
 from sim.strategies import SIM_STRATEGIES, sequential_plan
-from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceEvent, read_trace
+from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceRow, read_trace
 
 __all__ = [
     "SIM_STRATEGIES",
@@ -17,7 +18,7 @@ __all__ = [
     "NullTrace",
     "SimConfig",
     "SimResult",
-    "TraceEvent",
+    "TraceRow",
     "read_trace",
     "sequential_plan",
     "simulate",

@@ -18,6 +18,7 @@ import numpy as np
 
 from planner.errors import FerretError, ValidationError
 from planner.quantities import MAX_TIME_S, check_time
+from planner.registry import Registry
 
 
 class ArrivalProcess(Protocol):
@@ -32,15 +33,10 @@ class ArrivalProcess(Protocol):
         ...
 
 
-ARRIVALS: dict[str, Callable[..., ArrivalProcess]] = {}
-
-
-def register_arrival(name: str) -> Callable[[type], type]:
-    def deco(cls: type) -> type:
-        ARRIVALS[name] = cls
-        return cls
-
-    return deco
+ARRIVALS: Registry[Callable[..., ArrivalProcess]] = Registry(
+    "arrival process", message="unknown {kind} {name!r}; choose one of {choices} (as trace:FILE)"
+)
+register_arrival = ARRIVALS.register
 
 
 def _check_interval(interval_s: float) -> None:
@@ -209,7 +205,7 @@ class TraceArrivals:
         return times[:n]
 
 
-ARRIVALS["trace"] = TraceArrivals
+ARRIVALS.add("trace", TraceArrivals)
 
 
 def _is_number(text: str) -> bool:
@@ -227,9 +223,9 @@ def make_arrivals(spec: str, interval_s: float | None = None) -> ArrivalProcess:
         if not path:
             raise FerretError("arrival spec 'trace:' needs a file, e.g. trace:arrivals.csv")
         return TraceArrivals(path)
-    if spec not in ARRIVALS or spec == "trace":
-        known = ", ".join(sorted(k for k in ARRIVALS if k != "trace"))
-        raise FerretError(f"unknown arrival process {spec!r}; choose one of {known} or trace:FILE")
+    make = ARRIVALS[spec]
+    if make is TraceArrivals:
+        raise FerretError("arrival process 'trace' needs a file: trace:FILE, e.g. trace:arrivals.csv")
     if interval_s is None:
         raise FerretError(f"arrival process {spec!r} needs an arrival interval")
-    return ARRIVALS[spec](interval_s)
+    return make(interval_s)

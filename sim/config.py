@@ -15,6 +15,7 @@ from typing import Any
 from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
+from planner.quantities import MAX_HOST_CORES
 
 JITTER_MODELS = ("none", "lognormal")
 
@@ -25,6 +26,9 @@ class SimConfig:
 
     - `concurrency`: ops a device runs at once; `slowdown`: an op that starts while `m` other ops
       run on its device takes `1 + slowdown·m` times as long (GPU kernels sharing SMs).
+    - `host_cores`, `host_slowdown`: every device shares one host of `host_cores` cores (CPU ranks
+      on one machine); an op that starts while `k` ops run on the other devices takes
+      `1 + host_slowdown·max(0, k + 1 - host_cores)` times as long (None: no host limit).
     - `time_scale` multiplies every profiled op time; `op_overhead_s` is added to each compute op
       (launch/dispatch cost); `update_s` is the optimizer step, run right after the backward
       that completes a gradient group.
@@ -53,6 +57,22 @@ class SimConfig:
     concurrency: int = config_field(1, help="ops a device runs at once", unit="int", ge=1, le=1024)
     slowdown: float = config_field(
         0.0, help="an op started beside m others takes 1 + slowdown·m times as long", unit="float", ge=0, le=1e3
+    )
+    host_cores: int | None = config_field(
+        None,
+        help="cores of the one host every device shares (CPU ranks); more ops at once than cores slow each down",
+        unit="int",
+        ge=1,
+        le=MAX_HOST_CORES,
+        default_text="unlimited",
+    )
+    host_slowdown: float = config_field(
+        0.0,
+        help="an op started while k ops run on the host's other devices takes 1 + host_slowdown·max(0, k+1-cores) "
+        "times as long (fair time sharing: 1/cores)",
+        unit="float",
+        ge=0,
+        le=1e3,
     )
     time_scale: float = config_field(1.0, help="multiplies every profiled op time", unit="float", gt=0, le=1e6)
     op_overhead_s: float = config_field(
@@ -116,7 +136,19 @@ class SimConfig:
         where = "sim config"
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValidationError(f"{where}: concurrency must be an integer ≥ 1, got {self.concurrency!r}")
-        for key in ("slowdown", "op_overhead_s", "update_s", "link_latency_s", "jitter_sigma", "optimizer_state_ratio"):
+        if self.host_cores is not None and (
+            isinstance(self.host_cores, bool) or not isinstance(self.host_cores, int) or self.host_cores < 1
+        ):
+            raise ValidationError(f"{where}: host_cores must be an integer ≥ 1 or null, got {self.host_cores!r}")
+        for key in (
+            "slowdown",
+            "host_slowdown",
+            "op_overhead_s",
+            "update_s",
+            "link_latency_s",
+            "jitter_sigma",
+            "optimizer_state_ratio",
+        ):
             value = getattr(self, key)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValidationError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
@@ -159,7 +191,15 @@ class SimConfig:
         values = dict(obj)
         if values.get("link_bandwidth_Bps", 0) is None:
             values["link_bandwidth_Bps"] = math.inf
-        for key in ("slowdown", "time_scale", "op_overhead_s", "update_s", "link_latency_s", "jitter_sigma"):
+        for key in (
+            "slowdown",
+            "host_slowdown",
+            "time_scale",
+            "op_overhead_s",
+            "update_s",
+            "link_latency_s",
+            "jitter_sigma",
+        ):
             if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
         try:

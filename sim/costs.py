@@ -1,25 +1,161 @@
-"""Per-stage costs of a plan on a profile: the numbers the engine and the memory ledger use.
+"""What the twin charges for a plan's ops — seconds (a cost model) and bytes (the profile's sizes).
 
-Sizes come from the planner's closed forms (`stage_sizes`: `w_j`, `a_j` and the recomputation
-saving `s_j` of SPEC §3.3), so the twin and (F4) count the same bytes. A stage's boundary
-payload (sent forward, and its gradient sent back) is its last layer's output.
+**Seconds: the `OpCosts` protocol.** The engine asks it, once per (worker, stage) slot and once
+per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
+`Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
+per-op overhead, the optimizer step and the cost of a transfer. It never reads a timing anywhere
+else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
+these six methods: `simulate(..., costs=...)`.
+
+`ProfileCosts` is the implementation from profiles: per stage, `fit_affine` over the profiles'
+batch sizes (one profile: a line through 0, the closed forms' linear assumption; two or more:
+the fixed part that batching amortises), times `SimConfig.time_scale`, with the overhead, update
+and link parameters of the `SimConfig`. `fit_affine` is THE fit of the project: the sequential
+executor's `executor.ocl.cost.CostModel` fits its step cost with it too, so the twin's 1-Skip /
+B-Skip learners and `ferret run` charge a B-row step the same.
+
+**Bytes: `StageBytes`** from the planner's closed forms (`stage_sizes`: `w_j`, `a_j` and the
+recomputation saving `s_j` of SPEC §3.3), so the twin and (F4) count the same bytes. A stage's
+boundary payload (sent forward, and its gradient sent back) is its last layer's output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from planner.closed_form import stage_shares, stage_sizes
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from sim.config import SimConfig
 
 
 @dataclass(frozen=True)
-class StageCosts:
-    t_fwd: tuple[float, ...]  # seconds per datum, per stage
-    t_bwd: tuple[float, ...]
+class Affine:
+    """`fixed_s + rows·per_row_s` seconds for an op on `rows` rows."""
+
+    fixed_s: float
+    per_row_s: float
+
+    def seconds(self, rows: int) -> float:
+        return self.fixed_s + rows * self.per_row_s
+
+    def share(self, rows: int) -> float:
+        """One row's share of a `rows`-row op (the twin runs a sequential learner's batch row by row)."""
+        return self.fixed_s / rows + self.per_row_s
+
+    def scaled(self, factor: float) -> Affine:
+        return Affine(self.fixed_s * factor, self.per_row_s * factor)
+
+
+def fit_affine(batch_sizes: Sequence[int] | np.ndarray, seconds: Sequence[float] | np.ndarray) -> Affine:
+    """Least-squares `seconds = fixed + batch·per_row` with both parts ≥ 0.
+
+    One batch size gives a line through 0. Timing noise can make a larger batch look cheaper
+    per step: a negative slope becomes 0 (the fixed part absorbs the mean), a negative
+    intercept becomes 0 (a line through 0 fitted to all points).
+    """
+    batch = np.asarray(batch_sizes, dtype=np.float64)
+    secs = np.asarray(seconds, dtype=np.float64)
+    if len(np.unique(batch)) < 2:
+        return Affine(0.0, float(np.mean(secs / batch)))
+    slope, intercept = np.polyfit(batch, secs, 1)
+    if slope < 0:
+        return Affine(float(np.mean(secs)), 0.0)
+    if intercept < 0:
+        return Affine(0.0, float(np.dot(batch, secs) / np.dot(batch, batch)))
+    return Affine(float(intercept), float(slope))
+
+
+def stage_fits(
+    profiles: Sequence[ModelProfile], partition: Sequence[int], times: Callable[[ModelProfile], np.ndarray]
+) -> tuple[Affine, ...]:
+    """Per stage of `partition`: `fit_affine` of the stage's summed `times(profile)` over the profiles."""
+    if not profiles:
+        raise ValueError("a cost model needs at least one profile")
+    starts = np.asarray(partition[:-1], dtype=np.intp)
+    per_stage = np.array([np.add.reduceat(times(p), starts) for p in profiles])  # (profiles, stages)
+    batch = [p.batch_size for p in profiles]
+    return tuple(fit_affine(batch, per_stage[:, j]) for j in range(len(starts)))
+
+
+class OpCosts(Protocol):
+    """The seconds the twin charges; see the module docstring."""
+
+    @property
+    def free_links(self) -> bool:
+        """Transfers cost nothing: the engine hands payloads over without a link."""
+        ...
+
+    def forward(self, stage: int) -> Affine: ...
+
+    def backward(self, stage: int) -> Affine: ...
+
+    def recompute(self, stage: int) -> Affine: ...
+
+    def overhead_s(self, stage: int) -> float: ...
+
+    def update_s(self, stage: int) -> float: ...
+
+    def transfer_s(self, nbytes: int) -> tuple[float, float]:
+        """(seconds the link is busy with `nbytes`, seconds from then until they land)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProfileCosts:
+    """`OpCosts` from profiles of one model (at one or more batch sizes) and a `SimConfig`."""
+
+    forwards: tuple[Affine, ...]
+    backwards: tuple[Affine, ...]
+    op_overhead_s: float = 0.0
+    optimizer_step_s: float = 0.0
+    link_latency_s: float = 0.0
+    link_bandwidth_Bps: float = float("inf")
+
+    @classmethod
+    def from_profiles(
+        cls, profiles: Sequence[ModelProfile], partition: Sequence[int], config: SimConfig | None = None
+    ) -> ProfileCosts:
+        config = SimConfig() if config is None else config
+        scale = config.time_scale
+        return cls(
+            forwards=tuple(a.scaled(scale) for a in stage_fits(profiles, partition, lambda p: p.t_fwd)),
+            backwards=tuple(a.scaled(scale) for a in stage_fits(profiles, partition, lambda p: p.t_bwd)),
+            op_overhead_s=config.op_overhead_s,
+            optimizer_step_s=config.update_s,
+            link_latency_s=config.link_latency_s,
+            link_bandwidth_Bps=config.link_bandwidth_Bps,
+        )
+
+    @property
+    def free_links(self) -> bool:
+        return self.link_latency_s == 0 and np.isinf(self.link_bandwidth_Bps)
+
+    def forward(self, stage: int) -> Affine:
+        return self.forwards[stage]
+
+    def backward(self, stage: int) -> Affine:
+        return self.backwards[stage]
+
+    def recompute(self, stage: int) -> Affine:
+        return self.forwards[stage]  # T1 reruns the stage's forward
+
+    def overhead_s(self, stage: int) -> float:
+        return self.op_overhead_s
+
+    def update_s(self, stage: int) -> float:
+        return self.optimizer_step_s
+
+    def transfer_s(self, nbytes: int) -> tuple[float, float]:
+        return nbytes / self.link_bandwidth_Bps, self.link_latency_s
+
+
+@dataclass(frozen=True)
+class StageBytes:
     weight_bytes: tuple[int, ...]  # w_j
     act_bytes: tuple[int, ...]  # a_j
     recompute_saving: tuple[int, ...]  # s_j
@@ -28,20 +164,17 @@ class StageCosts:
 
     @property
     def num_stages(self) -> int:
-        return len(self.t_fwd)
+        return len(self.weight_bytes)
 
     def stored_bytes(self, stage: int, recompute: bool) -> int:
         """Activation bytes a stage keeps per datum until its backward: `a_j - c^r·s_j`."""
         return self.act_bytes[stage] - (self.recompute_saving[stage] if recompute else 0)
 
 
-def stage_costs(profile: ModelProfile, plan: Plan) -> StageCosts:
-    starts = np.asarray(plan.partition[:-1], dtype=np.intp)
+def stage_bytes(profile: ModelProfile, plan: Plan) -> StageBytes:
     ends = np.asarray(plan.partition[1:], dtype=np.intp)
     w, a, s = stage_sizes(profile, plan.partition)
-    return StageCosts(
-        t_fwd=tuple(np.add.reduceat(profile.t_fwd, starts).tolist()),
-        t_bwd=tuple(np.add.reduceat(profile.t_bwd, starts).tolist()),
+    return StageBytes(
         weight_bytes=tuple(int(x) for x in w),
         act_bytes=tuple(int(x) for x in a),
         recompute_saving=tuple(int(x) for x in s),

@@ -1,12 +1,19 @@
-"""The discrete-event core: ops on devices, weight versions and memory, on SimPy's event loop.
+"""The discrete-event core: ops on devices, weight versions and memory, on its own event loop.
 
-A device keeps a heap of ready ops — a ready backward before a ready forward, then the older
-datum first — and starts one whenever one of its `concurrency` lanes is free and the op's
-(worker, stage) slot is idle. A slot runs one op at a time and stores at most `window` data
-(1F1B: `P - j`), which makes every worker a 1F1B pipeline. A started op is one SimPy timeout
-whose callback completes it; a recomputation and the optimizer step that closes a gradient
-group ride on their backward's timeout. One event per op, one per arrival, one per link
-transfer: docs/sim.md has the measurements behind this structure.
+The clock is a heap of plain tuples `(time, priority, seq, what, a, b, c, e)`: an op that ends
+(`what` = its kind, BWD or FWD: slot, datum, start, slow-down factor; `sim.completion` says
+what follows), a transfer that lands (LANDED), the next arrival (ARRIVE) or a window learner's
+choice at the end of an instant (CHOICE). At equal times, ops and transfers (priority 1) come
+before arrivals (2), which come before choices (3); ties keep the order they were scheduled in.
+`_loop` reads top to bottom: take the earliest event, apply it, repeat. (This was SimPy, one
+`Timeout` per op, whose generality — an `Event` object, a callback list and `env.step` per op,
+and private fields read to stay fast — cost more than the model used; docs/sim.md §6.)
+
+A device starts a ready op whenever one of its `concurrency` lanes is free, in the order and
+under the rules of `sim.policy` (`ReadyOps`, `may_start`): a ready backward before a ready
+forward, then the older datum; a slot runs one op at a time and stores at most its window
+(1F1B: `P - j`). A recomputation and the optimizer step that closes a gradient group ride on
+their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s.
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
 it; an update applies onto the current version and makes the next one. Memory (SPEC §3.3): a
@@ -18,30 +25,89 @@ slot's device from the start of its forward to the end of its backward.
 from __future__ import annotations
 
 import gc
+import itertools
+from array import array
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
+from typing import Any
 
 import numpy as np
-import simpy
-from simpy.events import Event, Timeout
 
+from planner.omission import bottom_stage
 from planner.plan import Plan
 from sim.admission import Admission, Batch, Worker
+from sim.completion import apply_update, backward_done, forward_done, transient_bytes
 from sim.config import SimConfig
-from sim.costs import StageCosts
+from sim.costs import OpCosts, StageBytes
 from sim.links import Links
-from sim.memory import MemoryLedger
-from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices
+from sim.memory import CHANGE, MemoryLedger
+from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
+from sim.policy import BWD, FWD, admission_policy, may_start, route
 from sim.strategies import SimStrategy
-from sim.trace import TraceSink
+from sim.trace import KIND_CODE, ROW, TraceSink
 
-BWD, FWD = 0, 1  # heap priority: a ready backward goes first
+LANDED, CHOICE, ARRIVE = 2, 3, 4  # event kinds beside BWD and FWD
+LOG_CHUNK = 1 << 16  # memory changes folded at a time
+OP, ARRIVAL, LATER = 1, 2, 3  # priorities at equal times
+K_ARRIVE, K_DROP, K_MEM = (KIND_CODE[k] for k in ("arrive", "drop", "mem"))
+pack = ROW.pack
+mem_pack = CHANGE.pack
 
 
 class Engine:
+    """One run of a plan on a stream (module docstring); `simulate` builds and reads it."""
+
+    # Slots, not a __dict__: the hot path reads these attributes millions of times.
+    __slots__ = (
+        "P",
+        "_next_seq",
+        "admission",
+        "arrivals",
+        "baseline",
+        "by_offset",
+        "config",
+        "costs",
+        "devices",
+        "dropped",
+        "emit",
+        "events",
+        "free_links",
+        "home",
+        "host_cores",
+        "host_running",
+        "host_slowdown",
+        "in_flight",
+        "jitter",
+        "ledger",
+        "links",
+        "mem",
+        "mem_rows",
+        "now",
+        "ops",
+        "plain",
+        "plan",
+        "policy",
+        "recomputes",
+        "refs",
+        "rng",
+        "sizes",
+        "slowdown",
+        "staleness",
+        "strategy",
+        "stream_over",
+        "trace",
+        "transient",
+        "update_t",
+        "version",
+        "workers",
+    )
+
     def __init__(
         self,
         plan: Plan,
-        costs: StageCosts,
+        costs: OpCosts,
+        sizes: StageBytes,
         config: SimConfig,
         strategy: SimStrategy,
         placement: tuple[tuple[int, ...], ...],
@@ -49,18 +115,22 @@ class Engine:
         seed: int,
         trace: TraceSink,
     ) -> None:
-        self.plan, self.costs, self.config, self.strategy = plan, costs, config, strategy
-        self.env = simpy.Environment()
+        self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.trace = trace
-        self.emit = trace.rows.append
+        self.emit = trace.rows.append if trace.keeps_rows else None
+        self.now = 0.0
+        self.events: list[tuple[Any, ...]] = []  # (time, priority, seq, what, a, b, c, e)
+        self._next_seq = itertools.count(1).__next__  # ties at equal (time, priority): scheduling order
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
-        self.update_s = config.update_s
-        self.overhead = config.op_overhead_s
         self.slowdown = config.slowdown
+        self.host_cores, self.host_slowdown = config.host_cores, config.host_slowdown
+        self.host_running = 0  # ops running on every device (one host)
+        # No slow-down, no jitter, no host limit: every op lasts its precomputed job.
+        self.plain = not config.slowdown and config.jitter == "none" and config.host_cores is None
         self.transient = config.transient_memory
-        self.free_links = config.free_links
-        self.links = Links(self.env, config.link_latency_s, config.link_bandwidth_Bps, self.emit, self.ready)
+        self.free_links = costs.free_links
+        self.links = Links(costs, self.schedule, self.emit)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         self.jitter = (
@@ -69,249 +139,270 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
-        horizon = float(arrival_times[-1]) * 1.25 + config.time_scale * (sum(costs.t_fwd) + sum(costs.t_bwd))
-        self.ledger = MemoryLedger(len(self.devices), horizon)
-        if config.trace_memory:
-            self.ledger.on_change = self._emit_mem
-        self.update_t = np.full(n * P, np.nan)  # flat [sample * P + stage]: cheaper to index
+        one_pass = sum(costs.forward(j).seconds(1) for j in range(P)) + sum(
+            costs.backward(j).seconds(1) for j in range(P)
+        )
+        self.ledger = MemoryLedger(
+            len(self.devices),
+            float(arrival_times[-1]) * 1.25 + one_pass,
+            on_change=self._emit_mem if config.trace_memory else None,
+        )
+        self.mem = self.ledger.log  # hot path: mem(CHANGE.pack(t, device, ±bytes))
+        self.update_t = array("d", [np.nan]) * (n * P)  # flat [sample * P + stage]: cheap to set
         self.dropped = np.zeros(n, dtype=bool)
-        self.staleness: list[list[int]] = [[] for _ in range(P)]
+        self.staleness: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {τ: count}
         self.version = [0] * P
-        self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: data using it}
+        self.refs: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {version: users}
         self.in_flight = 0
-        self._seq = 0
         self.ops = 0
+        self.recomputes = 0
+        self.mem_rows = 0
         self.stream_over = False
         self.home = home_devices(plan, placement)
-        bound = strategy.buffer_bound(plan, config.input_buffer)
-        self.workers = build_workers(plan, costs, strategy.batched, config.time_scale, bound, self.devices, placement)
+        self.policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, config.input_buffer))
+        self.workers = build_workers(plan, costs, sizes, self.policy, self.devices, placement)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
-        self.admission = Admission(self, strategy, plan.minibatch, P)
+        self.admission = Admission(self, self.policy, strategy.single_device)
 
     def _allocate_baseline(self) -> int:
         """Live weights, optimizer state and compensation buffers of every stage, from t = 0."""
         per_weight_byte = 1 + self.config.optimizer_state_ratio + self.config.compensation_buffers
         total = 0
         for j in range(self.P):
-            nbytes = round(self.costs.weight_bytes[j] * per_weight_byte)
+            nbytes = round(self.sizes.weight_bytes[j] * per_weight_byte)
             self.ledger.alloc(self.home[j], nbytes, 0.0)
             total += nbytes
         return total
 
-    # ------------------------------------------------------------------ run
+    @property
+    def rows(self) -> int:
+        """Trace rows of the run (whether or not a sink kept them)."""
+        updates = sum(self.version)
+        return (
+            len(self.arrivals)
+            + int(self.dropped.sum())
+            + self.ops
+            + self.recomputes
+            + updates
+            + self.mem_rows
+            + 2 * self.links.transfers
+        )
+
+    # ------------------------------------------------------------------ the loop
     def run(self) -> None:
-        self.env.process(self.admission.stream(self.env, self.arrivals, self.trace, self.by_offset))
         # The run allocates millions of short-lived tuples and builds no reference cycles, so the
-        # cyclic collector's passes over them are pure overhead (~7 % of the run).
+        # cyclic collector's passes over them are pure overhead.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self.env.run()
+            self._loop()
         finally:
             if collecting:
                 gc.enable()
         self.trace.flush()
+        self.ledger.settle()
         if self.in_flight:
             raise AssertionError(f"sim: {self.in_flight} data still in flight after the event queue drained")
         for j, refs in enumerate(self.refs):
             if refs:
                 raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
 
+    def _loop(self) -> None:
+        heap = self.events
+        times = _chunked(self.arrivals)
+        first = next(times)
+        # The stream starts at 0; its first datum is due at once if it arrives then.
+        self.schedule(first if first > 0 else 0.0, ARRIVAL, ARRIVE, 0, first, times, None)
+        while heap:
+            t, _, _, what, a, b, c, e = heappop(heap)
+            self.now = t
+            if what == FWD:
+                forward_done(self, a, b, c, t)
+            elif what == BWD:
+                backward_done(self, a, b, c, t, e)
+            elif what == ARRIVE:
+                self._arrivals(a, b, c)
+            elif what == LANDED:
+                self.links.landed(a, b, c, t)
+                self.ready(a, c[0], b, t)
+            else:
+                a(b)
+
+    def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
+        heappush(self.events, (t, priority, self._next_seq(), what, a, b, c, e))
+
+    def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
+        """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
+        then the next arrival is scheduled `t - now` later, as a timed wait would be."""
+        now = self.now
+        emit, admission = self.emit, self.admission
+        num_workers = len(self.workers)
+        while True:
+            worker = route(i, self.by_offset, num_workers)
+            if emit is not None:
+                emit(pack(K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0))
+            if worker is None:
+                self.drop(i, None, t, removed=True)
+            else:
+                admission.arrive(worker, i, t)
+            i += 1
+            following = next(rest, None)
+            if following is None:
+                self.stream_over = True
+                for w in self.workers:
+                    admission.stream_end(w, now)
+                break
+            t = following
+            delay = t - now
+            if delay > 0:
+                self.schedule(now + delay, ARRIVAL, ARRIVE, i, t, rest, None)
+                break
+        # Keep the buffers one chunk long.
+        if emit is not None and len(self.trace.rows) >= self.trace.chunk_rows:
+            self.trace.flush()
+        if len(self.ledger.pending) >= LOG_CHUNK:
+            self.ledger.settle()
+
     # ------------------------------------------------------------------ scheduling
-    def ready(self, slot: Slot, kind: int, d: Datum) -> None:
+    def ready(self, slot: Slot, kind: int, d: Datum, now: float, chosen: bool = False) -> None:
+        """Op `kind` of `d` can run at `slot`: start it if its device has a free lane, nothing
+        is queued before it and the policy allows (`chosen`: the dispatch took it off the
+        device's queue); else queue it."""
         dev = slot.device
-        if (
+        if not chosen and not (
             dev.free
-            and not dev.heap
-            and not slot.busy
-            and not (kind and slot.stage >= d.bottom and slot.outstanding >= slot.window)
+            and not dev.ready
+            and may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
         ):
-            self._start(dev, slot, kind, d)
+            dev.ready.push(kind, d.sample, (slot, d))
+            if dev.free:
+                self.dispatch(dev, now)
             return
-        self._seq += 1
-        heappush(dev.heap, (kind, d.sample, self._seq, slot, d))
-        if dev.free:
-            self._dispatch(dev)
-
-    def _dispatch(self, dev: Device) -> None:
-        heap = dev.heap
-        deferred = None
-        while dev.free and heap:
-            entry = heappop(heap)
-            slot = entry[3]
-            if slot.busy or (entry[0] and slot.stage >= entry[4].bottom and slot.outstanding >= slot.window):
-                if deferred is None:
-                    deferred = [entry]
-                else:
-                    deferred.append(entry)
-                continue
-            self._start(dev, slot, entry[0], entry[4])
-        if deferred:
-            for entry in deferred:
-                heappush(heap, entry)
-
-    def _start(self, dev: Device, slot: Slot, kind: int, d: Datum) -> None:
-        now = self.env._now
-        running = dev.concurrency - dev.free
         dev.free -= 1
+        self.host_running += 1
         slot.busy = True
         if kind:
             j = slot.stage
             v = self.version[j]
             d.versions[j] = v
-            base = slot.t_fwd
             if j >= d.bottom:
-                refs = self.refs[j]
-                refs[v] = refs.get(v, 0) + 1
+                self.refs[j][v] += 1
                 slot.outstanding += 1
-                self.ledger.alloc(slot.dev_index, slot.act, now)
+                self.mem(mem_pack(now, slot.dev_index, slot.act))
+            job = slot.fwd_job
         else:
-            base = slot.t_bwd_job
-            if len(slot.acc) + 1 == slot.acc_target:
-                base += self.update_s
+            closes = len(slot.acc) + 1 == slot.acc_target
+            job = slot.step_job if closes else slot.bwd_job
             if self.transient:
-                self.ledger.alloc(slot.dev_index, self._transient_bytes(slot, opening=not slot.acc), now)
-        factor = 1.0
-        if running and self.slowdown:
-            factor += self.slowdown * running
-        if self.jitter is not None:
-            factor *= self.jitter.draw()
-        ev = Timeout(self.env, (base + self.overhead) * factor, (kind, d, slot, now, factor))
-        ev.callbacks.append(self._finish)
+                self.mem(mem_pack(now, slot.dev_index, transient_bytes(self, slot, opening=not slot.acc)))
+        if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
+            end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
+            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, 1.0))
+        else:
+            factor = 1.0
+            running = dev.concurrency - dev.free - 1  # ops already running beside this one
+            if running and self.slowdown:
+                factor += self.slowdown * running
+            if self.host_cores is not None:  # ops on the host's other devices, beyond its cores
+                excess = self.host_running - running - self.host_cores
+                if excess > 0:
+                    factor *= 1.0 + self.host_slowdown * excess
+            if self.jitter is not None:
+                factor *= self.jitter.draw()
+            base = slot.t_fwd if kind else (slot.t_bwd_job + slot.update_s if closes else slot.t_bwd_job)
+            end = now + (base + slot.overhead) * factor
+            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, factor))
         self.ops += 1
 
-    def _transient_bytes(self, slot: Slot, opening: bool) -> int:
-        """What a backward holds beyond (F4): its gradient, rebuilt activations, a new accumulation buffer."""
-        extra = slot.weights + (self.costs.recompute_saving[slot.stage] if slot.recompute else 0)
-        if opening and slot.acc_target > 1:
-            extra += slot.weights
-        return extra
-
-    def _finish(self, ev: Event) -> None:
-        kind, d, slot, t0, factor = ev._value
-        now = self.env._now
-        dev = slot.device
-        dev.free += 1
-        dev.busy_s += now - t0
-        slot.busy = False
-        if kind:
-            self._forward_done(d, slot, t0, now)
-        else:
-            self._backward_done(d, slot, t0, now, factor)
-        if dev.heap and dev.free:
-            self._dispatch(dev)
-
-    # ------------------------------------------------------------------ op completion
-    def _forward_done(self, d: Datum, slot: Slot, t0: float, now: float) -> None:
-        j = slot.stage
-        stored = slot.act if j >= d.bottom else 0
-        self.emit(("fwd", d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored))
-        nxt = slot.next
-        if nxt is not None:
-            if self.free_links or nxt.device is slot.device:
-                self.ready(nxt, FWD, d)
+    def dispatch(self, dev: Device, now: float) -> None:
+        """Start queued ops while the device has free lanes, in the policy's order."""
+        ready = dev.ready
+        while dev.free and ready:
+            kind, _, _, (slot, d) = ready[0]  # the first in dispatch order: usually it may start
+            if may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window):
+                heappop(ready)
             else:
-                self.links.transfer(slot, nxt, FWD, d, slot.boundary_out, now)
-        elif self.strategy.barrier:
-            batch: Batch = d.batch  # type: ignore[assignment]
-            batch.parked.append(d)
-            if len(batch.parked) == batch.size:
-                parked, batch.parked = batch.parked, []
-                for other in parked:
-                    self.ready(slot, BWD, other)
-        else:
-            self.ready(slot, BWD, d)
+                found = ready.next_startable(self._startable, self._park)
+                if found is None:
+                    return
+                kind, (slot, d) = found
+            self.ready(slot, kind, d, now, chosen=True)
 
-    def _backward_done(self, d: Datum, slot: Slot, t0: float, now: float, factor: float) -> None:
-        sample = d.sample
-        j = slot.stage
-        v = d.versions[j]
-        cur = self.version[j]
-        refs = self.refs[j]
-        left = refs[v] - 1
-        ledger = self.ledger
-        if left:
-            refs[v] = left
-        else:
-            del refs[v]
-            if v != cur:  # the last datum that needed this old version is done: its copy goes
-                ledger.free(slot.home, slot.weights, now)
-        slot.outstanding -= 1
-        ledger.free(slot.dev_index, slot.act, now)
-        if self.transient:
-            ledger.free(slot.dev_index, self._transient_bytes(slot, opening=False), now)
-        t = t0 + self.overhead * factor
-        if slot.recompute:
-            t = t + slot.t_fwd * factor
-            self.emit(("recompute", sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0))
-            t0 = t
-        acc = slot.acc
-        acc.append((sample, v))
-        closes = len(acc) == slot.acc_target
-        t_bwd = now  # the optimizer step, if any, is the job's tail
-        if closes and self.update_s:
-            t_bwd = min(now, t + (slot.t_bwd_job - (slot.t_fwd if slot.recompute else 0.0)) * factor)
-        self.emit(("bwd", sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0))
-        if closes:
-            self.apply_update(slot, t_bwd, now)
-        prev = slot.prev
-        if j > d.bottom:
-            assert prev is not None
-            if self.free_links or prev.device is slot.device:
-                self.ready(prev, BWD, d)
-            else:
-                self.links.transfer(slot, prev, BWD, d, slot.boundary_in, now)
-        else:
-            self.in_flight -= 1
-            self.admission.datum_done(d, now)
+    @staticmethod
+    def _startable(kind: int, op: tuple[Slot, Datum]) -> bool:
+        slot, d = op
+        return may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
+
+    @staticmethod
+    def _park(entry: tuple[int, int, int, tuple[Slot, Datum]]) -> bool:
+        """A queued forward blocked by its slot's full window stays blocked until one of the
+        slot's backwards ends (`unpark`): it waits beside the slot, not in the device's queue
+        (1F1B-flush with a large mini-batch queues hundreds of them)."""
+        slot, d = entry[3]
+        if entry[0] == FWD and slot.stage >= d.bottom and slot.outstanding >= slot.window:
+            heappush(slot.parked, entry)
+            return True
+        return False
+
+    @staticmethod
+    def unpark(slot: Slot) -> None:
+        """The slot's window has room for `r` more: its `r` best parked forwards queue again (no
+        other could start before the window fills again)."""
+        parked = slot.parked
+        room = slot.window - slot.outstanding
+        if parked and room > 0:
+            slot.device.ready.restore([heappop(parked) for _ in range(min(room, len(parked)))])
 
     def apply_update(self, slot: Slot, t_start: float, now: float) -> None:
-        """Step `slot.stage` with the gradients in `slot.acc`: version `cur` becomes `cur + 1`."""
-        j = slot.stage
-        cur = self.version[j]
-        if cur in self.refs[j]:  # an in-flight datum still needs `cur`: it turns into a stashed copy
-            self.ledger.alloc(slot.home, slot.weights, now)
-        self.version[j] = cur + 1
-        hist = self.staleness[j]
-        update_t = self.update_t
-        P = self.P
-        acc = slot.acc
-        worst = 0
-        for sample, v in acc:
-            tau = cur - v
-            if tau > worst:
-                worst = tau
-            if tau >= len(hist):
-                hist.extend([0] * (tau + 1 - len(hist)))
-            hist[tau] += 1
-            update_t[sample * P + j] = now
-        samples = str(acc[0][0]) if len(acc) == 1 else ",".join([str(s) for s, _ in acc])
-        self.emit(("update", -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, samples))
-        if self.transient and slot.acc_target > 1:
-            self.ledger.free(slot.dev_index, slot.weights, now)  # the accumulation buffer closes
-        slot.acc = []
+        """Step `slot.stage` with its open gradient group (a group the stream's end closes early)."""
+        apply_update(self, slot, t_start, now)
+
+    def staleness_histogram(self) -> tuple[tuple[int, ...], ...]:
+        """Per stage: applied gradients by staleness 0, 1, … (up to the largest seen)."""
+        return tuple(tuple(h.get(tau, 0) for tau in range(1 + max(h, default=-1))) for h in self.staleness)
 
     # ------------------------------------------------------------------ called by admission
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
         k = worker.count
         worker.count += 1
-        omission = worker.config.omission
-        bottom = self.P - 1
-        while bottom > 0 and k % (omission[bottom - 1] + 1) == 0:
-            bottom -= 1
-        d = Datum(sample, worker, bottom, self.P, batch)
+        d = Datum(sample, worker, bottom_stage(worker.backward_every, k), self.P, batch)
         self.in_flight += 1
         worker.inflight += 1
         return d
 
     def start_datum(self, d: Datum) -> None:
-        self.ready(d.worker.slots[0], FWD, d)
+        self.ready(d.worker.slots[0], FWD, d, self.now)
+
+    def step_rows(self, slot: Slot, rows: int) -> None:
+        """A sequential learner's next step trains `rows` rows: each of its per-datum ops takes
+        one row's share of the cost model's `rows`-row op (its fixed part amortised)."""
+        set_op_times(slot, self.costs, rows)
+        if self.plain and not (slot.overhead or slot.update_s or slot.recompute):
+            # The step ends when the cost model's `rows`-row step does, `start + fixed + rows·per_row`
+            # (the sequential executor's arithmetic), not at the float sum of its rows' shares.
+            f, b = self.costs.forward(slot.stage), self.costs.backward(slot.stage)
+            slot.step_end = self.now + ((f.fixed_s + b.fixed_s) + rows * (f.per_row_s + b.per_row_s))
+
+    def after_arrivals(self, callback: Callable[[Worker], None], worker: Worker) -> None:
+        """Call `callback(worker)` at this instant, after its arrivals (a learner's choice)."""
+        self.schedule(self.now, LATER, CHOICE, callback, worker, None, None)
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True
-        self.emit(("drop", sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed)))
+        if self.emit is not None:
+            self.emit(
+                pack(K_DROP, sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed), 0)
+            )
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
-        self.emit(("mem", -1, -1, -1, device, t, t, -1, 0, held))
+        self.mem_rows += 1
+        if self.emit is not None:
+            self.emit(pack(K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0))
+
+
+def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:
+    """The values as Python floats, converted a chunk at a time (no stream-long list)."""
+    for start in range(0, len(values), size):
+        yield from values[start : start + size].tolist()

@@ -1,6 +1,6 @@
-"""Links between devices: a transfer occupies its (source, destination) link, FIFO, for
-`bytes / bandwidth`, then lands `latency` later. Only used when links cost time; free links
-hand a payload over at once and write no rows.
+"""Links between devices: a transfer occupies its (source, destination) link, FIFO, for the
+busy time the cost model gives it (`bytes / bandwidth`), then lands its latency later. Only
+used when links cost time; free links hand a payload over at once and write no rows.
 """
 
 from __future__ import annotations
@@ -8,39 +8,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import simpy
-from simpy.events import Event, Timeout
-
+from sim.costs import OpCosts
 from sim.parts import Datum, Slot
+from sim.trace import KIND_CODE, ROW
+
+LANDED = 2  # the engine's event kind of a transfer that lands
+_SEND, _RECV = KIND_CODE["send"], KIND_CODE["recv"]
 
 
 class Links:
-    def __init__(
-        self,
-        env: simpy.Environment,
-        latency_s: float,
-        bandwidth_Bps: float,
-        emit: Callable[[tuple[Any, ...]], None],
-        deliver: Callable[[Slot, int, Datum], None],
-    ) -> None:
-        self.env = env
-        self.latency_s = latency_s
-        self.bandwidth_Bps = bandwidth_Bps
+    def __init__(self, costs: OpCosts, schedule: Callable[..., None], emit: Callable[[bytes], None] | None) -> None:
+        self.costs = costs
+        self.schedule = schedule  # (time, priority, what, a, b, c, e) on the engine's clock
         self.emit = emit
-        self.deliver = deliver  # makes the op ready at the destination slot
         self.free_at: dict[tuple[int, int], float] = {}
+        self.transfers = 0
 
     def transfer(self, src: Slot, dst: Slot, kind: int, d: Datum, nbytes: int, now: float) -> None:
         key = (src.dev_index, dst.dev_index)
         start = max(now, self.free_at.get(key, 0.0))
-        busy_until = start + nbytes / self.bandwidth_Bps
+        busy, latency = self.costs.transfer_s(nbytes)
+        busy_until = start + busy
         self.free_at[key] = busy_until
-        ev = Timeout(self.env, busy_until + self.latency_s - now, (src, dst, kind, d, nbytes, start))
-        ev.callbacks.append(self._landed)
+        self.transfers += 1
+        self.schedule(now + (busy_until + latency - now), 1, LANDED, dst, d, (kind, src, nbytes, start), None)
 
-    def _landed(self, ev: Event) -> None:
-        src, dst, kind, d, nbytes, start = ev._value
-        now = self.env._now
-        self.emit(("send", d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes))
-        self.emit(("recv", d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes))
-        self.deliver(dst, kind, d)
+    def landed(self, dst: Slot, d: Datum, info: tuple[Any, ...], now: float) -> None:
+        """The payload reached `dst` (the engine then makes its op ready there)."""
+        if self.emit is not None:
+            _, src, nbytes, start = info
+            self.emit(ROW.pack(_SEND, d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes, 0))
+            self.emit(ROW.pack(_RECV, d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes, 0))

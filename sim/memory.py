@@ -1,93 +1,170 @@
 """Bytes held per device over simulated time: current, peak, and a bounded timeline.
 
-The timeline keeps, for each of at most `buckets` equal time buckets, the largest total seen
-in it; when the run outgrows the buckets their width doubles and neighbours merge. Its size is
-therefore flat in the stream length, and the peak survives any amount of merging. The common
-path of `alloc`/`free` is a few integer operations: only crossing into a new bucket costs more.
+The engine does not account a change when it happens: it appends it, packed as `(t, device,
+±bytes)` (`CHANGE`), to `log`, and the ledger folds the log with numpy every so often
+(`settle`) — a few bytecodes per change on the hot path instead of a method call. Changes must
+come in time order (the engine's clock only moves forward). Reading any result settles first.
+
+The timeline keeps, for each of at most `buckets` equal time buckets, the largest total seen in
+it and each device's largest; a bucket also counts the bytes held when it begins. When the run
+outgrows the buckets their width doubles and neighbours merge, so its size is flat in the
+stream length and the peak survives any amount of merging. Bucket `k` is `[k·w, (k+1)·w)` with
+the products in floating point, so a fold gives exactly what replaying the changes one by one
+would. With `on_change` (a `mem` row per change) each change also updates a running level at
+once, to report the device's bytes after it.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import numpy as np
 
+CHANGE = struct.Struct("<dqq")  # t, device, signed bytes
+_CHANGE_DTYPE = np.dtype([("t", "<f8"), ("device", "<i8"), ("delta", "<i8")])
+
 
 class MemoryLedger:
-    def __init__(self, num_devices: int, horizon_s: float, buckets: int = 1024) -> None:
+    def __init__(
+        self,
+        num_devices: int,
+        horizon_s: float,
+        buckets: int = 1024,
+        on_change: Callable[[int, int, float], None] | None = None,
+    ) -> None:
         if buckets < 2 or buckets % 2:
             raise ValueError(f"memory ledger: buckets must be an even number ≥ 2, got {buckets}")
-        self.current = [0] * num_devices
-        self.peak = [0] * num_devices
-        self.total = 0
-        self.total_peak = 0
         self.buckets = buckets
-        self.width = max(horizon_s, 1e-9) / buckets
-        # A bucket is [total peak, device 0 peak, device 1 peak, ...]; the open one is still filling.
-        self._closed: list[list[int]] = []
-        self._open = [0] * (num_devices + 1)
-        self._bucket_end = self.width  # end of the open bucket, index len(self._closed)
-        self.on_change: Callable[[int, int, float], None] | None = None
+        self._width = max(horizon_s, 1e-9) / buckets
+        self._current = np.zeros(num_devices, dtype=np.int64)
+        self._total = 0
+        # A bucket row is [total peak, device 0 peak, ...]; rows 0..k-1 are closed, `_open` is k.
+        self._closed = np.zeros((0, num_devices + 1), dtype=np.int64)
+        self._open = np.zeros(num_devices + 1, dtype=np.int64)
+        self.pending: list[bytes] = []
+        self.on_change = on_change
+        self._level = [0] * num_devices  # running bytes per device, kept only for `on_change`
+        self.log: Callable[[bytes], None] = self.pending.append if on_change is None else self._log_and_report
+
+    def _log_and_report(self, change: bytes) -> None:
+        t, device, delta = CHANGE.unpack(change)
+        if delta:
+            self.pending.append(change)
+            self._level[device] += delta
+            self.on_change(device, self._level[device], t)  # type: ignore[misc]
 
     def alloc(self, device: int, nbytes: int, t: float) -> None:
-        if nbytes == 0:
-            return
-        if t >= self._bucket_end:
-            self._roll(t)
-        held = self.current[device] + nbytes
-        self.current[device] = held
-        if held > self.peak[device]:
-            self.peak[device] = held
-        bucket = self._open
-        if held > bucket[device + 1]:
-            bucket[device + 1] = held
-        total = self.total + nbytes
-        self.total = total
-        if total > bucket[0]:
-            bucket[0] = total
-            if total > self.total_peak:
-                self.total_peak = total
-        if self.on_change is not None:
-            self.on_change(device, held, t)
+        self.log(CHANGE.pack(t, device, nbytes))
+        self.settle()
 
     def free(self, device: int, nbytes: int, t: float) -> None:
-        if nbytes == 0:
-            return
-        held = self.current[device] - nbytes
-        if held < 0:
-            raise AssertionError(f"memory ledger: device {device} would hold {held} B after freeing {nbytes} B")
-        if t >= self._bucket_end:
-            self._roll(t)
-        self.current[device] = held
-        self.total -= nbytes
-        if self.on_change is not None:
-            self.on_change(device, held, t)
+        self.log(CHANGE.pack(t, device, -nbytes))
+        self.settle()
 
-    def _roll(self, t: float) -> None:
-        """Close the open bucket and any empty ones before `t` (they held the current bytes)."""
-        now = [self.total, *self.current]
-        self._closed.append(self._open)
-        self._open = now
-        while True:
-            if len(self._closed) >= self.buckets:
-                self._coarsen()
-            end = (len(self._closed) + 1) * self.width
-            if t < end:
-                break
-            self._closed.append(list(now))
-        self._bucket_end = end
+    # ------------------------------------------------------------------ results
+    @property
+    def current(self) -> list[int]:
+        self.settle()
+        return self._current.tolist()
 
-    def _coarsen(self) -> None:
-        """Double the bucket width: merge closed buckets pairwise (an odd last one joins the open one)."""
-        rows = self._closed
-        if len(rows) % 2:
-            self._open = [max(a, b) for a, b in zip(self._open, rows[-1], strict=True)]
-        self._closed = [
-            [max(a, b) for a, b in zip(rows[2 * i], rows[2 * i + 1], strict=True)] for i in range(len(rows) // 2)
-        ]
-        self.width *= 2
+    @property
+    def total(self) -> int:
+        self.settle()
+        return self._total
+
+    @property
+    def width(self) -> float:
+        self.settle()
+        return self._width
+
+    @property
+    def peak(self) -> list[int]:
+        """Each device's peak bytes: no bucket merge loses a maximum."""
+        return self._rows()[:, 1:].max(axis=0).tolist()
+
+    @property
+    def total_peak(self) -> int:
+        return int(self._rows()[:, 0].max())
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bucket start times, peak total bytes per bucket, peak bytes per bucket and device)."""
-        rows = np.asarray([*self._closed, self._open], dtype=np.int64)
-        return np.arange(len(rows)) * self.width, rows[:, 0], rows[:, 1:]
+        rows = self._rows()
+        return np.arange(len(rows)) * self._width, rows[:, 0], rows[:, 1:]
+
+    def _rows(self) -> np.ndarray:
+        self.settle()
+        return np.vstack([self._closed, self._open])
+
+    # ------------------------------------------------------------------ folding
+    def settle(self) -> None:
+        """Fold the logged changes into the current bytes, the peaks and the timeline."""
+        if not self.pending:
+            return
+        log = np.frombuffer(b"".join(self.pending), dtype=_CHANGE_DTYPE)
+        self.pending.clear()
+        log = log[log["delta"] != 0]
+        if len(log):
+            self._fold(*(np.ascontiguousarray(log[name]) for name in ("t", "device", "delta")))
+
+    def _fold(self, t: np.ndarray, device: np.ndarray, delta: np.ndarray) -> None:
+        devices = len(self._current)
+        # Levels after each change: the total, and the changed device's bytes (per-device running
+        # sums over the changes sorted by device, time order kept within each).
+        total_after = self._total + np.cumsum(delta)
+        order = np.argsort(device, kind="stable")
+        by_device = device[order]
+        starts = np.flatnonzero(np.r_[True, by_device[1:] != by_device[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        running = np.cumsum(delta[order])
+        base = self._current[by_device[starts]] - (running[starts] - delta[order][starts])
+        held_after = np.empty_like(delta)
+        held_after[order] = running + np.repeat(base, ends - starts)
+        if (held_after < 0).any():
+            i = int(np.argmax(held_after < 0))
+            raise AssertionError(
+                f"memory ledger: device {device[i]} would hold {held_after[i]} B after freeing {-delta[i]} B"
+            )
+        # Double the width until the last change falls in a bucket (merging what is there).
+        k = len(self._closed)
+        while _bucket(t[-1:], self._width)[0] >= self.buckets:
+            k = self._coarsen()
+        b = _bucket(t, self._width)
+        last = int(b[-1])
+        # Every bucket from the open one to the last touched: its level when it begins, then its changes.
+        rows = np.empty((last - k + 1, devices + 1), dtype=np.int64)
+        rows[0] = self._open
+        if last > k:
+            before = np.searchsorted(b, np.arange(k + 1, last + 1), side="left") - 1  # last change before it
+            rows[1:, 0] = np.where(before >= 0, total_after[np.maximum(before, 0)], self._total)
+            rows[1:, 1:] = self._current
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                mine = order[s:e]  # this device's changes, in time order
+                at = np.searchsorted(mine, before, side="right") - 1  # its last one before the bucket
+                d = int(by_device[s]) + 1
+                rows[1:, d] = np.where(at >= 0, held_after[mine[np.maximum(at, 0)]], rows[1:, d])
+        np.maximum.at(rows[:, 0], b - k, total_after)
+        np.maximum.at(rows.reshape(-1), (b - k) * (devices + 1) + device + 1, held_after)
+        self._closed = np.vstack([self._closed, rows[:-1]])
+        self._open = rows[-1]
+        self._total = int(total_after[-1])
+        self._current[by_device[starts]] = held_after[order[ends - 1]]
+
+    def _coarsen(self) -> int:
+        """Double the bucket width: merge closed buckets pairwise (an odd last one joins the open
+        one); returns the open bucket's new index."""
+        rows = self._closed
+        if len(rows) % 2:
+            self._open = np.maximum(self._open, rows[-1])
+            rows = rows[:-1]
+        self._closed = np.maximum(rows[0::2], rows[1::2])
+        self._width *= 2
+        return len(self._closed)
+
+
+def _bucket(t: np.ndarray, width: float) -> np.ndarray:
+    """Index `k` with `k·w ≤ t < (k+1)·w`, the products in floating point as the buckets' ends are."""
+    k = np.floor(t / width)
+    k -= k * width > t
+    k += (k + 1) * width <= t
+    return k.astype(np.int64)

@@ -12,19 +12,21 @@ import numpy as np
 
 from planner.plan import Plan
 from sim.admission import Batch, Worker
-from sim.costs import StageCosts
+from sim.costs import OpCosts, StageBytes
+from sim.policy import AdmissionPolicy, ReadyOps
 
 
 class Device:
-    """A compute device with `concurrency` lanes and a heap of ready ops."""
+    """A compute device with `concurrency` lanes and its ready ops (`(slot, datum)`, in the
+    policy's dispatch order)."""
 
-    __slots__ = ("busy_s", "concurrency", "free", "heap", "index")
+    __slots__ = ("busy_s", "concurrency", "free", "index", "ready")
 
     def __init__(self, index: int, concurrency: int) -> None:
         self.index = index
         self.concurrency = concurrency
         self.free = concurrency  # idle lanes
-        self.heap: list[tuple[Any, ...]] = []  # (kind, sample, seq, slot, stored): backward (0) first
+        self.ready = ReadyOps()
         self.busy_s = 0.0  # lane-seconds spent on ops
 
 
@@ -32,7 +34,7 @@ class Slot:
     """Stage `stage` of one worker: runs one op at a time, on one device.
 
     Holds everything a hot path needs about the stage so the engine looks nothing up twice:
-    scaled op times, bytes, neighbours, and the open gradient group `acc` of
+    op times (from the `OpCosts`), bytes, neighbours, and the open gradient group `acc` of
     `(sample, version)` pairs that closes at `acc_target` backwards.
     """
 
@@ -43,16 +45,24 @@ class Slot:
         "boundary_in",
         "boundary_out",
         "busy",
+        "bwd_job",
         "dev_index",
         "device",
+        "fwd_job",
         "home",
         "next",
         "outstanding",
+        "overhead",
+        "parked",
         "prev",
         "recompute",
         "stage",
+        "step_end",
+        "step_job",
         "t_bwd_job",
         "t_fwd",
+        "t_rec",
+        "update_s",
         "weights",
         "widx",
         "window",
@@ -69,13 +79,20 @@ class Slot:
         self.recompute = worker.config.recompute
         self.busy = False
         self.outstanding = 0  # data stored here: forward started, backward not finished
+        self.parked: list[Any] = []  # heap of queued forwards blocked by the full window (not in the device's)
         self.window = 1
         self.acc: list[tuple[int, int]] = []
         self.acc_target = 1
         self.act = 0
         self.weights = 0
         self.t_fwd = 0.0
+        self.t_rec = 0.0  # the recomputed forward under T1
         self.t_bwd_job = 0.0  # backward, plus the recomputed forward under T1
+        self.overhead = 0.0  # added to every op's time
+        self.update_s = 0.0  # the optimizer step, at the end of the backward that closes a group
+        # Whole jobs without slow-down or jitter: forward, backward, backward that closes a group.
+        self.fwd_job = self.bwd_job = self.step_job = 0.0
+        self.step_end: float | None = None  # a sequential learner's step: when its closing backward ends
         self.boundary_out = 0  # bytes sent to the next stage (and its gradient, back)
         self.boundary_in = 0
         self.next: Slot | None = None
@@ -103,35 +120,47 @@ def home_devices(plan: Plan, placement: tuple[tuple[int, ...], ...]) -> list[int
 
 def build_workers(
     plan: Plan,
-    costs: StageCosts,
-    batched: bool,
-    time_scale: float,
-    buffer_bound: int,
+    costs: OpCosts,
+    sizes: StageBytes,
+    policy: AdmissionPolicy,
     devices: list[Device],
     placement: tuple[tuple[int, ...], ...],
 ) -> list[Worker]:
-    """Every worker with its slots: scaled op times, bytes, windows (1F1B: P - j), neighbours."""
+    """Every worker with its slots: one-row op times, bytes, windows (1F1B: P - j), neighbours."""
     P = plan.num_stages
     home = home_devices(plan, placement)
     workers = []
     for n, cfg in enumerate(plan.workers):
-        worker = Worker(n, cfg, buffer_bound, window=P)
+        worker = Worker(n, cfg)
         for j in range(P):
             slot = Slot(worker, j, devices[placement[n][j]], home[j])
-            slot.window = P - j
-            slot.acc_target = 1 if batched else cfg.accumulation[j]  # batches set theirs per batch
-            slot.act = costs.stored_bytes(j, cfg.recompute)
-            slot.weights = costs.weight_bytes[j]
-            slot.t_fwd = costs.t_fwd[j] * time_scale
-            slot.t_bwd_job = (costs.t_bwd[j] + (costs.t_fwd[j] if cfg.recompute else 0.0)) * time_scale
-            slot.boundary_out = costs.boundary_bytes[j]
-            slot.boundary_in = costs.boundary_bytes[j - 1] if j else 0
+            slot.window = policy.stage_window(j, 1)  # batches set theirs per batch
+            slot.acc_target = 1 if policy.batched else cfg.accumulation[j]
+            slot.act = sizes.stored_bytes(j, cfg.recompute)
+            slot.weights = sizes.weight_bytes[j]
+            slot.overhead = costs.overhead_s(j)
+            slot.update_s = costs.update_s(j)
+            set_op_times(slot, costs, rows=1)
+            slot.boundary_out = sizes.boundary_bytes[j]
+            slot.boundary_in = sizes.boundary_bytes[j - 1] if j else 0
             worker.slots.append(slot)
         for j, slot in enumerate(worker.slots):
             slot.next = worker.slots[j + 1] if j + 1 < P else None
             slot.prev = worker.slots[j - 1] if j else None
         workers.append(worker)
     return workers
+
+
+def set_op_times(slot: Slot, costs: OpCosts, rows: int) -> None:
+    """The slot's per-datum op times when each op is one row's share of a `rows`-row step
+    (pipelines: `rows = 1`; a sequential learner runs its mini-batch row by row)."""
+    j = slot.stage
+    slot.t_fwd = costs.forward(j).share(rows)
+    slot.t_rec = costs.recompute(j).share(rows) if slot.recompute else 0.0
+    slot.t_bwd_job = costs.backward(j).share(rows) + slot.t_rec
+    slot.fwd_job = slot.t_fwd + slot.overhead
+    slot.bwd_job = slot.t_bwd_job + slot.overhead
+    slot.step_job = (slot.t_bwd_job + slot.update_s) + slot.overhead
 
 
 class Jitter:

@@ -26,6 +26,18 @@ def stream_horizon(arrival_s: np.ndarray, nominal_interval_s: float) -> float:
     return n * nominal_interval_s
 
 
+def stream_latencies(update_s: np.ndarray, arrival_s: np.ndarray) -> np.ndarray:
+    """Per datum trained at any stage: arrival → the last stage update that includes it. The
+    twin's and the distributed executor's latency (`update_s`: `[datum, stage]`, NaN: none)."""
+    seen = ~np.isnan(update_s).all(axis=1)
+    return np.nanmax(update_s[seen], axis=1) - arrival_s[seen]
+
+
+def stream_throughput(update_s: np.ndarray, horizon_s: float) -> float:
+    """Data trained on (fully or partly) per second of stream — the twin's and the executor's."""
+    return int((~np.isnan(update_s)).any(axis=1).sum()) / horizon_s
+
+
 def measured_adaptation_rate(
     update_s: np.ndarray,
     arrival_s: np.ndarray,
@@ -104,13 +116,12 @@ class SimResult:
     @property
     def throughput_per_s(self) -> float:
         """Data trained on (fully or partly) per second of stream."""
-        return (self.trained + self.partially_trained) / self.horizon_s
+        return stream_throughput(self.update_s, self.horizon_s)
 
     @property
     def latencies_s(self) -> np.ndarray:
         """Per trained datum: arrival → the last stage update that includes it."""
-        seen = ~np.isnan(self.update_s).all(axis=1)
-        return np.nanmax(self.update_s[seen], axis=1) - self.arrival_s[seen]
+        return stream_latencies(self.update_s, self.arrival_s)
 
     def latency_quantile(self, q: float) -> float:
         lat = self.latencies_s
@@ -125,6 +136,9 @@ class SimResult:
             "peak_memory_bytes": self.peak_memory_bytes,
             "throughput_per_s": self.throughput_per_s,
             "drop_rate": self.drop_rate,
+            # The distributed executor predicts a datum by its own training forward, so the share
+            # of the stream it predicts is the share admitted (docs/distributed.md).
+            "predicted_share": 1.0 - self.drop_rate,
             "latency_p50_s": self.latency_quantile(0.5),
             "latency_p99_s": self.latency_quantile(0.99),
             "events": self.events,

@@ -17,7 +17,7 @@ from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import ArrivalProcess, FixedArrivals
 from sim.config import SimConfig
-from sim.costs import stage_costs
+from sim.costs import OpCosts, ProfileCosts, stage_bytes
 from sim.engine import Engine
 from sim.result import SimResult, stream_horizon
 from sim.strategies import get_strategy
@@ -49,8 +49,14 @@ def simulate(
     seed: int = 0,
     config: SimConfig | None = None,
     trace: TraceSink | None = None,
+    costs: OpCosts | None = None,
 ) -> SimResult:
-    """Simulate `samples` arrivals through `plan`; stream the schedule into `trace` if given."""
+    """Simulate `samples` arrivals through `plan`; stream the schedule into `trace` if given.
+
+    `costs` is the cost model (`sim.costs.OpCosts`); by default `ProfileCosts` of `profile` and
+    `config` (its `time_scale`, `op_overhead_s`, `update_s` and link fields). A given `costs`
+    replaces those fields: it is the whole timing model but contention and jitter.
+    """
     config = SimConfig() if config is None else config
     if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
         raise FerretError(f"number of samples must be a positive integer, got {samples!r}")
@@ -62,13 +68,15 @@ def simulate(
     times = np.asarray(arrivals.times(int(samples), seed), dtype=np.float64)
     placement = resolve_placement(plan, config, strategy.single_device)
     sink = NullTrace() if trace is None else trace
-    engine = Engine(plan, stage_costs(profile, plan), config, strategy, placement, times, seed, sink)
+    if costs is None:
+        costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
+    engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()
     engine.run()
     wall = time.perf_counter() - start
 
-    makespan = float(engine.env.now)
+    makespan = float(engine.now)
     ledger = engine.ledger
     t_line, bytes_line, device_lines = ledger.timeline()
     util = tuple(dev.busy_s / (dev.concurrency * makespan) if makespan > 0 else 0.0 for dev in engine.devices)
@@ -80,9 +88,9 @@ def simulate(
         makespan_s=makespan,
         decay_per_s=plan.decay_per_s,
         value_per_datum=plan.value_per_datum,
-        stage_weights=np.asarray(engine.costs.value_shares),
+        stage_weights=np.asarray(engine.sizes.value_shares),
         arrival_s=times,
-        update_s=engine.update_t.reshape(len(times), plan.num_stages),
+        update_s=np.frombuffer(engine.update_t, dtype=np.float64).reshape(len(times), plan.num_stages),
         dropped=engine.dropped,
         peak_memory_bytes=ledger.total_peak,
         peak_memory_per_device=tuple(ledger.peak),
@@ -91,9 +99,9 @@ def simulate(
         memory_timeline_s=t_line,
         memory_timeline_bytes=bytes_line,
         memory_timeline_per_device=device_lines,
-        staleness_histogram=tuple(tuple(h) for h in engine.staleness),
+        staleness_histogram=engine.staleness_histogram(),
         utilisation=util,
-        events=sink.count,
+        events=engine.rows,
         ops=engine.ops,
         wall_s=wall,
         predicted=predicted,

@@ -25,6 +25,7 @@ from planner.closed_form import ceil_ratio
 from planner.errors import FerretError
 from planner.plan import Plan, WorkerConfig
 from planner.profile import ModelProfile
+from planner.registry import Registry
 
 SELECTIONS = ("oldest", "newest", "random")
 DROPS = ("arriving", "oldest")
@@ -53,13 +54,13 @@ class SimStrategy:
         return bound
 
 
-SIM_STRATEGIES: dict[str, SimStrategy] = {}
+SIM_STRATEGIES: Registry[SimStrategy] = Registry(
+    "strategy", message="the simulator does not know {kind} {name!r}; known: {choices}"
+)
 
 
 def register_strategy(strategy: SimStrategy, *aliases: str) -> SimStrategy:
-    for key in (strategy.name, *aliases):
-        SIM_STRATEGIES[key] = strategy
-    return strategy
+    return SIM_STRATEGIES.add(strategy.name, strategy, *aliases)
 
 
 for _name in ("ferret", "pipedream", "pipedream-2bw"):
@@ -121,11 +122,7 @@ SEQUENTIAL_STRATEGIES = ("1-skip", "last-n", "random-n")
 
 
 def get_strategy(name: str) -> SimStrategy:
-    try:
-        return SIM_STRATEGIES[name]
-    except KeyError:
-        known = ", ".join(sorted(SIM_STRATEGIES))
-        raise FerretError(f"the simulator does not know strategy {name!r}; known: {known}") from None
+    return SIM_STRATEGIES[name]
 
 
 def sequential_plan(

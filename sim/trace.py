@@ -18,40 +18,55 @@ Replaying a trace op by op needs only these rows: every datum is predicted at it
 with the weights as of that row; `fwd`/`recompute`/`bwd` name the version to run against;
 `update` rows say which accumulated gradients to apply and when.
 
-Writing streams: the engine appends plain tuples to `rows`, and `flush()` formats and writes
-them in chunks, so a run of millions of ops keeps only one chunk alive. JSON Lines by default,
-CSV on request (`samples` space-separated).
+One type: `TraceRow` (a NamedTuple with the fields above, `samples` a tuple of ints) is what
+every reader (`read_trace`) and every sink (`MemoryTrace.events()`) hands out; code reads rows
+by field name, never by index.
+
+Writing: a sink collects rows as packed bytes (`ROW`: the fields but `samples`, with the kind
+as its index in `KINDS` and, last, the number of samples) in `rows`, and an update's samples in
+`samples`. The engine packs on its hot path (one C call per row); everyone else calls
+`sink.add(row)`. Every `chunk_rows` rows become one chunk — a numpy structured array of
+`ROW_DTYPE` (zero-copy from the packed bytes) and an int64 array of the samples — which the
+sink writes (`sim.trace_files`: the binary `ftrace` file by default, JSON Lines or CSV on
+request), so a run of millions of ops holds one chunk at a time.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
+import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple
 
-from planner.errors import FerretError
+import numpy as np
 
 KINDS = ("arrive", "predict", "fwd", "recompute", "bwd", "update", "send", "recv", "drop", "mem")
+KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
 FIELDS = ("kind", "sample", "worker", "stage", "device", "t_start", "t_end", "version", "staleness", "bytes", "samples")
-TRACE_FORMATS = ("jsonl", "csv")
 
-# A row is a 10-tuple in FIELDS order without `samples`, or an 11-tuple whose last item is the
-# comma-joined sample list (update rows). Formatting with `%` is the fastest pure-Python path.
-_JSONL = (
-    '{"kind":"%s","sample":%d,"worker":%d,"stage":%d,"device":%d,"t_start":%.12g,"t_end":%.12g,'
-    '"version":%d,"staleness":%d,"bytes":%d}\n'
+ROW = struct.Struct("<BqiiiddqiqI")
+ROW_DTYPE = np.dtype(
+    [
+        ("kind", "u1"),
+        ("sample", "<i8"),
+        ("worker", "<i4"),
+        ("stage", "<i4"),
+        ("device", "<i4"),
+        ("t_start", "<f8"),
+        ("t_end", "<f8"),
+        ("version", "<i8"),
+        ("staleness", "<i4"),
+        ("bytes", "<i8"),
+        ("nsamples", "<u4"),
+    ]
 )
-_JSONL_SAMPLES = _JSONL[:-2] + ',"samples":[%s]}\n'
-_CSV = "%s,%d,%d,%d,%d,%.12g,%.12g,%d,%d,%d,\n"
-_CSV_SAMPLES = "%s,%d,%d,%d,%d,%.12g,%.12g,%d,%d,%d,%s\n"
+assert ROW.size == ROW_DTYPE.itemsize
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
+class TraceRow(NamedTuple):
+    """One row of the trace: the type every reader and sink hands out (fields: the table above)."""
+
     kind: str
     sample: int
     worker: int
@@ -64,12 +79,6 @@ class TraceEvent:
     bytes: int = 0
     samples: tuple[int, ...] = ()
 
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> TraceEvent:
-        kind, sample, worker, stage, device, t_start, t_end, version, staleness, nbytes = row[:10]
-        samples = tuple(int(s) for s in row[10].split(",")) if len(row) == 11 and row[10] else ()
-        return cls(kind, sample, worker, stage, device, t_start, t_end, version, staleness, nbytes, samples)
-
     def to_json(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in FIELDS[:-1]}
         if self.kind == "update":
@@ -77,80 +86,126 @@ class TraceEvent:
         return out
 
 
-class TraceSink:
-    """Collects rows; subclasses decide where they go. `count` is the number of rows seen."""
+class Chunk(NamedTuple):
+    """Rows as a structured array of `ROW_DTYPE` and the samples of its update rows, in order."""
 
-    chunk_rows = 16384  # ~2 MiB of JSON per write; the transient strings stay small
+    rows: np.ndarray
+    samples: np.ndarray
+
+    def typed(self) -> Iterator[TraceRow]:
+        samples = self.samples.tolist()
+        at = 0
+        for kind, *fields, n in self.rows.tolist():
+            yield TraceRow._make((KINDS[kind], *fields, tuple(samples[at : at + n]) if n else ()))
+            at += n
+
+
+class TraceSink:
+    """Collects packed rows; subclasses decide where each chunk goes. `count`: rows written."""
+
+    chunk_rows = 16384
+    keeps_rows = True  # False: the engine skips building rows at all (NullTrace)
 
     def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Any] = []  # packed `ROW`s (or plain tuples: `_pack_plain`)
+        self.samples: list[int] = []
         self.count = 0
+
+    def add(self, row: TraceRow) -> None:
+        """Append a typed row (writers off the engine's hot path: the replay's recorder)."""
+        self.rows.append(
+            ROW.pack(
+                KIND_CODE[row.kind],
+                row.sample,
+                row.worker,
+                row.stage,
+                row.device,
+                row.t_start,
+                row.t_end,
+                row.version,
+                row.staleness,
+                row.bytes,
+                len(row.samples),
+            )
+        )
+        self.samples.extend(row.samples)
 
     def maybe_flush(self) -> None:
         if len(self.rows) >= self.chunk_rows:
             self.flush()
 
     def flush(self) -> None:
+        if not self.rows:
+            return
+        if type(self.rows[0]) is not bytes:
+            self._pack_plain()
+        chunk = Chunk(np.frombuffer(b"".join(self.rows), dtype=ROW_DTYPE), np.array(self.samples, dtype=np.int64))
         # Cleared in place: the engine holds `rows.append` as a bound method.
-        self.count += len(self.rows)
         self.rows.clear()
+        self.samples.clear()
+        self.count += len(chunk.rows)
+        self.write(chunk)
+
+    def _pack_plain(self) -> None:
+        """Rows appended as plain tuples — `kind, …, bytes`, and for an update its samples
+        comma-joined: the form before rows were packed, which writers that keep their own rows
+        (the distributed executor's merge) still append — are packed here. A buffer holds one
+        form or the other; `add(TraceRow)` is the API."""
+        plain = list(self.rows)
+        self.rows.clear()
+        for raw in plain:
+            if type(raw) is not tuple:
+                raise TypeError("a trace sink's rows are all packed (the engine's) or all plain tuples, not both")
+            samples = tuple(int(s) for s in raw[10].split(",")) if len(raw) == 11 and raw[10] else ()
+            self.add(TraceRow._make((*raw[:10], samples)))
+
+    def write(self, chunk: Chunk) -> None:
+        """Where a chunk goes (nowhere here)."""
 
     def close(self) -> None:
         self.flush()
 
 
 class NullTrace(TraceSink):
-    """Counts rows and forgets them (what-if sweeps do not need the schedule)."""
+    """Keeps nothing: the engine builds no rows for it (what-if sweeps do not need the schedule)."""
+
+    keeps_rows = False
 
 
 class MemoryTrace(TraceSink):
-    """Keeps every row (tests, small runs); `events()` returns them as `TraceEvent`s."""
+    """Keeps every row (tests, small runs, the replay's schedule); `events()` returns them typed."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._kept: list[tuple[Any, ...]] = []
+        self.chunks: list[Chunk] = []
 
-    def flush(self) -> None:
-        self._kept.extend(self.rows)
-        super().flush()
+    def write(self, chunk: Chunk) -> None:
+        self.chunks.append(chunk)
 
-    def events(self) -> list[TraceEvent]:
+    def events(self) -> list[TraceRow]:
         self.flush()
-        return [TraceEvent.from_row(r) for r in self._kept]
+        return [row for chunk in self.chunks for row in chunk.typed()]
 
 
 class FileTrace(TraceSink):
-    """Streams rows to `path` as JSON Lines or CSV, one formatted chunk at a time."""
+    """Streams rows to `path`, one chunk at a time: `ftrace` (binary), `jsonl` or `csv`; by
+    default the format its suffix names (`.jsonl`, `.csv`; anything else `ftrace`)."""
 
-    def __init__(self, path: str | os.PathLike[str], fmt: str = "jsonl") -> None:
+    def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
+        from sim.trace_files import open_writer, trace_format
+
         super().__init__()
-        if fmt not in TRACE_FORMATS:
-            raise FerretError(f"unknown trace format {fmt!r}; choose one of {', '.join(TRACE_FORMATS)}")
         self.path = Path(path)
-        self.fmt = fmt
-        self._file: TextIO | None = self.path.open("w", encoding="utf-8", newline="")
-        if fmt == "csv":
-            self._file.write(",".join(FIELDS) + "\n")
+        self.fmt = trace_format(self.path) if fmt is None else fmt
+        self._writer = open_writer(self.path, self.fmt)
 
-    def flush(self) -> None:
-        if self._file is None:
-            raise RuntimeError(f"trace {self.path} is closed")
-        if self.fmt == "jsonl":
-            plain, with_samples = _JSONL, _JSONL_SAMPLES
-            text = "".join([plain % r if len(r) == 10 else with_samples % r for r in self.rows])
-        else:
-            plain, with_samples = _CSV, _CSV_SAMPLES
-            text = "".join(
-                [plain % r if len(r) == 10 else with_samples % (*r[:10], r[10].replace(",", " ")) for r in self.rows]
-            )
-        self._file.write(text)
-        super().flush()
+    def write(self, chunk: Chunk) -> None:
+        self._writer.write(chunk)
 
     def close(self) -> None:
-        if self._file is not None:
+        if not self._writer.closed:
             self.flush()
-            self._file.close()
-            self._file = None
+            self._writer.close()
 
     def __enter__(self) -> FileTrace:
         return self
@@ -159,64 +214,8 @@ class FileTrace(TraceSink):
         self.close()
 
 
-def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceEvent]:
-    """Yield the events of a trace file (`.csv` is CSV, anything else JSON Lines), streaming."""
-    p = Path(path)
-    try:
-        f = p.open(encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise FerretError(f"trace not found: {p}") from None
-    except OSError as exc:
-        raise FerretError(f"cannot read trace {p}: {exc}") from None
-    with f:
-        if p.suffix.lower() == ".csv":
-            yield from _read_csv(f, p)
-        else:
-            yield from _read_jsonl(f, p)
+def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceRow]:
+    """Yield the rows of a trace file (ftrace, JSON Lines or CSV: `sim.trace_files`), streaming."""
+    from sim.trace_files import read_rows
 
-
-def _read_jsonl(f: TextIO, p: Path) -> Iterator[TraceEvent]:
-    for lineno, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            yield TraceEvent(
-                kind=obj["kind"],
-                sample=int(obj["sample"]),
-                worker=int(obj["worker"]),
-                stage=int(obj["stage"]),
-                device=int(obj["device"]),
-                t_start=float(obj["t_start"]),
-                t_end=float(obj["t_end"]),
-                version=int(obj.get("version", -1)),
-                staleness=int(obj.get("staleness", 0)),
-                bytes=int(obj.get("bytes", 0)),
-                samples=tuple(int(s) for s in obj.get("samples", ())),
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise FerretError(f"trace {p} line {lineno} is not a trace event: {exc}") from None
-
-
-def _read_csv(f: TextIO, p: Path) -> Iterator[TraceEvent]:
-    reader = csv.reader(f)
-    header = next(reader, None)
-    if header is None or tuple(header[: len(FIELDS) - 1]) != FIELDS[:-1]:
-        raise FerretError(f"trace {p} has no trace header (expected {','.join(FIELDS)})")
-    for lineno, row in enumerate(reader, start=2):
-        try:
-            yield TraceEvent(
-                kind=row[0],
-                sample=int(row[1]),
-                worker=int(row[2]),
-                stage=int(row[3]),
-                device=int(row[4]),
-                t_start=float(row[5]),
-                t_end=float(row[6]),
-                version=int(row[7]),
-                staleness=int(row[8]),
-                bytes=int(row[9]),
-                samples=tuple(int(s) for s in row[10].split()) if len(row) > 10 else (),
-            )
-        except (IndexError, ValueError) as exc:
-            raise FerretError(f"trace {p} line {lineno} is not a trace event: {exc}") from None
+    yield from read_rows(path)

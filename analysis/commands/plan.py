@@ -86,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=unit_type("int", "devices", ge=1, le=MAX_DEVICES),
         default=None,
-        help="devices D: worker n's stage j runs on device (n·P + j) mod D; default N·P, one device per "
-        "(worker, stage), the closed forms' no-contention regime; D = P puts stage j of every worker on device j",
+        help="devices D: every stage on one owner device, contiguous blocks of stages balanced by stage time (what "
+        "--mode distributed runs); default: each (worker, stage) its own device, the closed forms' regime",
     )
     parser.add_argument(
         "--minibatch",

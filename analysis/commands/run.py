@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
+from analysis.run_distributed import distributed, launch_ranks, output_folder
 from analysis.run_outputs import check_baseline, print_summary, read_baseline, save_inputs, write_metrics_csv
 from analysis.run_pipeline import (
     MEASURED_TRACE,
@@ -19,7 +20,6 @@ from analysis.run_pipeline import (
 from analysis.run_repeat import repeated_args
 from analysis.sim_inputs import SIM_TITLE
 from analysis.units import cli_type, parse_rate
-from planner.fileio import atomic_dir
 
 if TYPE_CHECKING:
     from executor.ocl.experiment import RunSpec
@@ -98,6 +98,7 @@ def run_spec(args: argparse.Namespace, pipeline: PipelineOptions | None = None) 
 
 def run(args: argparse.Namespace) -> int:
     from analysis.plots_run import plot_accuracy_curves
+    from executor.distributed.rank import is_output_rank
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
     from executor.ocl.experiment import experiment_summary, prepare, run_experiment
 
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         args = repeated_args(args, args._parser)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
     pipeline = pipeline_options(args)
-    with atomic_dir(args.out) as staging:
+    if distributed(pipeline) and launch_ranks(args, pipeline):
+        return 0  # the ranks did the run; rank 0 wrote the outputs and printed the summary
+    with output_folder(args.out, pipeline) as staging:
         experiment = prepare(run_spec(args, with_measured_trace(pipeline, staging)))
         if baseline is not None:
             check_baseline(baseline, experiment.made_from, args.baseline, force=args.force)
@@ -113,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: --force: an input was made for {mismatch}")
         save_inputs(staging, experiment, args.out)
         result = run_experiment(experiment)
+        if distributed(pipeline) and not is_output_rank():
+            return 0
         summary = experiment_summary(experiment, result, args.decay)
         if baseline is not None:
             summary.update(compare_to_baseline(summary, baseline))

@@ -15,14 +15,16 @@ from planner.plan import Plan
 from planner.provenance import check_made_for, content_id
 from sim.config import SimConfig
 from sim.result import SimResult
+from sim.trace_files import TRACE_FORMATS
 
 NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
 DESCRIPTION = (
     "Stream --samples arrivals through the plan's pipeline in simulated time and write summary.json "
     "(adaptation rate as docs/sim.md defines it, peak memory, throughput, drop rate, latency p50/p99, staleness, "
-    "utilisation), trace.jsonl (or trace.csv: one row per op, the schedule the replay executor follows), "
-    "chrome_trace.json (open in https://ui.perfetto.dev: one track per device), memory_timeline.csv and "
+    "utilisation), trace.ftrace (binary, numpy arrays; or trace.jsonl / trace.csv: one row per op, the schedule "
+    "the replay executor follows), chrome_trace.json (open in https://ui.perfetto.dev: one track per device; the "
+    "first --chrome-max-events events), memory_timeline.csv and "
     "config.json. Arrivals default to the plan's interval, exactly periodic."
 )
 
@@ -46,12 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=unit_type("seed", "seed"), default=0, help="seed of the arrivals, jitter and random choices"
     )
-    parser.add_argument("--trace-format", choices=("jsonl", "csv"), default="jsonl", help="format of the op trace")
+    parser.add_argument(
+        "--trace-format",
+        choices=TRACE_FORMATS,
+        default="ftrace",
+        help="format of the op trace: ftrace (binary numpy chunks, fast) or the text exports jsonl, csv",
+    )
     parser.add_argument(
         "--chrome-max-events",
         type=unit_type("int", "chrome-max-events", ge=0),
-        default=250_000,
-        help="most events in chrome_trace.json (browser viewers slow down past that); 0 = all",
+        default=50_000,
+        help="most events in chrome_trace.json, the start of the run (browser viewers slow down past a few "
+        "hundred thousand); 0 = all",
+    )
+    parser.add_argument(
+        "--costs",
+        type=Path,
+        default=None,
+        help="costs.json from `ferret calibrate`: the fitted cost model (per-layer times, recompute's own, "
+        "overhead, optimizer step, link) instead of the profile's times and the simulator model's timing fields",
     )
     add_sim_config_arguments(parser)
     parser.add_argument(
@@ -73,12 +88,17 @@ def run(args: argparse.Namespace) -> int:
     )
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
+    costs = None
+    if args.costs is not None:
+        from sim.fitted_costs import LayerCosts
+
+        costs = LayerCosts.load(args.costs).check(profile).for_partition(plan.partition)
     crowding = workers_per_device(plan, config)
     with atomic_dir(args.out) as stage:
         trace_path = stage / f"trace.{args.trace_format}"
         with FileTrace(trace_path, args.trace_format) as trace:
             result = simulate(
-                plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace
+                plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace, costs=costs
             )
         write_chrome_trace(read_trace(trace_path), stage / "chrome_trace.json", args.chrome_max_events or None)
         write_memory_timeline(stage / "memory_timeline.csv", result)

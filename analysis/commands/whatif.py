@@ -102,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--devices",
         type=unit_type("int", "devices", ge=1, le=MAX_DEVICES),
         default=None,
-        help="devices D the pipeline plans are placed on, (n·P + j) mod D; default: one per (worker, stage), "
-        "the closed forms' regime; fewer devices make workers contend in the twin",
+        help="devices D the pipeline plans are placed on (stage owners: contiguous blocks balanced by stage time); "
+        "default: one per (worker, stage), the closed forms' regime; fewer devices make workers contend in the twin",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     add_sim_config_arguments(parser)

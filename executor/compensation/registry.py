@@ -7,19 +7,11 @@ from collections.abc import Callable
 import torch
 
 from executor.compensation.base import CompensationConfig, Compensator
+from planner.registry import Registry
 
 CompensatorFactory = Callable[[CompensationConfig, int, torch.dtype, torch.device], Compensator]
-COMPENSATORS: dict[str, CompensatorFactory] = {}
-
-
-def register_compensator(name: str) -> Callable[[CompensatorFactory], CompensatorFactory]:
-    def deco(factory: CompensatorFactory) -> CompensatorFactory:
-        if name in COMPENSATORS:
-            raise RuntimeError(f"compensator {name!r} registered twice")
-        COMPENSATORS[name] = factory
-        return factory
-
-    return deco
+COMPENSATORS: Registry[CompensatorFactory] = Registry("compensation")
+register_compensator = COMPENSATORS.register
 
 
 def build_compensator(

@@ -13,26 +13,15 @@ from typing import Any
 
 from executor.data.base import Dataset
 from executor.data.options import checked_options
-from planner.errors import FerretError
+from planner.registry import Registry
 
 DatasetLoader = Callable[..., Dataset]
-DATASETS: dict[str, DatasetLoader] = {}
-
-
-def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
-    def deco(loader: DatasetLoader) -> DatasetLoader:
-        if name in DATASETS:
-            raise RuntimeError(f"dataset {name!r} registered twice")
-        DATASETS[name] = loader
-        return loader
-
-    return deco
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
+register_dataset = DATASETS.register
 
 
 def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **options: Any) -> Dataset:
     _load_builtin_datasets()
-    if name not in DATASETS:
-        raise FerretError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
     loader = DATASETS[name]
     checked = checked_options("dataset", name, loader, 2, options)  # after (root, seed)
     return loader(None if root is None else Path(root).expanduser(), seed, **checked)

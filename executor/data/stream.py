@@ -16,6 +16,7 @@ import numpy as np
 from executor.data.base import Dataset
 from executor.data.options import checked_options
 from planner.errors import FerretError, ValidationError
+from planner.registry import Registry
 from sim.arrivals import ArrivalProcess
 
 
@@ -70,19 +71,9 @@ class StreamParts:
 
 
 OrderBuilder = Callable[..., tuple[np.ndarray, np.ndarray] | StreamParts]
-STREAMS: dict[str, OrderBuilder] = {}
-
-
-def register_stream(name: str) -> Callable[[OrderBuilder], OrderBuilder]:
-    """Register `builder(dataset, n, rng, **options) -> (order, task)` (or `StreamParts`)."""
-
-    def deco(builder: OrderBuilder) -> OrderBuilder:
-        if name in STREAMS:
-            raise RuntimeError(f"stream {name!r} registered twice")
-        STREAMS[name] = builder
-        return builder
-
-    return deco
+# Builders `builder(dataset, n, rng, **options) -> (order, task)` (or `StreamParts`).
+STREAMS: Registry[OrderBuilder] = Registry("stream")
+register_stream = STREAMS.register
 
 
 def build_stream(
@@ -95,12 +86,10 @@ def build_stream(
 ) -> Stream:
     """A stream of `length` data (default: the whole training set once) arriving by `arrivals`."""
     _load_builtin_streams()
-    if name not in STREAMS:
-        raise FerretError(f"unknown stream {name!r}; choose one of {', '.join(sorted(STREAMS))}")
+    builder = STREAMS[name]
     n = len(dataset) if length is None else length
     if n <= 0:
         raise FerretError(f"a stream needs at least one datum, got length {n}")
-    builder = STREAMS[name]
     checked = checked_options("stream", name, builder, 3, options)  # after (dataset, n, rng)
     rng = np.random.default_rng(seed)
     result = builder(dataset, n, rng, **checked)

@@ -19,28 +19,24 @@ import torch
 from executor.models.base import LayeredModel
 from planner.errors import FerretError
 from planner.limits import check_work
+from planner.registry import Registry
 
 ModelBuilder = Callable[..., LayeredModel]
 # Below these, no built-in family's weights or activations come near the memory limit, so the
 # meta-device estimate (up to a second for deep models) is skipped.
 _SMALL_INPUT, _FEW_CLASSES = 2**18, 2**12
-MODELS: dict[str, ModelBuilder] = {}
+MODELS: Registry[ModelBuilder] = Registry("model")
 # The input each model is usually profiled at when the user gives none (CLI default).
-DEFAULT_INPUT_SHAPES: dict[str, tuple[int, ...]] = {}
+DEFAULT_INPUT_SHAPES: Registry[tuple[int, ...]] = Registry("default input shape")
 
 
 def register_model(
     name: str, default_input_shape: tuple[int, ...] | None = None
 ) -> Callable[[ModelBuilder], ModelBuilder]:
-    def deco(builder: ModelBuilder) -> ModelBuilder:
-        if name in MODELS:
-            raise RuntimeError(f"model {name!r} registered twice")
-        MODELS[name] = builder
-        if default_input_shape is not None:
-            DEFAULT_INPUT_SHAPES[name] = tuple(default_input_shape)
-        return builder
-
-    return deco
+    """`MODELS.register` that also records the model's default input shape."""
+    if default_input_shape is not None:
+        DEFAULT_INPUT_SHAPES.add(name, tuple(default_input_shape))
+    return MODELS.register(name)
 
 
 def build_model(
@@ -53,11 +49,9 @@ def build_model(
     pretrained BatchNorm statistics usable when training on one datum at a time.
     """
     _load_builtin_models()
-    if name not in MODELS:
-        raise FerretError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    builder = MODELS[name]
     if num_classes < 2:
         raise FerretError(f"a classifier needs at least 2 classes, got {num_classes}")
-    builder = MODELS[name]
     weights: str | Path | None = options.pop("weights", None)
     accepted = list(inspect.signature(builder).parameters)[2:]  # after (input_shape, num_classes)
     unknown = sorted(set(options) - set(accepted))

@@ -19,17 +19,11 @@ import torch
 
 from executor.models.base import LayeredModel
 from planner.errors import FerretError
+from planner.registry import Registry
 
 KeyMap = Callable[[str], str]
-KEY_MAPS: dict[str, KeyMap] = {}
-
-
-def register_key_map(model_name: str) -> Callable[[KeyMap], KeyMap]:
-    def deco(fn: KeyMap) -> KeyMap:
-        KEY_MAPS[model_name] = fn
-        return fn
-
-    return deco
+KEY_MAPS: Registry[KeyMap] = Registry("key map")
+register_key_map = KEY_MAPS.register
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -4,7 +4,10 @@ A step is described by how many sample-passes of each kind it runs (`StepCost`);
 passes into seconds and FLOPs. A training step on `B` rows lasts `step_fixed_s + B·row_step_s`:
 with profiles at two or more batch sizes the fixed part (kernel launches, optimizer step,
 framework overhead — what batching amortises) and the per-row part are fitted to them; with one
-profile the step is linear in the batch (`step_fixed_s = 0`), the closed forms' assumption. Real
+profile the step is linear in the batch (`step_fixed_s = 0`), the closed forms' assumption. The
+fit is the twin's (`sim.costs.stage_fits` over the whole model as one stage), so the twin's
+sequential learners (`sim.costs.ProfileCosts.from_profiles(profiles, (0, L))`) charge a B-row
+step what this model charges. Real
 steps are far from linear: a 16-row step of mnistnet costs 0.19× sixteen 1-row steps on this
 CPU and 0.07× under the TITAN Xp roofline, and charging batches linearly would hand the B-Skip
 baselines a handicap they do not have on hardware.
@@ -17,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from planner.profile import ModelProfile
+from sim.costs import Affine, stage_fits
 
 
 @dataclass(frozen=True)
@@ -65,34 +67,25 @@ class CostModel:
 
     @classmethod
     def from_profiles(cls, profiles: Sequence[ModelProfile]) -> CostModel:
-        """Fit `T(B) = fixed + B·per_row` for forward, backward and features totals.
-
-        One batch size gives a line through the origin. Both parts are kept ≥ 0 (timing noise
-        can make a larger batch look cheaper per step): a negative slope becomes 0 and the fixed
-        part absorbs the mean. FLOPs and the slowest layer's forward come from the smallest batch.
-        """
+        """Fit `T(B) = fixed + B·per_row` for forward, backward and features totals with the
+        twin's fit (`sim.costs.fit_affine`: both parts ≥ 0, one batch size gives a line through
+        the origin). FLOPs and the slowest layer's forward come from the smallest batch."""
         if not profiles:
             raise ValueError("a cost model needs at least one profile")
         base = min(profiles, key=lambda p: p.batch_size)
         per = 1.0 / base.batch_size
-        batch = np.array([p.batch_size for p in profiles], dtype=np.float64)
-        fits = [
-            _affine(batch, np.array([totals(p) for p in profiles]))
-            for totals in (
-                lambda p: float(p.t_fwd.sum()),
-                lambda p: float(p.t_bwd.sum()),
-                lambda p: float(p.t_fwd[:-1].sum()),
-            )
-        ]
-        (fwd_fixed, fwd_row), (bwd_fixed, bwd_row), (_, feat_row) = fits
+        layers = base.num_layers
+        (fwd,) = stage_fits(profiles, (0, layers), lambda p: p.t_fwd)
+        (bwd,) = stage_fits(profiles, (0, layers), lambda p: p.t_bwd)
+        features = stage_fits(profiles, (0, layers - 1, layers), lambda p: p.t_fwd)[0] if layers > 1 else Affine(0, 0)
         return cls(
-            forward_s=fwd_row,
-            backward_s=bwd_row,
-            features_s=feat_row,
+            forward_s=fwd.per_row_s,
+            backward_s=bwd.per_row_s,
+            features_s=features.per_row_s,
             forward_flops=float(base.fwd_flops.sum()) * per,
             features_flops=float(base.fwd_flops[:-1].sum()) * per,
             slowest_layer_forward_s=float(base.t_fwd.max()) * per,
-            step_fixed_s=fwd_fixed + bwd_fixed,
+            step_fixed_s=fwd.fixed_s + bwd.fixed_s,
         )
 
     def seconds(self, cost: StepCost) -> float:
@@ -119,15 +112,3 @@ class CostModel:
     def default_arrival_interval_s(self) -> float:
         """Ferret's `td = max_l t̂f_l`: the slowest layer's forward for one sample."""
         return self.slowest_layer_forward_s
-
-
-def _affine(batch: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
-    """Least-squares `(fixed, per_row)` with both ≥ 0; a line through 0 for one batch size."""
-    if len(np.unique(batch)) < 2:
-        return 0.0, float(np.mean(seconds / batch))
-    slope, intercept = np.polyfit(batch, seconds, 1)
-    if slope < 0:
-        return float(np.mean(seconds)), 0.0
-    if intercept < 0:
-        return 0.0, float(np.dot(batch, seconds) / np.dot(batch, batch))
-    return float(intercept), float(slope)

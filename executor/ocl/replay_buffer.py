@@ -13,6 +13,8 @@ storage grows with the content, so an unused capacity costs nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -102,6 +104,30 @@ class ReplayBuffer:
 
     def sample(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.get(self.sample_indices(k))
+
+    def state(self) -> dict[str, Any]:
+        """Everything the buffer's future depends on: contents, offers so far, its generator."""
+        return {
+            "seen": self.seen,
+            "x": None if self._x is None else self._x[: self._size].clone(),
+            "y": None if self._y is None else self._y[: self._size].clone(),
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        x, y = state["x"], state["y"]
+        self._x = self._y = None
+        self._size = 0
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape[0]:
+            self._ensure_storage(x, y, x.shape[0])
+            assert self._x is not None and self._y is not None
+            self._x[: x.shape[0]] = x
+            self._y[: y.shape[0]] = y
+            self._size = x.shape[0]
+        self.seen = int(state["seen"])
+        self._rng.bit_generator.state = state["rng"]
+        if self._ledger is not None:
+            self._ledger.set(self._category, self.stored_bytes)
 
     def _ensure_storage(self, x: torch.Tensor, y: torch.Tensor, rows: int) -> None:
         if self._x is not None and self._x.shape[1:] != x.shape[1:]:

@@ -22,6 +22,7 @@ from executor.models.base import LayeredModel
 from executor.profiler.trace import LayerCost, OpCost, check_batch_fits, model_provenance, trace_layers
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
+from planner.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,20 @@ class RooflineDevice:
         return self.peak_flops_per_s / 2
 
 
-ROOFLINE_DEVICES: dict[str, RooflineDevice] = {
-    d.name: d
-    for d in (
-        RooflineDevice("h100", 66.9e12, 3.35e12, 5e-6, "NVIDIA H100 SXM5 80GB (HBM3)"),
-        RooflineDevice("a100", 19.5e12, 2.039e12, 5e-6, "NVIDIA A100 SXM4 80GB (HBM2e)"),
-        RooflineDevice("titan-xp", 12.15e12, 547.7e9, 5e-6, "NVIDIA TITAN Xp (Pascal GP102, GDDR5X)"),
-        RooflineDevice("cpu", 768e9, 51.2e9, 2e-6, "8-core AVX2/FMA CPU at 3 GHz, dual-channel DDR4-3200"),
-    )
-}
+ROOFLINE_DEVICES: Registry[RooflineDevice] = Registry(
+    "roofline device",
+    {
+        d.name: d
+        for d in (
+            RooflineDevice("h100", 66.9e12, 3.35e12, 5e-6, "NVIDIA H100 SXM5 80GB (HBM3)"),
+            RooflineDevice("a100", 19.5e12, 2.039e12, 5e-6, "NVIDIA A100 SXM4 80GB (HBM2e)"),
+            RooflineDevice("titan-xp", 12.15e12, 547.7e9, 5e-6, "NVIDIA TITAN Xp (Pascal GP102, GDDR5X)"),
+            RooflineDevice("cpu", 768e9, 51.2e9, 2e-6, "8-core AVX2/FMA CPU at 3 GHz, dual-channel DDR4-3200"),
+        )
+    },
+    message="unknown {kind} {name!r}; choose one of {choices} or give peak=FLOPS,bw=BYTES_PER_S[,launch=TIME], "
+    "e.g. peak=19.5T,bw=2T,launch=5us",
+)
 
 _CUSTOM_KEYS = {"peak": "peak_flops_per_s", "bw": "bandwidth_bytes_per_s", "launch": "launch_overhead_s"}
 _SI = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
@@ -64,13 +70,8 @@ def resolve_device(spec: str | RooflineDevice) -> RooflineDevice:
     if isinstance(spec, RooflineDevice):
         return spec
     key = spec.strip().lower()
-    if key in ROOFLINE_DEVICES:
-        return ROOFLINE_DEVICES[key]
     if "=" not in key:
-        raise FerretError(
-            f"unknown roofline device {spec!r}; choose one of {', '.join(ROOFLINE_DEVICES)} "
-            "or give peak=FLOPS,bw=BYTES_PER_S[,launch=TIME], e.g. peak=19.5T,bw=2T,launch=5us"
-        )
+        return ROOFLINE_DEVICES[key]
     values: dict[str, float] = {"launch_overhead_s": 5e-6}
     for part in key.split(","):
         name, _, text = part.partition("=")

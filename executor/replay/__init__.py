@@ -4,9 +4,8 @@ against the StageRuntimes, with real data and real math. See docs/replay.md."""
 from executor.replay.executor import ReplayExecutor
 from executor.replay.trace_source import (
     GivenArrivals,
-    Row,
-    RowTrace,
     check_rows,
+    closing_backwards,
     execution_order,
     execution_plan,
     load_rows,
@@ -16,9 +15,8 @@ from executor.replay.trace_source import (
 __all__ = [
     "GivenArrivals",
     "ReplayExecutor",
-    "Row",
-    "RowTrace",
     "check_rows",
+    "closing_backwards",
     "execution_order",
     "execution_plan",
     "load_rows",

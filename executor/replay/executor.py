@@ -33,24 +33,24 @@ from typing import Any
 import torch
 
 from executor.compensation import CompensationConfig
-from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms import AlgorithmContext, build_algorithm
-from executor.ocl.cost import CostModel
 from executor.ocl.modes import eval_mode, mode_invariant
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
-from executor.replay.accounting import PipelineLedger, SavedTensorSizes
-from executor.replay.flight import Flight, stage_loss
+from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
+from executor.pipeline.flight import Flight
+from executor.pipeline.stage_worker import StageWorker
+from executor.pipeline.stages import stage_flops
+from executor.pipeline.summary import PipelineSummary
 from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
-from executor.replay.stages import build_stages, parameter_names, stage_flops
-from executor.replay.trace_source import Row, execution_order
+from executor.replay.trace_source import closing_backwards, execution_order
 from executor.seeding import numpy_rng, seed_everything
-from executor.stage import StageRuntime, stage_rules
+from executor.stage import StageRuntime
 from planner.errors import FerretError
 from planner.plan import Plan
-from sim.trace import TraceSink
+from sim.trace import TraceRow, TraceSink
 
 COMPUTE = ("fwd", "recompute", "bwd")
 
@@ -76,10 +76,9 @@ class ReplayExecutor:
         self.model: LayeredModel = setup.model.to(device)
         self.model.train()
         self.ledger = PipelineLedger()
-        self.names = parameter_names(self.model, plan)  # before the runtimes take the parameters over
         self.compensation = compensation if compensation is not None else CompensationConfig()
-        self.stages: list[StageRuntime] = []  # built by `run`, once the schedule says which stages go stale
-        self._weight_bytes: list[int] = []
+        self.worker: StageWorker | None = None  # built by `run`, once the schedule says which stages go stale
+        self.stages: list[StageRuntime] = []
         self.compensated_stages: list[int] = []
         context = AlgorithmContext(
             dataset.num_classes,
@@ -89,7 +88,6 @@ class ReplayExecutor:
             setup.optimizer.lr,
         )
         self.algorithm = build_algorithm(setup.algorithm, context)
-        self.cost_model: CostModel = setup.cost_model
         self.stage_flops = stage_flops(setup.profile, plan)
         self.bytes_per_sample = dataset.stored_bytes_per_sample
         self.x = torch.from_numpy(dataset.x_train).to(device)
@@ -101,10 +99,6 @@ class ReplayExecutor:
         self.view = ModelView(self.model)
         self.mode_dependent = not mode_invariant(self.model)
         self.recorder = Recorder(recorder)
-        # Which rows of a worker's data each stage back-propagates (SPEC §3.2), for a datum's bottom.
-        rules = [stage_rules(plan, j) for j in range(self.P)]
-        self._every = [[rules[j][n].backward_every for j in range(self.P)] for n in range(plan.num_workers)]
-        self._admitted = [0] * plan.num_workers
         self._flights: dict[int, Flight] = {}
         self._waiting: set[int] = set()
         self._pending: list[int] = []  # arrived, not yet predicted
@@ -112,21 +106,21 @@ class ReplayExecutor:
         self._closes: set[tuple[int, int, int]] = set()
         self._saved = SavedTensorSizes()
         self._arrived = 0
-        self.flops = 0.0
+        self.discarded_flops = 0.0  # work of ops still running when the stream ended
         self.busy_s = 0.0
         self.ops = 0
         self.updates = [0] * self.P
 
     # ------------------------------------------------------------------ run
-    def run(self, trace_rows: Sequence[Row], drain: bool = False) -> RunResult:
+    def run(self, trace_rows: Sequence[TraceRow], drain: bool = False) -> RunResult:
         """Execute `trace_rows` (any order: they are put in execution order here)."""
         n = self.records.n
         rows = execution_order(trace_rows)
-        self._build_stages({row[3] for row in rows if row[0] == "bwd" and row[8] > 0})
+        self._build_stages({row.stage for row in rows if row.kind == "bwd" and row.staleness > 0})
         last_arrival = _last_arrival(rows, n)
         end = len(rows) if drain else last_arrival + 1
         # A backward that closes a gradient group changes the weights: pending predictions go first.
-        self._closes = {(r[10][-1], r[2], r[3]) for r in rows if r[0] == "update" and r[10]}
+        self._closes = closing_backwards(rows)
         handlers = {
             "arrive": self._arrive,
             "fwd": self._forward,
@@ -139,16 +133,16 @@ class ReplayExecutor:
         self.recorder.start()
         for index in range(end):
             row = rows[index]
-            handler = handlers.get(row[0], _ignore)
+            handler = handlers.get(row.kind, _ignore)
             try:
                 handler(row)
             except FerretError as exc:
-                raise FerretError(f"replay, trace row {index + 1} ({row[0]} of sample {row[1]}): {exc}") from None
+                raise FerretError(f"replay, trace row {index + 1} ({row.kind} of sample {row.sample}): {exc}") from None
         self._predict_pending()
         if not drain:
-            self._charge_discarded(rows, end, float(rows[last_arrival][6]))
+            self._charge_discarded(rows, end, float(rows[last_arrival].t_end))
         self.recorder.flush()
-        return self._result(time.perf_counter() - started)
+        return self._result(time.perf_counter() - started, sum(1 for row in rows if row.kind == "drop"))
 
     def _build_stages(self, stale: set[int]) -> None:
         """One StageRuntime per stage. A stage the schedule never hands a stale gradient gets no
@@ -159,12 +153,15 @@ class ReplayExecutor:
         none = CompensationConfig()
         configs = [self.compensation if j in stale else none for j in range(self.P)]
         self.compensated_stages = [j for j in range(self.P) if j in stale and self.compensation.name != "none"]
-        self.stages = build_stages(self.model, self.plan, self.setup.optimizer, configs, self.ledger)
-        self._weight_bytes = [stage.layout.nbytes for stage in self.stages]
+        self.worker = StageWorker(
+            self.model, self.plan, range(self.P), self.setup.optimizer, configs, self.algorithm, self.ledger,
+            self.stage_flops, self.setup.cost_model, saved=self._saved,
+        )  # fmt: skip
+        self.stages = [self.worker.stages[j] for j in range(self.P)]
 
     # ------------------------------------------------------------------ rows
-    def _arrive(self, row: Row) -> None:
-        sample = row[1]
+    def _arrive(self, row: TraceRow) -> None:
+        sample = row.sample
         if sample != self._arrived:
             raise FerretError(f"arrivals out of order: expected sample {self._arrived}")
         self._arrived += 1
@@ -172,151 +169,87 @@ class ReplayExecutor:
         if sample not in self._flights and self.records.bottom[sample] < 0:  # not admitted at this instant
             self._waiting.add(sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        self.recorder.instant("arrive", sample, row[2])
+        self.recorder.instant("arrive", sample, row.worker)
         if self._arrived == self.records.next_checkpoint:
             self._predict_pending()
             self.records.evaluate(self.view, self._arrived)
 
-    def _drop(self, row: Row) -> None:
-        if row[1] in self._waiting:
-            self._waiting.discard(row[1])
+    def _drop(self, row: TraceRow) -> None:
+        if row.sample in self._waiting:
+            self._waiting.discard(row.sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        self.recorder.instant("drop", row[1], row[2], row[9])
+        self.recorder.instant("drop", row.sample, row.worker, row.bytes)
 
-    def _forward(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
-        if stage == 0:
-            flight = self._admit(sample, worker)
-        else:
-            found = self._flights.get(sample)
-            if found is None or found.carry is None:
-                raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
-            flight = found
+    def _forward(self, row: TraceRow) -> None:
+        sample, stage = row.sample, row.stage
+        flight = self._admit(sample, row.worker) if stage == 0 else self._flight(sample, stage)
         if self.mode_dependent:
             self._predict_pending()  # BatchNorm statistics move with every forward
             self.view.version += 1
-        runtime = self.stages[stage]
-        x = flight.carry
-        rows = flight.batch.rows
-        stored = stage >= flight.bottom
-        assert x is not None
-        known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
-        t0 = time.perf_counter()
-        if known is None:  # the first stored forward of this shape: measure its saved tensors
-            result, delta = self._saved.measure(runtime, worker, sample, x, rows)
-        else:
-            result, delta = runtime.forward(worker, sample, x), known
-        t1 = time.perf_counter()
-        _check(result.version, row[7], "ran on version", "the trace says")
-        if result.stored != stored:
-            raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
-        if delta:
-            flight.deltas[stage] = delta
-            self.ledger.shift_saved(delta)
-        flight.carry = result.output if stage < self.P - 1 else None
-        if stage == 0:
-            self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
-        self.flops += rows * self.stage_flops[stage]
-        self._op_done(row, t0, t1, result.version, 0, result.bytes)
+        assert self.worker is not None
+        result = self.worker.forward(flight, stage, sample)
+        _check(result.version, row.version, "ran on version", "the trace says")
+        self._op_done(row, result.version, 0, result.bytes)
 
-    def _recompute(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
-        self._flight(sample, stage)
-        t0 = time.perf_counter()
-        version = self.stages[stage].recompute(worker, sample)
-        t1 = time.perf_counter()
-        _check(version, row[7], "recomputed on version", "the trace says")
-        self.flops += self._flights[sample].batch.rows * self.stage_flops[stage]
-        self._op_done(row, t0, t1, version, 0, 0)
+    def _recompute(self, row: TraceRow) -> None:
+        assert self.worker is not None
+        version = self.worker.recompute(self._flight(row.sample, row.stage), row.stage, row.sample)
+        _check(version, row.version, "recomputed on version", "the trace says")
+        self._op_done(row, version, 0, 0)
 
-    def _backward(self, row: Row) -> None:
-        sample, worker, stage = row[1], row[2], row[3]
+    def _backward(self, row: TraceRow) -> None:
+        sample, worker, stage = row.sample, row.worker, row.stage
         flight = self._flight(sample, stage)
         if self._pending and (sample, worker, stage) in self._closes:
             self._predict_pending()
-        runtime = self.stages[stage]
-        last = stage == self.P - 1
-        grad = flight.carry
-        if not last and grad is None:
-            raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
-        penalty = self.algorithm.has_penalty()
-        transient = self._weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
-        if transient:
-            self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
-        t0 = time.perf_counter()
-        if last or penalty:
-            penalized = (
-                list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
-                if penalty
-                else None
-            )
-            loss_fn = stage_loss(self.algorithm, flight.batch, None if last else grad, penalized)
-            result = runtime.backward(worker, sample, loss_fn=loss_fn)
-        else:
-            result = runtime.backward(worker, sample, grad)
-        t1 = time.perf_counter()
-        if transient:
-            self.ledger.free("gradients", transient)
-        if not result.ran:
-            raise FerretError(f"stage {stage} skipped this backward (omission), but the trace runs it")
-        _check(result.version, row[7], "back-propagated against version", "the trace says")
-        _check(result.staleness, row[8], "had staleness", "the trace says")
-        if flight.deltas[stage]:
-            self.ledger.shift_saved(-flight.deltas[stage])
+        assert self.worker is not None
+        result = self.worker.backward(flight, stage, sample)
+        _check(result.version, row.version, "back-propagated against version", "the trace says")
+        _check(result.staleness, row.staleness, "had staleness", "the trace says")
         self.records.applied_staleness(stage, result.staleness)
-        flight.carry = result.grad_input
-        if last:
-            self.ledger.free("inputs", flight.label_bytes)
-        self.flops += 2.0 * flight.batch.rows * self.stage_flops[stage]
         if result.update is not None:
             if (sample, worker, stage) not in self._closes:
                 raise FerretError(f"stage {stage} applied an update the trace does not have here")
             self._applied[(worker, stage)] = result.update
             self.view.version += 1
-        self._op_done(row, t0, t1, result.version, result.staleness, 0)
+        self._op_done(row, result.version, result.staleness, 0)
         if stage == flight.bottom:
             del self._flights[sample]
-            self.algorithm.after_update(self.model, flight.batch)
+            self.worker.finish(flight)
 
-    def _update(self, row: Row) -> None:
-        worker, stage, samples = row[2], row[3], row[10]
+    def _update(self, row: TraceRow) -> None:
+        worker, stage, samples = row.worker, row.stage, row.samples
         applied = self._applied.pop((worker, stage), None)
-        t0 = time.perf_counter()
+        assert self.worker is not None
+        t0 = t1 = time.perf_counter()  # applied inside the backward that closed the group: an instant
         if applied is None:  # a group the trace closes early (stream end, short mini-batch)
             self._predict_pending()
-            applied = self.stages[stage].flush(worker)
+            applied = self.worker.flush(stage, worker)
             if applied is None:
                 raise FerretError(f"update of stage {stage} for worker {worker}, which holds no gradient")
+            t0, t1 = self.worker.span
             self.view.version += 1
-        t1 = time.perf_counter()
         if tuple(applied.samples) != tuple(samples):
             raise FerretError(
                 f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(samples)}"
             )
-        _check(applied.version, row[7], "updated version", "the trace says")
+        _check(applied.version, row.version, "updated version", "the trace says")
         self.updates[stage] += 1
-        self.records.updated(samples, stage, float(row[6]))
-        self.recorder.update(worker, stage, row[4], t0, t1, applied.version, applied.staleness, samples)
+        self.records.updated(samples, stage, float(row.t_end))
+        self.recorder.update(worker, stage, row.device, t0, t1, applied.version, applied.staleness, samples)
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, sample: int, worker: int) -> Flight:
         if sample in self._flights:
             raise FerretError("a second stage-0 forward of the same datum")
-        k = self._admitted[worker]
-        self._admitted[worker] = k + 1
-        every = self._every[worker]
-        bottom = next((j for j in range(self.P) if k % every[j] == 0), self.P - 1)
+        assert self.worker is not None
+        bottom = self.worker.next_bottom(worker)
         position = self.order[sample]
         x, y = self.x[position : position + 1], self.y[position : position + 1]
-        batch = self.algorithm.observe(self.model, x, y, task=self.task[sample])
-        if batch.cost.forward or batch.cost.backward or batch.cost.features:
-            self.flops += self.cost_model.flops(batch.cost)
-        label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
-        self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
+        flight = self.worker.admit(worker, bottom, x, y, self.task[sample])
         if sample in self._waiting:
             self._waiting.discard(sample)
             self.ledger.set("window", len(self._waiting) * self.bytes_per_sample)
-        flight = Flight(batch, worker, bottom, self.P, label_bytes)
         self._flights[sample] = flight
         self.records.bottom[sample] = bottom
         return flight
@@ -344,44 +277,51 @@ class ReplayExecutor:
         self.recorder.predictions(pending, t0, time.perf_counter())
         self._pending = []
 
-    def _op_done(self, row: Row, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
+    def _op_done(self, row: TraceRow, version: int, staleness: int, nbytes: int) -> None:
+        assert self.worker is not None
         self.ops += 1
-        self.busy_s += row[6] - row[5]
+        self.busy_s += row.t_end - row.t_start
+        t0, t1 = self.worker.span
         self.recorder.op(row, t0, t1, version, staleness, nbytes)
 
-    def _charge_discarded(self, rows: Sequence[Row], end: int, stream_end: float) -> None:
+    def _charge_discarded(self, rows: Sequence[TraceRow], end: int, stream_end: float) -> None:
         """Ops already running when the stream ended are discarded but their work is counted
         (the sequential loop's rule for a step still running at the last arrival)."""
         for row in rows[end:]:
-            if row[0] in COMPUTE and row[5] < stream_end and row[1] in self._flights:
-                passes = 2.0 if row[0] == "bwd" else 1.0
-                self.flops += passes * self._flights[row[1]].batch.rows * self.stage_flops[row[3]]
-                self.busy_s += row[6] - row[5]
+            if row.kind in COMPUTE and row.t_start < stream_end and row.sample in self._flights:
+                passes = 2.0 if row.kind == "bwd" else 1.0
+                self.discarded_flops += passes * self._flights[row.sample].batch.rows * self.stage_flops[row.stage]
+                self.busy_s += row.t_end - row.t_start
 
-    def _result(self, wall_s: float) -> RunResult:
+    def _result(self, wall_s: float, dropped: int) -> RunResult:
         ledger = self.ledger
+        summary = PipelineSummary.from_records(
+            self.records,
+            self.setup.profile,
+            self.plan,
+            dropped,
+            ops_executed=self.ops,
+            updates_per_stage=list(self.updates),
+            final_lambda=[getattr(stage.compensator, "lam", None) for stage in self.stages],
+            compensated_stages=self.compensated_stages,
+            measured_peak_memory_layer_outputs_bytes=ledger.peak,
+            measured_weights_activations_peak_bytes=ledger.f4_peak,
+            measured={"replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None},
+        )
         return self.records.result(
             self.framework,
             self.setup.algorithm.name,
             steps=self.updates[-1],
-            train_flops=self.flops,
+            train_flops=(0.0 if self.worker is None else self.worker.flops) + self.discarded_flops,
             busy_s=self.busy_s,
             peak_memory_bytes=ledger.saved_peak,
             peak_memory_by_category=ledger.peaks(),
             wall_s=wall_s,
-            details={
-                "ops_executed": self.ops,
-                "compensated_stages": self.compensated_stages,
-                "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
-                "updates_per_stage": list(self.updates),
-                **self.records.staleness_summary(),
-                "measured_peak_memory_layer_outputs_bytes": ledger.peak,
-                "measured_weights_activations_peak_bytes": ledger.f4_peak,
-            },
+            details=summary.details(),
         )
 
 
-def _ignore(row: Row) -> None:
+def _ignore(row: TraceRow) -> None:
     return None
 
 
@@ -390,8 +330,8 @@ def _check(measured: int, traced: int, what: str, says: str) -> None:
         raise FerretError(f"{what} {measured}, {says} {traced}; is this trace from this plan?")
 
 
-def _last_arrival(rows: Sequence[Row], n: int) -> int:
+def _last_arrival(rows: Sequence[TraceRow], n: int) -> int:
     for index in range(len(rows) - 1, -1, -1):
-        if rows[index][0] == "arrive":
+        if rows[index].kind == "arrive":
             return index
     raise FerretError(f"the trace has no arrive row (the stream has {n} data)")

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
-from sim.trace import TraceSink
+from sim.trace import TraceRow, TraceSink
 
 
 class Recorder:
     def __init__(self, sink: TraceSink | None) -> None:
         self.sink = sink
-        self._emit = None if sink is None else sink.rows.append
         self.t0 = time.perf_counter()
 
     def start(self) -> None:
@@ -28,16 +26,20 @@ class Recorder:
 
     def instant(self, kind: str, sample: int, worker: int, nbytes: int = 0) -> None:
         """An `arrive` or `drop` row, now."""
-        if self._emit is not None:
+        if self.sink is not None:
             t = time.perf_counter() - self.t0
-            self._emit((kind, sample, worker, -1, -1, t, t, -1, 0, nbytes))
-            self.sink.maybe_flush()  # type: ignore[union-attr]
+            self.sink.add(TraceRow(kind, sample, worker, -1, -1, t, t, -1, 0, nbytes))
+            self.sink.maybe_flush()
 
-    def op(self, row: Sequence[Any], t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
-        """A `fwd`, `recompute` or `bwd` that ran from `t0` to `t1` (perf_counter)."""
-        if self._emit is not None:
-            s, e = t0 - self.t0, t1 - self.t0
-            self._emit((row[0], row[1], row[2], row[3], row[4], s, e, version, staleness, nbytes))
+    def op(self, row: TraceRow, t0: float, t1: float, version: int, staleness: int, nbytes: int) -> None:
+        """A `fwd`, `recompute` or `bwd` that ran from `t0` to `t1` (perf_counter): `row` with the
+        measured times, versions and bytes."""
+        if self.sink is not None:
+            self.sink.add(
+                row._replace(
+                    t_start=t0 - self.t0, t_end=t1 - self.t0, version=version, staleness=staleness, bytes=nbytes
+                )
+            )
 
     def update(
         self,
@@ -50,15 +52,15 @@ class Recorder:
         staleness: int,
         samples: Sequence[int],
     ) -> None:
-        if self._emit is not None:
+        if self.sink is not None:
             s, e = t0 - self.t0, t1 - self.t0
-            self._emit(("update", -1, worker, stage, device, s, e, version, staleness, 0, ",".join(map(str, samples))))
+            self.sink.add(TraceRow("update", -1, worker, stage, device, s, e, version, staleness, 0, tuple(samples)))
 
     def predictions(self, samples: Sequence[int], t0: float, t1: float) -> None:
-        if self._emit is not None:
+        if self.sink is not None:
             s, e = t0 - self.t0, t1 - self.t0
             for sample in samples:
-                self._emit(("predict", sample, -1, -1, -1, s, e, -1, 0, 0))
+                self.sink.add(TraceRow("predict", sample, -1, -1, -1, s, e))
 
     def flush(self) -> None:
         if self.sink is not None:

@@ -1,10 +1,6 @@
 """Where the replay executor's schedule comes from: the twin, for the plan and the stream's
-arrival times, or any trace file in the shared schema (sim/trace.py).
-
-Rows are plain tuples in `sim.trace.FIELDS` order — `(kind, sample, worker, stage, device,
-t_start, t_end, version, staleness, bytes, samples)` with `samples` a tuple of ints (empty but
-for `update` rows) — the sim's own row format with the sample list parsed, so a simulated
-schedule reaches the executor without building an object per row.
+arrival times, or any trace file in the shared schema (sim/trace.py). Either way the rows are
+`sim.trace.TraceRow`s, read by field name.
 """
 
 from __future__ import annotations
@@ -12,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -23,26 +18,7 @@ from sim.config import SimConfig
 from sim.result import SimResult
 from sim.simulate import simulate
 from sim.strategies import get_strategy
-from sim.trace import KINDS, TraceEvent, TraceSink, read_trace
-
-Row = tuple[Any, ...]
-
-
-class RowTrace(TraceSink):
-    """Keeps the sim's rows as tuples, with an update row's sample list parsed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.kept: list[Row] = []
-
-    def flush(self) -> None:
-        keep = self.kept.append
-        for row in self.rows:
-            if len(row) == 11:
-                keep((*row[:10], tuple(int(s) for s in row[10].split(","))))
-            else:
-                keep((*row, ()))
-        super().flush()
+from sim.trace import KINDS, MemoryTrace, TraceRow, read_trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +49,7 @@ def execution_plan(plan: Plan) -> Plan:
     return dataclasses.replace(plan, workers=workers)
 
 
-def execution_order(rows: Sequence[Row]) -> list[Row]:
+def execution_order(rows: Sequence[TraceRow]) -> list[TraceRow]:
     """The rows in the order their effects happen, which is the order to execute them in.
 
     A trace lists rows as ops *end*, but a forward reads its stage's weights when it *starts*
@@ -87,8 +63,8 @@ def execution_order(rows: Sequence[Row]) -> list[Row]:
     sequential loop's rule). Zero-duration ops that depend on each other at one instant across
     stages are not ordered here (profiled times are positive).
     """
-    order = sorted(range(len(rows)), key=lambda i: (rows[i][5] if rows[i][0] == "fwd" else rows[i][6], i))
-    out: list[Row] = []
+    order = sorted(range(len(rows)), key=lambda i: (_effect_time(rows[i]), i))
+    out: list[TraceRow] = []
     start = 0
     while start < len(order):
         t = _effect_time(rows[order[start]])
@@ -100,30 +76,29 @@ def execution_order(rows: Sequence[Row]) -> list[Row]:
     return out
 
 
-def _effect_time(row: Row) -> float:
-    return row[5] if row[0] == "fwd" else row[6]
+def _effect_time(row: TraceRow) -> float:
+    return row.t_start if row.kind == "fwd" else row.t_end
 
 
-def _order_instant(group: list[Row]) -> list[Row]:
+def _order_instant(group: list[TraceRow]) -> list[TraceRow]:
     if len(group) == 1:
         return group
-    ends = [r for r in group if r[0] in ("bwd", "update", "recompute")]
-    forwards = [r for r in group if r[0] == "fwd"]
-    rest = [r for r in group if r[0] not in ("bwd", "update", "recompute", "fwd")]
+    ends = [r for r in group if r.kind in ("bwd", "update", "recompute")]
+    forwards = [r for r in group if r.kind == "fwd"]
+    rest = [r for r in group if r.kind not in ("bwd", "update", "recompute", "fwd")]
     # What moves a stage's version: the backward that closes a gradient group (the runtime
     # steps inside it), or an update row with no such backward (a group flushed early).
-    closing = {(r[10][-1], r[2], r[3]) for r in ends if r[0] == "update" and r[10]}
-    before: dict[int, list[Row]] = {}
-    after: list[Row] = []
+    closing = closing_backwards(ends)
+    before: dict[int, list[TraceRow]] = {}
+    after: list[TraceRow] = []
     for fwd in forwards:
-        stage, version = fwd[3], fwd[7]
         slot = next(
             (
                 i
                 for i, e in enumerate(ends)
-                if e[3] == stage
-                and (e[0] == "update" or (e[0] == "bwd" and (e[1], e[2], e[3]) in closing))
-                and _applies_to(e) >= version
+                if e.stage == fwd.stage
+                and (e.kind == "update" or (e.kind == "bwd" and (e.sample, e.worker, e.stage) in closing))
+                and _applies_to(e) >= fwd.version
             ),
             None,
         )
@@ -131,50 +106,39 @@ def _order_instant(group: list[Row]) -> list[Row]:
             after.append(fwd)
         else:
             before.setdefault(slot, []).append(fwd)
-    out: list[Row] = []
+    out: list[TraceRow] = []
     for i, end in enumerate(ends):
         out.extend(before.get(i, ()))
         out.append(end)
     return out + after + rest
 
 
-def _applies_to(row: Row) -> int:
+def closing_backwards(rows: Iterable[TraceRow]) -> set[tuple[int, int, int]]:
+    """`(sample, worker, stage)` of every backward that closes a gradient group: the last sample
+    of each update row (the runtime steps inside that backward)."""
+    return {(r.samples[-1], r.worker, r.stage) for r in rows if r.kind == "update" and r.samples}
+
+
+def _applies_to(row: TraceRow) -> int:
     """The version an update (or the backward that closes its group) steps from."""
-    return row[7] if row[0] == "update" else row[7] + row[8]
+    return row.version if row.kind == "update" else row.version + row.staleness
 
 
 def simulate_rows(
     plan: Plan, profile: ModelProfile, arrival_s: np.ndarray, seed: int, config: SimConfig
-) -> tuple[list[Row], SimResult]:
+) -> tuple[list[TraceRow], SimResult]:
     """The twin's schedule of `plan` for exactly these arrivals."""
-    trace = RowTrace()
+    trace = MemoryTrace()
     result = simulate(
         plan, profile, len(arrival_s), arrivals=GivenArrivals(arrival_s), seed=seed, config=config, trace=trace
     )
-    trace.close()
-    return trace.kept, result
+    return trace.events(), result
 
 
-def event_row(event: TraceEvent) -> Row:
-    return (
-        event.kind,
-        event.sample,
-        event.worker,
-        event.stage,
-        event.device,
-        event.t_start,
-        event.t_end,
-        event.version,
-        event.staleness,
-        event.bytes,
-        tuple(event.samples),
-    )
-
-
-def load_rows(path: str | os.PathLike[str], arrival_s: np.ndarray, plan: Plan) -> list[Row]:
+def load_rows(path: str | os.PathLike[str], arrival_s: np.ndarray, plan: Plan) -> list[TraceRow]:
     """A trace file's rows, checked against the stream (its arrival times) and the plan."""
-    rows = check_rows((event_row(e) for e in read_trace(path)), len(arrival_s), plan, str(path))
-    traced = np.array([r[6] for r in rows if r[0] == "arrive"], dtype=np.float64)
+    rows = check_rows(read_trace(path), len(arrival_s), plan, str(path))
+    traced = np.array([r.t_end for r in rows if r.kind == "arrive"], dtype=np.float64)
     off = ~np.isclose(traced, arrival_s, rtol=1e-9, atol=1e-12)
     if off.any():
         i = int(np.argmax(off))
@@ -185,11 +149,11 @@ def load_rows(path: str | os.PathLike[str], arrival_s: np.ndarray, plan: Plan) -
     return rows
 
 
-def check_rows(rows: Iterable[Row], num_samples: int, plan: Plan, where: str) -> list[Row]:
+def check_rows(rows: Iterable[TraceRow], num_samples: int, plan: Plan, where: str) -> list[TraceRow]:
     out = []
     P, N = plan.num_stages, plan.num_workers
     for i, row in enumerate(rows):
-        kind, sample, worker, stage = row[0], row[1], row[2], row[3]
+        kind, sample, worker, stage = row.kind, row.sample, row.worker, row.stage
         if kind not in KINDS:
             raise FerretError(f"trace {where} row {i + 1}: unknown kind {kind!r}")
         compute = kind in ("fwd", "recompute", "bwd", "update")
@@ -202,10 +166,10 @@ def check_rows(rows: Iterable[Row], num_samples: int, plan: Plan, where: str) ->
             raise FerretError(
                 f"trace {where} row {i + 1}: sample {sample} is outside the stream (0..{num_samples - 1})"
             )
-        if kind == "update" and any(not 0 <= s < num_samples for s in row[10]):
+        if kind == "update" and any(not 0 <= s < num_samples for s in row.samples):
             raise FerretError(f"trace {where} row {i + 1}: update names a sample outside the stream")
         out.append(row)
-    arrivals = sum(1 for r in out if r[0] == "arrive")
+    arrivals = sum(1 for r in out if r.kind == "arrive")
     if arrivals != num_samples:
         raise FerretError(f"trace {where} has {arrivals} arrive rows but the stream has {num_samples} data")
     return out

@@ -19,6 +19,7 @@ class UpdateResult(NamedTuple):
     version: int  # the version the step was applied to; it produced `version + 1` (trace schema)
     staleness: int  # the largest staleness among the gradients it applies
     samples: tuple[int, ...]  # the data whose gradients it applies, in backward order
+    skipped: bool = False  # the gradient had a NaN or inf: nothing was applied (`guard_nonfinite`)
 
 
 class BackwardResult(NamedTuple):

@@ -1,17 +1,15 @@
 """Per-(worker, stage) rules read from a `Plan`: accumulation, omission, recomputation.
 
-Omission (SPEC §3.2 Decision): stage `j` runs the backward of worker-datum `k` only if
-`k mod (c^o_j + 1) == 0`, and a datum skipped at `j` skips every stage below. So datum `k`
-is back-propagated through stage `j` iff `k` is a multiple of
-`LCM({c^o_m + 1 : m ∈ [j, P−1]})`, and the executor *asks* stage `j` for it iff `k` is a
-multiple of the same LCM over the stages above (`m ∈ [j+1, P−1]`).
+Omission (SPEC §3.2 Decision) is `planner.omission`'s rule: datum `k` is back-propagated
+through stage `j` iff `k % backward_every[j] == 0`, and the executor *asks* stage `j` for it
+iff the stage above runs it (`backward_every[j + 1]`, 1 at the last stage).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from planner.omission import backward_every
 from planner.plan import Plan
 
 
@@ -38,14 +36,14 @@ def stage_rules(plan: Plan, stage: int) -> tuple[WorkerRule, ...]:
         raise ValueError(f"stage {stage} is out of range for a plan with {plan.num_stages} stages")
     rules = []
     for worker in plan.workers:
-        above = math.lcm(*(worker.omission[m] + 1 for m in range(stage + 1, plan.num_stages)), 1)
+        every = (*backward_every(worker.omission), 1)
         rules.append(
             WorkerRule(
                 active=worker.active,
                 recompute=worker.recompute,
                 accumulation=worker.accumulation[stage],
-                backward_every=math.lcm(above, worker.omission[stage] + 1),
-                asked_every=above,
+                backward_every=every[stage],
+                asked_every=every[stage + 1],
             )
         )
     return tuple(rules)

@@ -100,6 +100,10 @@ class StageRuntime:
         self._pending: dict[tuple[int, int], _Pending] = {}
         self._omitted: list[deque[tuple[int, int, int]]] = [deque() for _ in range(workers)]  # (k, sample, version)
         self._groups: list[_Group | None] = [None] * workers
+        # Skip (and count) an update whose gradient has a NaN or inf: set by executors that must
+        # survive a bad datum (the distributed one); off by default, where it would only cost.
+        self.guard_nonfinite = False
+        self.skipped_updates = 0
 
     # ------------------------------------------------------------------ views
     @property
@@ -395,6 +399,9 @@ class StageRuntime:
         previous = self.versions.current
         applied_to = previous.id  # read now: an in-place step renumbers `previous` itself
         staleness = applied_to - oldest
+        if self.guard_nonfinite and not _finite(grads, flat):
+            self.skipped_updates += 1  # a NaN/inf gradient never reaches the weights
+            return UpdateResult(applied_to, staleness, samples, skipped=True)
         new, copied = self.versions.advance()
         observes = self.compensator.observes_steps
         before = (previous.flat if copied else new.flat.clone()) if observes else None
@@ -408,3 +415,12 @@ class StageRuntime:
             self.compensator.observe_step(before, new.flat)
             self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
         return UpdateResult(applied_to, staleness, samples)
+
+
+def _finite(grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None) -> bool:
+    if flat is not None:
+        return bool(torch.isfinite(flat).all())
+    if not grads:
+        return True
+    # One norm per tensor in one call: NaN or inf anywhere makes its norm non-finite.
+    return bool(torch.stack(torch._foreach_norm(list(grads))).isfinite().all())

@@ -12,16 +12,20 @@ from typing import Any
 
 from planner.errors import ValidationError
 from planner.limits import check_plannable
+from planner.placement import owner_placement
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from planner.provenance import content_id
+from planner.registry import Registry
 from planner.search import PlanResult
-from planner.strategies.base import Strategy, StreamSpec
+from planner.strategies.base import Strategy, StreamSpec, check_devices
 from planner.strategies.ferret import Ferret
 from planner.strategies.pipedream import PipeDream, PipeDream2BW
 from planner.strategies.synchronous import GPipe, OneFOneBFlush
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
+STRATEGIES: Registry[Strategy] = Registry(
+    "strategy", {s.name: s for s in (Ferret(), PipeDream(), PipeDream2BW(), GPipe(), OneFOneBFlush())}
+)
 
 __all__ = [
     "STRATEGIES",
@@ -36,10 +40,7 @@ __all__ = [
 
 
 def get_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ValidationError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}") from None
+    return STRATEGIES[name]
 
 
 def make_plan(
@@ -59,7 +60,8 @@ def make_plan(
         raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
     check_plannable(profile, arrival_interval_s)
-    return _made_from(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile)
+    devices = options.pop("num_devices", None)
+    return _finished(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile, devices)
 
 
 def make_plans(
@@ -77,13 +79,24 @@ def make_plans(
             raise ValidationError(f"budget must be a positive number of bytes, got {budget}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
     check_plannable(profile, arrival_interval_s)
-    return [_made_from(r, profile) for r in get_strategy(strategy).plan_many(profile, stream, budgets, **options)]
+    devices = options.pop("num_devices", None)
+    results = get_strategy(strategy).plan_many(profile, stream, budgets, **options)
+    return [_finished(r, profile, devices) for r in results]
 
 
-def _made_from(result: PlanResult, profile: ModelProfile) -> PlanResult:
-    """The result with its plan's provenance: the profile it was made from (planner/provenance.py)."""
+def _finished(result: PlanResult, profile: ModelProfile, num_devices: int | None) -> PlanResult:
+    """The result with its plan placed (`num_devices`: every stage on one owner device,
+    planner/placement.py: contiguous blocks balanced by stage time — the placement a distributed
+    run needs, and the one the twin then simulates; without, each (worker, stage) on its own
+    device) and its provenance: the profile it was made from (planner/provenance.py)."""
+    check_devices(num_devices)
+    plan = result.plan
+    if num_devices is not None:
+        plan = dataclasses.replace(
+            plan, placement=owner_placement(profile, plan.partition, plan.num_workers, num_devices)
+        )
     made_from = {**profile.made_from(), "profile": content_id(profile.to_json())}
-    return dataclasses.replace(result, plan=dataclasses.replace(result.plan, provenance=made_from))
+    return dataclasses.replace(result, plan=dataclasses.replace(plan, provenance=made_from))
 
 
 def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:

@@ -7,34 +7,17 @@ as Alg. 3 (one per distinct stage-time cap) unless the caller fixes the partitio
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from planner.errors import ValidationError
 from planner.partition import candidate_partitions
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
-from planner.quantities import MAX_DEVICES, check_time
+from planner.quantities import MAX_DEVICES
 from planner.search import PlanResult
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """The stream a plan is made for: `td`, the decay rate `c` and the value `V_D` of a datum."""
-
-    arrival_interval_s: float
-    decay_per_s: float = 1.0
-    value_per_datum: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_time(self.arrival_interval_s, "arrival interval", positive=True)
-        if not (math.isfinite(self.decay_per_s) and self.decay_per_s >= 0):
-            raise ValidationError(f"decay rate must be ≥ 0 per second, got {self.decay_per_s!r}")
-        if not (math.isfinite(self.value_per_datum) and self.value_per_datum > 0):
-            raise ValidationError(f"value per datum must be positive, got {self.value_per_datum!r}")
+from planner.stream import StreamSpec
 
 
 class Strategy(ABC):

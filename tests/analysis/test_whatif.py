@@ -69,6 +69,19 @@ def test_parallel_sweep_gives_the_same_rows_as_a_serial_one():
     assert [r.feasible for r in serial] == [False, True] * 3
 
 
+def test_budgets_that_plan_the_same_pipeline_share_one_simulation(monkeypatch):
+    import analysis.whatif as whatif
+
+    simulated = []
+    real = whatif._simulate_packed
+    monkeypatch.setattr(whatif, "_simulate_packed", lambda args: simulated.append(args) or real(args))
+    jobs = [_job("1-skip", b) for b in (1 << 20, 2 << 20, 3 << 20)]
+    rows = run_sweep(jobs, PROFILE, workers=1)
+    assert len(simulated) == 1
+    assert [r.budget_bytes for r in rows] == [1 << 20, 2 << 20, 3 << 20]
+    assert len({(r.rate, r.peak_memory_bytes, r.events) for r in rows}) == 1
+
+
 def test_no_progress_bar_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "1")
     assert tqdm_progress(True) is None

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analysis.cli import as_typed, build_parser, discover_commands, main
+from tests.analysis.twin_runs import trace_rows
 
 BOUND_S = 120.0
 TIGHT = ["--max-events", "20000", "--max-points", "12", "--max-workers", "64", "--max-memory", "256MiB"]
@@ -273,8 +274,7 @@ def test_malformed_arrival_traces(inputs, rows, header):
 def test_malformed_op_traces_for_the_replay(inputs, data):
     """The replay executor follows a trace file (`run --plan P --trace T`): a corrupted row is
     one line, not a traceback."""
-    rows = [json.loads(line) for line in (inputs["sim"] / "trace.jsonl").read_text().splitlines()]
-    doc = _mutated(rows, data)
+    doc = _mutated(trace_rows(inputs["sim"]), data)
     path = _write(inputs["root"], "trace.jsonl", "".join(json.dumps(row) + "\n" for row in doc))
     argv = ["run", "--plan", str(inputs["plan"]), "--profile", str(inputs["profile"]), "--samples", "30"]
     _run_on([*argv, "--trace", str(path), "--eval-every", "0"], path.parent / "r")

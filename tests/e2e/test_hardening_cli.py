@@ -117,9 +117,9 @@ def test_1_a_name_that_matches_a_file_is_not_taken_for_an_input(tmp_path, capsys
 def test_2_a_second_run_replaces_the_folder_as_a_whole(inputs, tmp_path, capsys):
     out = tmp_path / "sim"
     assert ferret(capsys, *simulate_args(inputs, "--out", out))[0] == 0
-    assert (out / "trace.jsonl").exists()
+    assert (out / "trace.ftrace").exists()
     assert ferret(capsys, *simulate_args(inputs, "--trace-format", "csv", "--out", out))[0] == 0
-    assert (out / "trace.csv").exists() and not (out / "trace.jsonl").exists()
+    assert (out / "trace.csv").exists() and not (out / "trace.ftrace").exists()
     config = json.loads((out / "config.json").read_text())
     assert sorted(p.name for p in out.iterdir()) == sorted(config["output_files"])
 
@@ -181,7 +181,7 @@ def _edited(src: Path, dest: Path, change) -> Path:
         ("profile", lambda d: [x.update(t_fwd_s=5e-324) for x in d["layers"]], "below 1e-12 s"),
         ("plan", lambda d: d["placement"][0].__setitem__(0, 10**8), "names device 100000000"),
         ("plan", lambda d: d["workers"][0]["accumulation"].__setitem__(0, 10**18), "accumulation[0] must be in"),
-        ("plan", lambda d: d.update(arrival_interval_s=1e-320), "below 1e-12 s"),
+        ("plan", lambda d: d.update(arrival_interval_s=1e-320), "a positive time in [1e-12 s"),
         ("plan", lambda d: d.update(budget_bytes=10**30), "1 PiB"),
     ],
 )

@@ -74,7 +74,7 @@ def test_plan_placement_by_default_and_another_strategy(tmp_path, plan_file):
         (["--compensation-option", "lambda=1"], "--compensation-option lambda: unknown setting"),
         (["--compensation-option", "lambda0=big"], "compensation setting lambda0 must be a number, got 'big'"),
         (["--compensation", "fisher", "--compensation-option", "alpha=1.5"], "alpha must be in [0, 1)"),
-        (["--mode", "distributed"], "pipeline mode 'distributed' is not available; choose one of replay"),
+        (["--mode", "cluster"], "pipeline mode 'cluster' is not available; choose one of replay, distributed"),
         (["--framework", "1-skip"], "does not combine with --framework 1-skip"),
         (["--update-time", "1us"], "needs --update-time 0"),
         (["--trace", "/nonexistent/trace.jsonl"], "trace not found: /nonexistent/trace.jsonl"),
@@ -122,9 +122,9 @@ def test_a_trace_from_ferret_simulate_replays_like_the_runs_own(tmp_path, plan_f
         == 0
     )
     common = ["run", "--plan", str(plan_file), "--profile", str(profile), "--samples", "80"]
-    assert main([*common, "--trace", str(sim_dir / "trace.jsonl"), "--out", str(tmp_path / "followed")]) == 0
+    assert main([*common, "--trace", str(sim_dir / "trace.ftrace"), "--out", str(tmp_path / "followed")]) == 0
     assert main([*common, "--out", str(tmp_path / "own")]) == 0
     followed, own = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("followed", "own"))
-    assert followed["schedule"] == str(sim_dir / "trace.jsonl") and own["schedule"] == "sim"
+    assert followed["schedule"] == str(sim_dir / "trace.ftrace") and own["schedule"] == "sim"
     for key in ("online_accuracy", "test_accuracy", "trained", "updates_per_stage", "staleness_histogram"):
         assert followed[key] == own[key], key

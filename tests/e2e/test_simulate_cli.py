@@ -47,13 +47,13 @@ def test_writes_summary_trace_chrome_trace_timeline_and_config(inputs, capsys):
         "config.json",
         "memory_timeline.csv",
         "summary.json",
-        "trace.jsonl",
+        "trace.ftrace",
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert all(summary[key] is not None for key in SUMMARY_FIELDS)
     assert summary["drop_rate"] == 0.0 and summary["samples"] == 200
     assert summary["predicted"] == {"adaptation_rate": 3.5, "memory_bytes": 12345}
-    assert summary["events"] == sum(1 for _ in read_trace(out / "trace.jsonl"))
+    assert summary["events"] == sum(1 for _ in read_trace(out / "trace.ftrace"))
     chrome = json.loads((out / "chrome_trace.json").read_text())
     assert {e["tid"] for e in chrome["traceEvents"] if e["ph"] == "X"} == set(range(6))
     config = json.loads((out / "config.json").read_text())
@@ -87,7 +87,7 @@ def test_trace_arrivals_replay_a_csv_of_times(inputs):
     times.write_text("t\n0\n0.5\n0.75\n2\n")
     out = inputs / "sim"
     assert _simulate(inputs, "--samples", "4", "--arrival", f"trace:{times}", "--out", str(out)) == 0
-    arrivals = [e.t_start for e in read_trace(out / "trace.jsonl") if e.kind == "arrive"]
+    arrivals = [e.t_start for e in read_trace(out / "trace.ftrace") if e.kind == "arrive"]
     assert arrivals == [0.0, 0.5, 0.75, 2.0]
 
 

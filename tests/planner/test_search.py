@@ -208,7 +208,6 @@ def test_unconstrained_plan_is_the_best_no_technique_pipeline(profile, factor):
 @settings(max_examples=15)
 @given(planning_cases(max_layers=12))
 def test_rate_bounds_hold_for_every_candidate(case):
-    from planner.bounds import RateBound
     from planner.walk import best_walk
 
     profile, td, decay, fractions = case
@@ -216,10 +215,10 @@ def test_rate_bounds_hold_for_every_candidate(case):
     floor, top = planner.min_memory_bytes(), planner.plan(None).memory_bytes
     for f in fractions:
         B = max(floor, int(floor + f * (top - floor)))
-        for cand in planner.candidates:
-            if cand.model.min_worker_bytes > B:
-                continue
+        fitting = [c for c in planner.candidates if c.model.min_worker_bytes <= B]
+        bounds = planner.envelope().bounds(np.array([c.order for c in fitting]), B)
+        for cand, bound in zip(fitting, bounds, strict=True):
             blocks = planner.blocks(cand)
             walk = best_walk(blocks, cand.num_workers, B)
             value = blocks.totals(walk, cand.num_workers)[0]
-            assert value <= RateBound.of(cand.model, cand.num_workers)(B) * (1 + 1e-9)
+            assert value <= bound * (1 + 1e-9)

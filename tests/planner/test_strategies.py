@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from planner.closed_form import arrival_limited_rate, stage_times
 from planner.errors import ValidationError
+from planner.placement import owner_placement
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.strategies import STRATEGIES, make_plan, make_plans, minimal_budget, predict
 from tests.planner.profiles import hand_profile, profiles
@@ -118,10 +119,16 @@ def test_options_are_checked():
         plan_of("pipedream", num_devices=0)
 
 
-def test_devices_option_sets_placement():
+def test_devices_option_puts_each_stage_on_one_owner():
     r = plan_of("ferret", num_devices=2)
-    assert r.plan.placement == default_placement(r.plan.num_workers, 3, 2)
-    assert {d for row in r.plan.placement for d in row} == {0, 1}
+    plan = r.plan
+    assert plan.placement == owner_placement(hand_profile(), plan.partition, plan.num_workers, 2)
+    owners = plan.placement[0]
+    assert all(row == owners for row in plan.placement)  # a stage never splits across devices
+    assert list(owners) == sorted(owners) and set(owners) == {0, 1}  # contiguous blocks on both
+    for name in ("pipedream", "pipedream-2bw", "gpipe"):
+        placed = plan_of(name, num_devices=2).plan
+        assert all(row == placed.placement[0] for row in placed.placement)
     assert plan_of("ferret").plan.num_devices == plan_of("ferret").plan.num_workers * 3
 
 

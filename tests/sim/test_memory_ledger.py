@@ -71,3 +71,69 @@ def test_freeing_more_than_a_device_holds_is_a_bug():
     ledger.alloc(0, 10, 0.0)
     with pytest.raises(AssertionError, match="device 1 would hold -1 B"):
         ledger.free(1, 1, 0.1)
+
+
+class RollingLedger:
+    """The ledger's meaning, one change at a time (the twin's ledger before it folded a log)."""
+
+    def __init__(self, devices: int, horizon: float, buckets: int) -> None:
+        self.current, self.total, self.buckets = [0] * devices, 0, buckets
+        self.width = max(horizon, 1e-9) / buckets
+        self.closed: list[list[int]] = []
+        self.open = [0] * (devices + 1)
+        self.end = self.width
+
+    def change(self, device: int, delta: int, t: float) -> None:
+        if not delta:
+            return
+        if t >= self.end:
+            now = [self.total, *self.current]
+            self.closed.append(self.open)
+            self.open = now
+            while True:
+                if len(self.closed) >= self.buckets:
+                    rows = self.closed
+                    self.closed = [
+                        [max(a, b) for a, b in zip(rows[2 * i], rows[2 * i + 1], strict=True)]
+                        for i in range(len(rows) // 2)
+                    ]
+                    self.width *= 2
+                self.end = (len(self.closed) + 1) * self.width
+                if t < self.end:
+                    break
+                self.closed.append(list(now))
+        self.current[device] += delta
+        self.total += delta
+        self.open[device + 1] = max(self.open[device + 1], self.current[device])
+        self.open[0] = max(self.open[0], self.total)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(-300, 500), st.sampled_from([0.0, 0.0, 0.01, 0.25, 1.0, 7.0])),
+        min_size=1,
+        max_size=400,
+    ),
+    st.sampled_from([2, 4, 8]),
+    st.floats(0.05, 5.0),
+    st.integers(1, 50),
+)
+def test_folding_the_log_in_any_chunks_equals_applying_each_change(changes, buckets, horizon, chunk):
+    from sim.memory import CHANGE
+
+    ledger = MemoryLedger(3, horizon, buckets=buckets)
+    reference = RollingLedger(3, horizon, buckets)
+    t = 0.0
+    for i, (device, delta, gap) in enumerate(changes):
+        t += gap
+        delta = max(delta, -reference.current[device])  # never below zero
+        ledger.log(CHANGE.pack(t, device, delta))
+        reference.change(device, delta, t)
+        if i % chunk == 0:
+            ledger.settle()
+    _, values, per_device = ledger.timeline()
+    rows = np.asarray([*reference.closed, reference.open])
+    assert ledger.width == reference.width
+    assert values.tolist() == rows[:, 0].tolist()
+    assert per_device.tolist() == rows[:, 1:].tolist()
+    assert ledger.current == reference.current and ledger.total == reference.total

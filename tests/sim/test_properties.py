@@ -13,7 +13,7 @@ from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
 from sim import FileTrace, MemoryTrace, SimConfig, simulate
 from sim.arrivals import FixedArrivals
-from sim.trace import TraceEvent
+from sim.trace import TraceRow
 from tests.sim.scenarios import ASYNC_NAMES, Scenario, partitions, profiles, scenarios
 
 COMPUTE = ("fwd", "recompute", "bwd", "update")
@@ -35,8 +35,8 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-def _by_sample(events: list[TraceEvent]) -> dict[int, dict[tuple[str, int], TraceEvent]]:
-    out: dict[int, dict[tuple[str, int], TraceEvent]] = defaultdict(dict)
+def _by_sample(events: list[TraceRow]) -> dict[int, dict[tuple[str, int], TraceRow]]:
+    out: dict[int, dict[tuple[str, int], TraceRow]] = defaultdict(dict)
     for e in events:
         if e.kind in ("fwd", "bwd", "recompute"):
             key = (e.kind, e.stage)

@@ -162,3 +162,25 @@ def test_rows_are_written_in_order_of_completion():
     ends = [e.t_end for e in events]
     assert ends == sorted(ends)
     assert [e.sample for e in events if e.kind == "arrive"] == list(range(8))
+
+
+@pytest.mark.parametrize("strategy, devices", [("1f1b", 3), ("1f1b", 1), ("ferret", 1)])
+def test_parking_window_blocked_forwards_changes_no_schedule(monkeypatch, strategy, devices):
+    # 1F1B-flush with a 40-datum mini-batch queues ~40 forwards per stage behind windows of
+    # P - j; the engine parks them beside their slot instead of walking them at every dispatch.
+    # Without parking (every blocked forward stays queued) the trace is the same, row for row.
+    from planner.plan import default_placement
+    from sim.engine import Engine
+
+    workers = [WorkerConfig.default(n, 3) for n in range(1 if strategy == "1f1b" else 3)]
+    plan = make_plan(
+        workers, stages=3, interval_s=0.05, layers_per_stage=1, strategy=strategy, minibatch=40 if strategy == "1f1b" else 1,
+        placement=default_placement(len(workers), 3, devices),
+    )  # fmt: skip
+    config = SimConfig(input_buffer=80, concurrency=2 if devices == 1 else 1)
+    parked, walked = MemoryTrace(), MemoryTrace()
+    simulate(plan, PROFILE, 120, config=config, trace=parked)
+    monkeypatch.setattr(Engine, "_park", staticmethod(lambda entry: False))
+    simulate(plan, PROFILE, 120, config=config, trace=walked)
+    assert parked.events() == walked.events()
+    assert sum(1 for e in parked.events() if e.kind == "fwd") > 100

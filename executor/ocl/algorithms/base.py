@@ -31,6 +31,7 @@ from executor.ledger import ByteLedger
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from planner.config_field import config_field
 from planner.errors import FerretError
+from planner.registry import Registry
 
 
 def algorithm_names() -> list[str]:
@@ -155,21 +156,19 @@ class Consolidation:
 
 
 AlgorithmClass = type[OCLAlgorithm]
-ALGORITHMS: dict[str, AlgorithmClass] = {"vanilla": OCLAlgorithm}
+ALGORITHMS: Registry[AlgorithmClass] = Registry("OCL algorithm", {"vanilla": OCLAlgorithm})
 
 
 def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
+    """`ALGORITHMS.register` that also gives the class its `name`."""
+
     def deco(cls: AlgorithmClass) -> AlgorithmClass:
-        if name in ALGORITHMS:
-            raise RuntimeError(f"OCL algorithm {name!r} registered twice")
         cls.name = name
-        ALGORITHMS[name] = cls
-        return cls
+        return ALGORITHMS.add(name, cls)
 
     return deco
 
 
 def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
-    if config.name not in algorithm_names():
-        raise FerretError(f"unknown OCL algorithm {config.name!r}; choose one of {', '.join(algorithm_names())}")
+    algorithm_names()  # loads the built-in algorithms; an unknown name is one line from the registry
     return ALGORITHMS[config.name](config.validate(), context)

@@ -20,6 +20,7 @@ from executor.ledger import ByteLedger
 from executor.ocl.cost import ZERO_COST, StepCost
 from planner.config_field import config_field
 from planner.errors import FerretError
+from planner.registry import Registry
 
 if TYPE_CHECKING:
     from executor.ocl.frameworks.pipeline import PipelineOptions
@@ -130,17 +131,8 @@ def reject_extra_options(name: str, options: FrameworkOptions) -> None:
 
 
 FrameworkFactory = Callable[[FrameworkOptions], Framework]
-FRAMEWORKS: dict[str, FrameworkFactory] = {}
-
-
-def register_framework(name: str) -> Callable[[FrameworkFactory], FrameworkFactory]:
-    def deco(factory: FrameworkFactory) -> FrameworkFactory:
-        if name in FRAMEWORKS:
-            raise RuntimeError(f"framework {name!r} registered twice")
-        FRAMEWORKS[name] = factory
-        return factory
-
-    return deco
+FRAMEWORKS: Registry[FrameworkFactory] = Registry("framework")
+register_framework = FRAMEWORKS.register
 
 
 def framework_names() -> list[str]:
@@ -150,6 +142,5 @@ def framework_names() -> list[str]:
 
 
 def build_framework(name: str, options: FrameworkOptions | None = None) -> Framework:
-    if name not in framework_names():
-        raise FerretError(f"unknown framework {name!r}; choose one of {', '.join(framework_names())}")
+    framework_names()  # loads the built-in frameworks; an unknown name is one line from the registry
     return FRAMEWORKS[name]((options or FrameworkOptions()).validate())

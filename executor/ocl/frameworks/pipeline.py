@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from executor.compensation import CompensationConfig
+from executor.distributed.options import DistributedOptions
 from executor.ocl.frameworks.base import FrameworkOptions, register_framework
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from planner.config_field import config_field
 from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
+from planner.registry import Registry
 from sim.config import SimConfig
 
 # Algorithms whose micro-batch grows by the replayed rows: the twin's ops last that much longer.
@@ -66,6 +68,9 @@ class PipelineOptions:
     drain: bool = config_field(
         False, help="run the whole schedule, past the last arrival", via="library only (tests compare final weights)"
     )
+    distributed: DistributedOptions = config_field(
+        default_factory=DistributedOptions, help="settings of --mode distributed", via="the distributed flags"
+    )
 
     def validate(self) -> PipelineOptions:
         if self.mode not in PIPELINE_MODES:
@@ -76,6 +81,7 @@ class PipelineOptions:
             self.compensation.validate()
         except ValidationError as exc:
             raise FerretError(f"--compensation: {exc}") from None
+        self.distributed.validate()
         return self
 
     @property
@@ -110,8 +116,6 @@ class PipelineFramework:
 def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
     """Simulate (or load) the plan's schedule for this stream and replay it."""
     from executor.replay import ReplayExecutor, execution_plan, load_rows, simulate_rows
-    from planner.closed_form import stage_shares
-    from planner.strategies import predict
     from sim.trace import FileTrace, TraceSink
 
     model = setup.model
@@ -125,72 +129,98 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
                 "replay applies a stage's update inside the backward that completes its group, so the schedule "
                 "needs --update-time 0 (the default)"
             )
-        rows_per_datum = 1
-        if setup.algorithm.name in REPLAYING:
-            rows_per_datum += setup.algorithm.replay_batch or 1
-        if rows_per_datum > 1:
-            sim_config = dataclasses.replace(sim_config, time_scale=sim_config.time_scale * rows_per_datum)
+        sim_config = twin_config(setup, sim_config)
         rows, sim = simulate_rows(plan, setup.profile, arrival, setup.seed, sim_config)
-        sim_summary = {
-            "sim_adaptation_rate": sim.adaptation_rate,
-            "sim_peak_memory_bytes": sim.peak_memory_bytes,
-            "sim_drop_rate": sim.drop_rate,
-            "sim_time_scale": sim_config.time_scale,
-        }
+        sim_summary = twin_summary(sim, sim_config)
     else:
         rows = load_rows(options.trace, arrival, plan)
     recorder: TraceSink | None = None
     if options.measured_trace is not None:
-        fmt = "csv" if options.measured_trace.suffix.lower() == ".csv" else "jsonl"
-        recorder = FileTrace(options.measured_trace, fmt)
+        recorder = FileTrace(options.measured_trace)  # the format its suffix names
     try:
         executor = ReplayExecutor(setup, execution_plan(plan), options.compensation, recorder, framework=plan.strategy)
         result = executor.run(rows, drain=options.drain)
     finally:
         if recorder is not None:
             recorder.close()
-    rate, memory = predict(setup.profile, plan)
-    shares = stage_shares(setup.profile, plan.partition)
     result.details.update(
         {
-            "mode": options.mode,
-            "plan": options.plan_name,
-            "strategy": plan.strategy,
-            "num_stages": plan.num_stages,
-            "partition": list(plan.partition),
-            "num_workers": plan.num_workers,
-            "active_workers": len(plan.active_workers),
-            "minibatch": plan.minibatch,
-            "budget_bytes": plan.budget_bytes,
-            "compensation": options.compensation.name,
-            "compensation_config": dataclasses.asdict(options.compensation),
-            "final_lambda": [getattr(stage.compensator, "lam", None) for stage in executor.stages],
+            **plan_report(setup, options, plan),
             "schedule": "sim" if options.trace is None else str(options.trace),
             "sim_config": sim_config.to_json(),
             **sim_summary,
             "drained": options.drain,
-            "dropped": int(sum(1 for r in rows if r[0] == "drop")),
-            "partially_trained": int((executor.records.bottom > 0).sum()),
-            "stagewise_adaptation_rate": executor.records.stagewise_rate(
-                shares, plan.decay_per_s, plan.arrival_interval_s
-            ),
-            "stagewise_decay_per_s": plan.decay_per_s,
-            "plan_predicted_adaptation_rate": None if plan.predicted is None else plan.predicted.adaptation_rate,
-            "plan_predicted_memory_bytes": None if plan.predicted is None else plan.predicted.memory_bytes,
-            "predicted_adaptation_rate": rate,
-            "predicted_memory_bytes": memory,
-            "memory_convention": (
-                "measured_peak_memory_bytes counts activations as the tensors autograd saves (the sequential "
-                "frameworks' convention); measured_peak_memory_layer_outputs_bytes counts each layer's output "
-                "(the profile's act_bytes, F4's convention); measured_weights_activations_peak_bytes is the part "
-                "F4 predicts (predicted_memory_bytes, from the run's profile)"
-            ),
         }
     )
     return result
 
 
-PIPELINE_MODES: dict[str, Callable[[RunSetup, PipelineOptions], RunResult]] = {"replay": run_replay}
+def plan_report(setup: RunSetup, options: PipelineOptions, plan: Plan) -> dict[str, Any]:
+    """What every pipeline mode reports about the plan it ran and what the closed forms say."""
+    from planner.strategies import predict
+
+    rate, memory = predict(setup.profile, plan)
+    return {
+        "mode": options.mode,
+        "plan": options.plan_name,
+        "strategy": plan.strategy,
+        "num_stages": plan.num_stages,
+        "partition": list(plan.partition),
+        "num_workers": plan.num_workers,
+        "active_workers": len(plan.active_workers),
+        "minibatch": plan.minibatch,
+        "budget_bytes": plan.budget_bytes,
+        "compensation": options.compensation.name,
+        "compensation_config": dataclasses.asdict(options.compensation),
+        "stagewise_decay_per_s": plan.decay_per_s,
+        "plan_predicted_adaptation_rate": None if plan.predicted is None else plan.predicted.adaptation_rate,
+        "plan_predicted_memory_bytes": None if plan.predicted is None else plan.predicted.memory_bytes,
+        "predicted_adaptation_rate": rate,
+        "predicted_memory_bytes": memory,
+        "memory_convention": (
+            "measured_peak_memory_bytes counts activations as the tensors autograd saves (the sequential "
+            "frameworks' convention); measured_peak_memory_layer_outputs_bytes counts each layer's output "
+            "(the profile's act_bytes, F4's convention); measured_weights_activations_peak_bytes is the part "
+            "F4 predicts (predicted_memory_bytes, from the run's profile)"
+        ),
+    }
+
+
+def twin_config(setup: RunSetup, sim_config: SimConfig) -> SimConfig:
+    """The twin's settings for this run: with ER/MIR a micro-batch has `1 + replay_batch` rows,
+    so its ops last that much longer."""
+    rows_per_datum = 1
+    if setup.algorithm.name in REPLAYING:
+        rows_per_datum += setup.algorithm.replay_batch or 1
+    if rows_per_datum == 1:
+        return sim_config
+    return dataclasses.replace(sim_config, time_scale=sim_config.time_scale * rows_per_datum)
+
+
+def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:
+    """The twin's predictions for the schedule it made (`sim_*` beside what was measured)."""
+    return {
+        "sim_adaptation_rate": sim.adaptation_rate,
+        "sim_peak_memory_bytes": sim.peak_memory_bytes,
+        "sim_drop_rate": sim.drop_rate,
+        "sim_predicted_share": 1.0 - sim.drop_rate,
+        "sim_throughput_per_s": sim.throughput_per_s,
+        "sim_latency_p50_s": sim.latency_quantile(0.5),
+        "sim_latency_p99_s": sim.latency_quantile(0.99),
+        "sim_time_scale": sim_config.time_scale,
+    }
+
+
+def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
+    """The plan on real ranks, in real time (or along a trace): executor/distributed."""
+    from executor.distributed.mode import run_distributed as run
+
+    return run(setup, options)
+
+
+PIPELINE_MODES: Registry[Callable[[RunSetup, PipelineOptions], RunResult]] = Registry(
+    "pipeline mode", {"replay": run_replay, "distributed": run_distributed}
+)
 
 
 @register_framework("pipeline")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from executor.replay import execution_order
+from sim.trace import TraceRow
 
 
 def row(kind, sample, stage, t0, t1, version=0, staleness=0, worker=0, samples=()):
-    return (kind, sample, worker, stage, stage, t0, t1, version, staleness, 0, samples)
+    return TraceRow(kind, sample, worker, stage, stage, t0, t1, version, staleness, 0, samples)
 
 
 def names(rows):
-    return [(r[0], r[1], r[3]) for r in rows]
+    return [(r.kind, r.sample, r.stage) for r in rows]
 
 
 def test_a_forward_runs_at_its_start_before_an_update_that_lands_while_it_runs():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ class Flight:
     gradient coming down), the lowest stage its backward reaches, and per stage the saved-tensor
     bytes it holds beyond its layer outputs (accounting.py)."""
 
-    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "worker")
+    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "ready", "worker")
 
     def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
         self.batch = batch
@@ -26,6 +27,7 @@ class Flight:
         self.carry: torch.Tensor | None = batch.x
         self.deltas = [0] * num_stages
         self.label_bytes = label_bytes
+        self.ready: Any = None  # a CUDA event `carry` is valid after (distributed --streams), else None
 
 
 def stage_loss(

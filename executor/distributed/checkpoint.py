@@ -1,0 +1,190 @@
+"""Checkpoints of a real-time run, and resuming from one.
+
+`--checkpoint-every S`: when datum `c = k·S` is due, the source stops releasing arrivals and
+lets every datum before `c` finish (trained or dropped); the pipeline is then quiescent —
+nothing in flight on any rank — and the source asks every rank (`CHECKPOINT c`) to save what
+its future depends on into `DIR/.at-c.partial/rank<r>.pt`:
+
+* per owned stage, the StageRuntime's state (executor/stage/checkpoint.py: weights and
+  version, optimizer and compensator state, open accumulation groups, omission counters);
+* the omission counter of every worker's admissions, and the algorithm's state (ER's
+  buffer and its generator) — on the source;
+* what the run measured so far (predictions, updates, staleness, trace rows, op counts) and,
+  on the source, the stream's position `c` with its per-datum records.
+
+When every rank has answered (`SAVED c`) the source writes `meta.json` and renames the folder
+to `DIR/at-c` — a folder without `.partial` is complete — then releases arrivals again (the
+data that came meanwhile are admitted or dropped by the usual rules: a checkpoint costs
+availability, as it would in production).
+
+`--resume DIR` loads the newest complete checkpoint into freshly built ranks and continues
+with datum `c`, released at once (run time `arrival_s[c]`: the resumed run keeps the
+stream's time axis); nothing before `c` runs again and nothing from `c` on is lost. The run
+must be the same (plan, ranks, stream length, seed, algorithm): `meta.json` is checked.
+On several machines DIR must be a folder every rank can reach (a shared file system).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from executor.distributed import protocol
+from executor.distributed.host import StageHost
+from executor.distributed.source import StreamSource
+from executor.stage import UpdateResult
+from executor.stage.checkpoint import load_stage_state, stage_state
+from planner.errors import FerretError
+
+META = "meta.json"
+
+
+def folder(root: Path, position: int) -> Path:
+    return root / f"at-{position:09d}"
+
+
+def partial_folder(root: Path, position: int) -> Path:
+    return root / f".at-{position:09d}.partial"
+
+
+def save_rank(root: Path, position: int, host: StageHost, source: StreamSource | None) -> None:
+    """This rank's part of checkpoint `position` (the pipeline is quiescent)."""
+    worker = host.worker
+    state: dict[str, Any] = {
+        "position": position,
+        "stages": {j: stage_state(runtime) for j, runtime in worker.stages.items()},
+        "admitted": list(worker._admitted),
+        "flops": worker.flops,
+        "predicted": dict(host.predicted),
+        "updates": [(stage, tuple(update), t) for stage, update, t in host.updates],
+        "staleness": {j: list(h) for j, h in host.staleness.items()},
+        "ops": host.ops,
+        "busy_s": host.busy_s,
+        "nonfinite_skipped": host.nonfinite_skipped,
+        "rows": list(host.recorder.rows),
+        "algorithm": _algorithm_state(host) if source is not None else None,
+        "source": None if source is None else source.summary(),
+    }
+    target = partial_folder(root, position) / f"rank{host.rank}.pt"
+    tmp = target.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, target)
+
+
+def begin(root: Path, position: int) -> None:
+    """The source opens checkpoint `position` (before any rank saves into it)."""
+    partial = partial_folder(root, position)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+
+
+def complete(root: Path, position: int, meta: dict[str, Any]) -> Path:
+    """Every rank saved: mark the checkpoint complete."""
+    partial = partial_folder(root, position)
+    (partial / META).write_text(json.dumps({**meta, "position": position}, indent=1), encoding="utf-8")
+    final = folder(root, position)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(partial, final)
+    return final
+
+
+def latest(root: Path) -> Path:
+    """The newest complete checkpoint in `root` (or `root` itself when it is one)."""
+    if (root / META).is_file():
+        return root
+    found = sorted(p for p in root.glob("at-*") if (p / META).is_file()) if root.is_dir() else []
+    if not found:
+        raise FerretError(f"--resume {root}: no complete checkpoint there (a folder at-<position> with {META})")
+    return found[-1]
+
+
+def read_meta(path: Path, expected: dict[str, Any]) -> dict[str, Any]:
+    meta = json.loads((path / META).read_text(encoding="utf-8"))
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise FerretError(
+                f"--resume {path}: the checkpoint was made with {key} = {meta.get(key)!r}, this run has {value!r}"
+            )
+    return meta
+
+
+def load_rank(path: Path, host: StageHost, source: StreamSource | None) -> int:
+    """Restore this rank from checkpoint `path`; return the stream position to go on from."""
+    state = torch.load(path / f"rank{host.rank}.pt", map_location=host.worker.model_device, weights_only=False)
+    worker = host.worker
+    for j, runtime in worker.stages.items():
+        load_stage_state(runtime, state["stages"][j])
+    worker._admitted = list(state["admitted"])
+    worker.flops = state["flops"]
+    host.predicted.update(state["predicted"])
+    host.updates.extend((stage, UpdateResult(*update), t) for stage, update, t in state["updates"])
+    host.staleness.update({j: list(h) for j, h in state["staleness"].items()})
+    host.ops = state["ops"]
+    host.busy_s = state["busy_s"]
+    host.nonfinite_skipped = state["nonfinite_skipped"]
+    host.recorder.rows.extend(state["rows"])
+    if source is not None:
+        if state["source"] is None:
+            raise FerretError(f"--resume {path}: rank {host.rank} was not the stream's source in that run")
+        source.restore(state["source"], state["position"])
+        _load_algorithm_state(host, state["algorithm"])
+    return int(state["position"])
+
+
+class Checkpointer:
+    """The source's side: pause the stream at every `every`-th datum, collect every rank's
+    `SAVED`, complete the checkpoint, go on. `tick` runs once per turn of the real-time loop."""
+
+    def __init__(self, root: Path, every: int, host: StageHost, source: StreamSource, meta: dict[str, Any]) -> None:
+        self.root = root
+        self.every = every
+        self.host = host
+        self.source = source
+        self.meta = meta
+        self.acks = 0
+        self.started = False
+        host.on_checkpoint = lambda position: save_rank(root, position, host, None)
+        host.on_saved = self.saved
+        self._schedule((source.next // every + 1) * every)
+
+    def _schedule(self, position: int) -> None:
+        self.position = position
+        self.source.pause_at = position if position < self.source.n else None
+
+    def tick(self) -> None:
+        source = self.source
+        if self.started or not source.paused or not source.quiescent:
+            return
+        self.started = True
+        begin(self.root, self.position)
+        transport = self.host.transport
+        for rank in range(transport.world_size):
+            if rank != self.host.rank:
+                transport.send(rank, protocol.checkpoint(self.position))
+        save_rank(self.root, self.position, self.host, source)
+        self.saved(self.position)
+
+    def saved(self, position: int) -> None:
+        if position != self.position:
+            raise RuntimeError(f"rank saved checkpoint {position} while {self.position} is being taken")
+        self.acks += 1
+        if self.acks == self.host.transport.world_size:
+            complete(self.root, self.position, self.meta)
+            self.acks = 0
+            self.started = False
+            self._schedule(self.position + self.every)
+
+
+def _algorithm_state(host: StageHost) -> dict[str, Any]:
+    buffer = getattr(host.worker.algorithm, "buffer", None)
+    return {} if buffer is None else {"buffer": buffer.state()}
+
+
+def _load_algorithm_state(host: StageHost, state: dict[str, Any]) -> None:
+    if "buffer" in state:
+        host.worker.algorithm.buffer.load_state(state["buffer"])  # type: ignore[attr-defined]

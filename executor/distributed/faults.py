@@ -1,0 +1,98 @@
+"""How a rank fails: one line naming the rank and what happened, a non-zero exit, never a hang.
+
+A rank learns that a peer died from the peer's closed connection: a blocked gloo receive
+raises "Connection closed by peer" about a second after the peer's process ends, and every
+rank keeps a receive posted on every peer (transport.py), so every death is seen by every
+rank. The transport turns it into `PeerLost`; `fatal_on_failure` turns that, a user error, Ctrl-C /
+SIGTERM or a bug into one line on stderr and `os._exit` — not a normal exit, which could
+block forever in a process group's destructor or in a thread still waiting on a dead peer.
+The launcher (launch.py) then stops the ranks still alive and names the first that failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import NoReturn
+
+from planner.errors import FerretError
+
+EXIT_FAILED = 1
+EXIT_PEER_LOST = 3  # this rank failed only because another one did (the launcher blames that one)
+EXIT_INTERRUPTED = 130
+
+
+CLOSED = "its connection closed (the process died or was killed)"
+
+
+class PeerLost(FerretError):
+    """A peer rank's connection closed (it died, was killed, or failed) while this rank needed it."""
+
+    def __init__(self, rank: int, detail: str) -> None:
+        super().__init__(f"lost rank {rank}: {detail}")
+        self.rank = rank
+        self.detail = detail
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """The useful part of a gloo/NCCL error (they open with a C++ source location)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "] " in text and text.startswith("["):
+        text = text.split("] ", 1)[1]
+    if "closed by peer" in text.lower() or "connection reset" in text.lower():
+        return CLOSED
+    return text
+
+
+def fatal(rank: int, message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Say `message` as this rank's last line and end the process now."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(f"ferret run: rank {rank}: {message}\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def fatal_on_failure(rank: int) -> Iterator[None]:
+    """Whatever goes wrong inside ends this process with one line and its exit status.
+
+    SIGTERM (what the launcher sends the survivors of a failure, and what a scheduler sends
+    on cancellation) is treated like Ctrl-C: the rank stops where it is, says so, and exits
+    130; whatever it was writing stays marked partial (its caller's staging folder)."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}", EXIT_INTERRUPTED)
+    except PeerLost as exc:
+        fatal(rank, str(exc), EXIT_PEER_LOST)
+    except FerretError as exc:
+        fatal(rank, str(exc))
+    except BaseException as exc:
+        if describe_connection_error(exc) == CLOSED:  # a collective (start-up, reports) met a dead peer
+            fatal(rank, f"lost a peer: {CLOSED}", EXIT_PEER_LOST)
+        traceback.print_exc()
+        fatal(rank, f"failed: {type(exc).__name__}: {exc}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:
+    """Run a rank's whole life and end the process with its exit status, whatever happens."""
+    code = EXIT_FAILED
+    with fatal_on_failure(rank):
+        code = body()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

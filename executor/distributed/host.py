@@ -1,0 +1,307 @@
+"""One rank's stages and the data passing through them: ops, where their tensors go next, and
+what the messages from other ranks mean.
+
+`StageHost` wraps the rank's `StageWorker` (the op bodies every executor shares) with the
+placement: after an op, the datum's tensor goes to the next stage's owner — this rank (it stays
+in the datum's `Flight` and the next op is ready at once) or another (a protocol message; the
+op becomes ready there when the message arrives). Which ready op runs next is the driver's
+choice (`realtime.py`: 1F1B by the shared policy; `lockstep.py`: a trace's order); the host
+reports each newly ready op as an `Op` to `on_ready`.
+
+Flights: a rank keeps a datum while it has ops left for it here; the source (stage 0's owner)
+keeps it until `DONE`, because the algorithm's `after_update` needs the datum's micro-batch.
+Every op and update is written to `recorder` (trace.py) on the run's clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+
+from executor.distributed import protocol
+from executor.distributed.protocol import Activation, Kind
+from executor.distributed.streams import Streams
+from executor.distributed.trace import RankRecorder
+from executor.pipeline.flight import Flight
+from executor.pipeline.stage_worker import StageWorker
+from executor.pipeline.transport import Message, Transport
+from executor.stage import BackwardResult, ForwardResult, UpdateResult
+from sim.policy import BWD, FWD
+
+INFER = FWD + 1  # an inference forward (--predict-all): after the training ops in dispatch order
+
+
+class Op(NamedTuple):
+    kind: int  # BWD, FWD or INFER
+    sample: int
+    stage: int
+    worker: int
+
+
+class StageHost:
+    def __init__(
+        self,
+        rank: int,
+        owners: Sequence[int],
+        worker: StageWorker,
+        transport: Transport,
+        recorder: RankRecorder,
+        streams: Streams | None = None,
+    ) -> None:
+        self.rank = rank
+        self.owners = list(owners)
+        self.P = len(owners)
+        self.source = owners[0]
+        self.worker = worker
+        self.transport = transport
+        self.recorder = recorder
+        self.streams = streams if streams is not None else Streams(torch.device("cpu"), 1)
+        self.on_ready: Callable[[Op], None] = _nowhere  # the driver's: where newly ready ops go
+        self.flights: dict[int, Flight] = {}
+        self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
+        self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
+        self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
+        self.on_done: Callable[[int, int], None] = _no_source
+        self.on_predicted: Callable[[int, int], None] = _no_source
+        self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
+        self.on_saved: Callable[[int], None] = _no_checkpoints  # the source: a rank has saved
+        self.updates: list[tuple[int, UpdateResult, float]] = []  # (stage, update, run time) as applied
+        self.staleness: dict[int, list[int]] = {j: [0] for j in worker.stages}  # gradients by staleness
+        self.ops = 0
+        self.nonfinite_skipped = 0
+        self.busy_s = 0.0
+        self.stopped = False
+        # Lockstep: updates happen at the followed trace's times (its row's end), not the wall clock's.
+        self.schedule_time: float | None = None
+        # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
+        self.defer_done = False
+        self.done_arrived: set[int] = set()
+
+    def owns(self, stage: int) -> bool:
+        return self.owners[stage] == self.rank
+
+    # ------------------------------------------------------------------ entering
+    def admitted(self, sample: int, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
+        """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)."""
+        self.entering[sample] = (worker, bottom, x, y, task)
+        self.on_ready(Op(FWD, sample, 0, worker))
+
+    def bottom_of(self, sample: int) -> int:
+        entering = self.entering.get(sample)
+        return entering[1] if entering is not None else self.flights[sample].bottom
+
+    def predict_only(self, sample: int, x: torch.Tensor) -> None:
+        """`--predict-all`: a datum no worker trains on still gets a prediction (inference forward)."""
+        self.infers[sample] = (x, None)
+        self.on_ready(Op(INFER, sample, 0, -1))
+
+    # ------------------------------------------------------------------ ops
+    def run(self, op: Op) -> None:
+        if op.kind == FWD:
+            self.forward(op.sample, op.stage)
+        elif op.kind == BWD:
+            if self.worker.recomputes(op.stage, op.worker):
+                self.recompute(op.sample, op.stage)
+            self.backward(op.sample, op.stage)
+        else:
+            self.infer(op.sample, op.stage)
+
+    def forward(self, sample: int, stage: int) -> ForwardResult:
+        if stage == 0:
+            worker, bottom, x, y, task = self.entering.pop(sample)
+            self.flights[sample] = self.worker.admit(worker, bottom, x, y, task)
+        flight = self.flights[sample]
+        last = stage == self.P - 1
+        with self.streams.running(stage, flight.ready):
+            result = self.worker.forward(flight, stage, sample)
+            if last:  # the datum's own training forward predicts it (docs/distributed.md)
+                self.predicted[sample] = int(result.output[0].argmax())
+        flight.ready = self.streams.mark(stage)
+        self._count()
+        self.recorder.op("fwd", sample, flight.worker, stage, self.worker.span, result.version, 0, result.bytes)
+        if last:
+            self.on_ready(Op(BWD, sample, stage, flight.worker))
+            return result
+        above = stage + 1
+        if self.owns(above):
+            self.on_ready(Op(FWD, sample, above, flight.worker))
+        else:
+            batch = flight.batch
+            assert flight.carry is not None
+            moving = dataclasses.replace(batch, x=flight.carry)
+            self.transport.send(
+                self.owners[above], Activation(sample, flight.worker, above, flight.bottom, moving).message()
+            )
+            self.worker.leave(flight)
+            flight.carry = None
+            if not any(j > stage or j >= flight.bottom for j in self.worker.stages):
+                self._forget(sample)
+        return result
+
+    def recompute(self, sample: int, stage: int) -> int:
+        flight = self.flights[sample]
+        with self.streams.running(stage, flight.ready):
+            version = self.worker.recompute(flight, stage, sample)
+        self._count()
+        self.recorder.op("recompute", sample, flight.worker, stage, self.worker.span, version, 0, 0)
+        return version
+
+    def backward(self, sample: int, stage: int) -> BackwardResult:
+        flight = self.flights[sample]
+        with self.streams.running(stage, flight.ready):
+            result = self.worker.backward(flight, stage, sample)
+        flight.ready = self.streams.mark(stage)
+        self._count()
+        span = self.worker.span
+        self.recorder.op("bwd", sample, flight.worker, stage, span, result.version, result.staleness, 0)
+        hist = self.staleness[stage]
+        if result.staleness >= len(hist):
+            hist.extend([0] * (result.staleness + 1 - len(hist)))
+        hist[result.staleness] += 1
+        if result.update is not None:
+            self._applied(stage, flight.worker, span, result.update)
+        if stage > flight.bottom:
+            below = stage - 1
+            if self.owns(below):
+                self.on_ready(Op(BWD, sample, below, flight.worker))
+                return result
+            assert result.grad_input is not None
+            message = protocol.gradient(sample, flight.worker, below, result.grad_input)
+            self.transport.send(self.owners[below], dataclasses.replace(message, ready=flight.ready))
+            flight.carry = None
+            if not any(flight.bottom <= j < stage for j in self.worker.stages):
+                self._forget(sample)
+        elif self.rank == self.source:
+            self.datum_done(sample)
+        else:
+            self.transport.send(self.source, protocol.done(sample, flight.worker))
+            self._forget(sample)
+        return result
+
+    def infer(self, sample: int, stage: int) -> None:
+        """An inference-only forward through one stage on its current weights (`--predict-all`)."""
+        x, ready = self.infers.pop(sample)
+        layers = self.worker.stages[stage].layers
+        modes = [layer.training for layer in layers]
+        with self.streams.running(stage, ready), torch.no_grad():
+            try:  # eval mode: the prediction of a datum that trains nothing moves no statistics
+                for layer in layers:
+                    layer.eval()
+                for layer in layers:
+                    x = layer(x)
+            finally:
+                for layer, mode in zip(layers, modes, strict=True):
+                    layer.train(mode)
+            label = int(x[0].argmax()) if stage == self.P - 1 else -1
+        ready = self.streams.mark(stage)
+        self._count()
+        if stage == self.P - 1:
+            if self.rank == self.source:
+                self.on_predicted(sample, label)
+            else:
+                self.transport.send(self.source, protocol.predicted(sample, label))
+        elif self.owns(stage + 1):
+            self.infers[sample] = (x, ready)
+            self.on_ready(Op(INFER, sample, stage + 1, -1))
+        else:
+            message = dataclasses.replace(protocol.infer(sample, stage + 1, x), ready=ready)
+            self.transport.send(self.owners[stage + 1], message)
+
+    def flush(self, worker: int) -> None:
+        """The stream is over and `worker` drained: apply its open groups at every stage here."""
+        for stage in sorted(self.worker.stages):
+            self.flush_stage(stage, worker)
+
+    def flush_stage(self, stage: int, worker: int) -> UpdateResult | None:
+        with self.streams.running(stage, None):
+            update = self.worker.flush(stage, worker)
+        if update is not None:
+            self._applied(stage, worker, self.worker.span, update)
+        return update
+
+    # ------------------------------------------------------------------ messages
+    def receive(self, src: int, message: Message) -> None:
+        kind = message.kind
+        if kind == Kind.ACT:
+            act = Activation.parse(message)
+            flight = self.flights.get(act.sample)
+            if flight is None:
+                self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
+            flight.carry = act.batch.x
+            flight.ready = message.ready
+            self.on_ready(Op(FWD, act.sample, act.stage, act.worker))
+        elif kind == Kind.GRAD:
+            sample, worker, stage = message.fields[:3]
+            flight = self.flights[sample]
+            flight.carry = message.tensors[0]
+            flight.ready = message.ready
+            self.on_ready(Op(BWD, sample, stage, worker))
+        elif kind == Kind.INFER:
+            sample, stage = message.fields[:2]
+            self.infers[sample] = (message.tensors[0], message.ready)
+            self.on_ready(Op(INFER, sample, stage, -1))
+        elif kind == Kind.DONE:
+            if self.defer_done:
+                self.done_arrived.add(message.fields[0])
+            else:
+                self.datum_done(message.fields[0])
+        elif kind == Kind.PREDICTED:
+            self.on_predicted(message.fields[0], message.fields[1])
+        elif kind == Kind.FLUSH:
+            self.flush(message.fields[0])
+        elif kind == Kind.STOP:
+            self.stopped = True
+        elif kind == Kind.CHECKPOINT:
+            self.on_checkpoint(message.fields[0])
+            self.transport.send(src, protocol.saved(message.fields[0]))
+        elif kind == Kind.SAVED:
+            self.on_saved(message.fields[0])
+        else:
+            raise RuntimeError(f"rank {self.rank}: unknown message kind {kind} from rank {src}")
+
+    # ------------------------------------------------------------------ helpers
+    def datum_done(self, sample: int) -> None:
+        """At the source: the datum's backward is over everywhere."""
+        flight = self.flights.pop(sample)
+        self.worker.finish(flight)
+        self.on_done(sample, flight.worker)
+
+    def _count(self) -> None:
+        self.ops += 1
+        t0, t1 = self.worker.span
+        self.busy_s += t1 - t0
+
+    def _applied(self, stage: int, worker: int, span: tuple[float, float], update: UpdateResult) -> None:
+        if update.skipped:
+            if not self.nonfinite_skipped:
+                print(
+                    f"ferret run: rank {self.rank}: stage {stage}: a gradient with NaN/inf was not applied "
+                    "(later ones are counted in summary.json: nonfinite_updates_skipped)",
+                    file=sys.stderr,
+                )
+            self.nonfinite_skipped += 1
+            return
+        at = self.recorder.at(span[1]) if self.schedule_time is None else self.schedule_time
+        self.updates.append((stage, update, at))
+        self.recorder.update(worker, stage, span, update)
+
+    def _forget(self, sample: int) -> None:
+        """No op of the datum is left on this rank (never called on the source, which keeps it)."""
+        if self.rank != self.source:
+            self.worker.leave(self.flights.pop(sample))
+
+
+def _nowhere(op: Op) -> None:
+    raise RuntimeError("StageHost.on_ready is not set: a driver must take the ready ops")
+
+
+def _no_checkpoints(position: int) -> None:
+    raise RuntimeError("a checkpoint message in a run without checkpoints")
+
+
+def _no_source(sample: int, worker: int) -> None:
+    raise RuntimeError("only the source rank handles completions")

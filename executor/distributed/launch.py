@@ -1,0 +1,95 @@
+"""Start the ranks of a one-machine run through torch's own launcher (torchrun's machinery).
+
+`launch_local(argv, nproc)` runs `nproc` copies of `python argv…` under torch's elastic agent
+(`torch.distributed.launcher.api.elastic_launch`, what `torchrun --standalone` uses): a c10d
+rendezvous on a free port of 127.0.0.1, `RANK`/`WORLD_SIZE`/`LOCAL_RANK`/`MASTER_*` in each
+rank's environment, no restarts. The ranks are fresh processes running the same command a
+user would run under `torchrun` on many machines, so one code path serves both.
+
+When a rank fails the agent stops the others (SIGTERM, then SIGKILL after `shutdown_s`) and
+`launch_local` raises `FerretError` with one line naming the rank that failed first and how —
+its exit code or signal. Ranks that only reacted to it (they lost a peer, or were stopped)
+exit with their own codes (faults.py) and are not blamed. Ctrl-C reaches every rank; the
+launcher waits for them and raises `KeyboardInterrupt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+
+from torch.distributed.elastic.multiprocessing import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+from executor.distributed.faults import EXIT_INTERRUPTED, EXIT_PEER_LOST
+from planner.errors import FerretError
+
+LOOPBACK = "127.0.0.1"
+
+
+def launch_local(argv: Sequence[str], nproc: int, shutdown_s: int = 5, monitor_s: float = 0.1) -> None:
+    """Run `nproc` ranks of `python argv…` on this machine; return when every rank exited 0."""
+    if nproc < 1:
+        raise FerretError(f"--nproc must be ≥ 1, got {nproc}")
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"ferret-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=f"{LOOPBACK}:0",  # the agent hosts the store on a free port
+        max_restarts=0,
+        monitor_interval=monitor_s,
+        local_addr=LOOPBACK,
+        shutdown_timeout=shutdown_s,
+    )
+    try:
+        with _quiet_agent():
+            elastic_launch(config, sys.executable)(*argv)
+    except ChildFailedError as exc:
+        rank, failure = root_failure(exc.failures)
+        raise FerretError(f"rank {rank} of {nproc} failed: {describe_failure(failure)}") from None
+    except SignalException as exc:
+        raise KeyboardInterrupt(exc.sigval.name) from None
+
+
+def root_failure(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailure]:
+    """The failure that caused the others: the earliest one that is not a reaction (a lost
+    peer, a stop signal, or the SIGTERM the agent sends the survivors), else the earliest of
+    all; ties go to the lower rank."""
+
+    def reacting(failure: ProcessFailure) -> bool:  # the agent stops survivors with SIGTERM
+        return failure.exitcode in (EXIT_PEER_LOST, EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT)
+
+    ranked = sorted(failures.items(), key=lambda item: (reacting(item[1]), item[1].timestamp, item[0]))
+    return ranked[0]
+
+
+def describe_failure(failure: ProcessFailure) -> str:
+    if failure.exitcode < 0:
+        return f"killed by {failure.signal_name()} (pid {failure.pid})"
+    return f"exited with status {failure.exitcode} (pid {failure.pid}; its own message is above)"
+
+
+@contextlib.contextmanager
+def _quiet_agent() -> Iterator[None]:
+    """The agent logs its life at length; a failure is reported here in one line instead.
+    (Each of its modules sets its own logger's level, so each is raised here.)"""
+    loggers = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith("torch.distributed.elastic")
+    ]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

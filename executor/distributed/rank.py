@@ -1,0 +1,272 @@
+"""One rank's whole run: join, build its stages, run (real time or along a trace), report.
+
+Every rank builds the same `RunSetup` (same flags, same seed: the same stream and the same
+initial model) and keeps the StageRuntimes of the stages the plan puts on it. After the run
+each rank sends rank 0 a `RankReport`; rank 0 merges them into the `RunResult` (merge.py),
+writes the measured trace, and every rank returns that same result, so a caller (ferret run)
+can tell the output rank from the others only by `is_output_rank`.
+
+Failures never hang: a lost peer, Ctrl-C, a user error or a bug ends this rank with one line
+(faults.py); the launcher then stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+import torch.distributed as dist
+
+from executor.compensation import CompensationConfig
+from executor.distributed.checkpoint import Checkpointer, latest, load_rank, read_meta, save_rank
+from executor.distributed.clock import ClockOffset, sync_clocks
+from executor.distributed.context import RankContext
+from executor.distributed.faults import fatal_on_failure, run_and_exit
+from executor.distributed.host import StageHost
+from executor.distributed.lockstep import run_lockstep, stale_stages
+from executor.distributed.merge import merge_reports, write_trace
+from executor.distributed.options import DistributedOptions
+from executor.distributed.placement import check_algorithm, stage_owners
+from executor.distributed.ready import RankReadyOps
+from executor.distributed.realtime import run_realtime, stores
+from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
+from executor.distributed.source import StreamSource
+from executor.distributed.streams import Streams, check_streams
+from executor.distributed.trace import RankRecorder
+from executor.distributed.transport import TorchTransport
+from executor.models.base import LayeredModel
+from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.result import RunResult
+from executor.ocl.setup import RunSetup
+from executor.pipeline.accounting import PipelineLedger
+from executor.pipeline.stage_worker import StageWorker
+from executor.pipeline.stages import stage_flops
+from executor.pipeline.transport import LocalTransport, Transport
+from executor.seeding import numpy_rng, seed_everything
+from planner.errors import FerretError
+from planner.plan import Plan
+from sim.config import SimConfig
+from sim.policy import admission_policy
+from sim.strategies import get_strategy
+from sim.trace import TraceRow
+
+CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
+START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
+
+
+@dataclass(frozen=True)
+class RankRun:
+    """What a rank needs beyond the setup: the plan as the stages run it, the twin's settings
+    (the source's buffer), the compensator, where rank 0 writes the measured trace."""
+
+    plan: Plan
+    compensation: CompensationConfig
+    sim_config: SimConfig
+    options: DistributedOptions
+    measured_trace: Path | None = None
+    rows: list[TraceRow] | None = None  # lockstep: the trace to follow, in execution order
+
+
+def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
+    """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
+    ctx = RankContext.from_env(run.options.backend)
+    with fatal_on_failure(ctx.rank):
+        check_run(run.plan, setup.algorithm.name, run.options, ctx.world_size)
+        session = Session.open(ctx)
+        result = session.run(setup, run)
+        RankContext.leave()
+        return result
+    raise AssertionError("unreachable")  # fatal_on_failure ends the process on any failure
+
+
+def run_in_session(body: Callable[[Session], None], backend: str | None = None) -> NoReturn:
+    """This process is a rank (torchrun's variables): join, run `body` (any number of runs in
+    one session: benchmarks, tests), leave, and end the process (`faults.run_and_exit`)."""
+    ctx = RankContext.from_env(backend)
+
+    def whole() -> int:
+        session = Session.open(ctx)
+        body(session)
+        RankContext.leave()
+        return 0
+
+    run_and_exit(ctx.rank, whole)
+
+
+def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_size: int) -> None:
+    """What can be refused before any rank starts work (the launcher checks it too)."""
+    check_algorithm(algorithm, stage_owners(plan, world_size))
+    options.validate()
+    check_streams(options.streams, torch.cuda.is_available())
+    if options.follow_trace is None and get_strategy(plan.strategy).batched:
+        raise FerretError(
+            f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
+            "a trace (--follow-trace), not in real time"
+        )
+    if (options.checkpoint_every or options.resume is not None) and algorithm not in CHECKPOINTABLE:
+        raise FerretError(f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm}")
+
+
+@dataclass
+class Session:
+    """A joined rank: its context, a gloo group over all ranks for control (clock, reports),
+    and its clock offset. Several runs may follow one another in one session (tests)."""
+
+    ctx: RankContext
+    control: dist.ProcessGroup | None
+    clock: ClockOffset
+
+    @classmethod
+    def open(cls, ctx: RankContext) -> Session:
+        ctx.join()
+        control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
+        return cls(ctx, control, sync_clocks(ctx, group=control))
+
+    def run(self, setup: RunSetup, run: RankRun) -> RunResult:
+        return _run(self.ctx, self.control, self.clock, setup, run)
+
+
+def _run(
+    ctx: RankContext, control: dist.ProcessGroup | None, clock: ClockOffset, setup: RunSetup, run: RankRun
+) -> RunResult:
+    plan = run.plan
+    owners = stage_owners(plan, ctx.world_size)
+    seed_everything(setup.seed)
+    model = setup.model.to(ctx.device)
+    if not isinstance(model, LayeredModel):
+        raise FerretError("a pipeline runs a LayeredModel (the planner's layers); build the model by name")
+    model.train()
+    ledger = PipelineLedger()
+    dataset = setup.stream.dataset
+    context = AlgorithmContext(
+        dataset.num_classes,
+        dataset.stored_bytes_per_sample,
+        ledger,
+        numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
+        setup.optimizer.lr,
+    )
+    algorithm = build_algorithm(setup.algorithm, context)
+    mine = [j for j in range(plan.num_stages) if owners[j] == ctx.rank]
+    stale = stale_stages(run.rows) if run.rows is not None else set(range(plan.num_stages))
+    none = CompensationConfig()
+    compensation = [run.compensation if j in stale else none for j in range(plan.num_stages)]
+    worker = StageWorker(
+        model, plan, mine, setup.optimizer, compensation, algorithm, ledger, stage_flops(setup.profile, plan),
+        setup.cost_model, guard_nonfinite=True,
+    )  # fmt: skip
+
+    recorder = RankRecorder(ctx.rank, ledger)
+    transport: Transport = LocalTransport() if ctx.world_size == 1 else TorchTransport(ctx, on_wire=recorder.wire)
+    strategy = get_strategy(plan.strategy)
+    policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
+    ready = RankReadyOps(policy)
+    host = StageHost(ctx.rank, owners, worker, transport, recorder, Streams(ctx.device, run.options.streams))
+    source = None
+    if run.rows is None and ctx.rank == owners[0]:
+        source = StreamSource(setup, plan, policy, host, recorder, run.options.predict_all)
+    options = run.options
+    meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
+            "algorithm": setup.algorithm.name, "plan": plan.to_json()}  # fmt: skip
+    position = 0
+    if options.resume is not None:
+        path = latest(options.resume)
+        read_meta(path, meta)
+        position = load_rank(path, host, source)
+    tick = None
+    if options.checkpoint_every:
+        assert options.checkpoint_dir is not None
+        root = options.checkpoint_dir
+        host.on_checkpoint = lambda at: save_rank(root, at, host, None)
+        if source is not None:
+            tick = Checkpointer(root, options.checkpoint_every, host, source, meta).tick
+    _warm_up()
+    start_local = _agree_on_start(ctx, clock.offset_s, control)
+    # A resumed run keeps the stream's time axis: datum `position` is due at the start.
+    t0_local = start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
+    recorder.start(t0_local)
+    idle_s = 0.0
+    started, cpu0 = time.perf_counter(), time.thread_time()
+    if run.rows is None:
+        host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
+        _wait_until(start_local)
+        started, cpu0 = time.perf_counter(), time.thread_time()
+        idle_s = run_realtime(host, ready, source, t0_local, tick)
+        summary = {} if source is None else source.summary()
+    else:
+        summary = run_lockstep(host, setup, run.rows)
+    wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
+    transport.close()
+
+    report = RankReport(
+        rank=ctx.rank,
+        stages=tuple(mine),
+        rows=recorder.rows,
+        updates=[(j, u.version, u.staleness, u.samples, t) for j, u, t in host.updates],
+        staleness=host.staleness,
+        predicted=host.predicted,
+        weights=stage_weights(worker.names, worker.stages),
+        final_lambda={j: getattr(r.compensator, "lam", None) for j, r in worker.stages.items()},
+        compensated=tuple(j for j in mine if compensation[j].name != "none"),
+        ops=host.ops,
+        nonfinite_skipped=host.nonfinite_skipped,
+        flops=worker.flops,
+        busy_s=host.busy_s,
+        ledger_peak=ledger.peak,
+        saved_peak=ledger.saved_peak,
+        f4_peak=ledger.f4_peak,
+        peak_by_category=ledger.peaks(),
+        rss_peak_bytes=rss_peak_bytes(),
+        cuda_peak_bytes=cuda_peak_bytes(ctx.device),
+        clock=clock.to_json(),
+        wire_bytes_sent=sum(transport.sent_bytes.values()),
+        wall_s=wall_s,
+        idle_s=idle_s,
+        loop_cpu_s=loop_cpu_s,
+        ops_cpu_s=worker.cpu_s,
+        source=summary,
+    )
+    gathered: list[RankReport | None] | None = [None] * ctx.world_size if ctx.rank == 0 else None
+    dist.gather_object(report, gathered, dst=0, group=control)
+    box: list[RunResult | None] = [None]
+    if ctx.rank == 0:
+        assert gathered is not None
+        reports = [r for r in gathered if r is not None]
+        box[0] = merge_reports(setup, run, model, reports, owners)
+        if run.measured_trace is not None:
+            write_trace(run.measured_trace, [r.rows for r in reports])
+    dist.broadcast_object_list(box, src=0, group=control)
+    result = box[0]
+    assert result is not None
+    return result
+
+
+def _agree_on_start(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> float:
+    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset);
+    returns the start on this rank's `perf_counter`."""
+    box: list[float | None] = [time.perf_counter() + START_LEAD_S if ctx.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0, group=group)
+    assert box[0] is not None
+    return float(box[0]) - offset_s
+
+
+def _warm_up() -> None:
+    """Pay one-time costs before the clock starts: the first `autograd.grad` given output
+    gradients imports torch's symbolic-shape machinery (sympy), 1–2 s that would otherwise
+    stall a stage's first backward while data arrive."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+
+
+def _wait_until(t_local: float) -> None:
+    delay = t_local - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def is_output_rank() -> bool:
+    """Whether this process writes a distributed run's outputs (rank 0; any process not a rank)."""
+    return os.environ.get("RANK", "0") == "0"

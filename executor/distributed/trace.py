@@ -1,0 +1,96 @@
+"""One rank's measured trace, on the run's clock, in the shared schema (sim/trace.py).
+
+Times are seconds since the run's start `t0` on rank 0's clock: a local `perf_counter`
+reading plus this rank's clock offset (clock.py) minus `t0`. `device` is the rank. Rows are
+kept in the sinks' plain-tuple form (a 10-tuple, or 11 with an update's comma-joined samples)
+and merged on rank 0 (`merge_rows`), sorted by end time as the schema requires.
+
+Rows: `fwd`/`recompute`/`bwd` spans are the StageRuntime call; `update` is the instant the
+backward that closed the group ended (or the flush's span); `send`/`recv` are the wire
+threads' spans of an activation, gradient or inference message (`sample`, `worker`, the
+receiving `stage`, `bytes` on the wire); `arrive`/`drop` are the source's (at the scheduled
+arrival time — when the datum came, not when the loop noticed); `mem` is this rank's ledger
+total after each op that changed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from executor.distributed.protocol import Kind
+from executor.distributed.transport import WireEvent
+from executor.ledger import ByteLedger
+from executor.stage import UpdateResult
+from sim.trace import FIELDS
+
+Row = tuple[Any, ...]  # a sink's plain-tuple row (sim/trace.py)
+T_END = FIELDS.index("t_end")
+_DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
+
+
+class RankRecorder:
+    def __init__(self, rank: int, ledger: ByteLedger | None = None) -> None:
+        self.rank = rank
+        self.t0 = 0.0
+        self.rows: list[Row] = []
+        self.ledger = ledger
+        self._held = -1
+
+    def start(self, t0_local: float) -> None:
+        """The run starts at `t0_local`, read on this rank's own `perf_counter`."""
+        self.t0 = t0_local
+
+    def at(self, t_local: float) -> float:
+        return t_local - self.t0
+
+    def op(
+        self,
+        kind: str,
+        sample: int,
+        worker: int,
+        stage: int,
+        span: tuple[float, float],
+        version: int,
+        staleness: int,
+        nbytes: int,
+    ) -> None:
+        s, e = span[0] - self.t0, span[1] - self.t0
+        self.rows.append((kind, sample, worker, stage, self.rank, s, e, version, staleness, nbytes))
+        self.memory(e)
+
+    def update(self, worker: int, stage: int, span: tuple[float, float], update: UpdateResult) -> None:
+        e = span[1] - self.t0
+        samples = ",".join(map(str, update.samples))
+        self.rows.append(("update", -1, worker, stage, self.rank, e, e, update.version, update.staleness, 0, samples))
+
+    def instant(self, kind: str, sample: int, worker: int, t: float, nbytes: int = 0) -> None:
+        """An `arrive` or `drop` at run time `t` (already on the run's clock)."""
+        self.rows.append((kind, sample, worker, -1, -1, t, t, -1, 0, nbytes))
+
+    def wire(self, event: WireEvent) -> None:
+        """Called from the transport's threads (list.append is atomic)."""
+        message = event.message
+        if message.kind not in _DATA:
+            return
+        fields = message.fields
+        sample = fields[0]
+        worker = fields[1] if message.kind != Kind.INFER else -1
+        stage = fields[2] if message.kind != Kind.INFER else fields[1]
+        s, e = event.t_start - self.t0, event.t_end - self.t0
+        self.rows.append((event.direction, sample, worker, stage, self.rank, s, e, -1, 0, event.nbytes))
+
+    def memory(self, t: float) -> None:
+        if self.ledger is None:
+            return
+        held = self.ledger.current
+        if held != self._held:
+            self._held = held
+            self.rows.append(("mem", -1, -1, -1, self.rank, t, t, -1, 0, held))
+
+
+def merge_rows(per_rank: Iterable[list[Row]]) -> list[Row]:
+    """Every rank's rows in one list, ordered by end time (ties: rank order, then each rank's order)."""
+    merged = [row for rows in per_rank for row in rows]
+    merged.sort(key=lambda row: row[T_END])  # stable: equal ends keep rank, then emission order
+    return merged

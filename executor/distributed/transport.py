@@ -1,0 +1,209 @@
+"""Messages between ranks over `torch.distributed`: one ordered channel per (sender, receiver).
+
+Every ordered pair of ranks `(a, b)` gets its own process group, used only for `a → b`. On
+each rank one sender thread per peer writes that peer's channel in the order `send` was
+called, and one receiver thread per peer reads its channel strictly in order (wire.py's
+header, then the tensors it announces) and puts each message into one inbox. So:
+
+* matching is by order on a dedicated communicator — no tags, no polling, no receive
+  timeouts (NCCL ignores tags, and a gloo receive that times out closes its pair for good);
+* the compute thread never waits on the wire: `send` queues, `receive` takes from the inbox
+  (a Python queue, where a timeout is harmless);
+* every rank always has a receive posted on every peer, so a peer that dies is noticed
+  within about a second by everyone (gloo: "Connection closed by peer") and `receive`
+  raises `PeerLost` naming it.
+
+With NCCL the tensors travel through NCCL groups and the headers through gloo groups (CPU),
+so an idle channel waits in gloo, where a dead peer shows, never in NCCL, where it would not.
+
+`close` ends every channel with a goodbye message and waits for every peer's goodbye, so a
+peer that finishes is never mistaken for one that died. All ranks must construct the
+transport (it creates process groups collectively) and close it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from executor.distributed.context import IDLE_TIMEOUT, RankContext
+from executor.distributed.faults import PeerLost, describe_connection_error
+from executor.distributed.streams import received_event
+from executor.distributed.wire import HEADER_LEN, decode_header, encode_header
+from executor.pipeline.transport import Message
+
+BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """One message on the wire, seen by the rank that sent or received it (`perf_counter`
+    times: a send from the first byte handed to the backend to the last; a receive from its
+    header's arrival to its last tensor's)."""
+
+    direction: str  # "send" | "recv"
+    peer: int
+    message: Message
+    t_start: float
+    t_end: float
+    nbytes: int
+
+
+class _Fault:
+    __slots__ = ("detail", "peer")
+
+    def __init__(self, peer: int, detail: str) -> None:
+        self.peer = peer
+        self.detail = detail
+
+
+class TorchTransport:
+    def __init__(self, ctx: RankContext, on_wire: Callable[[WireEvent], None] | None = None) -> None:
+        self.rank = ctx.rank
+        self.world_size = ctx.world_size
+        self.device = ctx.device
+        self.on_wire = on_wire
+        self._inbox: queue.SimpleQueue[tuple[int, Message | _Fault | None]] = queue.SimpleQueue()
+        self._outboxes: dict[int, queue.SimpleQueue[Message | None]] = {}
+        self._open_peers: set[int] = set()
+        self._threads: list[threading.Thread] = []
+        # Per peer, each written by that peer's one thread only.
+        self.sent_bytes: dict[int, int] = {}
+        self.received_bytes: dict[int, int] = {}
+        for (src, dst), (headers, data) in _channels(ctx).items():
+            if src == self.rank:
+                outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+                self._outboxes[dst] = outbox
+                self.sent_bytes[dst] = 0
+                self._start(f"send→{dst}", self._send_loop, dst, headers, data, outbox)
+            else:
+                self._open_peers.add(src)
+                self.received_bytes[src] = 0
+                self._start(f"recv←{src}", self._receive_loop, src, headers, data)
+
+    def _start(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=self._on_device, args=(target, *args), name=f"ferret-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _on_device(self, target: Callable[..., None], *args: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # the current device is per thread
+        target(*args)
+
+    # ------------------------------------------------------------------ the compute thread's side
+    def send(self, dst: int, message: Message) -> None:
+        if message.kind < 0:
+            raise ValueError(f"message kinds below 0 are the transport's own, got {message.kind}")
+        self._outboxes[dst].put(message)
+
+    def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
+        if timeout == 0.0 and self._inbox.empty():  # the loop's poll: no exception, no clock
+            return None
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            got = self._take(wait)
+            if got is None:
+                return None
+            if got[1] is not None:
+                return got  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Say goodbye on every channel, then take every peer's goodbye. Raises `PeerLost`
+        if a peer dies first, and `RuntimeError` if a peer still sends data (a protocol bug)."""
+        for outbox in self._outboxes.values():
+            outbox.put(None)
+        while self._open_peers:
+            got = self._take(None)
+            if got is not None and got[1] is not None:
+                raise RuntimeError(f"rank {got[0]} sent message kind {got[1].kind} after this rank closed")
+        for thread in self._threads:
+            thread.join()
+
+    def _take(self, timeout: float | None) -> tuple[int, Message | None] | None:
+        """The inbox's next item — a message, or a goodbye as `(src, None)` — or None after `timeout`."""
+        try:
+            src, item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, _Fault):
+            raise PeerLost(item.peer, item.detail)
+        if item is None:  # nothing more will come from this peer
+            self._open_peers.discard(src)
+        return src, item
+
+    # ------------------------------------------------------------------ the wire threads
+    def _send_loop(
+        self, dst: int, headers: dist.ProcessGroup, data: dist.ProcessGroup, outbox: queue.SimpleQueue[Message | None]
+    ) -> None:
+        try:
+            while True:
+                message = outbox.get()
+                final = message is None
+                if message is None:
+                    message = Message(BYE)
+                if message.ready is not None:
+                    message.ready.synchronize()  # the op that made the tensors has finished
+                t0 = time.perf_counter()
+                dist.send(encode_header(message), dst, group=headers)
+                nbytes = HEADER_LEN * 8
+                for tensor in message.tensors:
+                    if tensor.numel():
+                        dist.send(tensor.contiguous(), dst, group=data)
+                        nbytes += tensor.numel() * tensor.element_size()
+                self.sent_bytes[dst] += nbytes
+                if self.on_wire is not None and not final:
+                    self.on_wire(WireEvent("send", dst, message, t0, time.perf_counter(), nbytes))
+                if final:
+                    return
+        except Exception as exc:
+            self._inbox.put((dst, _Fault(dst, describe_connection_error(exc))))
+
+    def _receive_loop(self, src: int, headers: dist.ProcessGroup, data: dist.ProcessGroup) -> None:
+        try:
+            while True:
+                raw = torch.empty(HEADER_LEN, dtype=torch.int64)
+                dist.recv(raw, src, group=headers)
+                t0 = time.perf_counter()
+                header = decode_header(raw)
+                tensors = header.empty_tensors(self.device)
+                nbytes = HEADER_LEN * 8
+                for tensor in tensors:
+                    if tensor.numel():
+                        dist.recv(tensor, src, group=data)
+                        nbytes += tensor.numel() * tensor.element_size()
+                self.received_bytes[src] += nbytes
+                if header.kind == BYE:
+                    self._inbox.put((src, None))
+                    return
+                message = header.message(tensors, received_event(self.device))
+                if self.on_wire is not None:
+                    self.on_wire(WireEvent("recv", src, message, t0, time.perf_counter(), nbytes))
+                self._inbox.put((src, message))
+        except Exception as exc:
+            self._inbox.put((src, _Fault(src, describe_connection_error(exc))))
+
+
+def _channels(ctx: RankContext) -> dict[tuple[int, int], tuple[dist.ProcessGroup, dist.ProcessGroup]]:
+    """A process group per ordered pair (headers on gloo; tensors on the run's backend),
+    created by every rank in the same order; this rank keeps the ones it is part of."""
+    out = {}
+    for src in range(ctx.world_size):
+        for dst in range(ctx.world_size):
+            if src == dst:
+                continue
+            headers = dist.new_group([src, dst], timeout=IDLE_TIMEOUT, backend="gloo")
+            data = headers
+            if ctx.backend != "gloo":
+                data = dist.new_group([src, dst], timeout=IDLE_TIMEOUT, backend=ctx.backend)
+            if ctx.rank in (src, dst):
+                assert headers is not None and data is not None
+                out[(src, dst)] = (headers, data)
+    return out

@@ -1,0 +1,207 @@
+"""The stages one process owns, op by op: the one body of every pipeline op both executors run.
+
+A `StageWorker` holds a `StageRuntime` for each stage it owns (all of them in the replay
+executor; a rank's share in the distributed one), the OCL algorithm, and the byte ledger of
+what this process holds. Its ops take a `Flight` — what this process knows of one datum in
+the pipeline — and carry the datum's tensor along it (`flight.carry`: the activation going
+up, the gradient coming down); where that tensor goes next, and when the op runs, is the
+driver's business (a trace's row order, or a real-time scheduler) and the transport's.
+
+* `next_bottom`, `admit` — stage 0: the omission rule (SPEC §3.2) says how deep a worker's
+  next datum's backward goes; at its first forward the algorithm builds its micro-batch
+  (ER's replayed rows join it).
+* `enter` — a datum whose lower stages live elsewhere arrives here with its activation and
+  what the loss needs (labels, weights).
+* `forward` / `recompute` / `backward` — the StageRuntime's, with the ledger kept: the
+  saved-tensor deltas of stored forwards (accounting.py), the gradient a backward holds while
+  it runs, the inputs and labels of data in flight. The last stage's backward takes the
+  algorithm's loss; every stage adds the algorithm's penalty on its stashed weights (MAS).
+* `flush` — a group that cannot fill (the stream ended) is applied with what it holds.
+* `finish` — stage 0's process, once the datum's backward reached its lowest stage: the
+  algorithm's `after_update` (ER inserts the datum into its buffer).
+
+`span` is the `perf_counter` interval of the last op's StageRuntime call (the measured
+trace's times); `flops` counts the work done here (SPEC §10.1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from executor.compensation import CompensationConfig
+from executor.ledger import tensor_bytes
+from executor.models.base import LayeredModel
+from executor.ocl.algorithms.base import OCLAlgorithm
+from executor.ocl.batch import TrainBatch
+from executor.ocl.cost import CostModel
+from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
+from executor.pipeline.flight import Flight, stage_loss
+from executor.pipeline.stages import parameter_names
+from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
+from planner.errors import FerretError
+from planner.omission import backward_every, bottom_stage
+from planner.plan import Plan
+
+
+class StageWorker:
+    def __init__(
+        self,
+        model: LayeredModel,
+        plan: Plan,
+        stages: Iterable[int],
+        optimizer: OptimizerConfig,
+        compensation: Sequence[CompensationConfig],
+        algorithm: OCLAlgorithm,
+        ledger: PipelineLedger,
+        stage_flops: Sequence[float],
+        cost_model: CostModel | None = None,
+        guard_nonfinite: bool = False,
+        saved: SavedTensorSizes | None = None,
+    ) -> None:
+        self.model = model
+        self.model_device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.plan = plan
+        self.P = plan.num_stages
+        self.algorithm = algorithm
+        self.ledger = ledger
+        self.stage_flops = list(stage_flops)
+        self.cost_model = cost_model
+        names = parameter_names(model, plan)  # before the runtimes take the parameters over
+        self.stages: dict[int, StageRuntime] = {}
+        self.names: dict[int, tuple[str, ...]] = {}
+        for j in sorted(set(stages)):
+            self.stages[j] = StageRuntime(model, plan, j, optimizer, compensation[j], ledger)
+            self.stages[j].guard_nonfinite = guard_nonfinite
+            self.names[j] = names[j]
+        self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
+        self._every = [backward_every(w.omission) for w in plan.workers]
+        self._admitted = [0] * plan.num_workers
+        self._saved = saved if saved is not None else SavedTensorSizes()
+        self.flops = 0.0
+        self.span = (0.0, 0.0)
+        self.cpu_s = 0.0  # this thread's CPU time inside StageRuntime calls (overhead benchmarks)
+
+    # ------------------------------------------------------------------ entering the pipeline
+    def bottom(self, worker: int, k: int) -> int:
+        """The lowest stage the backward of `worker`'s `k`-th datum reaches (SPEC §3.2)."""
+        return bottom_stage(self._every[worker], k)
+
+    def next_bottom(self, worker: int) -> int:
+        """Admit `worker`'s next datum: the lowest stage its backward will reach."""
+        k = self._admitted[worker]
+        self._admitted[worker] = k + 1
+        return self.bottom(worker, k)
+
+    def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
+        """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
+        (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
+        batch = self.algorithm.observe(self.model, x, y, task=task)
+        if self.cost_model is not None and (batch.cost.forward or batch.cost.backward or batch.cost.features):
+            self.flops += self.cost_model.flops(batch.cost)
+        label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
+        self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
+        return Flight(batch, worker, bottom, self.P, label_bytes)
+
+    def enter(self, worker: int, bottom: int, batch: TrainBatch) -> Flight:
+        """A datum whose stages below live in another process: `batch.x` is the activation it
+        brought; the labels (and weights) ride with it to the last stage's loss."""
+        label_bytes = tensor_bytes(batch.y, batch.weight)
+        self.ledger.alloc("inputs", label_bytes)
+        return Flight(batch, worker, bottom, self.P, label_bytes)
+
+    def leave(self, flight: Flight) -> None:
+        """The datum goes on to another process (its labels with it): forget its inputs here."""
+        if flight.label_bytes:
+            self.ledger.free("inputs", flight.label_bytes)
+            flight.label_bytes = 0
+
+    def recomputes(self, stage: int, worker: int) -> bool:
+        """Whether `worker`'s backward at `stage` rebuilds its activations first (T1)."""
+        return self.stages[stage].rule(worker).recompute
+
+    # ------------------------------------------------------------------ ops
+    def forward(self, flight: Flight, stage: int, sample: int) -> ForwardResult:
+        runtime = self.stages[stage]
+        worker = flight.worker
+        x = flight.carry
+        if x is None:
+            raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
+        rows = flight.batch.rows
+        stored = stage >= flight.bottom
+        known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
+        c0, t0 = time.thread_time(), time.perf_counter()
+        if known is None:  # the first stored forward of this shape: measure its saved tensors
+            result, delta = self._saved.measure(runtime, worker, sample, x, rows)
+        else:
+            result, delta = runtime.forward(worker, sample, x), known
+        self._spent(c0, t0)
+        if result.stored != stored:
+            raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
+        if delta:
+            flight.deltas[stage] = delta
+            self.ledger.shift_saved(delta)
+        flight.carry = result.output if stage < self.P - 1 else None
+        if stage == 0:
+            self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
+        self.flops += rows * self.stage_flops[stage]
+        return result
+
+    def recompute(self, flight: Flight, stage: int, sample: int) -> int:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        version = self.stages[stage].recompute(flight.worker, sample)
+        self._spent(c0, t0)
+        self.flops += flight.batch.rows * self.stage_flops[stage]
+        return version
+
+    def backward(self, flight: Flight, stage: int, sample: int) -> BackwardResult:
+        runtime = self.stages[stage]
+        worker = flight.worker
+        last = stage == self.P - 1
+        grad = flight.carry
+        if not last and grad is None:
+            raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
+        penalty = self.algorithm.has_penalty()
+        transient = self.weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
+        if transient:
+            self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
+        c0, t0 = time.thread_time(), time.perf_counter()
+        if last or penalty:
+            penalized = (
+                list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
+                if penalty
+                else None
+            )
+            loss_fn = stage_loss(self.algorithm, flight.batch, None if last else grad, penalized)
+            result = runtime.backward(worker, sample, loss_fn=loss_fn)
+        else:
+            result = runtime.backward(worker, sample, grad)
+        self._spent(c0, t0)
+        if transient:
+            self.ledger.free("gradients", transient)
+        if not result.ran:
+            raise FerretError(f"stage {stage} skipped this backward (omission), but the schedule runs it")
+        if flight.deltas[stage]:
+            self.ledger.shift_saved(-flight.deltas[stage])
+        flight.carry = result.grad_input
+        if last:
+            self.leave(flight)
+        self.flops += 2.0 * flight.batch.rows * self.stage_flops[stage]
+        return result
+
+    def flush(self, stage: int, worker: int) -> UpdateResult | None:
+        """Apply `worker`'s open group at `stage` with what it holds (None: nothing open)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        update = self.stages[stage].flush(worker)
+        self._spent(c0, t0)
+        return update
+
+    def _spent(self, c0: float, t0: float) -> None:
+        self.span = (t0, time.perf_counter())
+        self.cpu_s += time.thread_time() - c0
+
+    def finish(self, flight: Flight) -> None:
+        """Stage 0's process: the datum's whole backward is done."""
+        self.algorithm.after_update(self.model, flight.batch)

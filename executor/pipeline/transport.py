@@ -1,0 +1,76 @@
+"""How the owners of a pipeline's stages talk: a `Message`, the `Transport` interface, and the
+in-process transport.
+
+A message is a `kind`, a few integers and a few tensors; the transport carries it, in order,
+from one stage owner to another and hands incoming ones out of one inbox. Across processes that
+is `executor.distributed.transport.TorchTransport` (torch.distributed point-to-point). In one
+process — the replay executor, or a distributed run whose single rank owns every stage — every
+stage is local and a message to oneself goes straight into the inbox: `LocalTransport`.
+"""
+
+from __future__ import annotations
+
+import queue
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What one stage owner tells another. `kind` and `fields` mean what the protocol says
+    (executor/distributed/protocol.py); the transport only carries them."""
+
+    kind: int
+    fields: tuple[int, ...] = ()
+    tensors: tuple[torch.Tensor, ...] = ()
+    # A CUDA event the tensors are ready after (--streams); never sent: the sender's thread
+    # waits for it, and a receiver attaches its own.
+    ready: Any = None
+
+    def field(self, index: int) -> int:
+        return self.fields[index] if index < len(self.fields) else 0
+
+
+class Transport(Protocol):
+    """What a driver needs to talk to the other stage owners."""
+
+    rank: int
+    world_size: int
+    sent_bytes: dict[int, int]  # per peer, what went on the wire
+
+    def send(self, dst: int, message: Message) -> None: ...
+
+    def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
+        """The next message from any peer as `(src, message)`, or None after `timeout` seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalTransport:
+    """One process that owns every stage: the only peer is itself."""
+
+    def __init__(self) -> None:
+        self.rank = 0
+        self.world_size = 1
+        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.sent_bytes: dict[int, int] = {0: 0}
+
+    def send(self, dst: int, message: Message) -> None:
+        if dst != 0:
+            raise ValueError(f"an in-process transport has only rank 0, not {dst}")
+        self._inbox.put(message)
+
+    def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
+        if timeout == 0.0 and self._inbox.empty():
+            return None
+        try:
+            return 0, self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        if not self._inbox.empty():
+            raise RuntimeError("messages left undelivered when the in-process transport closed")

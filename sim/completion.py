@@ -1,0 +1,152 @@
+"""What happens when an op ends: the next op of the datum, the backward's gradient, the update.
+
+Functions of the engine (`sim.engine.Engine`), called from its loop with the op's slot, datum,
+start time and end time. A forward hands the datum to the next stage (or, at the last stage,
+to its backward; GPipe waits for the whole batch); a backward frees what its datum stored,
+adds its gradient to the slot's open group and, when the group is complete, applies the update
+(SPEC §3.2: onto the current version, with staleness `current - stashed`), then hands the
+gradient down or finishes the datum. Every step writes its trace row and its memory changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sim.admission import Batch
+from sim.memory import CHANGE
+from sim.parts import Datum, Slot
+from sim.policy import BWD, FWD
+from sim.trace import KIND_CODE, ROW
+
+if TYPE_CHECKING:
+    from sim.engine import Engine
+
+K_FWD, K_REC, K_BWD, K_UPDATE = (KIND_CODE[k] for k in ("fwd", "recompute", "bwd", "update"))
+pack = ROW.pack
+mem_pack = CHANGE.pack
+
+
+def transient_bytes(engine: Engine, slot: Slot, opening: bool) -> int:
+    """What a backward holds beyond (F4): its gradient, rebuilt activations, a new accumulation buffer."""
+    extra = slot.weights + (engine.sizes.recompute_saving[slot.stage] if slot.recompute else 0)
+    if opening and slot.acc_target > 1:
+        extra += slot.weights
+    return extra
+
+
+def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) -> None:
+    dev = slot.device
+    dev.free += 1
+    engine.host_running -= 1
+    dev.busy_s += now - t0
+    slot.busy = False
+    j = slot.stage
+    if engine.emit is not None:
+        stored = slot.act if j >= d.bottom else 0
+        engine.emit(pack(K_FWD, d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored, 0))
+    nxt = slot.next
+    if nxt is not None:
+        if engine.free_links or nxt.device is dev:
+            engine.ready(nxt, FWD, d, now)
+        else:
+            engine.links.transfer(slot, nxt, FWD, d, slot.boundary_out, now)
+    elif engine.strategy.barrier:
+        batch: Batch = d.batch  # type: ignore[assignment]
+        batch.parked.append(d)
+        if len(batch.parked) == batch.size:
+            parked, batch.parked = batch.parked, []
+            for other in parked:
+                engine.ready(slot, BWD, other, now)
+    else:
+        engine.ready(slot, BWD, d, now)
+    if dev.ready and dev.free:
+        engine.dispatch(dev, now)
+
+
+def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, factor: float) -> None:
+    dev = slot.device
+    dev.free += 1
+    engine.host_running -= 1
+    dev.busy_s += now - t0
+    slot.busy = False
+    sample = d.sample
+    j = slot.stage
+    v = d.versions[j]
+    cur = engine.version[j]
+    refs = engine.refs[j]
+    left = refs[v] - 1
+    mem = engine.mem
+    if left:
+        refs[v] = left
+    else:
+        del refs[v]
+        if v != cur:  # the last datum that needed this old version is done: its copy goes
+            mem(mem_pack(now, slot.home, -slot.weights))
+    slot.outstanding -= 1
+    if slot.parked:
+        engine.unpark(slot)
+    mem(mem_pack(now, slot.dev_index, -slot.act))
+    if engine.transient:
+        mem(mem_pack(now, slot.dev_index, -transient_bytes(engine, slot, opening=False)))
+    emit = engine.emit
+    t = t0 + slot.overhead * factor
+    if slot.recompute:
+        t = t + slot.t_rec * factor
+        engine.recomputes += 1
+        if emit is not None:
+            emit(pack(K_REC, sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0, 0))
+        t0 = t
+    acc = slot.acc
+    acc.append((sample, v))
+    closes = len(acc) == slot.acc_target
+    t_bwd = now  # the optimizer step, if any, is the job's tail
+    if closes and slot.update_s:
+        t_bwd = min(now, t + (slot.t_bwd_job - slot.t_rec) * factor)
+    if emit is not None:
+        emit(pack(K_BWD, sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0, 0))
+    if closes:
+        apply_update(engine, slot, t_bwd, now)
+    if j > d.bottom:
+        prev: Slot = slot.prev  # type: ignore[assignment]
+        if engine.free_links or prev.device is dev:
+            engine.ready(prev, BWD, d, now)
+        else:
+            engine.links.transfer(slot, prev, BWD, d, slot.boundary_in, now)
+    else:
+        engine.in_flight -= 1
+        engine.admission.datum_done(d, now)
+    if dev.ready and dev.free:
+        engine.dispatch(dev, now)
+
+
+def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None:
+    """Step `slot.stage` with the gradients in `slot.acc`: version `cur` becomes `cur + 1`."""
+    j = slot.stage
+    cur = engine.version[j]
+    if cur in engine.refs[j]:  # an in-flight datum still needs `cur`: it turns into a stashed copy
+        engine.mem(mem_pack(now, slot.home, slot.weights))
+    engine.version[j] = cur + 1
+    hist = engine.staleness[j]
+    update_t, P = engine.update_t, engine.P
+    acc = slot.acc
+    slot.acc = []
+    if len(acc) == 1:  # the common case (c^a = 1): one gradient
+        sample, v = acc[0]
+        worst = cur - v
+        hist[worst] += 1
+        update_t[sample * P + j] = now
+    else:
+        worst = 0
+        for sample, v in acc:
+            tau = cur - v
+            if tau > worst:
+                worst = tau
+            hist[tau] += 1
+            update_t[sample * P + j] = now
+    if engine.emit is not None:
+        engine.emit(pack(K_UPDATE, -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, len(acc)))
+        samples = engine.trace.samples
+        for sample, _ in acc:
+            samples.append(sample)
+    if engine.transient and slot.acc_target > 1:
+        engine.mem(mem_pack(now, slot.dev_index, -slot.weights))  # the accumulation buffer closes

@@ -1,0 +1,163 @@
+"""Rank programs that run real pipelines, for the distributed executor's tests.
+
+    python -m tests.executor.distributed.pipelines PROGRAM OUT
+
+run as every rank of a `launch_local` (harness: `launch(nproc, PROGRAM, OUT)`). Rank 0 writes
+OUT/<case>.json per case. Programs:
+
+* `lockstep` — every lockstep case for this many ranks, in one session: the twin's schedule
+  of the case's plan is followed by the distributed executor (`--follow-trace`), then rank 0
+  replays the same rows in one process and compares the final weights bit for bit.
+* `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
+  trace and replays it in one process: the weights must come out the same.
+
+`lockstep+realtime` runs both in one session (one start-up of torch per rank).
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from executor.compensation import CompensationConfig
+from executor.distributed.options import DistributedOptions
+from executor.distributed.rank import RankRun, Session, check_run, run_in_session
+from executor.replay import ReplayExecutor, execution_order, execution_plan, load_rows, simulate_rows
+from planner.plan import Plan, WorkerConfig
+from planner.strategies import make_plan
+from sim.config import SimConfig
+from tests.executor.replay import fixtures
+
+N = 40
+INTERVAL = 0.004  # real time: data overlap in the pipeline (stale gradients); the tests assert invariants, never timing
+
+
+def owner_plan(plan: Plan, owners: tuple[int, ...]) -> Plan:
+    """`plan` with every worker's stage j on device `owners[j]`."""
+    return dataclasses.replace(plan, placement=tuple(owners for _ in plan.workers))
+
+
+def removed_worker_plan(interval_s: float = 1.0, accumulation: tuple[int, ...] = (1, 1, 1)) -> Plan:
+    base = fixtures.plan((0, 1, 2, 3), workers=3, interval_s=interval_s, accumulation=accumulation)
+    workers = (base.workers[0], WorkerConfig(-1, False, (1, 1, 1), (0, 0, 0)), base.workers[2])
+    return dataclasses.replace(base, workers=workers).validate(3)
+
+
+def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
+    """Plans with P = 3 and N ≥ 2 (T1–T4), PipeDream-2BW; stage owners for `ranks` ranks."""
+    owners = (0, 1, 1) if ranks == 2 else (0, 1, 2)
+    two_bw = make_plan("pipedream-2bw", fixtures.setup().profile, 1.0, partition=(0, 1, 2, 3)).plan
+    cases = {
+        "t1-recompute": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True), {}),
+        "t2-accumulation": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 2)), {}),
+        "t3-omission-er": (
+            fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, omission=(1, 1, 0)),
+            {"algorithm": "er", "replay_batch": 2, "buffer_samples": 8},
+        ),
+        "t4-removed-worker": (removed_worker_plan(), {}),
+        "pipedream-2bw": (two_bw, {}),
+    }
+    if ranks == 3:
+        cases = {k: cases[k] for k in ("t3-omission-er", "pipedream-2bw")}
+    return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
+
+
+def lockstep(session: Session, out: Path) -> None:
+    for name, (plan, opts) in lockstep_cases(session.ctx.world_size).items():
+        setup = fixtures.setup(n=N, interval_s=1.0, **opts)
+        rows, _ = simulate_rows(plan, setup.profile, setup.stream.arrival_s, 0, SimConfig())
+        ordered = execution_order(rows)
+        compensation = CompensationConfig("iter-fisher")
+        run = RankRun(execution_plan(plan), compensation, SimConfig(), DistributedOptions(follow_trace=Path(name)),
+                      rows=ordered)  # fmt: skip
+        check_run(run.plan, setup.algorithm.name, run.options, session.ctx.world_size)
+        result = session.run(setup, run)
+        if session.ctx.rank != 0:
+            continue
+        distributed = {k: v.clone() for k, v in setup.model.state_dict().items()}
+        fresh = fixtures.setup(n=N, interval_s=1.0, **opts)
+        ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
+        replayed = fresh.model.state_dict()
+        equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
+        moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
+        report = {
+            "equal": equal,
+            "moved": moved,
+            "ops": result.details["ops_executed"],
+            "stale": sum(sum(h[1:]) for h in result.details["staleness_histogram"]),
+            "updates": result.details["updates_per_stage"],
+        }
+        (out / f"{name}.json").write_text(json.dumps(report))
+
+
+def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
+    """Real-time plans: P = 2 on 2 ranks (two workers, ER), P = 3 on 3 ranks (T2, a removed worker),
+    and on one rank (the in-process transport) P = 2 with MIR, which needs the whole model."""
+    if ranks == 1:
+        plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
+        return {"p1": (owner_plan(plan, (0, 0)), {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8})}
+    if ranks == 2:
+        plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
+        return {"p2": (owner_plan(plan, (0, 1)), {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8})}
+    # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
+    plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))
+    return {"p3": (owner_plan(plan, (0, 1, 2)), {})}
+
+
+PREDICT_ALL = ("p3",)
+
+
+def realtime(session: Session, out: Path) -> None:
+    """Run each case in real time; rank 0 keeps the merged trace, the result's counts, the
+    final weights, and the weights the replay executor reaches following the measured trace."""
+    for name, (plan, opts) in realtime_cases(session.ctx.world_size).items():
+        setup = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
+        trace = out / f"{name}.trace.jsonl"
+        options = DistributedOptions(predict_all=name in PREDICT_ALL)
+        run = RankRun(plan, CompensationConfig(), SimConfig(), options, measured_trace=trace)
+        result = session.run(setup, run)
+        if session.ctx.rank != 0:
+            continue
+        fresh = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
+        rows = load_rows(trace, fresh.stream.arrival_s, plan)
+        ReplayExecutor(fresh, plan, CompensationConfig()).run(rows, drain=True)
+        replayed = fresh.model.state_dict()
+        distributed = setup.model.state_dict()
+        d = result.details
+        report = {
+            "n": N,
+            "predict_all": options.predict_all,
+            "trained": int(result.trained.sum()),
+            "dropped": d["dropped"],
+            "unpredicted": d["unpredicted"],
+            "predicted": int((result.predicted >= 0).sum()),
+            "trained_mask": result.trained.tolist(),
+            "predicted_mask": (result.predicted >= 0).tolist(),
+            "in_flight_at_end": d["in_flight_at_end"],
+            "updates": d["updates_per_stage"],
+            "stale": sum(sum(h[1:]) for h in d["staleness_histogram"]),
+            "replay_equal": all(torch.equal(distributed[k], replayed[k]) for k in replayed),
+            "latency_p50_s": d["latency_p50_s"],
+        }
+        (out / f"{name}.json").write_text(json.dumps(report))
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    program, out = argv[0], Path(argv[1])
+
+    def body(session: Session) -> None:
+        for part in program.split("+"):
+            {"lockstep": lockstep, "realtime": realtime}[part](session, out)
+
+    run_in_session(body, "gloo")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,71 @@
+"""A rank's context from the launcher's environment, the backend choice, and which failure the
+launcher blames."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+from executor.distributed.context import RankContext, choose_backend, under_launcher
+from executor.distributed.faults import EXIT_INTERRUPTED, EXIT_PEER_LOST, describe_connection_error
+from executor.distributed.launch import describe_failure, root_failure
+from planner.errors import FerretError
+
+ENV = {"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "1",
+       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
+
+
+def test_the_context_reads_torchrun_variables():
+    ctx = RankContext.from_env("gloo", ENV)
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.local_world_size, ctx.node) == (2, 4, 0, 2, 1)
+    assert ctx.device == torch.device("cpu") and ctx.backend == "gloo"
+    assert under_launcher(ENV) and not under_launcher({})
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({}, "not started as a rank"),
+        ({**ENV, "RANK": "4"}, "outside WORLD_SIZE"),
+        ({**ENV, "MASTER_PORT": "x"}, "malformed"),
+    ],
+)
+def test_a_bad_environment_is_one_line(env, match):
+    with pytest.raises(FerretError, match=match):
+        RankContext.from_env("gloo", env)
+
+
+def test_backend_defaults_to_what_the_machine_has():
+    assert choose_backend() == ("nccl" if torch.cuda.is_available() else "gloo")
+    assert choose_backend("gloo") == "gloo"
+    with pytest.raises(FerretError, match="unknown backend"):
+        choose_backend("mpi")
+    if not torch.cuda.is_available():
+        with pytest.raises(FerretError, match="needs CUDA"):
+            choose_backend("nccl")
+
+
+def _failure(local_rank: int, code: int, timestamp: int) -> ProcessFailure:
+    failure = ProcessFailure(local_rank=local_rank, pid=100 + local_rank, exitcode=code, error_file="/nonexistent")
+    failure.timestamp = timestamp
+    return failure
+
+
+def test_the_launcher_blames_the_cause_not_the_reactions():
+    # Rank 0 noticed the loss first (same second), rank 2 was stopped; rank 1 was killed.
+    failures = {0: _failure(0, EXIT_PEER_LOST, 10), 1: _failure(1, -9, 10), 2: _failure(2, EXIT_INTERRUPTED, 9)}
+    rank, failure = root_failure(failures)
+    assert rank == 1 and describe_failure(failure) == "killed by SIGKILL (pid 101)"
+    assert root_failure({3: _failure(3, EXIT_PEER_LOST, 5)})[0] == 3
+    # A rank stopped by the agent's SIGTERM before it could catch it is a reaction too.
+    assert root_failure({0: _failure(0, -15, 4), 1: _failure(1, 1, 5)})[0] == 1
+    assert "status 1" in describe_failure(_failure(0, 1, 0))
+
+
+def test_a_closed_connection_reads_as_a_dead_peer():
+    exc = RuntimeError(
+        "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:538] Connection closed by peer [127.0.0.1]:3"
+    )
+    assert describe_connection_error(exc) == "its connection closed (the process died or was killed)"
+    assert describe_connection_error(RuntimeError("[x.cc:1] Timed out")) == "Timed out"

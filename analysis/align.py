@@ -3,11 +3,11 @@ measured run.
 
 An op is named by what it did, not when: `(kind, sample, stage)` for `fwd`, `recompute`,
 `bwd` (a datum passes each stage once), `(update, stage, version)` for an optimizer step (one
-version counter per stage, SPEC §3.2), and `(kind, sample, k)` for the `k`-th `send`/`recv` of
-a datum in time order — a datum crosses the same links in the same order in both runs of one
-plan, while executors label a transfer's `stage` differently (the twin: the sending stage; the
-distributed executor: the receiving one). Transfers of no datum's training (`worker` -1, e.g. a
-prediction's input) are not paired.
+version counter per stage, SPEC §3.2), and `(kind, sample, stage, k)` for the `k`-th
+`send`/`recv` of a datum at a stage in time order (the schema's stage: the sending one on a
+`send`, the receiving one on a `recv`; a stage sends a datum's activation up before its
+gradient down, in both runs of one plan). Transfers of no datum's training (`worker` -1, e.g.
+a prediction's input) are not paired.
 Ops present on one side only (a run that stopped at the last arrival, a schedule that
 differed) are counted, not paired.
 """
@@ -23,7 +23,6 @@ from analysis.trace_table import COMPUTE_KINDS, KIND_CODES, LINK_KINDS, TraceTab
 
 ALIGNED_KINDS = COMPUTE_KINDS + LINK_KINDS
 _UPDATE = KIND_CODES["update"]
-_LINKS = {KIND_CODES[k] for k in LINK_KINDS}
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ def op_keys(table: TraceTable) -> dict[tuple[int, int, int, int], int]:
     for i, kind, sample, stage, version in zip(
         rows.tolist(), kinds.tolist(), samples.tolist(), stages.tolist(), versions.tolist(), strict=True
     ):
-        who = version if kind == _UPDATE else sample
-        base = (kind, who, -1 if kind in _LINKS else stage)
+        base = (kind, version if kind == _UPDATE else sample, stage)
         keys[(*base, seen[base])] = i
         seen[base] += 1
     return keys

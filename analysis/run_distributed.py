@@ -28,9 +28,11 @@ def distributed(pipeline: PipelineOptions | None) -> TypeGuard[PipelineOptions]:
 
 def launch_ranks(args: argparse.Namespace, pipeline: PipelineOptions) -> bool:
     """Start the ranks and wait for them (True), or return False: this process is a rank."""
+    from analysis.config_args import config_values
     from executor.distributed.context import under_launcher
     from executor.distributed.launch import launch_local
     from executor.distributed.mode import check_launch
+    from executor.ocl.algorithms import AlgorithmConfig
 
     if under_launcher():
         return False
@@ -39,7 +41,7 @@ def launch_ranks(args: argparse.Namespace, pipeline: PipelineOptions) -> bool:
         raise FerretError(
             "--mode distributed starts its ranks with --nproc D (one per device the plan uses), or runs under torchrun"
         )
-    check_launch(pipeline, args.algorithm, nproc)
+    check_launch(pipeline, AlgorithmConfig(**config_values(args, AlgorithmConfig)), nproc)
     launch_local(["-m", "analysis", *args._argv], nproc)
     return True
 

@@ -84,6 +84,19 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         f"  trained {summary['trained']}, skipped {summary['skipped']} in {summary['steps']} steps; "
         f"{summary['train_flops'] / 1e9:.3g} GFLOPs; peak memory {format_bytes(summary['measured_peak_memory_bytes'])}"
     )
+    if summary.get("stored_peak_bytes") is not None:
+        budget = summary.get("memory_budget")
+        limit = "" if budget is None else f" of a {format_bytes(budget['budget_bytes'])} budget"
+        line = (
+            f"  stored state peak {format_bytes(summary['stored_peak_bytes'])}{limit} "
+            f"(replay {summary['buffer_samples']} samples); {summary['train_flops_per_sample'] / 1e6:.4g} MFLOPs per sample"
+        )
+        if "train_wall_s" in summary:
+            line += (
+                f" at {summary['iterations_per_sample']:.3g} iterations per sample; training took "
+                f"{format_seconds(summary['train_wall_s'])} wall, {format_seconds(summary['train_cpu_s'])} CPU"
+            )
+        print(line)
     if "mode" in summary:  # a pipeline run
         print(
             f"  {summary['strategy']} plan, P = {summary['num_stages']}, {summary['active_workers']} workers, "

@@ -1,4 +1,4 @@
-"""Human units at the CLI edge: sizes (`64MiB`), times (`2ms`), rates (`1/s`).
+"""Human units at the CLI edge: sizes (`64MiB`), times (`2ms`), rates (`1/s`), FLOPs (`2.5G`).
 
 Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
 message that says what was expected; `cli_type` turns a parser into an argparse type.
@@ -40,6 +40,7 @@ _SIZE_UNITS: dict[str, float] = {
     "m": 2**20,
     "g": 2**30,
 }
+_FLOP_UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
 _TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµ]*)\s*$")
@@ -106,6 +107,18 @@ def parse_bandwidth(text: str) -> float:
     bandwidth = _size(text.strip().removesuffix("/s"))
     _physical("bandwidth", bandwidth, "bandwidth", text)
     return bandwidth
+
+
+def parse_flop_count(text: str) -> float:
+    """A FLOP count: `'2.5G'`, `'2.5GFLOP'`, `'3e9'` → 2.5e9, 2.5e9, 3e9 (decimal prefixes k M G T P);
+    any sign (the caller checks the bounds)."""
+    value, unit = _split(text, "FLOP count", "2.5GFLOP")
+    scale = _FLOP_UNITS.get(unit.lower().removesuffix("flops").removesuffix("flop"))
+    if scale is None:
+        raise ValueError(f"invalid FLOP count {text!r}: unknown unit {unit!r} (use e.g. 250M, 2.5G or 2.5GFLOP)")
+    if not math.isfinite(value * scale):
+        raise ValueError(f"invalid FLOP count {text!r}: must be finite")
+    return value * scale
 
 
 def parse_rate(text: str) -> float:
@@ -279,6 +292,7 @@ UNIT_PARSERS: dict[str, Callable[[str], Any]] = {
     "seconds": parse_time,
     "rate": parse_rate,
     "bandwidth": parse_bandwidth,
+    "flops": parse_flop_count,
     "pair": parse_pair,
     "text": str,
     "path": Path,
@@ -291,6 +305,7 @@ UNIT_NOUNS = {
     "seconds": "a time (e.g. 2ms)",
     "rate": "a rate (e.g. 1/s)",
     "bandwidth": "a bandwidth (e.g. 10GiB/s)",
+    "flops": "a FLOP count (e.g. 250M)",
     "pair": "two numbers a,b",
     "text": "text",
     "path": "a path",

@@ -29,9 +29,21 @@ from planner.quantities import unit_problem
 #: How a flag's text becomes a value. `flag`: a switch (store true); `key-value`: a repeatable
 #: KEY=VALUE flag gathered into a mapping; `pair`: two comma-separated numbers.
 Unit = Literal[
-    "int", "seed", "float", "bytes", "seconds", "rate", "bandwidth", "text", "path", "flag", "pair", "key-value"
+    "int",
+    "seed",
+    "float",
+    "bytes",
+    "seconds",
+    "rate",
+    "bandwidth",
+    "flops",
+    "text",
+    "path",
+    "flag",
+    "pair",
+    "key-value",
 ]
-NUMERIC: tuple[Unit, ...] = ("int", "seed", "float", "bytes", "seconds", "rate", "bandwidth", "pair")
+NUMERIC: tuple[Unit, ...] = ("int", "seed", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "pair")
 METADATA_KEY = "ferret"
 
 

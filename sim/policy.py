@@ -169,6 +169,10 @@ class ReadyOps(list[tuple[int, int, int, Any]]):
         self._seq += 1
         heappush(self, (kind, sample, self._seq, op))
 
+    def queued(self) -> list[Any]:
+        """Every queued op, in dispatch order (for a description; not the hot path)."""
+        return [entry[3] for entry in sorted(self, key=lambda entry: entry[:3])]
+
     def next_startable(
         self, startable: Callable[[int, Any], bool], park: Callable[[tuple[int, int, int, Any]], bool] | None = None
     ) -> tuple[int, Any] | None:

@@ -7,7 +7,7 @@ One row per event, in the order events end (rows are sorted by `t_end`; rows wit
 | --- | --- |
 | `kind` | `arrive`, `drop`, `fwd`, `recompute`, `bwd`, `update`, `send`, `recv`, `mem` (`predict` is reserved for executors) |
 | `sample` | global arrival index of the datum (-1 for rows not about one datum: `update`, `mem`) |
-| `worker`, `stage`, `device` | where the op ran (-1 where it does not apply) |
+| `worker`, `stage`, `device` | where the op ran (-1 where it does not apply); a transfer's two rows each name their own end: `send` the sending stage and its device, `recv` the receiving stage and its device |
 | `t_start`, `t_end` | seconds from the start of the stream |
 | `version` | weight version of `stage` the op used: the stashed version a `fwd`/`recompute`/`bwd` ran against; for an `update`, the version it was applied to (it produces `version + 1`) |
 | `staleness` | `bwd`: updates the stage received between this datum's forward and this backward; `update`: the largest staleness among the gradients it applies |

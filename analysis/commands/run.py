@@ -41,20 +41,19 @@ DESCRIPTION = (
 )
 
 
-# Help sections, in this order. RunSpec's fields name theirs (`group` in their metadata); the
-# other configs' flags go to the section named where they are added below.
-SECTIONS = ("what runs", "time", "framework", PIPELINE_TITLE, SIM_TITLE, "algorithm", "optimizer", "output")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from executor.ocl.algorithms import AlgorithmConfig
+    from executor.ocl.algorithms.base import BUDGETS_TITLE
     from executor.ocl.experiment import RunSpec
     from executor.ocl.frameworks import FrameworkOptions
     from executor.stage.optim import OptimizerConfig
 
-    sections = {title: parser.add_argument_group(title) for title in SECTIONS}
+    # Help sections, in this order. The configs' fields may name theirs (`group` in their
+    # metadata); other flags go to the section named where they are added below.
+    titles = ("what runs", "time", "framework", PIPELINE_TITLE, SIM_TITLE, "algorithm", BUDGETS_TITLE, "optimizer")
+    sections = {title: parser.add_argument_group(title) for title in (*titles, "output")}
     add_config_arguments(parser, RunSpec)
-    parser.set_defaults(framework=None)  # not given: oracle, or pipeline with --plan
+    parser.set_defaults(framework=None)  # not given: oracle, budgeted with --compute-budget, or pipeline with --plan
     sections["time"].add_argument(
         "--decay", type=cli_type(parse_rate), default=1.0, help="data-value decay for the adaptation rate, per second"
     )
@@ -105,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.repeat_of is not None:
         args = repeated_args(args, args._parser)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
+    if args.compute_budget is not None and args.framework is None and args.plan is None:
+        args.framework = "budgeted"  # a compute budget is spent by the budgeted framework
     pipeline = pipeline_options(args)
     if distributed(pipeline) and launch_ranks(args, pipeline):
         return 0  # the ranks did the run; rank 0 wrote the outputs and printed the summary

@@ -17,6 +17,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from executor.distributed.faults import die_with_parent
 from planner.errors import FerretError
 
 BACKENDS = ("gloo", "nccl")
@@ -81,7 +82,9 @@ class RankContext:
         return cls(rank, world, local_rank, local_world, node, env["MASTER_ADDR"], port, chosen, device)
 
     def join(self) -> None:
-        """Open the default process group through the launcher's store (all ranks must call it)."""
+        """Open the default process group through the launcher's store (all ranks must call it).
+        From here on the rank dies with the process that started it (`faults.die_with_parent`)."""
+        die_with_parent()
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         dist.init_process_group(

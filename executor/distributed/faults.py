@@ -24,6 +24,7 @@ from planner.errors import FerretError
 
 EXIT_FAILED = 1
 EXIT_PEER_LOST = 3  # this rank failed only because another one did (the launcher blames that one)
+EXIT_NO_PROGRESS = 4  # this rank waited for the others longer than the watchdog allows (watchdog.py)
 EXIT_INTERRUPTED = 130
 
 
@@ -96,3 +97,23 @@ def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def die_with_parent() -> None:
+    """End this rank when the process that started it (torch's elastic agent) ends.
+
+    The agent starts every rank in a session of its own, so a launcher that is killed (or
+    crashes) would otherwise leave its ranks running for ever, waiting on peers that may
+    never speak again. Linux delivers SIGKILL to the rank when its parent dies
+    (`PR_SET_PDEATHSIG`); elsewhere this does nothing (the agent's own shutdown remains).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(EXIT_PEER_LOST)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 
 from executor.distributed import protocol
-from executor.distributed.protocol import Activation, Kind
+from executor.distributed.protocol import Activation, Columns, Gradient, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
 from executor.pipeline.flight import Flight
@@ -65,7 +65,7 @@ class StageHost:
         self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
         self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
-        self.on_done: Callable[[int, int], None] = _no_source
+        self.on_done: Callable[[int, int, int], None] = _no_source  # (sample, worker, lowest trained stage)
         self.on_predicted: Callable[[int, int], None] = _no_source
         self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
         self.on_saved: Callable[[int], None] = _no_checkpoints  # the source: a rank has saved
@@ -79,7 +79,7 @@ class StageHost:
         self.schedule_time: float | None = None
         # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
         self.defer_done = False
-        self.done_arrived: set[int] = set()
+        self.done_arrived: dict[int, tuple[int, Columns | None]] = {}
 
     def owns(self, stage: int) -> bool:
         return self.owners[stage] == self.rank
@@ -133,9 +133,8 @@ class StageHost:
             batch = flight.batch
             assert flight.carry is not None
             moving = dataclasses.replace(batch, x=flight.carry)
-            self.transport.send(
-                self.owners[above], Activation(sample, flight.worker, above, flight.bottom, moving).message()
-            )
+            act = Activation(sample, flight.worker, above, flight.bottom, moving, self._fisher_below(above))
+            self.transport.send(self.owners[above], act.message())
             self.worker.leave(flight)
             flight.carry = None
             if not any(j > stage or j >= flight.bottom for j in self.worker.stages):
@@ -158,10 +157,11 @@ class StageHost:
         self._count()
         span = self.worker.span
         self.recorder.op("bwd", sample, flight.worker, stage, span, result.version, result.staleness, 0)
-        hist = self.staleness[stage]
-        if result.staleness >= len(hist):
-            hist.extend([0] * (result.staleness + 1 - len(hist)))
-        hist[result.staleness] += 1
+        if result.ran:  # not a release of a frozen prefix
+            hist = self.staleness[stage]
+            if result.staleness >= len(hist):
+                hist.extend([0] * (result.staleness + 1 - len(hist)))
+            hist[result.staleness] += 1
         if result.update is not None:
             self._applied(stage, flight.worker, span, result.update)
         if stage > flight.bottom:
@@ -169,16 +169,19 @@ class StageHost:
             if self.owns(below):
                 self.on_ready(Op(BWD, sample, below, flight.worker))
                 return result
-            assert result.grad_input is not None
-            message = protocol.gradient(sample, flight.worker, below, result.grad_input)
-            self.transport.send(self.owners[below], dataclasses.replace(message, ready=flight.ready))
+            grad = Gradient(
+                sample, flight.worker, below, result.grad_input, flight.batch.frozen_layers, flight.trained,
+                flight.columns,
+            )  # fmt: skip
+            flight.columns = None
+            self.transport.send(self.owners[below], dataclasses.replace(grad.message(), ready=flight.ready))
             flight.carry = None
             if not any(flight.bottom <= j < stage for j in self.worker.stages):
                 self._forget(sample)
         elif self.rank == self.source:
             self.datum_done(sample)
         else:
-            self.transport.send(self.source, protocol.done(sample, flight.worker))
+            self.transport.send(self.source, protocol.done(sample, flight.worker, flight.trained, flight.columns))
             self._forget(sample)
         return result
 
@@ -231,24 +234,30 @@ class StageHost:
             flight = self.flights.get(act.sample)
             if flight is None:
                 self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
+            if act.fisher is not None:
+                self._take_fisher(act.fisher)
             flight.carry = act.batch.x
             flight.ready = message.ready
             self.on_ready(Op(FWD, act.sample, act.stage, act.worker))
         elif kind == Kind.GRAD:
-            sample, worker, stage = message.fields[:3]
-            flight = self.flights[sample]
-            flight.carry = message.tensors[0]
+            grad = Gradient.parse(message)
+            flight = self.flights[grad.sample]
+            flight.carry = grad.grad
+            flight.batch.frozen_layers = grad.frozen_layers
+            flight.trained = grad.trained
+            flight.columns = grad.columns
             flight.ready = message.ready
-            self.on_ready(Op(BWD, sample, stage, worker))
+            self.on_ready(Op(BWD, grad.sample, grad.stage, grad.worker))
         elif kind == Kind.INFER:
             sample, stage = message.fields[:2]
             self.infers[sample] = (message.tensors[0], message.ready)
             self.on_ready(Op(INFER, sample, stage, -1))
         elif kind == Kind.DONE:
+            sample, _, trained, columns = protocol.parse_done(message)
             if self.defer_done:
-                self.done_arrived.add(message.fields[0])
+                self.done_arrived[sample] = (trained, columns)
             else:
-                self.datum_done(message.fields[0])
+                self.datum_done(sample, trained, columns)
         elif kind == Kind.PREDICTED:
             self.on_predicted(message.fields[0], message.fields[1])
         elif kind == Kind.FLUSH:
@@ -264,11 +273,33 @@ class StageHost:
             raise RuntimeError(f"rank {self.rank}: unknown message kind {kind} from rank {src}")
 
     # ------------------------------------------------------------------ helpers
-    def datum_done(self, sample: int) -> None:
-        """At the source: the datum's backward is over everywhere."""
+    def datum_done(self, sample: int, trained: int | None = None, columns: Columns | None = None) -> None:
+        """At the source: the datum's backward is over everywhere (`trained`, `columns`: what the
+        `DONE` of the rank that ended it says)."""
         flight = self.flights.pop(sample)
+        if trained is not None:
+            flight.trained, flight.columns = trained, columns
         self.worker.finish(flight)
-        self.on_done(sample, flight.worker)
+        self.on_done(sample, flight.worker, flight.trained)
+
+    def _fisher_below(self, stage: int) -> torch.Tensor | None:
+        """Freezing's Fisher traces of the layers below `stage` as this rank knows them (its own
+        layers' are the truth), for the activation going up: the last stage decides on them."""
+        freezing = self.worker.algorithm.freezing_state(self.worker.model)
+        if freezing is None:
+            return None
+        return torch.from_numpy(freezing.fisher[: self.worker.partition[stage]].copy())
+
+    def _take_fisher(self, values: torch.Tensor) -> None:
+        """Adopt the Fisher traces an activation brought, except those of this rank's own layers."""
+        freezing = self.worker.algorithm.freezing_state(self.worker.model)
+        if freezing is None:
+            return
+        partition = self.worker.partition
+        own = {layer for j in self.worker.stages for layer in range(partition[j], partition[j + 1])}
+        for layer, value in enumerate(values.tolist()):
+            if layer not in own:
+                freezing.fisher[layer] = value
 
     def _count(self) -> None:
         self.ops += 1
@@ -303,5 +334,5 @@ def _no_checkpoints(position: int) -> None:
     raise RuntimeError("a checkpoint message in a run without checkpoints")
 
 
-def _no_source(sample: int, worker: int) -> None:
+def _no_source(sample: int, worker: int, *rest: int) -> None:
     raise RuntimeError("only the source rank handles completions")

@@ -11,8 +11,9 @@ The source (stage 0's owner) admits a datum at its stage-0 forward row and, at t
 backward that ends the datum (its lowest stage, maybe on another rank), waits for that rank's
 `DONE` and runs the algorithm's `after_update` there — so ER's buffer changes in the trace's
 order too. Every version, staleness and update is checked against the trace as the replay
-checks it; a trace of another plan or stream stops the run naming the row. Updates are dated
-by the trace (its rows' ends), so delays and adaptation rates are the followed schedule's.
+checks it (`executor.pipeline.trace_checks`, which also says how a frozen prefix is tolerated);
+a trace of another plan or stream stops the run naming the row. Updates are dated by the trace
+(its rows' ends), so delays and adaptation rates are the followed schedule's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from executor.distributed.host import BWD, FWD, StageHost
+from executor.distributed.watchdog import Watchdog
 from executor.ocl.setup import RunSetup
+from executor.pipeline.trace_checks import TraceChecks
 from executor.stage import UpdateResult
 from planner.errors import FerretError
 from sim.trace import TraceRow
@@ -32,12 +35,13 @@ def stale_stages(rows: Sequence[TraceRow]) -> set[int]:
 
 
 class Lockstep:
-    def __init__(self, host: StageHost, setup: RunSetup) -> None:
+    def __init__(self, host: StageHost, setup: RunSetup, watchdog: Watchdog) -> None:
         self.host = host
+        self.watchdog = watchdog
         self.ready: set[tuple[int, int, int]] = set()
         host.on_ready = lambda op: self.ready.add((op.kind, op.sample, op.stage))
         host.defer_done = True
-        host.on_done = lambda sample, worker: None
+        host.on_done = self._done
         stream = setup.stream
         device = setup.torch_device
         self.x = stream.dataset.x_train
@@ -47,6 +51,7 @@ class Lockstep:
         self.device = device
         self.bottom: dict[int, int] = {}
         self.applied: dict[tuple[int, int], UpdateResult] = {}
+        self.checks = TraceChecks(host.P)
 
     def run(self, rows: Sequence[TraceRow]) -> None:
         for index, row in enumerate(rows):
@@ -69,29 +74,26 @@ class Lockstep:
             else:
                 self._wait((FWD, sample, stage))
             self.ready.discard((FWD, sample, stage))
-            _check(host.forward(sample, stage).version, row.version, "ran on version")
+            forward = host.forward(sample, stage)
+            self.checks.forward(row, forward.version, forward.stored)
         elif kind == "recompute":
             self._wait((BWD, sample, stage))
-            _check(host.recompute(sample, stage), row.version, "recomputed on version")
+            self.checks.recompute(row, host.recompute(sample, stage))
         elif kind == "bwd":
             self._wait((BWD, sample, stage))
             self.ready.discard((BWD, sample, stage))
             result = host.backward(sample, stage)
-            _check(result.version, row.version, "back-propagated against version")
-            _check(result.staleness, row.staleness, "had staleness")
+            self.checks.backward(row, result)
             if result.update is not None:
                 self.applied[(worker, stage)] = result.update
         elif kind == "update":
             applied = self.applied.pop((worker, stage), None)
-            if applied is None:  # a group the trace closes early (the stream ended, a short batch)
+            if applied is None:  # a group the trace closes early (the stream ended, a short batch, frozen data)
                 applied = host.flush_stage(stage, worker)
-                if applied is None:
-                    raise FerretError(f"update of stage {stage} for worker {worker}, which holds no gradient")
-            if tuple(applied.samples) != row.samples:
-                raise FerretError(
-                    f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(row.samples)}"
-                )
-            _check(applied.version, row.version, "updated version")
+            self.checks.update(row, applied)
+
+    def _done(self, sample: int, worker: int, trained: int) -> None:
+        self.bottom[sample] = trained  # a frozen prefix stops above the datum's bottom
 
     def _admit(self, sample: int, worker: int) -> None:
         import torch
@@ -104,28 +106,35 @@ class Lockstep:
         self.host.admitted(sample, worker, bottom, x, y, self.task[sample])
 
     def _wait(self, key: tuple[int, int, int]) -> None:
-        host = self.host
-        while key not in self.ready:
-            got = host.transport.receive()
-            assert got is not None
-            host.receive(*got)
+        kind, sample, stage = key
+        what = f"the {'gradient' if kind == BWD else 'activation'} of sample {sample} for stage {stage}"
+        with self.watchdog.waiting(what):
+            while key not in self.ready:
+                self._take()
 
     def _wait_done(self, sample: int) -> None:
         host = self.host
-        while sample not in host.done_arrived:
-            got = host.transport.receive()
-            assert got is not None
-            host.receive(*got)
-        host.done_arrived.discard(sample)
-        host.datum_done(sample)
+        with self.watchdog.waiting(f"the DONE of sample {sample}"):
+            while sample not in host.done_arrived:
+                self._take()
+        host.datum_done(sample, *host.done_arrived.pop(sample))
+
+    def _take(self) -> None:
+        got = self.host.transport.receive()
+        assert got is not None
+        self.host.receive(*got)
 
 
-def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[TraceRow]) -> dict[str, list]:
-    """Follow `rows` (execution order); on the source, return the per-datum summary (report.py)."""
-    lockstep = Lockstep(host, setup)
+def run_lockstep(
+    host: StageHost, setup: RunSetup, rows: Sequence[TraceRow], watchdog: Watchdog
+) -> tuple[dict[str, list], dict[int, int]]:
+    """Follow `rows` (execution order). Returns, on the source, the per-datum summary
+    (report.py), and per owned stage the update rows that applied nothing (a frozen prefix)."""
+    lockstep = Lockstep(host, setup, watchdog)
     lockstep.run(rows)
+    skipped = {j: lockstep.checks.skipped[j] for j in host.worker.stages}
     if host.rank != host.source:
-        return {}
+        return {}, skipped
     n = len(setup.stream)
     bottom = [lockstep.bottom.get(i, -1) for i in range(n)]
     dropped = [False] * n
@@ -134,9 +143,4 @@ def run_lockstep(host: StageHost, setup: RunSetup, rows: Sequence[TraceRow]) -> 
         if row.kind == "drop":
             dropped[row.sample] = True
             removed[row.sample] = bool(row.bytes)
-    return {"bottom": bottom, "dropped": dropped, "removed": removed}
-
-
-def _check(measured: int, traced: int, what: str) -> None:
-    if measured != traced:
-        raise FerretError(f"{what} {measured}, the trace says {traced}; is this trace from this plan?")
+    return {"bottom": bottom, "dropped": dropped, "removed": removed}, skipped

@@ -80,6 +80,11 @@ def merge_reports(
         "executor_overhead_us_per_op": _overhead_us(reports),
         "executor_overhead_cpu_us_per_op": _overhead_cpu_us(reports),
         "nonfinite_updates_skipped": sum(r.nonfinite_skipped for r in reports),
+        **(
+            {"trace_updates_skipped_per_stage": _per_stage(P, [r.trace_updates_skipped for r in reports])}
+            if run.rows is not None
+            else {}
+        ),
         "per_rank": [_rank_summary(r) for r in reports],
     }
     summary = PipelineSummary.from_records(
@@ -89,6 +94,7 @@ def merge_reports(
         int(dropped.sum()),
         ops_executed=sum(r.ops for r in reports),
         updates_per_stage=updates,
+        frozen_backwards_per_stage=_per_stage(P, [r.frozen_backwards for r in reports]),
         final_lambda=[lambdas.get(j) for j in range(P)],
         compensated_stages=sorted(j for r in reports for j in r.compensated),
         measured_peak_memory_layer_outputs_bytes=sum(r.ledger_peak for r in reports),
@@ -105,7 +111,7 @@ def merge_reports(
         peak_memory_by_category=_sum_peaks(reports),
         cuda_peak_memory_bytes=_sum_optional([r.cuda_peak_bytes for r in reports]),
         wall_s=max(r.wall_s for r in reports),
-        details=summary.details(),
+        details={**summary.details(), **{k: v for r in reports for k, v in r.algorithm.items()}},
     )
 
 
@@ -144,6 +150,8 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
         "cuda_peak_bytes": r.cuda_peak_bytes,
         "wire_bytes_sent": r.wire_bytes_sent,
         "clock": r.clock,
+        "ready_s": r.ready_s,
+        "start_late_s": r.start_late_s,
     }
 
 
@@ -162,6 +170,14 @@ def _overhead_cpu_us(reports: Sequence[RankReport]) -> float | None:
     if not ops:
         return None
     return 1e6 * sum(r.loop_cpu_s - r.ops_cpu_s for r in reports) / ops
+
+
+def _per_stage(num_stages: int, per_rank: Sequence[dict[int, int]]) -> list[int]:
+    out = [0] * num_stages
+    for counts in per_rank:
+        for stage, count in counts.items():
+            out[stage] += count
+    return out
 
 
 def _sum_peaks(reports: Sequence[RankReport]) -> dict[str, int]:

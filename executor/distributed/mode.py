@@ -19,6 +19,7 @@ from sim.simulate import simulate
 from sim.trace import NullTrace
 
 if TYPE_CHECKING:
+    from executor.ocl.algorithms import AlgorithmConfig
     from executor.ocl.frameworks.pipeline import PipelineOptions
 
 
@@ -46,6 +47,6 @@ def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
     return result
 
 
-def check_launch(options: PipelineOptions, algorithm: str, nproc: int) -> None:
+def check_launch(options: PipelineOptions, algorithm: AlgorithmConfig, nproc: int) -> None:
     """What the launcher can refuse before starting a rank (every rank checks it again)."""
     check_run(options.plan, algorithm, options.distributed, nproc)

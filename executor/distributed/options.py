@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from executor.distributed.watchdog import DEFAULT_LIMIT_S
 from planner.config_field import config_field
 from planner.errors import FerretError
 
@@ -53,6 +54,15 @@ class DistributedOptions:
     )
     resume: Path | None = config_field(
         None, help="resume from the newest checkpoint in this folder", unit="path", group=GROUP
+    )
+    watchdog_s: float = config_field(
+        DEFAULT_LIMIT_S,
+        help="a rank that waits this long for the others (beyond the stream's longest gap between arrivals) "
+        "ends the run with one line naming what it waited for (0: wait for ever)",
+        unit="seconds",
+        ge=0,
+        flag="watchdog",
+        group=GROUP,
     )
 
     def validate(self) -> DistributedOptions:

@@ -9,7 +9,9 @@ replicas, which this executor does not do: it is refused (`ferret plan --devices
 owner placements).
 
 OCL algorithms: vanilla and ER run anywhere (ER's replayed rows travel with the datum, their
-labels with them). MIR (a virtual step of the whole model), LwF (the whole model's teacher
+labels with them), with adaptive freezing and any sampler too (freezing's Fisher traces travel
+up with the activations, the similarity-aware sampler's per-sample gradients down with the
+gradients, protocol.py). MIR (a virtual step of the whole model), LwF (the whole model's teacher
 logits) and MAS (importances of every weight, its penalty on every stage) need the whole,
 current model where the datum enters; they run only when one rank owns every stage.
 """

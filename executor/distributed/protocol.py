@@ -2,9 +2,9 @@
 
 | kind | from → to | fields | tensors |
 | --- | --- | --- | --- |
-| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task | activation, labels (, row weights) |
-| `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j | d loss / d activation |
-| `DONE` | owner of the datum's lowest backward stage → the source | sample, worker | — |
+| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, has weights, has Fisher | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) |
+| `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j, frozen layers, lowest trained stage, has gradient, first column (−1: none) | (d loss / d activation) (, per-sample gradient columns) |
+| `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
 | `FLUSH` | the source → every stage owner | worker | — |
@@ -17,6 +17,14 @@ each admitted datum's micro-batch until `DONE` says its backward is over (ER's b
 happens there). Everything a datum does is done when its `DONE` arrives, so after the stream
 ended and every worker drained, `FLUSH` (apply open gradient groups) and then `STOP` close
 the run; a channel is ordered, so every rank sees `FLUSH` before `STOP`.
+
+Budgeted OCL (aL-SAR) rides on the same messages. The last stage decides a datum's frozen
+prefix; its `GRAD`s carry it down (with no gradient below the stage where the prefix ends: the
+stages under it only release the datum) and the lowest stage that trained, which `DONE` brings
+to the source. The per-sample gradient columns each stage yields for the similarity-aware
+sampler travel down the same way to the source, where the sampler lives. Each stage's Fisher
+traces (freezing's statistics of its own layers) travel up with the activations, so the last
+stage decides on every layer's.
 """
 
 from __future__ import annotations
@@ -44,33 +52,73 @@ class Kind(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Activation:
-    """A datum's activation on its way to stage `stage`, with what the loss will need."""
+    """A datum's activation on its way to stage `stage`, with what the loss will need (and the
+    Fisher traces of the layers below, when the algorithm freezes)."""
 
     sample: int
     worker: int
     stage: int
     bottom: int
     batch: TrainBatch  # x: the activation
+    fisher: torch.Tensor | None = None
 
     def message(self) -> Message:
         b = self.batch
-        tensors = (b.x, b.y) if b.weight is None else (b.x, b.y, b.weight)
-        return Message(Kind.ACT, (self.sample, self.worker, self.stage, self.bottom, b.num_new, b.task), tensors)
+        optional = tuple(t for t in (b.weight, self.fisher) if t is not None)
+        fields = (self.sample, self.worker, self.stage, self.bottom, b.num_new, b.task)
+        flags = (int(b.weight is not None), int(self.fisher is not None))
+        return Message(Kind.ACT, (*fields, *flags), (b.x, b.y, *optional))
 
     @classmethod
     def parse(cls, message: Message) -> Activation:
-        sample, worker, stage, bottom, num_new, task = message.fields[:6]
-        x, y = message.tensors[0], message.tensors[1]
-        weight = message.tensors[2] if len(message.tensors) > 2 else None
-        return cls(sample, worker, stage, bottom, TrainBatch(x, y, num_new=num_new, weight=weight, task=task))
+        sample, worker, stage, bottom, num_new, task, has_weight, has_fisher = message.fields[:8]
+        x, y, *optional = message.tensors
+        weight = optional.pop(0) if has_weight else None
+        fisher = optional.pop(0) if has_fisher else None
+        return cls(sample, worker, stage, bottom, TrainBatch(x, y, num_new=num_new, weight=weight, task=task), fisher)
 
 
-def gradient(sample: int, worker: int, stage: int, grad: torch.Tensor) -> Message:
-    return Message(Kind.GRAD, (sample, worker, stage), (grad,))
+Columns = tuple[torch.Tensor, int]  # per-sample gradient columns and the first one's index
 
 
-def done(sample: int, worker: int) -> Message:
-    return Message(Kind.DONE, (sample, worker))
+@dataclass(frozen=True, slots=True)
+class Gradient:
+    """A datum's backward on its way down to stage `stage`: the gradient (None below the stage
+    where its frozen prefix ends), the prefix, the lowest stage trained so far, the columns."""
+
+    sample: int
+    worker: int
+    stage: int
+    grad: torch.Tensor | None
+    frozen_layers: int = 0
+    trained: int = -1
+    columns: Columns | None = None
+
+    def message(self) -> Message:
+        tensors = tuple(t for t in (self.grad, self.columns[0] if self.columns else None) if t is not None)
+        first = self.columns[1] if self.columns else -1
+        fields = (self.sample, self.worker, self.stage, self.frozen_layers, self.trained, int(self.grad is not None))
+        return Message(Kind.GRAD, (*fields, first), tensors)
+
+    @classmethod
+    def parse(cls, message: Message) -> Gradient:
+        sample, worker, stage, frozen, trained, has_grad, first = message.fields[:7]
+        tensors = list(message.tensors)
+        grad = tensors.pop(0) if has_grad else None
+        columns = (tensors.pop(0), first) if first >= 0 else None
+        return cls(sample, worker, stage, grad, frozen, trained, columns)
+
+
+def done(sample: int, worker: int, trained: int, columns: Columns | None = None) -> Message:
+    if columns is None:
+        return Message(Kind.DONE, (sample, worker, trained, -1))
+    return Message(Kind.DONE, (sample, worker, trained, columns[1]), (columns[0],))
+
+
+def parse_done(message: Message) -> tuple[int, int, int, Columns | None]:
+    """`(sample, worker, lowest trained stage, columns)` of a `DONE`."""
+    sample, worker, trained, first = message.fields[:4]
+    return sample, worker, trained, (message.tensors[0], first) if first >= 0 else None
 
 
 def infer(sample: int, stage: int, x: torch.Tensor) -> Message:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -36,18 +37,21 @@ from executor.distributed.ready import RankReadyOps
 from executor.distributed.realtime import run_realtime, stores
 from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
 from executor.distributed.source import StreamSource
+from executor.distributed.startup import start_together, warm_up
 from executor.distributed.streams import Streams, check_streams
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import TorchTransport
+from executor.distributed.watchdog import Watchdog
 from executor.models.base import LayeredModel
-from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.algorithms import AlgorithmConfig, build_algorithm
+from executor.ocl.algorithms.base import algorithm_class
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
 from executor.pipeline.accounting import PipelineLedger
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
 from executor.pipeline.transport import LocalTransport, Transport
-from executor.seeding import numpy_rng, seed_everything
+from executor.seeding import seed_everything
 from planner.errors import FerretError
 from planner.plan import Plan
 from sim.config import SimConfig
@@ -56,7 +60,6 @@ from sim.strategies import get_strategy
 from sim.trace import TraceRow
 
 CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
-START_LEAD_S = 0.1  # the run starts this long after rank 0 says so: every rank is waiting by then
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def run_rank(setup: RunSetup, run: RankRun) -> RunResult:
     """Run this rank (started by torchrun or `launch_local`); every rank returns the merged result."""
     ctx = RankContext.from_env(run.options.backend)
     with fatal_on_failure(ctx.rank):
-        check_run(run.plan, setup.algorithm.name, run.options, ctx.world_size)
+        check_run(run.plan, setup.algorithm, run.options, ctx.world_size)
         session = Session.open(ctx)
         result = session.run(setup, run)
         RankContext.leave()
@@ -98,9 +101,15 @@ def run_in_session(body: Callable[[Session], None], backend: str | None = None) 
     run_and_exit(ctx.rank, whole)
 
 
-def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_size: int) -> None:
+def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOptions, world_size: int) -> None:
     """What can be refused before any rank starts work (the launcher checks it too)."""
-    check_algorithm(algorithm, stage_owners(plan, world_size))
+    if algorithm_class(algorithm).memory_first:
+        raise FerretError(
+            f"algorithm {algorithm.name} trains on draws from its memory only, so a datum's training forward holds "
+            "no prediction of it — the distributed executor's prediction; run it with --mode replay, or run er with "
+            "--freezing adaptive --sampler similarity-aware"
+        )
+    check_algorithm(algorithm.name, stage_owners(plan, world_size))
     options.validate()
     check_streams(options.streams, torch.cuda.is_available())
     if options.follow_trace is None and get_strategy(plan.strategy).batched:
@@ -108,32 +117,44 @@ def check_run(plan: Plan, algorithm: str, options: DistributedOptions, world_siz
             f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
             "a trace (--follow-trace), not in real time"
         )
-    if (options.checkpoint_every or options.resume is not None) and algorithm not in CHECKPOINTABLE:
-        raise FerretError(f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm}")
+    if options.checkpoint_every or options.resume is not None:
+        if algorithm.name not in CHECKPOINTABLE:
+            raise FerretError(
+                f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm.name}"
+            )
+        learned = algorithm_class(algorithm).learned_state(algorithm)
+        if learned:
+            raise FerretError(f"checkpoints keep the weights and the replay memory, not {' or '.join(learned)}")
 
 
 @dataclass
 class Session:
     """A joined rank: its context, a gloo group over all ranks for control (clock, reports),
-    and its clock offset. Several runs may follow one another in one session (tests)."""
+    its clock offset, and its watchdog (watched from the moment it joins). Several runs may
+    follow one another in one session (tests)."""
 
     ctx: RankContext
     control: dist.ProcessGroup | None
     clock: ClockOffset
+    watchdog: Watchdog
 
     @classmethod
     def open(cls, ctx: RankContext) -> Session:
-        ctx.join()
-        control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
-        return cls(ctx, control, sync_clocks(ctx, group=control))
+        watchdog = Watchdog(ctx.rank)
+        watchdog.start()
+        with watchdog.waiting("every rank to join the process group"):
+            ctx.join()
+            control = dist.new_group(backend="gloo") if ctx.backend != "gloo" else None
+            clock = sync_clocks(ctx, group=control)
+        return cls(ctx, control, clock, watchdog)
 
     def run(self, setup: RunSetup, run: RankRun) -> RunResult:
-        return _run(self.ctx, self.control, self.clock, setup, run)
+        self.watchdog.limit_s = run.options.watchdog_s
+        return _run(self, setup, run)
 
 
-def _run(
-    ctx: RankContext, control: dist.ProcessGroup | None, clock: ClockOffset, setup: RunSetup, run: RankRun
-) -> RunResult:
+def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
+    ctx, control, clock, watchdog = session.ctx, session.control, session.clock, session.watchdog
     plan = run.plan
     owners = stage_owners(plan, ctx.world_size)
     seed_everything(setup.seed)
@@ -142,15 +163,7 @@ def _run(
         raise FerretError("a pipeline runs a LayeredModel (the planner's layers); build the model by name")
     model.train()
     ledger = PipelineLedger()
-    dataset = setup.stream.dataset
-    context = AlgorithmContext(
-        dataset.num_classes,
-        dataset.stored_bytes_per_sample,
-        ledger,
-        numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
-        setup.optimizer.lr,
-    )
-    algorithm = build_algorithm(setup.algorithm, context)
+    algorithm = build_algorithm(setup.algorithm, setup.algorithm_context(ledger))
     mine = [j for j in range(plan.num_stages) if owners[j] == ctx.rank]
     stale = stale_stages(run.rows) if run.rows is not None else set(range(plan.num_stages))
     none = CompensationConfig()
@@ -161,7 +174,9 @@ def _run(
     )  # fmt: skip
 
     recorder = RankRecorder(ctx.rank, ledger)
-    transport: Transport = LocalTransport() if ctx.world_size == 1 else TorchTransport(ctx, on_wire=recorder.wire)
+    with watchdog.waiting("every rank to open its channels and greet on each"):
+        transport: Transport = LocalTransport() if ctx.world_size == 1 else TorchTransport(ctx, on_wire=recorder.wire)
+        transport.greet()
     strategy = get_strategy(plan.strategy)
     policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
     ready = RankReadyOps(policy)
@@ -184,23 +199,26 @@ def _run(
         host.on_checkpoint = lambda at: save_rank(root, at, host, None)
         if source is not None:
             tick = Checkpointer(root, options.checkpoint_every, host, source, meta).tick
-    _warm_up()
-    start_local = _agree_on_start(ctx, clock.offset_s, control)
+    first = int(setup.stream.order[position])
+    warm_up(worker, torch.from_numpy(setup.stream.dataset.x_train[first : first + 1]).to(ctx.device))
+    with watchdog.waiting("every rank to be ready to start"):
+        start = start_together(ctx, clock.offset_s, control)
     # A resumed run keeps the stream's time axis: datum `position` is due at the start.
-    t0_local = start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
+    t0_local = start.start_local - (float(setup.stream.arrival_s[position]) if position else 0.0)
     recorder.start(t0_local)
     idle_s = 0.0
+    late_s = start.late_s()
     started, cpu0 = time.perf_counter(), time.thread_time()
     if run.rows is None:
         host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
-        _wait_until(start_local)
-        started, cpu0 = time.perf_counter(), time.thread_time()
-        idle_s = run_realtime(host, ready, source, t0_local, tick)
+        idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
         summary = {} if source is None else source.summary()
+        skipped: dict[int, int] = {}
     else:
-        summary = run_lockstep(host, setup, run.rows)
+        summary, skipped = run_lockstep(host, setup, run.rows, watchdog)
     wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
-    transport.close()
+    with watchdog.waiting(lambda: f"the other ranks' goodbyes ({_open_peers(transport)})"):
+        transport.close()
 
     report = RankReport(
         rank=ctx.rank,
@@ -223,15 +241,21 @@ def _run(
         rss_peak_bytes=rss_peak_bytes(),
         cuda_peak_bytes=cuda_peak_bytes(ctx.device),
         clock=clock.to_json(),
+        ready_s=start.ready_s,
+        start_late_s=late_s,
         wire_bytes_sent=sum(transport.sent_bytes.values()),
         wall_s=wall_s,
         idle_s=idle_s,
         loop_cpu_s=loop_cpu_s,
         ops_cpu_s=worker.cpu_s,
         source=summary,
+        frozen_backwards=dict(worker.frozen_backwards),
+        trace_updates_skipped=skipped,
+        algorithm=algorithm.details() if owners[-1] == ctx.rank else {},
     )
     gathered: list[RankReport | None] | None = [None] * ctx.world_size if ctx.rank == 0 else None
-    dist.gather_object(report, gathered, dst=0, group=control)
+    with watchdog.waiting("every rank's report to reach rank 0"):
+        dist.gather_object(report, gathered, dst=0, group=control)
     box: list[RunResult | None] = [None]
     if ctx.rank == 0:
         assert gathered is not None
@@ -239,32 +263,22 @@ def _run(
         box[0] = merge_reports(setup, run, model, reports, owners)
         if run.measured_trace is not None:
             write_trace(run.measured_trace, [r.rows for r in reports])
-    dist.broadcast_object_list(box, src=0, group=control)
+    with watchdog.waiting("rank 0's merged result"):
+        dist.broadcast_object_list(box, src=0, group=control)
     result = box[0]
     assert result is not None
     return result
 
 
-def _agree_on_start(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> float:
-    """Rank 0 names the start on its clock; each rank reads it on its own (minus its offset);
-    returns the start on this rank's `perf_counter`."""
-    box: list[float | None] = [time.perf_counter() + START_LEAD_S if ctx.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0, group=group)
-    assert box[0] is not None
-    return float(box[0]) - offset_s
+def longest_gap(arrival_s: np.ndarray) -> float:
+    """The longest time the stream is silent: before its first datum, or between two."""
+    times = np.asarray(arrival_s, dtype=np.float64)
+    return float(np.max(np.diff(times, prepend=0.0))) if len(times) else 0.0
 
 
-def _warm_up() -> None:
-    """Pay one-time costs before the clock starts: the first `autograd.grad` given output
-    gradients imports torch's symbolic-shape machinery (sympy), 1–2 s that would otherwise
-    stall a stage's first backward while data arrive."""
-    import torch.fx.experimental.symbolic_shapes  # noqa: F401
-
-
-def _wait_until(t_local: float) -> None:
-    delay = t_local - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
+def _open_peers(transport: Transport) -> str:
+    peers = sorted(getattr(transport, "open_peers", ()))
+    return "ranks " + ", ".join(map(str, peers)) + " have not said goodbye" if peers else "all said goodbye"
 
 
 def is_output_rank() -> bool:

@@ -38,6 +38,13 @@ class RankReadyOps:
             self._held[key] = self._held.get(key, 0) + 1
         return op
 
+    def held(self) -> list[str]:
+        """The queued ops, in words (a description for the watchdog; not the hot path)."""
+        return [
+            f"{'fwd' if op.kind == FWD else 'bwd'} of sample {op.sample} at stage {op.stage}"
+            for op, _ in self._ready.queued()
+        ]
+
     def released(self, worker: int, stage: int) -> None:
         """A stored datum's backward at `stage` ended: its slot holds one fewer."""
         self._held[(worker, stage)] -= 1

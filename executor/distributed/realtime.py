@@ -16,6 +16,7 @@ from collections.abc import Callable
 from executor.distributed.host import BWD, FWD, StageHost
 from executor.distributed.ready import RankReadyOps
 from executor.distributed.source import StreamSource
+from executor.distributed.watchdog import Watchdog
 
 
 def run_realtime(
@@ -23,14 +24,18 @@ def run_realtime(
     ready: RankReadyOps,
     source: StreamSource | None,
     t0_local: float,
+    watchdog: Watchdog,
+    quiet_s: float = 0.0,
     tick: Callable[[], None] | None = None,
 ) -> float:
-    """Run until `STOP`; return the seconds spent waiting with nothing to do. `tick`: the
-    checkpointer's turn (checkpoint.py), on the source."""
+    """Run until `STOP`; return the seconds spent waiting with nothing to do. `quiet_s`: the
+    longest the stream is silent (the watchdog allows a wait that long on top of its limit);
+    `tick`: the checkpointer's turn (checkpoint.py), on the source."""
     transport = host.transport
     clock = time.perf_counter
     idle = 0.0
-    while not host.stopped:
+    watchdog.expect(lambda: describe_wait(host, ready, source), quiet_s)
+    while True:
         got = transport.receive(0.0)
         while got is not None:
             host.receive(*got)
@@ -39,8 +44,10 @@ def run_realtime(
             source.release(clock() - t0_local)
             if tick is not None:
                 tick()
-            if host.stopped:
-                break
+        # `STOP` may have come among the messages just taken: waiting now would wait for ever
+        # (nothing more comes but the peers' goodbyes).
+        if host.stopped:
+            break
         op = ready.pop()
         if op is not None:
             host.run(op)
@@ -49,11 +56,34 @@ def run_realtime(
             continue
         now = clock()
         wait = None if source is None else source.due_in(now - t0_local)
+        watchdog.idle()
         got = transport.receive(wait)
+        watchdog.resumed()
         idle += clock() - now
         if got is not None:
             host.receive(*got)
     return idle
+
+
+def describe_wait(host: StageHost, ready: RankReadyOps, source: StreamSource | None) -> str:
+    """What a rank with nothing to run waits for, in words (the watchdog's line)."""
+    if source is None:
+        what = "a message from another rank"
+    elif source.stream_over:
+        what = "a message from another rank (the stream is over"
+        what += f"; data of workers {[w for w, f in enumerate(source.flushed) if not f]} unfinished)"
+    elif source.paused:
+        what = f"a message from another rank (the stream is paused for a checkpoint at datum {source.next})"
+    else:
+        what = f"a message or datum {source.next}'s arrival"
+    held = ready.held()
+    return f"{what}; in flight here: {_some(sorted(host.flights))}; ready but held by the 1F1B window: {_some(held)}"
+
+
+def _some(items: list, most: int = 8) -> str:
+    if not items:
+        return "none"
+    return ", ".join(map(str, items[:most])) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def stores(host: StageHost, kind: int, sample: int, stage: int) -> bool:

@@ -43,12 +43,19 @@ class RankReport:
     rss_peak_bytes: int
     cuda_peak_bytes: int | None
     clock: dict[str, Any]
+    ready_s: float  # when the rank was ready, relative to the stream clock's start (startup.py; ≤ 0)
+    start_late_s: float  # how late its loop began after the start
     wire_bytes_sent: int
     wall_s: float  # the rank's run loop, from the start to STOP
     idle_s: float  # of it, waiting with nothing to do (real time; 0 in lockstep)
     loop_cpu_s: float  # the loop thread's CPU time (robust to a loaded machine, unlike wall time)
     ops_cpu_s: float  # of it, inside StageRuntime calls
     source: dict[str, Any] = field(default_factory=dict)  # the source's per-datum arrays (else empty)
+    # Budgeted OCL: per owned stage, backwards a frozen prefix reduced to a release and (lockstep)
+    # update rows that applied nothing; the algorithm's own numbers (freezing: the last stage's).
+    frozen_backwards: dict[int, int] = field(default_factory=dict)
+    trace_updates_skipped: dict[int, int] = field(default_factory=dict)
+    algorithm: dict[str, float] = field(default_factory=dict)
 
 
 def stage_weights(names: dict[int, tuple[str, ...]], stages: dict[int, StageRuntime]) -> dict[str, torch.Tensor]:

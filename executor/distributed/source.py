@@ -163,7 +163,8 @@ class StreamSource:
             self.host.predict_only(i, self.x[position : position + 1])
 
     # ------------------------------------------------------------------ completion
-    def datum_done(self, sample: int, worker: int) -> None:
+    def datum_done(self, sample: int, worker: int, trained: int) -> None:
+        self.bottom[sample] = trained  # the lowest stage it trained: above its bottom after a frozen prefix
         self.inflight[worker] -= 1
         waiting = self.waiting[worker]
         for _ in range(self.policy.admit_after_done(self.inflight[worker], len(waiting))):

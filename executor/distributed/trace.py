@@ -7,10 +7,11 @@ and merged on rank 0 (`merge_rows`), sorted by end time as the schema requires.
 
 Rows: `fwd`/`recompute`/`bwd` spans are the StageRuntime call; `update` is the instant the
 backward that closed the group ended (or the flush's span); `send`/`recv` are the wire
-threads' spans of an activation, gradient or inference message (`sample`, `worker`, the
-receiving `stage`, `bytes` on the wire); `arrive`/`drop` are the source's (at the scheduled
-arrival time — when the datum came, not when the loop noticed); `mem` is this rank's ledger
-total after each op that changed it.
+threads' spans of an activation, gradient or inference message (`sample`, `worker`, `bytes`
+on the wire, and `stage` as the schema says: the sending stage on a `send`, the receiving
+stage on a `recv`); `arrive`/`drop` are the source's (at the scheduled arrival time — when the
+datum came, not when the loop noticed); `mem` is this rank's ledger total after each op that
+changed it.
 """
 
 from __future__ import annotations
@@ -75,8 +76,12 @@ class RankRecorder:
             return
         fields = message.fields
         sample = fields[0]
-        worker = fields[1] if message.kind != Kind.INFER else -1
-        stage = fields[2] if message.kind != Kind.INFER else fields[1]
+        if message.kind == Kind.INFER:
+            worker, stage, step = -1, fields[1], 1
+        else:  # the stage a message is for; an activation comes from below, a gradient from above
+            worker, stage, step = fields[1], fields[2], 1 if message.kind == Kind.ACT else -1
+        if event.direction == "send":  # the schema: a send row names the sending stage
+            stage -= step
         s, e = event.t_start - self.t0, event.t_end - self.t0
         self.rows.append((event.direction, sample, worker, stage, self.rank, s, e, -1, 0, event.nbytes))
 

@@ -17,8 +17,9 @@ With NCCL the tensors travel through NCCL groups and the headers through gloo gr
 so an idle channel waits in gloo, where a dead peer shows, never in NCCL, where it would not.
 
 `close` ends every channel with a goodbye message and waits for every peer's goodbye, so a
-peer that finishes is never mistaken for one that died. All ranks must construct the
-transport (it creates process groups collectively) and close it.
+peer that finishes is never mistaken for one that died; a `receive` once every peer said
+goodbye raises at once (nothing can come any more) instead of waiting for ever. All ranks
+must construct the transport (it creates process groups collectively) and close it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from executor.distributed.wire import HEADER_LEN, decode_header, encode_header
 from executor.pipeline.transport import Message
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
+HELLO = -2  # the transport's own kind: the first message on every channel (`greet`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class TorchTransport:
         self.on_wire = on_wire
         self._inbox: queue.SimpleQueue[tuple[int, Message | _Fault | None]] = queue.SimpleQueue()
         self._outboxes: dict[int, queue.SimpleQueue[Message | None]] = {}
-        self._open_peers: set[int] = set()
+        self.open_peers: set[int] = set()
         self._threads: list[threading.Thread] = []
         # Per peer, each written by that peer's one thread only.
         self.sent_bytes: dict[int, int] = {}
@@ -83,7 +85,7 @@ class TorchTransport:
                 self.sent_bytes[dst] = 0
                 self._start(f"send→{dst}", self._send_loop, dst, headers, data, outbox)
             else:
-                self._open_peers.add(src)
+                self.open_peers.add(src)
                 self.received_bytes[src] = 0
                 self._start(f"recv←{src}", self._receive_loop, src, headers, data)
 
@@ -103,11 +105,32 @@ class TorchTransport:
             raise ValueError(f"message kinds below 0 are the transport's own, got {message.kind}")
         self._outboxes[dst].put(message)
 
+    def greet(self) -> None:
+        """Send every peer a first message and take every peer's (all ranks call it, before
+        the run): then every wire thread runs and every channel has carried a message."""
+        for outbox in self._outboxes.values():
+            outbox.put(Message(HELLO))
+        unheard = set(self.open_peers)
+        while unheard:
+            got = self._take(None)
+            assert got is not None
+            src, message = got
+            if message is None or message.kind != HELLO or src not in unheard:
+                raise RuntimeError(f"rank {src} sent {message} on its channel to rank {self.rank} before its greeting")
+            unheard.discard(src)
+
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
         if timeout == 0.0 and self._inbox.empty():  # the loop's poll: no exception, no clock
             return None
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
+            if not self.open_peers and self._inbox.empty():
+                if timeout == 0.0:  # a poll after the goodbyes (they follow STOP): nothing came
+                    return None
+                # Every peer said goodbye: nothing will ever come (waiting would be a hang).
+                raise RuntimeError(
+                    f"rank {self.rank} waits for a message, but every other rank has closed its channels"
+                )
             wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
             got = self._take(wait)
             if got is None:
@@ -120,7 +143,7 @@ class TorchTransport:
         if a peer dies first, and `RuntimeError` if a peer still sends data (a protocol bug)."""
         for outbox in self._outboxes.values():
             outbox.put(None)
-        while self._open_peers:
+        while self.open_peers:
             got = self._take(None)
             if got is not None and got[1] is not None:
                 raise RuntimeError(f"rank {got[0]} sent message kind {got[1].kind} after this rank closed")
@@ -136,7 +159,7 @@ class TorchTransport:
         if isinstance(item, _Fault):
             raise PeerLost(item.peer, item.detail)
         if item is None:  # nothing more will come from this peer
-            self._open_peers.discard(src)
+            self.open_peers.discard(src)
         return src, item
 
     # ------------------------------------------------------------------ the wire threads

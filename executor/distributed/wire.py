@@ -8,7 +8,7 @@ from message to message (ER/MIR micro-batches grow by their replayed rows). The 
 tags and no lengths to negotiate: a receiver reads a channel strictly in order, which is all
 NCCL offers (it ignores tags) and all gloo needs.
 
-Layout of the header: `[kind, f0 … f7, n_tensors, (dtype, ndim, d0 … d5) × 3]`.
+Layout of the header: `[kind, f0 … f7, n_tensors, (dtype, ndim, d0 … d5) × 4]`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from executor.pipeline.transport import Message
 
 MAX_FIELDS = 8
-MAX_TENSORS = 3
+MAX_TENSORS = 4  # an activation, its labels, row weights, Fisher traces (protocol.py)
 MAX_DIMS = 6
 _SPEC = 2 + MAX_DIMS
 _TENSORS_AT = 1 + MAX_FIELDS + 1

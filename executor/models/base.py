@@ -59,6 +59,15 @@ class LayeredModel(nn.Module):
         return linears[-1]
 
 
+def require_layered(model: nn.Module, needs: str) -> LayeredModel:
+    """`model` as a `LayeredModel`, or a `FerretError` saying what needed its layers."""
+    if not isinstance(model, LayeredModel):
+        from planner.errors import FerretError
+
+        raise FerretError(f"{needs} needs a layered model (executor.models), got {type(model).__name__}")
+    return model
+
+
 def flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:
     """Number of features `module` produces for one input of `input_shape` (no grad, eval)."""
     was_training = module.training

@@ -5,6 +5,9 @@ by the framework (Camel's representative samples) or the algorithm (ER/MIR repla
 scales each row's loss (Camel's coreset weights); `None` means uniform. `cost` is the work the
 algorithm did beyond the step's own forward and backward of every row (MIR's virtual step,
 LwF's teacher forward, MAS's importance pass), so that virtual time and FLOPs can charge it.
+A batch may hold no fresh row (`num_new = 0`): aL-SAR trains on memory only, and a compute
+budget may buy a further step before the next arrival. `frozen_layers` is set by the learner
+when it applies the batch: layers `0..frozen_layers-1` took no backward (aL-SAR freezing).
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ class TrainBatch:
     teacher_logits: torch.Tensor | None = None
     teacher_classes: torch.Tensor | None = None
     cost: StepCost = ZERO_COST
+    frozen_layers: int = 0
 
     def __post_init__(self) -> None:
         rows = self.x.shape[0]
         if self.y.shape != (rows,):
             raise ValueError(f"batch has {rows} inputs but labels of shape {tuple(self.y.shape)}")
-        if not 0 < self.num_new <= rows:
-            raise ValueError(f"num_new must lie in [1, {rows}], got {self.num_new}")
+        if not 0 <= self.num_new <= rows:
+            raise ValueError(f"num_new must lie in [0, {rows}], got {self.num_new}")
         if self.weight is not None and self.weight.shape != (rows,):
             raise ValueError(f"batch has {rows} rows but weights of shape {tuple(self.weight.shape)}")
 

@@ -12,7 +12,9 @@ steps are far from linear: a 16-row step of mnistnet costs 0.19× sixteen 1-row 
 CPU and 0.07× under the TITAN Xp roofline, and charging batches linearly would hand the B-Skip
 baselines a handicap they do not have on hardware.
 
-FLOPs follow SPEC §10.1: forward `FF = Σ fwd_flops`, backward `BF = 2·FF`.
+FLOPs follow SPEC §10.1: forward `FF = Σ fwd_flops`, backward `BF = 2·FF`. A step whose layers
+`0..n-1` were frozen (aL-SAR, SPEC §10.2) did not run their backward: `frozen_backward_flops(rows, n)`
+is what it saved, `rows · Σ_{l<n} 2·FF_l`.
 """
 
 from __future__ import annotations
@@ -29,15 +31,23 @@ class StepCost:
     """Sample-passes a step runs: full forwards, full backwards, and forwards up to the features.
 
     `features` counts forwards through every layer but the classifier (Camel's coreset
-    features). Fractions are allowed (a pass over part of a batch is still linear).
+    features). Fractions are allowed (a pass over part of a batch is still linear). `flops` is
+    arithmetic that is no model pass (aL-SAR's per-sample gradient entries and freezing score),
+    counted in FLOPs directly; its time is charged at the model's forward rate.
     """
 
     forward: float = 0.0
     backward: float = 0.0
     features: float = 0.0
+    flops: float = 0.0
 
     def __add__(self, other: StepCost) -> StepCost:
-        return StepCost(self.forward + other.forward, self.backward + other.backward, self.features + other.features)
+        return StepCost(
+            self.forward + other.forward,
+            self.backward + other.backward,
+            self.features + other.features,
+            self.flops + other.flops,
+        )
 
     @classmethod
     def train(cls, rows: int) -> StepCost:
@@ -60,6 +70,8 @@ class CostModel:
     features_flops: float
     slowest_layer_forward_s: float
     step_fixed_s: float = 0.0
+    # Forward FLOPs of each layer for one row (SPEC §10.1's FF_l); empty for a hand-built model.
+    layer_forward_flops: tuple[float, ...] = ()
 
     @classmethod
     def from_profile(cls, profile: ModelProfile) -> CostModel:
@@ -86,14 +98,24 @@ class CostModel:
             features_flops=float(base.fwd_flops[:-1].sum()) * per,
             slowest_layer_forward_s=float(base.t_fwd.max()) * per,
             step_fixed_s=fwd.fixed_s + bwd.fixed_s,
+            layer_forward_flops=tuple(float(f) * per for f in base.fwd_flops),
         )
 
     def seconds(self, cost: StepCost) -> float:
-        return cost.forward * self.forward_s + cost.backward * self.backward_s + cost.features * self.features_s
+        seconds = cost.forward * self.forward_s + cost.backward * self.backward_s + cost.features * self.features_s
+        if cost.flops and self.forward_flops > 0:
+            seconds += cost.flops * self.forward_s / self.forward_flops
+        return seconds
 
     def flops(self, cost: StepCost) -> float:
         # SPEC §10.1: a backward costs twice its forward.
-        return (cost.forward + 2.0 * cost.backward) * self.forward_flops + cost.features * self.features_flops
+        return (
+            (cost.forward + 2.0 * cost.backward) * self.forward_flops + cost.features * self.features_flops + cost.flops
+        )
+
+    def frozen_backward_flops(self, rows: int, frozen_layers: int) -> float:
+        """Backward FLOPs a step on `rows` rows did not run with layers `0..frozen_layers-1` frozen."""
+        return rows * 2.0 * sum(self.layer_forward_flops[:frozen_layers])
 
     def step_s(self, rows: int) -> float:
         """A plain training step (forward + backward) on `rows` rows."""

@@ -17,6 +17,8 @@ from executor.data import Stream, build_stream, load_dataset
 from executor.metrics import summarize
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig
+from executor.ocl.algorithms.base import BUDGETS_TITLE, algorithm_class
+from executor.ocl.budget import ComputeBudget, plan_memory
 from executor.ocl.cost import CostModel
 from executor.ocl.frameworks import Framework, FrameworkOptions, build_framework, framework_names
 from executor.ocl.replay_buffer import capacity_from_bytes
@@ -44,7 +46,10 @@ class RunSpec:
     `cost_batch` (1: not) so that a step's fixed cost is fitted; with `profile_path`, the
     profiles in `batch_profile_paths` (the same model at other batch sizes) play that part.
     `buffer_bytes`, when given, sizes the replay buffer from the data set's stored bytes per
-    sample and overrides `algorithm.buffer_samples`. Without `arrival_interval_s` data arrive
+    sample and overrides `algorithm.buffer_samples`; `memory_budget_bytes` (SPEC §10.1) instead
+    sizes it from what a byte budget leaves after the model, optimizer, extra state and the
+    framework's window (`executor.ocl.budget`). `compute_budget_flops` is the training FLOPs per
+    stream sample that the `budgeted` framework spends. Without `arrival_interval_s` data arrive
     every `plan.arrival_interval_s` when the framework runs a plan (what it was made for), else
     every `td`, the profile's slowest forward."""
 
@@ -52,7 +57,7 @@ class RunSpec:
         "oracle",
         help="who trains on what: {names}",
         names=framework_names,
-        default_text="oracle; pipeline with --plan",
+        default_text="oracle; budgeted with --compute-budget; pipeline with --plan",
         group="what runs",
     )
     dataset: str = config_field(
@@ -147,6 +152,31 @@ class RunSpec:
         group="what runs",
     )
     progress: bool = config_field(False, help="a progress bar", via="on in `ferret run`")
+    # Budgeted OCL (aL-SAR, SPEC §10.1).
+    memory_budget_bytes: int | None = config_field(
+        None,
+        help="total stored bytes (model, optimizer, extra state, window, replay at its stored dtype); "
+        "the replay memory gets what is left, e.g. 2MiB",
+        unit="bytes",
+        gt=0,
+        flag="memory-budget",
+        group="algorithm",
+        exclusive="replay buffer size",
+    )
+    compute_budget_flops: float | None = config_field(
+        None,
+        help="training FLOPs per stream sample, e.g. 250M, spent by the budgeted framework (the default with it)",
+        unit="flops",
+        gt=0,
+        flag="compute-budget",
+        group=BUDGETS_TITLE,
+    )
+    spend_saved_compute: bool = config_field(
+        False,
+        help="FLOPs that freezing saves buy further steps within the compute budget",
+        unit="flag",
+        group=BUDGETS_TITLE,
+    )
 
     @property
     def train_device(self) -> str:
@@ -179,6 +209,10 @@ def prepare(spec: RunSpec) -> Experiment:
 
         resolve_torch_device(spec.device)
     framework = build_framework(spec.framework, spec.framework_options)
+    budget = compute_budget(spec)
+    if spec.memory_budget_bytes is not None and spec.buffer_bytes is not None:
+        raise FerretError("give --memory-budget or --buffer, not both (the budget sizes the replay memory)")
+    algorithm_class(spec.algorithm)  # a bad algorithm name or sampler fails before any data are loaded
     import torch
 
     torch.set_num_threads(spec.threads)
@@ -216,6 +250,7 @@ def prepare(spec: RunSpec) -> Experiment:
         device=spec.train_device,
         progress=spec.progress,
         batch_profiles=batch_profiles,
+        compute_budget=budget,
     )
     made_from.update(
         dataset=dataset.name,
@@ -228,6 +263,8 @@ def prepare(spec: RunSpec) -> Experiment:
     )
     if pipeline is not None:
         made_from["plan"] = content_id(pipeline.plan.to_json())
+    if spec.memory_budget_bytes is not None:
+        setup = apply_memory_budget(spec.memory_budget_bytes, setup, framework)
     return Experiment(spec, setup, interval, framework, made_from, tuple(forced))
 
 
@@ -263,6 +300,40 @@ def _folder_provenance(folder: Path) -> dict[str, Any] | None:
         return None
     recorded = summary.get("provenance") if isinstance(summary, dict) else None
     return recorded if isinstance(recorded, dict) else None
+
+
+def compute_budget(spec: RunSpec) -> ComputeBudget | None:
+    if spec.compute_budget_flops is None:
+        if spec.spend_saved_compute:
+            raise FerretError("--spend-saved-compute needs --compute-budget")
+        return None
+    if spec.framework != "budgeted":
+        raise FerretError(
+            f"--compute-budget is spent by the budgeted framework; framework {spec.framework!r} is limited by time"
+        )
+    return ComputeBudget(spec.compute_budget_flops, spec.spend_saved_compute)
+
+
+def apply_memory_budget(budget_bytes: int, setup: RunSetup, framework: Framework) -> RunSetup:
+    """Size the replay memory from the byte budget (SPEC §10.1) and attach the split."""
+    max_held = getattr(framework, "max_held", None)
+    if max_held is None:
+        raise FerretError(f"--memory-budget: framework {framework.name!r} does not say what it stores")
+    dataset = setup.stream.dataset
+    plan = plan_memory(
+        budget_bytes,
+        model=setup.model,
+        optimizer=setup.optimizer,
+        algorithm=setup.algorithm,
+        num_classes=dataset.num_classes,
+        bytes_per_sample=dataset.stored_bytes_per_sample,
+        held_samples=max_held(setup),
+        framework_memories=getattr(framework, "replay_memories", 0),
+    )
+    algorithm = setup.algorithm
+    if plan.replay_capacity:
+        algorithm = replace(algorithm, buffer_samples=plan.replay_capacity)
+    return replace(setup, algorithm=algorithm, memory_budget=plan)
 
 
 def load_profiles(spec: RunSpec, model: Any) -> tuple[ModelProfile, tuple[ModelProfile, ...]]:
@@ -309,4 +380,5 @@ def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: f
         "seed": spec.seed,
         "buffer_samples": setup.algorithm.buffer_samples,
         "provenance": experiment.made_from,
+        "memory_budget": None if setup.memory_budget is None else setup.memory_budget.to_json(),
     }

@@ -15,6 +15,8 @@ the "gradients". The batch ("inputs": its rows and labels) is charged at the mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -39,18 +41,20 @@ class Learner:
         bytes_per_sample: int,
         rng: np.random.Generator,
         ledger: ByteLedger | None = None,
+        layer_flops: Sequence[float] = (),
     ) -> None:
         self.model = model
         self.ledger = ledger if ledger is not None else ByteLedger()
         self._params = [p for p in model.parameters() if p.requires_grad]
         self._named_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.optimizer = optimizer.validate().build(self._params)
-        context = AlgorithmContext(num_classes, bytes_per_sample, self.ledger, rng, optimizer.lr)
+        context = AlgorithmContext(num_classes, bytes_per_sample, self.ledger, rng, optimizer.lr, tuple(layer_flops))
         self.algorithm: OCLAlgorithm = build_algorithm(algorithm, context)
         self.version = 0
         # (input bytes, activation bytes) per step kind, measured the first time a kind is seen.
         self._step_bytes: dict[tuple[torch.Size, bool, bool], tuple[int, int]] = {}
         self._gradient_bytes = tensor_bytes(*self._params)
+        self._suffix: dict[int, tuple[list[nn.Parameter], int]] = {}
         self._param_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.ledger.set("weights", module_bytes(model))
         model.train()
@@ -63,40 +67,68 @@ class Learner:
         weight: torch.Tensor | None = None,
         num_new: int | None = None,
         task: int = 0,
+        batch_rows: int | None = None,
     ) -> TrainBatch:
-        return self.algorithm.observe(self.model, x, y, weight=weight, num_new=num_new, task=task)
+        return self.algorithm.observe(
+            self.model, x, y, weight=weight, num_new=num_new, task=task, batch_rows=batch_rows
+        )
 
     def apply(self, batch: TrainBatch) -> torch.Tensor:
-        """Train on `batch`; return the detached logits of its new rows from before the update."""
-        ledger, x, y = self.ledger, batch.x, batch.y
+        """Train on `batch`; return the detached logits of its new rows from before the update.
+
+        When the algorithm freezes layers `0..n-1` for this batch (`frozen_layers`, aL-SAR),
+        the backward runs only into the parameters of layers `n..` (`torch.autograd.backward`
+        with `inputs=`), so autograd executes no backward op of the frozen prefix; their
+        parameters get no gradient, and `torch.optim` skips a parameter without one — no
+        update, no momentum or Adam moment moves, no step count. `batch.frozen_layers` records n.
+        """
+        ledger, x, y, algorithm = self.ledger, batch.x, batch.y, self.algorithm
         # What autograd saves depends on the batch shape and on which loss terms are active.
-        key = (x.shape, batch.teacher_logits is not None, self.algorithm.has_penalty())
+        key = (x.shape, batch.teacher_logits is not None, algorithm.has_penalty())
         sizes = self._step_bytes.get(key)
-        if sizes is None:
-            excluded = self._param_storages | {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
-            with SavedTensorMeter(excluded) as meter:
+        with algorithm.training_forward(self.model):
+            if sizes is None:
+                excluded = self._param_storages | {x.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
+                with SavedTensorMeter(excluded) as meter:
+                    logits = self.model(x)
+                    loss = self._loss(logits, batch)
+                sizes = self._step_bytes[key] = (tensor_bytes(x, y), meter.bytes)
+            else:
                 logits = self.model(x)
                 loss = self._loss(logits, batch)
-            sizes = self._step_bytes[key] = (tensor_bytes(x, y), meter.bytes)
-        else:
-            logits = self.model(x)
-            loss = self._loss(logits, batch)
         input_bytes, activation_bytes = sizes
         ledger.alloc("inputs", input_bytes)
         ledger.alloc("activations", activation_bytes)
+        frozen = batch.frozen_layers = algorithm.frozen_layers(self.model, logits, batch)
+        params, gradient_bytes = self._trainable_from(frozen)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        ledger.alloc("gradients", self._gradient_bytes)
+        if frozen:
+            torch.autograd.backward(loss, inputs=params)
+        else:
+            loss.backward()
+        ledger.alloc("gradients", gradient_bytes)
+        algorithm.after_backward(self.model, batch)
         self.optimizer.step()
         if self.version == 0:
             ledger.set("optimizer", optimizer_state_bytes(self.optimizer))
-        ledger.free("gradients", self._gradient_bytes)
+        ledger.free("gradients", gradient_bytes)
         ledger.free("activations", activation_bytes)
         ledger.free("inputs", input_bytes)
-        self.algorithm.after_update(self.model, batch)
+        algorithm.after_update(self.model, batch)
         self.version += 1
         logits = logits.detach()
         return logits if batch.num_new == batch.rows else logits[: batch.num_new]
+
+    def _trainable_from(self, layer: int) -> tuple[list[nn.Parameter], int]:
+        """The trainable parameters of layers `layer..` (all of them for 0) and their bytes."""
+        if layer == 0:
+            return self._params, self._gradient_bytes
+        cached = self._suffix.get(layer)
+        if cached is None:
+            layers = self.model.layers[layer:]  # type: ignore[index]
+            params = [p for module in layers for p in module.parameters() if p.requires_grad]
+            cached = self._suffix[layer] = (params, tensor_bytes(*params))
+        return cached
 
     def _loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
         loss = self.algorithm.loss(logits, batch)

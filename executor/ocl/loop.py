@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from executor.ocl.batch import TrainBatch
+from executor.ocl.budget import StoredLedger
 from executor.ocl.cost import ZERO_COST, StepCost
 from executor.ocl.evaluation import Evaluator
 from executor.ocl.frameworks.base import PolicyContext, PolicyFactory, Selection
@@ -48,6 +49,7 @@ class _Step:
     selection: Selection
     batch: TrainBatch
     end: float
+    charged: StepCost
 
 
 class _Run:
@@ -60,6 +62,9 @@ class _Run:
         stream, dataset = setup.stream, setup.stream.dataset
         device = setup.torch_device
         self.model = setup.model.to(device)
+        self.cost_model = setup.cost_model
+        budget = setup.memory_budget
+        self.ledger = StoredLedger(None if budget is None else budget.budget_bytes)
         self.learner = Learner(
             self.model,
             setup.optimizer,
@@ -67,9 +72,9 @@ class _Run:
             num_classes=dataset.num_classes,
             bytes_per_sample=dataset.stored_bytes_per_sample,
             rng=numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
+            ledger=self.ledger,
+            layer_flops=self.cost_model.layer_forward_flops,
         )
-        self.ledger = self.learner.ledger
-        self.cost_model = setup.cost_model
         self.bytes_per_sample = dataset.stored_bytes_per_sample
         self.x = torch.from_numpy(dataset.x_train).to(device)
         self.y = torch.from_numpy(dataset.y_train).to(device)
@@ -131,16 +136,37 @@ class _Run:
         model = self.cost_model
         rows = batch.x.shape[0]
         seconds = model.step_s(rows)
-        flops = rows * model.sample_step_flops
         # The hot path of Oracle: most steps carry no extra work, so skip the arithmetic on zero.
         for extra in (batch.cost, framework_cost):
             if extra is not ZERO_COST:
                 seconds += model.seconds(extra)
-                flops += model.flops(extra)
-        self.flops += flops
+        self.flops += self.step_flops(batch, framework_cost)
         self.busy_s += seconds
         self.steps += 1
         return seconds
+
+    def step_flops(self, batch: TrainBatch, framework_cost: StepCost = ZERO_COST) -> float:
+        """FLOPs of a step as it stands: every row's forward and backward, less a frozen prefix's
+        backward (once applied), plus the extra work."""
+        model = self.cost_model
+        rows = batch.x.shape[0]
+        flops = rows * model.sample_step_flops
+        if batch.frozen_layers:
+            flops -= model.frozen_backward_flops(rows, batch.frozen_layers)
+        for extra in (batch.cost, framework_cost):
+            if extra is not ZERO_COST:
+                flops += model.flops(extra)
+        return flops
+
+    def settle(self, batch: TrainBatch, charged: StepCost) -> None:
+        """A step charged at its start (`charged` its cost then) was applied: count what it
+        learned while running — a frozen prefix's saving, an algorithm's bookkeeping. Its
+        duration stays the one charged (the freezing decision needs the step's own forward)."""
+        model = self.cost_model
+        if batch.cost is not charged:
+            self.flops += model.flops(batch.cost) - model.flops(charged)
+        if batch.frozen_layers:
+            self.flops -= model.frozen_backward_flops(batch.x.shape[0], batch.frozen_layers)
 
     def result(self) -> RunResult:
         self.progress.close()
@@ -163,6 +189,8 @@ class _Run:
             peak_memory_by_category=self.ledger.peaks(),
             cuda_peak_memory_bytes=int(torch.cuda.max_memory_allocated(self.setup.torch_device)) if self.cuda else None,
             wall_s=time.perf_counter() - self.started,
+            stored_peak_bytes=self.ledger.stored_peak,
+            details=self.learner.algorithm.details(),
         )
 
 
@@ -170,8 +198,9 @@ def run_zero_delay(setup: RunSetup, framework: str = "oracle") -> RunResult:
     """Oracle: train on every datum at its arrival, in order, with zero delay."""
     run = _Run(setup, framework)
     learner, x, y = run.learner, run.x, run.y
-    # When train and eval mode agree, the training forward's logits are the arrival prediction.
-    predict_from_logits = mode_invariant(run.model)
+    # When train and eval mode agree, the training forward's logits are the arrival prediction
+    # (unless the step trains on memory only: then they hold no prediction of the datum).
+    predict_from_logits = mode_invariant(run.model) and not learner.algorithm.memory_first
     run.ledger.set("window", run.bytes_per_sample)
     predicted = np.empty(run.n, dtype=np.int64)
     next_checkpoint = int(run.checkpoints[0])
@@ -219,6 +248,7 @@ def run_sequential(setup: RunSetup, policy_factory: PolicyFactory, framework: st
                 break
             now = in_flight.end
             run.learner.apply(in_flight.batch)
+            run.settle(in_flight.batch, in_flight.charged)
             run.trained_at[in_flight.selection.positions] = now
             policy.after_step(in_flight.selection, run)
             in_flight = None
@@ -232,7 +262,7 @@ def run_sequential(setup: RunSetup, policy_factory: PolicyFactory, framework: st
         if selection is not None:
             batch = _prepare(run, selection)
             duration = run.charge(batch, selection.cost)
-            in_flight = _Step(selection, batch, now + duration)
+            in_flight = _Step(selection, batch, now + duration, batch.cost)
             run.ledger.set("window", policy.held * run.bytes_per_sample)
     return run.result()
 

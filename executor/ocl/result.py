@@ -36,6 +36,8 @@ class RunResult:
     peak_memory_by_category: dict[str, int] = field(default_factory=dict)
     cuda_peak_memory_bytes: int | None = None
     wall_s: float = 0.0
+    # Peak of the stored state (SPEC §10.1's memory: weights, optimizer, extra state, replay, window).
+    stored_peak_bytes: int | None = None
     # Framework-specific numbers (e.g. a pipeline's staleness statistics), copied into the summary.
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -8,8 +8,11 @@ import torch
 from torch import nn
 
 from executor.data import Stream
-from executor.ocl.algorithms import AlgorithmConfig
+from executor.ledger import ByteLedger
+from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext
+from executor.ocl.budget import ComputeBudget, MemoryPlan
 from executor.ocl.cost import CostModel
+from executor.seeding import numpy_rng
 from executor.stage.optim import OptimizerConfig
 from planner.errors import FerretError
 from planner.profile import ModelProfile
@@ -36,6 +39,10 @@ class RunSetup:
     # The same model profiled at other batch sizes: with them a step's fixed cost is fitted
     # (batching amortises it); without them a step on B rows costs B one-row steps.
     batch_profiles: tuple[ModelProfile, ...] = ()
+    # Budgeted OCL (SPEC §10.1): the byte budget's split (the ledger's stored state may never
+    # exceed it) and the training FLOPs per stream sample (the `budgeted` framework spends it).
+    memory_budget: MemoryPlan | None = None
+    compute_budget: ComputeBudget | None = None
 
     def __post_init__(self) -> None:
         name = getattr(self.model, "name", None)
@@ -73,3 +80,16 @@ class RunSetup:
     @property
     def num_classes(self) -> int:
         return self.stream.dataset.num_classes
+
+    def algorithm_context(self, ledger: ByteLedger) -> AlgorithmContext:
+        """What a pipeline's algorithm learns about the run (a `Learner` makes the same): its
+        own random stream, and the profile's layer FLOPs (freezing decides on them)."""
+        dataset = self.stream.dataset
+        return AlgorithmContext(
+            dataset.num_classes,
+            dataset.stored_bytes_per_sample,
+            ledger,
+            numpy_rng(self.seed, "algorithm", self.algorithm.name),
+            self.optimizer.lr,
+            self.cost_model.layer_forward_flops,
+        )

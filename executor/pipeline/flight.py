@@ -16,9 +16,15 @@ class Flight:
     """One datum between its stage-0 forward and the end of its backward: its micro-batch (the
     algorithm's rows), the tensor travelling between stages (an activation going up, a
     gradient coming down), the lowest stage its backward reaches, and per stage the saved-tensor
-    bytes it holds beyond its layer outputs (accounting.py)."""
+    bytes it holds beyond its layer outputs (accounting.py). Budgeted OCL adds the last stage's
+    output (`logits`, for the freezing decision; the decision itself is `batch.frozen_layers`),
+    the lowest stage whose backward trained so far (`trained`: above `bottom` when a frozen
+    prefix stopped it) and the per-sample gradient columns its backward has yielded so far
+    (`columns`: `(G, first column)`, for the similarity-aware sampler)."""
 
-    __slots__ = ("batch", "bottom", "carry", "deltas", "label_bytes", "ready", "worker")
+    __slots__ = (
+        "batch", "bottom", "carry", "columns", "deltas", "label_bytes", "logits", "ready", "trained", "worker"
+    )  # fmt: skip
 
     def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
         self.batch = batch
@@ -28,6 +34,22 @@ class Flight:
         self.deltas = [0] * num_stages
         self.label_bytes = label_bytes
         self.ready: Any = None  # a CUDA event `carry` is valid after (distributed --streams), else None
+        self.logits: torch.Tensor | None = None
+        self.trained = num_stages  # no backward yet
+        self.columns: tuple[torch.Tensor, int] | None = None
+
+    def add_columns(self, columns: tuple[torch.Tensor, int] | None) -> None:
+        """Prepend a lower stage's columns (a backward goes down, the columns count up)."""
+        if columns is None:
+            return
+        if self.columns is None:
+            self.columns = columns
+            return
+        grads, first = columns
+        above, start = self.columns
+        if first + grads.shape[1] != start:
+            raise RuntimeError(f"per-sample gradient columns {first}..{first + grads.shape[1]} do not meet {start}")
+        self.columns = (torch.cat([grads, above], dim=1), first)
 
 
 def stage_loss(

@@ -20,12 +20,23 @@ driver's business (a trace's row order, or a real-time scheduler) and the transp
 * `finish` — stage 0's process, once the datum's backward reached its lowest stage: the
   algorithm's `after_update` (ER inserts the datum into its buffer).
 
+Budgeted OCL (aL-SAR, docs/ocl.md "In pipelines"): at the last stage's backward the algorithm
+decides, from the datum's logits, how many leading layers of the model it freezes
+(`batch.frozen_layers`; the learner's decision, made per datum). Each stage's backward then
+freezes its share: a stage wholly inside the prefix only releases what the datum holds there
+(`frozen_backwards` counts those), the stage the prefix ends in back-propagates into its
+unfrozen layers and passes no gradient down. Data that froze nothing feed each stage's layer
+gradients to the Fisher traces (`stage_gradients`). A sampler that learns from per-sample
+gradients (similarity-aware) captures each stage's forward and backward of the datum and
+collects its columns stage by stage; `finish` hands them to it.
+
 `span` is the `perf_counter` interval of the last op's StageRuntime call (the measured
 trace's times); `flops` counts the work done here (SPEC §10.1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 
@@ -36,7 +47,7 @@ from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.batch import TrainBatch
-from executor.ocl.cost import CostModel
+from executor.ocl.cost import ZERO_COST, CostModel
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
 from executor.pipeline.stages import parameter_names
@@ -80,6 +91,8 @@ class StageWorker:
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
+        self.partition = plan.partition
+        self.frozen_backwards = {j: 0 for j in self.stages}  # backwards a frozen prefix skipped, per stage
         self.flops = 0.0
         self.span = (0.0, 0.0)
         self.cpu_s = 0.0  # this thread's CPU time inside StageRuntime calls (overhead benchmarks)
@@ -99,7 +112,7 @@ class StageWorker:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
         (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
         batch = self.algorithm.observe(self.model, x, y, task=task)
-        if self.cost_model is not None and (batch.cost.forward or batch.cost.backward or batch.cost.features):
+        if self.cost_model is not None and batch.cost != ZERO_COST:  # MIR's passes, a sampler's arithmetic
             self.flops += self.cost_model.flops(batch.cost)
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
@@ -133,10 +146,11 @@ class StageWorker:
         stored = stage >= flight.bottom
         known = self._saved.known(stage, rows) if stored and not runtime.rule(worker).recompute else 0
         c0, t0 = time.thread_time(), time.perf_counter()
-        if known is None:  # the first stored forward of this shape: measure its saved tensors
-            result, delta = self._saved.measure(runtime, worker, sample, x, rows)
-        else:
-            result, delta = runtime.forward(worker, sample, x), known
+        with self._capture(sample, stored):
+            if known is None:  # the first stored forward of this shape: measure its saved tensors
+                result, delta = self._saved.measure(runtime, worker, sample, x, rows)
+            else:
+                result, delta = runtime.forward(worker, sample, x), known
         self._spent(c0, t0)
         if result.stored != stored:
             raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
@@ -144,6 +158,8 @@ class StageWorker:
             flight.deltas[stage] = delta
             self.ledger.shift_saved(delta)
         flight.carry = result.output if stage < self.P - 1 else None
+        if stage == self.P - 1 and self.algorithm.freezes:
+            flight.logits = result.output  # the freezing decision reads them at the backward
         if stage == 0:
             self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
         self.flops += rows * self.stage_flops[stage]
@@ -151,7 +167,8 @@ class StageWorker:
 
     def recompute(self, flight: Flight, stage: int, sample: int) -> int:
         c0, t0 = time.thread_time(), time.perf_counter()
-        version = self.stages[stage].recompute(flight.worker, sample)
+        with self._capture(sample):
+            version = self.stages[stage].recompute(flight.worker, sample)
         self._spent(c0, t0)
         self.flops += flight.batch.rows * self.stage_flops[stage]
         return version
@@ -159,7 +176,13 @@ class StageWorker:
     def backward(self, flight: Flight, stage: int, sample: int) -> BackwardResult:
         runtime = self.stages[stage]
         worker = flight.worker
+        batch = flight.batch
         last = stage == self.P - 1
+        if last and self.algorithm.freezes:
+            self._decide_freezing(flight)
+        frozen = min(max(batch.frozen_layers - self.partition[stage], 0), len(runtime.layers))
+        if runtime.wholly_frozen(frozen):
+            return self._frozen_backward(flight, stage, sample, frozen)
         grad = flight.carry
         if not last and grad is None:
             raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
@@ -167,17 +190,19 @@ class StageWorker:
         transient = self.weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
         if transient:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
+        keep = self.algorithm.freezes and not batch.frozen_layers  # only a datum that froze nothing feeds Fisher
         c0, t0 = time.thread_time(), time.perf_counter()
-        if last or penalty:
-            penalized = (
-                list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
-                if penalty
-                else None
-            )
-            loss_fn = stage_loss(self.algorithm, flight.batch, None if last else grad, penalized)
-            result = runtime.backward(worker, sample, loss_fn=loss_fn)
-        else:
-            result = runtime.backward(worker, sample, grad)
+        with self._capture(sample):
+            if last or penalty:
+                penalized = (
+                    list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
+                    if penalty
+                    else None
+                )
+                loss_fn = stage_loss(self.algorithm, batch, None if last else grad, penalized)
+                result = runtime.backward(worker, sample, loss_fn=loss_fn, frozen_layers=frozen, keep_gradients=keep)
+            else:
+                result = runtime.backward(worker, sample, grad, frozen_layers=frozen, keep_gradients=keep)
         self._spent(c0, t0)
         if transient:
             self.ledger.free("gradients", transient)
@@ -186,10 +211,64 @@ class StageWorker:
         if flight.deltas[stage]:
             self.ledger.shift_saved(-flight.deltas[stage])
         flight.carry = result.grad_input
+        flight.trained = stage
         if last:
             self.leave(flight)
-        self.flops += 2.0 * flight.batch.rows * self.stage_flops[stage]
+        self.flops += 2.0 * batch.rows * self.stage_flops[stage] - self._frozen_flops(batch.rows, stage, frozen)
+        if result.gradients is not None:
+            before = batch.cost.flops  # the hooks add their arithmetic to the batch's cost
+            self.algorithm.stage_gradients(self.model, batch, self.partition[stage], result.gradients)
+            self.flops += batch.cost.flops - before
+        self._collect_columns(flight, sample, frozen)
         return result
+
+    def _decide_freezing(self, flight: Flight) -> None:
+        """The last stage, before the datum's backward: how many leading layers it freezes."""
+        batch = flight.batch
+        if flight.logits is None:
+            raise FerretError("the last stage's backward before its forward")
+        before = batch.cost.flops
+        batch.frozen_layers = self.algorithm.frozen_layers(self.model, flight.logits, batch)
+        self.flops += batch.cost.flops - before
+        flight.logits = None
+
+    def _frozen_backward(self, flight: Flight, stage: int, sample: int, frozen: int) -> BackwardResult:
+        """The datum's frozen prefix leaves the stage nothing to train: release what it holds here."""
+        runtime = self.stages[stage]
+        c0, t0 = time.thread_time(), time.perf_counter()
+        result = runtime.backward(flight.worker, sample, frozen_layers=frozen)
+        self._spent(c0, t0)
+        if flight.deltas[stage]:
+            self.ledger.shift_saved(-flight.deltas[stage])
+        flight.carry = None
+        if stage == self.P - 1:
+            self.leave(flight)
+        self.frozen_backwards[stage] += 1
+        self._collect_columns(flight, sample, frozen)
+        return result
+
+    def _frozen_flops(self, rows: int, stage: int, frozen: int) -> float:
+        """Backward FLOPs the stage's first `frozen` layers did not run (SPEC §10.1)."""
+        if not frozen or self.cost_model is None:
+            return 0.0
+        start = self.partition[stage]
+        model = self.cost_model
+        return model.frozen_backward_flops(rows, start + frozen) - model.frozen_backward_flops(rows, start)
+
+    def _capture(self, sample: int, stored: bool = True) -> contextlib.AbstractContextManager[None]:
+        """The sampler records what it reads off the datum's backward here (similarity-aware)."""
+        sampler = self.algorithm.sampler
+        if sampler is None or not sampler.learns or not stored:
+            return contextlib.nullcontext()
+        return sampler.capture(self.model, sample)
+
+    def _collect_columns(self, flight: Flight, sample: int, frozen: int) -> None:
+        sampler = self.algorithm.sampler
+        if sampler is None or not sampler.learns:
+            return
+        flight.add_columns(sampler.stage_columns(sample))
+        if frozen:  # the layers below take no backward: what they captured is never read
+            sampler.forget(sample)
 
     def flush(self, stage: int, worker: int) -> UpdateResult | None:
         """Apply `worker`'s open group at `stage` with what it holds (None: nothing open)."""
@@ -203,5 +282,12 @@ class StageWorker:
         self.cpu_s += time.thread_time() - c0
 
     def finish(self, flight: Flight) -> None:
-        """Stage 0's process: the datum's whole backward is done."""
+        """Stage 0's process: the datum's whole backward is done. A sampler that learns from
+        per-sample gradients learns from the columns every stage yielded, then the algorithm's
+        `after_update` runs (the learner's order)."""
+        sampler = self.algorithm.sampler
+        if sampler is not None and flight.columns is not None:
+            grads, first = flight.columns
+            self.flops += sampler.learn(grads, first, flight.batch.y.cpu().numpy())
+            flight.columns = None
         self.algorithm.after_update(self.model, flight.batch)

@@ -30,7 +30,8 @@ class PipelineSummary:
     final_lambda: list[float | None]  # Iter-Fisher/Fisher λ per stage (None: no such compensator)
     compensated_stages: list[int]
     dropped: int
-    partially_trained: int  # trained down to a stage above 0 (omission)
+    partially_trained: int  # trained down to a stage above 0 (omission, or a frozen prefix)
+    frozen_backwards_per_stage: list[int]  # backwards a frozen prefix (aL-SAR) reduced to a release
     stagewise_adaptation_rate: float  # SPEC §2's measured R
     measured_peak_memory_layer_outputs_bytes: int  # the ledger in F4's convention
     measured_weights_activations_peak_bytes: int  # the part F4 predicts

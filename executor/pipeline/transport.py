@@ -42,6 +42,10 @@ class Transport(Protocol):
 
     def send(self, dst: int, message: Message) -> None: ...
 
+    def greet(self) -> None:
+        """Before a run: the first message each way on every channel (every rank calls it)."""
+        ...
+
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
         """The next message from any peer as `(src, message)`, or None after `timeout` seconds."""
         ...
@@ -57,6 +61,9 @@ class LocalTransport:
         self.world_size = 1
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.sent_bytes: dict[int, int] = {0: 0}
+
+    def greet(self) -> None:
+        """Nobody to greet."""
 
     def send(self, dst: int, message: Message) -> None:
         if dst != 0:

@@ -18,8 +18,12 @@ Rows come in the order the schedule completes them (sim/trace.py). Per row:
 * `drop`, `send`, `recv`, `mem` — nothing to compute here.
 
 Every version a fwd/recompute/bwd ran on, every backward's staleness and every update's
-samples are checked against the trace: a trace that does not belong to the plan stops the run
-with a `FerretError` naming the row. The run ends at the last arrival (the sequential loop's
+samples are checked against the trace (`executor.pipeline.trace_checks`): a trace that does not
+belong to the plan stops the run with a `FerretError` naming the row. Adaptive layer freezing
+(aL-SAR) changes the schedule with the data; the replay tolerates it: a stage inside a datum's
+frozen prefix runs its `bwd` row as a release, an update row applies what its group still holds
+(nothing: the stage's versions run one behind the trace from then on), and the checks allow
+for it (trace_checks.py says exactly how). The run ends at the last arrival (the sequential loop's
 rule: an update that lands later never served the stream) unless `drain` is set. Each executed
 op is written to `recorder` in the trace schema with the wall-clock time it took here.
 """
@@ -34,7 +38,7 @@ import torch
 
 from executor.compensation import CompensationConfig
 from executor.models.base import LayeredModel
-from executor.ocl.algorithms import AlgorithmContext, build_algorithm
+from executor.ocl.algorithms import build_algorithm
 from executor.ocl.modes import eval_mode, mode_invariant
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
@@ -43,10 +47,11 @@ from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
 from executor.pipeline.summary import PipelineSummary
+from executor.pipeline.trace_checks import TraceChecks
 from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.trace_source import closing_backwards, execution_order
-from executor.seeding import numpy_rng, seed_everything
+from executor.seeding import seed_everything
 from executor.stage import StageRuntime
 from planner.errors import FerretError
 from planner.plan import Plan
@@ -80,14 +85,7 @@ class ReplayExecutor:
         self.worker: StageWorker | None = None  # built by `run`, once the schedule says which stages go stale
         self.stages: list[StageRuntime] = []
         self.compensated_stages: list[int] = []
-        context = AlgorithmContext(
-            dataset.num_classes,
-            dataset.stored_bytes_per_sample,
-            self.ledger,
-            numpy_rng(setup.seed, "algorithm", setup.algorithm.name),
-            setup.optimizer.lr,
-        )
-        self.algorithm = build_algorithm(setup.algorithm, context)
+        self.algorithm = build_algorithm(setup.algorithm, setup.algorithm_context(self.ledger))
         self.stage_flops = stage_flops(setup.profile, plan)
         self.bytes_per_sample = dataset.stored_bytes_per_sample
         self.x = torch.from_numpy(dataset.x_train).to(device)
@@ -105,6 +103,7 @@ class ReplayExecutor:
         self._applied: dict[tuple[int, int], Any] = {}  # (worker, stage) → UpdateResult not yet matched by a row
         self._closes: set[tuple[int, int, int]] = set()
         self._saved = SavedTensorSizes()
+        self.checks = TraceChecks(self.P)
         self._arrived = 0
         self.discarded_flops = 0.0  # work of ops still running when the stream ended
         self.busy_s = 0.0
@@ -188,13 +187,13 @@ class ReplayExecutor:
             self.view.version += 1
         assert self.worker is not None
         result = self.worker.forward(flight, stage, sample)
-        _check(result.version, row.version, "ran on version", "the trace says")
+        self.checks.forward(row, result.version, result.stored)
         self._op_done(row, result.version, 0, result.bytes)
 
     def _recompute(self, row: TraceRow) -> None:
         assert self.worker is not None
         version = self.worker.recompute(self._flight(row.sample, row.stage), row.stage, row.sample)
-        _check(version, row.version, "recomputed on version", "the trace says")
+        self.checks.recompute(row, version)
         self._op_done(row, version, 0, 0)
 
     def _backward(self, row: TraceRow) -> None:
@@ -204,9 +203,9 @@ class ReplayExecutor:
             self._predict_pending()
         assert self.worker is not None
         result = self.worker.backward(flight, stage, sample)
-        _check(result.version, row.version, "back-propagated against version", "the trace says")
-        _check(result.staleness, row.staleness, "had staleness", "the trace says")
-        self.records.applied_staleness(stage, result.staleness)
+        self.checks.backward(row, result)
+        if result.ran:
+            self.records.applied_staleness(stage, result.staleness)
         if result.update is not None:
             if (sample, worker, stage) not in self._closes:
                 raise FerretError(f"stage {stage} applied an update the trace does not have here")
@@ -215,28 +214,26 @@ class ReplayExecutor:
         self._op_done(row, result.version, result.staleness, 0)
         if stage == flight.bottom:
             del self._flights[sample]
+            self.records.bottom[sample] = flight.trained  # a frozen prefix trains fewer stages
             self.worker.finish(flight)
 
     def _update(self, row: TraceRow) -> None:
-        worker, stage, samples = row.worker, row.stage, row.samples
+        worker, stage = row.worker, row.stage
         applied = self._applied.pop((worker, stage), None)
         assert self.worker is not None
         t0 = t1 = time.perf_counter()  # applied inside the backward that closed the group: an instant
-        if applied is None:  # a group the trace closes early (stream end, short mini-batch)
+        if applied is None:  # a group the trace closes early (stream end, short mini-batch, frozen data)
             self._predict_pending()
             applied = self.worker.flush(stage, worker)
-            if applied is None:
-                raise FerretError(f"update of stage {stage} for worker {worker}, which holds no gradient")
             t0, t1 = self.worker.span
-            self.view.version += 1
-        if tuple(applied.samples) != tuple(samples):
-            raise FerretError(
-                f"stage {stage} updated with samples {list(applied.samples)}, the trace says {list(samples)}"
-            )
-        _check(applied.version, row.version, "updated version", "the trace says")
+            if applied is not None:
+                self.view.version += 1
+        if not self.checks.update(row, applied):
+            return  # every datum of the group froze this stage: nothing to apply
+        assert applied is not None
         self.updates[stage] += 1
-        self.records.updated(samples, stage, float(row.t_end))
-        self.recorder.update(worker, stage, row.device, t0, t1, applied.version, applied.staleness, samples)
+        self.records.updated(applied.samples, stage, float(row.t_end))
+        self.recorder.update(worker, stage, row.device, t0, t1, applied.version, applied.staleness, applied.samples)
 
     # ------------------------------------------------------------------ helpers
     def _admit(self, sample: int, worker: int) -> Flight:
@@ -302,11 +299,17 @@ class ReplayExecutor:
             dropped,
             ops_executed=self.ops,
             updates_per_stage=list(self.updates),
+            frozen_backwards_per_stage=[
+                0 if self.worker is None else self.worker.frozen_backwards[j] for j in range(self.P)
+            ],
             final_lambda=[getattr(stage.compensator, "lam", None) for stage in self.stages],
             compensated_stages=self.compensated_stages,
             measured_peak_memory_layer_outputs_bytes=ledger.peak,
             measured_weights_activations_peak_bytes=ledger.f4_peak,
-            measured={"replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None},
+            measured={
+                "replay_wall_us_per_op": 1e6 * wall_s / self.ops if self.ops else None,
+                "trace_updates_skipped_per_stage": list(self.checks.skipped),
+            },
         )
         return self.records.result(
             self.framework,
@@ -317,17 +320,12 @@ class ReplayExecutor:
             peak_memory_bytes=ledger.saved_peak,
             peak_memory_by_category=ledger.peaks(),
             wall_s=wall_s,
-            details=summary.details(),
+            details={**summary.details(), **self.algorithm.details()},
         )
 
 
 def _ignore(row: TraceRow) -> None:
     return None
-
-
-def _check(measured: int, traced: int, what: str, says: str) -> None:
-    if measured != traced:
-        raise FerretError(f"{what} {measured}, {says} {traced}; is this trace from this plan?")
 
 
 def _last_arrival(rows: Sequence[TraceRow], n: int) -> int:

@@ -3,7 +3,7 @@
 Quiescent: no datum in flight at the stage (every forward's backward has run), so the stage
 holds one version — the current one — and no stash. What its math still depends on is then:
 the current weights and their version id, the module buffers (BatchNorm statistics), the
-optimizer's flat state and step count, the compensator (λ, its buffers), every worker's open
+optimizer's flat state and step counts, the compensator (λ, its buffers), every worker's open
 accumulation group, and per worker the count of forwards (the `k` of SPEC §3.2's omission
 rule) with the tombstones of omitted data. A runtime freshly built from the same model and
 plan, given this state, continues bit for bit as the original would have.
@@ -33,10 +33,13 @@ def stage_state(runtime: StageRuntime) -> dict[str, Any]:
         "weights": current.flat.detach().clone(),
         "buffers": [b.detach().clone() for layer in runtime.layers for b in layer.buffers()],
         "optimizer_steps": optimizer.steps,
+        "optimizer_param_steps": list(optimizer.param_steps),
         "optimizer_state": [t.clone() for t in optimizer._state],
         "compensator": runtime.compensator,
         "groups": [
-            None if g is None else {"total": g.total.clone(), "oldest": g.oldest, "samples": list(g.samples)}
+            None
+            if g is None
+            else {"total": g.total.clone(), "oldest": g.oldest, "samples": list(g.samples), "firsts": list(g.firsts)}
             for g in runtime._groups
         ],
         "forwards": list(runtime._forwards),
@@ -63,6 +66,7 @@ def load_stage_state(runtime: StageRuntime, state: dict[str, Any]) -> None:
     store._live[current.id] = current
     optimizer = runtime.optimizer
     optimizer.steps = state["optimizer_steps"]
+    optimizer.param_steps = list(state["optimizer_param_steps"])
     if state["optimizer_state"]:
         optimizer._allocate(len(state["optimizer_state"]))
         for mine, saved in zip(optimizer._state, state["optimizer_state"], strict=True):
@@ -74,6 +78,7 @@ def load_stage_state(runtime: StageRuntime, state: dict[str, Any]) -> None:
             continue
         group = _Group(saved_group["total"].to(current.flat.device), saved_group["oldest"], saved_group["samples"][0])
         group.samples = list(saved_group["samples"])
+        group.firsts = list(saved_group["firsts"])
         runtime._groups[worker] = group
         runtime._tally.alloc(ACCUMULATION, group.total.numel() * group.total.element_size())
     runtime._forwards = list(state["forwards"])

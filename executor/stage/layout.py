@@ -22,7 +22,9 @@ class ParamLayout:
         slots: list[tuple[nn.Module, str]] = []
         tensors: list[torch.Tensor] = []
         seen: set[int] = set()
+        per_module: list[int] = []
         for module in modules:
+            per_module.append(len(slots))
             for owner in module.modules():
                 for name, param in owner._parameters.items():
                     if param is None:
@@ -39,6 +41,9 @@ class ParamLayout:
         if len(dtypes) > 1 or len(devices) > 1:
             raise ValueError(f"a stage's parameters must share one dtype and device, got {dtypes} on {devices}")
         self.slots: tuple[tuple[nn.Module, str], ...] = tuple(slots)
+        # Index of the first parameter of each module, and the count at the end: the parameters
+        # of modules `m..` are `offsets[m]..` (a frozen prefix of a stage's layers, aL-SAR).
+        self.offsets: tuple[int, ...] = (*per_module, len(slots))
         self.shapes: tuple[torch.Size, ...] = tuple(t.shape for t in tensors)
         self.numels: tuple[int, ...] = tuple(t.numel() for t in tensors)
         self.numel: int = sum(self.numels)

@@ -87,7 +87,7 @@ PLAIN_SGD = OptimizerConfig(name="sgd")
 
 
 class StageOptimizer:
-    """One optimizer per stage; `step(params, grads, chunked)` updates `params` in place.
+    """One optimizer per stage; `step(params, grads, chunked, first)` updates `params` in place.
 
     `params` and `grads` are per-parameter lists: the shaped parameters and autograd's
     gradients (`chunked=False`), or 1-D chunks of a version's flat tensor and of a flat gradient
@@ -95,13 +95,19 @@ class StageOptimizer:
     single-tensor kernel per parameter — the same per-element arithmetic as torch.optim's
     single-tensor path — without a Python loop over parameters. The state (momentum, Adam
     moments) is flat, allocated once, and viewed in both forms.
+
+    `first` > 0: the lists hold the stage's parameters `first..` only (a frozen prefix, aL-SAR)
+    and the others are left alone, as `torch.optim` leaves a parameter without a gradient: no
+    update, no momentum or moment moves, no step counted. So each parameter keeps its own step
+    count (`param_steps`: Adam's bias correction, SGD's first-step momentum), as torch.optim does.
     """
 
     def __init__(self, config: OptimizerConfig, layout: ParamLayout, tally: Tally) -> None:
         self.config = config.validate()
         self._layout = layout
         self._tally = tally
-        self.steps = 0
+        self.steps = 0  # calls of `step`
+        self.param_steps = [0] * len(layout.numels)  # steps each parameter took
         self._state: list[torch.Tensor] = []  # flat buffers: [momentum] or [exp_avg, exp_avg_sq]
         self._chunks: list[list[torch.Tensor]] = []  # 1-D per-parameter chunks of each buffer
         self._shaped: list[list[torch.Tensor]] = []  # shaped per-parameter views of each buffer
@@ -110,13 +116,15 @@ class StageOptimizer:
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self._state)
 
-    def step(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
+    def step(self, params: TensorList, grads: TensorList, chunked: bool, first: int = 0) -> None:
         self.steps += 1
         with torch.no_grad():
             if self.config.name == "adam":
-                self._adam(params, grads, chunked)
+                self._adam(params, grads, chunked, first)
             else:
-                self._sgd(params, grads, chunked)
+                self._sgd(params, grads, chunked, first)
+        for i in range(first, len(self.param_steps)):
+            self.param_steps[i] += 1
 
     def _allocate(self, count: int) -> None:
         for _ in range(count):
@@ -126,42 +134,57 @@ class StageOptimizer:
             self._shaped.append(self._layout.views(flat))
             self._tally.alloc(OPTIMIZER, flat.numel() * flat.element_size())
 
-    def _buffers(self, chunked: bool) -> list[list[torch.Tensor]]:
-        return self._chunks if chunked else self._shaped
+    def _buffers(self, chunked: bool, first: int) -> list[list[torch.Tensor]]:
+        buffers = self._chunks if chunked else self._shaped
+        return [b[first:] for b in buffers] if first else buffers
 
-    def _sgd(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
+    def _runs(self, first: int) -> list[tuple[int, int, int]]:
+        """`(start, stop, steps taken)` of the runs of parameters `first..` (positions in the
+        lists) that have taken the same number of steps — one run unless freezing skipped some."""
+        counts = self.param_steps[first:]
+        runs, start = [], 0
+        for i in range(1, len(counts) + 1):
+            if i == len(counts) or counts[i] != counts[start]:
+                runs.append((start, i, counts[start]))
+                start = i
+        return runs
+
+    def _sgd(self, params: TensorList, grads: TensorList, chunked: bool, first: int) -> None:
         cfg = self.config
         if cfg.weight_decay != 0:
             grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
         if cfg.momentum != 0:
             if not self._state:
                 self._allocate(1)
-                bufs = self._buffers(chunked)[0]
-                torch._foreach_copy_(bufs, grads)  # torch.optim: buf = grad.clone() on the first step
-            else:
-                bufs = self._buffers(chunked)[0]
-                torch._foreach_mul_(bufs, cfg.momentum)
-                torch._foreach_add_(bufs, grads, alpha=1 - cfg.dampening)
+            bufs = self._buffers(chunked, first)[0]
+            for start, stop, taken in self._runs(first):
+                if taken == 0:  # torch.optim: buf = grad.clone() on a parameter's first step
+                    torch._foreach_copy_(bufs[start:stop], grads[start:stop])
+                else:
+                    torch._foreach_mul_(bufs[start:stop], cfg.momentum)
+                    torch._foreach_add_(bufs[start:stop], grads[start:stop], alpha=1 - cfg.dampening)
             grads = torch._foreach_add(grads, bufs, alpha=cfg.momentum) if cfg.nesterov else bufs
         torch._foreach_add_(params, grads, alpha=-cfg.lr)
 
-    def _adam(self, params: TensorList, grads: TensorList, chunked: bool) -> None:
+    def _adam(self, params: TensorList, grads: TensorList, chunked: bool, first: int) -> None:
         cfg = self.config
         if not self._state:
             self._allocate(2)
         beta1, beta2 = cfg.betas
-        step = float(self.steps)
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = cfg.lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        exp_avgs, exp_avg_sqs = self._buffers(chunked)
+        exp_avgs, exp_avg_sqs = self._buffers(chunked, first)
         if cfg.weight_decay != 0:
             grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
-        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_div_(denom, bias_correction2_sqrt)
-        torch._foreach_add_(denom, cfg.eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)
+        for start, stop, taken in self._runs(first):
+            step = float(taken + 1)
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            step_size = cfg.lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2**0.5
+            g, m, v = grads[start:stop], exp_avgs[start:stop], exp_avg_sqs[start:stop]
+            torch._foreach_lerp_(m, g, 1 - beta1)
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, g, g, value=1 - beta2)
+            denom = torch._foreach_sqrt(v)
+            torch._foreach_div_(denom, bias_correction2_sqrt)
+            torch._foreach_add_(denom, cfg.eps)
+            torch._foreach_addcdiv_(params[start:stop], m, denom, value=-step_size)

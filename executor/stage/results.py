@@ -23,12 +23,15 @@ class UpdateResult(NamedTuple):
 
 
 class BackwardResult(NamedTuple):
-    grad_input: torch.Tensor | None  # for the stage below; None: stage 0, omitted or frozen
-    ran: bool  # False: omitted (T3) or frozen — the executor must not propagate below
+    grad_input: torch.Tensor | None  # for the stage below; None: stage 0, omitted or (partly) frozen
+    ran: bool  # False: omitted (T3) or wholly frozen — nothing was computed here
     version: int  # the stashed version the gradient was taken against
     staleness: int  # updates between the stash and this backward
     update: UpdateResult | None  # set when this backward completed an accumulation group
     loss: torch.Tensor | None = None  # the detached loss, when the backward was given `loss_fn`
+    # With `keep_gradients`: per layer of the stage, this datum's parameter gradients before
+    # compensation and accumulation (empty for a frozen layer); valid until the next backward.
+    gradients: tuple[tuple[torch.Tensor, ...], ...] | None = None
 
 
 def output_gradient(

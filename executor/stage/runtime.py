@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 
@@ -53,12 +54,13 @@ class _Pending:
 
 
 class _Group:
-    __slots__ = ("oldest", "samples", "total")
+    __slots__ = ("firsts", "oldest", "samples", "total")
 
-    def __init__(self, total: torch.Tensor, oldest: int, sample: int) -> None:
+    def __init__(self, total: torch.Tensor, oldest: int, sample: int, first: int = 0) -> None:
         self.total = total
         self.oldest = oldest
         self.samples = [sample]
+        self.firsts = [first]  # per datum, its first parameter with a gradient (a frozen prefix: > 0)
 
 
 class StageRuntime:
@@ -122,6 +124,13 @@ class StageRuntime:
 
     def rule(self, worker: int) -> WorkerRule:
         return self._rules[worker]
+
+    def wholly_frozen(self, frozen_layers: int) -> bool:
+        """Whether a datum that freezes this many of the stage's leading layers leaves it nothing
+        to train: every layer, or every layer that has parameters (the backward stops here)."""
+        return frozen_layers >= len(self.layers) or (
+            frozen_layers > 0 and self.layout.offsets[frozen_layers] == len(self.layout.numels)
+        )
 
     def held_bytes(self, category: str | None = None) -> int:
         """What this stage holds now: one category, or everything."""
@@ -189,15 +198,25 @@ class StageRuntime:
         grad_output: torch.Tensor | None = None,
         *,
         loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        frozen: bool = False,
+        frozen_layers: int = 0,
+        keep_gradients: bool = False,
     ) -> BackwardResult:
         """Back-propagate `worker`'s datum `sample` through this stage.
 
         Give `grad_output` (d loss / d stage output, from the stage above) or, at the last
         stage, `loss_fn` (stage output → scalar loss), which saves a separate autograd pass.
-        `frozen=True` (aL-SAR freezing, a per-batch omission of a frozen prefix): the stage's
-        parameters take no gradient from this datum, nothing is counted towards accumulation
-        and the backward stops here, exactly like an omitted datum.
+
+        `frozen_layers = m` (aL-SAR freezing, a per-datum omission of a frozen prefix): the
+        stage's first `m` layers take no gradient from this datum. Every layer (or every one
+        with parameters) frozen: nothing is computed or counted towards accumulation and the
+        backward stops here, exactly like an omitted datum (`ran` False). Some: autograd runs
+        into the parameters of layers `m..` only — no backward op of the frozen layers, no
+        input gradient (the stages below are frozen too) — and only those parameters are
+        updated: the frozen ones keep their weights and optimizer state as `torch.optim` keeps
+        a parameter without a gradient.
+
+        `keep_gradients`: `BackwardResult.gradients` holds this datum's gradient per layer of
+        the stage, before compensation and accumulation (aL-SAR's Fisher traces).
         """
         self._rule_of(worker)
         pending = self._pending.pop((worker, sample), None)
@@ -209,7 +228,7 @@ class StageRuntime:
         version = pending.version
         stash_id = version.id  # read now: an in-place update may renumber a released version
         staleness = self.versions.current.id - stash_id
-        if frozen:
+        if self.wholly_frozen(frozen_layers):
             self._tally.free(ACTIVATIONS, pending.nbytes)
             self.versions.release(version)
             self.versions.trim()
@@ -217,18 +236,20 @@ class StageRuntime:
         if (grad_output is None) == (loss_fn is None):
             self._pending[(worker, sample)] = pending  # nothing happened: the datum stays in flight
             raise ValueError(f"stage {self.stage}: backward of sample {sample} needs grad_output or loss_fn, not both")
+        first = self.layout.offsets[frozen_layers]
         rule = self._rules[worker]
         compensate = staleness > 0 and self._compensates
         flat = self._grad_buffer() if compensate or rule.accumulation > 1 else None
-        grad_input, loss, grads = self._gradients(pending, grad_output, loss_fn, flat)
+        grad_input, loss, grads = self._gradients(pending, grad_output, loss_fn, flat, first, frozen_layers == 0)
         self._tally.free(ACTIVATIONS, pending.nbytes)
+        kept = self._kept_gradients(grads, flat, first, clone=compensate) if keep_gradients else None
         if compensate:
             assert flat is not None
             flat = self._compensate(flat, version, staleness)
         self.versions.release(version)
-        update = self._accumulate(worker, sample, grads, flat, stash_id)
+        update = self._accumulate(worker, sample, grads, flat, stash_id, first)
         self.versions.trim()
-        return BackwardResult(grad_input, True, stash_id, staleness, update, loss)
+        return BackwardResult(grad_input, True, stash_id, staleness, update, loss, kept)
 
     # ------------------------------------------------------------------ flush
     def flush(self, worker: int) -> UpdateResult | None:
@@ -243,9 +264,7 @@ class StageRuntime:
         if group is None:
             return None
         self._groups[worker] = None
-        total = group.total
-        self._tally.free(ACCUMULATION, total.numel() * total.element_size())
-        update = self._update((), total.div_(len(group.samples)), group.oldest, tuple(group.samples))
+        update = self._apply_group(group)
         self.versions.trim()
         return update
 
@@ -287,11 +306,15 @@ class StageRuntime:
         grad_output: torch.Tensor | None,
         loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
         flat: torch.Tensor | None,
+        first: int = 0,
+        input_gradient: bool = True,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, ...]]:
-        """This datum's gradients: (grad of the input, loss, per-parameter gradients).
+        """This datum's gradients: (grad of the input, loss, gradients of parameters `first..`).
 
         With `flat` (the stage's gradient buffer) the parameter gradients are written into it
-        and the tuple is empty; otherwise they come back as autograd made them, with no copy.
+        (those before `first` stay zero) and the tuple is empty; otherwise they come back as
+        autograd made them, with no copy. No input gradient at stage 0, nor without
+        `input_gradient` (a frozen prefix: the stages below are frozen).
         """
         if pending.output is None:  # recomputation not done yet as its own op
             self._rebuild(pending)
@@ -304,19 +327,31 @@ class StageRuntime:
         if loss_fn is not None:
             root = loss_fn(out)
             loss = root.detach()
-        inputs: tuple[torch.Tensor, ...] = version.params
-        if self.stage > 0:
+        inputs: tuple[torch.Tensor, ...] = version.params[first:]
+        wants_input = self.stage > 0 and input_gradient
+        if wants_input:
             inputs = (inp, *inputs)
         if not inputs:
             return None, loss, ()
         if flat is not None:
             flat.zero_()
             torch.autograd.backward(root, grad_output, inputs=inputs)
-            return (inp.grad if self.stage > 0 else None), loss, ()
+            return (inp.grad if wants_input else None), loss, ()
         grads = torch.autograd.grad(root, inputs, grad_output, allow_unused=True, materialize_grads=True)
-        if self.stage > 0:
+        if wants_input:
             return grads[0], loss, grads[1:]
         return None, loss, grads
+
+    def _kept_gradients(
+        self, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, first: int, clone: bool
+    ) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """The datum's gradient per layer of the stage (empty for a frozen layer): autograd's
+        tensors, or chunks of the flat buffer (copied when compensation will overwrite it)."""
+        per_param: list[torch.Tensor] = list(grads) if flat is None else self.layout.chunks(flat)[first:]
+        if clone:
+            per_param = [g.clone() for g in per_param]
+        offsets = self.layout.offsets
+        return tuple(tuple(per_param[max(a, first) - first : max(b, first) - first]) for a, b in pairwise(offsets))
 
     def _grad_buffer(self) -> torch.Tensor:
         if self._grad is None:
@@ -370,32 +405,55 @@ class StageRuntime:
         )
 
     def _accumulate(
-        self, worker: int, sample: int, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, version_id: int
+        self,
+        worker: int,
+        sample: int,
+        grads: tuple[torch.Tensor, ...],
+        flat: torch.Tensor | None,
+        version_id: int,
+        first: int = 0,
     ) -> UpdateResult | None:
         every = self._rules[worker].accumulation
         if every == 1:
-            return self._update(grads, flat, version_id, (sample,))
+            return self._update(grads, flat, version_id, (sample,), first)
         assert flat is not None, "accumulation works on the flat gradient"
         group = self._groups[worker]
         if group is None:
-            group = _Group(flat.clone() if flat is self._grad else flat, version_id, sample)  # the buffer is reused
+            group = _Group(flat.clone() if flat is self._grad else flat, version_id, sample, first)  # buffer reused
             self._tally.alloc(ACCUMULATION, flat.numel() * flat.element_size())
         else:
             group.total.add_(flat)
             group.samples.append(sample)
+            group.firsts.append(first)
             group.oldest = min(group.oldest, version_id)
         if len(group.samples) < every:
             self._groups[worker] = group
             return None
         self._groups[worker] = None
+        return self._apply_group(group)
+
+    def _apply_group(self, group: _Group) -> UpdateResult:
+        """Step with a closed group's gradient: each parameter's sum over the data that gave it
+        one, divided by their count (all of them, unless some froze a prefix of the stage)."""
         total = group.total
         self._tally.free(ACCUMULATION, total.numel() * total.element_size())
-        return self._update((), total.div_(every), group.oldest, tuple(group.samples))
+        first = min(group.firsts)
+        if max(group.firsts) == 0:
+            total.div_(len(group.samples))
+        else:
+            counts = [sum(f <= i for f in group.firsts) for i in range(first, len(self.layout.numels))]
+            torch._foreach_div_(self.layout.chunks(total)[first:], [float(c) for c in counts])
+        return self._update((), total, group.oldest, tuple(group.samples), first)
 
     def _update(
-        self, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, oldest: int, samples: tuple[int, ...]
+        self,
+        grads: tuple[torch.Tensor, ...],
+        flat: torch.Tensor | None,
+        oldest: int,
+        samples: tuple[int, ...],
+        first: int = 0,
     ) -> UpdateResult:
-        """Step the optimizer with per-parameter `grads`, or with the flat gradient `flat`."""
+        """Step the optimizer on parameters `first..` with their `grads`, or with the flat gradient."""
         previous = self.versions.current
         applied_to = previous.id  # read now: an in-place step renumbers `previous` itself
         staleness = applied_to - oldest
@@ -407,10 +465,10 @@ class StageRuntime:
         before = (previous.flat if copied else new.flat.clone()) if observes else None
         if self.layout.numel:
             if flat is None:
-                self.optimizer.step(new.params, grads, chunked=False)
+                self.optimizer.step(new.params[first:], grads, chunked=False, first=first)
             else:
                 chunks = self._grad_chunks if flat is self._grad else self.layout.chunks(flat)
-                self.optimizer.step(new.chunks, chunks, chunked=True)
+                self.optimizer.step(new.chunks[first:], chunks[first:], chunked=True, first=first)
         if before is not None:
             self.compensator.observe_step(before, new.flat)
             self._tally.resize(COMPENSATOR, self.compensator.state_bytes)

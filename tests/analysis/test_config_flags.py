@@ -76,6 +76,20 @@ def test_flags_build_the_run_spec_with_every_config_typed(tmp_path):
     assert spec.progress and spec.eval_every == RunSpec().eval_every
 
 
+def test_budget_flags_build_the_run_spec_and_pick_the_budgeted_framework(tmp_path):
+    args = command_parser("run").parse_args(
+        ["--algorithm", "alsar", "--memory-budget", "2MiB", "--compute-budget", "30M", "--spend-saved-compute",
+         "--sampler", "class-balanced", "--sampler-temperature", "0.5", "--freezing", "none", "--unfreeze-rate", "1",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert args.framework is None  # resolved in `run`: budgeted with a compute budget and no plan
+    spec = run_spec(args)
+    assert (spec.memory_budget_bytes, spec.compute_budget_flops, spec.spend_saved_compute) == (2 * 2**20, 3e7, True)
+    assert spec.algorithm == AlgorithmConfig(
+        name="alsar", sampler="class-balanced", sampler_temperature=0.5, freezing="none", unfreeze_rate=1.0
+    )
+
+
 def test_pipeline_flags_give_typed_options_with_the_plan_loaded_once(tmp_path):
     plan = Plan("ferret", (0, 2, 4), (WorkerConfig.default(0, 2),), default_placement(1, 2), 0.004)
     plan.save(tmp_path / "plan.json")

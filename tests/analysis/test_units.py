@@ -7,6 +7,7 @@ from analysis.units import (
     format_bytes,
     format_seconds,
     parse_bytes,
+    parse_flop_count,
     parse_rate,
     parse_seconds,
     parse_size_range,
@@ -25,6 +26,20 @@ def test_parse_bytes(text, expected):
 def test_parse_bytes_rejects(text):
     with pytest.raises(ValueError, match="size"):
         parse_bytes(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2.5G", 2.5e9), ("2.5GFLOP", 2.5e9), ("250 MFLOPs", 2.5e8), ("3e9", 3e9), ("12k", 12e3), ("1T", 1e12)],
+)
+def test_parse_flop_count(text, expected):
+    assert parse_flop_count(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["lots", "2 GiB", "inf", "1e999G"])
+def test_parse_flop_count_rejects(text):
+    with pytest.raises(ValueError, match="FLOP count"):
+        parse_flop_count(text)
 
 
 @pytest.mark.parametrize(

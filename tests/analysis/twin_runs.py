@@ -19,12 +19,15 @@ from sim.trace import FIELDS
 def simulate_folder(
     folder: Path, plan: Plan, profile: ModelProfile, samples: int, *flags: str, inputs: Path | None = None
 ) -> Path:
-    """Run `ferret simulate` on `plan`/`profile` (saved beside `folder`) into `folder`."""
+    """Run `ferret simulate` on `plan`/`profile` (saved beside `folder`) into `folder`, with the
+    trace as JSON Lines (the tests edit it as text; `ferret simulate`'s default is ftrace)."""
     inputs = inputs or folder.parent
     plan_path, profile_path = inputs / f"{folder.name}-plan.json", inputs / f"{folder.name}-profile.json"
     plan.save(plan_path)
     profile.save(profile_path)
     args = ["simulate", "--plan", str(plan_path), "--profile", str(profile_path), "--samples", str(samples)]
+    if "--trace-format" not in flags:
+        args += ["--trace-format", "jsonl"]
     assert main([*args, *flags, "--out", str(folder)]) == 0
     return folder
 

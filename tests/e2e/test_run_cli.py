@@ -18,8 +18,8 @@ from executor.ocl.experiment import RunSpec, experiment_summary, prepare, run_ex
 from executor.ocl.frameworks import FrameworkOptions
 from planner.profile import LayerProfile, ModelProfile
 
-FRAMEWORKS = ["oracle", "1-skip", "random-n", "last-n", "camel"]
-ALGORITHMS = ["vanilla", "er", "mir", "lwf", "mas"]
+FRAMEWORKS = ["oracle", "1-skip", "random-n", "last-n", "camel", "budgeted"]
+ALGORITHMS = ["vanilla", "er", "mir", "lwf", "mas", "alsar"]
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,11 @@ def test_measured_profile_when_none_is_given(tmp_path):
         (["--baseline", "/nonexistent/run"], "baseline summary not found"),
         (["--window", "2"], "--window (2) must be at least --batch-size (10)"),
         (["--framework-option", "plan=p.json"], "framework 'oracle' takes no --framework-option (got plan)"),
+        (["--memory-budget", "1KiB"], "memory budget of 1024 B is less than the model itself"),
+        (["--compute-budget", "1M", "--framework", "oracle"], "--compute-budget is spent by the budgeted framework"),
+        (["--sampler", "similarity-aware"], "--sampler applies to algorithms with a replay memory"),
+        (["--algorithm", "er", "--sampler", "lru"], "unknown replay sampler 'lru'"),
+        (["--spend-saved-compute"], "--spend-saved-compute needs --compute-budget"),
     ],
 )
 def test_user_errors_are_one_line_and_write_nothing(tmp_path, profile_file, capsys, args, message):
@@ -144,6 +149,26 @@ def test_user_errors_are_one_line_and_write_nothing(tmp_path, profile_file, caps
     assert len(err.strip().splitlines()) == 1 and err.startswith("ferret run: error:")
     assert message in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory-budget", "2MiB", "--buffer", "1MiB"], "--buffer: not allowed with argument --memory-budget"),
+        (["--memory-budget", "2MiB", "--buffer-samples", "9"], "not allowed with argument --memory-budget"),
+        (["--compute-budget", "0"], "compute_budget_flops must be > 0, got '0'"),
+        (["--compute-budget", "2 GiB"], "invalid FLOP count '2 GiB'"),
+        (["--unfreeze-rate", "1.5"], "unfreeze_rate must be in [0, 1], got '1.5'"),
+        (["--freezing", "sometimes"], "invalid choice: 'sometimes'"),
+    ],
+)
+def test_budget_flag_errors_are_one_usage_line(tmp_path, capsys, args, message):
+    """Flags made from the budget fields: units, bounds, choices and the exclusive replay size."""
+    with pytest.raises(SystemExit) as exc:
+        ferret_run(*args, "--out", tmp_path / "out")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_profile_and_bad_option_through_the_console(tmp_path):
@@ -201,3 +226,28 @@ def test_batch_profile_needs_a_profile(tmp_path, profile_file, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["ferret run: error: --batch-profile needs --profile (the batch-1 profile it goes with)"]
     assert not (tmp_path / "x").exists()
+
+
+def test_budgeted_alsar_reports_bytes_flops_and_wall_clock(tmp_path, profile_file, capsys):
+    """The issue's command: aL-SAR under a 2 MiB byte budget and a FLOP budget on blurry digits."""
+    out = tmp_path / "alsar"
+    step = 3 * 16 * 4000  # a 16-row step of the fixed profile (FF = 4 layers × 1000 FLOPs)
+    rc = ferret_run(
+        "--algorithm", "alsar", "--sampler", "similarity-aware", "--memory-budget", "2MiB",
+        "--compute-budget", f"{2 * step / 1e3}k", "--dataset", "digits", "--stream", "blurry",
+        "--batch-size", "16", "--samples", "150", "--eval-every", "50", "--profile", profile_file, "--out", out,
+    )  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["framework"] == "budgeted" and summary["algorithm"] == "alsar"
+    assert summary["iterations_per_sample"] == pytest.approx(2.0) and summary["steps"] == 300
+    budget = summary["memory_budget"]
+    assert budget["budget_bytes"] == 2 * 2**20 and budget["total_bytes"] == sum(budget["parts"].values())
+    assert {"weights", "optimizer", "window", "replay", "sampler", "freezing"} <= set(budget["parts"])
+    assert 0 < summary["stored_peak_bytes"] <= budget["budget_bytes"]
+    assert summary["buffer_samples"] == budget["replay_capacity"]
+    assert summary["train_flops_per_sample"] == pytest.approx(summary["train_flops"] / 150)
+    assert summary["train_wall_s"] > 0 and summary["train_cpu_s"] > 0
+    assert 0 <= summary["frozen_step_fraction"] <= 1
+    printed = capsys.readouterr().out
+    assert "stored state peak" in printed and "MFLOPs per sample" in printed and "wall" in printed

@@ -157,7 +157,8 @@ def test_links_add_latency_and_serialise_bytes():
     fwd1 = next(e for e in events if e.kind == "fwd" and e.stage == 1)
     assert fwd1.t_start == pytest.approx(0.125 + boundary / 1000.0 + 0.5)
     recvs = [e for e in events if e.kind == "recv"]
-    assert [(e.device, e.t_end) for e in recvs] == [(1, sends[0].t_end), (0, sends[1].t_end)]
+    # The schema: a send row names the sending stage, a recv row the receiving stage (each on its own device).
+    assert [(e.stage, e.device, e.t_end) for e in recvs] == [(1, 1, sends[0].t_end), (0, 0, sends[1].t_end)]
 
 
 def test_concurrent_ops_on_a_device_slow_each_other_down():

@@ -12,6 +12,14 @@ steps (a sequential framework of SPEC §7 or a pipeline of Ferret workers). Per 
 3. `algorithm.after_update(model, batch)` — the update is applied: insert new rows into the
    replay memory, accumulate importances, track seen classes.
 
+Budgeted OCL (SPEC §10) adds three hooks a learner calls around its backward, so that any
+algorithm can freeze layers (`--freezing adaptive`) and a sampler can learn from the step:
+`with algorithm.training_forward(model): logits = model(x)`, then
+`n = algorithm.frozen_layers(model, logits, batch)` (back-propagate only into layers `n..`),
+then, with the gradients in place, `algorithm.after_backward(model, batch)`. Work these hooks
+do beyond the passes is added to `batch.cost` as they learn it. `stored_state_bytes` predicts
+what an algorithm will store, for a byte budget (`executor.ocl.budget`).
+
 State the algorithm stores is charged to `context.ledger` under its own categories ("replay",
 "teacher", "importance"), so a learner's measured memory includes it. Parameter names are the
 model's own (`model.named_parameters()`), so a pipeline stage may pass just its slice.
@@ -19,7 +27,8 @@ model's own (`model.named_parameters()`), so a pipeline stage may pass just its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,8 +37,12 @@ import torch
 from torch import nn
 
 from executor.ledger import ByteLedger
+from executor.models.base import require_layered
 from executor.ocl.batch import TrainBatch, weighted_cross_entropy
-from planner.config_field import config_field
+from executor.ocl.cost import StepCost
+from executor.ocl.freezing import AdaptiveFreezing
+from executor.ocl.samplers import SAMPLERS, ReplaySampler
+from planner.config_field import check_bounds, config_field
 from planner.errors import FerretError
 from planner.registry import Registry
 
@@ -40,6 +53,11 @@ def algorithm_names() -> list[str]:
     return sorted(ALGORITHMS)
 
 
+FREEZING = ("none", "adaptive")
+# The help section of the budget flags (SPEC §10); RunSpec's budget fields share it.
+BUDGETS_TITLE = "budgets (aL-SAR, docs/ocl.md: Budgeted OCL)"
+
+
 @dataclass(frozen=True)
 class AlgorithmConfig:
     """Hyper-parameters of every algorithm; each reads the fields it needs.
@@ -48,6 +66,8 @@ class AlgorithmConfig:
     `consolidate_every=0` makes LwF and MAS consolidate (snapshot the teacher / anchor the
     weights) only when a new task starts; a positive value also consolidates every that many
     trained new samples, for task-free streams.
+    `sampler` / `freezing` `None` take the algorithm's default (aL-SAR: `similarity-aware` /
+    `adaptive`; others: `uniform` / `none`).
     """
 
     name: str = config_field(
@@ -69,6 +89,32 @@ class AlgorithmConfig:
         unit="int",
         ge=0,
     )
+    # Budgeted OCL (aL-SAR, SPEC §10): replay sampler and adaptive layer freezing.
+    sampler: str | None = config_field(
+        None,
+        help="replay sampler of an algorithm with a replay memory: {names}",
+        names=SAMPLERS.names,
+        default_text="similarity-aware for alsar, else uniform",
+        group=BUDGETS_TITLE,
+    )
+    sampler_temperature: float = config_field(
+        2.0, help="similarity-aware sampler: softmax temperature T", unit="float", gt=0, group=BUDGETS_TITLE
+    )
+    freezing: str | None = config_field(
+        None,
+        help="layer freezing",
+        choices=FREEZING,
+        default_text="adaptive for alsar, else none",
+        group=BUDGETS_TITLE,
+    )
+    unfreeze_rate: float = config_field(
+        0.25,
+        help="adaptive freezing: probability that a batch trains every layer",
+        unit="float",
+        ge=0,
+        le=1,
+        group=BUDGETS_TITLE,
+    )
 
     def validate(self) -> AlgorithmConfig:
         if self.buffer_samples < 1:
@@ -83,28 +129,50 @@ class AlgorithmConfig:
             raise FerretError(f"--mas-lambda must be ≥ 0, got {self.mas_lambda}")
         if self.consolidate_every < 0:
             raise FerretError(f"--consolidate-every must be ≥ 0, got {self.consolidate_every}")
+        if self.sampler is not None:
+            SAMPLERS.canonical(self.sampler)  # an unknown name is one line listing the samplers
+        if self.freezing is not None and self.freezing not in FREEZING:
+            raise FerretError(f"--freezing must be one of {', '.join(FREEZING)}, got {self.freezing!r}")
+        check_bounds(self, "algorithm")
         return self
 
 
 @dataclass(frozen=True)
 class AlgorithmContext:
-    """What an algorithm learns about the run it joins."""
+    """What an algorithm learns about the run it joins. `layer_flops`: forward FLOPs of each
+    model layer for one row (SPEC §10.1), from the run's profile; empty: counted from the model."""
 
     num_classes: int
     bytes_per_sample: int
     ledger: ByteLedger
     rng: np.random.Generator
     lr: float
+    layer_flops: tuple[float, ...] = ()
 
 
 class OCLAlgorithm:
     """Vanilla behaviour; subclasses override the hooks they need (see the module docstring)."""
 
     name: ClassVar[str] = "vanilla"
+    default_freezing: ClassVar[str] = "none"
+    # True: a step trains on memory only and new rows enter the memory first (aL-SAR), so the
+    # step's logits hold no prediction of the new rows.
+    memory_first: ClassVar[bool] = False
+    # True: keeps a replay memory (sized by `buffer_samples`, or by a byte budget).
+    replay_memory: ClassVar[bool] = False
+    # The replay sampler of an algorithm with a replay memory (its draws, what it learns), and
+    # the one it takes without `--sampler`.
+    sampler: ReplaySampler | None = None
+    default_sampler: ClassVar[str | None] = None
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         self.config = config
         self.context = context
+        self.freezing_mode = config.freezing or self.default_freezing
+        self.freezing: AdaptiveFreezing | None = None
+        # Its own random stream, spawned (which draws nothing from the algorithm's stream), so that
+        # switching freezing on never shifts the replay draws.
+        self._freezing_rng = context.rng.spawn(1)[0] if self.freezing_mode == "adaptive" else None
 
     def observe(
         self,
@@ -115,8 +183,11 @@ class OCLAlgorithm:
         weight: torch.Tensor | None = None,
         num_new: int | None = None,
         task: int = 0,
+        batch_rows: int | None = None,
     ) -> TrainBatch:
-        """The batch to train on. `num_new` (default: every row) leading rows are fresh data."""
+        """The batch to train on. `num_new` (default: every row) leading rows are fresh data.
+        `batch_rows`: the step's size when the caller fixes it (algorithms with a memory fill
+        the step to it); vanilla trains on the rows given."""
         return TrainBatch(x, y, num_new=x.shape[0] if num_new is None else num_new, weight=weight, task=task)
 
     def loss(self, logits: torch.Tensor, batch: TrainBatch) -> torch.Tensor:
@@ -133,6 +204,94 @@ class OCLAlgorithm:
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         """Called once the optimizer step on `batch` is applied. Vanilla keeps no state."""
         return None
+
+    # --- budgeted OCL hooks (SPEC §10) ---
+    def training_forward(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+        """Wraps the step's training forward (a sampler may record what its backward needs)."""
+        return contextlib.nullcontext()
+
+    def frozen_layers(self, model: nn.Module, logits: torch.Tensor, batch: TrainBatch) -> int:
+        """How many leading layers of `model` this step does not back-propagate into."""
+        if self._freezing_rng is None:
+            return 0
+        freezing = self._adaptive_freezing(model)
+        classifier = require_layered(model, "adaptive freezing").classifier
+        decision = freezing.decision_flops(batch.rows, logits.shape[1], classifier.in_features)
+        frozen = freezing.choose(logits.detach(), batch.y, classifier)
+        batch.cost = batch.cost + StepCost(flops=decision)
+        return frozen
+
+    def after_backward(self, model: nn.Module, batch: TrainBatch) -> None:
+        """The backward ran (layers `batch.frozen_layers..`); gradients are in `.grad`."""
+        if self.freezing is not None:
+            layers = require_layered(model, "adaptive freezing").layers
+            self.stage_gradients(
+                model, batch, 0, [[p.grad for p in layer.parameters() if p.grad is not None] for layer in layers]
+            )
+
+    @property
+    def freezes(self) -> bool:
+        """Whether this algorithm decides a frozen prefix per step (`--freezing adaptive`)."""
+        return self._freezing_rng is not None
+
+    @classmethod
+    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
+        """What this algorithm learns during a run under `config` beyond its replay memory and
+        the weights (statistics a checkpoint of only those would lose)."""
+        learned = []
+        if (config.freezing or cls.default_freezing) != "none":
+            learned.append("adaptive freezing's statistics")
+        sampler = config.sampler or cls.default_sampler
+        if sampler is not None and SAMPLERS[sampler].learns:
+            learned.append(f"the {sampler} sampler's statistics")
+        return learned
+
+    def freezing_state(self, model: nn.Module) -> AdaptiveFreezing | None:
+        """Freezing's statistics (made on first use), or None when this algorithm does not freeze;
+        a distributed pipeline carries their Fisher traces from rank to rank."""
+        return self._adaptive_freezing(model) if self.freezes else None
+
+    def stage_gradients(
+        self, model: nn.Module, batch: TrainBatch, first_layer: int, layer_grads: Sequence[Sequence[torch.Tensor]]
+    ) -> None:
+        """`batch`'s backward ran into layers `first_layer..` with these gradients (one list per
+        layer): all of the model's in a learner, one stage's share in a pipeline. Freezing's
+        Fisher traces learn from a step that froze nothing."""
+        if not self.freezes or batch.frozen_layers:
+            return
+        flops = self._adaptive_freezing(model).observe_gradients(first_layer, layer_grads)
+        batch.cost = batch.cost + StepCost(flops=flops)
+
+    def details(self) -> dict[str, float]:
+        """Numbers for the run's summary (how often it froze)."""
+        return {} if self.freezing is None else self.freezing.details()
+
+    @classmethod
+    def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
+        """The passes of a nominal step on `batch_rows` rows, one of them new (compute budgets)."""
+        return StepCost.train(batch_rows)
+
+    @classmethod
+    def stored_state_bytes(
+        cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
+    ) -> tuple[dict[str, int], int]:
+        """What this algorithm will store for `model`: bytes per ledger category that do not
+        depend on the replay memory, and bytes per replay slot beyond the sample itself."""
+        if (config.freezing or cls.default_freezing) != "adaptive":
+            return {}, 0
+        return {"freezing": AdaptiveFreezing.bytes_for(require_layered(model, "adaptive freezing").num_layers)}, 0
+
+    def _adaptive_freezing(self, model: nn.Module) -> AdaptiveFreezing:
+        if self.freezing is None:
+            flops = self.context.layer_flops
+            if not flops:
+                from executor.profiler.trace import layer_flops
+
+                flops = tuple(float(f) for f in layer_flops(require_layered(model, "adaptive freezing")))
+            assert self._freezing_rng is not None
+            self.freezing = AdaptiveFreezing(flops, self.config.unfreeze_rate, self._freezing_rng)
+            self.context.ledger.set("freezing", self.freezing.nbytes)
+        return self.freezing
 
 
 class Consolidation:
@@ -169,6 +328,16 @@ def register_algorithm(name: str) -> Callable[[AlgorithmClass], AlgorithmClass]:
     return deco
 
 
-def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
+def algorithm_class(config: AlgorithmConfig) -> AlgorithmClass:
+    """The class `config` names; one line if the name is unknown or `config` gives it a sampler
+    it has no replay memory for."""
     algorithm_names()  # loads the built-in algorithms; an unknown name is one line from the registry
-    return ALGORITHMS[config.name](config.validate(), context)
+    cls = ALGORITHMS[config.name]
+    if config.sampler is not None and not cls.replay_memory:
+        replaying = ", ".join(name for name in algorithm_names() if ALGORITHMS[name].replay_memory)
+        raise FerretError(f"--sampler applies to algorithms with a replay memory ({replaying}), not {config.name}")
+    return cls
+
+
+def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:
+    return algorithm_class(config)(config.validate(), context)

@@ -49,6 +49,7 @@ class LearningWithoutForgetting(OCLAlgorithm):
         weight: torch.Tensor | None = None,
         num_new: int | None = None,
         task: int = 0,
+        batch_rows: int | None = None,
     ) -> TrainBatch:
         num_new = x.shape[0] if num_new is None else num_new
         if self.consolidation.due(task, num_new) and bool(self.seen_classes.any()):
@@ -73,6 +74,18 @@ class LearningWithoutForgetting(OCLAlgorithm):
 
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         self.seen_classes[batch.y.cpu()] = True
+
+    @classmethod
+    def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
+        """The step and the teacher's forward of every row."""
+        return StepCost.train(batch_rows) + StepCost(forward=batch_rows)
+
+    @classmethod
+    def stored_state_bytes(
+        cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
+    ) -> tuple[dict[str, int], int]:
+        parts, per_slot = super().stored_state_bytes(config, model, num_classes)
+        return {**parts, "teacher": module_bytes(model)}, per_slot
 
     def _take_teacher(self, model: nn.Module) -> None:
         self.teacher = copy.deepcopy(model).eval()

@@ -51,6 +51,7 @@ class MemoryAwareSynapses(OCLAlgorithm):
         weight: torch.Tensor | None = None,
         num_new: int | None = None,
         task: int = 0,
+        batch_rows: int | None = None,
     ) -> TrainBatch:
         num_new = x.shape[0] if num_new is None else num_new
         if self.consolidation.due(task, num_new) and self.samples > 0:
@@ -94,6 +95,20 @@ class MemoryAwareSynapses(OCLAlgorithm):
         self.omega = {name: s / self.samples for name, s in self.importance_sum.items()}
         self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.omega}
         self._charge()
+
+    @classmethod
+    def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
+        """The step and the importance pass over its one new row."""
+        return StepCost.train(batch_rows) + StepCost(forward=1, backward=1)
+
+    @classmethod
+    def stored_state_bytes(
+        cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
+    ) -> tuple[dict[str, int], int]:
+        """The running importance, `Ω` and `θ*`: three copies of the trainable parameters."""
+        parts, per_slot = super().stored_state_bytes(config, model, num_classes)
+        trainable = tensor_bytes(*(p for p in model.parameters() if p.requires_grad))
+        return {**parts, "importance": 3 * trainable}, per_slot
 
     def _charge(self) -> None:
         held = [*self.importance_sum.values(), *self.omega.values(), *self.anchor.values()]

@@ -54,6 +54,9 @@ class FrameworkOptions:
 
 
 class Framework(Protocol):
+    """A framework that can run under a memory budget also has `max_held(setup) -> int` (the
+    most stream data it holds at once) and `replay_memories: int` (memories of its own, Camel's)."""
+
     name: str
 
     def run(self, setup: RunSetup) -> RunResult: ...
@@ -111,10 +114,23 @@ PolicyFactory = Callable[[PolicyContext], SchedulingPolicy]
 class SequentialFramework:
     """A stream baseline of SPEC §7: the shared virtual-time loop driven by one policy."""
 
-    def __init__(self, name: str, policy_factory: PolicyFactory, options: FrameworkOptions) -> None:
+    def __init__(
+        self,
+        name: str,
+        policy_factory: PolicyFactory,
+        options: FrameworkOptions,
+        held: int = 1,
+        replay_memories: int = 0,
+    ) -> None:
         reject_extra_options(name, options)
         self.name = name
         self.policy_factory = policy_factory
+        self.held = held
+        self.replay_memories = replay_memories
+
+    def max_held(self, setup: RunSetup) -> int:
+        """The most stream data the policy holds at once (its window)."""
+        return self.held
 
     def run(self, setup: RunSetup) -> RunResult:
         from executor.ocl.loop import run_sequential

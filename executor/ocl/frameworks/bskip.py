@@ -73,11 +73,11 @@ def build_random_n(options: FrameworkOptions) -> SequentialFramework:
     def policy(context: PolicyContext) -> WindowPolicy:
         return WindowPolicy(options.window, options.batch_size, random_n(context.rng))
 
-    return SequentialFramework("random-n", policy, options)
+    return SequentialFramework("random-n", policy, options, held=options.window)
 
 
 @register_framework("last-n")
 def build_last_n(options: FrameworkOptions) -> SequentialFramework:
     return SequentialFramework(
-        "last-n", lambda context: WindowPolicy(options.window, options.batch_size, last_n), options
+        "last-n", lambda context: WindowPolicy(options.window, options.batch_size, last_n), options, held=options.window
     )

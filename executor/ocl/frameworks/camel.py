@@ -70,4 +70,4 @@ def build_camel(options: FrameworkOptions) -> SequentialFramework:
         )
         return CamelPolicy(options.window, options.batch_size, buffer)
 
-    return SequentialFramework("camel", policy, options)
+    return SequentialFramework("camel", policy, options, held=options.window, replay_memories=1)

@@ -1,3 +1,3 @@
 """Imports every built-in framework so that each registers itself (add pipeline frameworks here)."""
 
-from executor.ocl.frameworks import bskip, camel, one_skip, oracle, pipeline  # noqa: F401
+from executor.ocl.frameworks import bskip, budgeted, camel, one_skip, oracle, pipeline  # noqa: F401

@@ -14,6 +14,11 @@ from executor.ocl.setup import RunSetup
 
 class Oracle:
     name = "oracle"
+    replay_memories = 0
+
+    def max_held(self, setup: RunSetup) -> int:
+        """The datum being trained on."""
+        return 1
 
     def run(self, setup: RunSetup) -> RunResult:
         return run_zero_delay(setup, self.name)

@@ -26,9 +26,6 @@ from planner.plan import Plan
 from planner.registry import Registry
 from sim.config import SimConfig
 
-# Algorithms whose micro-batch grows by the replayed rows: the twin's ops last that much longer.
-REPLAYING = ("er", "mir")
-
 
 def mode_names() -> list[str]:
     return list(PIPELINE_MODES)
@@ -187,10 +184,12 @@ def plan_report(setup: RunSetup, options: PipelineOptions, plan: Plan) -> dict[s
 
 
 def twin_config(setup: RunSetup, sim_config: SimConfig) -> SimConfig:
-    """The twin's settings for this run: with ER/MIR a micro-batch has `1 + replay_batch` rows,
-    so its ops last that much longer."""
+    """The twin's settings for this run: with a replay memory (ER, MIR, aL-SAR) a micro-batch has
+    `1 + replay_batch` rows, so its ops last that much longer."""
+    from executor.ocl.algorithms.base import algorithm_class
+
     rows_per_datum = 1
-    if setup.algorithm.name in REPLAYING:
+    if algorithm_class(setup.algorithm).replay_memory:
         rows_per_datum += setup.algorithm.replay_batch or 1
     if rows_per_datum == 1:
         return sim_config

@@ -7,12 +7,14 @@ harness started are ever signalled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,17 +33,53 @@ class Finished:
     wall_s: float
 
 
+TOKEN = "FERRET_TEST_PROCESS"  # set in every process a test starts; inherited by its ranks
+
+
 def spawn(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`argv` from the repository root, in a session of its own (so all of it can be killed)."""
-    return subprocess.Popen(
+    """`argv` from the repository root, in a session of its own, marked with a token in its
+    environment that every descendant inherits — torch's elastic agent starts each rank in a
+    session of its own, so a process group does not reach them, but the token does."""
+    token = uuid.uuid4().hex
+    process = subprocess.Popen(
         list(argv),
         cwd=REPO,
-        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {}), TOKEN: token},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+    _TOKENS[process.pid] = token
+    return process
+
+
+_TOKENS: dict[int, str] = {}
+
+
+def kill_all(process: subprocess.Popen[str]) -> None:
+    """SIGKILL `process` and every process carrying its token (its ranks, wherever they went)."""
+    marker = f"{TOKEN}={_TOKENS.get(process.pid, '-')}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if marker in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """What a killed process wrote; never waits long (a survivor may still hold the pipes)."""
+    try:
+        return process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        return "", "(the output could not be read: a process kept the pipes open)"
 
 
 def run_bounded(
@@ -60,8 +98,8 @@ def run_bounded(
             poke(process)
         stdout, stderr = process.communicate(timeout=max(0.0, timeout - (time.perf_counter() - started)))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
+        kill_all(process)
+        stdout, stderr = _finish(process)
         pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s; stderr:\n{stderr[-3000:]}")
     return Finished(process.returncode, stdout, stderr, time.perf_counter() - started)
 
@@ -76,8 +114,7 @@ def run_together(argvs: Sequence[Sequence[str]], timeout: float) -> list[Finishe
             stdout, stderr = process.communicate(timeout=max(0.0, timeout - (time.perf_counter() - started)))
         except subprocess.TimeoutExpired:
             for other in processes:
-                if other.poll() is None:
-                    os.killpg(other.pid, signal.SIGKILL)
+                kill_all(other)
             pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s")
         results.append(Finished(process.returncode, stdout, stderr, time.perf_counter() - started))
     return results

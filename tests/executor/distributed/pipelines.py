@@ -11,15 +11,23 @@ OUT/<case>.json per case. Programs:
 * `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
   trace and replays it in one process: the weights must come out the same.
 
+Budgeted OCL (aL-SAR's freezing and similarity-aware sampler on ER) cases, on 2 ranks: freezing decided by a fixed cycle (`scripted`: the
+schedule changes with the data, yet a replay of the same rows decides the same) must still give
+the replay's weights bit for bit, in lockstep and in real time; adaptive freezing proper (its
+Fisher traces travel up with the activations) must keep the books (reports count releases,
+skipped update rows and updates per stage).
+
 `lockstep+realtime` runs both in one session (one start-up of torch per rank).
 
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,7 @@ import torch
 from executor.compensation import CompensationConfig
 from executor.distributed.options import DistributedOptions
 from executor.distributed.rank import RankRun, Session, check_run, run_in_session
+from executor.ocl.freezing import AdaptiveFreezing
 from executor.replay import ReplayExecutor, execution_order, execution_plan, load_rows, simulate_rows
 from planner.plan import Plan, WorkerConfig
 from planner.strategies import make_plan
@@ -49,6 +58,44 @@ def removed_worker_plan(interval_s: float = 1.0, accumulation: tuple[int, ...] =
     return dataclasses.replace(base, workers=workers).validate(3)
 
 
+CYCLE = (0, 0, 0, 1, 2, 0, 2, 1, 2, 0, 1)  # layers frozen, datum by datum (3 layers: at most 2)
+SCRIPTED = "scripted"  # a case option: freezing decides by CYCLE
+# aL-SAR's two parts on ER (aL-SAR itself trains on memory draws only and is refused: its training
+# forward holds no prediction of the datum, the distributed executor's prediction).
+SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-aware", "freezing": "adaptive"}
+
+
+@contextlib.contextmanager
+def scripted_freezing(on: bool) -> Iterator[None]:
+    """While on, `AdaptiveFreezing.choose` returns CYCLE's next entry (its own count of batches)."""
+    original = AdaptiveFreezing.choose
+
+    def choose(self: AdaptiveFreezing, logits: Any, labels: Any, classifier: Any) -> int:
+        frozen = CYCLE[self.batches % len(CYCLE)]
+        self.batches += 1
+        self.frozen_batches += frozen > 0
+        self.frozen_layers_total += frozen
+        return frozen
+
+    if on:
+        AdaptiveFreezing.choose = choose  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AdaptiveFreezing.choose = original  # type: ignore[method-assign]
+
+
+def freezing_books(result: Any, rows: Any = None) -> dict[str, Any]:
+    """A freezing run's counts per stage: releases, updates, and (lockstep) skipped and traced update rows."""
+    d = result.details
+    books = {"frozen_backwards": d["frozen_backwards_per_stage"], "updates": d["updates_per_stage"]}
+    if rows is not None:
+        P = len(d["updates_per_stage"])
+        books["skipped"] = d["trace_updates_skipped_per_stage"]
+        books["traced_updates"] = [sum(1 for r in rows if r.kind == "update" and r.stage == j) for j in range(P)]
+    return books
+
+
 def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
     """Plans with P = 3 and N ≥ 2 (T1–T4), PipeDream-2BW; stage owners for `ranks` ranks."""
     owners = (0, 1, 1) if ranks == 2 else (0, 1, 2)
@@ -65,35 +112,45 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
     }
     if ranks == 3:
         cases = {k: cases[k] for k in ("t3-omission-er", "pipedream-2bw")}
+    else:
+        freezing = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 1))
+        cases["freezing-scripted"] = (freezing, {**SIMILARITY_ER, SCRIPTED: True})
+        cases["freezing-adaptive-er"] = (freezing, {"algorithm": "er", "buffer_samples": 8, "freezing": "adaptive"})
     return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
 
 
 def lockstep(session: Session, out: Path) -> None:
     for name, (plan, opts) in lockstep_cases(session.ctx.world_size).items():
-        setup = fixtures.setup(n=N, interval_s=1.0, **opts)
-        rows, _ = simulate_rows(plan, setup.profile, setup.stream.arrival_s, 0, SimConfig())
-        ordered = execution_order(rows)
-        compensation = CompensationConfig("iter-fisher")
-        run = RankRun(execution_plan(plan), compensation, SimConfig(), DistributedOptions(follow_trace=Path(name)),
-                      rows=ordered)  # fmt: skip
-        check_run(run.plan, setup.algorithm.name, run.options, session.ctx.world_size)
-        result = session.run(setup, run)
-        if session.ctx.rank != 0:
-            continue
-        distributed = {k: v.clone() for k, v in setup.model.state_dict().items()}
-        fresh = fixtures.setup(n=N, interval_s=1.0, **opts)
-        ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
-        replayed = fresh.model.state_dict()
-        equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
-        moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
-        report = {
-            "equal": equal,
-            "moved": moved,
-            "ops": result.details["ops_executed"],
-            "stale": sum(sum(h[1:]) for h in result.details["staleness_histogram"]),
-            "updates": result.details["updates_per_stage"],
-        }
-        (out / f"{name}.json").write_text(json.dumps(report))
+        with scripted_freezing(opts.pop(SCRIPTED, False)):
+            lockstep_case(session, out, name, plan, opts)
+
+
+def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict[str, Any]) -> None:
+    setup = fixtures.setup(n=N, interval_s=1.0, **opts)
+    rows, _ = simulate_rows(plan, setup.profile, setup.stream.arrival_s, 0, SimConfig())
+    ordered = execution_order(rows)
+    compensation = CompensationConfig("iter-fisher")
+    run = RankRun(execution_plan(plan), compensation, SimConfig(), DistributedOptions(follow_trace=Path(name)),
+                  rows=ordered)  # fmt: skip
+    check_run(run.plan, setup.algorithm, run.options, session.ctx.world_size)
+    result = session.run(setup, run)
+    if session.ctx.rank != 0:
+        return
+    distributed = {k: v.clone() for k, v in setup.model.state_dict().items()}
+    fresh = fixtures.setup(n=N, interval_s=1.0, **opts)
+    ReplayExecutor(fresh, execution_plan(plan), compensation).run(rows, drain=True)
+    replayed = fresh.model.state_dict()
+    equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
+    moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
+    report = {
+        "equal": equal,
+        "moved": moved,
+        "ops": result.details["ops_executed"],
+        "stale": sum(sum(h[1:]) for h in result.details["staleness_histogram"]),
+        "updates": result.details["updates_per_stage"],
+        **freezing_books(result, rows),
+    }
+    (out / f"{name}.json").write_text(json.dumps(report))
 
 
 def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
@@ -103,8 +160,11 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
         return {"p1": (owner_plan(plan, (0, 0)), {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8})}
     if ranks == 2:
-        plan = fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL)
-        return {"p2": (owner_plan(plan, (0, 1)), {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8})}
+        plan = owner_plan(fixtures.plan((0, 2, 3), workers=2, interval_s=INTERVAL), (0, 1))
+        return {
+            "p2": (plan, {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8}),
+            "p2-freezing-scripted": (plan, {**SIMILARITY_ER, SCRIPTED: True}),
+        }
     # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
     plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))
     return {"p3": (owner_plan(plan, (0, 1, 2)), {})}
@@ -117,35 +177,46 @@ def realtime(session: Session, out: Path) -> None:
     """Run each case in real time; rank 0 keeps the merged trace, the result's counts, the
     final weights, and the weights the replay executor reaches following the measured trace."""
     for name, (plan, opts) in realtime_cases(session.ctx.world_size).items():
-        setup = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
-        trace = out / f"{name}.trace.jsonl"
-        options = DistributedOptions(predict_all=name in PREDICT_ALL)
-        run = RankRun(plan, CompensationConfig(), SimConfig(), options, measured_trace=trace)
-        result = session.run(setup, run)
-        if session.ctx.rank != 0:
-            continue
-        fresh = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
-        rows = load_rows(trace, fresh.stream.arrival_s, plan)
-        ReplayExecutor(fresh, plan, CompensationConfig()).run(rows, drain=True)
-        replayed = fresh.model.state_dict()
-        distributed = setup.model.state_dict()
-        d = result.details
-        report = {
-            "n": N,
-            "predict_all": options.predict_all,
-            "trained": int(result.trained.sum()),
-            "dropped": d["dropped"],
-            "unpredicted": d["unpredicted"],
-            "predicted": int((result.predicted >= 0).sum()),
-            "trained_mask": result.trained.tolist(),
-            "predicted_mask": (result.predicted >= 0).tolist(),
-            "in_flight_at_end": d["in_flight_at_end"],
-            "updates": d["updates_per_stage"],
-            "stale": sum(sum(h[1:]) for h in d["staleness_histogram"]),
-            "replay_equal": all(torch.equal(distributed[k], replayed[k]) for k in replayed),
-            "latency_p50_s": d["latency_p50_s"],
-        }
-        (out / f"{name}.json").write_text(json.dumps(report))
+        with scripted_freezing(opts.pop(SCRIPTED, False)):
+            realtime_case(session, out, name, plan, opts)
+
+
+def realtime_case(session: Session, out: Path, name: str, plan: Plan, opts: dict[str, Any]) -> None:
+    setup = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
+    trace = out / f"{name}.trace.jsonl"
+    options = DistributedOptions(predict_all=name in PREDICT_ALL)
+    run = RankRun(plan, CompensationConfig(), SimConfig(), options, measured_trace=trace)
+    result = session.run(setup, run)
+    if session.ctx.rank != 0:
+        return
+    fresh = fixtures.setup(n=N, interval_s=INTERVAL, **opts)
+    rows = load_rows(trace, fresh.stream.arrival_s, plan)
+    ReplayExecutor(fresh, plan, CompensationConfig()).run(rows, drain=True)
+    replayed = fresh.model.state_dict()
+    distributed = setup.model.state_dict()
+    d = result.details
+    report = {
+        "n": N,
+        "predict_all": options.predict_all,
+        "trained": int(result.trained.sum()),
+        "dropped": d["dropped"],
+        "unpredicted": d["unpredicted"],
+        "predicted": int((result.predicted >= 0).sum()),
+        "trained_mask": result.trained.tolist(),
+        "predicted_mask": (result.predicted >= 0).tolist(),
+        "in_flight_at_end": d["in_flight_at_end"],
+        "updates": d["updates_per_stage"],
+        "stale": sum(sum(h[1:]) for h in d["staleness_histogram"]),
+        "replay_equal": all(torch.equal(distributed[k], replayed[k]) for k in replayed),
+        "latency_p50_s": d["latency_p50_s"],
+        "bwd_rows": [sum(1 for r in rows if r.kind == "bwd" and r.stage == j) for j in range(plan.num_stages)],
+        # The schema's transfer stage: a send row on the sending stage's owner, a recv on the receiving one's.
+        "transfers": [(r.kind, r.stage, r.device) for r in rows if r.kind in ("send", "recv")],
+        "owners": list(plan.placement[0]),
+        "start": [(r["ready_s"], r["start_late_s"]) for r in d["per_rank"]],
+        **freezing_books(result),
+    }
+    (out / f"{name}.json").write_text(json.dumps(report))
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,8 @@ Programs (each rank writes OUT/rank<r>.json when it gets that far):
 * `kill` / `raise` — all ranks exchange messages forever; rank ARG SIGKILLs itself (or raises)
   once it has received a few. Every other rank must notice and exit.
 * `wait` — every rank blocks in `receive()` for good (Ctrl-C tests).
+* `stuck` — every rank waits for a message nobody sends, watched by a watchdog of ARG
+  seconds (a deadlock): the watchdog must end the run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from executor.distributed.context import RankContext
 from executor.distributed.faults import run_and_exit
 from executor.distributed.launch import launch_local
 from executor.distributed.transport import TorchTransport
+from executor.distributed.watchdog import Watchdog
 from executor.pipeline.transport import Message
 from planner.errors import FerretError
 
@@ -98,6 +101,16 @@ def wait(ctx: RankContext, out: Path) -> int:
     return 0
 
 
+def stuck(ctx: RankContext, out: Path, limit_s: float) -> int:
+    watchdog = Watchdog(ctx.rank, limit_s)
+    watchdog.start()
+    transport = TorchTransport(ctx)
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps({"pid": os.getpid()}))
+    with watchdog.waiting("a message nobody sends (the test's deadlock)"):
+        transport.receive()
+    return 0
+
+
 def rank_main(program: str, out: Path, arg: str | None) -> None:
     ctx = RankContext.from_env()
 
@@ -109,6 +122,8 @@ def rank_main(program: str, out: Path, arg: str | None) -> None:
             return chatter(ctx, out, int(arg or 1), program)
         if program == "wait":
             return wait(ctx, out)
+        if program == "stuck":
+            return stuck(ctx, out, float(arg or 2))
         raise SystemExit(f"unknown program {program}")
 
     run_and_exit(ctx.rank, body)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -68,3 +69,15 @@ def test_ctrl_c_stops_every_rank(tmp_path):
         "ferret run: rank 0: stopped by SIGINT",
         "ferret run: rank 1: stopped by SIGINT",
     }
+
+
+def test_a_deadlock_ends_by_the_watchdog_with_one_line_per_rank(tmp_path):
+    done = run_bounded([*RANKS, "launch", "2", "stuck", str(tmp_path), "2"], LIMIT)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert re.match(r"launcher: rank [01] of 2 failed: exited with status 4 ", lines[-1]), done.stderr
+    stuck = [line for line in lines if "no progress for" in line]
+    assert stuck and all(line.endswith("waiting for a message nobody sends (the test's deadlock)") for line in stuck)
+    assert not any("Traceback" in line for line in lines), done.stderr
+    for rank in range(2):
+        assert not alive(json.loads((tmp_path / f"rank{rank}.json").read_text())["pid"])

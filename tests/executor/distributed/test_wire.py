@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from executor.distributed.wire import DTYPES, HEADER_LEN, MAX_DIMS, decode_header, encode_header
+from executor.distributed.wire import DTYPES, HEADER_LEN, MAX_DIMS, MAX_TENSORS, decode_header, encode_header
 from executor.pipeline.transport import Message
 
 
@@ -28,7 +28,7 @@ def test_what_cannot_travel_is_refused():
     with pytest.raises(ValueError, match="fields"):
         encode_header(Message(0, tuple(range(9))))
     with pytest.raises(ValueError, match="tensors"):
-        encode_header(Message(0, (), tuple(torch.zeros(1) for _ in range(4))))
+        encode_header(Message(0, (), tuple(torch.zeros(1) for _ in range(MAX_TENSORS + 1))))
     with pytest.raises(ValueError, match="dimensions"):
         encode_header(Message(0, (), (torch.zeros((1,) * (MAX_DIMS + 1)),)))
     with pytest.raises(ValueError, match="dtype"):
@@ -37,7 +37,7 @@ def test_what_cannot_travel_is_refused():
 
 def test_a_corrupt_header_is_refused():
     header = encode_header(Message(1, (), (torch.zeros(2),)))
-    header[9] = 4
+    header[9] = MAX_TENSORS + 1
     with pytest.raises(ValueError, match="corrupt"):
         decode_header(header)
     header = encode_header(Message(1, (), (torch.zeros(2),)))

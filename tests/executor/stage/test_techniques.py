@@ -155,7 +155,7 @@ def test_a_frozen_backward_trains_nothing_and_releases_everything():
     X = _data(1)
     h = runtimes[0].forward(0, 0, X[0]).output
     out = runtimes[1].forward(0, 0, h).output
-    result = runtimes[1].backward(0, 0, output_gradient(out, lambda z: _loss(0, z))[1], frozen=True)
+    result = runtimes[1].backward(0, 0, output_gradient(out, lambda z: _loss(0, z))[1], frozen_layers=1)
     assert not result.ran and result.grad_input is None and result.update is None
     assert runtimes[1].in_flight == 0 and runtimes[1].held_bytes("activations") == 0
     assert runtimes[1].current_version == 0

@@ -1,0 +1,32 @@
+"""A rank's measured trace rows of a transfer follow the schema (sim/trace.py): the `send` row
+names the sending stage, the `recv` row the receiving stage — as the twin writes them."""
+
+from __future__ import annotations
+
+import torch
+
+from executor.distributed import protocol
+from executor.distributed.protocol import Activation, Gradient
+from executor.distributed.trace import RankRecorder
+from executor.distributed.transport import WireEvent
+from executor.ocl.batch import TrainBatch
+
+X = torch.zeros(1, 4)
+ACT_TO_2 = Activation(7, 1, 2, 0, TrainBatch(X, torch.zeros(1, dtype=torch.int64), num_new=1)).message()
+GRAD_TO_0 = Gradient(7, 1, 0, X).message()
+INFER_TO_1 = protocol.infer(9, 1, X)
+
+
+def stages(direction: str) -> list[tuple[int, int, int]]:
+    recorder = RankRecorder(rank=3)
+    for message in (ACT_TO_2, GRAD_TO_0, INFER_TO_1, protocol.STOP):
+        recorder.wire(WireEvent(direction, 0, message, 1.0, 2.0, 64))
+    return [(row[1], row[2], row[3]) for row in recorder.rows]  # (sample, worker, stage)
+
+
+def test_a_send_row_names_the_sending_stage():
+    assert stages("send") == [(7, 1, 1), (7, 1, 1), (9, -1, 0)]  # STOP is no transfer of a datum
+
+
+def test_a_recv_row_names_the_receiving_stage():
+    assert stages("recv") == [(7, 1, 2), (7, 1, 0), (9, -1, 1)]

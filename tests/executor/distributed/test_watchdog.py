@@ -1,0 +1,54 @@
+"""The watchdog: a wait that outlasts its limit ends the process with one line naming it;
+computing never does. (The same on real ranks through the launcher: test_ranks.py.)"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from executor.distributed.faults import EXIT_NO_PROGRESS
+from executor.distributed.watchdog import Watchdog
+from tests.executor.distributed.harness import run_bounded
+
+
+def test_only_a_wait_past_its_limit_and_allowance_is_overdue():
+    dog = Watchdog(0, limit_s=3.0)
+    assert dog.overdue(100.0) is None  # not waiting: computing never counts
+    dog.expect(lambda: "x", allowance_s=2.0)
+    dog.since = 90.0
+    assert dog.overdue(94.0) is None  # 4 s: within 3 + 2
+    assert dog.overdue(95.5) == 5.5
+    dog.resumed()
+    assert dog.overdue(1000.0) is None
+
+
+def test_a_context_wait_sets_and_clears_itself():
+    dog = Watchdog(0, limit_s=1.0)
+    with dog.waiting("every rank to join"):
+        assert dog.since is not None
+        assert dog._describe() == "every rank to join"
+    assert dog.since is None
+
+
+PROGRAM = """
+import time
+from executor.distributed.watchdog import Watchdog
+dog = Watchdog(1, limit_s=0.5)
+dog.start()
+time.sleep(2.0)  # computing: never overdue
+with dog.waiting(lambda: "a message from rank 0 (the test never sends it)"):
+    time.sleep(60)
+"""
+
+
+def test_a_stuck_wait_ends_the_process_with_one_line():
+    done = run_bounded([sys.executable, "-c", PROGRAM], 30)
+    assert done.returncode == EXIT_NO_PROGRESS
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert re.fullmatch(
+        r"ferret run: rank 1: no progress for \d+ s \(watchdog, --watchdog 0\.5\): "
+        r"waiting for a message from rank 0 \(the test never sends it\)",
+        lines[0],
+    ), lines[0]
+    assert 2.0 < done.wall_s < 20

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 import analysis.commands
 from analysis.config_args import add_config_arguments, config_values, help_text
 from analysis.output import ferret_version
+from executor.distributed.faults import tell_launcher
 from planner.errors import FerretError
 from planner.limits import WorkLimits, set_limits
 from planner.output_safety import check_file_output, check_not_input, check_replaceable
@@ -200,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(command: str, message: str, code: int) -> int:
+    if tell_launcher(one_line(message.removeprefix("error: "))):
+        return code  # a rank of `launch_local`: the launcher says it, once, as its own line
     print(one_line(f"ferret {command}: {message}"), file=sys.stderr)
     return code
 

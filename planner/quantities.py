@@ -9,7 +9,8 @@ sum or product can overflow an int64 or reach infinity:
 - a non-zero time is at least `MIN_TIME_S` (1 ps: anything shorter is a unit mistake, and its
   reciprocal would overflow the planner's worker count) and at most `MAX_TIME_S` (~31 years);
 - a seed is a 32-bit unsigned integer (what NumPy, torch and Python all take);
-- a device index is below `MAX_DEVICES`, a plan has at most `MAX_WORKERS` workers.
+- a device index is below `MAX_DEVICES`, a plan has at most `MAX_WORKERS` workers;
+- a non-zero FLOP count lies in [1, `MAX_FLOPS`].
 
 `unit_problem(unit, value)` says why a value of a config-field unit (planner.config_field) is
 out of its physical range; `FieldSpec.allows` and the CLI's unit parsers both call it.
@@ -33,6 +34,8 @@ MAX_LAYERS = 4096
 MAX_RATE_PER_S = 1e12  # a decay faster than one per picosecond has no meaning
 MAX_FACTOR = 1e15  # a dimensionless number (a ratio, a scale, a value) far from float's edges
 MAX_COUNT = 2**53  # an integer count: exact as a float, far below int64
+MAX_FLOPS = 1e21  # FLOPs of one sample's training: a zettaFLOP is hours of the largest machine
+MAX_STREAMS = 64  # CUDA streams of one rank (a GPU runs at most 128 kernels at once)
 
 
 def size_problem(value: float) -> str | None:
@@ -69,6 +72,8 @@ def unit_problem(unit: str, value: float) -> str | None:
         return f"is beyond {MAX_RATE_PER_S:g} per second"
     if unit == "bandwidth" and math.isfinite(value) and not 1 <= value <= MAX_BYTES * 1e3:
         return "must be between 1 B/s and 1 EiB/s"
+    if unit == "flops" and math.isfinite(value) and value != 0 and not 1 <= abs(value) <= MAX_FLOPS:
+        return f"must be 0 or a FLOP count in [1, {MAX_FLOPS:g}]"
     if unit == "seed" and not 0 <= value <= MAX_SEED:
         return f"must be a seed in [0, {MAX_SEED}]"
     if unit == "int" and abs(value) > MAX_COUNT:

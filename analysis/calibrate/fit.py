@@ -33,6 +33,7 @@ from analysis.trace_table import TraceTable, load_table
 from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
+from planner.quantities import MAX_HOST_CORES
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts, StageTimes
 
@@ -44,6 +45,7 @@ class CalibrationOptions:
         help="CPU cores of the host the distributed runs shared (host contention)",
         unit="int",
         ge=1,
+        le=MAX_HOST_CORES,
         default_text="this machine's",
     )
 

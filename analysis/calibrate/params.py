@@ -2,7 +2,9 @@
 
 `stderr` is one standard error from the fit's Jacobian (scaled by the residual spread), 0 when
 the data fit exactly, and None when the value was not fitted — because the traces cannot tell
-it apart (`how` says why) or because it was fixed by the user.
+it apart (`how` says why) or because it was fixed by the user. A fitted time below 1 ps is 0:
+no trace resolves it, and a time is 0 or at least 1 ps wherever ferret reads one
+(planner.quantities).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from planner.quantities import MIN_TIME_S
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,10 @@ class Fitted:
     stderr: float | None
     unit: str
     how: str = "fitted"
+
+    def __post_init__(self) -> None:
+        if self.unit == "s" and abs(self.value) < MIN_TIME_S:
+            object.__setattr__(self, "value", 0.0)
 
     @property
     def fitted(self) -> bool:

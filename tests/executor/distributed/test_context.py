@@ -61,6 +61,8 @@ def test_the_launcher_blames_the_cause_not_the_reactions():
     # A rank stopped by the agent's SIGTERM before it could catch it is a reaction too.
     assert root_failure({0: _failure(0, -15, 4), 1: _failure(1, 1, 5)})[0] == 1
     assert "status 1" in describe_failure(_failure(0, 1, 0))
+    # A rank that ends on SIGTERM through its own handler (exit 143) reacted too.
+    assert root_failure({0: _failure(0, 143, 4), 1: _failure(1, 2, 5)})[0] == 1
 
 
 def test_a_closed_connection_reads_as_a_dead_peer():

@@ -28,6 +28,7 @@ from planner.config_field import config_field
 from planner.limits import check_work
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.provenance import check_made_for
 from planner.quantities import MAX_DEVICES
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
@@ -170,6 +171,10 @@ class DeployLoop:
             )
         else:
             self.progress(f"[3-4/{len(PHASES)}] probe, calibrate: using the calibration in {s.calibration}")
+            assert st.profile is not None
+            calibrated = ModelProfile.load(s.calibration / "profile.json")
+            what, against = f"--calibration {s.calibration}", f"model {s.model} on {s.dataset}"
+            check_made_for(calibrated.made_from(), st.profile.made_from(), what, against, force_flag=None)
             st.calibration_dir = s.calibration
         self._phase(5, "choose", "simulate every candidate with the calibrated twin", self.choose)
         self._phase(

@@ -281,12 +281,12 @@ def _check_inputs(
     if pipeline is not None:
         plan = pipeline.plan
         forced += check_made_for(plan.provenance, made_from, pipeline.plan_name, against, force=spec.force)
-        if pipeline.trace is not None:
-            recorded = _folder_provenance(pipeline.trace.parent)
+        for trace in (pipeline.trace, pipeline.distributed.follow_trace):
+            recorded = None if trace is None else _folder_provenance(trace.parent)
             if recorded is not None and recorded.get("plan") not in (None, content_id(plan.to_json())):
                 if not spec.force:
                     raise FerretError(
-                        f"trace {pipeline.trace} was simulated from another plan than {pipeline.plan_name} (--force to go on anyway)"
+                        f"trace {trace} was made from another plan than {pipeline.plan_name} (--force to go on anyway)"
                     )
                 forced.append("a trace of another plan")
     return forced

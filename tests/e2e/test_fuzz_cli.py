@@ -17,6 +17,7 @@ import copy
 import io
 import itertools
 import json
+import os
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analysis.cli import as_typed, build_parser, discover_commands, main
+from executor.distributed.options import GROUP as DISTRIBUTED_GROUP
 from tests.analysis.twin_runs import trace_rows
 
 BOUND_S = 120.0
@@ -87,16 +89,21 @@ def check_outcome(argv: list[str], out: Path, code: int, err: str, seconds: floa
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A profile and plan for mnistnet on digits (8×8), a simulation and two run folders."""
+    """A profile and plans for mnistnet on digits (8×8), a simulation, two run folders and a
+    replay of the simulated plan (the measured side of validate and calibrate)."""
     root = tmp_path_factory.mktemp("fuzz-inputs")
+    p, plan = str(root / "p.json"), str(root / "plan.json")
     steps = {
         "profile": ["profile", "--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:h100"],
-        "plan": ["plan", "--profile", str(root / "p.json")],
-        "sim": ["simulate", "--plan", str(root / "plan.json"), "--profile", str(root / "p.json"), "--samples", "30"],
-        "run": ["run", "--profile", str(root / "p.json"), "--samples", "30", "--eval-every", "10"],
-        "run2": ["run", "--profile", str(root / "p.json"), "--samples", "30", "--framework", "1-skip"],
+        "plan": ["plan", "--profile", p],
+        "plan2": ["plan", "--profile", p, "--devices", "2"],
+        "sim": ["simulate", "--plan", plan, "--profile", p, "--samples", "30"],
+        "run": ["run", "--profile", p, "--samples", "30", "--eval-every", "10"],
+        "run2": ["run", "--profile", p, "--samples", "30", "--framework", "1-skip"],
+        "replay": ["run", "--plan", plan, "--profile", p, "--samples", "30", "--eval-every", "0"],
     }
-    outs = {"profile": "p.json", "plan": "plan.json", "sim": "sim", "run": "run", "run2": "run2"}
+    outs = {"profile": "p.json", "plan": "plan.json", "plan2": "plan2.json", "sim": "sim", "run": "run"}
+    outs |= {"run2": "run2", "replay": "replay"}
     for key, argv in steps.items():
         code, _, err, _ = call([*argv, "--out", str(root / outs[key])])
         assert code == 0, err
@@ -106,9 +113,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- flags
 
 
+# `deploy` profiles, plans and runs for minutes when its flags are valid: fuzzed with no room for
+# work, it refuses after every check of its flags (tests/e2e/test_deploy_cli.py runs it).
+NO_WORK = {"deploy": ["--max-events", "1"]}
+
+
 def _base_argv(command: str, inputs: dict[str, Path]) -> list[str]:
     """The smallest valid call of each command (a new command runs with its flags alone)."""
-    p, plan = str(inputs["profile"]), str(inputs["plan"])
+    p, plan, sim, replay = str(inputs["profile"]), str(inputs["plan"]), str(inputs["sim"]), str(inputs["replay"])
+    placed = ["--plan", str(inputs["plan2"]), "--nproc", "2"]
     return {
         "profile": ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:h100"],
         "plan": ["--profile", p],
@@ -116,13 +129,20 @@ def _base_argv(command: str, inputs: dict[str, Path]) -> list[str]:
         "whatif": ["--profile", p, "--budgets", "1MiB", "--strategies", "ferret", "--samples", "20", "--jobs", "1"],
         "run": ["--profile", p, "--samples", "20", "--eval-every", "0"],
         "compare": [str(inputs["run"]), str(inputs["run2"])],
+        "validate": ["--predicted", sim, "--measured", replay],
+        "calibrate": ["--measured", replay, "--profile", p],
+        "run-distributed": [*placed, "--profile", p, "--mode", "distributed", "--samples", "12", "--eval-every", "0"],
     }.get(command, [])
 
 
-def _fuzzable(command: str) -> list[argparse.Action]:
+def _fuzzable(command: str, group: str | None = None) -> list[argparse.Action]:
+    """The command's flags (of one help section, with `group`), bar those that are not fuzzed."""
     parser = build_parser(discover_commands())
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    actions = sub.choices[command].populated()._actions  # type: ignore[attr-defined]
+    populated = sub.choices[command].populated()  # type: ignore[attr-defined]
+    actions = populated._actions
+    if group is not None:
+        actions = next(g._group_actions for g in populated._action_groups if g.title == group)
     return [a for a in actions if a.option_strings and not set(a.option_strings) & NOT_FUZZED]
 
 
@@ -143,14 +163,15 @@ def _flag_values(action: argparse.Action) -> st.SearchStrategy[list[str]]:
     return st.one_of(*[st.sampled_from(meant)] * 3, VALUE).map(lambda value: [flag, value])
 
 
-def _fuzz_command(command: str, inputs: dict[str, Path], data: st.DataObject) -> None:
-    actions = _fuzzable(command)
+def _fuzz_command(
+    command: str, inputs: dict[str, Path], data: st.DataObject, actions: list[argparse.Action], base: list[str]
+) -> None:
     chosen = data.draw(st.lists(st.sampled_from(actions), min_size=1, max_size=3, unique_by=id), label="flags")
-    argv = [command, *_base_argv(command, inputs)]
+    argv = [command, *base]
     for action in chosen:
         argv += data.draw(_flag_values(action), label=action.option_strings[-1])
     out = inputs["root"] / f"out-{next(_counter)}" / ("o.json" if command in ("profile", "plan") else "o")
-    argv += [*TIGHT, "--out", str(out)]
+    argv += [*TIGHT, *NO_WORK.get(command, []), "--out", str(out)]
     code, _, err, seconds = call(argv)
     event(f"exit {code}")
     check_outcome(argv, out, code, err, seconds)
@@ -163,7 +184,21 @@ COMMANDS = sorted(discover_commands())
 @FUZZ
 @given(data=st.data())
 def test_every_flag_of_every_command_takes_any_text(inputs, command, data):
-    _fuzz_command(command, inputs, data)
+    _fuzz_command(command, inputs, data, _fuzzable(command), _base_argv(command, inputs))
+
+
+@settings(FUZZ, max_examples=max(3, EXAMPLES // 5))
+@given(data=st.data())
+def test_distributed_flags_take_any_text(inputs, data):
+    """`run --mode distributed`'s own flags on a plan placed on 2 devices (a valid call starts
+    two ranks: few examples). It runs in a scratch folder: a relative --checkpoint-dir lands there."""
+    actions = _fuzzable("run", DISTRIBUTED_GROUP)
+    here = os.getcwd()
+    os.chdir(inputs["root"])
+    try:
+        _fuzz_command("run", inputs, data, actions, _base_argv("run-distributed", inputs))
+    finally:
+        os.chdir(here)
 
 
 # ----------------------------------------------------------------------------- JSON and CSV inputs

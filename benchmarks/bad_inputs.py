@@ -1,6 +1,7 @@
 """Sixty hand-made bad or edge inputs across every command, each run as a user would run it.
 
     .venv/bin/python benchmarks/bad_inputs.py [--jobs 2] [--only NAME_PREFIX] [--json OUT.json]
+        [--held-out | --main-added]
 
 Each case runs `python -m analysis ...` in a fresh folder holding copies of a few artifacts
 (profiles, plans, a simulation folder, run folders) and is judged on what a user would see:
@@ -129,7 +130,7 @@ def judge(case: Case, folder: Path) -> tuple[str, str, float]:
 # ----------------------------------------------------------------------------- fixtures
 
 
-def make_fixtures(base: Path) -> None:
+def make_fixtures(base: Path, main_added: bool = False) -> None:
     """Profiles, plans, a simulation and run folders every case starts from (made by ferret itself)."""
     steps = [
         ["profile", "--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:h100", "--out", "p.json"],
@@ -155,6 +156,12 @@ def make_fixtures(base: Path) -> None:
         ["run", "--plan", "plan.json", "--profile", "p.json", "--samples", "60", "--out", "run_pipe"],
         ["run", "--dataset", "synthetic", "--profile", "p.json", "--samples", "60", "--out", "synth_run"],
     ]
+    if main_added:  # what the cases of the commands main added start from
+        steps += [
+            ["simulate", "--plan", "plan.json", "--profile", "p.json", "--samples", "60", "--out", "sim60"],
+            ["plan", "--profile", "p.json", "--devices", "2", "--out", "plan2.json"],
+            ["calibrate", "--measured", "run_pipe", "--profile", "p.json", "--out", "cal"],
+        ]
     for argv in steps:
         res = ferret(argv, base, 300)
         if res.code != 0:
@@ -261,8 +268,8 @@ def concurrent_case(folder: Path) -> tuple[str, str]:
     files = sorted(p.name for p in (folder / "shared").iterdir()) if (folder / "shared").is_dir() else []
     config = json.loads((folder / "shared" / "config.json").read_text()) if "config.json" in files else {}
     summary = json.loads((folder / "shared" / "summary.json").read_text()) if "summary.json" in files else {}
-    if "trace.jsonl" in files and "trace.csv" in files:
-        return "MIXED", "trace.jsonl and trace.csv in one folder"
+    if "trace.ftrace" in files and "trace.csv" in files:
+        return "MIXED", "trace.ftrace and trace.csv in one folder"
     if config.get("samples") != summary.get("samples"):
         return "MIXED", f"config says {config.get('samples')} samples, summary {summary.get('samples')}"
     if pa.returncode == 0 and pb.returncode == 0:
@@ -355,14 +362,14 @@ CASES = [
         2,
         [*SIM, "--trace-format", "csv", "--out", "sim"],
         "ok",
-        gone=("sim/trace.jsonl",),
+        gone=("sim/trace.ftrace",),
     ),
     Case(
         "whatif-into-sim-folder",
         2,
         [*WHATIF, "--budgets", "1MiB", "--out", "sim"],
         "ok",
-        gone=("sim/trace.jsonl", "sim/memory_timeline.csv"),
+        gone=("sim/trace.ftrace", "sim/memory_timeline.csv"),
     ),
     Case("oracle-into-pipeline-run", 2, [*RUN, "--out", "run_pipe"], "ok", gone=("run_pipe/trace.jsonl",)),
     Case(
@@ -370,7 +377,7 @@ CASES = [
         2,
         [*SIM, "--out", "sim"],
         "ok",
-        write(".sim.k1ll3d.partial/trace.jsonl", "{}\n"),
+        write(".sim.k1ll3d.partial/trace.ftrace", "{}\n"),
         gone=(".sim.k1ll3d.partial",),
     ),
     Case("two-writers-one-folder", 2, custom=concurrent_case),
@@ -527,7 +534,7 @@ HELD_OUT = [
         gone=("run/metrics.csv", "run/accuracy.png"),
     ),
     Case(
-        "out-with-trailing-slash", 2, [*SIM, "--trace-format", "csv", "--out", "sim/"], "ok", gone=("sim/trace.jsonl",)
+        "out-with-trailing-slash", 2, [*SIM, "--trace-format", "csv", "--out", "sim/"], "ok", gone=("sim/trace.ftrace",)
     ),
     Case("decay-beyond-1e12", 3, ["plan", "--profile", "p.json", "--decay", "1e20/s", "--out", "q.json"]),
     Case("learning-rate-1e14", 3, [*RUN, "--lr", "1e14", "--out", "r2"], "either"),
@@ -574,18 +581,108 @@ HELD_OUT = [
 ]
 
 
+def _other_model(folder: Path) -> None:
+    """run_mlp: a copy of run_pipe whose summary says it ran mlp."""
+    shutil.copytree(folder / "run_pipe", folder / "run_mlp")
+    path = folder / "run_mlp" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["provenance"]["model"] = "mlp"
+    path.write_text(json.dumps(summary))
+
+
+VALIDATE = ["validate", "--predicted", "sim60", "--measured", "run_pipe"]
+CALIBRATE = ["calibrate", "--measured", "run_pipe"]
+DIST = [
+    "run",
+    "--plan",
+    "plan2.json",
+    "--profile",
+    "p.json",
+    "--mode",
+    "distributed",
+    "--nproc",
+    "2",
+    "--samples",
+    "20",
+]
+
+# Written for the commands and flags main added after the cases above (validate, calibrate,
+# deploy, run --mode distributed, budgeted OCL), before they were hardened (`--main-added`).
+MAIN_ADDED = [
+    Case("validate-out-is-its-measured-run", 1, [*VALIDATE, "--out", "run_pipe"]),
+    Case("validate-out-inside-its-prediction", 1, [*VALIDATE, "--out", "sim60/v"]),
+    Case("validate-into-a-run-folder", 2, [*VALIDATE, "--out", "run"], "ok", gone=("run/metrics.csv",)),
+    Case(
+        "validate-run-of-another-model",
+        5,
+        ["validate", "--predicted", "sim60", "--measured", "run_mlp", "--out", "v"],
+        setup=_other_model,
+    ),
+    Case("validate-a-run-without-trace", 7, ["validate", "--predicted", "sim60", "--measured", "run", "--out", "v"]),
+    Case("calibrate-with-another-models-profile", 5, [*CALIBRATE, "--profile", "mlp/mlp.json", "--out", "c"]),
+    Case(
+        "calibrate-run-of-another-model",
+        5,
+        ["calibrate", "--measured", "run_mlp", "--profile", "p.json", "--out", "c"],
+        setup=_other_model,
+    ),
+    Case(
+        "calibrate-host-cores-1e11", 3, [*CALIBRATE, "--profile", "p.json", "--host-cores", "99999999999", "--out", "c"]
+    ),
+    Case("calibrate-out-is-its-run", 1, [*CALIBRATE, "--profile", "p.json", "--out", "run_pipe"]),
+    Case("deploy-seed-2e40", 3, ["deploy", "--seed", "1099511627776", "--out", "d"]),
+    Case("deploy-unknown-stream", 7, ["deploy", "--stream", "nope", "--out", "d"], timeout=120),
+    Case("deploy-samples-1e14", 4, ["deploy", "--samples", "100000000000000", "--out", "d"], timeout=120),
+    Case(
+        "deploy-calibration-of-another-model",
+        5,
+        ["deploy", "--model", "mlp", "--calibration", "cal", "--out", "d"],
+        timeout=120,
+    ),
+    Case(
+        "budget-1e30-flops-with-er",
+        4,
+        [*RUN, "--algorithm", "er", "--compute-budget", "1e30", "--out", "r2"],
+        timeout=60,
+    ),
+    Case(
+        "budget-1e20-flops-with-er",
+        4,
+        [*RUN, "--algorithm", "er", "--compute-budget", "1e20", "--out", "r2"],
+        timeout=60,
+    ),
+    Case("budget-1e-30-flops", 3, [*RUN, "--compute-budget", "1e-30", "--out", "r2"]),
+    Case(
+        "sampler-temperature-1e-300",
+        3,
+        [*RUN, "--algorithm", "alsar", "--sampler-temperature", "1e-300", "--out", "r2"],
+    ),
+    Case(
+        "checkpoint-dir-is-a-run-folder",
+        2,
+        [*DIST, "--checkpoint-every", "5", "--checkpoint-dir", "run", "--out", "r2"],
+    ),
+    Case("distributed-follow-a-profile", 7, [*DIST, "--follow-trace", "p.json", "--out", "r2"]),
+    Case("distributed-resume-without-checkpoint", 7, [*DIST, "--resume", "run", "--out", "r2"]),
+    Case("distributed-unknown-dataset", 7, [*DIST, "--dataset", "nope", "--out", "r2"]),
+    Case("distributed-streams-1e9", 3, [*DIST, "--streams", "1000000000", "--out", "r2"]),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="run the cases whose name starts with this")
     parser.add_argument("--held-out", action="store_true", help="run the held-out cases instead")
+    parser.add_argument("--main-added", action="store_true", help="run the cases of what main added instead")
     parser.add_argument("--json", type=Path, default=None, help="write the outcomes as JSON")
     args = parser.parse_args()
-    cases = [c for c in (HELD_OUT if args.held_out else CASES) if c.name.startswith(args.only)]
+    chosen = HELD_OUT if args.held_out else MAIN_ADDED if args.main_added else CASES
+    cases = [c for c in chosen if c.name.startswith(args.only)]
     with tempfile.TemporaryDirectory(prefix="ferret-bad-") as tmp:
         base = Path(tmp) / "base"
         base.mkdir()
-        make_fixtures(base)
+        make_fixtures(base, args.main_added)
 
         def one(case: Case) -> tuple[Case, str, str, float]:
             folder = Path(tmp) / case.name

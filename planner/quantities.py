@@ -31,6 +31,7 @@ MAX_DEVICES = 4096
 MAX_HOST_CORES = 2**16  # cores of one host that devices share (SimConfig.host_cores)
 MAX_WORKERS = 4096
 MAX_LAYERS = 4096
+MAX_BANDWIDTH_BPS = MAX_BYTES * 1e3  # ~1 EiB/s; faster is a free link (inf)
 MAX_RATE_PER_S = 1e12  # a decay faster than one per picosecond has no meaning
 MAX_FACTOR = 1e15  # a dimensionless number (a ratio, a scale, a value) far from float's edges
 MAX_COUNT = 2**53  # an integer count: exact as a float, far below int64
@@ -70,7 +71,7 @@ def unit_problem(unit: str, value: float) -> str | None:
         return time_problem(value)
     if unit == "rate" and value > MAX_RATE_PER_S:
         return f"is beyond {MAX_RATE_PER_S:g} per second"
-    if unit == "bandwidth" and math.isfinite(value) and not 1 <= value <= MAX_BYTES * 1e3:
+    if unit == "bandwidth" and math.isfinite(value) and not 1 <= value <= MAX_BANDWIDTH_BPS:
         return "must be between 1 B/s and 1 EiB/s"
     if unit == "flops" and math.isfinite(value) and value != 0 and not 1 <= abs(value) <= MAX_FLOPS:
         return f"must be 0 or a FLOP count in [1, {MAX_FLOPS:g}]"

@@ -31,6 +31,11 @@ from planner.quantities import MAX_BYTES, check_size, check_time, unit_problem
         ("float", 1e16, False),
         ("int", 2**53, True),
         ("int", 2**53 + 1, False),
+        ("flops", 0, True),
+        ("flops", 1, True),
+        ("flops", 1e21, True),
+        ("flops", 0.5, False),
+        ("flops", 1e22, False),
     ],
 )
 def test_each_unit_holds_its_values_to_what_they_measure(unit, value, ok):

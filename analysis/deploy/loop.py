@@ -74,6 +74,7 @@ class DeploySpec:
         """What can be refused before any phase starts: every name, the arrival process, the
         budget's size, and the streams' length against the work limit (each phase checks its
         own work exactly)."""
+        # The built-in names register when their modules are imported (the registries load them lazily).
         import executor.data.catalog
         import executor.data.stream_builders
         import executor.models.zoo  # noqa: F401

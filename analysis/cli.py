@@ -1,24 +1,45 @@
 """The `ferret` entry point: discovers sub-commands and turns user errors into one line.
 
-A `FerretError` (bad file, bad value, infeasible budget) prints `ferret CMD: error: ...` on
-stderr and exits 2; any other exception is a bug and keeps its traceback.
+A `FerretError` (bad file, bad value, infeasible budget) or an error of the file system
+prints `ferret CMD: error: ...` on stderr and exits 2; SIGINT and SIGTERM print one line
+(exit 130, 143) after the command's staging is cleaned up; any other exception is a bug and
+keeps its traceback. What every command gets here, so a new command gets it too:
+
+- the work limits (`--max-workers`, `--max-events`, ... from `planner.limits.WorkLimits`),
+  set for the process before the command runs;
+- its `--out` checked before any work (planner/output_safety.py): not an input, and for a
+  folder output (`OUTPUT = "folder"`, the default) one that may be replaced as a whole.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from types import ModuleType
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
 import analysis.commands
-from analysis.config_args import help_text
+from analysis.config_args import add_config_arguments, config_values, help_text
+from analysis.output import ferret_version
+from executor.distributed.faults import tell_launcher
 from planner.errors import FerretError
+from planner.limits import WorkLimits, set_limits
+from planner.output_safety import check_file_output, check_not_input, check_replaceable
 
 EXIT_USER_ERROR = 2
+LIMITS_TITLE = "work limits (a refusal names the one to raise)"
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C (not caught by `except Exception`) so that every `finally`
+    (staging clean-up) runs."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -29,14 +50,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         silent = action.default is None or action.default is False or action.default in ([], "", argparse.SUPPRESS)
         if silent or "default" in text.lower() or not action.option_strings:
             return text
-        return text + " (default: %(default)s)"
+        return text + f" (default: {as_typed(action.default)})".replace("%", "%%")
+
+
+def as_typed(value: Any) -> str:
+    """A default as a user would type it (`0.9,0.999`, not `(0.9, 0.999)`)."""
+    if isinstance(value, tuple | list):
+        return ",".join(as_typed(v) for v in value)
+    return str(value)
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (`ferret plan: error: ...`), not usage + error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USER_ERROR, one_line(f"{self.prog}: error: {message} (see --help)") + "\n")
 
 
 class CommandParser(OneLineParser):
@@ -79,8 +107,10 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
     parser = OneLineParser(
         prog="ferret",
         description="Plan, predict and run online continual learning under memory and compute budgets.",
-        epilog="Sizes accept B/KiB/MiB/GiB (and KB/MB/GB), times ns/us/ms/s. Run 'ferret CMD --help' for details.",
+        epilog="Sizes accept B, KiB, MiB, GiB, TiB (binary), KB, MB, GB, TB (decimal); times ns, us, ms, s, min, h; "
+        "rates N/s. Run 'ferret CMD --help' for details.",
     )
+    parser.add_argument("--version", action="version", version=f"ferret {ferret_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name, module in commands.items():
         cmd = sub.add_parser(
@@ -88,10 +118,52 @@ def build_parser(commands: dict[str, ModuleType]) -> OneLineParser:
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
             formatter_class=HelpFormatter,
-            populate=module.add_arguments,
+            populate=_with_limits(module.add_arguments),
         )
-        cmd.set_defaults(_run=module.run)
+        cmd.set_defaults(_run=module.run, _output=getattr(module, "OUTPUT", "folder"))
     return parser
+
+
+def _with_limits(add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[argparse.ArgumentParser], None]:
+    def populate(parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser)
+        add_config_arguments(parser, WorkLimits, title=LIMITS_TITLE)
+
+    return populate
+
+
+def _inputs(args: argparse.Namespace) -> Iterator[Path]:
+    """Every argument that names an existing path: what the command may read, so that its
+    output cannot be one of them. A path flag's value counts; so does a text value that looks
+    like a path (a separator or a suffix, or after `trace:` and the like), but not a name such
+    as `--model mlp` that happens to match a file."""
+    for key, value in vars(args).items():
+        if key.startswith("_") or key in ("out", "command"):
+            continue
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, Path):
+                candidates = [str(item)]
+            elif isinstance(item, str):
+                candidates = [text for text in (item, item.partition(":")[2]) if os.sep in text or "." in text]
+            else:
+                continue
+            yield from (Path(c) for c in dict.fromkeys(candidates) if c and os.path.exists(c))
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """The command's `--out`, checked before any work (see the module docstring)."""
+    out = getattr(args, "out", None)
+    if not isinstance(out, Path):
+        return
+    check_not_input(out, args._output, _inputs(args))
+    if args._output == "folder":
+        check_replaceable(out)
+    else:
+        check_file_output(out)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,14 +173,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
+        set_limits(WorkLimits(**config_values(args, WorkLimits)))
+        check_out(args)
         return int(args._run(args) or 0)
     except FerretError as exc:
-        print(f"ferret {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _fail(args.command, f"error: {exc}", EXIT_USER_ERROR)
+    except OSError as exc:  # the file system's answer to a user's path: one line, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args.command, f"error: {where}{exc.strerror or exc}", EXIT_USER_ERROR)
+    except MemoryError:
+        return _fail(
+            args.command,
+            "error: out of memory: this work needs more than the machine has; ask for less",
+            EXIT_USER_ERROR,
+        )
+    except Terminated:
+        return _fail(args.command, "terminated", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
-        print(f"ferret {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args.command, "interrupted", 130)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        set_limits(WorkLimits())
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    if tell_launcher(one_line(message.removeprefix("error: "))):
+        return code  # a rank of `launch_local`: the launcher says it, once, as its own line
+    print(one_line(f"ferret {command}: {message}"), file=sys.stderr)
+    return code
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that could break or hide a line (a newline or other control
+    character, from a file name or a JSON key the user gave) written as an escape."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 if __name__ == "__main__":

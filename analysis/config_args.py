@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from analysis.units import UNIT_NOUNS, UNIT_PARSERS, cli_type, parse_key_value
-from planner.config_field import FieldSpec, field_default, field_specs
+from planner.config_field import FieldSpec, Unit, field_default, field_specs
 from planner.errors import FerretError
 
 Container = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -102,14 +102,28 @@ def help_text(action: argparse.Action) -> str:
     return text.replace("{names}", ", ".join(names())) if names is not None else text
 
 
+def unit_type(
+    unit: Unit,
+    name: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> Callable[[str], Any]:
+    """An argparse type for a flag that is not a config field: the unit's parser and physical
+    range, then the bounds, exactly as a config field's flag checks them."""
+    return cli_type(_bounded_parser(name, FieldSpec(help="", unit=unit, gt=gt, ge=ge, lt=lt, le=le)))
+
+
 def _bounded_parser(name: str, spec: FieldSpec) -> Callable[[str], Any]:
     """The field's unit parser followed by its bounds; a `ValueError` says which and why."""
     parse = UNIT_PARSERS[spec.unit]
 
     def parse_bounded(text: str) -> Any:
         value = parse(text)
-        if not spec.allows(value):
-            raise ValueError(f"{name} must be {spec.requirement()}, got {text!r}")
+        if (problem := spec.problem(value)) is not None:
+            raise ValueError(f"{name} {problem}, got {text!r}")
         return value
 
     parse_bounded.__name__ = spec.unit
@@ -161,8 +175,8 @@ def _setting(owner: str, members: dict[str, FieldSpec], key: str, raw: Any) -> A
         value = UNIT_PARSERS[spec.unit](str(raw))
     except ValueError:
         raise FerretError(f"{owner} setting {key} must be {UNIT_NOUNS[spec.unit]}, got {raw!r}") from None
-    if not spec.allows(value):
-        raise FerretError(f"{owner} setting {key} must be {spec.requirement()}, got {raw!r}")
+    if (problem := spec.problem(value)) is not None:
+        raise FerretError(f"{owner} setting {key} {problem}, got {raw!r}")
     return value
 
 

@@ -1,4 +1,9 @@
-"""What every command writes beside its outputs: `config.json` and `summary.json`, atomically."""
+"""What every command writes beside its outputs: `config.json` and `summary.json`, atomically.
+
+A folder output holds them by those names; a single-file output `p.json` (profile, plan) has
+them as its siblings `p.config.json` and `p.summary.json` (`write_siblings`), so that a file
+output never touches another file of its folder.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from planner.fileio import atomic_write_json
+from planner.output_safety import siblings
 
 
 def resolved_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """The command's resolved arguments (internal keys dropped) plus provenance."""
     config = {k: _jsonable(v) for k, v in sorted(vars(args).items()) if not k.startswith("_")}
     config.update({k: _jsonable(v) for k, v in extra.items()})
-    config["ferret_version"] = _version()
+    config["ferret_version"] = ferret_version()
     config["python"] = platform.python_version()
     return config
 
@@ -33,6 +39,13 @@ def write_summary(directory: str | Path, summary: dict[str, Any]) -> None:
 def write_json(path: str | Path, obj: Any) -> None:
     """`obj` as JSON, atomically; non-finite floats become null."""
     atomic_write_json(path, _jsonable(obj))
+
+
+def write_siblings(stage: Path, out: Path, args: argparse.Namespace, summary: dict[str, Any], **extra: Any) -> None:
+    """The config and summary of the single-file output `out`, into its staging folder."""
+    config_path, summary_path = siblings(out)
+    atomic_write_json(stage / config_path.name, resolved_config(args, **extra))
+    atomic_write_json(stage / summary_path.name, _jsonable(summary))
 
 
 def _jsonable(value: Any) -> Any:
@@ -52,7 +65,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _version() -> str:
+def ferret_version() -> str:
     try:
         return metadata.version("ferret-ocl")
     except metadata.PackageNotFoundError:

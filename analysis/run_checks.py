@@ -12,6 +12,7 @@ from analysis.run_folder import RunFolder
 from analysis.trace_metrics import StreamMetrics
 from analysis.trace_table import TraceTable
 from planner.errors import FerretError
+from planner.provenance import check_made_for
 
 
 def check_same_run(predicted: RunFolder, measured: RunFolder) -> None:
@@ -25,6 +26,13 @@ def check_same_run(predicted: RunFolder, measured: RunFolder) -> None:
     ):
         if x != y:
             raise FerretError(f"--predicted and --measured follow different plans ({what} {x} vs {y})")
+
+
+def check_same_model(predicted: RunFolder, measured: RunFolder, *, force: bool = False) -> list[str]:
+    """Refuse two folders whose provenance names different models or streams (`force`: return
+    the mismatches instead)."""
+    what, against = f"--measured {measured.path}", f"--predicted {predicted.path}"
+    return check_made_for(measured.made_from, predicted.made_from, what, against, force=force)
 
 
 def check_trace_complete(folder: RunFolder, table: TraceTable, metrics: StreamMetrics, role: str) -> None:

@@ -24,6 +24,7 @@ from planner.errors import FerretError
 from planner.fileio import read_json
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.provenance import read_provenance
 from sim.trace_files import TRACE_FORMATS
 
 SOURCES = ("twin", "replay", "distributed")
@@ -62,6 +63,15 @@ class RunFolder:
     @property
     def label(self) -> str:
         return f"{self.source} run {self.path}"
+
+    @property
+    def made_from(self) -> dict[str, Any]:
+        """What the run was made from (planner.provenance): its summary's record, else what its
+        profile says; empty for a folder that records neither."""
+        recorded = read_provenance(self.summary, f"{self.path}/summary.json")
+        if recorded is not None:
+            return recorded
+        return {} if self.profile is None else self.profile.made_from()
 
 
 def load_run_folder(path: str | Path, role: str) -> RunFolder:

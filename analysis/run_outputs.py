@@ -11,6 +11,7 @@ from typing import Any
 from analysis.units import format_bytes, format_seconds
 from planner.errors import FerretError
 from planner.fileio import read_json
+from planner.provenance import check_made_for
 
 
 def read_baseline(folder: Path) -> dict[str, Any]:
@@ -22,6 +23,34 @@ def read_baseline(folder: Path) -> dict[str, Any]:
     if summary["measured_peak_memory_bytes"] <= 0:
         raise FerretError(f"baseline summary {path}: measured_peak_memory_bytes must be positive")
     return summary
+
+
+def check_baseline(baseline: dict[str, Any], made_from: dict[str, Any], path: Path, force: bool) -> None:
+    """oagm/tagm compare two runs of one stream: the baseline must have run the same data set,
+    stream (with their options) and sample count."""
+    recorded = {key: baseline.get(key) for key in ("dataset", "stream", "samples")}
+    recorded.update({k: v for k, v in (baseline.get("provenance") or {}).items() if k.endswith("_options")})
+    actual = {key: made_from.get(key) for key in (*recorded, "dataset_options", "stream_options")}
+    check_made_for(recorded, actual, f"--baseline {path}", "this run", force=force)
+
+
+def save_inputs(staging: Path, experiment: Any, out: Path) -> None:
+    """The profile(s) and plan the run uses, into its folder (`--repeat-of` reruns from them);
+    a profile measured now says so, since a rerun that measures again gets other step times."""
+    from analysis.run_repeat import SAVED_PLAN, SAVED_PROFILE
+
+    spec, setup = experiment.spec, experiment.setup
+    setup.profile.save(staging / SAVED_PROFILE)
+    for profile in setup.batch_profiles:
+        profile.save(staging / f"profile.batch{profile.batch_size}.json")
+    pipeline = spec.framework_options.pipeline
+    if pipeline is not None:
+        pipeline.plan.save(staging / SAVED_PLAN)
+    if spec.profile_path is None and setup.profile.source == "measured":
+        print(
+            f"step times measured now on {setup.profile.device}: a run that measures again gets other times; "
+            f"this one's are saved as {out / SAVED_PROFILE} (--repeat-of {out} reruns this very run)"
+        )
 
 
 def write_metrics_csv(path: Path, result: Any, online: Any, test: Any) -> None:
@@ -78,5 +107,5 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
         )
     if "oagm" in summary:
         print(f"  vs baseline {summary['baseline']}: oagm {summary['oagm']:.3f}, tagm {summary['tagm']:.3f}")
-    extra = ", trace.jsonl, chrome_trace.json" if "mode" in summary else ""
-    print(f"  wrote {out}/ (summary.json, config.json, metrics.csv, accuracy.png{extra})")
+    extra = ", plan.json, trace.jsonl, chrome_trace.json" if "mode" in summary else ""
+    print(f"  wrote {out}/ (summary.json, config.json, metrics.csv, accuracy.png, profile.json{extra})")

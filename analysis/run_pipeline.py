@@ -61,6 +61,14 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
         distributed = dataclasses.replace(
             distributed, checkpoint_dir=args.out.with_name(f"{args.out.name}.checkpoints")
         )
+    if distributed.checkpoint_dir is not None and distributed.checkpoint_every:
+        from executor.distributed.checkpoint import check_root
+
+        check_root(distributed.checkpoint_dir, args.out)
+    if distributed.resume is not None:
+        from executor.distributed.checkpoint import latest
+
+        latest(distributed.resume)  # a folder with no checkpoint is one line here, not one per rank
     options = PipelineOptions(
         plan=Plan.load(args.plan),
         compensation=CompensationConfig(**config_values(args, CompensationConfig)),

@@ -2,7 +2,13 @@
 
 Inside the code everything is seconds and bytes. Each parser raises `ValueError` with a
 message that says what was expected; `cli_type` turns a parser into an argparse type.
-`UNIT_PARSERS` maps the unit a config field names (planner.config_field) to its parser.
+`UNIT_PARSERS` maps the unit a config field names (planner.config_field) to its parser. Every
+parser also refuses a value outside the physical range of what it measures
+(planner.quantities: a size above 1 PiB or rounding to 0 bytes, a time below 1 ps, a seed
+outside 32 bits, ...), so a flag cannot let an overflowing or vanishing number in.
+
+Units: sizes B, KiB, MiB, GiB, TiB (binary), KB, MB, GB, TB (decimal), K, M, G (binary); times
+ns, us (µs), ms, s, min, h; rates N/s, N/ms, N/us (per second when bare).
 """
 
 from __future__ import annotations
@@ -11,8 +17,11 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from planner.quantities import MAX_FACTOR, unit_problem
 
 T = TypeVar("T")
 
@@ -59,17 +68,23 @@ def _size(text: str) -> float:
     return _scaled(text, "size", "64MiB", _SIZE_UNITS, "B, KiB, MiB, GiB, KB, MB, GB")
 
 
+def _physical(unit: str, value: float, what: str, text: str) -> None:
+    if (problem := unit_problem(unit, value)) is not None:
+        raise ValueError(f"invalid {what} {text!r}: {problem}")
+
+
 def parse_bytes(text: str) -> int:
     """`'64MiB'` → 67108864. Binary (KiB) and decimal (KB) units; a bare number is bytes."""
-    size = _size(text)
-    if size <= 0:
+    if _size(text) <= 0:
         raise ValueError(f"invalid size {text!r}: must be positive")
-    return round(size)
+    return parse_size(text)
 
 
 def parse_size(text: str) -> int:
-    """A size of any sign (`parse_bytes` without its positivity: the caller checks the bounds)."""
-    return round(_size(text))
+    """A size ≥ 0 in whole bytes (`parse_bytes` without its positivity)."""
+    size = _size(text)
+    _physical("bytes", size, "size", text)
+    return round(size)
 
 
 def parse_seconds(text: str) -> float:
@@ -82,12 +97,16 @@ def parse_seconds(text: str) -> float:
 
 def parse_time(text: str) -> float:
     """A time of any sign (`parse_seconds` without its positivity: the caller checks the bounds)."""
-    return _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s")
+    seconds = _scaled(text, "time", "2ms", _TIME_UNITS, "ns, us, ms, s, min, h")
+    _physical("seconds", seconds, "time", text)
+    return seconds
 
 
 def parse_bandwidth(text: str) -> float:
     """`10GiB` or `10GiB/s` → bytes per second."""
-    return _size(text.strip().removesuffix("/s"))
+    bandwidth = _size(text.strip().removesuffix("/s"))
+    _physical("bandwidth", bandwidth, "bandwidth", text)
+    return bandwidth
 
 
 def parse_flop_count(text: str) -> float:
@@ -123,13 +142,40 @@ def parse_rate(text: str) -> float:
             raise ValueError(f"invalid rate {text!r} (expected e.g. 1/s or 0.5)") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"invalid rate {text!r}: must be ≥ 0")
+    _physical("rate", value, "rate", text)
     return value
 
 
-def parse_size_range(text: str) -> list[int]:
+@dataclass(frozen=True)
+class SizeGrid:
+    """Sizes of a sweep, counted before they are made: `list(grid)` makes them, `len(grid)`
+    only counts them, so a caller can refuse a grid of a billion points without building it."""
+
+    start: int
+    stop: int
+    factor: float | None = None  # geometric: start, start·factor, ... ≤ stop
+    step: int | None = None  # arithmetic: start, start + step, ... ≤ stop
+    values: tuple[int, ...] = ()  # an explicit list
+
+    def __len__(self) -> int:
+        if self.factor is not None:
+            return math.floor(math.log(self.stop * (1 + 1e-12) / self.start) / math.log(self.factor)) + 1
+        if self.step is not None:
+            return (self.stop - self.start) // self.step + 1
+        return len(self.values)
+
+    def __iter__(self) -> Any:
+        if self.factor is not None:
+            return iter(dict.fromkeys(round(self.start * self.factor**k) for k in range(len(self))))
+        if self.step is not None:
+            return iter(range(self.start, self.stop + 1, self.step))
+        return iter(self.values)
+
+
+def parse_size_range(text: str) -> SizeGrid:
     """Budgets for a sweep: `'4MiB:512MiB:x2'` (geometric), `'1MiB:8MiB:+1MiB'`, or `'a,b,c'`."""
     if "," in text:
-        return [parse_bytes(part) for part in text.split(",") if part.strip()]
+        return SizeGrid(0, 0, values=tuple(parse_bytes(part) for part in text.split(",") if part.strip()))
     parts = text.split(":")
     if len(parts) != 3:
         raise ValueError(f"invalid size range {text!r} (expected START:STOP:xFACTOR, START:STOP:+STEP or a,b,c)")
@@ -137,24 +183,14 @@ def parse_size_range(text: str) -> list[int]:
     step = parts[2].strip()
     if stop < start:
         raise ValueError(f"invalid size range {text!r}: stop is below start")
-    out: list[int] = []
     if step.startswith("x"):
-        factor = float(step[1:])
+        factor = parse_number(step[1:])
         if not factor > 1:
             raise ValueError(f"invalid size range {text!r}: factor must be > 1")
-        value = float(start)
-        while value <= stop * (1 + 1e-12):
-            out.append(round(value))
-            value *= factor
-    elif step.startswith("+"):
-        inc = parse_bytes(step[1:])
-        value_i = start
-        while value_i <= stop:
-            out.append(value_i)
-            value_i += inc
-    else:
-        raise ValueError(f"invalid size range {text!r}: step must be xFACTOR or +SIZE")
-    return out
+        return SizeGrid(start, stop, factor=factor)
+    if step.startswith("+"):
+        return SizeGrid(start, stop, step=parse_bytes(step[1:]))
+    raise ValueError(f"invalid size range {text!r}: step must be xFACTOR or +SIZE")
 
 
 def format_bytes(n: float) -> str:
@@ -185,6 +221,7 @@ def int_at_least(minimum: int, what: str = "count") -> Callable[[str], int]:
             raise ValueError(f"invalid {what} {text!r} (expected an integer ≥ {minimum})") from None
         if value < minimum:
             raise ValueError(f"invalid {what} {text!r}: must be ≥ {minimum}")
+        _physical("int", value, what, text)
         return value
 
     return parse
@@ -200,16 +237,29 @@ def float_at_least(minimum: float, inclusive: bool = True) -> Callable[[str], fl
             raise ValueError(f"invalid number {text!r}") from None
         if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
             raise ValueError(f"invalid number {text!r}: must be {'≥' if inclusive else '>'} {minimum:g}")
+        _physical("float", value, "number", text)
         return value
 
     return parse
 
 
-def parse_integer(text: str) -> int:
+def _whole(text: str, what: str, unit: str) -> int:
+    """An integer within its unit's physical range (planner.quantities)."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise ValueError(f"invalid integer {text!r}") from None
+        raise ValueError(f"invalid {what} {text!r} (expected a whole number)") from None
+    _physical(unit, value, what, text)
+    return value
+
+
+def parse_integer(text: str) -> int:
+    return _whole(text, "integer", "int")
+
+
+def parse_seed(text: str) -> int:
+    """A seed: an integer in [0, 2**32 - 1], what NumPy, torch and Python's random all take."""
+    return _whole(text, "seed", "seed")
 
 
 def parse_number(text: str) -> float:
@@ -219,6 +269,8 @@ def parse_number(text: str) -> float:
         raise ValueError(f"invalid number {text!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"invalid number {text!r}: must be finite")
+    if abs(value) > MAX_FACTOR:
+        raise ValueError(f"invalid number {text!r}: beyond {MAX_FACTOR:g} in magnitude")
     return value
 
 
@@ -234,6 +286,7 @@ def parse_pair(text: str) -> tuple[float, float]:
 # field's, checked after parsing; what a unit expects is said in `UNIT_NOUNS`.
 UNIT_PARSERS: dict[str, Callable[[str], Any]] = {
     "int": parse_integer,
+    "seed": parse_seed,
     "float": parse_number,
     "bytes": parse_size,
     "seconds": parse_time,
@@ -246,6 +299,7 @@ UNIT_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 UNIT_NOUNS = {
     "int": "an integer",
+    "seed": "a seed (an integer in [0, 2**32 - 1])",
     "float": "a number",
     "bytes": "a size (e.g. 64MiB)",
     "seconds": "a time (e.g. 2ms)",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from analysis.align import AlignedOps, align
-from analysis.run_checks import check_same_run, check_same_stream, check_trace_complete
+from analysis.run_checks import check_same_model, check_same_run, check_same_stream, check_trace_complete
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import StreamMetrics, stream_metrics
 from analysis.trace_table import KIND_CODES, TraceTable, load_table
@@ -29,6 +29,8 @@ from planner.closed_form import stage_shares
 from planner.config_field import config_field
 
 KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
+
+FORCED_NOTE = "--force: --measured was made for"
 
 
 @dataclass(frozen=True)
@@ -201,8 +203,11 @@ def _shares(predicted: RunFolder, measured: RunFolder) -> np.ndarray | None:
     return None
 
 
-def validate(predicted: RunFolder, measured: RunFolder, tolerances: Tolerances | None = None) -> Validation:
-    """Compare the traces of two run folders of one plan and stream."""
+def validate(
+    predicted: RunFolder, measured: RunFolder, tolerances: Tolerances | None = None, *, force: bool = False
+) -> Validation:
+    """Compare the traces of two run folders of one plan and stream (`force`: even when their
+    provenance names different models or streams; the report notes it)."""
     tol = Tolerances() if tolerances is None else tolerances
     check_same_run(predicted, measured)
     plan = predicted.plan
@@ -218,9 +223,10 @@ def validate(predicted: RunFolder, measured: RunFolder, tolerances: Tolerances |
         stream.append(metrics)
     pm, mm = stream
     check_same_stream(pm, mm, measured.clock)
+    forced = check_same_model(predicted, measured, force=force)
     timed = measured.clock == "stream" and predicted.clock == "stream"
     untimed_note = "" if timed else "not comparable: the replay's timeline is sequential, not a schedule"
-    notes = []
+    notes = [f"{FORCED_NOTE} {mismatch}" for mismatch in forced]
     if not timed:
         notes.append(
             "The measured run is a replay: one op at a time on the wall clock. Op durations, drops, staleness and "

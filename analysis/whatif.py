@@ -19,6 +19,7 @@ from typing import Any
 
 from analysis.pareto import non_dominated
 from planner.learning import BUILTIN, LearningModel, learning_rate
+from planner.limits import WorkLimits, set_limits
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
@@ -186,10 +187,12 @@ def run_sweep(
     profile: ModelProfile,
     workers: int = 1,
     progress: Callable[[Iterable[WhatIfRow], int], Iterable[WhatIfRow]] | None = None,
+    limits: WorkLimits | None = None,
 ) -> list[WhatIfRow]:
     """Plan every job here (sharing planners), simulate each distinct plan once — budgets that
     plan the same pipeline share its run — in `workers` processes when > 1, then mark the
-    Pareto front. Rows come in job order."""
+    Pareto front. Rows come in job order. The worker processes work under `limits` (the
+    caller's); an interruption cancels the points not yet started."""
     points = plan_points(jobs, profile)
     keys = [_run_key(point) for point in points]
     first: dict[str, int] = {}
@@ -200,9 +203,14 @@ def run_sweep(
         results: Iterable[WhatIfRow] = map(_simulate_packed, packed)
         runs = list(progress(results, len(packed)) if progress else results)
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(packed))) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(packed)), initializer=set_limits, initargs=(limits or WorkLimits(),)
+        )
+        try:
             results = pool.map(_simulate_packed, packed)
             runs = list(progress(results, len(packed)) if progress else results)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     by_key = dict(zip(first, runs, strict=True))
     return mark_pareto([_for_point(by_key[key], point) for key, point in zip(keys, points, strict=True)])
 

@@ -7,7 +7,9 @@ flag. The unit is a name (`Unit`), not a parser, so this module (the lowest laye
 the parsers of human units live at the CLI edge (analysis/units.py). Bounds are plain numbers
 (`gt`, `ge`, `lt`, `le`, as in pydantic; numbers are finite unless `finite=False`) that
 `FieldSpec.allows` and `check_bounds` check anywhere: a config's `validate()` can check the
-same bounds the CLI parser does, and hardening extends them here, not in a second mechanism.
+same bounds the CLI parser does. Beyond its declared bounds, a value must be what its unit
+measures (planner.quantities: a size fits in 1 PiB, a non-zero time lies in [1 ps, ~31 years],
+a seed in 32 bits, ...), so no field can let an overflowing or vanishing number through.
 
 A field the CLI sets in another way says how (`via`), so that every field is either a flag or
 explains why not; a nested config field says `via` too (its own fields carry the flags).
@@ -22,13 +24,26 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from planner.errors import ValidationError
+from planner.quantities import unit_problem
 
 #: How a flag's text becomes a value. `flag`: a switch (store true); `key-value`: a repeatable
 #: KEY=VALUE flag gathered into a mapping; `pair`: two comma-separated numbers.
 Unit = Literal[
-    "int", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "text", "path", "flag", "pair", "key-value"
+    "int",
+    "seed",
+    "float",
+    "bytes",
+    "seconds",
+    "rate",
+    "bandwidth",
+    "flops",
+    "text",
+    "path",
+    "flag",
+    "pair",
+    "key-value",
 ]
-NUMERIC: tuple[Unit, ...] = ("int", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "pair")
+NUMERIC: tuple[Unit, ...] = ("int", "seed", "float", "bytes", "seconds", "rate", "bandwidth", "flops", "pair")
 METADATA_KEY = "ferret"
 
 
@@ -89,11 +104,29 @@ class FieldSpec:
         numbers = value if isinstance(value, tuple) else (value,)
         return all(self._within(v) for v in numbers)
 
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not allowed (None if it is): the declared bounds in words, or what
+        its unit's physical range says (planner.quantities)."""
+        if self.allows(value):
+            return None
+        numbers = value if isinstance(value, tuple) else (value,)
+        for v in numbers:
+            numeric = isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+            if numeric and (physical := unit_problem(self.unit, v)) is not None and self._declared(v):
+                return physical
+        requirement = self.requirement() or "a number"
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers) and self.finite:
+            requirement = "finite" + (f" and {self.requirement()}" if self.requirement() else "")
+        return f"must be {requirement}"
+
     def _within(self, v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
             return False
         if math.isinf(v) and self.finite:
             return False
+        return self._declared(v) and unit_problem(self.unit, v) is None
+
+    def _declared(self, v: float) -> bool:
         return not (
             (self.gt is not None and not v > self.gt)
             or (self.ge is not None and not v >= self.ge)
@@ -165,11 +198,8 @@ def check_bounds(config: Any, where: str) -> None:
     the library's check at its boundary, from the same declaration as the CLI's."""
     for f, spec in field_specs(type(config)):
         value = getattr(config, f.name)
-        if not spec.allows(value):
-            requirement = spec.requirement()
-            if isinstance(value, float) and not math.isfinite(value):
-                requirement = "finite" + (f" and {requirement}" if requirement else "")
-            raise ValidationError(f"{where} {f.name} must be {requirement or 'a number'}, got {value!r}")
+        if (problem := spec.problem(value)) is not None:
+            raise ValidationError(f"{where} {f.name} {problem}, got {value!r}")
 
 
 def field_default(f: dataclasses.Field[Any]) -> Any:

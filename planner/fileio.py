@@ -1,6 +1,9 @@
 """File output that is never half-written, and JSON input with errors that name the file.
 
 Every layer writes through these helpers, so they live at the bottom of the import chain.
+Outputs of a whole command go through `atomic_dir` (a folder) or `atomic_files` (a file and
+its siblings); planner/output_safety.py holds the rules they share (what may be replaced,
+the lock, stale staging folders).
 """
 
 from __future__ import annotations
@@ -15,21 +18,35 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import FerretError
+from planner.output_safety import (
+    check_file_output,
+    check_replaceable,
+    made_parents,
+    output_lock,
+    record_outputs,
+    remove_stale,
+    replace_folder,
+    staging_dir,
+    umask,
+    writing,
+)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         # mkstemp creates 0600; give the result the mode a plain open() would have.
-        tmp.chmod(0o666 & ~_umask())
-        os.replace(tmp, target)
+        tmp.chmod(0o666 & ~umask())
+        with writing(target):
+            os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -55,40 +72,60 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise FerretError(f"cannot read {what} {p}: {exc}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise FerretError(f"{what} {p} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, a 5000-digit integer, nesting too deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise FerretError(f"{what} {p} is not valid JSON ({reason})") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"JSON has no {name}; write a finite number or null")
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a staging folder; on success move each file in it into `path` (created if absent).
+    """Yield an empty staging folder; on success it replaces `path` as a whole.
 
-    Each file lands by rename, so a reader never sees a half-written file, and on failure
-    nothing at all reaches `path`. Files already in `path` that the block did not write stay.
+    `path` must be absent, an empty folder or a folder ferret wrote (planner/output_safety.py);
+    afterwards it holds exactly what the block wrote: nothing of an earlier run stays beside it,
+    and on failure (or a signal) `path` is as it was, byte for byte. While the block runs, the
+    output is locked: a second writer of `path` fails at once with one line. Staging folders a
+    killed writer left beside `path` are removed first.
     """
     target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise FerretError(f"output path exists and is not a folder: {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    check_replaceable(target)
+    with _staged(target) as staging:
         yield staging
-        target.mkdir(exist_ok=True)
-        file_mode, dir_mode = 0o666 & ~_umask(), 0o777 & ~_umask()
-        for item in sorted(staging.rglob("*")):
-            dest = target / item.relative_to(staging)
-            if item.is_dir():
-                dest.mkdir(exist_ok=True)
-                dest.chmod(dir_mode)
-            else:
-                item.chmod(file_mode)
-                os.replace(item, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        check_replaceable(target)
+        record_outputs(staging)
+        replace_folder(staging, target)
+
+
+@contextlib.contextmanager
+def atomic_files(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A single-file output and its siblings (`p.json`, `p.summary.json`, ...): yield a staging
+    folder; on success each file written there is renamed beside `path` (each rename atomic),
+    on failure nothing reaches the folder. Locked like `atomic_dir`."""
+    target = Path(path)
+    check_file_output(target)
+    with _staged(target) as staging:
+        yield staging
+        mode = 0o666 & ~umask()
+        for item in sorted(staging.iterdir()):
+            item.chmod(mode)
+            os.replace(item, target.parent / item.name)
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A fresh staging folder beside `target`, with its parents made and its lock held, after
+    removing what killed writers left; the folder is gone afterwards, whatever happened."""
+    with made_parents(target), output_lock(target):
+        remove_stale(target)
+        staging = staging_dir(target)
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,23 +1,30 @@
 """A pipeline plan: partition, worker configurations (SPEC §1) and placement, as JSON.
 
 `Plan` is everything an executor needs; the planner fills `feasible` and `predicted`.
-A removed worker (T4) has `offset == -1`.
+A removed worker (T4) has `offset == -1`. `validate` holds every number to what it measures
+(planner.quantities): at most `MAX_WORKERS` workers, device indices below `MAX_DEVICES`, an
+interval in [1 ps, ~31 years], sizes within 1 PiB. `provenance` (optional) names the profile
+the plan was made from (planner/provenance.py).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
+from planner.provenance import PROVENANCE_KEY, read_provenance
+from planner.quantities import MAX_COUNT, MAX_DEVICES, MAX_LAYERS, MAX_WORKERS, check_size
 from planner.stream import check_stream
 
 REMOVED = -1
 STASHED, LATEST = "stashed", "latest"
 BACKWARD_WEIGHTS = (STASHED, LATEST)
+MAX_GROUP = 2**20  # accumulation or mini-batch: data per optimizer step
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class Plan:
     minibatch: int = 1
     feasible: bool = True
     predicted: Prediction | None = None
+    provenance: dict[str, Any] | None = field(default=None, compare=False)  # the profile it was made from
 
     # ----------------------------------------------------------------- derived views
     @property
@@ -165,8 +173,12 @@ class Plan:
                 "the partition must cover every layer exactly once"
             )
         P = self.num_stages
+        if P > MAX_LAYERS:
+            raise ValidationError(f"plan has {P} stages, more than the {MAX_LAYERS} layers ferret plans for")
         if not self.workers:
             raise ValidationError("plan.workers is empty; a plan needs at least one worker")
+        if self.num_workers > MAX_WORKERS:
+            raise ValidationError(f"plan has {self.num_workers} workers, more than the {MAX_WORKERS} ferret runs")
         offsets: dict[int, int] = {}
         for n, w in enumerate(self.workers):
             where = f"plan.workers[{n}]"
@@ -192,26 +204,40 @@ class Plan:
                 if len(values) != P:
                     raise ValidationError(f"{where}.{key} has {len(values)} entries, the plan has {P} stages")
             for j, (acc, omit) in enumerate(zip(w.accumulation, w.omission, strict=True)):
-                if acc < 1:
-                    raise ValidationError(f"{where}.accumulation[{j}] must be ≥ 1, got {acc}")
+                if not 1 <= acc <= MAX_GROUP:
+                    raise ValidationError(f"{where}.accumulation[{j}] must be in [1, {MAX_GROUP}], got {acc}")
                 if not 0 <= omit <= P - 1 - j:
                     raise ValidationError(f"{where}.omission[{j}] must be in [0, P-1-j = {P - 1 - j}], got {omit}")
         if len(self.placement) != self.num_workers:
             raise ValidationError(
                 f"plan.placement has {len(self.placement)} rows, the plan has {self.num_workers} workers"
             )
+        devices = max(MAX_DEVICES, self.num_workers * P)  # each (worker, stage) on its own device at most
         for n, row in enumerate(self.placement):
             if len(row) != P:
                 raise ValidationError(f"plan.placement[{n}] has {len(row)} entries, the plan has {P} stages")
             if any(d < 0 for d in row):
                 raise ValidationError(f"plan.placement[{n}] has a negative device index: {list(row)}")
+            if any(d >= devices for d in row):
+                raise ValidationError(
+                    f"plan.placement[{n}] names device {max(row)}; device indices must be below {devices} "
+                    f"({MAX_DEVICES}, or the plan's N·P slots if more)"
+                )
         check_stream(self.arrival_interval_s, self.decay_per_s, self.value_per_datum, where="plan")
-        if self.budget_bytes is not None and self.budget_bytes <= 0:
-            raise ValidationError(
-                f"plan.budget_bytes must be positive or null (unconstrained), got {self.budget_bytes}"
-            )
-        if self.minibatch < 1:
-            raise ValidationError(f"plan.minibatch must be ≥ 1, got {self.minibatch}")
+        if self.budget_bytes is not None:
+            if self.budget_bytes <= 0:
+                raise ValidationError(
+                    f"plan.budget_bytes must be positive or null (unconstrained), got {self.budget_bytes}"
+                )
+            check_size(self.budget_bytes, "plan.budget_bytes")
+        if not 1 <= self.minibatch <= MAX_GROUP:
+            raise ValidationError(f"plan.minibatch must be in [1, {MAX_GROUP}], got {self.minibatch}")
+        if self.predicted is not None:
+            rate, memory = self.predicted.adaptation_rate, self.predicted.memory_bytes
+            if not (math.isfinite(rate) and rate >= 0) or not 0 <= memory <= MAX_COUNT:
+                raise ValidationError(
+                    f"plan.predicted must hold a finite rate ≥ 0 and memory ≥ 0, got {rate!r}, {memory!r}"
+                )
         return self
 
     # ----------------------------------------------------------------- JSON
@@ -228,6 +254,7 @@ class Plan:
             "minibatch": self.minibatch,
             "feasible": self.feasible,
             "predicted": None if self.predicted is None else self.predicted.to_json(),
+            **({PROVENANCE_KEY: self.provenance} if self.provenance else {}),
         }
 
     @classmethod
@@ -249,6 +276,7 @@ class Plan:
             minibatch=get_field(obj, "minibatch", int, "plan", default=1),
             feasible=get_field(obj, "feasible", bool, "plan", default=True),
             predicted=None if predicted_raw is None else Prediction.from_json(predicted_raw),
+            provenance=read_provenance(obj, "plan"),
         )
         return plan.validate()
 

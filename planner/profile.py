@@ -1,15 +1,17 @@
 """Per-layer cost profile of a model: the planner's only view of the model.
 
 JSON format (DESIGN.md): {"model", "device", "batch_size", "source", "layers": [{"name",
-"t_fwd_s", "t_bwd_s", "param_bytes", "act_bytes", "fwd_flops"}, ...]}. Unknown keys are
-ignored on read so that later versions may add fields.
+"t_fwd_s", "t_bwd_s", "param_bytes", "act_bytes", "fwd_flops"}, ...], "provenance": {...}}.
+Unknown keys are ignored on read so that later versions may add fields. Every number must be
+what it measures (planner.quantities): times 0 or in [1 ps, ~31 years], sizes and their totals
+within 1 PiB, so the planner's sums and products cannot overflow. `provenance` (optional, see
+planner/provenance.py) says what model, input and class count the profile was made for.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +20,8 @@ import numpy as np
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field as _get
+from planner.provenance import PROVENANCE_KEY, layers_id, read_provenance, structure_id
+from planner.quantities import MAX_BYTES, MAX_COUNT, MAX_LAYERS, MAX_TIME_S, check_size, check_time
 
 PROFILE_SOURCES = ("measured", "roofline", "calibrated", "synthetic")
 
@@ -58,13 +62,11 @@ class LayerProfile:
 
     def validate(self, where: str = "layer") -> None:
         for key in ("t_fwd_s", "t_bwd_s"):
-            value = getattr(self, key)
-            if not math.isfinite(value) or value < 0:
-                raise ValidationError(f"{where}.{key} must be a finite time ≥ 0 s, got {value!r}")
-        for key in ("param_bytes", "act_bytes", "fwd_flops"):
-            value = getattr(self, key)
-            if value < 0:
-                raise ValidationError(f"{where}.{key} must be ≥ 0, got {value!r}")
+            check_time(getattr(self, key), f"{where}.{key}")
+        for key in ("param_bytes", "act_bytes"):
+            check_size(getattr(self, key), f"{where}.{key}")
+        if not 0 <= self.fwd_flops <= MAX_COUNT:
+            raise ValidationError(f"{where}.fwd_flops must be in [0, {MAX_COUNT:.3g}], got {self.fwd_flops!r}")
         if self.t_fwd_s + self.t_bwd_s <= 0:
             raise ValidationError(f"{where} has zero forward and backward time; a layer must cost something")
 
@@ -78,10 +80,24 @@ class ModelProfile:
     device: str = "cpu"
     batch_size: int = 1
     source: str = "measured"
+    provenance: dict[str, Any] | None = field(default=None, compare=False)  # what it was made for
 
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def structure(self) -> str:
+        """The model's layers as the planner sees them (planner.provenance.structure_id)."""
+        return structure_id(((x.name, x.param_bytes, x.act_bytes) for x in self.layers), self.batch_size)
+
+    def made_from(self) -> dict[str, Any]:
+        """What this profile describes, in provenance terms: what it records, its layer names
+        and, unless its numbers are made up (`source` synthetic), its structure."""
+        made = {**(self.provenance or {}), "model": self.model, "layers": layers_id(x.name for x in self.layers)}
+        if self.source != "synthetic":
+            made["structure"] = self.structure
+        return made
 
     @cached_property
     def t_fwd(self) -> np.ndarray:
@@ -109,12 +125,21 @@ class ModelProfile:
             raise ValidationError("profile.model must be a non-empty string")
         if not self.layers:
             raise ValidationError("profile.layers is empty; a profile needs at least one layer")
-        if self.batch_size < 1:
+        if len(self.layers) > MAX_LAYERS:
+            raise ValidationError(f"profile has {len(self.layers)} layers, more than the {MAX_LAYERS} ferret plans for")
+        if not 1 <= self.batch_size <= MAX_COUNT:
             raise ValidationError(f"profile.batch_size must be ≥ 1, got {self.batch_size}")
         if self.source not in PROFILE_SOURCES:
             raise ValidationError(f"profile.source must be one of {', '.join(PROFILE_SOURCES)}, got {self.source!r}")
         for i, layer in enumerate(self.layers):
             layer.validate(f"profile.layers[{i}]")
+        total = sum(x.param_bytes + x.act_bytes for x in self.layers)
+        if total > MAX_BYTES:
+            raise ValidationError(f"profile's parameter and activation bytes add up to {total:.3g}, beyond 1 PiB")
+        if sum(x.fwd_flops for x in self.layers) > MAX_COUNT:
+            raise ValidationError(f"profile's forward FLOPs add up to more than {MAX_COUNT:.3g}")
+        if sum(x.t_fwd_s + x.t_bwd_s for x in self.layers) > MAX_TIME_S:
+            raise ValidationError("profile's layer times add up to more than ~31 years")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +149,7 @@ class ModelProfile:
             "batch_size": self.batch_size,
             "source": self.source,
             "layers": [layer.to_json() for layer in self.layers],
+            **({PROVENANCE_KEY: self.provenance} if self.provenance else {}),
         }
 
     @classmethod
@@ -137,6 +163,7 @@ class ModelProfile:
             batch_size=_get(obj, "batch_size", int, "profile", default=1),
             source=_get(obj, "source", str, "profile", default="measured"),
             layers=tuple(LayerProfile.from_json(x, f"profile.layers[{i}]") for i, x in enumerate(layers_raw)),
+            provenance=read_provenance(obj, "profile"),
         )
         return profile.validate()
 

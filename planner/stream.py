@@ -10,18 +10,38 @@ import math
 from dataclasses import dataclass
 
 from planner.errors import ValidationError
+from planner.quantities import MAX_FACTOR, MAX_RATE_PER_S, MAX_TIME_S, MIN_TIME_S, time_problem
 
 
 def check_stream(arrival_interval_s: float, decay_per_s: float, value_per_datum: float, where: str = "") -> None:
-    """Raise `ValidationError` unless `td > 0`, `c ≥ 0` and `V_D > 0`, all finite.
+    """Raise `ValidationError` unless `td` is a positive time (planner.quantities: 1 ps to ~31
+    years), `0 ≤ c ≤ MAX_RATE_PER_S` and `0 < V_D ≤ MAX_FACTOR`, all finite.
 
     With `where` (e.g. `"plan"`) the message names the field (`plan.decay_per_s`); without it,
     the quantity in words, as a CLI user knows it.
     """
     checks = (
-        ("arrival_interval_s", "arrival interval", arrival_interval_s, arrival_interval_s > 0, "a positive time"),
-        ("decay_per_s", "decay rate", decay_per_s, decay_per_s >= 0, "≥ 0 per second"),
-        ("value_per_datum", "value per datum", value_per_datum, value_per_datum > 0, "positive"),
+        (
+            "arrival_interval_s",
+            "arrival interval",
+            arrival_interval_s,
+            arrival_interval_s > 0 and time_problem(arrival_interval_s) is None,
+            f"a positive time in [{MIN_TIME_S:g} s, {MAX_TIME_S:g} s]",
+        ),
+        (
+            "decay_per_s",
+            "decay rate",
+            decay_per_s,
+            0 <= decay_per_s <= MAX_RATE_PER_S,
+            f"≥ 0 per second (at most {MAX_RATE_PER_S:g})",
+        ),
+        (
+            "value_per_datum",
+            "value per datum",
+            value_per_datum,
+            0 < value_per_datum <= MAX_FACTOR,
+            f"positive (at most {MAX_FACTOR:g})",
+        ),
     )
     for field, words, value, ok, rule in checks:
         if not (ok and math.isfinite(value)):

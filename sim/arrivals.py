@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from planner.errors import FerretError, ValidationError
+from planner.quantities import MAX_TIME_S, check_time
 from planner.registry import Registry
 
 
@@ -45,8 +46,7 @@ register_arrival = ARRIVALS.register
 
 
 def _check_interval(interval_s: float) -> None:
-    if not (math.isfinite(interval_s) and interval_s > 0):
-        raise ValidationError(f"arrival interval must be a positive time, got {interval_s!r}")
+    check_time(interval_s, "arrival interval", positive=True)
 
 
 def _check_n(n: int) -> None:
@@ -189,9 +189,11 @@ class TraceArrivals:
             if not _is_number(cell):
                 raise FerretError(f"arrival trace {p} line {lineno}: {cell!r} is not a time in seconds")
             values.append(float(cell))
+        if not values:
+            raise FerretError(f"arrival trace {p} holds a header but no times")
         times = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(times)):
-            raise FerretError(f"arrival trace {p} holds a non-finite time")
+        if not np.all(np.isfinite(times)) or np.abs(times).max() > MAX_TIME_S:
+            raise FerretError(f"arrival trace {p} holds a time that is not finite or beyond {MAX_TIME_S:g} s")
         if np.any(np.diff(times) < 0):
             raise FerretError(f"arrival trace {p} is not sorted: times must be non-decreasing")
         return times - times[0]

@@ -12,9 +12,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from planner.config_field import config_field
+from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
+from planner.quantities import MAX_HOST_CORES
 
 JITTER_MODELS = ("none", "lognormal")
 
@@ -53,15 +54,16 @@ class SimConfig:
     Each field's metadata (`config_field`) gives its CLI flag, unit and bounds.
     """
 
-    concurrency: int = config_field(1, help="ops a device runs at once", unit="int", ge=1)
+    concurrency: int = config_field(1, help="ops a device runs at once", unit="int", ge=1, le=1024)
     slowdown: float = config_field(
-        0.0, help="an op started beside m others takes 1 + slowdown·m times as long", unit="float", ge=0
+        0.0, help="an op started beside m others takes 1 + slowdown·m times as long", unit="float", ge=0, le=1e3
     )
     host_cores: int | None = config_field(
         None,
         help="cores of the one host every device shares (CPU ranks); more ops at once than cores slow each down",
         unit="int",
         ge=1,
+        le=MAX_HOST_CORES,
         default_text="unlimited",
     )
     host_slowdown: float = config_field(
@@ -70,8 +72,9 @@ class SimConfig:
         "times as long (fair time sharing: 1/cores)",
         unit="float",
         ge=0,
+        le=1e3,
     )
-    time_scale: float = config_field(1.0, help="multiplies every profiled op time", unit="float", gt=0)
+    time_scale: float = config_field(1.0, help="multiplies every profiled op time", unit="float", gt=0, le=1e6)
     op_overhead_s: float = config_field(
         0.0, help="fixed cost added to each op (20us)", unit="seconds", ge=0, flag="op-overhead"
     )
@@ -81,7 +84,7 @@ class SimConfig:
         math.inf,
         help="link bandwidth (10GiB/s)",
         unit="bandwidth",
-        gt=0,
+        ge=1,
         finite=False,
         flag="link-bandwidth",
         default_text="free",
@@ -89,9 +92,10 @@ class SimConfig:
     jitter: str = config_field("none", help="op-time jitter model", via="--jitter SIGMA: lognormal when SIGMA > 0")
     jitter_sigma: float = config_field(
         0.0,
-        help="log-std of a mean-1 log-normal op-time factor",
+        help="log-std of a mean-1 log-normal op-time factor (beyond 3 most ops would take next to no time)",
         unit="float",
         ge=0,
+        le=3,
         flag="jitter",
         default_text="0 (none)",
     )
@@ -100,6 +104,7 @@ class SimConfig:
         help="data that may wait in front of a worker / for a mini-batch",
         unit="int",
         ge=0,
+        le=2**31,
         default_text="the strategy's",
     )
     exclusive_devices: bool = config_field(
@@ -109,10 +114,14 @@ class SimConfig:
         False, help="also count gradients, rebuilt activations, accumulation buffers", unit="flag"
     )
     optimizer_state_ratio: float = config_field(
-        0.0, help="optimizer bytes per weight byte (Adam 2)", unit="float", ge=0
+        0.0, help="optimizer bytes per weight byte (Adam 2)", unit="float", ge=0, le=64
     )
     compensation_buffers: int = config_field(
-        0, help="weight-sized buffers per stage kept by gradient compensation (λ auto-tuning 2)", unit="int", ge=0
+        0,
+        help="weight-sized buffers per stage kept by gradient compensation (λ auto-tuning 2)",
+        unit="int",
+        ge=0,
+        le=64,
     )
     trace_memory: bool = config_field(False, help="add a mem row per memory change", unit="flag")
 
@@ -161,6 +170,7 @@ class SimConfig:
             )
         if self.compensation_buffers < 0:
             raise ValidationError(f"{where}: compensation_buffers must be ≥ 0, got {self.compensation_buffers}")
+        check_bounds(self, f"{where}:")
         return self
 
     # ----------------------------------------------------------------- JSON

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from planner.errors import FerretError
+from planner.limits import check_work
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import ArrivalProcess, FixedArrivals
@@ -31,6 +32,13 @@ def resolve_placement(plan: Plan, config: SimConfig, single_device: bool) -> tup
     if config.exclusive_devices:
         return tuple(tuple(n * P + j for j in range(P)) for n in range(plan.num_workers))
     return plan.placement
+
+
+def ops_per_datum(num_stages: int) -> int:
+    """An upper estimate of the ops one datum costs the twin (or a replay) on `num_stages`
+    stages: arrive, forward, backward, recompute and update at each stage, a send and a
+    receive each way between stages."""
+    return 5 * num_stages + 4 * (num_stages - 1) + 2
 
 
 def simulate(
@@ -53,6 +61,7 @@ def simulate(
     if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
         raise FerretError(f"number of samples must be a positive integer, got {samples!r}")
     plan.validate(profile.num_layers)
+    check_work("max_events", int(samples) * ops_per_datum(plan.num_stages), f"simulating {samples} samples", "ops")
     strategy = get_strategy(plan.strategy)
     if arrivals is None:
         arrivals = FixedArrivals(plan.arrival_interval_s)

@@ -33,6 +33,8 @@ from analysis.trace_table import TraceTable, load_table
 from planner.config_field import config_field
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
+from planner.provenance import check_made_for
+from planner.quantities import MAX_HOST_CORES
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts, StageTimes
 
@@ -46,6 +48,7 @@ class CalibrationOptions:
         help="CPU cores of the host the distributed runs shared (host contention)",
         unit="int",
         ge=1,
+        le=MAX_HOST_CORES,
         default_text="this machine's",
     )
 
@@ -147,6 +150,8 @@ def load_runs(folders: list[RunFolder], profile: ModelProfile) -> list[MeasuredR
             raise FerretError(f"{folder.trace_path}: ops on {stages} stages but its plan has {plan.num_stages}")
         if not table.mask("fwd", "bwd").any():
             raise FerretError(f"{folder.trace_path}: no fwd or bwd rows to fit")
+        what = f"--measured {folder.path}"
+        check_made_for(folder.made_from, profile.made_from(), what, "--profile", force_flag=None)
         runs.append(MeasuredRun(folder, table))
     return runs
 

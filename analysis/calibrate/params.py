@@ -2,7 +2,9 @@
 
 `stderr` is one standard error from the fit's Jacobian (scaled by the residual spread), 0 when
 the data fit exactly, and None when the value was not fitted — because the traces cannot tell
-it apart (`how` says why) or because it was fixed by the user.
+it apart (`how` says why) or because it was fixed by the user. A fitted time below 1 ps is 0
+and a bandwidth beyond ~1 EiB/s is a free link (inf): no trace resolves either, and a time is 0
+or at least 1 ps, a bandwidth at most that or free, wherever ferret reads one (planner.quantities).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from planner.quantities import MAX_BANDWIDTH_BPS, MIN_TIME_S
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,12 @@ class Fitted:
     stderr: float | None
     unit: str
     how: str = "fitted"
+
+    def __post_init__(self) -> None:
+        if self.unit == "s" and abs(self.value) < MIN_TIME_S:
+            object.__setattr__(self, "value", 0.0)
+        if self.unit == "B/s" and self.value > MAX_BANDWIDTH_BPS:
+            object.__setattr__(self, "value", math.inf)
 
     @property
     def fitted(self) -> bool:

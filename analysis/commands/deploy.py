@@ -34,11 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.deploy.candidates import parse_budget
     from analysis.deploy.loop import PHASES, DeployLoop, DeploySpec
     from analysis.deploy.report import FIGURES, write_report
     from analysis.validate import Tolerances
-    from executor.compensation import CompensationConfig
     from planner.errors import FerretError
 
     spec = DeploySpec(**config_values(args, DeploySpec))
@@ -46,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
         for name in ("profile.json", "sim_config.json", "costs.json"):
             if not (spec.calibration / name).is_file():
                 raise FerretError(f"--calibration {spec.calibration} has no {name} (give a ferret calibrate folder)")
-    parse_budget(spec.budget)  # a bad size fails now, not after profiling
-    CompensationConfig(spec.compensation).validate()  # so does an unknown compensator (one registry)
+    spec.check()  # a bad name, size or length fails now, not after profiling
     tolerances = Tolerances(**config_values(args, Tolerances))
     with atomic_dir(args.out) as stage:
         state = DeployLoop(spec, stage, lambda line: print(line, flush=True), tolerances).run()

@@ -7,27 +7,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.output import resolved_config
+from analysis.config_args import unit_type
+from analysis.output import write_siblings
 from analysis.units import (
     cli_type,
     format_bytes,
     format_seconds,
     parse_bytes,
     parse_positive_float,
-    parse_positive_int,
     parse_rate,
     parse_seconds,
 )
 from planner.builtin import resolve_profile
 from planner.closed_form import arrival_limited_rate
 from planner.errors import FerretError
-from planner.fileio import atomic_dir, atomic_write_json
+from planner.fileio import atomic_files
 from planner.learning import DEFAULT_OBJECTIVE, OBJECTIVES, beside, learning_rate, model_for
+from planner.output_safety import siblings
+from planner.plan import MAX_GROUP
 from planner.profile import ModelProfile
+from planner.quantities import MAX_DEVICES
 from planner.search import PlanResult
 from planner.strategies import STRATEGIES, make_plan, minimal_budget
 
 NAME = "plan"
+OUTPUT = "file"
 HELP = "choose a pipeline plan (partition, workers, techniques) for a memory budget and a stream"
 DESCRIPTION = (
     "Search the strategy's plans for the highest adaptation rate whose memory fits the budget "
@@ -90,14 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--devices",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "devices", ge=1, le=MAX_DEVICES),
         default=None,
         help="devices D: every stage on one owner device, contiguous blocks of stages balanced by stage time (what "
         "--mode distributed runs); default: each (worker, stage) its own device, the closed forms' regime",
     )
     parser.add_argument(
         "--minibatch",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "minibatch", ge=1, le=MAX_GROUP),
         default=None,
         help="gpipe/1f1b only: fix the mini-batch size instead of choosing the best one",
     )
@@ -108,8 +112,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.is_dir():
-        raise FerretError(f"--out {out} is a folder; give the plan's file name, e.g. {out / 'plan.json'}")
     profile = resolve_profile(args.profile)
     td = float(profile.t_fwd.max()) if args.arrival_interval == "auto" else args.arrival_interval
     if td <= 0:
@@ -149,12 +151,12 @@ def run(args: argparse.Namespace) -> int:
         summary["learning_score"] = learning_rate(profile, result.plan, model) * td
         fitted = None if learning_path is None else beside(learning_path)
         summary["learning_model"] = str(fitted) if fitted is not None and fitted.exists() else "built-in"
-    summary_path, config_path = out.with_name(f"{out.stem}.summary.json"), out.with_name(f"{out.stem}.config.json")
-    with atomic_dir(out.parent) as stage:
+    with atomic_files(out) as stage:
         result.plan.save(stage / out.name)
-        atomic_write_json(stage / summary_path.name, summary)
-        config = resolved_config(args, arrival_interval_s=td, budget_bytes=budget, profile_model=profile.model)
-        atomic_write_json(stage / config_path.name, config)
+        write_siblings(
+            stage, out, args, summary, arrival_interval_s=td, budget_bytes=budget, profile_model=profile.model
+        )
+    config_path, summary_path = siblings(out)
     print(_table(result, budget, td, args, summary["arrival_limited_rate"]))
     if "learning_score" in summary:
         print(
@@ -206,6 +208,7 @@ def _summary(
         "decay_per_s": plan.decay_per_s,
         "value_per_datum": plan.value_per_datum,
         **_techniques(result),
+        "provenance": plan.provenance,
         "planning_s": elapsed,
         "log": list(result.log),
     }

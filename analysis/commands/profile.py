@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from analysis.output import write_config, write_summary
-from analysis.units import cli_type, format_bytes, format_seconds, parse_positive_int
+from analysis.config_args import unit_type
+from analysis.output import write_siblings
+from analysis.units import cli_type, format_bytes, format_seconds
+from planner.fileio import atomic_files
 from planner.profile import ModelProfile
+from planner.quantities import MAX_COUNT
 
 NAME = "profile"
+OUTPUT = "file"
 HELP = "profile a model per layer: measured on cpu/cuda, or a roofline estimate for a named device"
 DESCRIPTION = (
     "Build MODEL for an input shape and class count, then write its per-layer profile (forward and "
     "backward time, parameter and activation bytes, forward FLOPs) as JSON the planner reads. "
     "--device cpu|cuda[:N] times every layer (warm-up, then the median of --repeats); "
     "--device roofline:NAME estimates the times on a device you do not have (h100, a100, titan-xp, "
-    "cpu, or roofline:peak=19.5T,bw=2T,launch=5us for a custom one). config.json and summary.json "
-    "are written beside the profile."
+    "cpu, or roofline:peak=19.5T,bw=2T,launch=5us for a custom one). Beside --out p.json it writes "
+    "p.config.json (the resolved arguments) and p.summary.json (totals); all three together or none."
 )
 
 
@@ -26,8 +31,10 @@ def parse_shape(text: str) -> tuple[int, ...]:
         dims = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise ValueError(f"invalid input shape {text!r} (expected C,H,W or a feature count, e.g. 3,32,32)") from None
-    if not dims or min(dims) < 1:
-        raise ValueError(f"invalid input shape {text!r}: sizes must be positive")
+    if not dims or min(dims) < 1 or len(dims) > 3:
+        raise ValueError(f"invalid input shape {text!r}: 1 to 3 positive sizes (C,H,W or a feature count)")
+    if math.prod(dims) > MAX_COUNT:
+        raise ValueError(f"invalid input shape {text!r}: more than {MAX_COUNT:.3g} values per datum")
     return dims
 
 
@@ -41,31 +48,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="input shape C,H,W (or a feature count); default: the model's usual input",
     )
-    parser.add_argument("--classes", type=cli_type(parse_positive_int), default=10, help="number of classes")
-    parser.add_argument("--batch", type=cli_type(parse_positive_int), default=1, help="micro-batch size profiled")
+    parser.add_argument("--classes", type=unit_type("int", "classes", ge=2), default=10, help="number of classes")
+    parser.add_argument(
+        "--batch", type=unit_type("int", "batch", ge=1, le=2**20), default=1, help="micro-batch size profiled"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or roofline:NAME")
-    parser.add_argument("--repeats", type=cli_type(parse_positive_int), default=10, help="timed rounds (median kept)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing")
+    parser.add_argument(
+        "--repeats", type=unit_type("int", "repeats", ge=1, le=10**6), default=10, help="timed rounds (median kept)"
+    )
+    parser.add_argument(
+        "--warmup", type=unit_type("int", "warmup", ge=0, le=10**6), default=3, help="untimed rounds before timing"
+    )
     parser.add_argument(
         "--threads",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "threads", ge=1, le=4096),
         default=1,
         help="CPU threads while timing; 1 (as `ferret run` uses) because batch-1 layers are too small for "
         "intra-op threads to help, and on a busy machine spinning threads inflate times by orders of magnitude",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
-    parser.add_argument("--out", type=Path, required=True, help="profile JSON to write")
+    parser.add_argument("--seed", type=unit_type("seed", "seed"), default=0, help="seed of the weights and the input")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="profile JSON to write (siblings: <stem>.config.json, <stem>.summary.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from executor.models import build_model
     from executor.models.registry import DEFAULT_INPUT_SHAPES, _load_builtin_models
     from executor.profiler import profile_model, roofline_profile
-    from planner.errors import FerretError
 
     _load_builtin_models()
-    if args.warmup < 0:
-        raise FerretError(f"--warmup must be ≥ 0, got {args.warmup}")
     shape = args.input_shape or DEFAULT_INPUT_SHAPES.get(args.model)
     if shape is None:
         shape = (1, 28, 28)  # an unknown model fails in build_model with the list of names
@@ -82,9 +97,6 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
         )
-    profile.save(args.out)
-    out_dir = args.out.parent
-    write_config(out_dir, args, input_shape=list(shape))
     summary = {
         "profile": str(args.out),
         "model": profile.model,
@@ -100,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         "act_bytes": int(profile.act_bytes.sum()),
         "fwd_flops": int(profile.fwd_flops.sum()),
     }
-    write_summary(out_dir, summary)
+    with atomic_files(args.out) as stage:
+        profile.save(stage / args.out.name)
+        write_siblings(stage, args.out, args, summary, input_shape=list(shape))
     print(format_table(profile))
     print(f"wrote {args.out} ({profile.source} on {profile.device}, batch {profile.batch_size})")
     return 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from analysis.config_args import add_config_arguments, config_values
 from analysis.output import write_config, write_summary
 from analysis.run_distributed import distributed, launch_ranks, output_folder
-from analysis.run_outputs import print_summary, read_baseline, write_metrics_csv
+from analysis.run_outputs import check_baseline, print_summary, read_baseline, save_inputs, write_metrics_csv
 from analysis.run_pipeline import (
     MEASURED_TRACE,
     PIPELINE_TITLE,
@@ -17,6 +17,7 @@ from analysis.run_pipeline import (
     pipeline_options,
     with_measured_trace,
 )
+from analysis.run_repeat import repeated_args
 from analysis.sim_inputs import SIM_TITLE
 from analysis.units import cli_type, parse_rate
 
@@ -31,8 +32,9 @@ DESCRIPTION = (
     "or skipped as the framework decides: oracle (every datum, zero delay), 1-skip, random-n, last-n "
     "(B-Skip: N of the latest B), camel (weighted coreset + replay), or a registered pipeline "
     "framework. Time is virtual: a step lasts what the model's profile says (--profile FILE, else "
-    "measured here, or --device roofline:NAME). Writes summary.json, config.json, metrics.csv and "
-    "accuracy.png to --out. With --plan plan.json the stream runs through the plan's pipeline (Ferret, "
+    "measured here, or --device roofline:NAME); the profile used is saved as profile.json, so that "
+    "--repeat-of OUT reruns the very same run. Writes summary.json, config.json, metrics.csv, "
+    "accuracy.png and profile.json to --out. With --plan plan.json the stream runs through the plan's pipeline (Ferret, "
     "PipeDream, PipeDream-2BW, GPipe, 1F1B): the twin schedules it for the stream's arrivals and the replay "
     "executor follows that schedule op by op with real data and math, writing also the measured op trace "
     "(trace.jsonl, chrome_trace.json)."
@@ -60,9 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, AlgorithmConfig, title="algorithm")
     add_config_arguments(parser, OptimizerConfig, title="optimizer")
     sections["output"].add_argument(
-        "--baseline", type=Path, default=None, help="run folder to compare with (oagm, tagm)"
+        "--baseline",
+        type=Path,
+        default=None,
+        help="run folder to compare with (oagm, tagm); it must have run the same data set, stream and sample count",
+    )
+    sections["what runs"].add_argument(
+        "--repeat-of",
+        type=Path,
+        default=None,
+        metavar="RUNDIR",
+        help="run again exactly what RUNDIR ran (its config.json, with the profile and plan it saved); only --out "
+        "may be given beside it",
     )
     sections["output"].add_argument("--out", type=Path, required=True, help="output folder")
+    parser.set_defaults(_parser=parser)
 
 
 def run_spec(args: argparse.Namespace, pipeline: PipelineOptions | None = None) -> RunSpec:
@@ -87,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from executor.metrics import compare_to_baseline, online_accuracy_curve, seen_accuracy_curve
     from executor.ocl.experiment import experiment_summary, prepare, run_experiment
 
+    if args.repeat_of is not None:
+        args = repeated_args(args, args._parser)
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
     if args.compute_budget is not None and args.framework is None and args.plan is None:
         args.framework = "budgeted"  # a compute budget is spent by the budgeted framework
@@ -95,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         return 0  # the ranks did the run; rank 0 wrote the outputs and printed the summary
     with output_folder(args.out, pipeline) as staging:
         experiment = prepare(run_spec(args, with_measured_trace(pipeline, staging)))
+        if baseline is not None:
+            check_baseline(baseline, experiment.made_from, args.baseline, force=args.force)
+        for mismatch in experiment.forced:
+            print(f"note: --force: an input was made for {mismatch}")
+        save_inputs(staging, experiment, args.out)
         result = run_experiment(experiment)
         if distributed(pipeline) and not is_output_rank():
             return 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from analysis.config_args import unit_type
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
-from analysis.units import cli_type, format_bytes, format_seconds, int_at_least
+from analysis.units import format_bytes, format_seconds
 from planner.builtin import resolve_profile
-from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.plan import Plan
+from planner.provenance import check_made_for, content_id
 from sim.config import SimConfig
 from sim.result import SimResult
 from sim.trace_files import TRACE_FORMATS
@@ -20,7 +21,7 @@ NAME = "simulate"
 HELP = "predict a plan's adaptation rate, memory, latency and drops with the SimPy twin"
 DESCRIPTION = (
     "Stream --samples arrivals through the plan's pipeline in simulated time and write summary.json "
-    "(adaptation rate per SPEC §2, peak memory, throughput, drop rate, latency p50/p99, staleness, "
+    "(adaptation rate as docs/sim.md defines it, peak memory, throughput, drop rate, latency p50/p99, staleness, "
     "utilisation), trace.ftrace (binary, numpy arrays; or trace.jsonl / trace.csv: one row per op, the schedule "
     "the replay executor follows), chrome_trace.json (open in https://ui.perfetto.dev: one track per device; the "
     "first --chrome-max-events events), memory_timeline.csv and "
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--samples",
-        type=cli_type(int_at_least(1, "sample count")),
+        type=unit_type("int", "samples", ge=1),
         default=10_000,
         help="number of arrivals to simulate",
     )
@@ -44,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fixed",
         help="arrival process: fixed, poisson, bursty (mean gap = the plan's interval), or trace:FILE (CSV of times)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals, jitter and random choices")
+    parser.add_argument(
+        "--seed", type=unit_type("seed", "seed"), default=0, help="seed of the arrivals, jitter and random choices"
+    )
     parser.add_argument(
         "--trace-format",
         choices=TRACE_FORMATS,
@@ -53,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--chrome-max-events",
-        type=int,
+        type=unit_type("int", "chrome-max-events", ge=0),
         default=50_000,
         help="most events in chrome_trace.json, the start of the run (browser viewers slow down past a few "
         "hundred thousand); 0 = all",
@@ -66,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overhead, optimizer step, link) instead of the profile's times and the simulator model's timing fields",
     )
     add_sim_config_arguments(parser)
+    parser.add_argument(
+        "--force", action="store_true", help="simulate even when the plan was made from another model's profile"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
@@ -75,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from sim.simulate import simulate
     from sim.trace import FileTrace, read_trace
 
-    if args.chrome_max_events < 0:
-        raise FerretError(f"--chrome-max-events must be ≥ 0, got {args.chrome_max_events}")
     profile = resolve_profile(args.profile)
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
+    forced = check_made_for(
+        plan.provenance, profile.made_from(), f"plan {args.plan}", f"profile {args.profile}", force=args.force
+    )
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
     costs = None
@@ -99,6 +106,14 @@ def run(args: argparse.Namespace) -> int:
         summary["arrival"] = args.arrival
         summary["devices"] = len(result.peak_memory_per_device)
         summary["workers_per_device"] = crowding
+        summary["provenance"] = {
+            **profile.made_from(),
+            "profile": content_id(profile.to_json()),
+            "plan": content_id(plan.to_json()),
+            "seed": args.seed,
+            "samples": args.samples,
+            "arrival": args.arrival,
+        }
         write_summary(stage, summary)
         write_config(stage, args, sim_config=config.to_json(), plan=plan.to_json())
     print(
@@ -109,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         + f" p99 {format_seconds(result.latency_quantile(0.99))}; {result.events} events in {result.wall_s:.2f} s"
         + f" → {args.out}"
     )
+    for mismatch in forced:
+        print(f"note: --force: the plan was made for {mismatch}")
     if crowding > config.concurrency:
         print(
             f"note: up to {crowding} workers share a device that runs {config.concurrency} op(s) at a time; the twin "

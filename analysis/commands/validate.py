@@ -13,7 +13,7 @@ NAME = "validate"
 HELP = "compare a predicted run (ferret simulate) with a measured one (ferret run --plan), op by op"
 DESCRIPTION = (
     "Pairs the two traces' ops by (kind, sample, stage) and reports, side by side with relative errors: "
-    "throughput, drop rate, adaptation rate R (SPEC §2, measured form), latency p50/p99, peak memory (total "
+    "throughput, drop rate, adaptation rate R (measured form, docs/validate.md), latency p50/p99, peak memory (total "
     "and per device), mean staleness and its histogram, and per op kind the median and p90 duration error. "
     "Writes validation.json, validation.md, gantt.png (a window of both schedules, one lane per device), "
     "memory.png (memory over time, overlaid), durations.png (predicted vs measured op durations), "
@@ -30,17 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measured", type=Path, required=True, help="output folder of ferret run --plan")
     add_config_arguments(parser, Tolerances, title="tolerances (marked ok/OUT in the report)")
     add_config_arguments(parser, FigureOptions)
+    parser.add_argument(
+        "--force", action="store_true", help="compare even when the folders were made for other models or streams"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> int:
     from analysis.run_folder import load_run_folder
-    from analysis.validate import Tolerances, validate
+    from analysis.validate import FORCED_NOTE, Tolerances, validate
     from analysis.validate_report import FigureOptions, console_lines, write_validation
 
     predicted = load_run_folder(args.predicted, "--predicted")
     measured = load_run_folder(args.measured, "--measured")
-    result = validate(predicted, measured, Tolerances(**config_values(args, Tolerances)))
+    result = validate(predicted, measured, Tolerances(**config_values(args, Tolerances)), force=args.force)
     with atomic_dir(args.out) as stage:
         figures = write_validation(result, stage, FigureOptions(**config_values(args, FigureOptions)))
         write_summary(stage, {m.name: m.error for m in result.metrics} | {"ops_paired": len(result.aligned)})
@@ -49,5 +52,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'metric':18s} {'predicted':>14s} {'measured':>14s}  {'error':>10s}")
     for line in console_lines(result):
         print(line)
+    for note in result.notes:
+        if note.startswith(FORCED_NOTE):
+            print(f"note: {note}")
     print(f"  wrote {args.out}/ (validation.json, validation.md, {', '.join(figures)})")
     return 0

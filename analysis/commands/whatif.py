@@ -6,9 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
+from analysis.config_args import unit_type
 from analysis.output import write_config, write_summary
 from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
 from analysis.units import (
+    SizeGrid,
     cli_type,
     format_bytes,
     parse_bytes,
@@ -22,6 +24,10 @@ from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
 from planner.learning import model_for
+from planner.limits import check_work, limits
+from planner.plan import MAX_GROUP
+from planner.quantities import MAX_DEVICES
+from sim.simulate import ops_per_datum
 
 NAME = "whatif"
 HELP = "sweep memory budgets and strategies: closed-form plan and simulated R, memory, drops for each"
@@ -35,14 +41,14 @@ DESCRIPTION = (
 )
 
 
-def _budgets(text: str) -> list[int] | int:
+def _budgets(text: str) -> SizeGrid | int:
     """A range or list of sizes (`4MiB:512MiB:x2`, `a,b,c`), one size, or `auto[:K]` (→ K)."""
     if text.strip().startswith("auto"):
         _, _, count = text.strip().partition(":")
         return parse_positive_int(count) if count else 12
     if ":" in text or "," in text:
         return parse_size_range(text)
-    return [parse_bytes(text)]
+    return SizeGrid(0, 0, values=(parse_bytes(text),))
 
 
 def _interval_or_auto(text: str) -> float | str:
@@ -83,22 +89,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples", type=cli_type(parse_positive_int), default=5000, help="arrivals simulated per point"
     )
     parser.add_argument("--arrival", default="fixed", choices=("fixed", "poisson", "bursty"), help="arrival process")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every point's stream")
+    parser.add_argument("--seed", type=unit_type("seed", "seed"), default=0, help="seed of every point's stream")
     parser.add_argument(
         "--baseline-batch",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "baseline-batch", ge=1, le=MAX_GROUP),
         default=8,
         help="mini-batch N of the last-n/random-n baselines",
     )
     parser.add_argument(
         "--jobs",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "jobs", ge=1, le=1024),
         default=os.cpu_count() or 1,
         help="points simulated in parallel (processes)",
     )
     parser.add_argument(
         "--devices",
-        type=cli_type(parse_positive_int),
+        type=unit_type("int", "devices", ge=1, le=MAX_DEVICES),
         default=None,
         help="devices D the pipeline plans are placed on (stage owners: contiguous blocks balanced by stage time); "
         "default: one per (worker, stage), the closed forms' regime; fewer devices make workers contend in the twin",
@@ -124,10 +130,25 @@ def run(args: argparse.Namespace) -> int:
         if name != FERRET_LEARNING:
             get_strategy(name)  # unknown names fail here, before any work
     learning_model = model_for(None if args.profile.startswith("builtin:") else args.profile)
+    grid = len(intervals) * len(strategies)
+    count = args.budgets if isinstance(args.budgets, int) else len(args.budgets)
+    check_work(
+        "max_points",
+        grid * count,
+        f"{count} budgets × {len(strategies)} strategies × {len(intervals)} intervals",
+        "points",
+    )
+    check_work(
+        "max_events",
+        grid * count * args.samples * ops_per_datum(1),
+        f"{grid * count} points of {args.samples} samples",
+        "ops",
+    )
     if isinstance(args.budgets, int):
         from analysis.whatif import auto_budgets
 
         args.budgets = auto_budgets(profile, strategies, intervals[0], args.decay, args.budgets)
+    args.budgets = list(args.budgets)
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
     config = sim_config_from_args(args)
@@ -149,8 +170,10 @@ def run(args: argparse.Namespace) -> int:
         for name in strategies
         for budget in args.budgets
     ]
-    rows = run_sweep(jobs, profile, workers=args.jobs, progress=tqdm_progress(not args.no_progress))
-    with atomic_dir(args.out) as stage:
+    with atomic_dir(args.out) as stage:  # staged (and locked) from the start: a second writer fails now
+        rows = run_sweep(
+            jobs, profile, workers=args.jobs, progress=tqdm_progress(not args.no_progress), limits=limits()
+        )
         write_csv(stage / "whatif.csv", rows)
         figures = write_figures(rows, stage)
         summary = sweep_summary(rows)

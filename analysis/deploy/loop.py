@@ -26,8 +26,11 @@ from analysis.validate import Tolerances, Validation, validate
 from analysis.validate_report import write_validation
 from executor.compensation.base import compensator_names
 from planner.config_field import config_field
+from planner.limits import check_work
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.provenance import check_made_for
+from planner.quantities import MAX_DEVICES
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts
@@ -42,7 +45,7 @@ class DeploySpec:
 
     model: str = config_field("mnistnet", help="model name (see ferret profile --help)")
     budget: str = config_field("max", help="memory budget: a size (64MiB), min (M−) or max (M+)")
-    devices: int = config_field(2, help="devices (ranks) D the plans are placed on", unit="int", ge=1)
+    devices: int = config_field(2, help="devices (ranks) D the plans are placed on", unit="int", ge=1, le=MAX_DEVICES)
     dataset: str = config_field("digits", help="data set of the stream (see ferret run --help)")
     arrival_interval_s: float | None = config_field(
         None,
@@ -58,7 +61,7 @@ class DeploySpec:
     probe_samples: int = config_field(
         300, help="length of the probe run the twin is calibrated on before it chooses", unit="int", ge=1
     )
-    seed: int = config_field(0, help="one seed for the stream, weights and the twin", unit="int", ge=0)
+    seed: int = config_field(0, help="one seed for the stream, weights and the twin", unit="seed")
     top_k: int = config_field(4, help="partitions whose plans are compared", unit="int", ge=1)
     mode: str = config_field("distributed", help="executor", choices=("distributed", "replay"))
     compensation: str = config_field(
@@ -69,6 +72,27 @@ class DeploySpec:
         None, help="a ferret calibrate folder to choose with (skips the probe)", unit="path"
     )
     run_options: tuple[str, ...] = config_field((), help="extra `ferret run` flags", via="the library only")
+
+    def check(self) -> None:
+        """What can be refused before any phase starts: every name, the arrival process, the
+        budget's size, and the streams' length against the work limit (each phase checks its
+        own work exactly)."""
+        # The built-in names register when their modules are imported (the registries load them lazily).
+        import executor.data.catalog
+        import executor.data.stream_builders
+        import executor.models.zoo  # noqa: F401
+        from analysis.deploy.candidates import parse_budget
+        from executor.compensation import COMPENSATORS
+        from executor.data import DATASETS, STREAMS
+        from executor.models import MODELS
+
+        for registry, name in ((MODELS, self.model), (DATASETS, self.dataset), (STREAMS, self.stream)):
+            registry.canonical(name)
+        COMPENSATORS.canonical(self.compensation)
+        make_arrivals(self.arrival, self.arrival_interval_s or 1.0)
+        parse_budget(self.budget)
+        total = self.samples + (0 if self.calibration is not None else self.probe_samples)
+        check_work("max_events", total, "deploying (the probe and the run)", "samples")
 
 
 @dataclass
@@ -156,6 +180,10 @@ class DeployLoop:
             )
         else:
             self.progress(f"[3-4/{len(PHASES)}] probe, calibrate: using the calibration in {s.calibration}")
+            assert st.profile is not None
+            calibrated = ModelProfile.load(s.calibration / "profile.json")
+            what, against = f"--calibration {s.calibration}", f"model {s.model} on {s.dataset}"
+            check_made_for(calibrated.made_from(), st.profile.made_from(), what, against, force_flag=None)
             st.calibration_dir = s.calibration
         self._phase(5, "choose", "simulate every candidate with the calibrated twin", self.choose)
         self._phase(

@@ -39,7 +39,10 @@ class CompensationConfig:
     """
 
     name: str = config_field(
-        "none", help="stale-gradient compensation (SPEC §5): {names}", names=compensator_names, flag="compensation"
+        "none",
+        help="stale-gradient compensation (docs/executor.md): {names}",
+        names=compensator_names,
+        flag="compensation",
     )
     lambda0: float = config_field(
         0.2, help="Iter-Fisher's initial λ, Fisher's fixed λ", unit="float", setting_of="compensation"

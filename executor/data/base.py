@@ -41,6 +41,8 @@ class Dataset:
                 raise ValidationError(f"{self.name}: x_{split} has {len(x)} rows but y_{split} has {len(y)}")
             if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
                 raise ValidationError(f"{self.name}: y_{split} labels must lie in [0, {self.num_classes})")
+        if len(self.y_train) == 0:
+            raise ValidationError(f"{self.name}: the training split holds no rows")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise ValidationError(f"{self.name}: train and test inputs differ in shape")
         if self.stored_bytes_per_sample == 0:

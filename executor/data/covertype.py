@@ -17,6 +17,7 @@ import numpy as np
 from executor.data.base import Dataset
 from executor.data.files import find_file, read_bytes, require_root
 from executor.data.registry import register_dataset
+from executor.data.split import split_train_test
 from planner.errors import FerretError
 
 NUM_FEATURES = 54
@@ -45,11 +46,7 @@ def load_covertype(root: Path | None, seed: int = 0, test_fraction: float = 0.2)
         raise FerretError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     folder = require_root(root, "covertype", "covtype.data from the UCI repository")
     x, y = read_covtype(find_file(folder, ["covtype.data", "covtype.csv"]))
-    from sklearn.model_selection import train_test_split
-
-    classes, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 and len(y) * test_fraction >= len(classes) else None
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=stratify)
+    x_tr, x_te, y_tr, y_te = split_train_test(x, y, test_fraction, seed, "covertype")
     mean = x_tr[:, :QUANTITATIVE].mean(axis=0)
     std = x_tr[:, :QUANTITATIVE].std(axis=0)
     std[std == 0] = 1.0

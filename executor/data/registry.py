@@ -7,13 +7,12 @@ path when a file is missing or corrupt.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from executor.data.base import Dataset
-from planner.errors import FerretError
+from executor.data.options import checked_options
 from planner.registry import Registry
 
 DatasetLoader = Callable[..., Dataset]
@@ -24,12 +23,8 @@ register_dataset = DATASETS.register
 def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **options: Any) -> Dataset:
     _load_builtin_datasets()
     loader = DATASETS[name]
-    accepted = list(inspect.signature(loader).parameters)[2:]  # after (root, seed)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        takes = ", ".join(accepted) or "no options"
-        raise FerretError(f"dataset {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
-    return loader(None if root is None else Path(root).expanduser(), seed, **options)
+    checked = checked_options("dataset", name, loader, 2, options)  # after (root, seed)
+    return loader(None if root is None else Path(root).expanduser(), seed, **checked)
 
 
 def _load_builtin_datasets() -> None:

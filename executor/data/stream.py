@@ -7,7 +7,6 @@ families (iid here; class-incremental, blurry and domain-incremental alongside).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from executor.data.base import Dataset
+from executor.data.options import checked_options
 from planner.errors import FerretError, ValidationError
 from planner.registry import Registry
 from sim.arrivals import ArrivalProcess
@@ -90,9 +90,9 @@ def build_stream(
     n = len(dataset) if length is None else length
     if n <= 0:
         raise FerretError(f"a stream needs at least one datum, got length {n}")
-    _check_options(name, builder, options)
+    checked = checked_options("stream", name, builder, 3, options)  # after (dataset, n, rng)
     rng = np.random.default_rng(seed)
-    result = builder(dataset, n, rng, **options)
+    result = builder(dataset, n, rng, **checked)
     test_task = None
     if isinstance(result, StreamParts):
         order, task, dataset, test_task = result.order, result.task, result.dataset, result.test_task
@@ -100,15 +100,6 @@ def build_stream(
         order, task = result
     times = arrivals.times(n, seed=seed)
     return Stream(name, dataset, np.asarray(order, dtype=np.int64), times, np.asarray(task, dtype=np.int64), test_task)
-
-
-def _check_options(name: str, builder: OrderBuilder, options: dict[str, Any]) -> None:
-    """An option the builder does not take is a user error, not a TypeError traceback."""
-    allowed = list(inspect.signature(builder).parameters)[3:]  # after (dataset, n, rng)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        takes = ", ".join(allowed) or "no options"
-        raise FerretError(f"stream {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
 
 
 @register_stream("iid")

@@ -21,6 +21,7 @@ from scipy import ndimage
 from executor.data.base import Dataset
 from executor.data.registry import register_dataset
 from planner.errors import FerretError
+from planner.limits import check_work
 
 DRIFTS = ("none", "gradual", "abrupt", "recurring")
 
@@ -78,6 +79,9 @@ def load_synthetic(
         raise FerretError(f"synthetic drift must be one of {', '.join(DRIFTS)}, got {drift!r}")
     if not (math.isfinite(noise) and noise >= 0):
         raise FerretError(f"synthetic noise must be a finite std ≥ 0, got {noise}")
+    # Drawing works in float64 with a few temporaries of the whole split: ~24 bytes per value.
+    values = (train_size + test_size + 2 * num_classes) * math.prod(dims)
+    check_work("max_memory_bytes", 24 * values, f"a synthetic data set of {train_size + test_size} rows of {dims}")
     rng = np.random.default_rng(seed)
     concept_a, concept_b = prototypes(num_classes, dims, rng), prototypes(num_classes, dims, rng)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,22 @@ from executor.stage.checkpoint import load_stage_state, stage_state
 from planner.errors import FerretError
 
 META = "meta.json"
+_ENTRY = re.compile(r"^(at-\d{9}|\.at-\d{9}\.partial)$")  # what a checkpoint folder holds
+
+
+def check_root(root: Path, out: Path) -> None:
+    """Refuse a checkpoint folder that holds anything but checkpoints (they would mix with the
+    user's files), or that is, holds or lies in the run's output folder (replaced as a whole)."""
+    real_root, real_out = os.path.realpath(root), os.path.realpath(out)
+    if os.path.commonpath([real_root, real_out]) in (real_root, real_out):
+        raise FerretError(f"--checkpoint-dir {root} and --out {out} overlap; the output folder is replaced as a whole")
+    if root.exists() and not root.is_dir():
+        raise FerretError(f"--checkpoint-dir {root} is not a folder")
+    foreign = sorted(p.name for p in root.iterdir() if not _ENTRY.match(p.name)) if root.is_dir() else []
+    if foreign:
+        raise FerretError(
+            f"--checkpoint-dir {root} holds {foreign[0]}, which is no checkpoint; give a new folder or one of checkpoints"
+        )
 
 
 def folder(root: Path, position: int) -> Path:

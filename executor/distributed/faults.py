@@ -12,9 +12,11 @@ The launcher (launch.py) then stops the ranks still alive and names the first th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -29,6 +31,9 @@ EXIT_INTERRUPTED = 130
 
 
 CLOSED = "its connection closed (the process died or was killed)"
+# Set by `launch_local` for the ranks it starts: a rank's last line goes to the launcher, which
+# says it as its own one line (several ranks printing one error each would be several lines).
+LOCAL_LAUNCH = "FERRET_LOCAL_LAUNCH"
 
 
 class PeerLost(FerretError):
@@ -54,10 +59,23 @@ def fatal(rank: int, message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Say `message` as this rank's last line and end the process now."""
     try:
         sys.stdout.flush()
-        sys.stderr.write(f"ferret run: rank {rank}: {message}\n")
+        if not tell_launcher(message):
+            sys.stderr.write(f"ferret run: rank {rank}: {message}\n")
         sys.stderr.flush()
     finally:
         os._exit(code)
+
+
+def tell_launcher(message: str) -> bool:
+    """Under `launch_local`, leave `message` in this rank's error file (torch's elastic agent
+    hands it to the launcher as the failure's message) instead of printing it; False elsewhere
+    (under torchrun the rank prints it)."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not os.environ.get(LOCAL_LAUNCH) or not path:
+        return False
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"message": message, "timestamp": int(time.time())}, f)
+    return True
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -26,7 +27,7 @@ from torch.distributed.elastic.multiprocessing import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-from executor.distributed.faults import EXIT_INTERRUPTED, EXIT_PEER_LOST
+from executor.distributed.faults import EXIT_INTERRUPTED, EXIT_PEER_LOST, LOCAL_LAUNCH
 from planner.errors import FerretError
 
 LOOPBACK = "127.0.0.1"
@@ -49,7 +50,7 @@ def launch_local(argv: Sequence[str], nproc: int, shutdown_s: int = 5, monitor_s
         shutdown_timeout=shutdown_s,
     )
     try:
-        with _quiet_agent():
+        with _quiet_agent(), _ranks_report_here():
             elastic_launch(config, sys.executable)(*argv)
     except ChildFailedError as exc:
         rank, failure = root_failure(exc.failures)
@@ -64,7 +65,8 @@ def root_failure(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailu
     all; ties go to the lower rank."""
 
     def reacting(failure: ProcessFailure) -> bool:  # the agent stops survivors with SIGTERM
-        return failure.exitcode in (EXIT_PEER_LOST, EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT)
+        reactions = (EXIT_PEER_LOST, EXIT_INTERRUPTED, 128 + signal.SIGTERM, -signal.SIGTERM, -signal.SIGINT)
+        return failure.exitcode in reactions
 
     ranked = sorted(failures.items(), key=lambda item: (reacting(item[1]), item[1].timestamp, item[0]))
     return ranked[0]
@@ -73,7 +75,23 @@ def root_failure(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailu
 def describe_failure(failure: ProcessFailure) -> str:
     if failure.exitcode < 0:
         return f"killed by {failure.signal_name()} (pid {failure.pid})"
+    if isinstance(failure.message, str) and failure.message and failure.error_file_data.get("timestamp"):
+        return failure.message  # the rank's own line, left for us (faults.tell_launcher)
     return f"exited with status {failure.exitcode} (pid {failure.pid}; its own message is above)"
+
+
+@contextlib.contextmanager
+def _ranks_report_here() -> Iterator[None]:
+    """The ranks inherit this environment: they leave their last line to the launcher."""
+    previous = os.environ.get(LOCAL_LAUNCH)
+    os.environ[LOCAL_LAUNCH] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[LOCAL_LAUNCH]
+        else:
+            os.environ[LOCAL_LAUNCH] = previous
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from pathlib import Path
 from executor.distributed.watchdog import DEFAULT_LIMIT_S
 from planner.config_field import config_field
 from planner.errors import FerretError
+from planner.quantities import MAX_DEVICES, MAX_STREAMS
 
 GROUP = "distributed (--mode distributed)"
 
@@ -28,6 +29,7 @@ class DistributedOptions:
         help="ranks to start on this machine, one per device the plan uses (omit under torchrun)",
         unit="int",
         ge=1,
+        le=MAX_DEVICES,
         group=GROUP,
     )
     backend: str | None = config_field(
@@ -37,7 +39,12 @@ class DistributedOptions:
         group=GROUP,
     )
     streams: int = config_field(
-        1, help="CUDA streams per rank: stages on one rank overlap on a GPU", unit="int", ge=1, group=GROUP
+        1,
+        help="CUDA streams per rank: stages on one rank overlap on a GPU",
+        unit="int",
+        ge=1,
+        le=MAX_STREAMS,
+        group=GROUP,
     )
     predict_all: bool = config_field(
         False,

@@ -2,11 +2,14 @@
 
 A builder takes `(input_shape, num_classes, **options)` and returns a `LayeredModel`; it must
 adapt to any input shape its family supports (8×8 digits as well as 28×28 or 32×32 images).
+A model for a large input or many classes is first built on torch's meta device (no memory)
+and refused when its weights and one datum's activations would pass `--max-memory`.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,13 @@ import torch
 
 from executor.models.base import LayeredModel
 from planner.errors import FerretError
+from planner.limits import check_work
 from planner.registry import Registry
 
 ModelBuilder = Callable[..., LayeredModel]
+# Below these, no built-in family's weights or activations come near the memory limit, so the
+# meta-device estimate (up to a second for deep models) is skipped.
+_SMALL_INPUT, _FEW_CLASSES = 2**18, 2**12
 MODELS: Registry[ModelBuilder] = Registry("model")
 # The input each model is usually profiled at when the user gives none (CLI default).
 DEFAULT_INPUT_SHAPES: Registry[tuple[int, ...]] = Registry("default input shape")
@@ -53,6 +60,8 @@ def build_model(
         raise FerretError(f"model {name!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
     if weights is not None and "norm" in accepted:
         options.setdefault("norm", "frozen-batch")
+    if math.prod(input_shape) > _SMALL_INPUT or num_classes > _FEW_CLASSES:
+        _check_size(name, builder, tuple(input_shape), num_classes, options)
     try:
         if seed is None:
             model = builder(tuple(input_shape), num_classes, **options)
@@ -67,6 +76,23 @@ def build_model(
 
         load_weights(model, weights)
     return model
+
+
+def _check_size(
+    name: str, builder: ModelBuilder, shape: tuple[int, ...], num_classes: int, options: dict[str, Any]
+) -> None:
+    """Refuse a model whose weights plus one datum's activations would pass the memory limit,
+    measured on the meta device (shapes only, nothing allocated)."""
+    from executor.profiler.trace import trace_layers
+
+    try:
+        with torch.device("meta"):
+            model = builder(shape, num_classes, **options)
+    except ValueError as exc:
+        raise FerretError(str(exc)) from None
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    activations = sum(cost.out_bytes for cost in trace_layers(model, 1))
+    check_work("max_memory_bytes", weights + activations, f"model {name} for input {shape} and {num_classes} classes")
 
 
 def _load_builtin_models() -> None:

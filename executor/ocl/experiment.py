@@ -7,6 +7,7 @@ profile's `td = max_l t̂f_l`, so the profile comes before the stream.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,12 +24,16 @@ from executor.ocl.frameworks import Framework, FrameworkOptions, build_framework
 from executor.ocl.replay_buffer import capacity_from_bytes
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
+from executor.profiler.trace import model_made_from
 from executor.seeding import seed_everything
 from executor.stage.optim import OptimizerConfig
 from planner.config_field import config_field
 from planner.errors import FerretError
+from planner.limits import check_work
 from planner.profile import ModelProfile
+from planner.provenance import check_made_for, content_id
 from sim.arrivals import make_arrivals
+from sim.simulate import ops_per_datum
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class RunSpec:
     data_root: str | None = config_field(None, help="folder of the data set's local files", group="what runs")
     dataset_options: Mapping[str, Any] = config_field(
         default_factory=dict,
-        help="data-set option, repeatable (e.g. classes=5 for synthetic)",
+        help="data-set option, repeatable (e.g. num_classes=5 for synthetic, test_fraction=0.3 for digits)",
         unit="key-value",
         flag="dataset-option",
         group="what runs",
@@ -79,7 +84,7 @@ class RunSpec:
         None, help="stream length", unit="int", ge=1, default_text="the training set once", group="what runs"
     )
     seed: int = config_field(
-        0, help="one seed for data order, weights and every choice", unit="int", ge=0, group="what runs"
+        0, help="one seed for data order, weights and every choice", unit="seed", group="what runs"
     )
     arrival: str = config_field("fixed", help="arrival process: fixed, poisson, bursty or trace:FILE", group="time")
     arrival_interval_s: float | None = config_field(
@@ -116,7 +121,9 @@ class RunSpec:
         group="time",
     )
     device: str = config_field("cpu", help="cpu, cuda[:N] (train and measure there) or roofline:NAME", group="time")
-    threads: int = config_field(1, help="torch CPU threads for profiling and training", unit="int", ge=1, group="time")
+    threads: int = config_field(
+        1, help="torch CPU threads for profiling and training", unit="int", ge=1, le=1024, group="time"
+    )
     algorithm: AlgorithmConfig = config_field(
         default_factory=AlgorithmConfig, help="the OCL algorithm", via="AlgorithmConfig's flags"
     )
@@ -137,6 +144,12 @@ class RunSpec:
     )
     eval_every: int = config_field(
         100, help="test every E arrivals (0: only at the end)", unit="int", ge=0, group="output"
+    )
+    force: bool = config_field(
+        False,
+        help="run even when the profile, plan or trace was made for another model, input shape or class count",
+        unit="flag",
+        group="what runs",
     )
     progress: bool = config_field(False, help="a progress bar", via="on in `ferret run`")
     # Budgeted OCL (aL-SAR, SPEC §10.1).
@@ -174,20 +187,30 @@ class RunSpec:
 class Experiment:
     """A run ready to start: its spec, its built setup, its arrival interval (seconds) and framework.
 
-    Made by `prepare`; `run_experiment` runs it.
+    Made by `prepare`; `run_experiment` runs it. `made_from` is its provenance
+    (planner/provenance.py), `forced` the mismatches `force` let through.
     """
 
     spec: RunSpec
     setup: RunSetup
     arrival_interval_s: float
     framework: Framework
+    made_from: dict[str, Any]
+    forced: tuple[str, ...] = ()
 
 
 def prepare(spec: RunSpec) -> Experiment:
     """Everything but the run itself; raises `FerretError` on any bad name or file. The
-    framework is built first, so that a bad name or option fails before any data are loaded."""
+    framework is built first, so that a bad name or option fails before any data are loaded;
+    the profile, plan and trace are checked against the model built for the data set."""
     if spec.samples is not None and spec.samples < 1:
         raise FerretError(f"--samples must be ≥ 1, got {spec.samples}")
+    if spec.profile_path is not None and spec.device.startswith("roofline:"):
+        raise FerretError(f"--device {spec.device} estimates the step times that --profile gives; give one of them")
+    if spec.device.startswith("cuda"):
+        from executor.profiler.measure import resolve_torch_device
+
+        resolve_torch_device(spec.device)
     framework = build_framework(spec.framework, spec.framework_options)
     budget = compute_budget(spec)
     if spec.memory_budget_bytes is not None and spec.buffer_bytes is not None:
@@ -198,14 +221,19 @@ def prepare(spec: RunSpec) -> Experiment:
     torch.set_num_threads(spec.threads)
     seed_everything(spec.seed)
     dataset = load_dataset(spec.dataset, root=spec.data_root, seed=spec.seed, **dict(spec.dataset_options))
+    pipeline = spec.framework_options.pipeline
+    length = len(dataset) if spec.samples is None else spec.samples
+    ops = 1 if pipeline is None else ops_per_datum(pipeline.plan.num_stages)
+    check_work("max_events", length * ops, f"a stream of {length} samples", "ops")
     algorithm = spec.algorithm
     if spec.buffer_bytes is not None:
         capacity = capacity_from_bytes(spec.buffer_bytes, dataset.stored_bytes_per_sample)
         algorithm = replace(algorithm, buffer_samples=capacity)
     model = build_model(spec.model, dataset.input_shape, dataset.num_classes, seed=spec.seed)
     profile, batch_profiles = load_profiles(spec, model)
+    made_from = model_made_from(model)
+    forced = _check_inputs(spec, made_from, profile, batch_profiles)
     interval = spec.arrival_interval_s
-    pipeline = spec.framework_options.pipeline
     if interval is None and pipeline is not None:
         interval = pipeline.plan.arrival_interval_s
     if interval is None:
@@ -227,9 +255,54 @@ def prepare(spec: RunSpec) -> Experiment:
         batch_profiles=batch_profiles,
         compute_budget=budget,
     )
+    made_from.update(
+        dataset=dataset.name,
+        dataset_options=dict(spec.dataset_options),
+        stream=stream.name,
+        stream_options=dict(spec.stream_options),
+        samples=len(stream),
+        seed=spec.seed,
+        profile=content_id(profile.to_json()),
+    )
+    if pipeline is not None:
+        made_from["plan"] = content_id(pipeline.plan.to_json())
     if spec.memory_budget_bytes is not None:
         setup = apply_memory_budget(spec.memory_budget_bytes, setup, framework)
-    return Experiment(spec, setup, interval, framework)
+    return Experiment(spec, setup, interval, framework, made_from, tuple(forced))
+
+
+def _check_inputs(
+    spec: RunSpec, made_from: dict[str, Any], profile: ModelProfile, batch_profiles: tuple[ModelProfile, ...]
+) -> list[str]:
+    """The profile(s), plan and trace must have been made for the model this run builds."""
+    against = f"model {spec.model} built for {spec.dataset}"
+    forced: list[str] = []
+    if spec.profile_path is not None:
+        for path, given in zip((spec.profile_path, *spec.batch_profile_paths), (profile, *batch_profiles), strict=True):
+            forced += check_made_for(given.made_from(), made_from, f"profile {path}", against, force=spec.force)
+    pipeline = spec.framework_options.pipeline
+    if pipeline is not None:
+        plan = pipeline.plan
+        forced += check_made_for(plan.provenance, made_from, pipeline.plan_name, against, force=spec.force)
+        for trace in (pipeline.trace, pipeline.distributed.follow_trace):
+            recorded = None if trace is None else _folder_provenance(trace.parent)
+            if recorded is not None and recorded.get("plan") not in (None, content_id(plan.to_json())):
+                if not spec.force:
+                    raise FerretError(
+                        f"trace {trace} was made from another plan than {pipeline.plan_name} (--force to go on anyway)"
+                    )
+                forced.append("a trace of another plan")
+    return forced
+
+
+def _folder_provenance(folder: Path) -> dict[str, Any] | None:
+    """The provenance recorded in a sim or run folder's summary.json, if any."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    recorded = summary.get("provenance") if isinstance(summary, dict) else None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def compute_budget(spec: RunSpec) -> ComputeBudget | None:
@@ -309,5 +382,6 @@ def experiment_summary(experiment: Experiment, result: RunResult, decay_per_s: f
         "profile_device": setup.profile.device,
         "seed": spec.seed,
         "buffer_samples": setup.algorithm.buffer_samples,
+        "provenance": experiment.made_from,
         "memory_budget": None if setup.memory_budget is None else setup.memory_budget.to_json(),
     }

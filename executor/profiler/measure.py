@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from executor.models.base import LayeredModel
-from executor.profiler.trace import trace_layers
+from executor.profiler.trace import check_batch_fits, model_provenance, trace_layers
 from planner.errors import FerretError
+from planner.limits import check_work
 from planner.profile import LayerProfile, ModelProfile
 
 
@@ -101,6 +102,9 @@ def profile_model(
     if threads is not None and threads < 1:
         raise FerretError(f"profiling threads must be ≥ 1, got {threads}")
     dev = resolve_torch_device(device)
+    check_batch_fits(model, batch_size)
+    rounds = warmup + repeats
+    check_work("max_events", 2 * rounds * model.num_layers, f"timing {model.num_layers} layers {rounds} times", "ops")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -144,7 +148,14 @@ def _measure(
             )
         )
         x = out.detach()
-    return ModelProfile(model.name, tuple(layers), device=str(dev), batch_size=batch_size, source="measured").validate()
+    return ModelProfile(
+        model.name,
+        tuple(layers),
+        device=str(dev),
+        batch_size=batch_size,
+        source="measured",
+        provenance=model_provenance(model),
+    ).validate()
 
 
 def _clear_grads(layer: torch.nn.Module, x: torch.Tensor) -> None:

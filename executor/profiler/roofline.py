@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from executor.models.base import LayeredModel
-from executor.profiler.trace import LayerCost, OpCost, trace_layers
+from executor.profiler.trace import LayerCost, OpCost, check_batch_fits, model_provenance, trace_layers
 from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 from planner.registry import Registry
@@ -118,8 +118,16 @@ def layer_times(cost: LayerCost, device: RooflineDevice) -> tuple[float, float]:
 def roofline_profile(model: LayeredModel, device: str | RooflineDevice, *, batch_size: int = 1) -> ModelProfile:
     """A `ModelProfile` (source="roofline") of `model` on a named or custom device."""
     dev = resolve_device(device)
+    check_batch_fits(model, batch_size)
     layers = []
     for cost in trace_layers(model, batch_size):
         fwd, bwd = layer_times(cost, dev)
         layers.append(LayerProfile(cost.name, fwd, bwd, cost.param_bytes, cost.out_bytes, cost.flops))
-    return ModelProfile(model.name, tuple(layers), device=dev.name, batch_size=batch_size, source="roofline").validate()
+    return ModelProfile(
+        model.name,
+        tuple(layers),
+        device=dev.name,
+        batch_size=batch_size,
+        source="roofline",
+        provenance=model_provenance(model),
+    ).validate()

@@ -7,6 +7,7 @@ the roofline model can never disagree about what a layer does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from torch import nn
 
 from executor.models.base import LayeredModel
 from executor.profiler.flops import VIEW_OPS, leaf_flops
+from planner.limits import check_work
+from planner.provenance import layers_id, structure_id
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,22 @@ def activation_bytes(model: LayeredModel, batch_size: int = 1) -> list[int]:
 def parameter_bytes(model: LayeredModel) -> list[int]:
     """Bytes of each layer's parameters (ŵ_l); buffers such as BatchNorm statistics excluded."""
     return [sum(p.numel() * p.element_size() for p in layer.parameters()) for layer in model.layers]
+
+
+def model_provenance(model: LayeredModel) -> dict[str, Any]:
+    """What a profile of `model` was made for (planner/provenance.py)."""
+    return {"model": model.name, "input_shape": list(model.input_shape), "num_classes": model.num_classes}
+
+
+def model_made_from(model: LayeredModel) -> dict[str, Any]:
+    """`model_provenance` plus the model's `structure`, to check a profile or plan against."""
+    costs = trace_layers(model, 1)
+    layers = ((cost.name, cost.param_bytes, cost.out_bytes) for cost in costs)
+    return {**model_provenance(model), "layers": layers_id(c.name for c in costs), "structure": structure_id(layers)}
+
+
+def check_batch_fits(model: LayeredModel, batch_size: int) -> None:
+    """Refuse to run `model` at `batch_size` when its input and activations would pass the
+    memory limit (traced at batch 1, scaled), before a real forward allocates them."""
+    per_datum = sum(cost.out_bytes for cost in trace_layers(model, 1)) + 4 * math.prod(model.input_shape)
+    check_work("max_memory_bytes", batch_size * per_datum, f"{model.name} at batch {batch_size}")

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from planner.errors import ValidationError
+from planner.limits import check_plannable
 from planner.placement import owner_placement
 from planner.plan import Plan
 from planner.profile import ModelProfile
+from planner.provenance import content_id
 from planner.registry import Registry
 from planner.search import PlanResult
-from planner.strategies.base import Strategy, StreamSpec
+from planner.strategies.base import Strategy, StreamSpec, check_devices
 from planner.strategies.ferret import Ferret
 from planner.strategies.pipedream import PipeDream, PipeDream2BW
 from planner.strategies.synchronous import GPipe, OneFOneBFlush
@@ -57,8 +59,9 @@ def make_plan(
     if budget_bytes is not None and budget_bytes <= 0:
         raise ValidationError(f"budget must be a positive number of bytes, got {budget_bytes}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    check_plannable(profile, arrival_interval_s)
     devices = options.pop("num_devices", None)
-    return _placed(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile, devices)
+    return _finished(get_strategy(strategy).plan(profile, stream, budget_bytes, **options), profile, devices)
 
 
 def make_plans(
@@ -75,19 +78,25 @@ def make_plans(
         if budget is not None and budget <= 0:
             raise ValidationError(f"budget must be a positive number of bytes, got {budget}")
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    check_plannable(profile, arrival_interval_s)
     devices = options.pop("num_devices", None)
-    return [_placed(r, profile, devices) for r in get_strategy(strategy).plan_many(profile, stream, budgets, **options)]
+    results = get_strategy(strategy).plan_many(profile, stream, budgets, **options)
+    return [_finished(r, profile, devices) for r in results]
 
 
-def _placed(result: PlanResult, profile: ModelProfile, num_devices: int | None) -> PlanResult:
-    """With `num_devices`, every stage on one owner device (planner/placement.py: contiguous
-    blocks balanced by stage time) — the placement a distributed run needs, and the one the twin
-    then simulates; without, each (worker, stage) on its own device."""
-    if num_devices is None:
-        return result
+def _finished(result: PlanResult, profile: ModelProfile, num_devices: int | None) -> PlanResult:
+    """The result with its plan placed (`num_devices`: every stage on one owner device,
+    planner/placement.py: contiguous blocks balanced by stage time — the placement a distributed
+    run needs, and the one the twin then simulates; without, each (worker, stage) on its own
+    device) and its provenance: the profile it was made from (planner/provenance.py)."""
+    check_devices(num_devices)
     plan = result.plan
-    placement = owner_placement(profile, plan.partition, plan.num_workers, num_devices)
-    return dataclasses.replace(result, plan=dataclasses.replace(plan, placement=placement))
+    if num_devices is not None:
+        plan = dataclasses.replace(
+            plan, placement=owner_placement(profile, plan.partition, plan.num_workers, num_devices)
+        )
+    made_from = {**profile.made_from(), "profile": content_id(profile.to_json())}
+    return dataclasses.replace(result, plan=dataclasses.replace(plan, provenance=made_from))
 
 
 def predict(profile: ModelProfile, plan: Plan) -> tuple[float, int]:
@@ -106,4 +115,5 @@ def minimal_budget(
 ) -> int:
     """The smallest budget the strategy can satisfy (Ferret's M−)."""
     stream = StreamSpec(arrival_interval_s, decay_per_s, value_per_datum)
+    check_plannable(profile, arrival_interval_s)
     return get_strategy(strategy).min_memory(profile, stream, **options)

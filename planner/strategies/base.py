@@ -15,6 +15,7 @@ from planner.errors import ValidationError
 from planner.partition import candidate_partitions
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
+from planner.quantities import MAX_DEVICES
 from planner.search import PlanResult
 from planner.stream import StreamSpec
 
@@ -66,8 +67,8 @@ def resolve_partitions(profile: ModelProfile, partition: Sequence[int] | None) -
 
 
 def check_devices(num_devices: int | None) -> None:
-    if num_devices is not None and num_devices < 1:
-        raise ValidationError(f"number of devices must be ≥ 1, got {num_devices}")
+    if num_devices is not None and not 1 <= num_devices <= MAX_DEVICES:
+        raise ValidationError(f"number of devices must be in [1, {MAX_DEVICES}], got {num_devices}")
 
 
 def single_worker_plan(

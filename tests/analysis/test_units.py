@@ -68,12 +68,39 @@ def test_parse_rate():
 
 
 def test_parse_size_range():
-    assert parse_size_range("4MiB:32MiB:x2") == [4 * 2**20, 8 * 2**20, 16 * 2**20, 32 * 2**20]
-    assert parse_size_range("1KiB:3KiB:+1KiB") == [1024, 2048, 3072]
-    assert parse_size_range("1KiB,5KiB") == [1024, 5120]
-    for bad in ("4MiB:1MiB:x2", "1MiB:4MiB:x1", "1MiB:4MiB", "1MiB:4MiB:/2"):
+    assert list(parse_size_range("4MiB:32MiB:x2")) == [4 * 2**20, 8 * 2**20, 16 * 2**20, 32 * 2**20]
+    assert list(parse_size_range("1KiB:3KiB:+1KiB")) == [1024, 2048, 3072]
+    assert list(parse_size_range("1KiB,5KiB")) == [1024, 5120]
+    for bad in ("4MiB:1MiB:x2", "1MiB:4MiB:x1", "1MiB:4MiB", "1MiB:4MiB:/2", "1MiB:4MiB:xnan", "1MiB:4MiB:x1e300"):
         with pytest.raises(ValueError):
             parse_size_range(bad)
+
+
+def test_a_size_grid_is_counted_before_it_is_made():
+    """A billion-point grid is counted in constant time, so a command can refuse it unbuilt."""
+    assert len(parse_size_range("1B:1GiB:+1B")) == 2**30
+    assert len(parse_size_range("1MiB:1TiB:x1.0000001")) > 10**8
+    for text in ("4MiB:512MiB:x2", "1KiB:9KiB:+2KiB", "3KiB:3KiB:x2", "1MiB:1000MiB:x1.37"):
+        grid = parse_size_range(text)
+        assert len(grid) == len(list(grid)), text
+
+
+@pytest.mark.parametrize(
+    ("parser", "text", "why"),
+    [
+        (parse_bytes, "0.3B", "rounds to 0 bytes"),
+        (parse_bytes, "2PiB", "unknown unit"),
+        (parse_bytes, "1e25GiB", "1 PiB"),
+        (parse_seconds, "1e-320s", "below 1e-12 s"),
+        (parse_seconds, "1e12", "31 years"),
+        (parse_rate, "1e300/s", "per second"),
+    ],
+)
+def test_units_refuse_what_no_quantity_of_that_kind_is(parser, text, why):
+    """Class 3 of issue 13: a size, time or rate outside what it can physically be is refused
+    at the boundary, with the reason (not later as an overflow or a zero)."""
+    with pytest.raises(ValueError, match=why):
+        parser(text)
 
 
 def test_format():

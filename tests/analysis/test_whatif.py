@@ -133,7 +133,7 @@ def test_cli_writes_table_summary_config_and_three_figures(tmp_path, profile_pat
     [
         (["--strategies", "ferret,warp-drive"], "does not know strategy 'warp-drive'"),
         (["--budgets", "1MiB:1KiB:x2"], "stop is below start"),
-        (["--devices", "0"], "must be ≥ 1"),
+        (["--devices", "0"], "devices must be an integer in [1, 4096]"),
     ],
 )
 def test_cli_user_errors_are_one_line_and_write_nothing(tmp_path, profile_path, capsys, extra, needle):

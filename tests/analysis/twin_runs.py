@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.cli import main
+from analysis.run_folder import TRACE_NAMES
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim import read_trace
@@ -38,8 +39,9 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def trace_rows(folder: Path) -> list[dict[str, Any]]:
+    """The rows of the folder's trace, whichever format it was written in."""
     out = []
-    for event in read_trace(folder / "trace.jsonl"):
+    for event in read_trace(next(folder / name for name in TRACE_NAMES if (folder / name).is_file())):
         row = {name: getattr(event, name) for name in FIELDS if name != "samples"}
         if event.kind == "update":
             row["samples"] = list(event.samples)

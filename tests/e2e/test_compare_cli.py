@@ -127,5 +127,7 @@ def test_a_missing_or_corrupt_summary_is_one_line(runs, tmp_path, capsys, damage
 def test_out_may_not_be_a_run_folder(runs, tmp_path, capsys):
     before = (runs["oracle-0"] / "summary.json").read_bytes()
     assert compare(runs["oracle-0"], runs["skip-0"], "--out", runs["oracle-0"]) == 2
+    assert "is also an input" in one_line_error(capsys)
+    assert compare(runs["oracle-0"], runs["skip-0"], "--out", runs["oracle-1"]) == 2
     assert "is a run folder" in one_line_error(capsys)
     assert (runs["oracle-0"] / "summary.json").read_bytes() == before

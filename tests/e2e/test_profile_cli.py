@@ -19,8 +19,10 @@ def test_measured_convnet_profile(tmp_path, capsys):
     assert main([*args, "--threads", "1", "--out", str(out)]) == 0
     profile = ModelProfile.load(out)
     assert profile.model == "convnet" and profile.source == "measured" and profile.num_layers == 4
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    config = json.loads((tmp_path / "config.json").read_text())
+    summary = json.loads((tmp_path / "p.summary.json").read_text())
+    config = json.loads((tmp_path / "p.config.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.config.json", "p.json", "p.summary.json"]
+    assert profile.provenance == {"model": "convnet", "input_shape": [3, 32, 32], "num_classes": 10}
     assert summary["fwd_flops"] == int(profile.fwd_flops.sum())
     assert summary["input_shape"] == [3, 32, 32] and config["input_shape"] == [3, 32, 32]
     assert config["seed"] == 0
@@ -37,7 +39,7 @@ def test_roofline_profile_uses_model_default_shape(tmp_path):
     profile = ModelProfile.load(out)
     assert profile.source == "roofline" and profile.device == "h100"
     assert profile.fwd_flops.sum() > 1.8e9  # 224×224 by default
-    assert json.loads((out.parent / "summary.json").read_text())["num_classes"] == 100
+    assert json.loads((out.parent / "r.summary.json").read_text())["num_classes"] == 100
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,9 @@ def test_roofline_profile_uses_model_default_shape(tmp_path):
         (["--model", "convnet", "--input-shape", "3,x"], "invalid input shape"),
         (["--model", "convnet", "--device", "roofline:abacus"], "unknown roofline device 'abacus'"),
         (["--model", "convnet", "--device", "cuda:3"], "cuda:3"),
-        (["--model", "convnet", "--classes", "1"], "at least 2 classes"),
+        (["--model", "convnet", "--classes", "1"], "classes must be an integer ≥ 2"),
+        (["--model", "mlp", "--input-shape", "2000000000"], "--max-memory raises it"),
+        (["--model", "mlp", "--seed", "-1"], "seed"),
     ],
 )
 def test_user_errors_are_one_line_and_write_nothing(tmp_path, capsys, extra, message):
@@ -61,6 +65,18 @@ def test_user_errors_are_one_line_and_write_nothing(tmp_path, capsys, extra, mes
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_beside_other_files_leaves_them_alone(tmp_path):
+    """Class 1 of issue 13: `--out DIR/p.json` writes p.json, p.config.json and p.summary.json;
+    the config.json and summary.json another run left in DIR stay byte for byte."""
+    theirs = {"config.json": '{"mine": 1}\n', "summary.json": '{"mine": 2}\n'}
+    for name, text in theirs.items():
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "p.json"
+    assert main(["profile", "--model", "mlp", "--device", "roofline:h100", "--out", str(out)]) == 0
+    assert {name: (tmp_path / name).read_text() for name in theirs} == theirs
+    assert (tmp_path / "p.config.json").is_file() and (tmp_path / "p.summary.json").is_file()
 
 
 def test_subprocess_error_has_no_traceback(tmp_path):

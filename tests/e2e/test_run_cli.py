@@ -45,7 +45,13 @@ def test_run_writes_summary_config_metrics_and_plot(tmp_path, profile_file, caps
         "--samples", "150", "--eval-every", "50", "--profile", profile_file, "--out", out,
     )  # fmt: skip
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "config.json", "metrics.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "accuracy.png",
+        "config.json",
+        "metrics.csv",
+        "profile.json",
+        "summary.json",
+    ]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("online_accuracy", "test_accuracy", "measured_peak_memory_bytes", "train_flops", "a_auc", "wall_s"):
         assert isinstance(summary[key], int | float), key
@@ -122,7 +128,7 @@ def test_measured_profile_when_none_is_given(tmp_path):
     [
         (["--framework", "ferret-9000"], "unknown framework 'ferret-9000'"),
         (["--algorithm", "ewc"], "unknown OCL algorithm 'ewc'"),
-        (["--model", "mlp"], "the profile is of model 'mnistnet' but the run trains 'mlp'"),
+        (["--model", "mlp"], "model mnistnet, not mlp"),
         (["--buffer", "10B", "--algorithm", "er"], "holds no sample"),
         (["--stream-option", "sigma=0.5"], "does not take option(s) sigma"),
         (["--baseline", "/nonexistent/run"], "baseline summary not found"),

@@ -119,9 +119,9 @@ def test_a_plan_beyond_the_profile_s_layers_is_refused(inputs, capsys):
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (("--samples", "0"), "invalid sample count '0'"),
+        (("--samples", "0"), "samples must be an integer ≥ 1, got '0'"),
         (("--arrival", "weekly"), "unknown arrival process 'weekly'"),
-        (("--concurrency", "0"), "concurrency must be an integer ≥ 1"),
+        (("--concurrency", "0"), "concurrency must be an integer in [1, 1024]"),
         (("--link-latency", "fast"), "invalid time 'fast'"),
     ],
 )

@@ -67,3 +67,15 @@ def test_the_flags_bounds_are_the_bounds_validate_enforces(name):
         SimConfig(**{name: outside})
     assert getattr(SimConfig(**{name: edge}), name) == edge
     check_bounds(SimConfig(), "sim config")
+
+
+@pytest.mark.parametrize("name", [f.name for f, spec in field_specs(SimConfig) if spec.le is not None])
+def test_upper_bounds_keep_times_and_bytes_finite(name):
+    """Class 3 of issue 13: a scale, ratio or jitter beyond its declared ceiling (where times
+    would overflow or vanish, or bytes pass int64) is refused; the ceiling itself is allowed."""
+    spec = next(spec for f, spec in field_specs(SimConfig) if f.name == name)
+    above = spec.le + 1 if spec.unit == "int" else spec.le * (1 + 1e-9)
+    edge = int(spec.le) if spec.unit == "int" else spec.le
+    with pytest.raises(ValidationError, match=name):
+        SimConfig(**{name: above})
+    assert getattr(SimConfig(**{name: edge}), name) == edge

@@ -55,7 +55,7 @@ def algorithm_names() -> list[str]:
 
 FREEZING = ("none", "adaptive")
 # The help section of the budget flags (SPEC §10); RunSpec's budget fields share it.
-BUDGETS_TITLE = "budgets (SPEC §10)"
+BUDGETS_TITLE = "budgets (aL-SAR, docs/ocl.md: Budgeted OCL)"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class AlgorithmConfig:
     )
     mir_candidates: int = config_field(50, help="MIR: buffer candidates scored per step", unit="int", ge=1)
     lwf_alpha: float = config_field(1.0, help="LwF: distillation weight", unit="float", ge=0)
-    lwf_temperature: float = config_field(2.0, help="LwF: softmax temperature", unit="float", gt=0)
+    lwf_temperature: float = config_field(2.0, help="LwF: softmax temperature", unit="float", ge=1e-6, le=1e6)
     mas_lambda: float = config_field(1.0, help="MAS: penalty weight", unit="float", ge=0)
     consolidate_every: int = config_field(
         0,
@@ -97,8 +97,14 @@ class AlgorithmConfig:
         default_text="similarity-aware for alsar, else uniform",
         group=BUDGETS_TITLE,
     )
+    # A temperature outside [1e-6, 1e6] is argmin or uniform already; beyond them use/T overflows.
     sampler_temperature: float = config_field(
-        2.0, help="similarity-aware sampler: softmax temperature T", unit="float", gt=0, group=BUDGETS_TITLE
+        2.0,
+        help="similarity-aware sampler: softmax temperature T",
+        unit="float",
+        ge=1e-6,
+        le=1e6,
+        group=BUDGETS_TITLE,
     )
     freezing: str | None = config_field(
         None,

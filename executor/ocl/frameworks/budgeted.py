@@ -36,6 +36,7 @@ from executor.ocl.frameworks.base import FrameworkOptions, register_framework, r
 from executor.ocl.loop import _Run
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
+from planner.limits import check_work
 
 
 class BudgetedFramework:
@@ -66,6 +67,7 @@ class BudgetedFramework:
         run = _Run(setup, self.name)
         learner, cost_model = run.learner, run.cost_model
         ips = self.iterations_per_sample(setup)
+        check_work("max_events", run.n * ips, f"{ips:.3g} training steps per sample over {run.n} samples", "steps")
         step_share = Fraction(ips)
         nominal = nominal_step_flops(setup.algorithm, cost_model, self.batch_rows)
         spend_saved = setup.compute_budget is not None and setup.compute_budget.spend_saved

@@ -8,7 +8,13 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from executor.distributed.context import RankContext, choose_backend, under_launcher
-from executor.distributed.faults import EXIT_INTERRUPTED, EXIT_PEER_LOST, describe_connection_error
+from executor.distributed.faults import (
+    EXIT_INTERRUPTED,
+    EXIT_PEER_LOST,
+    LOCAL_LAUNCH,
+    describe_connection_error,
+    tell_launcher,
+)
 from executor.distributed.launch import describe_failure, root_failure
 from planner.errors import FerretError
 
@@ -61,6 +67,19 @@ def test_the_launcher_blames_the_cause_not_the_reactions():
     # A rank stopped by the agent's SIGTERM before it could catch it is a reaction too.
     assert root_failure({0: _failure(0, -15, 4), 1: _failure(1, 1, 5)})[0] == 1
     assert "status 1" in describe_failure(_failure(0, 1, 0))
+    # A rank that ends on SIGTERM through its own handler (exit 143) reacted too.
+    assert root_failure({0: _failure(0, 143, 4), 1: _failure(1, 2, 5)})[0] == 1
+
+
+def test_a_ranks_last_line_reaches_the_launcher(tmp_path, monkeypatch):
+    path = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(path))
+    monkeypatch.delenv(LOCAL_LAUNCH, raising=False)
+    assert not tell_launcher("x") and not path.exists()  # under torchrun a rank prints its line
+    monkeypatch.setenv(LOCAL_LAUNCH, "1")
+    assert tell_launcher("unknown dataset 'nope'")
+    failure = ProcessFailure(local_rank=0, pid=7, exitcode=2, error_file=str(path))
+    assert describe_failure(failure) == "unknown dataset 'nope'"
 
 
 def test_a_closed_connection_reads_as_a_dead_peer():

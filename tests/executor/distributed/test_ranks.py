@@ -41,12 +41,11 @@ def test_a_failing_rank_takes_the_run_down_with_one_line(tmp_path, how):
     done = run_bounded([*RANKS, "launch", str(ranks), how, str(tmp_path), "1"], LIMIT)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    cause = "killed by SIGKILL" if how == "kill" else "exited with status 1"
+    # The failed rank's own last line (or its signal) is the launcher's one line; the survivors,
+    # which only lost it, leave theirs to the launcher too.
+    cause = "killed by SIGKILL" if how == "kill" else "the test asked this rank to fail"
     assert lines[-1].startswith(f"launcher: rank 1 of {ranks} failed: {cause}"), done.stderr
-    if how == "raise":
-        assert "ferret run: rank 1: the test asked this rank to fail" in lines
-    for rank in sorted({0, 2} & set(range(ranks))):  # each survivor names the lost rank (or was stopped)
-        assert any(line.startswith(f"ferret run: rank {rank}: ") for line in lines), done.stderr
+    assert not any(line.startswith("ferret run: rank") for line in lines), done.stderr
     assert not any("Traceback" in line for line in lines), done.stderr
     for rank in range(ranks):
         assert not alive(json.loads((tmp_path / f"rank{rank}.json").read_text())["pid"])
@@ -65,19 +64,16 @@ def test_ctrl_c_stops_every_rank(tmp_path):
     assert time.perf_counter() - stopped_at[0] < 30
     lines = done.stderr.strip().splitlines()
     assert lines[-1] == "launcher: interrupted", done.stderr
-    assert {line for line in lines if line.startswith("ferret run:")} == {
-        "ferret run: rank 0: stopped by SIGINT",
-        "ferret run: rank 1: stopped by SIGINT",
-    }
+    assert not any(line.startswith("ferret run:") for line in lines), done.stderr  # the ranks leave it to the launcher
 
 
-def test_a_deadlock_ends_by_the_watchdog_with_one_line_per_rank(tmp_path):
+def test_a_deadlock_ends_by_the_watchdog_with_one_line(tmp_path):
     done = run_bounded([*RANKS, "launch", "2", "stuck", str(tmp_path), "2"], LIMIT)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert re.match(r"launcher: rank [01] of 2 failed: exited with status 4 ", lines[-1]), done.stderr
-    stuck = [line for line in lines if "no progress for" in line]
-    assert stuck and all(line.endswith("waiting for a message nobody sends (the test's deadlock)") for line in stuck)
+    said = r"launcher: rank [01] of 2 failed: no progress for \d+ s \(watchdog, --watchdog 2\): waiting for a message"
+    assert re.match(said + r" nobody sends \(the test's deadlock\)$", lines[-1]), done.stderr
+    assert sum("no progress for" in line for line in lines) == 1, done.stderr
     assert not any("Traceback" in line for line in lines), done.stderr
     for rank in range(2):
         assert not alive(json.loads((tmp_path / f"rank{rank}.json").read_text())["pid"])

@@ -65,7 +65,7 @@ class DeploySpec:
     top_k: int = config_field(4, help="partitions whose plans are compared", unit="int", ge=1)
     mode: str = config_field("distributed", help="executor", choices=("distributed", "replay"))
     compensation: str = config_field(
-        "none", help="stale-gradient compensation (SPEC §5): {names}", names=compensator_names
+        "none", help="stale-gradient compensation (docs/executor.md): {names}", names=compensator_names
     )
     decay_per_s: float = config_field(1.0, help="data-value decay c, per second", unit="rate", ge=0, flag="decay")
     calibration: Path | None = config_field(

@@ -384,7 +384,13 @@ CASES = [
     Case(
         "sigterm-during-whatif",
         2,
-        custom=kill_case([*WHATIF, "--budgets", "64KiB:64MiB:x1.1", "--out", "sim"], "sim", signal.SIGTERM),
+        # 20,000 samples per point: the sweep must still be working when the signal comes (at 50 it
+        # could finish within the second the case waits, and then replacing `sim` is right).
+        custom=kill_case(
+            [*WHATIF[:-3], "20000", "--jobs", "1", "--budgets", "64KiB:64MiB:x1.1", "--out", "sim"],
+            "sim",
+            signal.SIGTERM,
+        ),
     ),
     Case("sigkill-during-simulate", 2, custom=kill_case([*SIM[:-1], "1000000", "--out", "sim"], "sim", signal.SIGKILL)),
     Case("sigint-during-run", 2, custom=kill_case([*RUN[:-1], "2000000", "--out", "run"], "run", signal.SIGINT)),

@@ -67,10 +67,7 @@ def plot_candidates(state: DeployState, path: Path) -> None:
         ax.annotate("chosen", (chosen + 0.2, sim.adaptation_rate if sim else 0), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, labels, fontsize=7)
         ax.set_ylabel("adaptation rate R (value/s)")
-        ax.set_title("candidates: the closed forms ignore contention, the twin does not", fontsize=9)
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
+        _finish(ax, "candidates: the closed forms ignore contention, the twin does not")
         fig.savefig(path)
     finally:
         plt.close(fig)
@@ -93,13 +90,18 @@ def plot_errors(state: DeployState, path: Path) -> None:
         ax.set_yscale("symlog", linthresh=10)  # the profile alone can miss by 1000 %; calibrated, by a few
         ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
         ax.set_ylabel("measured vs predicted (%; drop rate: points)")
-        ax.set_title("prediction error of the chosen run, before and after calibration", fontsize=9)
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
+        _finish(ax, "prediction error of the chosen run, before and after calibration")
         fig.savefig(path)
     finally:
         plt.close(fig)
+
+
+def _finish(ax: Any, title: str) -> None:
+    """The two bar charts' common dressing: title, legend, horizontal grid, tight layout."""
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.figure.tight_layout()
 
 
 def write_report(spec: DeploySpec, state: DeployState, tolerances: Tolerances) -> str:

@@ -38,5 +38,6 @@ for budget in max min; do
 done
 
 step "compare the four runs: which learned best for how much memory (oagm/tagm against 1-Skip)"
-echo "(also in $out/: whatif/rate_vs_memory.png, run-*/accuracy.png, sim/chrome_trace.json for Perfetto)"
-$ferret compare "$out/run-oracle" "$out/run-1-skip" "$out/run-ferret-max" "$out/run-ferret-min" --out "$out"
+echo "(also in $out/: compare/ (the table, accuracy.png, memory_vs_accuracy.png), whatif/rate_vs_memory.png, run-*/accuracy.png, sim/chrome_trace.json for Perfetto)"
+# its own folder: an output folder is replaced as a whole, and out/demo holds the runs it reads
+$ferret compare "$out/run-oracle" "$out/run-1-skip" "$out/run-ferret-max" "$out/run-ferret-min" --out "$out/compare"

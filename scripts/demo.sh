@@ -6,7 +6,7 @@
 # Everything lands in out/demo/ (or the folder given as $1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+[ "${FERRET_DEMO_SKIP_SETUP:-0}" = 1 ] || bash scripts/setup.sh  # the test that runs the demo skips it
 out=${1:-out/demo}
 ferret=.venv/bin/ferret
 step() { printf '\n== %s\n' "$*"; }

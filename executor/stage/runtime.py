@@ -21,13 +21,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from itertools import pairwise
 
 import torch
 
 from executor.compensation import CompensationConfig, EfficacyLog, build_compensator, efficacy_sample
 from executor.ledger import ByteLedger
 from executor.models.base import LayeredModel
+from executor.stage.gradients import SecondOrder, all_finite, datum_gradients, per_layer
 from executor.stage.layout import ParamLayout
 from executor.stage.optim import PLAIN_SGD, OptimizerConfig, StageOptimizer
 from executor.stage.probes import gradient_at, hessian_vector
@@ -109,7 +109,7 @@ class StageRuntime:
         self.compensator.bind(self)
         # hvp compensation, during one backward: the datum's gradients with their graph, the
         # parameters they are of, and the first of those (a frozen prefix takes no curvature).
-        self._second_order: tuple[tuple[torch.Tensor, ...], tuple[torch.nn.Parameter, ...], int] | None = None
+        self._second_order: SecondOrder | None = None
         self.efficacy = EfficacyLog(efficacy_every)
         # Module buffers (BatchNorm running statistics) are not versioned: one copy, always current.
         self._tally.alloc(BUFFERS, sum(b.numel() * b.element_size() for layer in self.layers for b in layer.buffers()))
@@ -265,12 +265,14 @@ class StageRuntime:
         measure = staleness > 0 and first == 0 and self.efficacy.due()
         flat = self._grad_buffer() if compensate or rule.accumulation > 1 else None
         second_order = compensate and self.compensator.needs_hvp
-        grad_input, loss, grads = self._gradients(
-            pending, version, grad_output, loss_fn, flat, first, frozen_layers == 0, second_order
-        )
+        assert pending.output is not None
+        grad_input, loss, grads, self._second_order = datum_gradients(
+            self.layout, pending.saved_input, pending.output, version.params, grad_output, loss_fn, flat, first,
+            self.stage > 0 and frozen_layers == 0, second_order,
+        )  # fmt: skip
         stale = (flat.clone() if flat is not None else torch.cat([g.reshape(-1) for g in grads])) if measure else None
         self._tally.free(ACTIVATIONS, pending.nbytes)
-        kept = self._kept_gradients(grads, flat, first, clone=compensate) if keep_gradients else None
+        kept = per_layer(self.layout, grads, flat, first, clone=compensate) if keep_gradients else None
         if compensate:
             assert flat is not None
             flat = self._compensate(flat, version, staleness)
@@ -350,71 +352,6 @@ class StageRuntime:
             x = layer(x)
             nbytes += x.numel() * x.element_size()
         return x, nbytes
-
-    def _gradients(
-        self,
-        pending: _Pending,
-        version: Version,
-        grad_output: torch.Tensor | None,
-        loss_fn: Callable[[torch.Tensor], torch.Tensor] | None,
-        flat: torch.Tensor | None,
-        first: int = 0,
-        input_gradient: bool = True,
-        second_order: bool = False,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, ...]]:
-        """This datum's gradients: (grad of the input, loss, gradients of parameters `first..`).
-
-        With `flat` (the stage's gradient buffer) the parameter gradients are written into it
-        (those before `first` stay zero) and the tuple is empty; otherwise they come back as
-        autograd made them, with no copy. No input gradient at stage 0, nor without
-        `input_gradient` (a frozen prefix: the stages below are frozen). With `second_order`
-        (an hvp compensator) the gradient keeps its graph for `hvp`.
-        """
-        inp = pending.saved_input
-        out = pending.output
-        assert out is not None
-        loss = None
-        root = out
-        if loss_fn is not None:
-            root = loss_fn(out)
-            loss = root.detach()
-        inputs: tuple[torch.Tensor, ...] = version.params[first:]
-        wants_input = self.stage > 0 and input_gradient
-        if wants_input:
-            inputs = (inp, *inputs)
-        if not inputs:
-            return None, loss, ()
-        if second_order:
-            assert flat is not None
-            grads = torch.autograd.grad(
-                root, inputs, grad_output, create_graph=True, allow_unused=True, materialize_grads=True
-            )
-            params = grads[1:] if wants_input else grads
-            with torch.no_grad():
-                flat.zero_()
-                for chunk, g in zip(self.layout.chunks(flat)[first:], params, strict=True):
-                    chunk.copy_(g.reshape(-1))
-            self._second_order = (params, version.params[first:], first)
-            return (grads[0].detach() if wants_input else None), loss, ()
-        if flat is not None:
-            flat.zero_()
-            torch.autograd.backward(root, grad_output, inputs=inputs)
-            return (inp.grad if wants_input else None), loss, ()
-        grads = torch.autograd.grad(root, inputs, grad_output, allow_unused=True, materialize_grads=True)
-        if wants_input:
-            return grads[0], loss, grads[1:]
-        return None, loss, grads
-
-    def _kept_gradients(
-        self, grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None, first: int, clone: bool
-    ) -> tuple[tuple[torch.Tensor, ...], ...]:
-        """The datum's gradient per layer of the stage (empty for a frozen layer): autograd's
-        tensors, or chunks of the flat buffer (copied when compensation will overwrite it)."""
-        per_param: list[torch.Tensor] = list(grads) if flat is None else self.layout.chunks(flat)[first:]
-        if clone:
-            per_param = [g.clone() for g in per_param]
-        offsets = self.layout.offsets
-        return tuple(tuple(per_param[max(a, first) - first : max(b, first) - first]) for a, b in pairwise(offsets))
 
     def _grad_buffer(self) -> torch.Tensor:
         if self._grad is None:
@@ -541,7 +478,7 @@ class StageRuntime:
         previous = self.versions.current
         applied_to = previous.id  # read now: an in-place step renumbers `previous` itself
         staleness = applied_to - oldest
-        if self.guard_nonfinite and not _finite(grads, flat):
+        if self.guard_nonfinite and not all_finite(grads, flat):
             self.skipped_updates += 1  # a NaN/inf gradient never reaches the weights
             return UpdateResult(applied_to, staleness, samples, skipped=True)
         new, copied = self.versions.advance()
@@ -557,12 +494,3 @@ class StageRuntime:
             self.compensator.observe_step(before, new.flat)
             self._tally.resize(COMPENSATOR, self.compensator.state_bytes)
         return UpdateResult(applied_to, staleness, samples)
-
-
-def _finite(grads: tuple[torch.Tensor, ...], flat: torch.Tensor | None) -> bool:
-    if flat is not None:
-        return bool(torch.isfinite(flat).all())
-    if not grads:
-        return True
-    # One norm per tensor in one call: NaN or inf anywhere makes its norm non-finite.
-    return bool(torch.stack(torch._foreach_norm(list(grads))).isfinite().all())

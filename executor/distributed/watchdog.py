@@ -47,16 +47,12 @@ class Watchdog:
         self.since: float | None = None  # when the current wait began (None: not waiting)
         self._allowance_s = 0.0
         self._describe: Describe = _nothing
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self.limit_s > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._watch, name="ferret-watchdog", daemon=True)
             self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     # ------------------------------------------------------------------ the main thread's side
     @contextlib.contextmanager
@@ -82,15 +78,17 @@ class Watchdog:
 
     # ------------------------------------------------------------------ the watchdog's thread
     def overdue(self, now: float) -> float | None:
-        """Seconds the current wait has lasted, if past the limit (else None)."""
+        """Seconds the current wait has lasted, if past the limit (else None; always None with
+        limit 0 — the thread may already run when a run sets `--watchdog 0`)."""
         since = self.since
-        if since is None:
+        if since is None or self.limit_s <= 0:
             return None
         waited = now - since
         return waited if waited > self.limit_s + self._allowance_s else None
 
     def _watch(self) -> None:
-        while not self._stop.wait(_LOOK_EVERY_S):
+        while True:
+            time.sleep(_LOOK_EVERY_S)
             waited = self.overdue(time.monotonic())
             if waited is not None:
                 try:

@@ -22,6 +22,13 @@ def test_only_a_wait_past_its_limit_and_allowance_is_overdue():
     assert dog.overdue(1000.0) is None
 
 
+def test_limit_zero_never_fires_even_on_a_thread_started_with_the_default():
+    dog = Watchdog(0)  # a session starts the thread with the default limit ...
+    dog.limit_s = 0  # ... and the run's `--watchdog 0` turns it off afterwards
+    dog.idle()
+    assert dog.overdue(dog.since + 10_000.0) is None  # type: ignore[operator]
+
+
 def test_a_context_wait_sets_and_clears_itself():
     dog = Watchdog(0, limit_s=1.0)
     with dog.waiting("every rank to join"):

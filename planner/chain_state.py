@@ -44,7 +44,6 @@ class _Layout:
     last: tuple[np.ndarray, np.ndarray]  # index of each stage's last rung into (P, width)
     plog: np.ndarray  # logarithm of every prime ≤ P
     prime_powers: tuple[tuple[tuple[int, int], ...], ...]  # (prime index, exponent) of each m ≤ P
-    col_m: np.ndarray  # m = P-k of each column k
     gcd_rows: np.ndarray  # (P+1, P): gcd(a, m) of every a ≤ P with every column's m
     width: int  # row length of the flattened tables below
     lcm_flat: np.ndarray  # lcm(x, y) at x·width + y
@@ -73,7 +72,6 @@ def _layout(P: int) -> _Layout:
         prime_powers=tuple(
             tuple((int(i), int(k)) for i, k in zip(pidx[m], kexp[m], strict=True) if k) for m in range(len(pidx))
         ),
-        col_m=col_m,
         gcd_rows=gcd_table[:, col_m],
         width=len(lcm_table),
         lcm_flat=lcm_table.ravel(),
@@ -88,11 +86,10 @@ class ChainState:
     """Mutable state of one worker under Alg. 2; see the module docstring."""
 
     def __init__(self, model: StageModel) -> None:
-        self.model = model
         P = self.P = model.num_stages
         layout = _layout(P)
         self.behind, self.rungs, self.acc, self.left = layout.behind, layout.rungs, layout.acc, layout.left
-        self.plog, self.prime_powers, self.col_m = layout.plog, layout.prime_powers, layout.col_m
+        self.plog, self.prime_powers = layout.plog, layout.prime_powers
         self.gcd_rows, self.width, self.col_base = layout.gcd_rows, layout.width, layout.col_base
         self.lcm_flat, self.share_flat = layout.lcm_flat, layout.share_flat
         self.upper = layout.upper

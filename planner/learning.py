@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.closed_form import cycle_time, stage_shares, suffix_lcm_reciprocal
+from planner.closed_form import cycle_time, stage_shares, stage_sums, suffix_lcm_reciprocal
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
@@ -123,12 +123,6 @@ BUILTIN = LearningModel(
 )
 
 
-def stage_times_each(profile: ModelProfile, partition: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Per stage: its own forward and backward time (not the slowest stage's)."""
-    starts = np.asarray(partition[:-1], dtype=np.intp)
-    return np.add.reduceat(profile.t_fwd, starts), np.add.reduceat(profile.t_bwd, starts)
-
-
 def update_rates(plan: Plan) -> np.ndarray:
     """Optimizer steps per second at each stage: every active worker receives one datum per
     `N·td`, back-propagates a `1/LCM` share of them through the stage and steps every `c^a`."""
@@ -151,7 +145,8 @@ class DatumPath:
 
 
 def datum_path(profile: ModelProfile, plan: Plan, worker: WorkerConfig) -> DatumPath:
-    f, b = stage_times_each(profile, plan.partition)
+    sums = stage_sums(profile, [plan.partition])  # per stage its own times, not the slowest's
+    f, b = sums.t_fwd, sums.t_bwd
     extra = f if worker.recompute else np.zeros_like(f)
     down = np.cumsum((b + extra)[::-1])[::-1]  # backward (and recomputation) from the top down to i
     up_from = np.cumsum(f[::-1])[::-1]  # forward from stage i to the top
@@ -173,15 +168,19 @@ def learning_rate(profile: ModelProfile, plan: Plan, model: LearningModel) -> fl
     shares = stage_shares(profile, plan.partition)
     rates = update_rates(plan)
     total = 0.0
+    terms: dict[WorkerConfig, float] = {}  # workers share a few configurations: each computed once
     for w in plan.workers:
         if not w.active:
             continue
-        path = datum_path(profile, plan, w)
-        tau = rates * path.window_s
-        kappa = model.staleness[w.backward_weights]
-        value = np.exp(-model.delay_per_arrival * path.delay_s / td - kappa * tau)
-        delivered = 1.0 / max(path.cycle_s, plan.num_workers * td)
-        total += float(np.sum(shares * suffix_lcm_reciprocal(w.omission) * value)) * delivered
+        term = terms.get(w)
+        if term is None:
+            path = datum_path(profile, plan, w)
+            tau = rates * path.window_s
+            kappa = model.staleness[w.backward_weights]
+            value = np.exp(-model.delay_per_arrival * path.delay_s / td - kappa * tau)
+            delivered = 1.0 / max(path.cycle_s, plan.num_workers * td)
+            term = terms[w] = float(np.sum(shares * suffix_lcm_reciprocal(w.omission) * value)) * delivered
+        total += term
     return total
 
 

@@ -42,16 +42,16 @@ from sim.admission import Admission, Batch, Worker
 from sim.completion import apply_update, backward_done, forward_done, transient_bytes
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
-from sim.links import Links
+from sim.links import LANDED, OP, Links
 from sim.memory import CHANGE, MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.policy import BWD, FWD, admission_policy, may_start, route
 from sim.strategies import SimStrategy
 from sim.trace import KIND_CODE, ROW, TraceSink
 
-LANDED, CHOICE, ARRIVE = 2, 3, 4  # event kinds beside BWD and FWD
+CHOICE, ARRIVE = 3, 4  # event kinds beside BWD, FWD and LANDED (sim/links.py)
 LOG_CHUNK = 1 << 16  # memory changes folded at a time
-OP, ARRIVAL, LATER = 1, 2, 3  # priorities at equal times
+ARRIVAL, LATER = 2, 3  # priorities at equal times, after OP (sim/links.py)
 K_ARRIVE, K_DROP, K_MEM = (KIND_CODE[k] for k in ("arrive", "drop", "mem"))
 pack = ROW.pack
 mem_pack = CHANGE.pack
@@ -317,8 +317,7 @@ class Engine:
                     factor *= 1.0 + self.host_slowdown * excess
             if self.jitter is not None:
                 factor *= self.jitter.draw()
-            base = slot.t_fwd if kind else (slot.t_bwd_job + slot.update_s if closes else slot.t_bwd_job)
-            end = now + (base + slot.overhead) * factor
+            end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, factor))
         self.ops += 1
 

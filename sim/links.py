@@ -12,7 +12,8 @@ from sim.costs import OpCosts
 from sim.parts import Datum, Slot
 from sim.trace import KIND_CODE, ROW
 
-LANDED = 2  # the engine's event kind of a transfer that lands
+LANDED = 2  # the engine's event kind of a transfer that lands (the engine imports both)
+OP = 1  # the engine's priority of an op's end at equal times; a landing shares it
 _SEND, _RECV = KIND_CODE["send"], KIND_CODE["recv"]
 
 
@@ -38,7 +39,7 @@ class Links:
         busy_until = start + busy
         self.free_at[key] = busy_until
         self.transfers += 1
-        self.schedule(now + (busy_until + latency - now), 1, LANDED, dst, d, (kind, src, nbytes, start), None)
+        self.schedule(now + (busy_until + latency - now), OP, LANDED, dst, d, (kind, src, nbytes, start), None)
 
     def landed(self, dst: Slot, d: Datum, info: tuple[Any, ...], now: float) -> None:
         """The payload reached `dst` (the engine then makes its op ready there)."""

@@ -25,6 +25,7 @@ from executor.distributed import protocol
 from executor.distributed.protocol import Activation, Columns, Gradient, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
+from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.transport import Message, Transport
@@ -66,6 +67,8 @@ class StageHost:
         self.source = owners[0]
         self.worker = worker
         self._freezes = worker.algorithm.freezes
+        partition = worker.partition
+        self._own_layers = frozenset(layer for j in worker.stages for layer in range(partition[j], partition[j + 1]))
         self.transport = transport
         self.recorder = recorder
         self.streams = streams if streams is not None else Streams(torch.device("cpu"), 1)
@@ -194,16 +197,10 @@ class StageHost:
         """An inference-only forward through one stage on its current weights (`--predict-all`)."""
         x, ready = self.infers.pop(sample)
         layers = self.worker.stages[stage].layers
-        modes = [layer.training for layer in layers]
-        with self.streams.running(stage, ready), torch.no_grad():
-            try:  # eval mode: the prediction of a datum that trains nothing moves no statistics
-                for layer in layers:
-                    layer.eval()
-                for layer in layers:
-                    x = layer(x)
-            finally:
-                for layer, mode in zip(layers, modes, strict=True):
-                    layer.train(mode)
+        # Eval mode: the prediction of a datum that trains nothing moves no statistics.
+        with self.streams.running(stage, ready), torch.no_grad(), eval_mode(*layers):
+            for layer in layers:
+                x = layer(x)
             label = int(x[0].argmax()) if stage == self.P - 1 else -1
         ready = self.streams.mark(stage)
         self._count()
@@ -298,8 +295,7 @@ class StageHost:
         freezing = self.worker.algorithm.freezing_state(self.worker.model)
         if freezing is None:
             return
-        partition = self.worker.partition
-        own = {layer for j in self.worker.stages for layer in range(partition[j], partition[j + 1])}
+        own = self._own_layers
         for layer, value in enumerate(values.tolist()):
             if layer not in own:
                 freezing.fisher[layer] = value

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from executor.distributed.context import RankContext
+from executor.ocl.modes import eval_mode
 from executor.pipeline.stage_worker import StageWorker
 
 START_LEAD_S = 0.05  # after the barrier every rank waits for rank 0's word: it needs only the broadcast's time
@@ -57,36 +58,20 @@ def warm_up(worker: StageWorker, x: torch.Tensor) -> None:
             if j in worker.stages:
                 x = _forward_backward(stage, x)
             else:  # another rank's stage: its output's shape is all this rank needs
-                with torch.no_grad(), _eval(stage):
+                with torch.no_grad(), eval_mode(*stage):
                     for layer in stage:
                         x = layer(x)
 
 
 def _forward_backward(stage: list[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
     inp = x.detach().requires_grad_()
-    with _eval(stage):
+    with eval_mode(*stage):
         out = inp
         for layer in stage:
             out = layer(out)
     params = [p for layer in stage for p in layer.parameters() if p.requires_grad]
     torch.autograd.grad(out, [inp, *params], torch.ones_like(out), allow_unused=True)
     return out.detach()
-
-
-class _eval:
-    """Layers in eval mode for the block (no running statistics move, no dropout draws)."""
-
-    def __init__(self, layers: list[torch.nn.Module]) -> None:
-        self.layers = layers
-        self.modes = [layer.training for layer in layers]
-
-    def __enter__(self) -> None:
-        for layer in self.layers:
-            layer.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        for layer, mode in zip(self.layers, self.modes, strict=True):
-            layer.train(mode)
 
 
 def start_together(ctx: RankContext, offset_s: float, group: dist.ProcessGroup | None) -> StartTimes:

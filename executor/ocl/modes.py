@@ -13,14 +13,17 @@ _MODE_DEPENDENT = (_NormBase, _DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropou
 
 
 @contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run a block in eval mode and restore the previous mode afterwards."""
-    was_training = model.training
-    model.eval()
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run a block with `modules` in eval mode and restore each one's previous mode afterwards
+    (one model, or the layers of a stage)."""
+    was_training = [m.training for m in modules]
+    for m in modules:
+        m.eval()
     try:
-        yield model
+        yield
     finally:
-        model.train(was_training)
+        for m, mode in zip(modules, was_training, strict=True):
+            m.train(mode)
 
 
 def mode_invariant(model: nn.Module) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.trace_table import COMPUTE_KINDS, KIND_CODES, LINK_KINDS, TraceTable
+from analysis.trace_table import COMPUTE_KINDS, KIND_CODES, KIND_NAMES, LINK_KINDS, TraceTable
 
 ALIGNED_KINDS = COMPUTE_KINDS + LINK_KINDS
 _UPDATE = KIND_CODES["update"]
@@ -62,9 +62,8 @@ def op_keys(table: TraceTable) -> dict[tuple[int, int, int, int], int]:
 def align(predicted: TraceTable, measured: TraceTable) -> AlignedOps:
     pred, meas = op_keys(predicted), op_keys(measured)
     common = [k for k in pred if k in meas]
-    names = {code: kind for kind, code in KIND_CODES.items()}
-    only_p = Counter(names[k[0]] for k in pred if k not in meas)
-    only_m = Counter(names[k[0]] for k in meas if k not in pred)
+    only_p = Counter(KIND_NAMES[k[0]] for k in pred if k not in meas)
+    only_m = Counter(KIND_NAMES[k[0]] for k in meas if k not in pred)
     return AlignedOps(
         kind=np.asarray([k[0] for k in common], dtype=np.int8),
         predicted=np.asarray([pred[k] for k in common], dtype=np.int64),

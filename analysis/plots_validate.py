@@ -19,7 +19,7 @@ import numpy as np
 from analysis.plot_style import pyplot
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import MemoryTimeline
-from analysis.trace_table import KIND_CODES, TraceTable
+from analysis.trace_table import KIND_CODES, LINK_KINDS, TraceTable
 from analysis.validate import Validation
 
 FIGURES = ("gantt.png", "memory.png", "durations.png")
@@ -50,9 +50,6 @@ def _window(table: TraceTable, window_ops: int) -> tuple[float, float]:
     mid = len(starts) // 2
     lo, hi = max(0, mid - window_ops // 2), min(len(starts) - 1, mid + window_ops // 2)
     return float(starts[lo]), float(starts[hi])
-
-
-LINK_KINDS = ("send", "recv")
 
 
 def _lanes(ax: Any, table: TraceTable, t0: float, t1: float, title: str) -> None:

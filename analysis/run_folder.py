@@ -57,14 +57,6 @@ class RunFolder:
         return value if isinstance(value, int) else None
 
     @property
-    def arrival(self) -> str:
-        return str(self.summary.get("arrival") or self.config.get("arrival") or "fixed")
-
-    @property
-    def label(self) -> str:
-        return f"{self.source} run {self.path}"
-
-    @property
     def made_from(self) -> dict[str, Any]:
         """What the run was made from (planner.provenance): its summary's record, else what its
         profile says; empty for a folder that records neither."""

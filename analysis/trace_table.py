@@ -20,6 +20,7 @@ from planner.errors import FerretError
 from sim.trace import KINDS, read_trace
 
 KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+KIND_NAMES = dict(enumerate(KINDS))  # code → kind
 COMPUTE_KINDS = ("fwd", "recompute", "bwd", "update")
 LINK_KINDS = ("send", "recv")
 
@@ -51,18 +52,10 @@ class TraceTable:
     def mask(self, *kinds: str) -> np.ndarray:
         return np.isin(self.kind, [KIND_CODES[k] for k in kinds])
 
-    def count(self, kind: str) -> int:
-        return int((self.kind == KIND_CODES[kind]).sum())
-
     @property
     def num_stages(self) -> int:
         ops = self.mask(*COMPUTE_KINDS)
         return int(self.stage[ops].max()) + 1 if ops.any() else 0
-
-    @property
-    def num_devices(self) -> int:
-        placed = self.device >= 0
-        return int(self.device[placed].max()) + 1 if placed.any() else 0
 
     @classmethod
     def from_rows(cls, rows: Iterable[Any], source: str = "trace") -> TraceTable:

@@ -24,11 +24,9 @@ from analysis.align import AlignedOps, align
 from analysis.run_checks import check_same_model, check_same_run, check_same_stream, check_trace_complete
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import StreamMetrics, stream_metrics
-from analysis.trace_table import KIND_CODES, TraceTable, load_table
+from analysis.trace_table import KIND_NAMES, TraceTable, load_table
 from planner.closed_form import stage_shares
 from planner.config_field import config_field
-
-KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 
 FORCED_NOTE = "--force: --measured was made for"
 

@@ -25,10 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from analysis.calibrate.params import Fitted, fixed
-
-MAD_TO_SIGMA = 1.4826
-MEDIAN_EFFICIENCY = 1.2533  # se of a median = 1.2533 · σ / √n for Gaussian data
+from analysis.calibrate.params import MAD_TO_SIGMA, MEDIAN_EFFICIENCY, Fitted, fixed
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,8 @@ def fit_contention(
         )
     beta, s, h = unpack(fit.x)
     # se of a cell median is 1.2533·σ/√count; the weights are √count, so one unit of residual.
-    cov = np.linalg.pinv(jacobian(fit.x).T @ jacobian(fit.x)) * (MEDIAN_EFFICIENCY * sigma) ** 2
+    J = jacobian(fit.x)
+    cov = np.linalg.pinv(J.T @ J) * (MEDIAN_EFFICIENCY * sigma) ** 2
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     base = np.where(rows > 0, np.exp(beta + tail**2 / 2), 0.0)
     jitter_se = float(tail / np.sqrt(2 * max(len(y) - len(cells), 1)) * MEDIAN_EFFICIENCY)

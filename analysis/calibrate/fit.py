@@ -110,10 +110,6 @@ class Calibration:
         )
 
     @property
-    def layer_parameters(self) -> tuple[Fitted, ...]:
-        return self.layers.t_fwd + self.layers.t_bwd + self.layers.t_rec
-
-    @property
     def costs(self) -> LayerCosts:
         """The fitted cost model (`sim.fitted_costs`): per-layer times with recompute's own."""
         c = self.sim_config
@@ -183,11 +179,12 @@ def calibrate(
     concurrency = int(m.max()) + 1 if len(m) else 1
 
     equations, summaries = [], []
+    zero_groups = set(group[duration == 0].tolist())  # groups with an op measured at 0 s
     for r, (run, p) in enumerate(zip(runs, stages, strict=True)):
         for code in range(len(ROW_TYPES)):
             for j in range(p):
                 g = int(offsets[r] + code * p + j)
-                if fit.rows[g] == 0 and not ((group == g) & (duration == 0)).any():
+                if fit.rows[g] == 0 and g not in zero_groups:
                     continue
                 equations.append(
                     GroupEquation(code, run.folder.plan.stage_layers(j), float(fit.base[g]), int(max(fit.rows[g], 1)))

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from analysis.calibrate.jobs import BWD, BWD_AFTER_RECOMPUTE, FWD, RECOMPUTE, UPDATE
-from analysis.calibrate.params import Fitted, fixed
+from analysis.calibrate.params import MEDIAN_EFFICIENCY, Fitted, fixed
 from planner.profile import ModelProfile
 
 
@@ -169,7 +169,7 @@ def _pinned(A: np.ndarray, weight: np.ndarray, column: int) -> bool:
 def _stderr(cov: np.ndarray, jitter_sigma: float) -> np.ndarray:
     # weights were rows / base²: unit variance per row of relative noise; a median of n rows has
     # relative se 1.2533·σ/√n, hence the factor.
-    return np.sqrt(np.clip(np.diag(cov), 0, None)) * 1.2533 * jitter_sigma
+    return np.sqrt(np.clip(np.diag(cov), 0, None)) * MEDIAN_EFFICIENCY * jitter_sigma
 
 
 def _layer_params(

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from analysis.calibrate.params import Fitted, fixed
+from analysis.calibrate.params import MAD_TO_SIGMA, MEDIAN_EFFICIENCY, Fitted, fixed
 from analysis.trace_table import KIND_CODES, TraceTable
-
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def fit_links(duration: np.ndarray, nbytes: np.ndarray) -> LinkFit:
             Fitted(
                 "link_latency_s",
                 median,
-                float(1.2533 * spread / np.sqrt(len(duration))),
+                float(MEDIAN_EFFICIENCY * spread / np.sqrt(len(duration))),
                 "s",
                 "one payload size: all latency",
             ),

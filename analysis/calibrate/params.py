@@ -15,6 +15,9 @@ from typing import Any
 
 from planner.quantities import MAX_BANDWIDTH_BPS, MIN_TIME_S
 
+MAD_TO_SIGMA = 1.4826  # σ of Gaussian data = 1.4826 · its median absolute deviation
+MEDIAN_EFFICIENCY = 1.2533  # se of a median = 1.2533 · σ / √n for Gaussian data
+
 
 @dataclass(frozen=True)
 class Fitted:

@@ -107,7 +107,7 @@ class TraceSink:
     keeps_rows = True  # False: the engine skips building rows at all (NullTrace)
 
     def __init__(self) -> None:
-        self.rows: list[Any] = []  # packed `ROW`s (or plain tuples: `_pack_plain`)
+        self.rows: list[Any] = []  # packed `ROW`s
         self.samples: list[int] = []
         self.count = 0
 
@@ -137,27 +137,12 @@ class TraceSink:
     def flush(self) -> None:
         if not self.rows:
             return
-        if type(self.rows[0]) is not bytes:
-            self._pack_plain()
         chunk = Chunk(np.frombuffer(b"".join(self.rows), dtype=ROW_DTYPE), np.array(self.samples, dtype=np.int64))
         # Cleared in place: the engine holds `rows.append` as a bound method.
         self.rows.clear()
         self.samples.clear()
         self.count += len(chunk.rows)
         self.write(chunk)
-
-    def _pack_plain(self) -> None:
-        """Rows appended as plain tuples — `kind, …, bytes`, and for an update its samples
-        comma-joined: the form before rows were packed, which writers that keep their own rows
-        (the distributed executor's merge) still append — are packed here. A buffer holds one
-        form or the other; `add(TraceRow)` is the API."""
-        plain = list(self.rows)
-        self.rows.clear()
-        for raw in plain:
-            if type(raw) is not tuple:
-                raise TypeError("a trace sink's rows are all packed (the engine's) or all plain tuples, not both")
-            samples = tuple(int(s) for s in raw[10].split(",")) if len(raw) == 11 and raw[10] else ()
-            self.add(TraceRow._make((*raw[:10], samples)))
 
     def write(self, chunk: Chunk) -> None:
         """Where a chunk goes (nowhere here)."""

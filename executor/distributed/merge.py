@@ -19,7 +19,7 @@ import torch
 
 from executor.compensation import compensation_efficacy
 from executor.distributed.report import RankReport, update_times
-from executor.distributed.trace import Row, merge_rows
+from executor.distributed.trace import Row, as_trace_row, merge_rows
 from executor.models.base import LayeredModel
 from executor.ocl.result import RunResult
 from executor.ocl.setup import RunSetup
@@ -123,7 +123,7 @@ def write_trace(path: Path, per_rank: Sequence[list[Row]]) -> None:
     sink = FileTrace(path, "csv" if path.suffix.lower() == ".csv" else "jsonl")
     try:
         for row in merge_rows(per_rank):
-            sink.rows.append(row)
+            sink.add(as_trace_row(row))
             sink.maybe_flush()
     finally:
         sink.close()

@@ -2,8 +2,9 @@
 
 Times are seconds since the run's start `t0` on rank 0's clock: a local `perf_counter`
 reading plus this rank's clock offset (clock.py) minus `t0`. `device` is the rank. Rows are
-kept in the sinks' plain-tuple form (a 10-tuple, or 11 with an update's comma-joined samples)
-and merged on rank 0 (`merge_rows`), sorted by end time as the schema requires.
+kept as plain tuples (a 10-tuple, or 11 with an update's comma-joined samples: cheap to record
+and to gather), merged on rank 0 (`merge_rows`), sorted by end time as the schema requires, and
+handed to a sink as typed rows (`as_trace_row`).
 
 Rows: `fwd`/`recompute`/`bwd` spans are the StageRuntime call; `update` is the instant the
 backward that closed the group ended (or the flush's span); `send`/`recv` are the wire
@@ -23,10 +24,18 @@ from executor.distributed.protocol import Kind
 from executor.distributed.transport import WireEvent
 from executor.ledger import ByteLedger
 from executor.stage import UpdateResult
-from sim.trace import FIELDS
+from sim.trace import FIELDS, TraceRow
 
-Row = tuple[Any, ...]  # a sink's plain-tuple row (sim/trace.py)
+Row = tuple[Any, ...]  # a rank's plain-tuple row (see the module docstring)
 T_END = FIELDS.index("t_end")
+
+
+def as_trace_row(raw: Row) -> TraceRow:
+    """A plain-tuple row as the schema's typed row (an update's comma-joined samples split)."""
+    samples = tuple(int(s) for s in raw[10].split(",")) if len(raw) == 11 and raw[10] else ()
+    return TraceRow._make((*raw[:10], samples))
+
+
 _DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
 
 

@@ -173,18 +173,3 @@ def test_a_broken_or_foreign_binary_trace_is_a_user_error(tmp_path):
     unknown.write_text(json.dumps({**TraceRow("fwd", 0, 0, 0, 0, 0.0, 1.0).to_json(), "kind": "teleport"}) + "\n")
     with pytest.raises(FerretError, match="line 1: unknown kind 'teleport'"):
         list(read_trace(unknown))
-
-
-def test_rows_appended_as_plain_tuples_are_written_like_typed_ones(tmp_path):
-    # The form writers that keep their own rows append (the distributed executor's merge).
-    typed = [TraceRow("arrive", 0, 0, -1, -1, 0.0, 0.0), TraceRow("update", -1, 1, 2, 3, 0.5, 0.75, 4, 1, 0, (0, 7))]
-    path = tmp_path / "plain.jsonl"
-    with FileTrace(path) as sink:
-        sink.rows.append(tuple(typed[0][:10]))
-        sink.rows.append((*typed[1][:10], "0,7"))
-    assert list(read_trace(path)) == typed
-    mixed = MemoryTrace()
-    mixed.rows.append(tuple(typed[0][:10]))
-    mixed.add(typed[1])
-    with pytest.raises(TypeError, match="all packed .* or all plain tuples"):
-        mixed.flush()

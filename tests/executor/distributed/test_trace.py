@@ -7,9 +7,10 @@ import torch
 
 from executor.distributed import protocol
 from executor.distributed.protocol import Activation, Gradient
-from executor.distributed.trace import RankRecorder
+from executor.distributed.trace import RankRecorder, as_trace_row
 from executor.distributed.transport import WireEvent
 from executor.ocl.batch import TrainBatch
+from sim.trace import FileTrace, TraceRow, read_trace
 
 X = torch.zeros(1, 4)
 ACT_TO_2 = Activation(7, 1, 2, 0, TrainBatch(X, torch.zeros(1, dtype=torch.int64), num_new=1)).message()
@@ -30,3 +31,13 @@ def test_a_send_row_names_the_sending_stage():
 
 def test_a_recv_row_names_the_receiving_stage():
     assert stages("recv") == [(7, 1, 2), (7, 1, 0), (9, -1, 1)]
+
+
+def test_a_ranks_plain_rows_are_written_like_typed_ones(tmp_path):
+    # A rank keeps plain tuples (an update's samples comma-joined); the merge writes them typed.
+    typed = [TraceRow("arrive", 0, 0, -1, -1, 0.0, 0.0), TraceRow("update", -1, 1, 2, 3, 0.5, 0.75, 4, 1, 0, (0, 7))]
+    path = tmp_path / "plain.jsonl"
+    with FileTrace(path) as sink:
+        sink.add(as_trace_row(tuple(typed[0][:10])))
+        sink.add(as_trace_row((*typed[1][:10], "0,7")))
+    assert list(read_trace(path)) == typed

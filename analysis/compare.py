@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.config_args import config_dests
 from analysis.pareto import non_dominated
 from executor.metrics import compare_to_baseline
-from planner.config_field import field_specs
 from planner.errors import FerretError
 from planner.fileio import read_json
 from planner.limits import WorkLimits
@@ -41,7 +41,7 @@ DEFAULT_BASELINE = "1-skip"  # Ferret's baseline for oagm/tagm (SPEC §9)
 # interval measured on the machine when the user left it to the profile (`arrival_interval`).
 NOT_CONFIGURATION = frozenset(
     {"seed", "out", "baseline", "ferret_version", "python", "arrival_interval_s", "output_files", "repeat_of", "force"}
-    | {spec.flag_for(f.name).replace("-", "_") for f, spec in field_specs(WorkLimits)}
+    | set(config_dests(WorkLimits))
 )
 _NUMBERS = ("online_accuracy", "test_accuracy", "measured_peak_memory_bytes", "train_flops")
 _COUNTS = ("samples", "trained", "skipped", "seed")

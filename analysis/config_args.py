@@ -57,6 +57,15 @@ def add_config_arguments(
         )
 
 
+def config_dests(cls: Any) -> list[str]:
+    """The argparse destinations of `cls`'s own flags (not its KEY=VALUE settings)."""
+    return [_dest(f.name, spec) for f, spec in field_specs(cls) if spec.via is None and spec.setting_of is None]
+
+
+def _dest(name: str, spec: FieldSpec) -> str:
+    return spec.flag_for(name).replace("-", "_")
+
+
 def config_values(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
     """`{field: value}` for each of `cls`'s flags present in `args` (every flag in plain mode),
     KEY=VALUE settings parsed and bounded; ready for `cls(**...)` or `dataclasses.replace`."""
@@ -68,7 +77,7 @@ def config_values(args: argparse.Namespace, cls: Any) -> dict[str, Any]:
         if spec.setting_of is not None:
             settings.setdefault(spec.setting_of, {})[f.name] = spec
             continue
-        dest = spec.flag_for(f.name).replace("-", "_")
+        dest = _dest(f.name, spec)
         if hasattr(args, dest):
             value = getattr(args, dest)
             values[f.name] = dict(value) if spec.unit == "key-value" else tuple(value) if spec.repeat else value

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from planner.config_field import field_specs
+from analysis.config_args import config_dests
 from planner.errors import FerretError
 from planner.fileio import read_json
 from planner.limits import WorkLimits
@@ -24,7 +24,7 @@ from planner.limits import WorkLimits
 SAVED_PROFILE = "profile.json"
 SAVED_PLAN = "plan.json"
 # Flags that are not part of the run: where it goes, how it was asked for, the work limits.
-_LIMITS = [spec.flag_for(f.name).replace("-", "_") for f, spec in field_specs(WorkLimits)]
+_LIMITS = config_dests(WorkLimits)
 _NOT_REPEATED = {"out", "repeat_of", "help", *_LIMITS}
 
 

@@ -73,6 +73,15 @@ def _physical(unit: str, value: float, what: str, text: str) -> None:
         raise ValueError(f"invalid {what} {text!r}: {problem}")
 
 
+def parse_budget(text: str) -> str | int:
+    """A memory budget: `'min'` (the smallest feasible footprint, M−), `'max'` (unconstrained,
+    M+) or a size in bytes (`ValueError` otherwise)."""
+    word = text.strip().lower()
+    if word in ("min", "max"):
+        return word
+    return parse_bytes(text)
+
+
 def parse_bytes(text: str) -> int:
     """`'64MiB'` → 67108864. Binary (KiB) and decimal (KB) units; a bare number is bytes."""
     if _size(text) <= 0:

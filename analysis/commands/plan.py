@@ -13,7 +13,7 @@ from analysis.units import (
     cli_type,
     format_bytes,
     format_seconds,
-    parse_bytes,
+    parse_budget,
     parse_positive_float,
     parse_rate,
     parse_seconds,
@@ -43,13 +43,6 @@ DESCRIPTION = (
 SYNCHRONOUS = ("gpipe", "1f1b")
 
 
-def _budget(text: str) -> str | int:
-    word = text.strip().lower()
-    if word in ("min", "max"):
-        return word
-    return parse_bytes(text)
-
-
 def _interval(text: str) -> str | float:
     return "auto" if text.strip().lower() == "auto" else parse_seconds(text)
 
@@ -60,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--budget",
-        type=cli_type(_budget),
+        type=cli_type(parse_budget),
         default="max",
         help="memory budget: a size (64MiB, 1.5GB, bytes if bare), 'min' (the smallest feasible, M−) "
         "or 'max' (unconstrained, M+)",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from analysis.units import parse_bytes
+from analysis.units import parse_budget
 from planner.errors import FerretError
 from planner.partition import candidate_partitions
 from planner.placement import owner_placement
@@ -42,20 +42,17 @@ class Candidate:
     simulated: SimResult | None = None
 
 
-def parse_budget(text: str) -> str | int:
-    """'min', 'max' or a size in bytes; anything else is a one-line user error."""
-    word = text.strip().lower()
-    if word in ("min", "max"):
-        return word
+def checked_budget(text: str) -> str | int:
+    """`units.parse_budget`, its error one line naming the flag."""
     try:
-        return parse_bytes(text)
+        return parse_budget(text)
     except ValueError as exc:
         raise FerretError(f"--budget: {exc} (or min, max)") from None
 
 
 def resolve_budget(budget: str, profile: ModelProfile, td: float, decay: float, devices: int) -> int | None:
     """'max' → unconstrained (M+), 'min' → the smallest feasible footprint (M−), else the size."""
-    parsed = parse_budget(budget)
+    parsed = checked_budget(budget)
     if parsed == "max":
         return None
     if parsed == "min":

@@ -81,7 +81,7 @@ class DeploySpec:
         import executor.data.catalog
         import executor.data.stream_builders
         import executor.models.zoo  # noqa: F401
-        from analysis.deploy.candidates import parse_budget
+        from analysis.deploy.candidates import checked_budget
         from executor.compensation import COMPENSATORS
         from executor.data import DATASETS, STREAMS
         from executor.models import MODELS
@@ -90,7 +90,7 @@ class DeploySpec:
             registry.canonical(name)
         COMPENSATORS.canonical(self.compensation)
         make_arrivals(self.arrival, self.arrival_interval_s or 1.0)
-        parse_budget(self.budget)
+        checked_budget(self.budget)
         total = self.samples + (0 if self.calibration is not None else self.probe_samples)
         check_work("max_events", total, "deploying (the probe and the run)", "samples")
 

@@ -127,8 +127,9 @@ class StageOptimizer:
         if not self.has_second_moment or not self._state:
             return None
         beta2 = self.config.betas[1]
-        if len(set(self.param_steps)) == 1:
-            return self._state[1] / (1 - beta2 ** self.param_steps[0])
+        steps = self.param_steps  # non-decreasing: a step reaches a suffix `first..`
+        if steps and steps[0] == steps[-1]:
+            return self._state[1] / (1 - beta2 ** steps[0])
         out = torch.zeros_like(self._state[1])
         for dst, v, taken in zip(self._layout.chunks(out), self._chunks[1], self.param_steps, strict=True):
             if taken:
@@ -142,8 +143,7 @@ class StageOptimizer:
                 self._adam(params, grads, chunked, first)
             else:
                 self._sgd(params, grads, chunked, first)
-        for i in range(first, len(self.param_steps)):
-            self.param_steps[i] += 1
+        self.param_steps[first:] = [taken + 1 for taken in self.param_steps[first:]]
 
     def _allocate(self, count: int) -> None:
         for _ in range(count):
@@ -161,6 +161,8 @@ class StageOptimizer:
         """`(start, stop, steps taken)` of the runs of parameters `first..` (positions in the
         lists) that have taken the same number of steps — one run unless freezing skipped some."""
         counts = self.param_steps[first:]
+        if counts and counts[0] == counts[-1]:  # the common case: counts never decrease, so all equal
+            return [(0, len(counts), counts[0])]
         runs, start = [], 0
         for i in range(1, len(counts) + 1):
             if i == len(counts) or counts[i] != counts[start]:

@@ -93,7 +93,8 @@ class StageWorker:
         self.cost_model = cost_model
         names = parameter_names(model, plan)  # before the runtimes take the parameters over
         sampler = algorithm.sampler
-        if sampler is not None and sampler.learns:
+        self._learns = sampler is not None and sampler.learns
+        if self._learns:
             # The efficacy's extra forward and backward would run inside the sampler's capture
             # of the datum's backward and feed it gradients the run never took: not measured.
             efficacy_every = 0
@@ -109,8 +110,6 @@ class StageWorker:
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
-        sampler = algorithm.sampler
-        self._learns = sampler is not None and sampler.learns
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()

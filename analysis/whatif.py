@@ -33,6 +33,16 @@ DEFAULT_STRATEGIES = ("ferret", "pipedream", "pipedream-2bw", "gpipe", "1f1b")
 FERRET_LEARNING = "ferret-learning"
 
 
+def planner_strategy(name: str) -> str:
+    """The registered strategy a sweep's name plans with (`ferret-learning` is Ferret's)."""
+    return "ferret" if name == FERRET_LEARNING else name
+
+
+def is_sequential(name: str) -> bool:
+    """Whether a sweep's strategy is a sequential learner (1-Skip, B-Skip), not a pipeline."""
+    return get_strategy(planner_strategy(name)).name in SEQUENTIAL_STRATEGIES
+
+
 @dataclass(frozen=True)
 class WhatIfJob:
     """One point of a what-if sweep: a strategy, budget (bytes) and arrival interval (s) to plan, then run.
@@ -109,7 +119,7 @@ def plan_points(jobs: Sequence[WhatIfJob], profile: ModelProfile) -> list[Planne
         groups.setdefault((job.strategy, job.arrival_interval_s, job.decay_per_s, job.num_devices), []).append(i)
     points: list[PlannedPoint | None] = [None] * len(jobs)
     for (strategy, interval, decay, devices), members in groups.items():
-        if strategy != FERRET_LEARNING and get_strategy(strategy).name in SEQUENTIAL_STRATEGIES:
+        if is_sequential(strategy):
             for i in members:
                 points[i] = _sequential_point(jobs[i], profile)
             continue
@@ -117,8 +127,7 @@ def plan_points(jobs: Sequence[WhatIfJob], profile: ModelProfile) -> list[Planne
         options: dict[str, Any] = {"num_devices": devices}
         if strategy == FERRET_LEARNING:
             options.update(objective="learning", learning_model=jobs[members[0]].learning_model)
-            strategy = "ferret"
-        results = make_plans(strategy, profile, interval, budgets, decay_per_s=decay, **options)
+        results = make_plans(planner_strategy(strategy), profile, interval, budgets, decay_per_s=decay, **options)
         for i, result in zip(members, results, strict=True):
             points[i] = PlannedPoint(
                 jobs[i], result.plan, result.feasible, float(result.adaptation_rate), float(result.memory_bytes)
@@ -149,7 +158,7 @@ def simulate_point(point: PlannedPoint, profile: ModelProfile) -> WhatIfRow:
     sim = simulate(plan, profile, job.samples, arrivals=arrivals, seed=job.seed, config=job.config)
     applied = [(tau, count) for hist in sim.staleness_histogram for tau, count in enumerate(hist)]
     total = sum(count for _, count in applied)
-    sequential = job.strategy != FERRET_LEARNING and get_strategy(job.strategy).name in SEQUENTIAL_STRATEGIES
+    sequential = is_sequential(job.strategy)
     return WhatIfRow(
         strategy=job.strategy,
         budget_bytes=job.budget_bytes,
@@ -249,8 +258,7 @@ def auto_budgets(
 
     from planner.strategies import make_plan, minimal_budget
 
-    names = ["ferret" if s == FERRET_LEARNING else s for s in strategies]
-    pipelines = [s for s in names if get_strategy(s).name not in SEQUENTIAL_STRATEGIES] or ["ferret"]
+    pipelines = [planner_strategy(s) for s in strategies if not is_sequential(s)] or ["ferret"]
     low = min(minimal_budget(profile, arrival_interval_s, decay_per_s, strategy=s) for s in pipelines)
     high = max(low, int(1.25 * make_plan("ferret", profile, arrival_interval_s, decay_per_s).memory_bytes))
     if count == 1 or high == low:

@@ -19,7 +19,7 @@ from analysis.units import (
     parse_seconds,
     parse_size_range,
 )
-from analysis.whatif import DEFAULT_STRATEGIES, FERRET_LEARNING
+from analysis.whatif import DEFAULT_STRATEGIES, planner_strategy
 from planner.builtin import resolve_profile
 from planner.errors import FerretError
 from planner.fileio import atomic_dir
@@ -127,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if not strategies:
         raise FerretError("--strategies is empty")
     for name in strategies:
-        if name != FERRET_LEARNING:
-            get_strategy(name)  # unknown names fail here, before any work
+        get_strategy(planner_strategy(name))  # unknown names fail here, before any work
     learning_model = model_for(None if args.profile.startswith("builtin:") else args.profile)
     grid = len(intervals) * len(strategies)
     count = args.budgets if isinstance(args.budgets, int) else len(args.budgets)

@@ -29,6 +29,8 @@ from planner.closed_form import stage_shares
 from planner.config_field import config_field
 
 FORCED_NOTE = "--force: --measured was made for"
+# The metrics the fidelity bar judges, in the order of `Tolerances`' fields.
+JUDGED = ("throughput_per_s", "latency_p50_s", "drop_rate", "peak_memory_bytes")
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,8 @@ class Tolerances:
     )
 
     def of(self, metric: str) -> float | None:
-        return {
-            "throughput_per_s": self.throughput,
-            "latency_p50_s": self.latency_p50,
-            "drop_rate": self.drop_points,
-            "peak_memory_bytes": self.peak_memory,
-        }.get(metric)
+        bars = (self.throughput, self.latency_p50, self.drop_points, self.peak_memory)
+        return dict(zip(JUDGED, bars, strict=True)).get(metric)
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,14 @@ def format_error(m: MetricComparison) -> str:
     return f"{m.error:+.2f} pt" if m.error_unit == "points" else f"{100 * m.error:+.2f} %"
 
 
+def format_tolerance(m: MetricComparison) -> str:
+    return f"±{m.tolerance:g} pt" if m.error_unit == "points" else f"±{100 * (m.tolerance or 0):g} %"
+
+
 def verdict_mark(m: MetricComparison) -> str:
     if m.within is None:
         return ""
-    bound = f"{m.tolerance:g} pt" if m.error_unit == "points" else f"{100 * (m.tolerance or 0):g} %"
-    return f"{'ok' if m.within else 'OUT'} (±{bound})"
+    return f"{'ok' if m.within else 'OUT'} ({format_tolerance(m)})"
 
 
 def metrics_table(metrics: tuple[MetricComparison, ...]) -> list[str]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from analysis.deploy.candidates import Candidate, resolve_budget, simulate_candidates, top_candidates
 from analysis.deploy.invoke import invoke
-from analysis.run_folder import load_run_folder
-from analysis.validate import Tolerances, Validation, validate
-from analysis.validate_report import write_validation
+from analysis.run_folder import RunFolder, load_run_folder
+from analysis.validate import JUDGED, Tolerances, Validation, validate
+from analysis.validate_report import format_error, write_validation
 from executor.compensation.base import compensator_names
 from planner.config_field import config_field
 from planner.limits import check_work
@@ -104,6 +104,7 @@ class DeployState:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Candidate | None = None
     calibration_dir: Path | None = None
+    measured: RunFolder | None = None
     validations: dict[str, Validation] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -263,8 +264,9 @@ class DeployLoop:
         profile = st.path("profile", "profile.json") if calibration is None else calibration / "profile.json"
         self._simulate(st.path("plan.json"), profile, calibration, self.spec.samples, st.path(f"sim-{name}"), name)
         predicted = load_run_folder(st.path(f"sim-{name}"), "--predicted")
-        measured = load_run_folder(st.path("run"), "--measured")
-        st.validations[label] = validation = validate(predicted, measured, self.tolerances)
+        if st.measured is None:  # the run is read once for the two or three predictions it is held to
+            st.measured = load_run_folder(st.path("run"), "--measured")
+        st.validations[label] = validation = validate(predicted, st.measured, self.tolerances)
         folder = st.path(f"validate-{name}")
         folder.mkdir()
         write_validation(validation, folder)
@@ -284,10 +286,5 @@ class DeployLoop:
 
 
 def _headline(v: Validation) -> str:
-    parts = []
-    for name in ("throughput_per_s", "latency_p50_s", "drop_rate", "peak_memory_bytes"):
-        m = v.metric(name)
-        if m.error is None:
-            continue
-        parts.append(f"{name} {m.error:+.2f} pt" if m.error_unit == "points" else f"{name} {100 * m.error:+.1f} %")
+    parts = [f"{m.name} {format_error(m)}" for m in map(v.metric, JUDGED) if m.error is not None]
     return ", ".join(parts) or "no comparable timing metric (sequential replay)"

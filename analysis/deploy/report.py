@@ -16,10 +16,9 @@ import numpy as np
 
 from analysis.deploy.loop import PREDICTIONS, DeploySpec, DeployState
 from analysis.plot_style import pyplot
-from analysis.validate import Tolerances, Validation
-from analysis.validate_report import format_error, format_value
+from analysis.validate import JUDGED, Tolerances, Validation
+from analysis.validate_report import format_error, format_tolerance, format_value
 
-JUDGED = ("throughput_per_s", "latency_p50_s", "drop_rate", "peak_memory_bytes")
 SHOWN = ("throughput_per_s", "drop_rate", "adaptation_rate", "latency_p50_s", "latency_p99_s", "peak_memory_bytes")
 FIGURES = ("candidates.png", "errors.png", "learning_curve.png")
 
@@ -33,7 +32,7 @@ def verdict(promise: Validation, recalibrated: Validation | None) -> str:
     if not missed:
         shown = ", ".join(f"{m.name} {format_error(m)}" for m in comparable)
         return f"VERDICT: the plan kept its promise — {shown}, all within tolerance."
-    why = "; ".join(f"{m.name} off by {format_error(m)} ({_bound(m)})" for m in missed)
+    why = "; ".join(f"{m.name} off by {format_error(m)} (tolerance {format_tolerance(m)})" for m in missed)
     kinds = sorted(promise.kinds, key=lambda k: -abs(k.median_error))[:2]
     if kinds:
         why += "; op durations: " + ", ".join(f"{k.kind} {100 * k.median_error:+.0f} % (median)" for k in kinds)
@@ -45,10 +44,6 @@ def verdict(promise: Validation, recalibrated: Validation | None) -> str:
             else "; even recalibrated on this run the twin misses — something the model does not capture"
         )
     return f"VERDICT: the plan did not keep its promise — {why}."
-
-
-def _bound(m: Any) -> str:
-    return f"tolerance ±{m.tolerance:g} pt" if m.error_unit == "points" else f"tolerance ±{100 * m.tolerance:g} %"
 
 
 def plot_candidates(state: DeployState, path: Path) -> None:

@@ -39,7 +39,6 @@ class OpObservations:
 
     row_type: np.ndarray
     stage: np.ndarray
-    device: np.ndarray
     duration: np.ndarray
     job: np.ndarray  # job index of each row
     job_start: np.ndarray  # per job
@@ -113,7 +112,6 @@ def observe(table: TraceTable) -> OpObservations:
     return OpObservations(
         row_type=np.asarray(types, dtype=np.int64),
         stage=table.stage[index],
-        device=table.device[index],
         duration=table.duration[index],
         job=job_of_row,
         job_start=np.asarray(starts),

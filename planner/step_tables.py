@@ -97,6 +97,18 @@ def divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=8)
+def flat_divisor_tables(max_m: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """`(width, gcd, lcm, share_loss)` of `divisor_tables`, flattened: `table[x·width + y]`.
+
+    Sized by the same doubling, so every batch of chains looks numbers up in one table.
+    """
+    size = 64
+    while size < max_m:
+        size *= 2
+    return size + 1, *(t.ravel() for t in _divisor_tables(size))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=8)
 def _divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = np.arange(max_m + 1)
     gcd = np.gcd.outer(n, n)

@@ -1,0 +1,212 @@
+"""The omission (S3) side of worker chains, for one chain or many at once.
+
+Per stage of each chain (one row per chain, rows padded to one stage count) it holds `1/LCM`,
+the mean discount `g`, the (F3) term `coeff·g/LCM`, and, per pair of stages (i, k),
+`met[i, k] = gcd(LCM_i, P-k)` with the share `share[i, k] = 1 - met/(P-k)` of stage i's
+term that S3 at stage k ≥ i removes. That is all an S3 step needs:
+
+* its loss at stage k, `Σ_{i<k} terms_i·share[i, k] + coeff_k/LCM_k·(g_k - 1 + share[k, k])`
+  (`losses`, a sum taken in stage order so that padding and batch size never change a bit);
+* its update (`omit`): `LCM_i` of the stages i ≤ k gains the factor `m/met[i, k]` (m = P-k), so
+  `1/LCM_i` is divided by that integer, and `met`, `share` follow by table lookups
+  (`step_tables.flat_divisor_tables`), only for the rows that change.
+
+`S3Batch.tails` builds the *tails* of many chains at once — the S3 steps left once no S2
+step is (most chains: all their S3 steps) — paying numpy's per-call cost once per step for
+all of them instead of once per chain, and drops rows whose bound shows they cannot win.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.step_tables import flat_divisor_tables
+
+
+def ratios(saved: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Memory saved per rate lost; +inf when saved at no loss (or a gain), 0 when nothing is saved."""
+    out = np.where((saved > 0) | (lost < 0), math.inf, 0.0)
+    with np.errstate(over="ignore"):  # a loss within a few ulps of 0: the ratio is +inf
+        np.divide(saved, lost, out=out, where=lost > 0)
+    return out
+
+
+@dataclass
+class Tail:
+    """What `S3Batch.tails` built for one row: the S3 steps taken (stage, ratio, then the
+    worker's rate and memory after each) and whether the row ran out of S3 steps."""
+
+    stages: np.ndarray
+    ratios: np.ndarray
+    rates: np.ndarray
+    memory: np.ndarray
+    finished: bool
+
+
+class S3Batch:
+    """S3 state of `rows` chains, padded to `width` stages (see the module docstring).
+
+    Padding stages are closed, have no term and meet every factor in 1, so they never change
+    and never contribute. Rows are views' owners: `ChainState` keeps a batch of one and reads
+    its arrays through `row(0)` views.
+    """
+
+    def __init__(self, num_stages: Sequence[int], width: int) -> None:
+        C, W = len(num_stages), width
+        self.table_width, self.gcd_flat, self.lcm_flat, self.share_flat = flat_divisor_tables(max(W, 2))
+        self.P = np.asarray(num_stages, dtype=np.int64)
+        k = np.arange(W)
+        self.colm = np.where(k[None] < self.P[:, None], self.P[:, None] - k[None], 1)  # m = P-k (padding: 1)
+        self.stage = k
+        self.upper = np.triu(np.ones((W, W)), 1)
+        self.coeff = np.zeros((C, W))
+        self.nbytes = np.zeros((C, W))  # bytes of one version, as floats (ratios)
+        self.saved = np.zeros((C, W), dtype=np.int64)  # bytes S3 at the stage saves now
+        self.g = np.ones((C, W))
+        self.inv_lcm = np.ones((C, W))
+        self.terms = np.zeros((C, W))
+        self.last_g_minus_1 = np.zeros((C, W))
+        self.own = np.zeros((C, W))
+        self.closed = np.ones((C, W), dtype=bool)  # S3 no longer applicable (omitted, last stage, padding)
+        self.omitted = np.zeros((C, W), dtype=bool)
+        self.met = np.ones((C, W, W), dtype=np.int64)
+        self.share = np.zeros((C, W, W))
+        self.share_upper = np.zeros((C, W, W))  # share where i < k, else 0
+
+    _ROW_FIELDS = ("coeff", "nbytes", "saved", "g", "inv_lcm", "terms", "last_g_minus_1", "own", "closed", "omitted")
+    _PAIR_FIELDS = ("met", "share", "share_upper")
+
+    @classmethod
+    def stack(cls, parts: Sequence[S3Batch]) -> S3Batch:
+        """One batch of the first row of each part (each padded to the widest)."""
+        P = [int(p.P[0]) for p in parts]
+        out = cls(P, max(P))
+        for c, (part, p) in enumerate(zip(parts, P, strict=True)):
+            for name in cls._ROW_FIELDS:
+                getattr(out, name)[c, :p] = getattr(part, name)[0, :p]
+            for name in cls._PAIR_FIELDS:
+                getattr(out, name)[c, :p, :p] = getattr(part, name)[0, :p, :p]
+        return out
+
+    def store(self, row: int, into: S3Batch) -> None:
+        """Copy row `row` into the one-row batch `into` (of that row's own width)."""
+        p = int(self.P[row])
+        for name in self._ROW_FIELDS:
+            getattr(into, name)[0] = getattr(self, name)[row, :p]
+        for name in self._PAIR_FIELDS:
+            getattr(into, name)[0] = getattr(self, name)[row, :p, :p]
+
+    def reset(self) -> None:
+        """A fresh chain's LCMs (all 1): the share of each factor as the table gives it."""
+        first = np.take(self.share_flat, self.colm * self.table_width + 1)
+        self.share[:] = first[:, None, :]
+        self.share_upper[:] = self.share * self.upper
+        self.own[:] = self.coeff * self.inv_lcm * (self.last_g_minus_1 + np.diagonal(self.share, 0, 1, 2))
+
+    # ---------------------------------------------------------------- one S3 step
+    def losses(self, terms: np.ndarray, row: int = 0) -> np.ndarray:
+        """Rate lost by S3 at every stage of chain `row` for each row of (F3) terms."""
+        return np.einsum("...i,ik->...k", terms, self.share_upper[row]) + self.own[row]
+
+    def omit(self, rows: np.ndarray, stages: np.ndarray, lo: int = 0, hi: int | None = None) -> None:
+        """Omit `stages[r]` of chain `rows[r]` (S3): the LCMs of its stages i ≤ k gain the factor
+        m = P-k. `met` and `share` are kept for the columns `lo:hi` only (every column still
+        open; the others are never read again)."""
+        hi = self.met.shape[2] if hi is None else hi
+        m = self.P[rows] - stages
+        self.omitted[rows, stages] = self.closed[rows, stages] = True
+        self.g[rows, stages] = 1.0
+        column = self.met[rows, :, stages]  # gcd(LCM_i, m) of every stage i
+        r, i = np.nonzero((column != m[:, None]) & (self.stage[None] <= stages[:, None]))
+        c = rows[r]
+        if len(c):
+            self.inv_lcm[c, i] /= m[r] // column[r, i]  # lcm(L, m) = L·m/gcd(L, m), an exact integer factor
+            colm = self.colm[c, lo:hi]
+            w = self.table_width
+            met = np.take(self.lcm_flat, self.met[c, i, lo:hi] * w + np.take(self.gcd_flat, m[r][:, None] * w + colm))
+            self.met[c, i, lo:hi] = met
+            share = self.share[c, i, lo:hi] = np.take(self.share_flat, colm * w + met)
+            self.share_upper[c, i, lo:hi] = share * self.upper[i, lo:hi]
+        c, i = np.concatenate((c, rows)), np.concatenate((i, stages))  # and each k itself: its g is now 1
+        inv_lcm = self.inv_lcm[c, i]
+        self.terms[c, i] = self.coeff[c, i] * self.g[c, i] * inv_lcm
+        self.own[c, i] = self.coeff[c, i] * inv_lcm * (self.last_g_minus_1[c, i] + self.share[c, i, i])
+
+    # ---------------------------------------------------------------- tails of many chains
+    def tails(
+        self,
+        memory: np.ndarray,
+        max_steps: int | None = None,
+        beaten: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> list[Tail]:
+        """Take every row's greedy S3 steps, all rows in lock-step, until each row has none left
+        (or `max_steps` are taken). `memory` is each row's worker (F4) term now; rows must come
+        in non-increasing order of their S3 steps left (the rows still going are then a prefix).
+
+        `beaten(rows, memory, upper)` says which rows may stop: `upper` is each row's
+        `Σ coeff_i/LCM_i`, above the rate of every state still to come (`g ≤ 1`, LCMs only grow).
+        A stopped row is still stepped while a row after it goes on (a prefix costs less than
+        a selection), so it may have taken more steps than needed; the batch's arrays hold
+        each row's state after the steps its `Tail` lists.
+        """
+        C = len(self.P)
+        left = (~self.closed).sum(axis=1)  # S3 steps left per row
+        assert np.all(np.diff(left) <= 0), "rows must come in non-increasing order of S3 steps left"
+        steps = int(left.max(initial=0)) if max_steps is None else min(max_steps, int(left.max(initial=0)))
+        rec_stage = np.zeros((C, steps), dtype=np.int64)
+        rec_ratio, rec_rate = np.zeros((C, steps)), np.zeros((C, steps))
+        rec_memory = np.zeros((C, steps), dtype=np.int64)
+        memory = np.array(memory, dtype=np.int64)
+        going = left > 0
+        taken = np.zeros(C, dtype=np.int64)
+        for t in range(steps):
+            if beaten is not None and going.any():
+                live = np.flatnonzero(going)
+                upper = (self.coeff[live] * self.inv_lcm[live]).sum(axis=1)
+                going[live[beaten(live, memory[live], upper)]] = False
+            if not going.any():
+                break
+            A = int(np.flatnonzero(going)[-1]) + 1
+            taken[:A] += 1
+            self._step(A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
+            going[:A] &= left[:A] > t + 1
+        return [
+            Tail(rec_stage[c, : taken[c]], rec_ratio[c, : taken[c]], rec_rate[c, : taken[c]],
+                 rec_memory[c, : taken[c]], bool(taken[c] == left[c]))
+            for c in range(C)
+        ]  # fmt: skip
+
+    def _step(
+        self,
+        A: int,
+        t: int,
+        memory: np.ndarray,
+        rec_stage: np.ndarray,
+        rec_ratio: np.ndarray,
+        rec_rate: np.ndarray,
+        rec_memory: np.ndarray,
+    ) -> None:
+        """The best S3 step of each of the first A rows (step `t` of the tails), recorded."""
+        open_ = ~self.closed[:A]
+        cols = np.flatnonzero(open_.any(axis=0))
+        lo, hi = int(cols[0]), int(cols[-1]) + 1
+        lost = np.einsum("ci,cik->ck", self.terms[:A, :hi], self.share_upper[:A, :hi, lo:hi]) + self.own[:A, lo:hi]
+        closed = ~open_[:, lo:hi]
+        lost[closed] = math.inf
+        r3 = ratios(self.nbytes[:A, lo:hi], lost)
+        r3[closed] = -math.inf
+        rows = np.arange(A)
+        k = r3.argmax(axis=1)  # ties: the lowest stage
+        stages = k + lo
+        rec_ratio[:A, t] = r3[rows, k]
+        rec_stage[:A, t] = stages
+        memory[:A] -= self.saved[rows, stages]
+        self.omit(rows, stages, lo, hi)
+        # Exactly rounded, as every rate of the chain: candidates whose rates are equal in exact
+        # arithmetic (no decay) then compare as they always did.
+        rec_rate[:A, t] = [math.fsum(row) for row in self.terms[:A].tolist()]
+        rec_memory[:A, t] = memory[:A]

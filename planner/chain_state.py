@@ -64,14 +64,9 @@ class ChainState:
         # S2 step t of stage j moves it from rung t to t+1; g_table: the mean discount per rung.
         self.g_table = accumulation_mean(model.decay_cycle, self.acc.reshape(-1)).reshape(self.acc.shape)
         self.rung = np.zeros(P, dtype=np.intp)
-        s3 = self.s3 = S3Batch([P], P)
-        s3.coeff[0] = model.coeff
-        s3.nbytes[0] = self.nbytes
+        # Stages where S3 can no longer apply: the last one (and, later, the omitted ones).
+        s3 = self.s3 = S3Batch.for_chain(model.coeff, self.nbytes, self.g_table[layout.last] - 1.0, self.behind == 0)
         s3.saved[0] = self.left[:, 0] * self.nbytes
-        s3.terms[0] = model.coeff
-        s3.last_g_minus_1[0] = self.g_table[layout.last] - 1.0
-        s3.closed[0] = self.behind == 0  # stages where S3 can no longer apply (omitted or last)
-        s3.reset()
         self.coeff, self.nbytes_float, self.g, self.inv_lcm = s3.coeff[0], s3.nbytes[0], s3.g[0], s3.inv_lcm[0]
         self.terms, self.closed, self.omitted = s3.terms[0], s3.closed[0], s3.omitted[0]
 

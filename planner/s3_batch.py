@@ -18,13 +18,17 @@ all of them instead of once per chain, and drops rows whose bound shows they can
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from planner.step_tables import flat_divisor_tables
+
+_TINY = 1e-290  # a loss above this divides any byte count without overflow
 
 
 def ratios(saved: np.ndarray, lost: np.ndarray) -> np.ndarray:
@@ -62,7 +66,7 @@ class S3Batch:
         k = np.arange(W)
         self.colm = np.where(k[None] < self.P[:, None], self.P[:, None] - k[None], 1)  # m = P-k (padding: 1)
         self.stage = k
-        self.upper = np.triu(np.ones((W, W)), 1)
+        self.upper = np.triu(np.ones((W, W)), 1)  # 1.0 where i < k
         self.coeff = np.zeros((C, W))
         self.nbytes = np.zeros((C, W))  # bytes of one version, as floats (ratios)
         self.saved = np.zeros((C, W), dtype=np.int64)  # bytes S3 at the stage saves now
@@ -73,12 +77,15 @@ class S3Batch:
         self.own = np.zeros((C, W))
         self.closed = np.ones((C, W), dtype=bool)  # S3 no longer applicable (omitted, last stage, padding)
         self.omitted = np.zeros((C, W), dtype=bool)
+        self.share_diag = np.zeros((C, W))  # share[k, k]
         self.met = np.ones((C, W, W), dtype=np.int64)
-        self.share = np.zeros((C, W, W))
-        self.share_upper = np.zeros((C, W, W))  # share where i < k, else 0
+        self.share_upper = np.zeros((C, W, W))  # share[i, k] where i < k, else 0
+        self._shared = False  # the pair arrays belong to `_fresh` (copied before a change)
 
-    _ROW_FIELDS = ("coeff", "nbytes", "saved", "g", "inv_lcm", "terms", "last_g_minus_1", "own", "closed", "omitted")
-    _PAIR_FIELDS = ("met", "share", "share_upper")
+    _ROW_FIELDS = (
+        "coeff", "nbytes", "saved", "g", "inv_lcm", "terms", "last_g_minus_1", "own", "closed", "omitted", "share_diag"
+    )  # fmt: skip
+    _PAIR_FIELDS = ("met", "share_upper")
 
     @classmethod
     def stack(cls, parts: Sequence[S3Batch]) -> S3Batch:
@@ -94,18 +101,35 @@ class S3Batch:
 
     def store(self, row: int, into: S3Batch) -> None:
         """Copy row `row` into the one-row batch `into` (of that row's own width)."""
+        into._own_pairs()
         p = int(self.P[row])
         for name in self._ROW_FIELDS:
             getattr(into, name)[0] = getattr(self, name)[row, :p]
         for name in self._PAIR_FIELDS:
             getattr(into, name)[0] = getattr(self, name)[row, :p, :p]
 
-    def reset(self) -> None:
-        """A fresh chain's LCMs (all 1): the share of each factor as the table gives it."""
-        first = np.take(self.share_flat, self.colm * self.table_width + 1)
-        self.share[:] = first[:, None, :]
-        self.share_upper[:] = self.share * self.upper
-        self.own[:] = self.coeff * self.inv_lcm * (self.last_g_minus_1 + np.diagonal(self.share, 0, 1, 2))
+    @classmethod
+    def for_chain(
+        cls, coeff: np.ndarray, nbytes: np.ndarray, last_g_minus_1: np.ndarray, closed: np.ndarray
+    ) -> S3Batch:
+        """A one-row batch for a fresh chain (every LCM 1), `nbytes` per version saved by S3.
+
+        Its pair arrays are shared with every fresh chain of that stage count until its first
+        S3 step (`omit` copies them then): most chains take none before their tail."""
+        out = copy.copy(_fresh(len(coeff)))
+        out.coeff, out.nbytes = coeff[None].astype(np.float64), nbytes[None].astype(np.float64)
+        out.saved = nbytes[None].astype(np.int64)
+        out.g, out.inv_lcm, out.terms = np.ones_like(out.coeff), np.ones_like(out.coeff), out.coeff.copy()
+        out.last_g_minus_1, out.closed = last_g_minus_1[None].copy(), closed[None].copy()
+        out.omitted, out.share_diag = np.zeros_like(out.closed), out.share_diag.copy()
+        out.own = out.coeff * out.inv_lcm * (out.last_g_minus_1 + out.share_diag)
+        out._shared = True
+        return out
+
+    def _own_pairs(self) -> None:
+        """Copy the pair arrays shared with `_fresh` before they are written."""
+        if self._shared:
+            self.met, self.share_upper, self._shared = self.met.copy(), self.share_upper.copy(), False
 
     # ---------------------------------------------------------------- one S3 step
     def losses(self, terms: np.ndarray, row: int = 0) -> np.ndarray:
@@ -116,25 +140,30 @@ class S3Batch:
         """Omit `stages[r]` of chain `rows[r]` (S3): the LCMs of its stages i ≤ k gain the factor
         m = P-k. `met` and `share` are kept for the columns `lo:hi` only (every column still
         open; the others are never read again)."""
+        self._own_pairs()
         hi = self.met.shape[2] if hi is None else hi
         m = self.P[rows] - stages
         self.omitted[rows, stages] = self.closed[rows, stages] = True
         self.g[rows, stages] = 1.0
-        column = self.met[rows, :, stages]  # gcd(LCM_i, m) of every stage i
-        r, i = np.nonzero((column != m[:, None]) & (self.stage[None] <= stages[:, None]))
+        below = int(stages.max()) + 1
+        column = self.met[rows, :below, stages]  # gcd(LCM_i, m) of every stage i ≤ k
+        r, i = np.nonzero((column != m[:, None]) & (self.stage[None, :below] <= stages[:, None]))
         c = rows[r]
         if len(c):
             self.inv_lcm[c, i] /= m[r] // column[r, i]  # lcm(L, m) = L·m/gcd(L, m), an exact integer factor
-            colm = self.colm[c, lo:hi]
+            # Lookups shared by every row of a chain (one m, one set of columns), then per row.
             w = self.table_width
-            met = np.take(self.lcm_flat, self.met[c, i, lo:hi] * w + np.take(self.gcd_flat, m[r][:, None] * w + colm))
-            self.met[c, i, lo:hi] = met
-            share = self.share[c, i, lo:hi] = np.take(self.share_flat, colm * w + met)
+            colm = self.colm[rows, lo:hi]
+            with_m = np.take(self.gcd_flat, m[:, None] * w + colm)
+            met = self.met[c, i, lo:hi] = np.take(self.lcm_flat, self.met[c, i, lo:hi] * w + with_m[r])
+            share = np.take(self.share_flat, (colm * w)[r] + met)
             self.share_upper[c, i, lo:hi] = share * self.upper[i, lo:hi]
+            inside = np.flatnonzero((i >= lo) & (i < hi))  # a stage below lo is closed: its own loss is never read
+            self.share_diag[c[inside], i[inside]] = share[inside, i[inside] - lo]
         c, i = np.concatenate((c, rows)), np.concatenate((i, stages))  # and each k itself: its g is now 1
         inv_lcm = self.inv_lcm[c, i]
         self.terms[c, i] = self.coeff[c, i] * self.g[c, i] * inv_lcm
-        self.own[c, i] = self.coeff[c, i] * inv_lcm * (self.last_g_minus_1[c, i] + self.share[c, i, i])
+        self.own[c, i] = self.coeff[c, i] * inv_lcm * (self.last_g_minus_1[c, i] + self.share_diag[c, i])
 
     # ---------------------------------------------------------------- tails of many chains
     def tails(
@@ -196,8 +225,11 @@ class S3Batch:
         lo, hi = int(cols[0]), int(cols[-1]) + 1
         lost = np.einsum("ci,cik->ck", self.terms[:A, :hi], self.share_upper[:A, :hi, lo:hi]) + self.own[:A, lo:hi]
         closed = ~open_[:, lo:hi]
-        lost[closed] = math.inf
-        r3 = ratios(self.nbytes[:A, lo:hi], lost)
+        lost[closed] = math.inf  # never chosen; keeps the division quiet
+        nbytes = self.nbytes[:A, lo:hi]
+        # The usual case, every step left loses some rate, needs no care for zero, negative or
+        # vanishing losses.
+        r3 = nbytes / lost if lost.min() > _TINY else ratios(nbytes, lost)
         r3[closed] = -math.inf
         rows = np.arange(A)
         k = r3.argmax(axis=1)  # ties: the lowest stage
@@ -210,3 +242,13 @@ class S3Batch:
         # arithmetic (no decay) then compare as they always did.
         rec_rate[:A, t] = [math.fsum(row) for row in self.terms[:A].tolist()]
         rec_memory[:A, t] = memory[:A]
+
+
+@lru_cache(maxsize=256)
+def _fresh(num_stages: int) -> S3Batch:
+    """The pair arrays of a chain of `num_stages` stages whose LCMs are all 1 (never written)."""
+    out = S3Batch([num_stages], num_stages)
+    first = out.share_diag[:] = np.take(out.share_flat, out.colm * out.table_width + 1)
+    out.share_upper[:] = first[:, None, :] * out.upper
+    out.met.flags.writeable = out.share_upper.flags.writeable = False
+    return out

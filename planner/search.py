@@ -32,7 +32,7 @@ from planner.walk import Blocks, Walk, best_walk
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
-BATCH_GROWTH = 8  # candidates built together: 1, 8, 64, ...
+BATCH_GROWTH = 1000  # candidates built together: first, then the rest
 
 
 @dataclass(frozen=True)

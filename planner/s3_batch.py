@@ -39,6 +39,36 @@ def ratios(saved: np.ndarray, lost: np.ndarray) -> np.ndarray:
     return out
 
 
+def exact_sums(terms: np.ndarray) -> np.ndarray:
+    """`math.fsum` of every row of non-negative `terms`, bit for bit (the rates of a chain are
+    exactly rounded sums, so that candidates whose rates are equal in exact arithmetic — no
+    decay — compare as they always did).
+
+    A pairwise sum in double-double arithmetic (error below 1e-30 of the sum) decides the
+    rounding of every row whose low part is not within that error of half an ulp; the few
+    others go to `math.fsum`.
+    """
+    width = 1 << max(0, (terms.shape[1] - 1).bit_length())
+    hi = np.zeros((terms.shape[0], width))
+    hi[:, : terms.shape[1]] = terms
+    lo = np.zeros_like(hi)
+    while hi.shape[1] > 1:
+        a, b = hi[:, 0::2], hi[:, 1::2]
+        s = a + b
+        v = s - a
+        err = (a - (s - v)) + (b - v)  # TwoSum: a + b = s + err exactly
+        low = lo[:, 0::2] + lo[:, 1::2] + err
+        hi = s + low
+        lo = low - (hi - s)  # Fast2Sum: s + low = hi + lo exactly (|s| ≥ |low|)
+    hi, lo = hi[:, 0], lo[:, 0]
+    bound = hi * 1e-30 + 1e-300
+    below = hi - np.nextafter(hi, 0.0)  # the gap under hi (half the one above at a power of two)
+    sure = np.where(lo >= 0, lo + bound < np.spacing(hi) / 2, bound - lo < below / 2)
+    for row in np.flatnonzero(~sure).tolist():
+        hi[row] = math.fsum(terms[row].tolist())
+    return hi
+
+
 @dataclass
 class Tail:
     """What `S3Batch.tails` built for one row: the S3 steps taken (stage, ratio, then the
@@ -157,8 +187,10 @@ class S3Batch:
             with_m = np.take(self.gcd_flat, m[:, None] * w + colm)
             met = self.met[c, i, lo:hi] = np.take(self.lcm_flat, self.met[c, i, lo:hi] * w + with_m[r])
             share = np.take(self.share_flat, (colm * w)[r] + met)
-            self.share_upper[c, i, lo:hi] = share * self.upper[i, lo:hi]
-            inside = np.flatnonzero((i >= lo) & (i < hi))  # a stage below lo is closed: its own loss is never read
+            self.share_upper[c, i, lo:hi] = share
+            inside = np.flatnonzero(i >= lo)  # rows below the window need no mask (every k there is above i)
+            self.share_upper[c[inside], i[inside], lo:hi] *= self.upper[i[inside], lo:hi]
+            inside = inside[i[inside] < hi]  # a stage below lo is closed: its own loss is never read
             self.share_diag[c[inside], i[inside]] = share[inside, i[inside] - lo]
         c, i = np.concatenate((c, rows)), np.concatenate((i, stages))  # and each k itself: its g is now 1
         inv_lcm = self.inv_lcm[c, i]
@@ -238,9 +270,7 @@ class S3Batch:
         rec_stage[:A, t] = stages
         memory[:A] -= self.saved[rows, stages]
         self.omit(rows, stages, lo, hi)
-        # Exactly rounded, as every rate of the chain: candidates whose rates are equal in exact
-        # arithmetic (no decay) then compare as they always did.
-        rec_rate[:A, t] = [math.fsum(row) for row in self.terms[:A].tolist()]
+        rec_rate[:A, t] = exact_sums(self.terms[:A])
         rec_memory[:A, t] = memory[:A]
 
 

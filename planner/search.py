@@ -32,7 +32,7 @@ from planner.walk import Blocks, Walk, best_walk
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
-BATCH_GROWTH = 1000  # candidates built together: first, then the rest
+BATCH_FIRST, BATCH_GROWTH = 1, 8  # candidates built together: 1, 8, 64, ...
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class FerretPlanner:
             bounds = self.envelope().bounds(rest, B) * (1 + BOUND_SLACK)
             queue = list(zip((-bounds).tolist(), rest.tolist(), strict=True))
             heapq.heapify(queue)
-            size = 1
+            size = BATCH_FIRST
             while queue:
                 # The next candidates whose bounds can still win, built together; the batch
                 # grows as the best found settles (the first ones usually set it).

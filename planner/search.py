@@ -32,7 +32,7 @@ from planner.walk import Blocks, Walk, best_walk
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
-BATCH_FIRST, BATCH_GROWTH = 1, 8  # candidates built together: 1, 8, 64, ...
+BATCH_FIRST, BATCH_GROWTH, BATCH_MAX = 1, 8, 64  # candidates built together: 1, 8, 64, 64, ...
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class FerretPlanner:
                         queue = []
                         break
                     batch.append(self.candidates[heapq.heappop(queue)[1]])
-                size *= BATCH_GROWTH
+                size = min(size * BATCH_GROWTH, BATCH_MAX)
                 beaten = self._beaten_while_building(batch, B, best) if prune else [False] * len(batch)
                 for cand, lost in zip(batch, beaten, strict=True):
                     if lost:

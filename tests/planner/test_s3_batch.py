@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.s3_batch import exact_sums
+from planner.s3_batch import FSUM_ROWS, exact_sums
 from planner.search import FerretPlanner
 from planner.worker_chain import ChainBuilder, build_chain, build_tails, stage_models
 from tests.planner.profiles import partitions, profiles
@@ -79,6 +79,7 @@ positive = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infini
     )
 )
 def test_exact_sums_is_fsum(rows):
+    rows = rows * FSUM_ROWS  # enough rows for the pairwise path
     terms = np.array(rows)
     assert exact_sums(terms).tolist() == [math.fsum(r) for r in rows]
 
@@ -95,6 +96,6 @@ def test_exact_sums_on_sums_that_round_at_a_half():
         [0.0] * 5,
     ]
     for row in cases:
-        assert exact_sums(np.array([row]))[0] == math.fsum(row), row
-    scaled = (rng.integers(0, 1 << 20, (50, 40)) * 2.0 ** rng.integers(-80, 0, (50, 40))).astype(float)
+        assert exact_sums(np.array([row] * FSUM_ROWS))[0] == math.fsum(row), row
+    scaled = (rng.integers(0, 1 << 20, (2 * FSUM_ROWS, 40)) * 2.0 ** rng.integers(-80, 0, (50, 40))).astype(float)
     assert exact_sums(scaled).tolist() == [math.fsum(r) for r in scaled.tolist()]

@@ -97,5 +97,6 @@ def test_exact_sums_on_sums_that_round_at_a_half():
     ]
     for row in cases:
         assert exact_sums(np.array([row] * FSUM_ROWS))[0] == math.fsum(row), row
-    scaled = (rng.integers(0, 1 << 20, (2 * FSUM_ROWS, 40)) * 2.0 ** rng.integers(-80, 0, (50, 40))).astype(float)
+    shape = (2 * FSUM_ROWS, 40)
+    scaled = (rng.integers(0, 1 << 20, shape) * 2.0 ** rng.integers(-80, 0, shape)).astype(float)
     assert exact_sums(scaled).tolist() == [math.fsum(r) for r in scaled.tolist()]

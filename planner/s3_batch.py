@@ -89,8 +89,7 @@ class S3Batch:
     """S3 state of `rows` chains, padded to `width` stages (see the module docstring).
 
     Padding stages are closed, have no term and meet every factor in 1, so they never change
-    and never contribute. Rows are views' owners: `ChainState` keeps a batch of one and reads
-    its arrays through `row(0)` views.
+    and never contribute. `ChainState` keeps a batch of one row and reads it through `[0]` views.
     """
 
     def __init__(self, num_stages: Sequence[int], width: int) -> None:

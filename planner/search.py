@@ -120,6 +120,7 @@ class FerretPlanner:
         """
         beaten = [False] * len(cands)
         tails: list[int] = []
+        builders: list[ChainBuilder] = []
         for n, cand in enumerate(cands):
             if cand.blocks is not None:
                 continue
@@ -135,6 +136,7 @@ class FerretPlanner:
                 builder.advance()
             if not beaten[n] and not builder.done:
                 tails.append(n)
+                builders.append(builder)
         if tails:
             orders = np.array([cands[n].order for n in tails])
             workers = np.array([cands[n].num_workers for n in tails])
@@ -145,7 +147,7 @@ class FerretPlanner:
                 lower = (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
                 return (memory > budget) & lower  # a state built within the budget: build on
 
-            done = build_tails([cands[n].builder for n in tails], beaten=stop)  # type: ignore[misc]
+            done = build_tails(builders, beaten=stop)
             for n, finished in zip(tails, done, strict=True):
                 beaten[n] = not finished
         return beaten

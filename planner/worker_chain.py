@@ -23,6 +23,8 @@ Python step per S2 step — most chains are one long S2 run, then their S3 steps
 
 `ChainBuilder` builds a chain one S3 step at a time, so that the search can stop as soon as
 the part built shows the chain cannot win (`later_bound`) and resume it for another budget.
+Once no S2 step is left, the rest — the chain's *tail*, S3 steps only — is built by
+`build_tails`, for many chains at once (`planner.s3_batch`).
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ class ChainBuilder:
             build_tails([self], max_steps=1)
 
     def tail_steps_left(self) -> int:
+        """S3 steps left (stages still open): how long its tail will be."""
         return int(np.count_nonzero(~self.state.closed))
 
     def take_tail(self, tail: Tail) -> None:
@@ -333,11 +336,14 @@ def build_tails(
     order = sorted(range(len(builders)), key=lambda n: -builders[n].tail_steps_left())
     batch = S3Batch.stack([builders[n].state.s3 for n in order])
     memory = np.array([builders[n].mem for n in order], dtype=np.int64)
-    rowwise = None
-    if beaten is not None:
-        index = np.array(order)
-        rowwise = lambda rows, mem, upper: beaten(index[rows], mem, upper)  # noqa: E731
-    for row, (n, tail) in enumerate(zip(order, batch.tails(memory, max_steps, rowwise), strict=True)):
+    index = np.array(order)
+
+    def rowwise(rows: np.ndarray, mem: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        assert beaten is not None
+        return beaten(index[rows], mem, upper)
+
+    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise)
+    for row, (n, tail) in enumerate(zip(order, tails, strict=True)):
         builder = builders[n]
         if not tail.finished:
             batch.store(row, builder.state.s3)

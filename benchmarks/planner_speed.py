@@ -1,7 +1,7 @@
 """Alg. 3 speed: one budget, the worst of 20 budgets, and a 20-budget sweep, per profile.
 
     .venv/bin/python benchmarks/planner_speed.py [--repeat 3] [--cases synthetic-64,random-64-0]
-        [--reference] [--breakdown CASE]
+        [--reference] [--baseline DIR] [--breakdown CASE]
 
 Profiles:
 * `synthetic-L`: per layer, forward times log-normal around 1 ms (σ = 1, about four orders of
@@ -19,6 +19,8 @@ one planner (sharing its chains). Times are CPU seconds (`time.process_time`), b
 
 `--reference` also times the frozen copy of the planner before issue 14's speed work
 (`tests/planner/reference_search`) and checks that both pick the same plan for every budget.
+`--baseline DIR` also times the planner of another checkout (e.g. `/work/main`, the last
+merged planner) on the same budgets, in a subprocess, and prints its numbers beside.
 Bars (issue 14): 64 layers ≤ 0.1 s and 128 layers ≤ 0.5 s for the worst of 20.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import math
 import os
 import pstats
@@ -135,6 +138,21 @@ def timings(
     }
 
 
+def baseline_timings(checkout: str, case: str, budgets: list[int], repeat: int) -> dict[str, float | str]:
+    """`timings` of another checkout's planner: a fresh interpreter imports its `planner` first,
+    so that this file's own `from planner import search` finds that one."""
+    here = Path(__file__).resolve().parent
+    script = (
+        f"import sys, json; sys.path.insert(0, {checkout!r}); import planner.search as s\n"
+        f"sys.path.append({str(here)!r}); import planner_speed as b\n"
+        f"p = b.case_profile({case!r}); td = float(p.t_fwd.max())\n"
+        f"print(json.dumps(b.timings(s, p, td, {budgets!r}, {repeat})))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    result: dict[str, float | str] = json.loads(out.splitlines()[-1])
+    return result
+
+
 def same_plans(reference: ModuleType, profile: ModelProfile, td: float, budgets: list[int]) -> bool:
     new, old = new_search.FerretPlanner(profile, td), reference.FerretPlanner(profile, td)
     return all(new.plan(b).plan == old.plan(b).plan for b in budgets)
@@ -180,6 +198,7 @@ def main() -> None:
     parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated synthetic-L / random-L-SEED")
     parser.add_argument("--reference", action="store_true", help="also time the planner before issue 14")
     parser.add_argument("--reference-repeat", type=int, default=1, help="best of this many for the old planner")
+    parser.add_argument("--baseline", metavar="DIR", help="also time the planner of this checkout (e.g. /work/main)")
     parser.add_argument("--breakdown", metavar="CASE", help="cProfile the slowest budget of this case")
     parser.add_argument("--process", metavar="CASE", help="time `ferret plan`'s work in a fresh process")
     args = parser.parse_args()
@@ -191,6 +210,8 @@ def main() -> None:
     print(f"load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs; CPU seconds, best of {args.repeat}")
     cols = [("one budget", "one"), ("worst of 20", "worst"), ("chains", "chains"), ("sweep of 20", "sweep")]
     header = f"{'case':>15} {'P range':>8} " + " ".join(f"{c:>12}" for c, _ in cols)
+    if args.baseline:
+        header += "  " + " ".join(f"{'base ' + c:>17}" for c, _ in cols)
     if reference is not None:
         header += "  " + " ".join(f"{'old ' + c:>16}" for c, _ in cols) + "  same plans"
     print(header)
@@ -210,6 +231,8 @@ def main() -> None:
         line = f"{case:>15} {min(stages):>3}–{max(stages):<4} " + cells(
             timings(new_search, profile, td, budgets, args.repeat), 12
         )
+        if args.baseline:
+            line += "  " + cells(baseline_timings(args.baseline, case, budgets, args.repeat), 17)
         if reference is not None:
             old = timings(reference, profile, td, budgets, args.reference_repeat)
             line += "  " + cells(old, 16)

@@ -29,9 +29,10 @@ from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
 from planner.stream import check_stream
 from planner.walk import Blocks, Walk, best_walk
-from planner.worker_chain import ChainBuilder, StageModel, stage_models
+from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
+BATCH_FIRST, BATCH_GROWTH, BATCH_MAX = 1, 8, 64  # candidates built together: 1, 8, 64, 64, ...
 
 
 @dataclass(frozen=True)
@@ -109,20 +110,47 @@ class FerretPlanner:
             cand.builder = None
         return cand.blocks
 
-    def _beaten_while_building(self, cand: _Candidate, budget: int, best: tuple[float, int]) -> bool:
-        """Build the candidate's chain S3 step by S3 step; stop (True) once the part built
-        proves it cannot beat `best`. A stopped chain resumes where it stopped next time."""
-        if cand.blocks is not None:
-            return False
-        builder = cand.builder = cand.builder or ChainBuilder(cand.model)
-        while not builder.done:
-            bound, built = builder.later_bound(budget, cand.num_workers, best[0])
-            if (bound * (1 + BOUND_SLACK), -cand.order) <= best:
-                return True
-            if (built, -cand.order) > best:  # the states built already rule pruning out
-                break
-            builder.advance()
-        return False
+    def _beaten_while_building(self, cands: list[_Candidate], budget: int, best: tuple[float, int]) -> list[bool]:
+        """Build the candidates' chains, stopping each (True) once the part built proves it
+        cannot beat `best`; a stopped chain resumes where it stopped next time.
+
+        Each chain's S2 run (and any S3 step among it) is built alone, checked S3 step by S3
+        step; the tails — S3 steps only, most of the work — are built together in lock-step
+        (`worker_chain.build_tails`), a row stopping as soon as its bound fails.
+        """
+        beaten = [False] * len(cands)
+        tails: list[int] = []
+        builders: list[ChainBuilder] = []
+        for n, cand in enumerate(cands):
+            if cand.blocks is not None:
+                continue
+            builder = cand.builder = cand.builder or ChainBuilder(cand.model)
+            while not builder.done and not builder.in_tail:
+                bound, built = builder.later_bound(budget, cand.num_workers, best[0])
+                if (bound * (1 + BOUND_SLACK), -cand.order) <= best:
+                    beaten[n] = True
+                    break
+                if (built, -cand.order) > best:  # the states built already rule pruning out
+                    builder.chain()
+                    break
+                builder.advance()
+            if not beaten[n] and not builder.done:
+                tails.append(n)
+                builders.append(builder)
+        if tails:
+            orders = np.array([cands[n].order for n in tails])
+            workers = np.array([cands[n].num_workers for n in tails])
+            kmax = np.minimum(workers, budget // np.maximum(self.min_bytes[orders], 1))
+
+            def stop(rows: np.ndarray, memory: np.ndarray, upper: np.ndarray) -> np.ndarray:
+                bound = kmax[rows] * upper * (1 + BOUND_SLACK)
+                lower = (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
+                return (memory > budget) & lower  # a state built within the budget: build on
+
+            done = build_tails(builders, beaten=stop)
+            for n, finished in zip(tails, done, strict=True):
+                beaten[n] = not finished
+        return beaten
 
     def envelope(self) -> WorkerEnvelope:
         if self._envelope is None:
@@ -163,21 +191,29 @@ class FerretPlanner:
             bounds = self.envelope().bounds(rest, B) * (1 + BOUND_SLACK)
             queue = list(zip((-bounds).tolist(), rest.tolist(), strict=True))
             heapq.heapify(queue)
+            size = BATCH_FIRST
             while queue:
-                neg_bound, order = heapq.heappop(queue)
-                if prune and (-neg_bound, -order) <= best:
-                    pruned += 1 + len(queue)  # every bound left is at most this one
-                    break
-                cand = self.candidates[order]
-                if prune and self._beaten_while_building(cand, B, best):
-                    pruned += 1
-                    continue
-                blocks = self.blocks(cand)
-                walk = best_walk(blocks, cand.num_workers, B)
-                assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
-                best = max(best, (blocks.totals(walk, cand.num_workers)[0], -order))
-                walks[order] = walk
-                searched += 1
+                # The next candidates whose bounds can still win, built together; the batch
+                # grows as the best found settles (the first ones usually set it).
+                batch: list[_Candidate] = []
+                while queue and len(batch) < size:
+                    if prune and (-queue[0][0], -queue[0][1]) <= best:
+                        pruned += len(queue)  # every bound left is at most this one
+                        queue = []
+                        break
+                    batch.append(self.candidates[heapq.heappop(queue)[1]])
+                size = min(size * BATCH_GROWTH, BATCH_MAX)
+                beaten = self._beaten_while_building(batch, B, best) if prune else [False] * len(batch)
+                for cand, lost in zip(batch, beaten, strict=True):
+                    if lost:
+                        pruned += 1
+                        continue
+                    blocks = self.blocks(cand)
+                    walk = best_walk(blocks, cand.num_workers, B)
+                    assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
+                    best = max(best, (blocks.totals(walk, cand.num_workers)[0], -cand.order))
+                    walks[cand.order] = walk
+                    searched += 1
         order = -best[1]
         log = [
             self._header(),

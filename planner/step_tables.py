@@ -78,22 +78,24 @@ def factor_table(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return pidx, kexp, logp, plog
 
 
-def divisor_tables(max_m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(gcd, lcm, share_loss)` over 0..max_m, for LCMs seen through the numbers they meet.
+@lru_cache(maxsize=8)
+def flat_divisor_tables(max_m: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """`(width, gcd, lcm, share_loss)` over 0..n ≥ max_m, flattened: `table[x·width + y]`, for
+    LCMs seen through the numbers they meet.
 
     An LCM enters the share loss of S3 at a stage only through `d = gcd(LCM, m)` with
     `m = P - k ≤ P`, and `gcd(lcm(L, a), m) = lcm(gcd(L, m), gcd(a, m))`, so tracking `d` per
     (stage, m) needs only small integers. `share_loss[m, d] = 1 - d/m` (the share of a stage's
     term lost when its LCM, meeting m in d, gains the factor m), computed as
-    `-expm1(-log(m/d))` from prime exponents, exactly as for the LCM itself.
+    `-expm1(-log(m/d))` from prime exponents.
 
-    The tables of a smaller size are the corners of a larger one, so one table, grown by
-    doubling, serves every size.
+    The tables of a smaller size are the corners of a larger one, so the size doubles from 64
+    and every batch of chains looks numbers up in one table.
     """
     size = 64
     while size < max_m:
         size *= 2
-    return tuple(t[: max_m + 1, : max_m + 1] for t in _divisor_tables(size))  # type: ignore[return-value]
+    return size + 1, *(t.ravel() for t in _divisor_tables(size))  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=8)

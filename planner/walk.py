@@ -96,22 +96,25 @@ class Blocks:
 def first_fit(blocks: Blocks, num_workers: int, budget: int) -> Walk | None:
     """The first position in greedy order whose total (F4) is within `budget`."""
     chain, N = blocks.chain, num_workers
-    M = [int(x) for x in chain.memory]
-    K = chain.length
-    if N * M[0] <= budget:
+    memory, K = chain.memory, chain.length
+    if N * int(memory[0]) <= budget:
         return Walk(0, 0, 0)
-    for t, (b, e) in enumerate(zip(blocks.starts.tolist(), blocks.ends.tolist(), strict=True)):
-        floor = M[K - 1] if e == K else N * M[e]
-        if floor > budget:
-            continue
-        # Smallest n with (n+1)·M[e] + (N-1-n)·M[b] ≤ budget: the first walker that gets there.
-        n = min(N - 1, max(0, -(-(N * M[b] - budget) // (M[b] - M[e])) - 1))
-        room = budget - n * M[e] - (N - 1 - n) * M[b]
-        hi = blocks.last_state(t, n, N)
-        k = b + 1 + int(np.searchsorted(-chain.memory[b + 1 : hi + 1], -room, side="left"))
-        assert k <= hi, f"no state fits although the block floor {floor} ≤ budget {budget}"
-        return Walk(t, n, k)
-    return None
+    # Each block's smallest total: every walker at its end (the last keeps its last state).
+    ends = blocks.ends
+    floors = np.where(ends == K, memory[K - 1], N * memory[np.minimum(ends, K - 1)])
+    fits = np.flatnonzero(floors <= budget)
+    if not len(fits):
+        return None
+    t = int(fits[0])
+    b, e = int(blocks.starts[t]), int(ends[t])
+    Mb, Me = int(memory[b]), int(memory[e])
+    # Smallest n with (n+1)·M[e] + (N-1-n)·M[b] ≤ budget: the first walker that gets there.
+    n = min(N - 1, max(0, -(-(N * Mb - budget) // (Mb - Me)) - 1))
+    room = budget - n * Me - (N - 1 - n) * Mb
+    hi = blocks.last_state(t, n, N)
+    k = b + 1 + int(np.searchsorted(-memory[b + 1 : hi + 1], -room, side="left"))
+    assert k <= hi, f"no state fits although the block floor {int(floors[t])} ≤ budget {budget}"
+    return Walk(t, n, k)
 
 
 def _pieces(blocks: Blocks, block: int, first_worker: int, first_state: int, num_workers: int) -> list[Piece]:

@@ -23,24 +23,27 @@ Python step per S2 step — most chains are one long S2 run, then their S3 steps
 
 `ChainBuilder` builds a chain one S3 step at a time, so that the search can stop as soon as
 the part built shows the chain cannot win (`later_bound`) and resume it for another budget.
+Once no S2 step is left, the rest — the chain's *tail*, S3 steps only — is built by
+`build_tails`, for many chains at once (`planner.s3_batch`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from planner.chain_state import ChainState, ratios
 from planner.plan import REMOVED, WorkerConfig
+from planner.s3_batch import S3Batch, Tail
 from planner.stage_model import StageModel, stage_model, stage_models
 
 __all__ = ["S2", "S3", "S4", "StageModel", "WorkerChain", "build_chain", "stage_model", "stage_models"]
 
 S2, S3, S4 = 2, 3, 4
 STEP_NAMES = {S2: "S2", S3: "S3", S4: "S4"}
-_TINY = 1e-290  # a loss above this divides any byte count without overflow
 _WINDOW = 16  # S2 steps examined one by one at a time, when an S3 step may come among them
 
 
@@ -127,18 +130,6 @@ def _first_s3(
     return q, int(at[q]), float(best[q])
 
 
-def _best_s3_in_tail(state: ChainState) -> tuple[int, float]:
-    """The best S3 step when no S2 step is left: `(stage, ratio)`, or `(-1, -inf)`."""
-    lost = state.s3_losses(state.terms)
-    lost[state.closed] = math.inf  # never chosen; keeps the division below quiet
-    # The usual case, every step left loses some rate, needs no care for zero, negative or
-    # vanishing losses.
-    r3 = state.nbytes_float / lost if lost.min() > _TINY else ratios(state.nbytes_float, lost)
-    r3[state.closed] = -math.inf
-    j = int(np.argmax(r3))
-    return (j, float(r3[j])) if r3[j] > -math.inf else (-1, -math.inf)
-
-
 class ChainBuilder:
     """A worker chain built one S3 step (with the S2 run before it) at a time, so that a
     search can stop building as soon as `later_bound` shows the chain cannot win."""
@@ -161,21 +152,39 @@ class ChainBuilder:
         self._tail = False  # no S2 step is left: every step from here is S3 (then S4)
         self._last_run = 1 << 30  # S2 steps taken between the last two S3 steps
 
+    @property
+    def in_tail(self) -> bool:
+        """No S2 step is left: every step from here is S3 (then S4), built by `build_tails`."""
+        return self._tail
+
     def advance(self) -> None:
-        """Take the greedy's steps up to and including its next S3 step; at the end, S4."""
+        """Take the greedy's steps up to and including its next S3 step, or — as the S2 steps
+        run out — up to the start of the tail; in the tail, one S3 step; at the end, S4."""
         state = self.state
-        if self._tail:
-            s3_stage, s3_ratio = _best_s3_in_tail(state)
-        else:
+        if not self._tail:
             s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
-        if s3_stage >= 0:
-            self.mem -= state.apply_s3(s3_stage)
-            self.rate = state.rate()
-            self._s3_rates.append(self.rate)
-            self._s3_memory.append(self.mem)
-            self._s3_ratios.append(s3_ratio)
-            self._s3_stages.append(s3_stage)
-        else:  # S4: removal saves everything that is left and loses the whole rate
+            if s3_stage >= 0:
+                self.mem -= state.apply_s3(s3_stage)
+                self.rate = state.rate()
+                self._s3_rates.append(self.rate)
+                self._s3_memory.append(self.mem)
+                self._s3_ratios.append(s3_ratio)
+                self._s3_stages.append(s3_stage)
+        else:
+            build_tails([self], max_steps=1)
+
+    def tail_steps_left(self) -> int:
+        """S3 steps left (stages still open): how long its tail will be."""
+        return int(np.count_nonzero(~self.state.closed))
+
+    def take_tail(self, tail: Tail) -> None:
+        """Record S3 steps built by a batch (`build_tails`), and S4 once none is left."""
+        if len(tail.stages):
+            self._flush()
+            self._append(tail.rates, tail.memory, tail.ratios, S3, tail.stages)
+            self.rate, self.mem = float(tail.rates[-1]), int(tail.memory[-1])
+            self._s3_rates, self._s3_memory = [self.rate], [self.mem]
+        if tail.finished:  # S4: removal saves everything that is left and loses the whole rate
             ratio4 = float(ratios(np.array([float(self.mem)]), np.array([self.rate]))[0])
             self._flush()
             self._append(np.array([0.0]), np.array([0]), np.array([ratio4]), S4, np.array([-1]))
@@ -213,7 +222,7 @@ class ChainBuilder:
                 return s3_stage, s3_ratio
             start, width = end, 4 * width
         self._tail = True  # no S2 step is left
-        return _best_s3_in_tail(state)
+        return -1, -math.inf
 
     def _take_s2(self, moved: np.ndarray, ratio: np.ndarray, reached: np.ndarray) -> None:
         state = self.state
@@ -289,7 +298,10 @@ class ChainBuilder:
     def chain(self) -> WorkerChain:
         """The whole chain (built to its end)."""
         while not self.done:
-            self.advance()
+            if self._tail:
+                build_tails([self])
+            else:
+                self.advance()
         return WorkerChain(
             model=self.model,
             rates=np.concatenate(self._rates).astype(np.float64),
@@ -308,3 +320,32 @@ def build_chain(model: StageModel) -> WorkerChain:
     once no stage step is left).
     """
     return ChainBuilder(model).chain()
+
+
+def build_tails(
+    builders: Sequence[ChainBuilder],
+    max_steps: int | None = None,
+    beaten: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> list[bool]:
+    """Build the tails of chains whose S2 steps are all taken, in lock-step
+    (`S3Batch.tails`); return, per builder, whether its chain is done. `beaten(rows,
+    memory, upper)` (rows: indices into `builders`) stops rows that cannot win; their state
+    is kept so that they resume where they stopped."""
+    if not builders:
+        return []
+    order = sorted(range(len(builders)), key=lambda n: -builders[n].tail_steps_left())
+    batch = S3Batch.stack([builders[n].state.s3 for n in order])
+    memory = np.array([builders[n].mem for n in order], dtype=np.int64)
+    index = np.array(order)
+
+    def rowwise(rows: np.ndarray, mem: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        assert beaten is not None
+        return beaten(index[rows], mem, upper)
+
+    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise)
+    for row, (n, tail) in enumerate(zip(order, tails, strict=True)):
+        builder = builders[n]
+        if not tail.finished:
+            batch.store(row, builder.state.s3)
+        builder.take_tail(tail)
+    return [b.done for b in builders]

@@ -59,7 +59,7 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) ->
                 engine.ready(slot, BWD, other, now)
     else:
         engine.ready(slot, BWD, d, now)
-    if dev.ready and dev.free:
+    if dev.ready.heap and dev.free:
         engine.dispatch(dev, now)
 
 
@@ -115,7 +115,7 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
     else:
         engine.in_flight -= 1
         engine.admission.datum_done(d, now)
-    if dev.ready and dev.free:
+    if dev.ready.heap and dev.free:
         engine.dispatch(dev, now)
 
 

@@ -141,8 +141,8 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
-        one_pass = sum(costs.forward(j).seconds(1) for j in range(P)) + sum(
-            costs.backward(j).seconds(1) for j in range(P)
+        one_pass = sum((costs.forward(j).seconds(1) for j in range(P)), 0.0) + sum(
+            (costs.backward(j).seconds(1) for j in range(P)), 0.0
         )
         self.ledger = MemoryLedger(
             len(self.devices),
@@ -274,7 +274,7 @@ class Engine:
         dev = slot.device
         if not chosen and not (
             dev.free
-            and not dev.ready
+            and not dev.ready.heap
             and may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
         ):
             dev.ready.push(kind, d.sample, (slot, d))
@@ -324,10 +324,11 @@ class Engine:
     def dispatch(self, dev: Device, now: float) -> None:
         """Start queued ops while the device has free lanes, in the policy's order."""
         ready = dev.ready
-        while dev.free and ready:
-            kind, _, _, (slot, d) = ready[0]  # the first in dispatch order: usually it may start
+        heap = ready.heap
+        while dev.free and heap:
+            kind, _, _, (slot, d) = heap[0]  # the first in dispatch order: usually it may start
             if may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window):
-                heappop(ready)
+                heappop(heap)
             else:
                 found = ready.next_startable(self._startable, self._park)
                 if found is None:

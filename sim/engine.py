@@ -27,12 +27,10 @@ the end of its backward.
 from __future__ import annotations
 
 import gc
-import itertools
+import heapq
 from array import array
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -43,18 +41,24 @@ from sim.completion import apply_update, backward_done, forward_done, transient_
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
 from sim.links import LANDED, OP, Links
-from sim.memory import CHANGE, MemoryLedger
+from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.policy import BWD, FWD, admission_policy, may_start, route
 from sim.strategies import SimStrategy
 from sim.trace import KIND_CODE, ROW, TraceSink
 
-CHOICE, ARRIVE = 3, 4  # event kinds beside BWD, FWD and LANDED (sim/links.py)
-LOG_CHUNK = 1 << 16  # memory changes folded at a time
-ARRIVAL, LATER = 2, 3  # priorities at equal times, after OP (sim/links.py)
-K_ARRIVE, K_DROP, K_MEM = (KIND_CODE[k] for k in ("arrive", "drop", "mem"))
-pack = ROW.pack
-mem_pack = CHANGE.pack
+CHOICE: Final = 3  # event kinds beside BWD, FWD and LANDED (sim/links.py)
+ARRIVE: Final = 4
+ARRIVAL: Final = 2  # priorities at equal times, after OP (sim/links.py)
+LATER: Final = 3
+K_ARRIVE: Final = KIND_CODE["arrive"]
+K_DROP: Final = KIND_CODE["drop"]
+K_MEM: Final = KIND_CODE["mem"]
+pack: Final = ROW.pack
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+# An event: (time, priority, seq, what, a, b, c, e) — `what` says what a, b, c and e are.
+Event = tuple[float, int, int, int, Any, Any, Any, Any]
 
 
 class Engine:
@@ -63,16 +67,15 @@ class Engine:
     # Slots, not a __dict__: the hot path reads these attributes millions of times.
     __slots__ = (
         "P",
-        "_next_seq",
         "admission",
         "arrivals",
+        "barrier",
         "baseline",
         "by_offset",
         "config",
         "costs",
         "devices",
         "dropped",
-        "emit",
         "events",
         "free_links",
         "home",
@@ -83,7 +86,6 @@ class Engine:
         "jitter",
         "ledger",
         "links",
-        "mem",
         "mem_rows",
         "now",
         "ops",
@@ -93,12 +95,15 @@ class Engine:
         "recomputes",
         "refs",
         "rng",
+        "samples_out",
+        "seq",
         "sizes",
         "slowdown",
         "staleness",
         "strategy",
         "stream_over",
         "trace",
+        "trace_rows",
         "transient",
         "update_t",
         "version",
@@ -119,10 +124,13 @@ class Engine:
     ) -> None:
         self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.trace = trace
-        self.emit = trace.rows.append if trace.keeps_rows else None
+        # The sink's packed rows and update samples (None: no rows at all); it clears them in place.
+        self.trace_rows: list[bytes] | None = trace.rows if trace.keeps_rows else None
+        self.samples_out: list[int] = trace.samples
         self.now = 0.0
-        self.events: list[tuple[Any, ...]] = []  # (time, priority, seq, what, a, b, c, e)
-        self._next_seq = itertools.count(1).__next__  # ties at equal (time, priority): scheduling order
+        self.events: list[Event] = []
+        self.seq = 0  # ties at equal (time, priority): scheduling order
+        self.barrier = strategy.barrier
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
         self.slowdown = config.slowdown
@@ -132,7 +140,7 @@ class Engine:
         self.plain = not config.slowdown and config.jitter == "none" and config.host_cores is None
         self.transient = config.transient_memory
         self.free_links = costs.free_links
-        self.links = Links(costs, self.schedule, self.emit)
+        self.links = Links(costs, self.schedule, self.trace_rows)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         self.jitter = (
@@ -149,12 +157,11 @@ class Engine:
             float(arrival_times[-1]) * 1.25 + one_pass,
             on_change=self._emit_mem if config.trace_memory else None,
         )
-        self.mem = self.ledger.log  # hot path: mem(CHANGE.pack(t, device, ±bytes))
         self.update_t = array("d", [np.nan]) * (n * P)  # flat [sample * P + stage]: cheap to set
         self.dropped = np.zeros(n, dtype=bool)
-        self.staleness: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {τ: count}
+        self.staleness: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {τ: count}
         self.version = [0] * P
-        self.refs: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {version: users}
+        self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: users}
         self.in_flight = 0
         self.ops = 0
         self.recomputes = 0
@@ -217,7 +224,8 @@ class Engine:
         # The stream starts at 0; its first datum is due at once if it arrives then.
         self.schedule(first if first > 0 else 0.0, ARRIVAL, ARRIVE, 0, first, times, None)
         while heap:
-            t, _, _, what, a, b, c, e = heappop(heap)
+            event: Event = heappop(heap)
+            t, _, _, what, a, b, c, e = event
             self.now = t
             if what == FWD:
                 forward_done(self, a, b, c, t)
@@ -232,18 +240,19 @@ class Engine:
                 a(b)
 
     def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
-        heappush(self.events, (t, priority, self._next_seq(), what, a, b, c, e))
+        self.seq += 1
+        heappush(self.events, (t, priority, self.seq, what, a, b, c, e))
 
     def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
         """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
         then the next arrival is scheduled `t - now` later, as a timed wait would be."""
         now = self.now
-        emit, admission = self.emit, self.admission
+        rows, admission = self.trace_rows, self.admission
         num_workers = len(self.workers)
         while True:
             worker = route(i, self.by_offset, num_workers)
-            if emit is not None:
-                emit(pack(K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0))
+            if rows is not None:
+                rows.append(pack(K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0))
             if worker is None:
                 self.drop(i, None, t, removed=True)
             else:
@@ -260,11 +269,9 @@ class Engine:
             if delay > 0:
                 self.schedule(now + delay, ARRIVAL, ARRIVE, i, t, rest, None)
                 break
-        # Keep the buffers one chunk long.
-        if emit is not None and len(self.trace.rows) >= self.trace.chunk_rows:
+        # Keep the trace buffer one chunk long (the memory ledger folds its own).
+        if rows is not None and len(rows) >= self.trace.chunk_rows:
             self.trace.flush()
-        if len(self.ledger.pending) >= LOG_CHUNK:
-            self.ledger.settle()
 
     # ------------------------------------------------------------------ scheduling
     def ready(self, slot: Slot, kind: int, d: Datum, now: float, chosen: bool = False) -> None:
@@ -290,22 +297,25 @@ class Engine:
             d.versions[j] = v
             if j >= d.bottom:
                 if not slot.latest:  # weight stashing: the datum holds its forward's version
-                    self.refs[j][v] += 1
+                    refs = self.refs[j]
+                    refs[v] = refs.get(v, 0) + 1
                 slot.outstanding += 1
-                self.mem(mem_pack(now, slot.dev_index, slot.act))
+                self.ledger.change(now, slot.dev_index, slot.act)
             job = slot.fwd_job
         else:
             if slot.latest:  # the recomputation reads the weights current now and holds them
                 j = slot.stage
                 v = d.versions[j] = self.version[j]
-                self.refs[j][v] += 1
+                refs = self.refs[j]
+                refs[v] = refs.get(v, 0) + 1
             closes = len(slot.acc) + 1 == slot.acc_target
             job = slot.step_job if closes else slot.bwd_job
             if self.transient:
-                self.mem(mem_pack(now, slot.dev_index, transient_bytes(self, slot, opening=not slot.acc)))
+                self.ledger.change(now, slot.dev_index, transient_bytes(self, slot, opening=not slot.acc))
         if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
             end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
-            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, 1.0))
+            self.seq += 1
+            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, 1.0))
         else:
             factor = 1.0
             running = dev.concurrency - dev.free - 1  # ops already running beside this one
@@ -318,7 +328,8 @@ class Engine:
             if self.jitter is not None:
                 factor *= self.jitter.draw()
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
-            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, factor))
+            self.seq += 1
+            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, factor))
         self.ops += 1
 
     def dispatch(self, dev: Device, now: float) -> None:
@@ -326,14 +337,18 @@ class Engine:
         ready = dev.ready
         heap = ready.heap
         while dev.free and heap:
-            kind, _, _, (slot, d) = heap[0]  # the first in dispatch order: usually it may start
+            entry = heap[0]  # the first in dispatch order: usually it may start
+            kind = entry[0]
+            op: tuple[Slot, Datum] = entry[3]  # typed: native attribute reads below when compiled
+            slot, d = op
             if may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window):
                 heappop(heap)
             else:
                 found = ready.next_startable(self._startable, self._park)
                 if found is None:
                     return
-                kind, (slot, d) = found
+                kind, op = found
+                slot, d = op
             self.ready(slot, kind, d, now, chosen=True)
 
     @staticmethod
@@ -398,15 +413,15 @@ class Engine:
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True
-        if self.emit is not None:
-            self.emit(
+        if self.trace_rows is not None:
+            self.trace_rows.append(
                 pack(K_DROP, sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed), 0)
             )
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
         self.mem_rows += 1
-        if self.emit is not None:
-            self.emit(pack(K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0))
+        if self.trace_rows is not None:
+            self.trace_rows.append(pack(K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0))
 
 
 def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:

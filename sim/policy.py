@@ -50,14 +50,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from planner.plan import Plan
 from sim.strategies import SimStrategy
 
-BWD, FWD = 0, 1  # op kinds, in dispatch priority order: a ready backward goes first
+# Op kinds, in dispatch priority order: a ready backward goes first. (`Final`, here and in the
+# other compiled modules: a constant in compiled code, not a look-up in the module's namespace.)
+BWD: Final = 0
+FWD: Final = 1
 
 
 class Arrival(IntEnum):

@@ -389,7 +389,9 @@ class Engine:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
         k = worker.count
         worker.count += 1
-        d = Datum(sample, worker, bottom_stage(worker.backward_every, k), self.P, batch)
+        every = worker.backward_every
+        # No omission (every stage back-propagates every datum): bottom_stage's answer is 0.
+        d = Datum(sample, worker, 0 if every[0] == 1 else bottom_stage(every, k), self.P, batch)
         self.in_flight += 1
         worker.inflight += 1
         return d

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Final
 from sim.admission import Batch
 from sim.parts import Datum, Slot
 from sim.policy import BWD, FWD
-from sim.trace import KIND_CODE, ROW
+from sim.rows import write_row
+from sim.trace import KIND_CODE
 
 if TYPE_CHECKING:
     from sim.engine import Engine
@@ -24,7 +25,6 @@ K_FWD: Final = KIND_CODE["fwd"]
 K_REC: Final = KIND_CODE["recompute"]
 K_BWD: Final = KIND_CODE["bwd"]
 K_UPDATE: Final = KIND_CODE["update"]
-pack: Final = ROW.pack
 
 
 def transient_bytes(engine: Engine, slot: Slot, opening: bool) -> int:
@@ -45,7 +45,7 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) ->
     rows = engine.trace_rows
     if rows is not None:
         stored = slot.act if j >= d.bottom else 0
-        rows.append(pack(K_FWD, d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored, 0))
+        write_row(rows, K_FWD, d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored, 0)
     nxt = slot.next
     if nxt is not None:
         if engine.free_links or nxt.device is dev:
@@ -96,7 +96,7 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
         t = t + slot.t_rec * factor
         engine.recomputes += 1
         if rows is not None:
-            rows.append(pack(K_REC, sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0, 0))
+            write_row(rows, K_REC, sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0, 0)
         t0 = t
     acc = slot.acc
     acc.append((sample, v))
@@ -105,7 +105,7 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
     if closes and slot.update_s:
         t_bwd = min(now, t + (slot.t_bwd_job - slot.t_rec) * factor)
     if rows is not None:
-        rows.append(pack(K_BWD, sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0, 0))
+        write_row(rows, K_BWD, sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0, 0)
     if closes:
         apply_update(engine, slot, t_bwd, now)
     if j > d.bottom:
@@ -147,7 +147,7 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
             update_t[sample * P + j] = now
     rows = engine.trace_rows
     if rows is not None:
-        rows.append(pack(K_UPDATE, -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, len(acc)))
+        write_row(rows, K_UPDATE, -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, len(acc))
         samples = engine.samples_out
         for sample, _ in acc:
             samples.append(sample)

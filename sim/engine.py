@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import numpy as np
+from librt.strings import BytesWriter
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -44,6 +45,7 @@ from sim.links import LANDED, OP, Links
 from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.policy import BWD, FWD, admission_policy, may_start, route
+from sim.rows import write_row
 from sim.strategies import SimStrategy
 from sim.trace import KIND_CODE, ROW, TraceSink
 
@@ -54,7 +56,6 @@ LATER: Final = 3
 K_ARRIVE: Final = KIND_CODE["arrive"]
 K_DROP: Final = KIND_CODE["drop"]
 K_MEM: Final = KIND_CODE["mem"]
-pack: Final = ROW.pack
 heappush: Final = heapq.heappush
 heappop: Final = heapq.heappop
 # An event: (time, priority, seq, what, a, b, c, e) — `what` says what a, b, c and e are.
@@ -125,7 +126,7 @@ class Engine:
         self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.trace = trace
         # The sink's packed rows and update samples (None: no rows at all); it clears them in place.
-        self.trace_rows: list[bytes] | None = trace.rows if trace.keeps_rows else None
+        self.trace_rows: BytesWriter | None = trace.rows if trace.keeps_rows else None
         self.samples_out: list[int] = trace.samples
         self.now = 0.0
         self.events: list[Event] = []
@@ -252,7 +253,7 @@ class Engine:
         while True:
             worker = route(i, self.by_offset, num_workers)
             if rows is not None:
-                rows.append(pack(K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0))
+                write_row(rows, K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0)
             if worker is None:
                 self.drop(i, None, t, removed=True)
             else:
@@ -270,7 +271,7 @@ class Engine:
                 self.schedule(now + delay, ARRIVAL, ARRIVE, i, t, rest, None)
                 break
         # Keep the trace buffer one chunk long (the memory ledger folds its own).
-        if rows is not None and len(rows) >= self.trace.chunk_rows:
+        if rows is not None and len(rows) >= self.trace.chunk_rows * ROW.size:
             self.trace.flush()
 
     # ------------------------------------------------------------------ scheduling
@@ -416,14 +417,25 @@ class Engine:
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True
         if self.trace_rows is not None:
-            self.trace_rows.append(
-                pack(K_DROP, sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed), 0)
+            write_row(
+                self.trace_rows,
+                K_DROP,
+                sample,
+                -1 if worker is None else worker.index,
+                -1,
+                -1,
+                t,
+                t,
+                -1,
+                0,
+                int(removed),
+                0,
             )
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
         self.mem_rows += 1
         if self.trace_rows is not None:
-            self.trace_rows.append(pack(K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0))
+            write_row(self.trace_rows, K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0)
 
 
 def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:

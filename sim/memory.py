@@ -1,9 +1,8 @@
 """Bytes held per device over simulated time: current, peak, and a bounded timeline.
 
-The engine does not account a change when it happens: `change(t, device, ±bytes)` appends it,
-packed as `(t, device, ±bytes)` (`CHANGE`: one C call, 24 bytes), to a list, and the ledger
-folds the list with numpy every `LOG_CHUNK` changes (`settle`: one join, no per-change
-conversion). Changes must come in time order (the engine's clock only moves forward). Reading
+The engine does not account a change when it happens: `change(t, device, ±bytes)` writes it,
+packed as `(t, device, ±bytes)` (`sim.rows.CHANGE`, 24 bytes), into a byte buffer, and the
+ledger folds the buffer with numpy every `LOG_CHUNK` changes (`settle`: no per-change work). Changes must come in time order (the engine's clock only moves forward). Reading
 any result settles first.
 
 The timeline keeps, for each of at most `buckets` equal time buckets, the largest total seen in
@@ -17,16 +16,18 @@ once, to report the device's bytes after it.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Final
 
 import numpy as np
+from librt.strings import BytesWriter
+
+from sim.rows import CHANGE, write_change
 
 LOG_CHUNK: Final = 1 << 16  # changes folded at a time
-CHANGE: Final = struct.Struct("<dqq")  # t, device, signed bytes
-_change_pack: Final = CHANGE.pack
 _CHANGE_DTYPE = np.dtype([("t", "<f8"), ("device", "<i8"), ("delta", "<i8")])
+assert _CHANGE_DTYPE.itemsize == CHANGE.size
+_LOG_BYTES: Final = LOG_CHUNK * CHANGE.size
 
 
 class MemoryLedger:
@@ -53,7 +54,7 @@ class MemoryLedger:
         # A bucket row is [total peak, device 0 peak, ...]; rows 0..k-1 are closed, `_open` is k.
         self._closed = np.zeros((0, num_devices + 1), dtype=np.int64)
         self._open = np.zeros(num_devices + 1, dtype=np.int64)
-        self._pending: list[bytes] = []  # the changes not folded yet, packed
+        self._pending = BytesWriter()  # the changes not folded yet, packed
         self.on_change = on_change
         self._level = [0] * num_devices  # running bytes per device, kept only for `on_change`
 
@@ -66,8 +67,8 @@ class MemoryLedger:
             self._level[device] = level
             self.on_change(device, level, t)
         pending = self._pending
-        pending.append(_change_pack(t, device, delta))
-        if len(pending) >= LOG_CHUNK:
+        write_change(pending, t, device, delta)
+        if len(pending) >= _LOG_BYTES:
             self.settle()
 
     def alloc(self, device: int, nbytes: int, t: float) -> None:
@@ -115,10 +116,10 @@ class MemoryLedger:
     # ------------------------------------------------------------------ folding
     def settle(self) -> None:
         """Fold the logged changes into the current bytes, the peaks and the timeline."""
-        if not self._pending:
+        if not len(self._pending):
             return
-        log = np.frombuffer(b"".join(self._pending), dtype=_CHANGE_DTYPE)
-        self._pending.clear()
+        log = np.frombuffer(self._pending.getvalue(), dtype=_CHANGE_DTYPE)
+        self._pending.truncate(0)
         log = log[log["delta"] != 0]
         if len(log):
             self._fold(*(np.ascontiguousarray(log[name]) for name in ("t", "device", "delta")))

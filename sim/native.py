@@ -3,11 +3,12 @@
 `setup.py` compiles the modules `[tool.ferret] compiled` lists in pyproject.toml with mypyc,
 from the same `.py` files (docs/sim.md §6), into extension modules beside them — which CPython
 imports before a `.py` of the same name. So the build also writes a manifest (`_native.json` in
-each package it compiled into) with a hash of every compiled source, and `guard` — called by
+each package it compiled into) with a hash of every compiled source and the version of `librt`
+(mypyc's runtime library, whose C interface the build links against), and `guard` — called by
 the package's `__init__` before any of its modules is imported — checks it: if any source of
-the build no longer matches its hash (someone edited a `.py` after building), if the manifest is
-missing, or if `FERRET_PURE_PYTHON` is set (to `1`), every compiled module of the package is
-imported from its `.py` instead. The compiled modules of one build call each other natively, so
+the build no longer matches its hash (someone edited a `.py` after building), if another
+`librt` is installed, if the manifest is missing, or if `FERRET_PURE_PYTHON` is set (to `1`),
+every compiled module of the package is imported from its `.py` instead. The compiled modules of one build call each other natively, so
 one stale source means none of them may run. A stale build never runs; `bash scripts/setup.sh`
 rebuilds it.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -35,10 +37,19 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_manifest(package_dir: Path, root: Path, sources: Sequence[str]) -> None:
-    """Record the hash of every compiled source (paths relative to `root`) for `package_dir`."""
+def runtime_version() -> str | None:
+    """The installed `librt` (the compiled code's runtime library), or None."""
+    try:
+        return importlib.metadata.version("librt")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def write_manifest(package_dir: Path, root: Path, sources: Sequence[str], librt: str | None) -> None:
+    """Record the hash of every compiled source (paths relative to `root`) and the `librt` built against."""
     hashes = {src: source_hash(root / src) for src in sources}
-    (package_dir / MANIFEST).write_text(json.dumps({"sources": hashes}, indent=1, sort_keys=True) + "\n")
+    manifest = {"sources": hashes, "librt": librt}
+    (package_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def _extension_modules(package_dir: Path) -> dict[str, Path]:
@@ -58,9 +69,12 @@ def fresh(package_dir: Path, modules: set[str]) -> bool:
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return False
     try:
-        recorded = json.loads((package_dir / MANIFEST).read_text())["sources"]
+        manifest = json.loads((package_dir / MANIFEST).read_text())
+        recorded, librt = manifest["sources"], manifest["librt"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    if librt != runtime_version():
+        return False  # built against another runtime library
     if any(f"{package_dir.name}/{name}.py" not in recorded for name in modules):
         return False  # an extension the last build did not make
     root = package_dir.parent

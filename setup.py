@@ -52,7 +52,7 @@ class CompileOrPurePython(build_ext):
             print(f"ferret: not compiling ({type(exc).__name__}: {exc}); pure Python runs", file=sys.stderr)
             return
         native = _native_module()
-        librt = native.runtime_version()  # the build's: the set-up script builds in the environment it runs
+        librt = native.runtime_id()  # the build's: the set-up script builds in the environment it runs
         for package_dir in {Path(self.get_ext_fullpath(src[:-3].replace("/", "."))).parent for src in COMPILED}:
             native.write_manifest(package_dir, ROOT, COMPILED, librt)
 

@@ -22,6 +22,10 @@ and holds it until it ends. Memory (SPEC §3.3): a stage keeps its live weights 
 device plus one copy of every older version an in-flight datum still needs; a stored datum
 keeps `a_j - c^r·s_j` activation bytes on its slot's device from the start of its forward to
 the end of its backward.
+
+This module and the others on the per-op path are compiled with mypyc (pyproject.toml's
+`[tool.ferret] compiled`; `sim.native`): their annotations are checked at run time there, and
+module constants are `Final` so that compiled code reads them without a dictionary look-up.
 """
 
 from __future__ import annotations
@@ -150,6 +154,7 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
+        # A float start (0.0), not sum()'s int 0: compiled, the sum is typed by its start.
         one_pass = sum((costs.forward(j).seconds(1) for j in range(P)), 0.0) + sum(
             (costs.backward(j).seconds(1) for j in range(P)), 0.0
         )

@@ -3,8 +3,8 @@
 `setup.py` compiles the modules `[tool.ferret] compiled` lists in pyproject.toml with mypyc,
 from the same `.py` files (docs/sim.md §6), into extension modules beside them — which CPython
 imports before a `.py` of the same name. So the build also writes a manifest (`_native.json` in
-each package it compiled into) with a hash of every compiled source and the version of `librt`
-(mypyc's runtime library, whose C interface the build links against), and `guard` — called by
+each package it compiled into) with a hash of every compiled source and of `librt.strings`
+(mypyc's runtime library, whose C interface the compiled code uses), and `guard` — called by
 the package's `__init__` before any of its modules is imported — checks it: if any source of
 the build no longer matches its hash (someone edited a `.py` after building), if another
 `librt` is installed, if the manifest is missing, or if `FERRET_PURE_PYTHON` is set (to `1`),
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -37,12 +36,15 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def runtime_version() -> str | None:
-    """The installed `librt` (the compiled code's runtime library), or None."""
+def runtime_id() -> str | None:
+    """A hash of the installed `librt.strings` extension (the compiled code's runtime library), or
+    None. (A file hash, not the package version: `importlib.metadata` alone takes longer to import
+    than the rest of this check.)"""
     try:
-        return importlib.metadata.version("librt")
-    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec("librt.strings")
+    except ImportError:
         return None
+    return source_hash(Path(spec.origin)) if spec is not None and spec.origin else None
 
 
 def write_manifest(package_dir: Path, root: Path, sources: Sequence[str], librt: str | None) -> None:
@@ -73,7 +75,7 @@ def fresh(package_dir: Path, modules: set[str]) -> bool:
         recorded, librt = manifest["sources"], manifest["librt"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    if librt != runtime_version():
+    if librt != runtime_id():
         return False  # built against another runtime library
     if any(f"{package_dir.name}/{name}.py" not in recorded for name in modules):
         return False  # an extension the last build did not make

@@ -1,14 +1,17 @@
-"""Digests of whole runs — trace bytes and every result array — over fixed random scenarios.
+"""Digests of whole runs — trace bytes and every result array — of random scenarios.
 
-`digests(n)` draws the same `n` scenarios every time (derandomized Hypothesis) and hashes each
-run, so a compiled and an interpreted process can be compared run for run. Used by
-tests/sim/test_native.py: `python -c "from tests.sim.native_digests import main; main(30)"`.
+`digest(scenario)` hashes one run, so a compiled and an interpreted process can be compared run
+for run: tests/sim/test_native.py pickles the scenarios it draws and has a pure-Python process
+digest them too (`python -c "from tests.sim.native_digests import main; main(path)"`).
+Hypothesis draws differ between processes (its choices depend on the modules loaded), so the
+scenarios travel, not a seed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -36,17 +39,21 @@ def digest(scenario: Scenario) -> str:
     return h.hexdigest()
 
 
-def digests(n: int) -> list[str]:
-    out: list[str] = []
+def draw_scenarios(n: int) -> list[Scenario]:
+    """`n` random scenarios (derandomized, but which ones depends on the process: hand them over pickled)."""
+    out: list[Scenario] = []
 
     @settings(max_examples=n, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @given(scenarios(max_samples=40))
     def collect(scenario: Scenario) -> None:
-        out.append(digest(scenario))
+        out.append(scenario)
 
     collect()
     return out
 
 
-def main(n: int) -> None:
-    print(json.dumps({"compiled": compiled("sim"), "digests": digests(n)}))
+def main(path: str) -> None:
+    """Print the digests of the pickled scenarios at `path`, and which modules ran compiled."""
+    with open(path, "rb") as f:
+        drawn = pickle.load(f)
+    print(json.dumps({"compiled": compiled("sim"), "digests": [digest(s) for s in drawn]}))

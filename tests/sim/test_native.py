@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from sim.native import MANIFEST, compiled
+from sim.native import MANIFEST, PURE_ENV, compiled
 from sim.rows import CHANGE, write_change, write_row
 from sim.trace import ROW
-from tests.sim.native_digests import digests
+from tests.sim.native_digests import digest, draw_scenarios
 from tests.sim.pure_python import REPO, run_pure
 
 COMPILED_SOURCES = __import__("tomllib").loads((REPO / "pyproject.toml").read_text())["tool"]["ferret"]["compiled"]
 HAS_COMPILER = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
-PURE = os.environ.get("FERRET_PURE_PYTHON", "") not in ("", "0")
+PURE = os.environ.get(PURE_ENV, "") not in ("", "0")
 
 
 @pytest.mark.skipif(not HAS_COMPILER or PURE, reason="no C compiler here (or pure Python asked for)")
@@ -33,11 +34,15 @@ def test_the_listed_modules_run_compiled():
     assert [m for m in compiled("sim") if not m.endswith("__mypyc")] == expected
 
 
-def test_compiled_and_interpreted_runs_are_identical():
+def test_compiled_and_interpreted_runs_are_identical(tmp_path):
     # Byte-identical traces and equal results (memory timeline, staleness, update times) on
     # random scenarios of every strategy, contention, jitter, links and memory model.
-    here = digests(40)
-    there = json.loads(run_pure("from tests.sim.native_digests import main; main(40)"))
+    drawn = draw_scenarios(40)
+    (tmp_path / "scenarios.pickle").write_bytes(pickle.dumps(drawn))
+    here = [digest(s) for s in drawn]
+    there = json.loads(
+        run_pure(f"from tests.sim.native_digests import main; main({str(tmp_path / 'scenarios.pickle')!r})")
+    )
     assert there["compiled"] == []
     assert here == there["digests"]
     assert len(set(here)) > 30  # the scenarios differ
@@ -68,7 +73,7 @@ def _loaded_from(root: Path, env: dict[str, str] | None = None) -> dict[str, str
     code = "import json, sim.engine, sim.rows; print(json.dumps({m: sys.modules[m].__file__ for m in ('sim.engine', 'sim.rows')}))"
     done = subprocess.run(
         [sys.executable, "-c", "import sys; " + code], cwd=root, capture_output=True, text=True,
-        env={**os.environ, **(env or {}), "PYTHONPATH": str(root)},
+        env={**{k: v for k, v in os.environ.items() if k != PURE_ENV}, **(env or {}), "PYTHONPATH": str(root)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return {name: Path(path).name for name, path in json.loads(done.stdout).items()}

@@ -2,8 +2,9 @@
 
 The engine does not account a change when it happens: `change(t, device, ±bytes)` writes it,
 packed as `(t, device, ±bytes)` (`sim.rows.CHANGE`, 24 bytes), into a byte buffer, and the
-ledger folds the buffer with numpy every `LOG_CHUNK` changes (`settle`: no per-change work). Changes must come in time order (the engine's clock only moves forward). Reading
-any result settles first.
+ledger folds the buffer with numpy every `LOG_CHUNK` changes (`settle`: no per-change work).
+Changes must come in time order (the engine's clock only moves forward). Reading any result
+settles first.
 
 The timeline keeps, for each of at most `buckets` equal time buckets, the largest total seen in
 it and each device's largest; a bucket also counts the bytes held when it begins. When the run

@@ -25,10 +25,10 @@ by field name, never by index.
 Writing: a sink collects rows as packed bytes (`ROW`: the fields but `samples`, with the kind
 as its index in `KINDS` and, last, the number of samples) in `rows` (a `BytesWriter`), and an
 update's samples in `samples`. The engine writes them on its hot path (`sim.rows.write_row`);
-everyone else calls `sink.add(row)`. Every `chunk_rows` rows become one chunk — a numpy structured array of
-`ROW_DTYPE` (zero-copy from the packed bytes) and an int64 array of the samples — which the
-sink writes (`sim.trace_files`: the binary `ftrace` file by default, JSON Lines or CSV on
-request), so a run of millions of ops holds one chunk at a time.
+everyone else calls `sink.add(row)`. Every `chunk_rows` rows become one chunk — a numpy
+structured array of `ROW_DTYPE` (zero-copy from the packed bytes) and an int64 array of the
+samples — which the sink writes (`sim.trace_files`: the binary `ftrace` file by default, JSON
+Lines or CSV on request), so a run of millions of ops holds one chunk at a time.
 """
 
 from __future__ import annotations

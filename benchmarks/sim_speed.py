@@ -11,14 +11,18 @@ user runs, `ferret simulate` on that plan for 60,000 samples (process start, tra
 memory timeline), in a fresh process. Then the peak RSS of fresh processes over stream lengths:
 it should barely move (only the per-datum result arrays, `8·(P+1) + 1` bytes per datum, grow).
 
-"before" is the engine this replaced (SimPy, one `Timeout` per op, JSON Lines trace), measured
-on this machine when it was idle (PR 14's issue); CPU time is the fair comparison on a loaded
-machine (`uptime` is printed).
+Each row runs twice: compiled (the modules pyproject.toml's `[tool.ferret] compiled` lists,
+built by `bash scripts/setup.sh`; docs/sim.md §6) in this process, and interpreted — the same
+source, `FERRET_PURE_PYTHON=1` — in a child process, so the two columns share the machine's
+load. "SimPy" is the engine before both (one `Timeout` per op, JSON Lines trace), measured on
+this machine when it was idle (issue 14). CPU time is the fair comparison on a loaded machine
+(`uptime` is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -35,12 +39,14 @@ import simpy
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
 from sim import FileTrace, SimConfig, simulate
+from sim.native import PURE_ENV, compiled
 
 P, N = 4, 4
 T_FWD, T_BWD = 1e-3, 2e-3  # per stage: a 3 ms cycle, so data every 0.75 ms keep 4 workers busy
 ROOT = Path(__file__).resolve().parents[1]
-# The replaced engine on this machine, idle (µs per op; the whole command in seconds).
+# The SimPy engine on this machine, idle (µs per op; the whole command in seconds): issue 14.
 BEFORE = {"trace": 5.08, "jsonl": 5.08, "none": 3.15, "1e6": 5.9, "textbook": 6.99, "command": 7.1}
+PURE = {**os.environ, PURE_ENV: "1"}
 
 
 def scenario() -> tuple[ModelProfile, Plan, SimConfig]:
@@ -98,7 +104,7 @@ def textbook_simpy(samples: int) -> dict[str, float]:
             "cpu": time.process_time() - cpu0, "mb": 0.0}  # fmt: skip
 
 
-def whole_command(samples: int) -> dict[str, float]:
+def whole_command(samples: int, env: dict[str, str] | None = None) -> dict[str, float]:
     """`ferret simulate` in a fresh process: wall and CPU seconds, what it wrote."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -110,7 +116,7 @@ def whole_command(samples: int) -> dict[str, float]:
         subprocess.run(
             [sys.executable, "-m", "analysis", "simulate", "--plan", str(folder / "plan.json"), "--profile",
              str(folder / "profile.json"), "--samples", str(samples), "--exclusive-devices", "--out", str(folder / "o")],
-            check=True, capture_output=True, cwd=ROOT,
+            check=True, capture_output=True, cwd=ROOT, env=env,
         )  # fmt: skip
         wall = time.perf_counter() - wall0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -142,11 +148,31 @@ def best_of(repeats: int, run: Callable[[], dict[str, float]]) -> dict[str, floa
     return min((run() for _ in range(repeats)), key=lambda r: r["cpu"])
 
 
-def row(name: str, r: dict[str, float], before: float) -> str:
+def row(name: str, r: dict[str, float], pure: dict[str, float] | None, before: float) -> str:
+    interpreted = f"{1e6 * pure['cpu'] / pure['ops']:>7.2f}" if pure else f"{'–':>7}"
     return (
         f"{name:<36} {r['samples']:>8,.0f} {r['ops']:>9,.0f} {r['events']:>9,.0f} {r['wall']:>7.2f} {r['cpu']:>7.2f}"
-        f" {1e6 * r['wall'] / r['ops']:>7.2f} {1e6 * r['cpu'] / r['ops']:>7.2f} {before:>8.2f} {r['mb']:>8.1f}"
+        f" {1e6 * r['wall'] / r['ops']:>7.2f} {1e6 * r['cpu'] / r['ops']:>7.2f} {interpreted} {before:>7.2f}"
+        f" {r['mb']:>8.1f}"
     )
+
+
+def twin_runs(folder: Path) -> dict[str, dict[str, float]]:
+    """The twin's rows of the table, best of 3 each."""
+    return {
+        "trace": best_of(3, lambda: timed_run(60_000, folder)),
+        "none": best_of(3, lambda: timed_run(60_000, None)),
+        "jsonl": best_of(3, lambda: timed_run(60_000, folder, "jsonl")),
+        "1e6": best_of(3, lambda: timed_run(1_000_000 // (2 * P), folder)),
+    }
+
+
+def pure_runs() -> dict[str, dict[str, float]]:
+    """`twin_runs` in a child process running the interpreted source."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--pure-child"], capture_output=True, text=True, check=True, env=PURE
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def profile_run() -> None:
@@ -172,30 +198,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="also profile the 60k run with its trace")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--pure-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
         rss_child(args.rss_child)
         return
+    if args.pure_child:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(twin_runs(Path(tmp))))
+        return
 
     print(f"ferret twin speed — P={P}, N={N} Ferret, exclusive devices; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print("best of 3 runs each (by CPU time); µs/op = seconds per simulated compute op; before = replaced engine")
+    native = [m for m in compiled("sim") if not m.endswith("__mypyc")]
+    print(f"compiled: {', '.join(native) if native else 'nothing (pure Python: run bash scripts/setup.sh)'}")
+    print("best of 3 runs each (by CPU time); µs/op = seconds per simulated compute op; cpu µs: compiled,")
+    print("interpreted (the same source, FERRET_PURE_PYTHON=1) and the SimPy engine before both (idle, issue 14)")
     print(
         f"{'run':<36} {'samples':>8} {'ops':>9} {'rows':>9} {'wall s':>7} {'cpu s':>7} {'µs/op':>7} {'cpu µs':>7}"
-        f" {'before':>8} {'trace MB':>8}"
+        f" {'interp':>7} {'SimPy':>7} {'trace MB':>8}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        print(row("60k, binary trace to disk", best_of(3, lambda: timed_run(60_000, folder)), BEFORE["trace"]))
-        print(row("60k, no trace", best_of(3, lambda: timed_run(60_000, None)), BEFORE["none"]))
-        print(row("60k, JSON Lines export", best_of(3, lambda: timed_run(60_000, folder, "jsonl")), BEFORE["jsonl"]))
-        print(row("10^6 ops, binary trace", best_of(3, lambda: timed_run(1_000_000 // (2 * P), folder)), BEFORE["1e6"]))
-    print(row("textbook SimPy (no trace, for scale)", best_of(3, lambda: textbook_simpy(60_000)), BEFORE["textbook"]))
+        runs = twin_runs(Path(tmp))
+    pure = pure_runs() if native else {}
+    names = {"trace": "60k, binary trace to disk", "none": "60k, no trace", "jsonl": "60k, JSON Lines export",
+             "1e6": "10^6 ops, binary trace"}  # fmt: skip
+    for key, name in names.items():
+        print(row(name, runs[key], pure.get(key), BEFORE[key]))
+    textbook = best_of(3, lambda: textbook_simpy(60_000))
+    print(row("textbook SimPy (no trace, for scale)", textbook, None, BEFORE["textbook"]))
 
-    command = min((whole_command(60_000) for _ in range(3)), key=lambda r: r["cpu"])
-    files = ", ".join(f"{k} {v:.1f} MB" for k, v in command.items() if k not in ("wall", "cpu"))
-    print(f"\nferret simulate, 60k samples, fresh process: {command['wall']:.2f} s wall, {command['cpu']:.2f} s CPU "
-          f"(before: {BEFORE['command']} s wall idle); wrote {files}")  # fmt: skip
+    print("\nferret simulate, 60k samples, fresh process (best of 3 by CPU):")
+    for label, env in (("compiled", None), ("interpreted", PURE)) if native else (("interpreted", None),):
+        command = min((whole_command(60_000, env) for _ in range(3)), key=lambda r: r["cpu"])
+        files = ", ".join(f"{k} {v:.1f} MB" for k, v in command.items() if k not in ("wall", "cpu"))
+        print(f"  {label:<12} {command['wall']:.2f} s wall, {command['cpu']:.2f} s CPU; wrote {files}")
+    print(f"  (SimPy engine: {BEFORE['command']} s wall idle)")
 
     print("\npeak RSS of a fresh process (trace to disk); only the per-datum result arrays grow")
     print(f"{'samples':>8} {'peak RSS MiB':>13} {'of which result arrays MiB':>26}")

@@ -5,11 +5,15 @@ returns a `SimResult`; `FileTrace` streams the op-level schedule to a file (bina
 the JSON Lines / CSV exports); `read_trace` reads any of them as `TraceRow`s.
 """
 
-from sim.config import SimConfig
-from sim.result import SimResult
-from sim.simulate import simulate
-from sim.strategies import SIM_STRATEGIES, sequential_plan
-from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceRow, read_trace
+from sim.native import guard
+
+guard(__name__, __file__)  # first: a compiled module whose source changed since its build must not load
+
+from sim.config import SimConfig  # noqa: E402
+from sim.result import SimResult  # noqa: E402
+from sim.simulate import simulate  # noqa: E402
+from sim.strategies import SIM_STRATEGIES, sequential_plan  # noqa: E402
+from sim.trace import FileTrace, MemoryTrace, NullTrace, TraceRow, read_trace  # noqa: E402
 
 __all__ = [
     "SIM_STRATEGIES",

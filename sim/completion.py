@@ -10,20 +10,21 @@ gradient down or finishes the datum. Every step writes its trace row and its mem
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sim.admission import Batch
-from sim.memory import CHANGE
 from sim.parts import Datum, Slot
 from sim.policy import BWD, FWD
-from sim.trace import KIND_CODE, ROW
+from sim.rows import write_row
+from sim.trace import KIND_CODE
 
 if TYPE_CHECKING:
     from sim.engine import Engine
 
-K_FWD, K_REC, K_BWD, K_UPDATE = (KIND_CODE[k] for k in ("fwd", "recompute", "bwd", "update"))
-pack = ROW.pack
-mem_pack = CHANGE.pack
+K_FWD: Final = KIND_CODE["fwd"]
+K_REC: Final = KIND_CODE["recompute"]
+K_BWD: Final = KIND_CODE["bwd"]
+K_UPDATE: Final = KIND_CODE["update"]
 
 
 def transient_bytes(engine: Engine, slot: Slot, opening: bool) -> int:
@@ -41,16 +42,17 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) ->
     dev.busy_s += now - t0
     slot.busy = False
     j = slot.stage
-    if engine.emit is not None:
+    rows = engine.trace_rows
+    if rows is not None:
         stored = slot.act if j >= d.bottom else 0
-        engine.emit(pack(K_FWD, d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored, 0))
+        write_row(rows, K_FWD, d.sample, slot.widx, j, slot.dev_index, t0, now, d.versions[j], 0, stored, 0)
     nxt = slot.next
     if nxt is not None:
         if engine.free_links or nxt.device is dev:
             engine.ready(nxt, FWD, d, now)
         else:
             engine.links.transfer(slot, nxt, FWD, d, slot.boundary_out, now)
-    elif engine.strategy.barrier:
+    elif engine.barrier:
         batch: Batch = d.batch  # type: ignore[assignment]
         batch.parked.append(d)
         if len(batch.parked) == batch.size:
@@ -59,7 +61,7 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) ->
                 engine.ready(slot, BWD, other, now)
     else:
         engine.ready(slot, BWD, d, now)
-    if dev.ready and dev.free:
+    if dev.free and dev.ready.heap:
         engine.dispatch(dev, now)
 
 
@@ -75,26 +77,26 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
     cur = engine.version[j]
     refs = engine.refs[j]
     left = refs[v] - 1
-    mem = engine.mem
+    ledger = engine.ledger
     if left:
         refs[v] = left
     else:
         del refs[v]
         if v != cur:  # the last datum that needed this old version is done: its copy goes
-            mem(mem_pack(now, slot.home, -slot.weights))
+            ledger.change(now, slot.home, -slot.weights)
     slot.outstanding -= 1
     if slot.parked:
         engine.unpark(slot)
-    mem(mem_pack(now, slot.dev_index, -slot.act))
+    ledger.change(now, slot.dev_index, -slot.act)
     if engine.transient:
-        mem(mem_pack(now, slot.dev_index, -transient_bytes(engine, slot, opening=False)))
-    emit = engine.emit
+        ledger.change(now, slot.dev_index, -transient_bytes(engine, slot, opening=False))
+    rows = engine.trace_rows
     t = t0 + slot.overhead * factor
     if slot.recompute:
         t = t + slot.t_rec * factor
         engine.recomputes += 1
-        if emit is not None:
-            emit(pack(K_REC, sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0, 0))
+        if rows is not None:
+            write_row(rows, K_REC, sample, slot.widx, j, slot.dev_index, t0, t, v, 0, 0, 0)
         t0 = t
     acc = slot.acc
     acc.append((sample, v))
@@ -102,8 +104,8 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
     t_bwd = now  # the optimizer step, if any, is the job's tail
     if closes and slot.update_s:
         t_bwd = min(now, t + (slot.t_bwd_job - slot.t_rec) * factor)
-    if emit is not None:
-        emit(pack(K_BWD, sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0, 0))
+    if rows is not None:
+        write_row(rows, K_BWD, sample, slot.widx, j, slot.dev_index, t0, t_bwd, v, cur - v, 0, 0)
     if closes:
         apply_update(engine, slot, t_bwd, now)
     if j > d.bottom:
@@ -115,7 +117,7 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
     else:
         engine.in_flight -= 1
         engine.admission.datum_done(d, now)
-    if dev.ready and dev.free:
+    if dev.free and dev.ready.heap:
         engine.dispatch(dev, now)
 
 
@@ -124,7 +126,7 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
     j = slot.stage
     cur = engine.version[j]
     if cur in engine.refs[j]:  # an in-flight datum still needs `cur`: it turns into a stashed copy
-        engine.mem(mem_pack(now, slot.home, slot.weights))
+        engine.ledger.change(now, slot.home, slot.weights)
     engine.version[j] = cur + 1
     hist = engine.staleness[j]
     update_t, P = engine.update_t, engine.P
@@ -133,7 +135,7 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
     if len(acc) == 1:  # the common case (c^a = 1): one gradient
         sample, v = acc[0]
         worst = cur - v
-        hist[worst] += 1
+        hist[worst] = hist.get(worst, 0) + 1
         update_t[sample * P + j] = now
     else:
         worst = 0
@@ -141,12 +143,13 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
             tau = cur - v
             if tau > worst:
                 worst = tau
-            hist[tau] += 1
+            hist[tau] = hist.get(tau, 0) + 1
             update_t[sample * P + j] = now
-    if engine.emit is not None:
-        engine.emit(pack(K_UPDATE, -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, len(acc)))
-        samples = engine.trace.samples
+    rows = engine.trace_rows
+    if rows is not None:
+        write_row(rows, K_UPDATE, -1, slot.widx, j, slot.dev_index, t_start, now, cur, worst, 0, len(acc))
+        samples = engine.samples_out
         for sample, _ in acc:
             samples.append(sample)
     if engine.transient and slot.acc_target > 1:
-        engine.mem(mem_pack(now, slot.dev_index, -slot.weights))  # the accumulation buffer closes
+        engine.ledger.change(now, slot.dev_index, -slot.weights)  # the accumulation buffer closes

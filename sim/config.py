@@ -158,6 +158,9 @@ class SimConfig:
             raise ValidationError(
                 f"{where}: link_bandwidth_Bps must be positive (inf = free), got {self.link_bandwidth_Bps!r}"
             )
+        for key in ("exclusive_devices", "transient_memory", "trace_memory"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValidationError(f"{where}: {key} must be true or false, got {getattr(self, key)!r}")
         if self.jitter not in JITTER_MODELS:
             raise ValidationError(f"{where}: jitter must be one of {', '.join(JITTER_MODELS)}, got {self.jitter!r}")
         if self.input_buffer is not None and (

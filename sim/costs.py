@@ -21,6 +21,7 @@ boundary payload (sent forward, and its gradient sent back) is its last layer's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -133,7 +134,7 @@ class ProfileCosts:
 
     @property
     def free_links(self) -> bool:
-        return self.link_latency_s == 0 and np.isinf(self.link_bandwidth_Bps)
+        return self.link_latency_s == 0 and math.isinf(self.link_bandwidth_Bps)
 
     def forward(self, stage: int) -> Affine:
         return self.forwards[stage]

@@ -22,19 +22,22 @@ and holds it until it ends. Memory (SPEC §3.3): a stage keeps its live weights 
 device plus one copy of every older version an in-flight datum still needs; a stored datum
 keeps `a_j - c^r·s_j` activation bytes on its slot's device from the start of its forward to
 the end of its backward.
+
+This module and the others on the per-op path are compiled with mypyc (pyproject.toml's
+`[tool.ferret] compiled`; `sim.native`): their annotations are checked at run time there, and
+module constants are `Final` so that compiled code reads them without a dictionary look-up.
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
+import heapq
 from array import array
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
+from librt.strings import BytesWriter
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -43,18 +46,24 @@ from sim.completion import apply_update, backward_done, forward_done, transient_
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
 from sim.links import LANDED, OP, Links
-from sim.memory import CHANGE, MemoryLedger
+from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.policy import BWD, FWD, admission_policy, may_start, route
+from sim.rows import write_row
 from sim.strategies import SimStrategy
 from sim.trace import KIND_CODE, ROW, TraceSink
 
-CHOICE, ARRIVE = 3, 4  # event kinds beside BWD, FWD and LANDED (sim/links.py)
-LOG_CHUNK = 1 << 16  # memory changes folded at a time
-ARRIVAL, LATER = 2, 3  # priorities at equal times, after OP (sim/links.py)
-K_ARRIVE, K_DROP, K_MEM = (KIND_CODE[k] for k in ("arrive", "drop", "mem"))
-pack = ROW.pack
-mem_pack = CHANGE.pack
+CHOICE: Final = 3  # event kinds beside BWD, FWD and LANDED (sim/links.py)
+ARRIVE: Final = 4
+ARRIVAL: Final = 2  # priorities at equal times, after OP (sim/links.py)
+LATER: Final = 3
+K_ARRIVE: Final = KIND_CODE["arrive"]
+K_DROP: Final = KIND_CODE["drop"]
+K_MEM: Final = KIND_CODE["mem"]
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+# An event: (time, priority, seq, what, a, b, c, e) — `what` says what a, b, c and e are.
+Event = tuple[float, int, int, int, Any, Any, Any, Any]
 
 
 class Engine:
@@ -63,16 +72,15 @@ class Engine:
     # Slots, not a __dict__: the hot path reads these attributes millions of times.
     __slots__ = (
         "P",
-        "_next_seq",
         "admission",
         "arrivals",
+        "barrier",
         "baseline",
         "by_offset",
         "config",
         "costs",
         "devices",
         "dropped",
-        "emit",
         "events",
         "free_links",
         "home",
@@ -83,7 +91,6 @@ class Engine:
         "jitter",
         "ledger",
         "links",
-        "mem",
         "mem_rows",
         "now",
         "ops",
@@ -93,12 +100,15 @@ class Engine:
         "recomputes",
         "refs",
         "rng",
+        "samples_out",
+        "seq",
         "sizes",
         "slowdown",
         "staleness",
         "strategy",
         "stream_over",
         "trace",
+        "trace_rows",
         "transient",
         "update_t",
         "version",
@@ -119,10 +129,13 @@ class Engine:
     ) -> None:
         self.plan, self.costs, self.sizes, self.config, self.strategy = plan, costs, sizes, config, strategy
         self.trace = trace
-        self.emit = trace.rows.append if trace.keeps_rows else None
+        # The sink's packed rows and update samples (None: no rows at all); it clears them in place.
+        self.trace_rows: BytesWriter | None = trace.rows if trace.keeps_rows else None
+        self.samples_out: list[int] = trace.samples
         self.now = 0.0
-        self.events: list[tuple[Any, ...]] = []  # (time, priority, seq, what, a, b, c, e)
-        self._next_seq = itertools.count(1).__next__  # ties at equal (time, priority): scheduling order
+        self.events: list[Event] = []
+        self.seq = 0  # ties at equal (time, priority): scheduling order
+        self.barrier = strategy.barrier
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
         self.slowdown = config.slowdown
@@ -132,7 +145,7 @@ class Engine:
         self.plain = not config.slowdown and config.jitter == "none" and config.host_cores is None
         self.transient = config.transient_memory
         self.free_links = costs.free_links
-        self.links = Links(costs, self.schedule, self.emit)
+        self.links = Links(costs, self.schedule, self.trace_rows)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         self.jitter = (
@@ -141,20 +154,20 @@ class Engine:
 
         self.arrivals = arrival_times
         n = len(arrival_times)
-        one_pass = sum(costs.forward(j).seconds(1) for j in range(P)) + sum(
-            costs.backward(j).seconds(1) for j in range(P)
+        # A float start (0.0), not sum()'s int 0: compiled, the sum is typed by its start.
+        one_pass = sum((costs.forward(j).seconds(1) for j in range(P)), 0.0) + sum(
+            (costs.backward(j).seconds(1) for j in range(P)), 0.0
         )
         self.ledger = MemoryLedger(
             len(self.devices),
             float(arrival_times[-1]) * 1.25 + one_pass,
             on_change=self._emit_mem if config.trace_memory else None,
         )
-        self.mem = self.ledger.log  # hot path: mem(CHANGE.pack(t, device, ±bytes))
         self.update_t = array("d", [np.nan]) * (n * P)  # flat [sample * P + stage]: cheap to set
         self.dropped = np.zeros(n, dtype=bool)
-        self.staleness: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {τ: count}
+        self.staleness: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {τ: count}
         self.version = [0] * P
-        self.refs: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(P)]  # stage → {version: users}
+        self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: users}
         self.in_flight = 0
         self.ops = 0
         self.recomputes = 0
@@ -217,7 +230,8 @@ class Engine:
         # The stream starts at 0; its first datum is due at once if it arrives then.
         self.schedule(first if first > 0 else 0.0, ARRIVAL, ARRIVE, 0, first, times, None)
         while heap:
-            t, _, _, what, a, b, c, e = heappop(heap)
+            event: Event = heappop(heap)
+            t, _, _, what, a, b, c, e = event
             self.now = t
             if what == FWD:
                 forward_done(self, a, b, c, t)
@@ -232,18 +246,19 @@ class Engine:
                 a(b)
 
     def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
-        heappush(self.events, (t, priority, self._next_seq(), what, a, b, c, e))
+        self.seq += 1
+        heappush(self.events, (t, priority, self.seq, what, a, b, c, e))
 
     def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
         """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
         then the next arrival is scheduled `t - now` later, as a timed wait would be."""
         now = self.now
-        emit, admission = self.emit, self.admission
+        rows, admission = self.trace_rows, self.admission
         num_workers = len(self.workers)
         while True:
             worker = route(i, self.by_offset, num_workers)
-            if emit is not None:
-                emit(pack(K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0))
+            if rows is not None:
+                write_row(rows, K_ARRIVE, i, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, 0, 0)
             if worker is None:
                 self.drop(i, None, t, removed=True)
             else:
@@ -260,11 +275,9 @@ class Engine:
             if delay > 0:
                 self.schedule(now + delay, ARRIVAL, ARRIVE, i, t, rest, None)
                 break
-        # Keep the buffers one chunk long.
-        if emit is not None and len(self.trace.rows) >= self.trace.chunk_rows:
+        # Keep the trace buffer one chunk long (the memory ledger folds its own).
+        if rows is not None and len(rows) >= self.trace.chunk_rows * ROW.size:
             self.trace.flush()
-        if len(self.ledger.pending) >= LOG_CHUNK:
-            self.ledger.settle()
 
     # ------------------------------------------------------------------ scheduling
     def ready(self, slot: Slot, kind: int, d: Datum, now: float, chosen: bool = False) -> None:
@@ -274,7 +287,7 @@ class Engine:
         dev = slot.device
         if not chosen and not (
             dev.free
-            and not dev.ready
+            and not dev.ready.heap
             and may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window)
         ):
             dev.ready.push(kind, d.sample, (slot, d))
@@ -290,22 +303,25 @@ class Engine:
             d.versions[j] = v
             if j >= d.bottom:
                 if not slot.latest:  # weight stashing: the datum holds its forward's version
-                    self.refs[j][v] += 1
+                    refs = self.refs[j]
+                    refs[v] = refs.get(v, 0) + 1
                 slot.outstanding += 1
-                self.mem(mem_pack(now, slot.dev_index, slot.act))
+                self.ledger.change(now, slot.dev_index, slot.act)
             job = slot.fwd_job
         else:
             if slot.latest:  # the recomputation reads the weights current now and holds them
                 j = slot.stage
                 v = d.versions[j] = self.version[j]
-                self.refs[j][v] += 1
+                refs = self.refs[j]
+                refs[v] = refs.get(v, 0) + 1
             closes = len(slot.acc) + 1 == slot.acc_target
             job = slot.step_job if closes else slot.bwd_job
             if self.transient:
-                self.mem(mem_pack(now, slot.dev_index, transient_bytes(self, slot, opening=not slot.acc)))
+                self.ledger.change(now, slot.dev_index, transient_bytes(self, slot, opening=not slot.acc))
         if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
             end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
-            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, 1.0))
+            self.seq += 1
+            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, 1.0))
         else:
             factor = 1.0
             running = dev.concurrency - dev.free - 1  # ops already running beside this one
@@ -318,21 +334,27 @@ class Engine:
             if self.jitter is not None:
                 factor *= self.jitter.draw()
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
-            heappush(self.events, (end, OP, self._next_seq(), kind, slot, d, now, factor))
+            self.seq += 1
+            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, factor))
         self.ops += 1
 
     def dispatch(self, dev: Device, now: float) -> None:
         """Start queued ops while the device has free lanes, in the policy's order."""
         ready = dev.ready
-        while dev.free and ready:
-            kind, _, _, (slot, d) = ready[0]  # the first in dispatch order: usually it may start
+        heap = ready.heap
+        while dev.free and heap:
+            entry = heap[0]  # the first in dispatch order: usually it may start
+            kind = entry[0]
+            op: tuple[Slot, Datum] = entry[3]  # typed: native attribute reads below when compiled
+            slot, d = op
             if may_start(kind, slot.busy, slot.stage >= d.bottom, slot.outstanding, slot.window):
-                heappop(ready)
+                heappop(heap)
             else:
                 found = ready.next_startable(self._startable, self._park)
                 if found is None:
                     return
-                kind, (slot, d) = found
+                kind, op = found
+                slot, d = op
             self.ready(slot, kind, d, now, chosen=True)
 
     @staticmethod
@@ -373,7 +395,9 @@ class Engine:
         """Admit `sample` into `worker` as its next datum; its backward depth follows SPEC §3.2 (T3)."""
         k = worker.count
         worker.count += 1
-        d = Datum(sample, worker, bottom_stage(worker.backward_every, k), self.P, batch)
+        every = worker.backward_every
+        # No omission (every stage back-propagates every datum): bottom_stage's answer is 0.
+        d = Datum(sample, worker, 0 if every[0] == 1 else bottom_stage(every, k), self.P, batch)
         self.in_flight += 1
         worker.inflight += 1
         return d
@@ -397,15 +421,26 @@ class Engine:
 
     def drop(self, sample: int, worker: Worker | None, t: float, removed: bool = False) -> None:
         self.dropped[sample] = True
-        if self.emit is not None:
-            self.emit(
-                pack(K_DROP, sample, -1 if worker is None else worker.index, -1, -1, t, t, -1, 0, int(removed), 0)
+        if self.trace_rows is not None:
+            write_row(
+                self.trace_rows,
+                K_DROP,
+                sample,
+                -1 if worker is None else worker.index,
+                -1,
+                -1,
+                t,
+                t,
+                -1,
+                0,
+                int(removed),
+                0,
             )
 
     def _emit_mem(self, device: int, held: int, t: float) -> None:
         self.mem_rows += 1
-        if self.emit is not None:
-            self.emit(pack(K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0))
+        if self.trace_rows is not None:
+            write_row(self.trace_rows, K_MEM, -1, -1, -1, device, t, t, -1, 0, held, 0)
 
 
 def _chunked(values: np.ndarray, size: int = 4096) -> Iterator[float]:

@@ -6,14 +6,17 @@ used when links cost time; free links hand a payload over at once and write no r
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
+
+from librt.strings import BytesWriter
 
 from sim.costs import OpCosts
 from sim.parts import Datum, Slot
-from sim.trace import KIND_CODE, ROW
+from sim.rows import write_row
+from sim.trace import KIND_CODE
 
-LANDED = 2  # the engine's event kind of a transfer that lands (the engine imports both)
-OP = 1  # the engine's priority of an op's end at equal times; a landing shares it
+LANDED: Final = 2  # the engine's event kind of a transfer that lands (the engine imports both)
+OP: Final = 1  # the engine's priority of an op's end at equal times; a landing shares it
 _SEND, _RECV = KIND_CODE["send"], KIND_CODE["recv"]
 
 
@@ -25,10 +28,10 @@ class Links:
     trace rows when the engine traces.
     """
 
-    def __init__(self, costs: OpCosts, schedule: Callable[..., None], emit: Callable[[bytes], None] | None) -> None:
+    def __init__(self, costs: OpCosts, schedule: Callable[..., None], rows: BytesWriter | None) -> None:
         self.costs = costs
         self.schedule = schedule  # (time, priority, what, a, b, c, e) on the engine's clock
-        self.emit = emit
+        self.rows = rows  # the trace sink's packed rows, or None
         self.free_at: dict[tuple[int, int], float] = {}
         self.transfers = 0
 
@@ -43,7 +46,7 @@ class Links:
 
     def landed(self, dst: Slot, d: Datum, info: tuple[Any, ...], now: float) -> None:
         """The payload reached `dst` (the engine then makes its op ready there)."""
-        if self.emit is not None:
+        if self.rows is not None:
             _, src, nbytes, start = info
-            self.emit(ROW.pack(_SEND, d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes, 0))
-            self.emit(ROW.pack(_RECV, d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes, 0))
+            write_row(self.rows, _SEND, d.sample, src.widx, src.stage, src.dev_index, start, now, -1, 0, nbytes, 0)
+            write_row(self.rows, _RECV, d.sample, dst.widx, dst.stage, dst.dev_index, now, now, -1, 0, nbytes, 0)

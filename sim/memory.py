@@ -1,9 +1,10 @@
 """Bytes held per device over simulated time: current, peak, and a bounded timeline.
 
-The engine does not account a change when it happens: it appends it, packed as `(t, device,
-±bytes)` (`CHANGE`), to `log`, and the ledger folds the log with numpy every so often
-(`settle`) — a few bytecodes per change on the hot path instead of a method call. Changes must
-come in time order (the engine's clock only moves forward). Reading any result settles first.
+The engine does not account a change when it happens: `change(t, device, ±bytes)` writes it,
+packed as `(t, device, ±bytes)` (`sim.rows.CHANGE`, 24 bytes), into a byte buffer, and the
+ledger folds the buffer with numpy every `LOG_CHUNK` changes (`settle`: no per-change work).
+Changes must come in time order (the engine's clock only moves forward). Reading any result
+settles first.
 
 The timeline keeps, for each of at most `buckets` equal time buckets, the largest total seen in
 it and each device's largest; a bucket also counts the bytes held when it begins. When the run
@@ -16,13 +17,18 @@ once, to report the device's bytes after it.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
+from typing import Final
 
 import numpy as np
+from librt.strings import BytesWriter
 
-CHANGE = struct.Struct("<dqq")  # t, device, signed bytes
+from sim.rows import CHANGE, write_change
+
+LOG_CHUNK: Final = 1 << 16  # changes folded at a time
 _CHANGE_DTYPE = np.dtype([("t", "<f8"), ("device", "<i8"), ("delta", "<i8")])
+assert _CHANGE_DTYPE.itemsize == CHANGE.size
+_LOG_BYTES: Final = LOG_CHUNK * CHANGE.size
 
 
 class MemoryLedger:
@@ -49,24 +55,29 @@ class MemoryLedger:
         # A bucket row is [total peak, device 0 peak, ...]; rows 0..k-1 are closed, `_open` is k.
         self._closed = np.zeros((0, num_devices + 1), dtype=np.int64)
         self._open = np.zeros(num_devices + 1, dtype=np.int64)
-        self.pending: list[bytes] = []
+        self._pending = BytesWriter()  # the changes not folded yet, packed
         self.on_change = on_change
         self._level = [0] * num_devices  # running bytes per device, kept only for `on_change`
-        self.log: Callable[[bytes], None] = self.pending.append if on_change is None else self._log_and_report
 
-    def _log_and_report(self, change: bytes) -> None:
-        t, device, delta = CHANGE.unpack(change)
-        if delta:
-            self.pending.append(change)
-            self._level[device] += delta
-            self.on_change(device, self._level[device], t)  # type: ignore[misc]
+    def change(self, t: float, device: int, delta: int) -> None:
+        """`device` holds `delta` more bytes (fewer if negative) from time `t` on."""
+        if self.on_change is not None:
+            if not delta:
+                return
+            level = self._level[device] + delta
+            self._level[device] = level
+            self.on_change(device, level, t)
+        pending = self._pending
+        write_change(pending, t, device, delta)
+        if len(pending) >= _LOG_BYTES:
+            self.settle()
 
     def alloc(self, device: int, nbytes: int, t: float) -> None:
-        self.log(CHANGE.pack(t, device, nbytes))
+        self.change(t, device, nbytes)
         self.settle()
 
     def free(self, device: int, nbytes: int, t: float) -> None:
-        self.log(CHANGE.pack(t, device, -nbytes))
+        self.change(t, device, -nbytes)
         self.settle()
 
     # ------------------------------------------------------------------ results
@@ -106,10 +117,10 @@ class MemoryLedger:
     # ------------------------------------------------------------------ folding
     def settle(self) -> None:
         """Fold the logged changes into the current bytes, the peaks and the timeline."""
-        if not self.pending:
+        if not len(self._pending):
             return
-        log = np.frombuffer(b"".join(self.pending), dtype=_CHANGE_DTYPE)
-        self.pending.clear()
+        log = np.frombuffer(self._pending.getvalue(), dtype=_CHANGE_DTYPE)
+        self._pending.truncate(0)
         log = log[log["delta"] != 0]
         if len(log):
             self._fold(*(np.ascontiguousarray(log[name]) for name in ("t", "device", "delta")))

@@ -50,14 +50,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from planner.plan import Plan
 from sim.strategies import SimStrategy
 
-BWD, FWD = 0, 1  # op kinds, in dispatch priority order: a ready backward goes first
+# Op kinds, in dispatch priority order: a ready backward goes first. (`Final`, here and in the
+# other compiled modules: a constant in compiled code, not a look-up in the module's namespace.)
+BWD: Final = 0
+FWD: Final = 1
 
 
 class Arrival(IntEnum):
@@ -163,27 +166,30 @@ def may_start(kind: int, slot_busy: bool, stores: bool, outstanding: int, window
     return not slot_busy and not (kind == FWD and stores and outstanding >= window)
 
 
-class ReadyOps(list[tuple[int, int, int, Any]]):
+class ReadyOps:
     """One device's ready ops in dispatch order: backward before forward, then the older datum,
     then the one that became ready first. `op` is whatever the caller needs to start it.
 
-    It is a heap of `(kind, sample, seq, op)` in a list, so a hot loop may read it directly:
-    `if ready:` (anything queued), `ready[0]` (the first in order) and `heapq.heappop(ready)`
-    (take it) cost no Python call."""
+    `heap` is a heap of `(kind, sample, seq, op)` in a list, so a hot loop may read it directly:
+    `if ready.heap:` (anything queued), `ready.heap[0]` (the first in order) and
+    `heapq.heappop(ready.heap)` (take it) cost no method call."""
 
-    __slots__ = ("_seq",)
+    __slots__ = ("_seq", "heap")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.heap: list[tuple[int, int, int, Any]] = []
         self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.heap)
 
     def push(self, kind: int, sample: int, op: Any) -> None:
         self._seq += 1
-        heappush(self, (kind, sample, self._seq, op))
+        heappush(self.heap, (kind, sample, self._seq, op))
 
     def queued(self) -> list[Any]:
         """Every queued op, in dispatch order (for a description; not the hot path)."""
-        return [entry[3] for entry in sorted(self, key=lambda entry: entry[:3])]
+        return [entry[3] for entry in sorted(self.heap, key=lambda entry: entry[:3])]
 
     def next_startable(
         self, startable: Callable[[int, Any], bool], park: Callable[[tuple[int, int, int, Any]], bool] | None = None
@@ -192,26 +198,27 @@ class ReadyOps(list[tuple[int, int, int, Any]]):
         allows now, or None; the ops passed over stay queued in their order — except those
         `park(entry)` takes (the caller knows they stay blocked until some event, and then hands
         them back with `restore`, so a long blocked queue is not walked at every dispatch)."""
-        if not self:
+        heap = self.heap
+        if not heap:
             return None
-        top = self[0]
+        top = heap[0]
         if startable(top[0], top[3]):  # the common case: the first in order may start
-            heappop(self)
+            heappop(heap)
             return top[0], top[3]
         passed = []
         found = None
-        while self:
-            entry = heappop(self)
+        while heap:
+            entry = heappop(heap)
             if startable(entry[0], entry[3]):
                 found = (entry[0], entry[3])
                 break
             if park is None or not park(entry):
                 passed.append(entry)
         for entry in passed:
-            heappush(self, entry)
+            heappush(heap, entry)
         return found
 
     def restore(self, entries: list[tuple[int, int, int, Any]]) -> None:
         """Queue parked entries again, in their original order."""
         for entry in entries:
-            heappush(self, entry)
+            heappush(self.heap, entry)

@@ -23,12 +23,12 @@ every reader (`read_trace`) and every sink (`MemoryTrace.events()`) hands out; c
 by field name, never by index.
 
 Writing: a sink collects rows as packed bytes (`ROW`: the fields but `samples`, with the kind
-as its index in `KINDS` and, last, the number of samples) in `rows`, and an update's samples in
-`samples`. The engine packs on its hot path (one C call per row); everyone else calls
-`sink.add(row)`. Every `chunk_rows` rows become one chunk — a numpy structured array of
-`ROW_DTYPE` (zero-copy from the packed bytes) and an int64 array of the samples — which the
-sink writes (`sim.trace_files`: the binary `ftrace` file by default, JSON Lines or CSV on
-request), so a run of millions of ops holds one chunk at a time.
+as its index in `KINDS` and, last, the number of samples) in `rows` (a `BytesWriter`), and an
+update's samples in `samples`. The engine writes them on its hot path (`sim.rows.write_row`);
+everyone else calls `sink.add(row)`. Every `chunk_rows` rows become one chunk — a numpy
+structured array of `ROW_DTYPE` (zero-copy from the packed bytes) and an int64 array of the
+samples — which the sink writes (`sim.trace_files`: the binary `ftrace` file by default, JSON
+Lines or CSV on request), so a run of millions of ops holds one chunk at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from librt.strings import BytesWriter
 
 KINDS = ("arrive", "predict", "fwd", "recompute", "bwd", "update", "send", "recv", "drop", "mem")
 KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
@@ -107,13 +108,13 @@ class TraceSink:
     keeps_rows = True  # False: the engine skips building rows at all (NullTrace)
 
     def __init__(self) -> None:
-        self.rows: list[Any] = []  # packed `ROW`s
+        self.rows = BytesWriter()  # packed `ROW`s
         self.samples: list[int] = []
         self.count = 0
 
     def add(self, row: TraceRow) -> None:
         """Append a typed row (writers off the engine's hot path: the replay's recorder)."""
-        self.rows.append(
+        self.rows.write(
             ROW.pack(
                 KIND_CODE[row.kind],
                 row.sample,
@@ -131,15 +132,15 @@ class TraceSink:
         self.samples.extend(row.samples)
 
     def maybe_flush(self) -> None:
-        if len(self.rows) >= self.chunk_rows:
+        if len(self.rows) >= self.chunk_rows * ROW.size:
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows:
+        if not len(self.rows):
             return
-        chunk = Chunk(np.frombuffer(b"".join(self.rows), dtype=ROW_DTYPE), np.array(self.samples, dtype=np.int64))
-        # Cleared in place: the engine holds `rows.append` as a bound method.
-        self.rows.clear()
+        chunk = Chunk(np.frombuffer(self.rows.getvalue(), dtype=ROW_DTYPE), np.array(self.samples, dtype=np.int64))
+        # Cleared in place: the engine holds these two.
+        self.rows.truncate(0)
         self.samples.clear()
         self.count += len(chunk.rows)
         self.write(chunk)

@@ -27,7 +27,7 @@ from typing import BinaryIO, Protocol, TextIO
 import numpy as np
 
 from planner.errors import FerretError
-from sim.trace import FIELDS, KIND_CODE, KINDS, ROW_DTYPE, Chunk, MemoryTrace, TraceRow
+from sim.trace import FIELDS, KIND_CODE, KINDS, ROW, ROW_DTYPE, Chunk, MemoryTrace, TraceRow
 
 TRACE_FORMATS = ("ftrace", "jsonl", "csv")
 _MAGIC = b"\x93NUMPY"
@@ -160,7 +160,7 @@ def _rechunk(rows: Iterator[TraceRow]) -> Iterator[Chunk]:
     sink = MemoryTrace()
     for row in rows:
         sink.add(row)
-        if len(sink.rows) >= sink.chunk_rows:
+        if len(sink.rows) >= sink.chunk_rows * ROW.size:
             sink.flush()
             yield from sink.chunks
             sink.chunks.clear()

@@ -119,15 +119,13 @@ class RollingLedger:
     st.integers(1, 50),
 )
 def test_folding_the_log_in_any_chunks_equals_applying_each_change(changes, buckets, horizon, chunk):
-    from sim.memory import CHANGE
-
     ledger = MemoryLedger(3, horizon, buckets=buckets)
     reference = RollingLedger(3, horizon, buckets)
     t = 0.0
     for i, (device, delta, gap) in enumerate(changes):
         t += gap
         delta = max(delta, -reference.current[device])  # never below zero
-        ledger.log(CHANGE.pack(t, device, delta))
+        ledger.change(t, device, delta)
         reference.change(device, delta, t)
         if i % chunk == 0:
             ledger.settle()

@@ -218,9 +218,10 @@ class TorchTransport:
         from_headers, from_data = dist.get_group_rank(headers, src), dist.get_group_rank(data, src)
         frame_bytes = FRAME_BYTES if framed else HEADER_BYTES
         try:
+            frame = torch.empty(frame_bytes, dtype=torch.uint8)
+            posted = headers.recv([frame], from_headers, 0)
             while True:
-                frame = torch.empty(frame_bytes, dtype=torch.uint8)
-                headers.recv([frame], from_headers, 0).wait()
+                posted.wait()
                 t0 = time.perf_counter()
                 header = decode_header(frame[:HEADER_BYTES].view(torch.int64))
                 nbytes = HEADER_BYTES
@@ -246,6 +247,10 @@ class TorchTransport:
                 message = header.message(tensors, received_event(self.device))
                 if self.on_wire is not None:
                     self.on_wire(WireEvent("recv", src, message, t0, time.perf_counter(), nbytes))
+                # The next frame's receive is posted before the loop is woken, so that the
+                # thread's next step is the wait, which lets go of the GIL the loop wakes to take.
+                frame = torch.empty(frame_bytes, dtype=torch.uint8)
+                posted = headers.recv([frame], from_headers, 0)
                 self.inbox.put((src, message))
         except Exception as exc:
             self.inbox.put((src, _Fault(src, describe_connection_error(exc))))

@@ -124,7 +124,7 @@ def pack(message: Message) -> tuple[torch.Tensor, torch.Tensor | None]:
     for tensor in message.tensors:
         nbytes = tensor.numel() * tensor.element_size()
         if nbytes:
-            parts.append(tensor.reshape(-1).view(torch.uint8))
+            parts.append(tensor.contiguous().view(-1).view(torch.uint8))  # a strided one: copied first
             gap = _aligned(nbytes) - nbytes
             if gap:
                 parts.append(_PAD[:gap])

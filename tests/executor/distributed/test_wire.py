@@ -83,3 +83,9 @@ def test_odd_sizes_keep_every_tensor_aligned():
     tensors = (torch.ones(3, dtype=torch.uint8), torch.full((5,), 2.5, dtype=torch.float16), torch.arange(3))
     got, one = unpacked(Message(0, (), tensors))
     assert one and all(torch.equal(a, b) for a, b in zip(got.tensors, tensors, strict=True))
+
+
+def test_a_strided_tensor_travels_as_its_values():
+    tensors = (torch.arange(10.0)[::2], torch.arange(12).reshape(3, 4).t())  # a step, a transpose
+    got, one = unpacked(Message(0, (), tensors))
+    assert one and all(torch.equal(a, b) for a, b in zip(got.tensors, tensors, strict=True))

@@ -1,6 +1,6 @@
 """Per-op overhead of the distributed executor beyond the ops' compute and the wire, on gloo loopback.
 
-    python benchmarks/distributed_overhead.py [--nproc 2] [--data 600] [--interval 3ms] [--workers 2]
+    python benchmarks/distributed_overhead.py [--nproc 2] [--stages NPROC] [--data 600] [--interval 3ms] [--workers 2]
 
 Starts `--nproc` ranks on this machine (torch's elastic agent, gloo on 127.0.0.1) and, in one
 session:
@@ -8,8 +8,10 @@ session:
   wire       a ping-pong of activation-sized messages (header + mnistnet's largest boundary
              tensor + labels) between rank 0 and rank 1 through the executor's transport:
              the one-way time of one message, wire threads and queues included
-  run        digits through mnistnet (P = nproc stages, one per rank, `--workers` Ferret
-             workers) in real time, one datum every `--interval`
+  run        digits through mnistnet (P = `--stages` stages, default one per rank, in
+             contiguous blocks over the ranks; `--workers` Ferret workers) in real time, one
+             datum every `--interval`. `--nproc 1 --stages 2` runs the same plan as the
+             default on one rank: no messages, no wire threads
 
 overhead/op = (loop time − idle waiting − the ops' own compute) / ops, per rank, in the loop
 thread's CPU time (and in wall time, which a loaded machine inflates): everything a
@@ -56,6 +58,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", type=int, default=600)
     parser.add_argument("--interval", type=float, default=3e-3, help="seconds between arrivals")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--stages", type=int, default=None, help="pipeline stages (default: one per rank)")
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3, help="runs in one session; the best (least overhead) counts")
     parser.add_argument("--out", type=Path, default=None, help="(internal) where rank 0 writes its numbers")
@@ -97,10 +100,10 @@ def rank_main(args: argparse.Namespace) -> int:
         n = args.data
         order = np.arange(n, dtype=np.int64) % len(dataset.y_train)
         stream = Stream("bench", dataset, order, np.arange(n) * args.interval, np.zeros(n, dtype=np.int64))
-        P = ctx.world_size
+        P = args.stages or ctx.world_size
         bounds = np.linspace(0, model.num_layers, P + 1).round().astype(int).tolist()
         workers = tuple(WorkerConfig(w, False, (1,) * P, (0,) * P) for w in range(args.workers))
-        placement = tuple(tuple(range(P)) for _ in workers)
+        placement = tuple(tuple(j * ctx.world_size // P for j in range(P)) for _ in workers)
         plan = Plan("ferret", tuple(bounds), workers, placement, args.interval).validate(model.num_layers)
         run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions())
         results = []
@@ -135,7 +138,8 @@ def main(argv: list[str]) -> int:
         numbers = json.loads(out.read_text())
     load = os.getloadavg()[0]
     print(
-        f"gloo loopback, {args.nproc} ranks, mnistnet on digits, {args.data} data every {1e3 * args.interval:g} ms, "
+        f"gloo loopback, {args.nproc} ranks, {args.stages or args.nproc} stages, mnistnet on digits, "
+        f"{args.data} data every {1e3 * args.interval:g} ms, "
         f"best of {args.rounds} runs"
     )
     print(f"load average {load:.1f} on {os.cpu_count()} cores")

@@ -80,7 +80,11 @@ class ByteLedger:
 
 
 def tensor_bytes(*tensors: torch.Tensor | None) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+    total = 0  # a loop, not sum() over a generator: pipeline executors call it on every datum
+    for t in tensors:
+        if t is not None:
+            total += t.numel() * t.element_size()
+    return total
 
 
 def module_bytes(module: nn.Module) -> int:

@@ -72,6 +72,7 @@ def partial_folder(root: Path, position: int) -> Path:
 def save_rank(root: Path, position: int, host: StageHost, source: StreamSource | None) -> None:
     """This rank's part of checkpoint `position` (the pipeline is quiescent)."""
     worker = host.worker
+    host.settle_predictions()
     state: dict[str, Any] = {
         "position": position,
         "stages": {j: stage_state(runtime) for j, runtime in worker.stages.items()},

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
@@ -35,13 +35,13 @@ from sim.policy import BWD, FWD
 INFER = FWD + 1  # an inference forward (--predict-all): after the training ops in dispatch order
 
 
-class Op(NamedTuple):
-    """One op a rank may run: `kind` (BWD, FWD or INFER) of datum `sample` at `stage` of `worker`."""
+# Where a newly ready op goes (the driver's): `(kind, sample, stage, worker, stores)` — `kind`
+# BWD, FWD or INFER of datum `sample` at `stage` of `worker` (-1: an inference), `stores`: a
+# forward whose datum's backward will come back through this stage (its slot's window counts it).
+OnReady = Callable[[int, int, int, int, bool], None]
 
-    kind: int  # BWD, FWD or INFER
-    sample: int
-    stage: int
-    worker: int
+# Last-stage outputs whose prediction (their first row's argmax) is taken in one batch this big.
+PREDICT_BATCH = 64
 
 
 class StageHost:
@@ -72,11 +72,19 @@ class StageHost:
         self.transport = transport
         self.recorder = recorder
         self.streams = streams if streams is not None else Streams(torch.device("cpu"), 1)
-        self.on_ready: Callable[[Op], None] = _nowhere  # the driver's: where newly ready ops go
+        # With one stream (the CPU) an op needs no stream context or event: the op path skips them.
+        self._streamed = self.streams.enabled
+        # The highest stage this rank owns, and per stage the highest it owns below it (-1: none):
+        # whether a datum has ops left here is then a comparison or two (`_forget`).
+        self._own_max = max(worker.stages, default=-1)
+        self._own_below = [max((j for j in worker.stages if j < s), default=-1) for s in range(self.P)]
+        self._recomputes = worker.recomputes
+        self.on_ready: OnReady = _nowhere  # the driver's: where newly ready ops go
         self.flights: dict[int, Flight] = {}
         self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
         self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
+        self._unpredicted: list[tuple[int, torch.Tensor]] = []  # (sample, logits): argmax still to take
         self.on_done: Callable[[int, int, int], None] = _no_source  # (sample, worker, lowest trained stage)
         self.on_predicted: Callable[[int, int], None] = _no_source
         self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
@@ -100,27 +108,23 @@ class StageHost:
     def admitted(self, sample: int, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
         """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)."""
         self.entering[sample] = (worker, bottom, x, y, task)
-        self.on_ready(Op(FWD, sample, 0, worker))
-
-    def bottom_of(self, sample: int) -> int:
-        entering = self.entering.get(sample)
-        return entering[1] if entering is not None else self.flights[sample].bottom
+        self.on_ready(FWD, sample, 0, worker, bottom == 0)
 
     def predict_only(self, sample: int, x: torch.Tensor) -> None:
         """`--predict-all`: a datum no worker trains on still gets a prediction (inference forward)."""
         self.infers[sample] = (x, None)
-        self.on_ready(Op(INFER, sample, 0, -1))
+        self.on_ready(INFER, sample, 0, -1, False)
 
     # ------------------------------------------------------------------ ops
-    def run(self, op: Op) -> None:
-        if op.kind == FWD:
-            self.forward(op.sample, op.stage)
-        elif op.kind == BWD:
-            if self.worker.recomputes(op.stage, op.worker):
-                self.recompute(op.sample, op.stage)
-            self.backward(op.sample, op.stage)
+    def run(self, kind: int, sample: int, stage: int, worker: int) -> None:
+        if kind == FWD:
+            self.forward(sample, stage)
+        elif kind == BWD:
+            if self._recomputes[stage][worker]:
+                self.recompute(sample, stage)
+            self.backward(sample, stage)
         else:
-            self.infer(op.sample, op.stage)
+            self.infer(sample, stage)
 
     def forward(self, sample: int, stage: int) -> ForwardResult:
         if stage == 0:
@@ -128,70 +132,101 @@ class StageHost:
             self.flights[sample] = self.worker.admit(worker, bottom, x, y, task)
         flight = self.flights[sample]
         last = stage == self.P - 1
-        with self.streams.running(stage, flight.ready):
+        if self._streamed:
+            with self.streams.running(stage, flight.ready):
+                result = self.worker.forward(flight, stage, sample)
+                if last:
+                    self._predict_now(sample, result.output)
+            flight.ready = self.streams.mark(stage)
+        else:
             result = self.worker.forward(flight, stage, sample)
             if last:  # the datum's own training forward predicts it (docs/distributed.md)
-                out = result.output  # row 0 is the datum's; with one row the flat argmax is that row's
-                self.predicted[sample] = int((out if out.shape[0] == 1 else out[0]).argmax())
-        flight.ready = self.streams.mark(stage)
-        self._done_op("fwd", sample, flight.worker, stage, result.version, 0, result.bytes)
+                self._unpredicted.append((sample, result.output))
+                if len(self._unpredicted) >= PREDICT_BATCH:
+                    self.settle_predictions()
+        worker = flight.worker
+        self._done_op("fwd", sample, worker, stage, result.version, 0, result.bytes)
         if last:
-            self.on_ready(Op(BWD, sample, stage, flight.worker))
+            self.on_ready(BWD, sample, stage, worker, False)
             return result
         above = stage + 1
         if self.owners[above] == self.rank:
-            self.on_ready(Op(FWD, sample, above, flight.worker))
+            self.on_ready(FWD, sample, above, worker, above >= flight.bottom)
         else:
             assert flight.carry is not None
             fisher = self._fisher_below(above) if self._freezes else None
-            act = protocol.activation(sample, flight.worker, above, flight.bottom, flight.batch, flight.carry, fisher)
+            act = protocol.activation(sample, worker, above, flight.bottom, flight.batch, flight.carry, fisher)
             self.transport.send(self.owners[above], act)
             self.worker.leave(flight)
             flight.carry = None
-            if not any(j > stage or j >= flight.bottom for j in self.worker.stages):
+            if self._own_max <= stage and self._own_max < flight.bottom:  # no op of the datum is left here
                 self._forget(sample)
         return result
 
     def recompute(self, sample: int, stage: int) -> int:
         flight = self.flights[sample]
-        with self.streams.running(stage, flight.ready):
+        if self._streamed:
+            with self.streams.running(stage, flight.ready):
+                version = self.worker.recompute(flight, stage, sample)
+        else:
             version = self.worker.recompute(flight, stage, sample)
         self._done_op("recompute", sample, flight.worker, stage, version, 0, 0)
         return version
 
     def backward(self, sample: int, stage: int) -> BackwardResult:
         flight = self.flights[sample]
-        with self.streams.running(stage, flight.ready):
+        if self._streamed:
+            with self.streams.running(stage, flight.ready):
+                result = self.worker.backward(flight, stage, sample)
+            flight.ready = self.streams.mark(stage)
+        else:
             result = self.worker.backward(flight, stage, sample)
-        flight.ready = self.streams.mark(stage)
-        span = self._done_op("bwd", sample, flight.worker, stage, result.version, result.staleness, 0)
+        worker = flight.worker
+        span = self._done_op("bwd", sample, worker, stage, result.version, result.staleness, 0)
         if result.ran:  # not a release of a frozen prefix
             hist = self.staleness[stage]
             if result.staleness >= len(hist):
                 hist.extend([0] * (result.staleness + 1 - len(hist)))
             hist[result.staleness] += 1
         if result.update is not None:
-            self._applied(stage, flight.worker, span, result.update)
-        if stage > flight.bottom:
+            self._applied(stage, worker, span, result.update)
+        bottom = flight.bottom
+        if stage > bottom:
             below = stage - 1
             if self.owners[below] == self.rank:
-                self.on_ready(Op(BWD, sample, below, flight.worker))
+                self.on_ready(BWD, sample, below, worker, False)
                 return result
             grad = protocol.gradient(
-                sample, flight.worker, below, result.grad_input, flight.batch.frozen_layers, flight.trained,
+                sample, worker, below, result.grad_input, flight.batch.frozen_layers, flight.trained,
                 flight.columns, flight.ready,
             )  # fmt: skip
             flight.columns = None
             self.transport.send(self.owners[below], grad)
             flight.carry = None
-            if not any(flight.bottom <= j < stage for j in self.worker.stages):
+            if self._own_below[stage] < bottom:  # no stage of the datum's backward is left here
                 self._forget(sample)
         elif self.rank == self.source:
             self.datum_done(sample)
         else:
-            self.transport.send(self.source, protocol.done(sample, flight.worker, flight.trained, flight.columns))
+            self.transport.send(self.source, protocol.done(sample, worker, flight.trained, flight.columns))
             self._forget(sample)
         return result
+
+    def _predict_now(self, sample: int, out: torch.Tensor) -> None:
+        """The prediction on the op's own stream (`--streams`): row 0 is the datum's."""
+        self.predicted[sample] = int((out if out.shape[0] == 1 else out[0]).argmax())
+
+    def settle_predictions(self) -> None:
+        """Take the argmax of the last-stage outputs kept since the last call, in one batch (each
+        datum's is its output's row 0: with one row the flat argmax is that row's)."""
+        pending = self._unpredicted
+        if not pending:
+            return
+        rows = [out if out.shape[0] == 1 else out[:1] for _, out in pending]
+        labels = torch.cat(rows).argmax(dim=1).tolist()
+        for (sample, _), label in zip(pending, labels, strict=True):
+            self.predicted[sample] = label
+        pending.clear()
 
     def infer(self, sample: int, stage: int) -> None:
         """An inference-only forward through one stage on its current weights (`--predict-all`)."""
@@ -211,7 +246,7 @@ class StageHost:
                 self.transport.send(self.source, protocol.predicted(sample, label))
         elif self.owns(stage + 1):
             self.infers[sample] = (x, ready)
-            self.on_ready(Op(INFER, sample, stage + 1, -1))
+            self.on_ready(INFER, sample, stage + 1, -1, False)
         else:
             self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x, ready))
 
@@ -239,7 +274,7 @@ class StageHost:
                 self._take_fisher(act.fisher)
             flight.carry = act.batch.x
             flight.ready = message.ready
-            self.on_ready(Op(FWD, act.sample, act.stage, act.worker))
+            self.on_ready(FWD, act.sample, act.stage, act.worker, act.stage >= act.bottom)
         elif kind == Kind.GRAD:
             grad = Gradient.parse(message)
             flight = self.flights[grad.sample]
@@ -248,11 +283,11 @@ class StageHost:
             flight.trained = grad.trained
             flight.columns = grad.columns
             flight.ready = message.ready
-            self.on_ready(Op(BWD, grad.sample, grad.stage, grad.worker))
+            self.on_ready(BWD, grad.sample, grad.stage, grad.worker, False)
         elif kind == Kind.INFER:
             sample, stage = message.fields[:2]
             self.infers[sample] = (message.tensors[0], message.ready)
-            self.on_ready(Op(INFER, sample, stage, -1))
+            self.on_ready(INFER, sample, stage, -1, False)
         elif kind == Kind.DONE:
             sample, _, trained, columns = protocol.parse_done(message)
             if self.defer_done:
@@ -304,7 +339,9 @@ class StageHost:
         self, kind: str, sample: int, worker: int, stage: int, version: int, staleness: int, nbytes: int
     ) -> tuple[float, float]:
         """Count the op the worker just ran and record it; its span."""
-        span = self._count()
+        span = self.worker.span  # `_count`, inline: every op runs it
+        self.ops += 1
+        self.busy_s += span[1] - span[0]
         self.recorder.op(kind, sample, worker, stage, span, version, staleness, nbytes)
         return span
 
@@ -324,7 +361,7 @@ class StageHost:
                 )
             self.nonfinite_skipped += 1
             return
-        at = self.recorder.at(span[1]) if self.schedule_time is None else self.schedule_time
+        at = span[1] - self.recorder.t0 if self.schedule_time is None else self.schedule_time
         self.updates.append((stage, update, at))
         self.recorder.update(worker, stage, span, update)
 
@@ -334,7 +371,7 @@ class StageHost:
             self.worker.leave(self.flights.pop(sample))
 
 
-def _nowhere(op: Op) -> None:
+def _nowhere(kind: int, sample: int, stage: int, worker: int, stores: bool) -> None:
     raise RuntimeError("StageHost.on_ready is not set: a driver must take the ready ops")
 
 

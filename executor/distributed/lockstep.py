@@ -45,7 +45,7 @@ class Lockstep:
         self.host = host
         self.watchdog = watchdog
         self.ready: set[tuple[int, int, int]] = set()
-        host.on_ready = lambda op: self.ready.add((op.kind, op.sample, op.stage))
+        host.on_ready = lambda kind, sample, stage, worker, stores: self.ready.add((kind, sample, stage))
         host.defer_done = True
         host.on_done = self._done
         stream = setup.stream

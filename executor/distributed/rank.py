@@ -34,7 +34,7 @@ from executor.distributed.merge import merge_reports, write_trace
 from executor.distributed.options import DistributedOptions
 from executor.distributed.placement import check_algorithm, stage_owners
 from executor.distributed.ready import RankReadyOps
-from executor.distributed.realtime import run_realtime, stores
+from executor.distributed.realtime import run_realtime
 from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_bytes, stage_weights
 from executor.distributed.source import StreamSource
 from executor.distributed.startup import start_together, warm_up
@@ -179,7 +179,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         transport.greet()
     strategy = get_strategy(plan.strategy)
     policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
-    ready = RankReadyOps(policy)
+    ready = RankReadyOps(policy, plan.num_workers)
     host = StageHost(ctx.rank, owners, worker, transport, recorder, Streams(ctx.device, run.options.streams))
     source = None
     if run.rows is None and ctx.rank == owners[0]:
@@ -210,12 +210,13 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     late_s = start.late_s()
     started, cpu0 = time.perf_counter(), time.thread_time()
     if run.rows is None:
-        host.on_ready = lambda op: ready.push(op, stores(host, op.kind, op.sample, op.stage))
+        host.on_ready = ready.push
         idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
         summary = {} if source is None else source.summary()
         skipped: dict[int, int] = {}
     else:
         summary, skipped = run_lockstep(host, setup, run.rows, watchdog)
+    host.settle_predictions()  # the last batch of argmaxes: still the run's work, inside its time
     wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
     with watchdog.waiting(lambda: f"the other ranks' goodbyes ({_open_peers(transport)})"):
         transport.close()

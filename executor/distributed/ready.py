@@ -3,62 +3,76 @@
 A ready backward before a ready forward, then the older datum, then the op that became ready
 first (`sim.policy.ReadyOps`); a forward that will store its datum at stage `j` waits while its
 worker already holds the stage's window there (`may_start`, `AdmissionPolicy.stage_window`:
-1F1B's `P − j`). A rank runs one op at a time, so no slot is ever busy when it chooses.
-Inference forwards (`--predict-all`) come after every training op of their datum's age and
-store nothing.
+1F1B's `P − j`). A rank runs one op at a time, so no slot is ever busy when it chooses, and
+only a storing forward can be held back: any other op first in order starts at once (the
+common case, taken without a call into the policy). Inference forwards (`--predict-all`) come
+after every training op of their datum's age and store nothing.
 """
 
 from __future__ import annotations
 
-from executor.distributed.host import FWD, Op
+from heapq import heappop
+
+from executor.distributed.host import BWD, FWD
 from sim.policy import AdmissionPolicy, ReadyOps, may_start
+
+Op = tuple[int, int, int, int]  # (kind, sample, stage, worker): what `pop` hands the loop
 
 
 class RankReadyOps:
     """One rank's ready ops, dispatched by the shared policy (see the module docstring).
 
-    `push` queues an op; `pop` takes the next one allowed to start now, or None. It keeps the count of
-    data each (worker, stage) stores to enforce the stage window.
+    `push` queues an op (it is `StageHost.on_ready`); `pop` takes the next one allowed to start now,
+    or None. It keeps the count of data each (worker, stage) stores to enforce the stage window: a
+    stored forward counts when it starts, the backward at that stage uncounts it when it starts (a
+    rank runs one op at a time, so no choice falls between the two moments).
     """
 
-    def __init__(self, policy: AdmissionPolicy) -> None:
+    def __init__(self, policy: AdmissionPolicy, num_workers: int) -> None:
         self.policy = policy
         self._window = [policy.stage_window(j, 1) for j in range(policy.num_stages)]  # asked per op: once
         self._ready = ReadyOps()
-        self._held: dict[tuple[int, int], int] = {}  # (worker, stage) → data stored there
+        self._held = [[0] * num_workers for _ in range(policy.num_stages)]  # [stage][worker] data stored
 
     def __len__(self) -> int:
         return len(self._ready)
 
-    def push(self, op: Op, stores: bool) -> None:
+    def push(self, kind: int, sample: int, stage: int, worker: int, stores: bool) -> None:
         """`stores`: a forward whose datum's backward will come back through this stage."""
-        self._ready.push(op.kind, op.sample, (op, stores))
+        self._ready.push(kind, sample, (sample, stage, worker, stores))
 
     def pop(self) -> Op | None:
         """The next op that may start now, taken off the queue (None: nothing may)."""
-        if not self._ready:  # most turns of an idle loop
+        ready = self._ready
+        if not ready:  # most turns of an idle loop
             return None
-        chosen = self._ready.next_startable(self._startable)
-        if chosen is None:
-            return None
-        op, stores = chosen[1]
-        if op.kind == FWD and stores:
-            key = (op.worker, op.stage)
-            self._held[key] = self._held.get(key, 0) + 1
-        return op
+        kind, _, _, (sample, stage, worker, stores) = ready[0]
+        if kind == FWD and stores:  # its slot's window may be full: the policy decides
+            held = self._held[stage]
+            if may_start(FWD, False, True, held[worker], self._window[stage]):
+                heappop(ready)
+                held[worker] += 1
+                return kind, sample, stage, worker
+            chosen = ready.next_startable(self._startable)  # a later op, passing the held one
+            if chosen is None:
+                return None
+            kind, (sample, stage, worker, stores) = chosen
+            if stores:
+                self._held[stage][worker] += 1
+                return kind, sample, stage, worker
+        else:
+            heappop(ready)  # `may_start` holds back nothing but a storing forward
+        if kind == BWD:
+            self._held[stage][worker] -= 1
+        return kind, sample, stage, worker
 
     def held(self) -> list[str]:
         """The queued ops, in words (a description for the watchdog; not the hot path)."""
         return [
-            f"{'fwd' if op.kind == FWD else 'bwd'} of sample {op.sample} at stage {op.stage}"
-            for op, _ in self._ready.queued()
+            f"{'fwd' if kind == FWD else 'bwd'} of sample {sample} at stage {stage}"
+            for kind, _, _, (sample, stage, _, _) in sorted(self._ready, key=lambda entry: entry[:3])
         ]
 
-    def released(self, worker: int, stage: int) -> None:
-        """A stored datum's backward at `stage` ended: its slot holds one fewer."""
-        self._held[(worker, stage)] -= 1
-
-    def _startable(self, kind: int, item: tuple[Op, bool]) -> bool:
-        op, stores = item
-        held = self._held.get((op.worker, op.stage), 0)
-        return may_start(kind, False, stores, held, self._window[op.stage])
+    def _startable(self, kind: int, op: tuple[int, int, int, bool]) -> bool:
+        _, stage, worker, stores = op
+        return may_start(kind, False, stores, self._held[stage][worker], self._window[stage])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from executor.distributed.host import BWD, FWD, StageHost
+from executor.distributed.host import StageHost
 from executor.distributed.ready import RankReadyOps
 from executor.distributed.source import StreamSource
 from executor.distributed.watchdog import Watchdog
@@ -32,14 +32,15 @@ def run_realtime(
     longest the stream is silent (the watchdog allows a wait that long on top of its limit);
     `tick`: the checkpointer's turn (checkpoint.py), on the source."""
     transport = host.transport
-    clock = time.perf_counter
+    inbox = transport.inbox  # `empty()` on it: the turn's poll costs one C call when nothing came
+    clock, monotonic = time.perf_counter, time.monotonic
     idle = 0.0
     watchdog.expect(lambda: describe_wait(host, ready, source), quiet_s)
     while True:
-        got = transport.receive(0.0)
-        while got is not None:
-            host.receive(*got)
+        while not inbox.empty():
             got = transport.receive(0.0)
+            if got is not None:  # (a goodbye or a fault takes a turn too)
+                host.receive(*got)
         if source is not None:
             now = clock() - t0_local
             if now >= source.due_s:
@@ -52,15 +53,13 @@ def run_realtime(
             break
         op = ready.pop()
         if op is not None:
-            host.run(op)
-            if op.kind == BWD:
-                ready.released(op.worker, op.stage)
+            host.run(*op)
             continue
         now = clock()
         wait = None if source is None else source.due_in(now - t0_local)
-        watchdog.idle()
+        watchdog.since = monotonic()  # `watchdog.idle()` and `.resumed()`, inline: once per wait
         got = transport.receive(wait)
-        watchdog.resumed()
+        watchdog.since = None
         idle += clock() - now
         if got is not None:
             host.receive(*got)
@@ -86,8 +85,3 @@ def _some(items: list, most: int = 8) -> str:
     if not items:
         return "none"
     return ", ".join(map(str, items[:most])) + (f" and {len(items) - most} more" if len(items) > most else "")
-
-
-def stores(host: StageHost, kind: int, sample: int, stage: int) -> bool:
-    """Whether a ready forward will keep its datum at `stage` (its slot's window counts it)."""
-    return kind == FWD and stage >= host.bottom_of(sample)

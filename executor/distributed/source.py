@@ -141,27 +141,28 @@ class StreamSource:
         return not any(self.inflight) and not any(self.waiting) and not self.infers
 
     def due_in(self, now: float) -> float | None:
-        """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused)."""
-        if self.stream_over or self.paused:
-            return None
-        return max(0.0, self._arrival[self.next] - now)
+        """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused).
+        (The loop asks after `release`, so `due_s` is then the next arrival, or inf.)"""
+        due = self.due_s
+        return None if due == math.inf else max(0.0, due - now)
 
     def release(self, now: float) -> None:
         """Every datum whose arrival time has come by run time `now`, in order (the loop calls
         it once `now` reaches `due_s`)."""
         arrival = self._arrival
         n, pause = self.n, self._pause_at
-        while self.next < n and arrival[self.next] <= now and self.next != pause:
-            i = self.next
-            self.next += 1
+        i = self.next
+        while i < n and arrival[i] <= now and i != pause:
+            self.next = i + 1
             self.released_s[i] = now
             self.arrive(i, arrival[i])
-        if self.stream_over:
+            i += 1
+        if i >= n:
             for worker in range(self.N):
                 self._maybe_flush(worker)
             self.due_s = math.inf  # from now on a worker's last `DONE` flushes it (datum_done)
         else:
-            self._due()
+            self.due_s = math.inf if i == pause else arrival[i]  # `_due`, inline
 
     # ------------------------------------------------------------------ admission
     def arrive(self, i: int, t: float) -> None:
@@ -214,7 +215,7 @@ class StreamSource:
         self._maybe_stop()
 
     def _maybe_flush(self, worker: int) -> None:
-        if self.flushed[worker] or not self.stream_over or self.inflight[worker] or self.waiting[worker]:
+        if self.flushed[worker] or self.next < self.n or self.inflight[worker] or self.waiting[worker]:
             return
         self.flushed[worker] = True
         for rank in sorted(set(self.host.owners)):

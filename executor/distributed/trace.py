@@ -2,7 +2,7 @@
 
 Times are seconds since the run's start `t0` on rank 0's clock: a local `perf_counter`
 reading plus this rank's clock offset (clock.py) minus `t0`. `device` is the rank. Rows are
-kept as plain tuples (a 10-tuple, or 11 with an update's comma-joined samples: cheap to record
+kept as plain tuples (a 10-tuple, or 11 with an update's tuple of samples: cheap to record
 and to gather), merged on rank 0 (`merge_rows`), sorted by end time as the schema requires, and
 handed to a sink as typed rows (`as_trace_row`).
 
@@ -31,9 +31,8 @@ T_END = FIELDS.index("t_end")
 
 
 def as_trace_row(raw: Row) -> TraceRow:
-    """A plain-tuple row as the schema's typed row (an update's comma-joined samples split)."""
-    samples = tuple(int(s) for s in raw[10].split(",")) if len(raw) == 11 and raw[10] else ()
-    return TraceRow._make((*raw[:10], samples))
+    """A plain-tuple row as the schema's typed row."""
+    return TraceRow._make(raw if len(raw) == 11 else (*raw, ()))
 
 
 _DATA = (Kind.ACT, Kind.GRAD, Kind.INFER)
@@ -57,9 +56,6 @@ class RankRecorder:
         """The run starts at `t0_local`, read on this rank's own `perf_counter`."""
         self.t0 = t0_local
 
-    def at(self, t_local: float) -> float:
-        return t_local - self.t0
-
     def op(
         self,
         kind: str,
@@ -73,15 +69,19 @@ class RankRecorder:
     ) -> None:
         t0 = self.t0
         e = span[1] - t0
-        self.rows.append((kind, sample, worker, stage, self.rank, span[0] - t0, e, version, staleness, nbytes))
+        rows = self.rows
+        rows.append((kind, sample, worker, stage, self.rank, span[0] - t0, e, version, staleness, nbytes))
         ledger = self.ledger
-        if ledger is not None and ledger.current != self._held:  # `memory`, inline: it runs after every op
-            self.memory(e)
+        if ledger is not None:  # a `mem` row when the op changed what the rank holds
+            held = ledger.current
+            if held != self._held:
+                self._held = held
+                rows.append(("mem", -1, -1, -1, self.rank, e, e, -1, 0, held))
 
     def update(self, worker: int, stage: int, span: tuple[float, float], update: UpdateResult) -> None:
         e = span[1] - self.t0
-        samples = ",".join(map(str, update.samples))
-        self.rows.append(("update", -1, worker, stage, self.rank, e, e, update.version, update.staleness, 0, samples))
+        row = ("update", -1, worker, stage, self.rank, e, e, update.version, update.staleness, 0, update.samples)
+        self.rows.append(row)
 
     def instant(self, kind: str, sample: int, worker: int, t: float, nbytes: int = 0) -> None:
         """An `arrive` or `drop` at run time `t` (already on the run's clock)."""
@@ -102,14 +102,6 @@ class RankRecorder:
             stage -= step
         s, e = event.t_start - self.t0, event.t_end - self.t0
         self.rows.append((event.direction, sample, worker, stage, self.rank, s, e, -1, 0, event.nbytes))
-
-    def memory(self, t: float) -> None:
-        if self.ledger is None:
-            return
-        held = self.ledger.current
-        if held != self._held:
-            self._held = held
-            self.rows.append(("mem", -1, -1, -1, self.rank, t, t, -1, 0, held))
 
 
 def merge_rows(per_rank: Iterable[list[Row]]) -> list[Row]:

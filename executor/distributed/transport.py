@@ -3,7 +3,7 @@
 Every ordered pair of ranks `(a, b)` gets its own process group, used only for `a → b`. On
 each rank one sender thread per peer writes that peer's channel in the order `send` was
 called, and one receiver thread per peer reads its channel strictly in order (wire.py's
-header, then the tensors it announces) and puts each message into one inbox. So:
+frame, then the payload or tensors it announces) and puts each message into one inbox. So:
 
 * matching is by order on a dedicated communicator — no tags, no polling, no receive
   timeouts (NCCL ignores tags, and a gloo receive that times out closes its pair for good);
@@ -13,13 +13,19 @@ header, then the tensors it announces) and puts each message into one inbox. So:
   within about a second by everyone (gloo: "Connection closed by peer") and `receive`
   raises `PeerLost` naming it.
 
-With NCCL the tensors travel through NCCL groups and the headers through gloo groups (CPU),
-so an idle channel waits in gloo, where a dead peer shows, never in NCCL, where it would not.
+On the CPU (gloo) a message is one transfer of a fixed-size frame when its tensors fit in it
+(wire.py), two when they do not. With NCCL the tensors travel through NCCL groups and the
+headers through gloo groups (CPU), so an idle channel waits in gloo, where a dead peer shows,
+never in NCCL, where it would not. The wire threads call their process group directly
+(`ProcessGroup.send/recv`, what `dist.send/recv` end in): a transfer costs them, and the GIL
+they share with the rank's loop, no Python bookkeeping.
 
 `close` ends every channel with a goodbye message and waits for every peer's goodbye, so a
 peer that finishes is never mistaken for one that died; a `receive` once every peer said
 goodbye raises at once (nothing can come any more) instead of waiting for ever. All ranks
 must construct the transport (it creates process groups collectively) and close it.
+`sent_bytes`, `received_bytes` and the trace's `send`/`recv` rows count a message's header
+and tensors, not the frame's padding.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import torch.distributed as dist
 from executor.distributed.context import IDLE_TIMEOUT, RankContext
 from executor.distributed.faults import PeerLost, describe_connection_error
 from executor.distributed.streams import received_event
-from executor.distributed.wire import HEADER_LEN, decode_header, encode_header
+from executor.distributed.wire import FRAME_BYTES, HEADER_BYTES, decode_header, encode_header, fits, pack
 from executor.pipeline.transport import Message
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
@@ -77,7 +83,7 @@ class TorchTransport:
         self.world_size = ctx.world_size
         self.device = ctx.device
         self.on_wire = on_wire
-        self._inbox: queue.SimpleQueue[tuple[int, Message | _Fault | None]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[tuple[int, Message | _Fault | None]] = queue.SimpleQueue()
         self._outboxes: dict[int, queue.SimpleQueue[Message | None]] = {}
         self.open_peers: set[int] = set()
         self._threads: list[threading.Thread] = []
@@ -126,23 +132,26 @@ class TorchTransport:
             unheard.discard(src)
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
-        if timeout == 0.0 and self._inbox.empty():  # the loop's poll: no exception, no clock
+        if timeout == 0.0 and self.inbox.empty():  # the loop's poll: no exception, no clock
             return None
-        deadline = None if timeout is None else time.perf_counter() + timeout
+        wait, deadline = timeout, None  # the deadline is read only if a goodbye takes a turn (rare)
         while True:
-            if not self.open_peers and self._inbox.empty():
+            if not self.open_peers and self.inbox.empty():
                 if timeout == 0.0:  # a poll after the goodbyes (they follow STOP): nothing came
                     return None
                 # Every peer said goodbye: nothing will ever come (waiting would be a hang).
                 raise RuntimeError(
                     f"rank {self.rank} waits for a message, but every other rank has closed its channels"
                 )
-            wait = None if deadline is None else max(0.0, deadline - time.perf_counter())
             got = self._take(wait)
             if got is None:
                 return None
             if got[1] is not None:
                 return got  # type: ignore[return-value]
+            if timeout is not None:  # a goodbye (once per peer, at the end): wait `timeout` from here
+                if deadline is None:
+                    deadline = time.perf_counter() + timeout
+                wait = max(0.0, deadline - time.perf_counter())
 
     def close(self) -> None:
         """Say goodbye on every channel, then take every peer's goodbye. Raises `PeerLost`
@@ -159,7 +168,7 @@ class TorchTransport:
     def _take(self, timeout: float | None) -> tuple[int, Message | None] | None:
         """The inbox's next item — a message, or a goodbye as `(src, None)` — or None after `timeout`."""
         try:
-            src, item = self._inbox.get(timeout=timeout)
+            src, item = self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
         if isinstance(item, _Fault):
@@ -172,6 +181,8 @@ class TorchTransport:
     def _send_loop(
         self, dst: int, headers: dist.ProcessGroup, data: dist.ProcessGroup, outbox: queue.SimpleQueue[Message | None]
     ) -> None:
+        framed = self.device.type == "cpu"  # the tensors travel in the frame (or one payload after it)
+        to_headers, to_data = dist.get_group_rank(headers, dst), dist.get_group_rank(data, dst)
         try:
             while True:
                 message = outbox.get()
@@ -181,43 +192,68 @@ class TorchTransport:
                 if message.ready is not None:
                     message.ready.synchronize()  # the op that made the tensors has finished
                 t0 = time.perf_counter()
-                dist.send(encode_header(message), dst, group=headers)
-                nbytes = HEADER_LEN * 8
-                for tensor in message.tensors:
-                    if tensor.numel():
-                        dist.send(tensor.contiguous(), dst, group=data)
-                        nbytes += tensor.numel() * tensor.element_size()
+                nbytes = HEADER_BYTES
+                if framed:
+                    frame, payload = pack(message)
+                    headers.send([frame], to_headers, 0).wait()
+                    if payload is not None:
+                        headers.send([payload], to_headers, 0).wait()
+                    nbytes += sum(t.numel() * t.element_size() for t in message.tensors)
+                else:
+                    headers.send([encode_header(message)], to_headers, 0).wait()
+                    for tensor in message.tensors:
+                        if tensor.numel():
+                            data.send([tensor.contiguous()], to_data, 0).wait()
+                            nbytes += tensor.numel() * tensor.element_size()
                 self.sent_bytes[dst] += nbytes
                 if self.on_wire is not None and not final:
                     self.on_wire(WireEvent("send", dst, message, t0, time.perf_counter(), nbytes))
                 if final:
                     return
         except Exception as exc:
-            self._inbox.put((dst, _Fault(dst, describe_connection_error(exc))))
+            self.inbox.put((dst, _Fault(dst, describe_connection_error(exc))))
 
     def _receive_loop(self, src: int, headers: dist.ProcessGroup, data: dist.ProcessGroup) -> None:
+        framed = self.device.type == "cpu"
+        from_headers, from_data = dist.get_group_rank(headers, src), dist.get_group_rank(data, src)
+        frame_bytes = FRAME_BYTES if framed else HEADER_BYTES
         try:
+            frame = torch.empty(frame_bytes, dtype=torch.uint8)
+            posted = headers.recv([frame], from_headers, 0)
             while True:
-                raw = torch.empty(HEADER_LEN, dtype=torch.int64)
-                dist.recv(raw, src, group=headers)
+                posted.wait()
                 t0 = time.perf_counter()
-                header = decode_header(raw)
-                tensors = header.empty_tensors(self.device)
-                nbytes = HEADER_LEN * 8
-                for tensor in tensors:
-                    if tensor.numel():
-                        dist.recv(tensor, src, group=data)
-                        nbytes += tensor.numel() * tensor.element_size()
+                header = decode_header(frame[:HEADER_BYTES].view(torch.int64))
+                nbytes = HEADER_BYTES
+                if framed:
+                    size = header.payload_bytes
+                    if fits(size):
+                        payload = frame[HEADER_BYTES:]
+                    else:
+                        payload = torch.empty(size, dtype=torch.uint8)
+                        headers.recv([payload], from_headers, 0).wait()
+                    tensors = header.unpack(payload)
+                    nbytes += sum(t.numel() * t.element_size() for t in tensors)
+                else:
+                    tensors = header.empty_tensors(self.device)
+                    for tensor in tensors:
+                        if tensor.numel():
+                            data.recv([tensor], from_data, 0).wait()
+                            nbytes += tensor.numel() * tensor.element_size()
                 self.received_bytes[src] += nbytes
                 if header.kind == BYE:
-                    self._inbox.put((src, None))
+                    self.inbox.put((src, None))
                     return
                 message = header.message(tensors, received_event(self.device))
                 if self.on_wire is not None:
                     self.on_wire(WireEvent("recv", src, message, t0, time.perf_counter(), nbytes))
-                self._inbox.put((src, message))
+                # The next frame's receive is posted before the loop is woken, so that the
+                # thread's next step is the wait, which lets go of the GIL the loop wakes to take.
+                frame = torch.empty(frame_bytes, dtype=torch.uint8)
+                posted = headers.recv([frame], from_headers, 0)
+                self.inbox.put((src, message))
         except Exception as exc:
-            self._inbox.put((src, _Fault(src, describe_connection_error(exc))))
+            self.inbox.put((src, _Fault(src, describe_connection_error(exc))))
 
 
 def _channels(ctx: RankContext) -> dict[tuple[int, int], tuple[dist.ProcessGroup, dist.ProcessGroup]]:

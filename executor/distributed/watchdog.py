@@ -15,8 +15,9 @@ quiet, so the run loop's waits may also last the stream's longest gap between ar
 that died is noticed much sooner, by its closed connection (faults.py); this is for the waits
 nobody will ever answer.
 
-The hot path pays two attribute stores per idle wait (`idle`/`resumed`); describing the wait
-is deferred to the moment the watchdog fires.
+The hot path pays two attribute stores per idle wait: the real-time loop sets `since` itself
+(what `idle`/`resumed` do, without the calls); describing the wait is deferred to the moment
+the watchdog fires.
 """
 
 from __future__ import annotations

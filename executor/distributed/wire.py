@@ -1,18 +1,26 @@
-"""The wire format of a message between two ranks: a fixed-size header, then its tensors.
+"""The wire format of a message between two ranks: a fixed-size frame, then (maybe) its payload.
 
 A message is a `kind`, up to `MAX_FIELDS` integers (sample, worker, stage, version …) and up
-to `MAX_TENSORS` tensors of any shape and dtype. On the wire it is one int64 header tensor of
-`HEADER_LEN` entries followed by one transfer per tensor, in order. The header says each
-tensor's dtype and shape, so the receiver allocates exactly what comes next: shapes may vary
-from message to message (ER/MIR micro-batches grow by their replayed rows). The format has no
-tags and no lengths to negotiate: a receiver reads a channel strictly in order, which is all
-NCCL offers (it ignores tags) and all gloo needs.
+to `MAX_TENSORS` tensors of any shape and dtype. Its header is `HEADER_LEN` int64s; it says each
+tensor's dtype and shape, so the receiver knows exactly what follows: shapes may vary from
+message to message (ER/MIR micro-batches grow by their replayed rows). The format has no tags
+and no lengths to negotiate: a receiver reads a channel strictly in order, which is all NCCL
+offers (it ignores tags) and all gloo needs.
+
+On the CPU (gloo) a message is ONE transfer when it fits: a frame of `FRAME_BYTES` — the header,
+then the tensors' bytes one after the other, each starting at a multiple of 8 — and, only for a
+payload too big for the frame, one second transfer of exactly the payload (`pack`, and
+`Header.unpack` on the other side: the tensors are views of what arrived). Fewer transfers are
+fewer waits and fewer hand-overs of the interpreter between a rank's wire threads and its loop.
+With CUDA tensors (NCCL) the frame carries the header only and each tensor is its own transfer
+on the data channel (`empty_tensors` allocates them on the device).
 
 Layout of the header: `[kind, f0 … f7, n_tensors, (dtype, ndim, d0 … d5) × 4]`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +35,12 @@ MAX_DIMS = 6
 _SPEC = 2 + MAX_DIMS
 _TENSORS_AT = 1 + MAX_FIELDS + 1
 HEADER_LEN = _TENSORS_AT + MAX_TENSORS * _SPEC
+HEADER_BYTES = HEADER_LEN * 8
+# One CPU message's transfer: the header and a payload of up to FRAME_BYTES − HEADER_BYTES
+# (mnistnet's activations and gradients with their labels: about 1 KiB).
+FRAME_BYTES = 4096
+_ALIGN = 8  # every tensor's bytes start at a multiple of 8 in a frame or payload (any dtype may view them)
+_PAD = torch.zeros(FRAME_BYTES, dtype=torch.uint8)  # read only: the zero bytes between and after tensors
 
 # Codes are part of the wire format: append, never reorder.
 DTYPES: tuple[torch.dtype, ...] = (
@@ -79,8 +93,54 @@ class Header:
     def empty_tensors(self, device: torch.device) -> list[torch.Tensor]:
         return [torch.empty(shape, dtype=dtype, device=device) for dtype, shape in self.specs]
 
+    @property
+    def payload_bytes(self) -> int:
+        """The bytes `pack` lays the tensors out in (each tensor's aligned)."""
+        return sum(_aligned(math.prod(shape) * dtype.itemsize) for dtype, shape in self.specs)
+
+    def unpack(self, payload: torch.Tensor) -> list[torch.Tensor]:
+        """The tensors, as views of the uint8 `payload` that `pack` laid out (frame or payload transfer)."""
+        tensors = []
+        at = 0
+        for dtype, shape in self.specs:
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes:
+                tensors.append(payload[at : at + nbytes].view(dtype).view(shape))
+            else:
+                tensors.append(torch.empty(shape, dtype=dtype))
+            at += _aligned(nbytes)
+        return tensors
+
     def message(self, tensors: Sequence[torch.Tensor], ready: Any = None) -> Message:
         return Message(self.kind, self.fields, tuple(tensors), ready)
+
+
+def pack(message: Message) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`message` (CPU tensors) as a `FRAME_BYTES` uint8 frame — the header and, when it fits, the
+    payload — and the payload apart when it does not (else None)."""
+    header = encode_header(message).view(torch.uint8)
+    parts = []
+    size = 0
+    for tensor in message.tensors:
+        nbytes = tensor.numel() * tensor.element_size()
+        if nbytes:
+            parts.append(tensor.contiguous().view(-1).view(torch.uint8))  # a strided one: copied first
+            gap = _aligned(nbytes) - nbytes
+            if gap:
+                parts.append(_PAD[:gap])
+            size += nbytes + gap
+    if fits(size):
+        return torch.cat([header, *parts, _PAD[: FRAME_BYTES - HEADER_BYTES - size]]), None
+    return torch.cat([header, _PAD[: FRAME_BYTES - HEADER_BYTES]]), torch.cat(parts)
+
+
+def fits(payload_bytes: int) -> bool:
+    """Whether a payload this big travels inside the frame (else: a transfer of its own)."""
+    return HEADER_BYTES + payload_bytes <= FRAME_BYTES
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN
 
 
 def decode_header(header: torch.Tensor) -> Header:

@@ -23,11 +23,15 @@ class Flight:
     (`columns`: `(G, first column)`, for the similarity-aware sampler)."""
 
     __slots__ = (
-        "batch", "bottom", "carry", "columns", "deltas", "label_bytes", "logits", "ready", "trained", "worker"
+        "batch", "bottom", "carry", "columns", "deltas", "input_bytes", "label_bytes", "logits", "ready", "trained",
+        "worker",
     )  # fmt: skip
 
-    def __init__(self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int) -> None:
+    def __init__(
+        self, batch: TrainBatch, worker: int, bottom: int, num_stages: int, label_bytes: int, input_bytes: int = 0
+    ) -> None:
         self.batch = batch
+        self.input_bytes = input_bytes  # stage 0's process: the datum's input, held until its first forward
         self.worker = worker
         self.bottom = bottom
         self.carry: torch.Tensor | None = batch.x

@@ -106,7 +106,8 @@ class StageWorker:
             self.names[j] = names[j]
         self.weight_bytes = {j: runtime.layout.nbytes for j, runtime in self.stages.items()}
         # Per-op constants, read once here rather than on every op (the hot path).
-        self._recompute = {
+        # Per owned stage and worker: whether its backward rebuilds its activations first (T1).
+        self.recomputes = {
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
@@ -120,15 +121,11 @@ class StageWorker:
         self.cpu_s = 0.0  # this thread's CPU time inside StageRuntime calls (overhead benchmarks)
 
     # ------------------------------------------------------------------ entering the pipeline
-    def bottom(self, worker: int, k: int) -> int:
-        """The lowest stage the backward of `worker`'s `k`-th datum reaches (SPEC §3.2)."""
-        return bottom_stage(self._every[worker], k)
-
     def next_bottom(self, worker: int) -> int:
-        """Admit `worker`'s next datum: the lowest stage its backward will reach."""
+        """Admit `worker`'s next datum: the lowest stage its backward will reach (SPEC §3.2)."""
         k = self._admitted[worker]
         self._admitted[worker] = k + 1
-        return self.bottom(worker, k)
+        return bottom_stage(self._every[worker], k)
 
     def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
@@ -139,8 +136,9 @@ class StageWorker:
         ):  # MIR's passes, a sampler's arithmetic
             self.flops += self.cost_model.flops(batch.cost)
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
-        self.ledger.alloc("inputs", tensor_bytes(batch.x) + label_bytes)
-        return Flight(batch, worker, bottom, self.P, label_bytes)
+        input_bytes = tensor_bytes(batch.x)
+        self.ledger.alloc("inputs", input_bytes + label_bytes)
+        return Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
 
     def enter(self, worker: int, bottom: int, batch: TrainBatch) -> Flight:
         """A datum whose stages below live in another process: `batch.x` is the activation it
@@ -155,10 +153,6 @@ class StageWorker:
             self.ledger.free("inputs", flight.label_bytes)
             flight.label_bytes = 0
 
-    def recomputes(self, stage: int, worker: int) -> bool:
-        """Whether `worker`'s backward at `stage` rebuilds its activations first (T1)."""
-        return self._recompute[stage][worker]
-
     # ------------------------------------------------------------------ ops
     def forward(self, flight: Flight, stage: int, sample: int) -> ForwardResult:
         runtime = self.stages[stage]
@@ -168,13 +162,13 @@ class StageWorker:
             raise FerretError(f"stage {stage} forward before the datum's stage {stage - 1} forward")
         rows = x.shape[0]  # the micro-batch's rows (the datum's input, or its activation)
         stored = stage >= flight.bottom
-        known = self._saved.known(stage, rows) if stored and not self._recompute[stage][worker] else 0
+        known = self._saved.known(stage, rows) if stored and not self.recomputes[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
-        with self._capture(sample, stored) if self._learns else _NOTHING:
-            if known is None:  # the first stored forward of this shape: measure its saved tensors
-                result, delta = self._saved.measure(runtime, worker, sample, x, rows)
-            else:
-                result, delta = runtime.forward(worker, sample, x), known
+        if self._learns:
+            with self._capture(sample, stored):
+                result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
+        else:  # no context manager: two Python calls less an op
+            result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
         self._spent(c0, t0)
         if result.stored != stored:
             raise FerretError(f"stage {stage} {'stored' if result.stored else 'skipped'} it, against the plan's rule")
@@ -185,9 +179,18 @@ class StageWorker:
         if stage == self.P - 1 and self._freezes:
             flight.logits = result.output  # the freezing decision reads them at the backward
         if stage == 0:
-            self.ledger.free("inputs", tensor_bytes(x))  # the stage keeps what its backward needs
+            self.ledger.free("inputs", flight.input_bytes)  # the stage keeps what its backward needs
         self.flops += rows * self.stage_flops[stage]
         return result
+
+    def _forward_call(
+        self, runtime: StageRuntime, worker: int, sample: int, x: torch.Tensor, rows: int, known: int | None
+    ) -> tuple[ForwardResult, int]:
+        """The StageRuntime's forward and its saved-tensor delta (`known`: None the first time
+        a stored forward has this shape, then measured)."""
+        if known is None:
+            return self._saved.measure(runtime, worker, sample, x, rows)
+        return runtime.forward(worker, sample, x), known
 
     def recompute(self, flight: Flight, stage: int, sample: int) -> int:
         c0, t0 = time.thread_time(), time.perf_counter()
@@ -199,37 +202,32 @@ class StageWorker:
 
     def backward(self, flight: Flight, stage: int, sample: int) -> BackwardResult:
         runtime = self.stages[stage]
-        worker = flight.worker
         batch = flight.batch
         last = stage == self.P - 1
         freezes = self._freezes
         if last and freezes:
             self._decide_freezing(flight)
-        frozen = min(max(batch.frozen_layers - self.partition[stage], 0), len(runtime.layers))
-        if runtime.wholly_frozen(frozen):
+        frozen = (
+            min(max(batch.frozen_layers - self.partition[stage], 0), len(runtime.layers)) if batch.frozen_layers else 0
+        )
+        if frozen and runtime.wholly_frozen(frozen):
             return self._frozen_backward(flight, stage, sample, frozen)
         grad = flight.carry
         if not last and grad is None:
             raise FerretError(f"stage {stage} backward before the stage above passed a gradient")
         penalty = self.algorithm.has_penalty()
-        transient = self.weight_bytes[stage] if runtime.held_bytes("gradients") == 0 else 0
+        transient = 0 if runtime.holds_gradients else self.weight_bytes[stage]
         if transient:
             self.ledger.alloc("gradients", transient)  # autograd's gradient, during the op
         keep = freezes and not batch.frozen_layers  # only a datum that froze nothing feeds Fisher
         efficacy = runtime.efficacy
         measured_s, measured_cpu_s = efficacy.seconds, efficacy.cpu_seconds
         c0, t0 = time.thread_time(), time.perf_counter()
-        with self._capture(sample) if self._learns else _NOTHING:
-            if last or penalty:
-                penalized = (
-                    list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
-                    if penalty
-                    else None
-                )
-                loss_fn = stage_loss(self.algorithm, batch, None if last else grad, penalized)
-                result = runtime.backward(worker, sample, loss_fn=loss_fn, frozen_layers=frozen, keep_gradients=keep)
-            else:
-                result = runtime.backward(worker, sample, grad, frozen_layers=frozen, keep_gradients=keep)
+        if self._learns:
+            with self._capture(sample):
+                result = self._backward_call(runtime, flight, stage, sample, grad, penalty, frozen, keep)
+        else:  # no context manager: two Python calls less an op
+            result = self._backward_call(runtime, flight, stage, sample, grad, penalty, frozen, keep)
         self._spent(c0, t0, efficacy.seconds - measured_s, efficacy.cpu_seconds - measured_cpu_s)
         if transient:
             self.ledger.free("gradients", transient)
@@ -252,6 +250,31 @@ class StageWorker:
         if self._learns:
             self._collect_columns(flight, sample, frozen)
         return result
+
+    def _backward_call(
+        self,
+        runtime: StageRuntime,
+        flight: Flight,
+        stage: int,
+        sample: int,
+        grad: torch.Tensor | None,
+        penalty: bool,
+        frozen: int,
+        keep: bool,
+    ) -> BackwardResult:
+        """The StageRuntime's backward: from the algorithm's loss at the last stage (or with its
+        penalty, MAS), else from the gradient the stage above passed."""
+        worker = flight.worker
+        last = stage == self.P - 1
+        if last or penalty:
+            penalized = (
+                list(zip(self.names[stage], runtime.stashed_parameters(worker, sample), strict=True))
+                if penalty
+                else None
+            )
+            loss_fn = stage_loss(self.algorithm, flight.batch, None if last else grad, penalized)
+            return runtime.backward(worker, sample, loss_fn=loss_fn, frozen_layers=frozen, keep_gradients=keep)
+        return runtime.backward(worker, sample, grad, frozen_layers=frozen, keep_gradients=keep)
 
     def _decide_freezing(self, flight: Flight) -> None:
         """The last stage, before the datum's backward: how many leading layers it freezes."""

@@ -39,6 +39,9 @@ class Transport(Protocol):
     rank: int
     world_size: int
     sent_bytes: dict[int, int]  # per peer, what went on the wire
+    # What has arrived and is not taken yet; a driver's poll may ask only `inbox.empty()`
+    # (a C call: the cheapest "anything new?" a loop turn can ask).
+    inbox: Any
 
     def send(self, dst: int, message: Message) -> None: ...
 
@@ -59,7 +62,7 @@ class LocalTransport:
     def __init__(self) -> None:
         self.rank = 0
         self.world_size = 1
-        self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.sent_bytes: dict[int, int] = {0: 0}
 
     def greet(self) -> None:
@@ -68,16 +71,16 @@ class LocalTransport:
     def send(self, dst: int, message: Message) -> None:
         if dst != 0:
             raise ValueError(f"an in-process transport has only rank 0, not {dst}")
-        self._inbox.put(message)
+        self.inbox.put(message)
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
-        if timeout == 0.0 and self._inbox.empty():
+        if timeout == 0.0 and self.inbox.empty():
             return None
         try:
-            return 0, self._inbox.get(timeout=timeout)
+            return 0, self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
 
     def close(self) -> None:
-        if not self._inbox.empty():
+        if not self.inbox.empty():
             raise RuntimeError("messages left undelivered when the in-process transport closed")

@@ -101,6 +101,7 @@ class StageRuntime:
         # stage gradient into one tensor, ready for the flat compensator arithmetic.
         self._grad: torch.Tensor | None = None
         self._grad_chunks: list[torch.Tensor] = []
+        self.holds_gradients = False  # whether that buffer exists (a backward then allocates no gradient)
         self.versions = VersionStore(
             self.layout, self.layout.pack_initial(), self._tally, keep_chain=self.compensator.needs_chain
         )
@@ -358,6 +359,7 @@ class StageRuntime:
             self._grad = self.layout.zeros()
             self._grad_chunks = self.layout.chunks(self._grad)
             self._tally.alloc(GRADIENTS, self.layout.nbytes)
+            self.holds_gradients = True
             self.versions.attach_gradients(self._grad)
         return self._grad
 

@@ -7,7 +7,7 @@ starts NPROC ranks of `python -m tests.executor.distributed.ranks PROGRAM OUT [A
 Programs (each rank writes OUT/rank<r>.json when it gets that far):
 
 * `echo` — every rank sends `ARG` messages to every peer, shapes and dtypes varying with the
-  index, and checks that each peer's messages arrive complete and in order; clocks are synced
+  index (some too big for one frame), and checks that each peer's messages arrive complete and in order; clocks are synced
   with forced ping-pongs first (same host: the estimate must be ≈ 0).
 * `kill` / `raise` — all ranks exchange messages forever; rank ARG SIGKILLs itself (or raises)
   once it has received a few. Every other rank must notice and exit.
@@ -42,7 +42,8 @@ DATA = 7
 def payload(src: int, dst: int, i: int) -> Message:
     """Message `i` from `src` to `dst`: its content says where it belongs, its shape varies."""
     rows = 1 + (i % 3)
-    x = torch.full((rows, 2 + i % 4), float(1000 * src + 100 * dst + i))
+    columns = 1200 if i % 5 == 4 else 2 + i % 4  # every 5th too big for one frame: a payload of its own
+    x = torch.full((rows, columns), float(1000 * src + 100 * dst + i))
     tensors: tuple[torch.Tensor, ...] = (x,) if i % 2 else (x, torch.arange(rows, dtype=torch.int64) + i)
     return Message(DATA, (src, dst, i), tensors)
 

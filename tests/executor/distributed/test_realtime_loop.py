@@ -28,6 +28,10 @@ class ScriptedTransport:
     def __init__(self, messages: list[Message]) -> None:
         self.messages = list(messages)
         self.blocking_waits = 0
+        self.inbox = self  # the loop's poll asks `inbox.empty()`
+
+    def empty(self) -> bool:
+        return not self.messages
 
     def receive(self, timeout: float | None = None) -> tuple[int, Message] | None:
         if self.messages:
@@ -92,9 +96,9 @@ def inbox_transport(items: list[tuple[int, Message | None]], peers: set[int]) ->
     transport = object.__new__(TorchTransport)
     transport.rank = 1
     transport.open_peers = set(peers)
-    transport._inbox = queue.SimpleQueue()
+    transport.inbox = queue.SimpleQueue()
     for item in items:
-        transport._inbox.put(item)
+        transport.inbox.put(item)
     return transport
 
 

@@ -34,10 +34,10 @@ def test_a_recv_row_names_the_receiving_stage():
 
 
 def test_a_ranks_plain_rows_are_written_like_typed_ones(tmp_path):
-    # A rank keeps plain tuples (an update's samples comma-joined); the merge writes them typed.
+    # A rank keeps plain tuples (an update's samples a tuple at the end); the merge writes them typed.
     typed = [TraceRow("arrive", 0, 0, -1, -1, 0.0, 0.0), TraceRow("update", -1, 1, 2, 3, 0.5, 0.75, 4, 1, 0, (0, 7))]
     path = tmp_path / "plain.jsonl"
     with FileTrace(path) as sink:
         sink.add(as_trace_row(tuple(typed[0][:10])))
-        sink.add(as_trace_row((*typed[1][:10], "0,7")))
+        sink.add(as_trace_row((*typed[1][:10], (0, 7))))
     assert list(read_trace(path)) == typed

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from executor.distributed.wire import DTYPES, HEADER_LEN, MAX_DIMS, MAX_TENSORS, decode_header, encode_header
+from executor.distributed.wire import (
+    DTYPES,
+    FRAME_BYTES,
+    HEADER_BYTES,
+    HEADER_LEN,
+    MAX_DIMS,
+    MAX_TENSORS,
+    decode_header,
+    encode_header,
+    fits,
+    pack,
+)
 from executor.pipeline.transport import Message
 
 
@@ -44,3 +55,37 @@ def test_a_corrupt_header_is_refused():
     header[10] = len(DTYPES)
     with pytest.raises(ValueError, match="corrupt"):
         decode_header(header)
+
+
+def unpacked(message: Message) -> tuple[Message, bool]:
+    """`message` through `pack` and back as a receiver reads it: (what arrives, whether one transfer)."""
+    frame, payload = pack(message)
+    assert frame.dtype == torch.uint8 and frame.shape == (FRAME_BYTES,)
+    header = decode_header(frame[:HEADER_BYTES].view(torch.int64))
+    assert fits(header.payload_bytes) == (payload is None)
+    tensors = header.unpack(frame[HEADER_BYTES:] if payload is None else payload.clone())
+    return header.message(tensors), payload is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 3, 200])  # 200 rows of 8×8: past the frame, a payload of its own
+def test_a_packed_message_arrives_whole(dtype, rows):
+    x = (torch.arange(rows * 64).reshape(rows, 1, 8, 8) % 7).to(dtype)
+    tensors = (x, torch.arange(rows, dtype=torch.int64), torch.zeros(0, dtype=dtype), torch.tensor(True))
+    got, one = unpacked(Message(2, (4, 5), tensors))
+    assert one == (rows * 64 * dtype.itemsize <= FRAME_BYTES - HEADER_BYTES - 64)
+    assert got.kind == 2 and got.fields[:2] == (4, 5)
+    for a, b in zip(got.tensors, tensors, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+
+
+def test_odd_sizes_keep_every_tensor_aligned():
+    tensors = (torch.ones(3, dtype=torch.uint8), torch.full((5,), 2.5, dtype=torch.float16), torch.arange(3))
+    got, one = unpacked(Message(0, (), tensors))
+    assert one and all(torch.equal(a, b) for a, b in zip(got.tensors, tensors, strict=True))
+
+
+def test_a_strided_tensor_travels_as_its_values():
+    tensors = (torch.arange(10.0)[::2], torch.arange(12).reshape(3, 4).t())  # a step, a transpose
+    got, one = unpacked(Message(0, (), tensors))
+    assert one and all(torch.equal(a, b) for a, b in zip(got.tensors, tensors, strict=True))

@@ -43,7 +43,7 @@ class RankReadyOps:
 
     def pop(self) -> Op | None:
         """The next op that may start now, taken off the queue (None: nothing may)."""
-        ready = self._ready
+        ready = self._ready.heap
         if not ready:  # most turns of an idle loop
             return None
         kind, _, _, (sample, stage, worker, stores) = ready[0]
@@ -53,7 +53,7 @@ class RankReadyOps:
                 heappop(ready)
                 held[worker] += 1
                 return kind, sample, stage, worker
-            chosen = ready.next_startable(self._startable)  # a later op, passing the held one
+            chosen = self._ready.next_startable(self._startable)  # a later op, passing the held one
             if chosen is None:
                 return None
             kind, (sample, stage, worker, stores) = chosen
@@ -70,7 +70,7 @@ class RankReadyOps:
         """The queued ops, in words (a description for the watchdog; not the hot path)."""
         return [
             f"{'fwd' if kind == FWD else 'bwd'} of sample {sample} at stage {stage}"
-            for kind, _, _, (sample, stage, _, _) in sorted(self._ready, key=lambda entry: entry[:3])
+            for kind, _, _, (sample, stage, _, _) in sorted(self._ready.heap, key=lambda entry: entry[:3])
         ]
 
     def _startable(self, kind: int, op: tuple[int, int, int, bool]) -> bool:

@@ -187,9 +187,9 @@ class ReadyOps:
         self._seq += 1
         heappush(self.heap, (kind, sample, self._seq, op))
 
-    def queued(self) -> list[Any]:
-        """Every queued op, in dispatch order (for a description; not the hot path)."""
-        return [entry[3] for entry in sorted(self.heap, key=lambda entry: entry[:3])]
+    def queued(self) -> list[tuple[int, Any]]:
+        """Every queued `(kind, op)`, in dispatch order (for a description; not the hot path)."""
+        return [(entry[0], entry[3]) for entry in sorted(self.heap, key=lambda entry: entry[:3])]
 
     def next_startable(
         self, startable: Callable[[int, Any], bool], park: Callable[[tuple[int, int, int, Any]], bool] | None = None

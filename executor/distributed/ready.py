@@ -70,7 +70,7 @@ class RankReadyOps:
         """The queued ops, in words (a description for the watchdog; not the hot path)."""
         return [
             f"{'fwd' if kind == FWD else 'bwd'} of sample {sample} at stage {stage}"
-            for kind, _, _, (sample, stage, _, _) in sorted(self._ready.heap, key=lambda entry: entry[:3])
+            for kind, (sample, stage, _, _) in self._ready.queued()
         ]
 
     def _startable(self, kind: int, op: tuple[int, int, int, bool]) -> bool:

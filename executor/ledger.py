@@ -74,10 +74,6 @@ class ByteLedger:
         """Peak bytes of every category that ever held any (categories peak at different times)."""
         return {k: v for k, v in sorted(self._peak_by_category.items()) if v}
 
-    def reset_peak(self) -> None:
-        self._peak = self._total
-        self._peak_by_category = defaultdict(int, self._current)
-
 
 def tensor_bytes(*tensors: torch.Tensor | None) -> int:
     total = 0  # a loop, not sum() over a generator: pipeline executors call it on every datum

@@ -38,6 +38,14 @@ _JSONL = (
 )
 _JSONL_SAMPLES = _JSONL[:-2] + ',"samples":[%s]}\n'
 _CSV = "%s,%d,%d,%d,%d,%.12g,%.12g,%d,%d,%d,%s\n"
+# What each integer field of a text row may hold: its column's range in the binary rows, which
+# every reader packs it into (a value outside would fail deep in the packing, not as one line).
+_RANGES = {
+    name: (int(np.iinfo(ROW_DTYPE[name]).min), int(np.iinfo(ROW_DTYPE[name]).max))
+    for name in ("sample", "worker", "stage", "device", "version", "staleness", "bytes")
+}
+_SAMPLE_RANGE = (int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max))
+_MAX_SAMPLES = int(np.iinfo(ROW_DTYPE["nsamples"]).max)
 
 
 def trace_format(path: str | os.PathLike[str]) -> str:
@@ -183,18 +191,20 @@ def _read_jsonl(f: TextIO, p: Path) -> Iterator[TraceRow]:
         try:
             obj = json.loads(line)
             _check_kind(obj["kind"], p, lineno)
-            yield TraceRow(
-                kind=obj["kind"],
-                sample=int(obj["sample"]),
-                worker=int(obj["worker"]),
-                stage=int(obj["stage"]),
-                device=int(obj["device"]),
-                t_start=float(obj["t_start"]),
-                t_end=float(obj["t_end"]),
-                version=int(obj.get("version", -1)),
-                staleness=int(obj.get("staleness", 0)),
-                bytes=int(obj.get("bytes", 0)),
-                samples=tuple(int(s) for s in obj.get("samples", ())),
+            yield _fitting(
+                TraceRow(
+                    kind=obj["kind"],
+                    sample=int(obj["sample"]),
+                    worker=int(obj["worker"]),
+                    stage=int(obj["stage"]),
+                    device=int(obj["device"]),
+                    t_start=float(obj["t_start"]),
+                    t_end=float(obj["t_end"]),
+                    version=int(obj.get("version", -1)),
+                    staleness=int(obj.get("staleness", 0)),
+                    bytes=int(obj.get("bytes", 0)),
+                    samples=tuple(int(s) for s in obj.get("samples", ())),
+                )
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise FerretError(f"trace {p} line {lineno} is not a trace event: {exc}") from None
@@ -208,18 +218,20 @@ def _read_csv(f: TextIO, p: Path) -> Iterator[TraceRow]:
     for lineno, row in enumerate(reader, start=2):
         try:
             _check_kind(row[0], p, lineno)
-            yield TraceRow(
-                kind=row[0],
-                sample=int(row[1]),
-                worker=int(row[2]),
-                stage=int(row[3]),
-                device=int(row[4]),
-                t_start=float(row[5]),
-                t_end=float(row[6]),
-                version=int(row[7]),
-                staleness=int(row[8]),
-                bytes=int(row[9]),
-                samples=tuple(int(s) for s in row[10].split()) if len(row) > 10 else (),
+            yield _fitting(
+                TraceRow(
+                    kind=row[0],
+                    sample=int(row[1]),
+                    worker=int(row[2]),
+                    stage=int(row[3]),
+                    device=int(row[4]),
+                    t_start=float(row[5]),
+                    t_end=float(row[6]),
+                    version=int(row[7]),
+                    staleness=int(row[8]),
+                    bytes=int(row[9]),
+                    samples=tuple(int(s) for s in row[10].split()) if len(row) > 10 else (),
+                )
             )
         except (IndexError, ValueError) as exc:
             raise FerretError(f"trace {p} line {lineno} is not a trace event: {exc}") from None
@@ -228,3 +240,16 @@ def _read_csv(f: TextIO, p: Path) -> Iterator[TraceRow]:
 def _check_kind(kind: object, p: Path, lineno: int) -> None:
     if kind not in KIND_CODE:
         raise FerretError(f"trace {p} line {lineno}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+def _fitting(row: TraceRow) -> TraceRow:
+    """`row`, once each integer is known to fit its column of the binary rows (ValueError if not)."""
+    for name, (lo, hi) in _RANGES.items():
+        value = getattr(row, name)
+        if not lo <= value <= hi:
+            raise ValueError(f"{name} {value} is outside [{lo}, {hi}]")
+    if row.samples:
+        lo, hi = _SAMPLE_RANGE
+        if not (lo <= min(row.samples) and max(row.samples) <= hi) or len(row.samples) > _MAX_SAMPLES:
+            raise ValueError(f"samples must be at most {_MAX_SAMPLES} integers in [{lo}, {hi}]")
+    return row

@@ -107,6 +107,31 @@ def test_reading_a_broken_trace_names_the_file_and_line(tmp_path):
         list(read_trace(tmp_path / "missing.jsonl"))
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("device", -68_752_627_971_135, "device -68752627971135 is outside"),  # found by the CLI fuzzer
+        ("worker", 2**31, "worker 2147483648 is outside"),
+        ("sample", 2**63, "sample 9223372036854775808 is outside"),
+        ("samples", [1, 2**63], "samples must be"),
+    ],
+)
+def test_a_text_row_whose_integer_overflows_its_column_is_a_user_error(tmp_path, field, value, message):
+    # Text rows are packed into the binary rows' fixed-width columns; an integer that does not fit
+    # is refused as the file's line, never a struct error from the packing.
+    row = TraceRow("update", 0, 0, 0, 0, 0.0, 1.0, samples=(0,)).to_json()
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text(json.dumps(row) + "\n" + json.dumps({**row, field: value}) + "\n")
+    with pytest.raises(FerretError, match=rf"t\.jsonl line 2 is not a trace event: {message}"):
+        list(read_chunks(jsonl))
+    bad = TraceRow(**{**TraceRow("update", 0, 0, 0, 0, 0.0, 1.0).to_json(), field: value})
+    csv_path = tmp_path / "t.csv"
+    samples = " ".join(map(str, bad.samples))
+    csv_path.write_text(",".join(FIELDS) + "\n" + ",".join(str(getattr(bad, f)) for f in FIELDS[:-1]) + f",{samples}\n")
+    with pytest.raises(FerretError, match=rf"t\.csv line 2 is not a trace event: {message}"):
+        list(read_chunks(csv_path))
+
+
 def test_unknown_trace_format_is_a_user_error(tmp_path):
     with pytest.raises(FerretError, match="unknown trace format 'xml'; choose one of ftrace, jsonl, csv"):
         FileTrace(tmp_path / "t.xml", "xml")

@@ -237,7 +237,8 @@ class S3Batch:
         for t in range(steps):
             if beaten is not None and going.any():
                 live = np.flatnonzero(going)
-                upper = (self.coeff[live] * self.inv_lcm[live]).sum(axis=1)
+                A = int(live[-1]) + 1  # rows of a prefix, summed as views: the same bits per row, no copies
+                upper = (self.coeff[:A] * self.inv_lcm[:A]).sum(axis=1)[live]
                 going[live[beaten(live, memory[live], upper)]] = False
             if not going.any():
                 break

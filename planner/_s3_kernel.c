@@ -1,8 +1,12 @@
 /* One lock-step of `planner.s3_batch.S3Batch.tails`, compiled: `step(batch, A, t, memory,
  * rec_stage, rec_ratio, rec_rate, rec_memory)` does what `S3Batch._numpy_step` does, on the
- * same arrays, with the same floating-point operations in the same order, so that every bit
- * of the batch and the records is the same (tests/planner/test_s3_kernel.py). That numpy code
- * is the reference and the fallback; this file only makes it fast (docs/planner.md §8).
+ * same arrays, with the same floating-point operations in the same order, so that the records
+ * and every entry of the batch that is read again are the same bit for bit
+ * (tests/planner/test_s3_kernel.py). That numpy code is the reference and the fallback; this
+ * file only makes it fast (docs/planner.md §8). It does less than numpy where that cannot
+ * show: it keeps `met`/`share` of each row's own open columns (numpy: of every column open in
+ * any row of the batch; a closed column is never read again), and skips entries whose `met`
+ * does not change (their `share` would be written with the value it holds).
  *
  * Why the bits match:
  *  - the loss of S3 at stage k is `((0 + t_0·s_0k) + t_1·s_1k) + … + own_k`, the order numpy's
@@ -233,7 +237,7 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
         const Py_ssize_t row = c * W;
         double *su = share_upper + c * W * W;
         int64_t *mt = met + c * W * W;
-        /* The row's own open columns bound the sums (the update below keeps the batch's window). */
+        /* The row's own open columns: the losses and the update below need no other. */
         Py_ssize_t first = hi, end = lo;
         for (Py_ssize_t kk = lo; kk < hi; kk++)
             if (!closed[row + kk]) {
@@ -263,14 +267,14 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
         memory[c] -= saved[row + k];
         /* Omit stage k: the LCMs of stages i ≤ k gain the factor m = P-k. */
         const int64_t m = P[c] - k;
-        for (Py_ssize_t kk = lo; kk < hi; kk++) with_m[kk] = gcd[m * w + colm[row + kk]];  /* gcd(m, P-kk) */
+        for (Py_ssize_t kk = first; kk < end; kk++) with_m[kk] = gcd[m * w + colm[row + kk]];  /* gcd(m, P-kk) */
         omitted[row + k] = closed[row + k] = 1;
         g[row + k] = 1.0;
         for (Py_ssize_t i = 0; i <= k; i++) {
             const int64_t column = mt[i * W + k];
             if (column == m) continue;
             inv_lcm[row + i] /= (double)(m / column);
-            for (Py_ssize_t kk = lo; kk < hi; kk++) {
+            for (Py_ssize_t kk = first; kk < end; kk++) {
                 if (with_m[kk] == 1) continue;  /* lcm(met, 1) = met: nothing changes */
                 const int64_t before = mt[i * W + kk], updated = lcm[before * w + with_m[kk]];
                 /* Unchanged: `share`, `share_upper` and `share_diag` already hold what would be
@@ -278,7 +282,7 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
                 if (updated == before) continue;
                 const double share = share_tab[colm[row + kk] * w + updated];
                 mt[i * W + kk] = updated;
-                su[i * W + kk] = i >= lo ? share * (i < kk ? 1.0 : 0.0) : share;
+                su[i * W + kk] = i < kk ? share : 0.0;  /* numpy: share, or share·(i < k) from lo on */
                 if (kk == i) share_diag[row + i] = share;
             }
             terms[row + i] = coeff[row + i] * g[row + i] * inv_lcm[row + i];

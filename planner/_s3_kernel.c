@@ -155,12 +155,10 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
     for (; got < N_FIELDS; got++) {
         PyObject *arr = PyObject_GetAttrString(batch, FIELDS[got].name);
         if (arr == NULL) goto done;
-        Py_ssize_t count = -1;
-        if (got == F_COLM) count = C * W;
-        else if (got >= F_COEFF && got <= F_SHARE_DIAG) count = C * W;
+        Py_ssize_t count = -1;  /* P and colm give C and W; the tables are checked below */
+        if (got >= F_COEFF && got <= F_SHARE_DIAG) count = C * W;
         else if (got == F_MET || got == F_SHARE_UPPER) count = C * W * W;
-        int bad = get_buffer(arr, FIELDS[got].name, FIELDS[got].kind, FIELDS[got].writable,
-                             got == F_COLM ? -1 : count, &v[got]);
+        int bad = get_buffer(arr, FIELDS[got].name, FIELDS[got].kind, FIELDS[got].writable, count, &v[got]);
         Py_DECREF(arr);
         if (bad) goto done;
         if (got == F_P) C = v[F_P].len / 8;
@@ -215,18 +213,11 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
     int64_t *memory = v[N_FIELDS].buf, *rec_stage = v[N_FIELDS + 1].buf, *rec_memory = v[N_FIELDS + 4].buf;
     double *rec_ratio = v[N_FIELDS + 2].buf, *rec_rate = v[N_FIELDS + 3].buf;
 
-    /* The window of columns still open in any of the first A rows (numpy's lo:hi). */
-    Py_ssize_t lo = W, hi = 0;
     for (Py_ssize_t c = 0; c < A; c++)
-        for (Py_ssize_t k = 0; k < W; k++)
-            if (!closed[c * W + k]) {
-                if (k < lo) lo = k;
-                if (k + 1 > hi) hi = k + 1;
-            }
-    if (hi <= lo) {
-        PyErr_SetString(PyExc_ValueError, "_s3_kernel: no S3 step is left in the rows stepped");
-        goto done;
-    }
+        if (P[c] < 1 || P[c] > W || W >= w) {  /* every look-up below stays inside its table */
+            PyErr_SetString(PyExc_ValueError, "_s3_kernel: stage counts do not fit the batch");
+            goto done;
+        }
     lost = PyMem_Malloc(sizeof(double) * (size_t)W);
     with_m = PyMem_Malloc(sizeof(int64_t) * (size_t)W);
     if (lost == NULL || with_m == NULL) {
@@ -237,9 +228,10 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
         const Py_ssize_t row = c * W;
         double *su = share_upper + c * W * W;
         int64_t *mt = met + c * W * W;
-        /* The row's own open columns: the losses and the update below need no other. */
-        Py_ssize_t first = hi, end = lo;
-        for (Py_ssize_t kk = lo; kk < hi; kk++)
+        /* The row's own open columns: the losses and the update below need no other (numpy
+         * keeps the columns open in any row of the batch; a closed one is never read again). */
+        Py_ssize_t first = W, end = 0;
+        for (Py_ssize_t kk = 0; kk < W; kk++)
             if (!closed[row + kk]) {
                 if (kk < first) first = kk;
                 end = kk + 1;

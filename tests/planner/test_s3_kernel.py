@@ -24,6 +24,7 @@ from planner.native import MANIFEST, PURE_ENV, compiled
 from planner.s3_batch import S3Batch
 from planner.worker_chain import ChainBuilder, stage_models
 from tests.planner.profiles import partitions, profiles
+from tests.planner.test_fast_search import random_profile
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_COMPILER = shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
@@ -110,6 +111,17 @@ def _one_step_batch(coeff: np.ndarray, nbytes: np.ndarray, open_stages: list[int
     closed = np.ones(P, dtype=bool)
     closed[open_stages] = False
     return S3Batch.stack([S3Batch.for_chain(coeff, nbytes, np.full(P, -0.5), closed)])
+
+
+@needs_kernel
+def test_the_kernel_takes_the_numpy_steps_on_wide_batches():
+    """Past 64 stages the look-up tables double (129 wide): 100 stages, and short rows padded."""
+    profile = random_profile(np.random.default_rng(3), 100)
+    parts = [tuple(range(101)), (0, *range(10, 100, 10), 100), (0, 1, 2, 50, 99, 100), (0, *range(1, 100, 2), 100)]
+    for decay in (0.0, 1.0):
+        batch, memory = _tail_batch(stage_models(profile, parts, (False,), decay, 1.0))
+        assert batch.table_width == 129
+        _assert_same(_tails_both_ways(batch, memory))
 
 
 finite = st.floats(min_value=0.0, max_value=1e12, allow_nan=False, allow_infinity=False)

@@ -23,10 +23,17 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 
 from planner.step_tables import flat_divisor_tables
+
+kernel: ModuleType | None
+try:  # the compiled lock-step (setup.py builds it; planner.native never loads a stale build)
+    from planner import _s3_kernel as kernel
+except ImportError:  # not built, stale, or FERRET_PURE_PYTHON=1: the numpy path below runs
+    kernel = None
 
 _TINY = 1e-290  # a loss above this divides any byte count without overflow
 FSUM_ROWS = 48  # below this many rows `exact_sums` calls math.fsum per row
@@ -230,13 +237,17 @@ class S3Batch:
         for t in range(steps):
             if beaten is not None and going.any():
                 live = np.flatnonzero(going)
-                upper = (self.coeff[live] * self.inv_lcm[live]).sum(axis=1)
+                A = int(live[-1]) + 1  # rows of a prefix, summed as views: the same bits per row, no copies
+                upper = (self.coeff[:A] * self.inv_lcm[:A]).sum(axis=1)[live]
                 going[live[beaten(live, memory[live], upper)]] = False
             if not going.any():
                 break
             A = int(np.flatnonzero(going)[-1]) + 1
             taken[:A] += 1
-            self._step(A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
+            if kernel is not None:
+                kernel.step(self, A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
+            else:
+                self._numpy_step(A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
             going[:A] &= left[:A] > t + 1
         return [
             Tail(rec_stage[c, : taken[c]], rec_ratio[c, : taken[c]], rec_rate[c, : taken[c]],
@@ -244,7 +255,7 @@ class S3Batch:
             for c in range(C)
         ]  # fmt: skip
 
-    def _step(
+    def _numpy_step(
         self,
         A: int,
         t: int,
@@ -254,7 +265,9 @@ class S3Batch:
         rec_rate: np.ndarray,
         rec_memory: np.ndarray,
     ) -> None:
-        """The best S3 step of each of the first A rows (step `t` of the tails), recorded."""
+        """The best S3 step of each of the first A rows (step `t` of the tails), recorded.
+
+        The reference: `planner/_s3_kernel.c` does the same, bit for bit, when it is built."""
         open_ = ~self.closed[:A]
         cols = np.flatnonzero(open_.any(axis=0))
         lo, hi = int(cols[0]), int(cols[-1]) + 1

@@ -19,9 +19,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
     .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[dev]"
     touch "$stamp" .venv/.ferret-compiled
 fi
-# A compiled source edited since the last build: rebuild in place (quietly; a failed build leaves
-# pure Python, and sim.native never loads a stale build either way). Retried when a source changes.
-compiled=$(.venv/bin/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['ferret']['compiled'])")
+# A compiled source (mypyc module or C kernel) edited since the last build: rebuild in place
+# (quietly; a failed build leaves pure Python, and planner.native never loads a stale build
+# either way). Retried when a source changes.
+compiled=$(.venv/bin/python -c "import tomllib; b = tomllib.load(open('pyproject.toml', 'rb'))['tool']['ferret']; print(*b['compiled'], *b['kernels'])")
 for src in $compiled setup.py; do
     if [ "$src" -nt .venv/.ferret-compiled ]; then
         .venv/bin/python setup.py -q build_ext --inplace >/dev/null 2>.venv/.ferret-compiled.log \

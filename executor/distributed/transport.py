@@ -223,7 +223,7 @@ class TorchTransport:
             while True:
                 posted.wait()
                 t0 = time.perf_counter()
-                header = decode_header(frame[:HEADER_BYTES].view(torch.int64))
+                header = decode_header(frame)
                 nbytes = HEADER_BYTES
                 if framed:
                     size = header.payload_bytes
@@ -233,7 +233,7 @@ class TorchTransport:
                         payload = torch.empty(size, dtype=torch.uint8)
                         headers.recv([payload], from_headers, 0).wait()
                     tensors = header.unpack(payload)
-                    nbytes += sum(t.numel() * t.element_size() for t in tensors)
+                    nbytes += sum(header.sizes)
                 else:
                     tensors = header.empty_tensors(self.device)
                     for tensor in tensors:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -91,10 +90,10 @@ def encode_header(message: Message) -> torch.Tensor:
     return torch.tensor(_header_values(message), dtype=torch.int64)
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """A decoded header: the message without its tensors, and what to allocate for them
-    (`sizes`: each tensor's bytes, unpadded)."""
+    (`sizes`: each tensor's bytes, unpadded). (A named tuple: a receiving wire thread makes
+    one per message.)"""
 
     kind: int
     fields: tuple[int, ...]

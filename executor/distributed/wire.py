@@ -11,7 +11,9 @@ On the CPU (gloo) a message is ONE transfer when it fits: a frame of `FRAME_BYTE
 then the tensors' bytes one after the other, each starting at a multiple of 8 — and, only for a
 payload too big for the frame, one second transfer of exactly the payload (`pack`, and
 `Header.unpack` on the other side: the tensors are views of what arrived). Fewer transfers are
-fewer waits and fewer hand-overs of the interpreter between a rank's wire threads and its loop.
+fewer waits and fewer hand-overs of the interpreter between a rank's wire threads and its loop;
+for the same reason `pack` and `unpack` work through `struct` and numpy, with no torch call
+(each would let go of the interpreter lock, and the loop might take it and then sleep on it).
 With CUDA tensors (NCCL) the frame carries the header only and each tensor is its own transfer
 on the data channel (`empty_tensors` allocates them on the device).
 

@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -49,11 +49,11 @@ BYE = -1  # the transport's own kind: the sender has nothing more to say on this
 HELLO = -2  # the transport's own kind: the first message on every channel (`greet`)
 
 
-@dataclass(frozen=True, slots=True)
-class WireEvent:
+class WireEvent(NamedTuple):
     """One message on the wire, seen by the rank that sent or received it (`perf_counter`
     times: a send from the first byte handed to the backend to the last; a receive from its
-    header's arrival to its last tensor's)."""
+    header's arrival to its last tensor's). (A named tuple: a wire thread makes one per
+    message, holding the interpreter lock the rank's loop shares.)"""
 
     direction: str  # "send" | "recv"
     peer: int
@@ -223,7 +223,7 @@ class TorchTransport:
             while True:
                 posted.wait()
                 t0 = time.perf_counter()
-                header = decode_header(frame[:HEADER_BYTES].view(torch.int64))
+                header = decode_header(frame)
                 nbytes = HEADER_BYTES
                 if framed:
                     size = header.payload_bytes
@@ -233,7 +233,7 @@ class TorchTransport:
                         payload = torch.empty(size, dtype=torch.uint8)
                         headers.recv([payload], from_headers, 0).wait()
                     tensors = header.unpack(payload)
-                    nbytes += sum(t.numel() * t.element_size() for t in tensors)
+                    nbytes += sum(header.sizes)
                 else:
                     tensors = header.empty_tensors(self.device)
                     for tensor in tensors:

@@ -11,16 +11,15 @@ stage is local and a message to oneself goes straight into the inbox: `LocalTran
 from __future__ import annotations
 
 import queue
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """What one stage owner tells another. `kind` and `fields` mean what the protocol says
-    (executor/distributed/protocol.py); the transport only carries them."""
+    (executor/distributed/protocol.py); the transport only carries them. (A named tuple: a
+    message is made on every hop of every datum, and a tuple is the cheapest object to make.)"""
 
     kind: int
     fields: tuple[int, ...] = ()

@@ -89,3 +89,9 @@ def test_a_strided_tensor_travels_as_its_values():
     tensors = (torch.arange(10.0)[::2], torch.arange(12).reshape(3, 4).t())  # a step, a transpose
     got, one = unpacked(Message(0, (), tensors))
     assert one and all(torch.equal(a, b) for a, b in zip(got.tensors, tensors, strict=True))
+
+
+def test_a_tensor_that_requires_grad_travels_as_its_values():
+    x = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    got, one = unpacked(Message(0, (), (x * 2,)))  # an output of autograd, as a stage's may be
+    assert one and not got.tensors[0].requires_grad and torch.equal(got.tensors[0], (x * 2).detach())

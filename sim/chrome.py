@@ -50,21 +50,19 @@ def _template(kind: str, with_bytes: bool) -> str:
 def _columns(kind: str, with_bytes: bool, rows: np.ndarray, samples: list[str] | None) -> list[list[Any]]:
     """The fields of `_template(kind, with_bytes)`, in its order, for `rows` (all of that kind)."""
     ts = _reprs((rows["t_start"] * 1e6).tolist())
-    if kind in _SLICE_KINDS:
-        dur = _reprs(((rows["t_end"] - rows["t_start"]) * 1e6).tolist())
-        sample, stage = rows["sample"].tolist(), rows["stage"].tolist()
-        name = [stage] if kind == "update" else [sample, stage]
-        cols = [*name, ts, dur, rows["device"].tolist(), sample, rows["worker"].tolist(), stage]
-        cols.append(rows["version"].tolist())
-        if kind in ("bwd", "update"):
-            cols.append(rows["staleness"].tolist())
-        if samples is not None:
-            cols.append(samples)
-    elif kind in _INSTANT_KINDS:
+    if kind in _INSTANT_KINDS:
         sample = rows["sample"].tolist()
-        cols = [sample, ts, sample, rows["worker"].tolist()]
-    else:
+        return [sample, ts, sample, rows["worker"].tolist()]
+    if kind not in _SLICE_KINDS:  # mem
         return [rows["device"].tolist(), ts, rows["bytes"].tolist()]
+    dur = _reprs(((rows["t_end"] - rows["t_start"]) * 1e6).tolist())
+    sample, stage = rows["sample"].tolist(), rows["stage"].tolist()
+    name = [stage] if kind == "update" else [sample, stage]
+    cols = [*name, ts, dur, rows["device"].tolist(), sample, rows["worker"].tolist(), stage, rows["version"].tolist()]
+    if kind in ("bwd", "update"):
+        cols.append(rows["staleness"].tolist())
+    if samples is not None:
+        cols.append(samples)
     if with_bytes:
         cols.append(rows["bytes"].tolist())
     return cols
@@ -77,6 +75,8 @@ def _reprs(values: list[float]) -> list[str]:
     return [text[v] for v in values]
 
 
+# Slices show `bytes` when it is not 0; a counter always shows it, an instant never.
+_SHOWS_BYTES = np.array([kind in _SLICE_KINDS for kind in KINDS])
 _TEMPLATES = {(code, b): _template(kind, b) for code, kind in enumerate(KINDS) for b in (False, True)}
 
 
@@ -84,7 +84,7 @@ def _lines(chunk: Chunk) -> list[str]:
     """The chunk's events, one line each, in row order."""
     rows = chunk.rows
     kinds = rows["kind"]
-    with_bytes = (rows["bytes"] != 0) & (kinds != KINDS.index("mem"))  # a counter always has its bytes
+    with_bytes = (rows["bytes"] != 0) & _SHOWS_BYTES[kinds]
     ends = np.cumsum(rows["nsamples"]).tolist()
     all_samples = chunk.samples.tolist()
     out = np.empty(len(rows), dtype=object)

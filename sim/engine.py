@@ -46,7 +46,7 @@ from sim.admission import Admission, Batch, Worker
 from sim.completion import apply_update, backward_done, forward_done, transient_bytes
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
-from sim.events import Event, key, pop, push
+from sim.events import Event, Heap, key, pop, push
 from sim.links import LANDED, OP, Links
 from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
@@ -134,7 +134,7 @@ class Engine:
         self.trace_rows: BytesWriter | None = trace.rows if trace.keeps_rows else None
         self.samples_out: list[int] = trace.samples
         self.now = 0.0
-        self.events: list[Event] = []
+        self.events: Heap = []
         self.seq = 0  # ties at equal (time, priority): scheduling order (`sim.events.key`)
         self.barrier = strategy.barrier
         P = self.P = plan.num_stages

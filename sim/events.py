@@ -22,6 +22,10 @@ COMPILED: Final = not __file__.endswith(".py")  # this module runs compiled (myp
 SEQ_BITS: Final = 40  # scheduling order below the priority: 10^12 events before they overlap
 
 Event = tuple[float, int, int, Any, Any, Any, Any]
+# The heap's entries: `Event`s, typed as tuples of any length so that compiled code moves them as
+# the objects they are (a fixed-length tuple type would be unboxed into its seven fields and boxed
+# again at every move) and reads only the fields it compares.
+Heap = list[tuple[Any, ...]]
 
 
 def key(priority: int, seq: int) -> int:
@@ -29,16 +33,17 @@ def key(priority: int, seq: int) -> int:
     return (priority << SEQ_BITS) | seq
 
 
-def push(heap: list[Event], event: Event) -> None:
+def push(heap: Heap, event: Event) -> None:
     """Add `event` to `heap`."""
     if not COMPILED:
         heappush(heap, event)
         return
-    heap.append(event)
-    _rise(heap, len(heap) - 1, event)
+    entry: tuple[Any, ...] = event
+    heap.append(entry)
+    _rise(heap, len(heap) - 1, entry)
 
 
-def pop(heap: list[Event]) -> Event:
+def pop(heap: Heap) -> Event:
     """Remove and return the earliest event of a non-empty `heap`."""
     if not COMPILED:
         return heappop(heap)
@@ -53,10 +58,8 @@ def pop(heap: list[Event]) -> Event:
     child = 1
     while child < n:
         right = child + 1
-        if right < n:
-            a, b = heap[child], heap[right]
-            if not (a[0] < b[0] or (a[0] == b[0] and a[1] < b[1])):
-                child = right
+        if right < n and not _before(heap[child], heap[right]):
+            child = right
         heap[pos] = heap[child]
         pos = child
         child = 2 * pos + 1
@@ -64,16 +67,24 @@ def pop(heap: list[Event]) -> Event:
     return top
 
 
-def _rise(heap: list[Event], pos: int, event: Event) -> None:
-    """Put `event` in the hole at `pos`, moving it up past every parent that comes later."""
-    t, k = event[0], event[1]
+def _rise(heap: Heap, pos: int, entry: tuple[Any, ...]) -> None:
+    """Put `entry` in the hole at `pos`, moving it up past every parent that comes later."""
     while pos > 0:
         up = (pos - 1) >> 1
         parent = heap[up]
-        pt = parent[0]
-        if t < pt or (t == pt and k < parent[1]):
-            heap[pos] = parent
-            pos = up
-        else:
+        if not _before(entry, parent):
             break
-    heap[pos] = event
+        heap[pos] = parent
+        pos = up
+    heap[pos] = entry
+
+
+def _before(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """`a` pops before `b`: the earlier time, or at equal times the smaller key (one C compare each)."""
+    ta: float = a[0]
+    tb: float = b[0]
+    if ta != tb:
+        return ta < tb
+    ka: int = a[1]
+    kb: int = b[1]
+    return ka < kb

@@ -46,7 +46,7 @@ from sim.admission import Admission, Batch, Worker
 from sim.completion import apply_update, backward_done, forward_done, transient_bytes
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
-from sim.events import Event, Heap, key, pop, push
+from sim.events import Event, EventQueue, key
 from sim.links import LANDED, OP, Links
 from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
@@ -134,7 +134,7 @@ class Engine:
         self.trace_rows: BytesWriter | None = trace.rows if trace.keeps_rows else None
         self.samples_out: list[int] = trace.samples
         self.now = 0.0
-        self.events: Heap = []
+        self.events = EventQueue()
         self.seq = 0  # ties at equal (time, priority): scheduling order (`sim.events.key`)
         self.barrier = strategy.barrier
         P = self.P = plan.num_stages
@@ -225,13 +225,13 @@ class Engine:
                 raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
 
     def _loop(self) -> None:
-        heap = self.events
+        queue = self.events
         times = _chunked(self.arrivals)
         first = next(times)
         # The stream starts at 0; its first datum is due at once if it arrives then.
         self.schedule(first if first > 0 else 0.0, ARRIVAL, ARRIVE, 0, first, times, None)
-        while heap:
-            event: Event = pop(heap)
+        while len(queue):
+            event: Event = queue.pop()
             t, _, what, a, b, c, e = event
             self.now = t
             if what == FWD:
@@ -248,7 +248,7 @@ class Engine:
 
     def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
         self.seq += 1
-        push(self.events, (t, key(priority, self.seq), what, a, b, c, e))
+        self.events.push((t, key(priority, self.seq), what, a, b, c, e))
 
     def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
         """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
@@ -322,7 +322,7 @@ class Engine:
         if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
             end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
             self.seq += 1
-            push(self.events, (end, OP_KEY + self.seq, kind, slot, d, now, 1.0))
+            self.events.push((end, OP_KEY + self.seq, kind, slot, d, now, 1.0))
         else:
             factor = 1.0
             running = dev.concurrency - dev.free - 1  # ops already running beside this one
@@ -336,7 +336,7 @@ class Engine:
                 factor *= self.jitter.draw()
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             self.seq += 1
-            push(self.events, (end, OP_KEY + self.seq, kind, slot, d, now, factor))
+            self.events.push((end, OP_KEY + self.seq, kind, slot, d, now, factor))
         self.ops += 1
 
     def dispatch(self, dev: Device, now: float) -> None:

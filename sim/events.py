@@ -1,4 +1,4 @@
-"""The engine's clock: a binary heap of events, the earliest first.
+"""The engine's clock: a priority queue of events, the earliest first.
 
 An event is a plain tuple `(t, key, what, a, b, c, e)`: its time, its place among events of
 the same time, what it is and its four fields (`sim.engine` says what they mean). `key` is
@@ -6,11 +6,14 @@ the same time, what it is and its four fields (`sim.engine` says what they mean)
 choices (3), then scheduling order — so events pop in the order of `(t, priority, seq)`, every
 key distinct.
 
-Compiled (mypyc; docs/sim.md §6), `push` and `pop` sift by hand and compare two events as one
-C `double` and, on a tie, one C integer: CPython's `heapq` compares tuples item by item through
+Compiled (mypyc; docs/sim.md §6), `EventQueue` is a binary heap sifted by hand over three
+parallel arrays: the times and keys unboxed (`librt.vecs`: C arrays of doubles and int64s) and
+the events themselves, so that a comparison is one C `double` compare (and, on a tie, one
+int64 compare) with no object touched. CPython's `heapq` compares tuples item by item through
 `PyObject_RichCompare` (an equality test, then an order test, each a call), which was a
 quarter of the compiled run. Interpreted, a Python-level sift would be slower than `heapq`'s C
-loop, so there they are `heapq`'s own; both give the same order, since no two keys are equal.
+loop, so there the queue is `heapq` over the event tuples; both pop the same order, since no
+two keys are equal.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from __future__ import annotations
 from heapq import heappop, heappush
 from typing import Any, Final
 
+from librt.vecs import append, vec
+from librt.vecs import pop as vec_pop
+from mypy_extensions import i64
+
 COMPILED: Final = not __file__.endswith(".py")  # this module runs compiled (mypyc)
 SEQ_BITS: Final = 40  # scheduling order below the priority: 10^12 events before they overlap
 
 Event = tuple[float, int, int, Any, Any, Any, Any]
-# The heap's entries: `Event`s, typed as tuples of any length so that compiled code moves them as
-# the objects they are (a fixed-length tuple type would be unboxed into its seven fields and boxed
-# again at every move) and reads only the fields it compares.
-Heap = list[tuple[Any, ...]]
+# How the queue holds an event: as a tuple of any length, so that compiled code moves it as the
+# object it is (a fixed-length tuple type is unboxed into its seven fields, and boxed again to be
+# stored, at every move).
+Entry = tuple[Any, ...]
 
 
 def key(priority: int, seq: int) -> int:
@@ -33,58 +40,72 @@ def key(priority: int, seq: int) -> int:
     return (priority << SEQ_BITS) | seq
 
 
-def push(heap: Heap, event: Event) -> None:
-    """Add `event` to `heap`."""
-    if not COMPILED:
-        heappush(heap, event)
-        return
-    entry: tuple[Any, ...] = event
-    heap.append(entry)
-    _rise(heap, len(heap) - 1, entry)
+class EventQueue:
+    """Events by `(t, key)`, the earliest first (module docstring)."""
 
+    def __init__(self) -> None:
+        self.times: vec[float] = vec[float]()  # compiled: heap order, parallel to `keys` and `events`
+        self.keys: vec[i64] = vec[i64]()
+        self.events: list[Entry] = []  # compiled: heap order; interpreted: heapq's heap
 
-def pop(heap: Heap) -> Event:
-    """Remove and return the earliest event of a non-empty `heap`."""
-    if not COMPILED:
-        return heappop(heap)
-    last = heap.pop()
-    n = len(heap)
-    if not n:
-        return last
-    top = heap[0]
-    # heapq's order of work: the hole at the root goes down the earlier child to a leaf, then
-    # `last` rises from there (fewer comparisons than sifting `last` down).
-    pos = 0
-    child = 1
-    while child < n:
-        right = child + 1
-        if right < n and not _before(heap[child], heap[right]):
-            child = right
-        heap[pos] = heap[child]
-        pos = child
-        child = 2 * pos + 1
-    _rise(heap, pos, last)
-    return top
+    def __len__(self) -> int:
+        return len(self.events)
 
+    def push(self, event: Event) -> None:
+        """Add `event`."""
+        if not COMPILED:
+            heappush(self.events, event)
+            return
+        t, k = event[0], event[1]
+        entry: Entry = event
+        self.times = append(self.times, t)
+        self.keys = append(self.keys, k)
+        self.events.append(entry)
+        self._rise(len(self.events) - 1, t, k, entry)
 
-def _rise(heap: Heap, pos: int, entry: tuple[Any, ...]) -> None:
-    """Put `entry` in the hole at `pos`, moving it up past every parent that comes later."""
-    while pos > 0:
-        up = (pos - 1) >> 1
-        parent = heap[up]
-        if not _before(entry, parent):
-            break
-        heap[pos] = parent
-        pos = up
-    heap[pos] = entry
+    def pop(self) -> Event:
+        """Remove and return the earliest event (the queue must not be empty)."""
+        events = self.events
+        if not COMPILED:
+            return heappop(events)
+        last = events.pop()
+        self.times, t = vec_pop(self.times)
+        self.keys, k = vec_pop(self.keys)
+        n = len(events)
+        if not n:
+            return last
+        top = events[0]
+        times, keys = self.times, self.keys
+        # heapq's order of work: the hole at the root goes down the earlier child to a leaf, then
+        # `last` rises from there (fewer comparisons than sifting `last` down).
+        pos: i64 = 0
+        child: i64 = 1
+        while child < n:
+            right = child + 1
+            if right < n:
+                tc, tr = times[child], times[right]
+                if not (tc < tr or (tc == tr and keys[child] < keys[right])):
+                    child = right
+            times[pos] = times[child]
+            keys[pos] = keys[child]
+            events[pos] = events[child]
+            pos = child
+            child = 2 * pos + 1
+        self._rise(pos, t, k, last)
+        return top
 
-
-def _before(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """`a` pops before `b`: the earlier time, or at equal times the smaller key (one C compare each)."""
-    ta: float = a[0]
-    tb: float = b[0]
-    if ta != tb:
-        return ta < tb
-    ka: int = a[1]
-    kb: int = b[1]
-    return ka < kb
+    def _rise(self, pos: i64, t: float, k: i64, entry: Entry) -> None:
+        """Put `entry` (time `t`, key `k`) in the hole at `pos`, moving it up past every parent that comes later."""
+        times, keys, events = self.times, self.keys, self.events
+        while pos > 0:
+            up = (pos - 1) >> 1
+            tp = times[up]
+            if not (t < tp or (t == tp and k < keys[up])):
+                break
+            times[pos] = tp
+            keys[pos] = keys[up]
+            events[pos] = events[up]
+            pos = up
+        times[pos] = t
+        keys[pos] = k
+        events[pos] = entry

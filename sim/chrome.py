@@ -47,15 +47,18 @@ def _template(kind: str, with_bytes: bool) -> str:
     return '{"name":"memory device %d","ph":"C","ts":%s,"pid":0,"args":{"bytes":%d}},\n'  # mem
 
 
-def _columns(kind: str, with_bytes: bool, rows: np.ndarray, samples: list[str] | None) -> list[list[Any]]:
-    """The fields of `_template(kind, with_bytes)`, in its order, for `rows` (all of that kind)."""
-    ts = _reprs((rows["t_start"] * 1e6).tolist())
+def _columns(
+    kind: str, with_bytes: bool, rows: np.ndarray, samples: list[str] | None, known: dict[float, str]
+) -> list[list[Any]]:
+    """The fields of `_template(kind, with_bytes)`, in its order, for `rows` (all of that kind);
+    `known`: the reprs of times so far."""
+    ts = _reprs((rows["t_start"] * 1e6).tolist(), known)
     if kind in _INSTANT_KINDS:
         sample = rows["sample"].tolist()
         return [sample, ts, sample, rows["worker"].tolist()]
     if kind not in _SLICE_KINDS:  # mem
         return [rows["device"].tolist(), ts, rows["bytes"].tolist()]
-    dur = _reprs(((rows["t_end"] - rows["t_start"]) * 1e6).tolist())
+    dur = _reprs(((rows["t_end"] - rows["t_start"]) * 1e6).tolist(), known)
     sample, stage = rows["sample"].tolist(), rows["stage"].tolist()
     name = [stage] if kind == "update" else [sample, stage]
     cols = [*name, ts, dur, rows["device"].tolist(), sample, rows["worker"].tolist(), stage, rows["version"].tolist()]
@@ -68,11 +71,14 @@ def _columns(kind: str, with_bytes: bool, rows: np.ndarray, samples: list[str] |
     return cols
 
 
-def _reprs(values: list[float]) -> list[str]:
-    """`repr` of each value, computed once per distinct value: a float's shortest repr is the
-    dearest field to format, and times repeat (an op starts as another ends; few durations)."""
-    text = {v: repr(v) for v in set(values)}
-    return [text[v] for v in values]
+def _reprs(values: list[float], known: dict[float, str]) -> list[str]:
+    """`repr` of each value, computed once per distinct value of the whole view (`known`): a
+    float's shortest repr is the dearest field to format (~7,000 instructions for 17 digits),
+    and times repeat (an op starts as another ends, rows of several kinds share a time, few
+    durations)."""
+    for v in set(values).difference(known):
+        known[v] = repr(v)
+    return [known[v] for v in values]
 
 
 # Slices show `bytes` when it is not 0; a counter always shows it, an instant never.
@@ -80,8 +86,8 @@ _SHOWS_BYTES = np.array([kind in _SLICE_KINDS for kind in KINDS])
 _TEMPLATES = {(code, b): _template(kind, b) for code, kind in enumerate(KINDS) for b in (False, True)}
 
 
-def _lines(chunk: Chunk) -> list[str]:
-    """The chunk's events, one line each, in row order."""
+def _lines(chunk: Chunk, known: dict[float, str]) -> list[str]:
+    """The chunk's events, one line each, in row order (`known`: `_reprs`')."""
     rows = chunk.rows
     kinds = rows["kind"]
     with_bytes = (rows["bytes"] != 0) & _SHOWS_BYTES[kinds]
@@ -99,8 +105,8 @@ def _lines(chunk: Chunk) -> list[str]:
                     ",".join(map(str, all_samples[ends[i] - n : ends[i]]))
                     for i, n in zip(at.tolist(), rows["nsamples"][at].tolist(), strict=True)
                 ]
-            template = _TEMPLATES[code, b]
-            out[at] = [template % fields for fields in zip(*_columns(KINDS[code], b, rows[at], samples), strict=True)]
+            columns = _columns(KINDS[code], b, rows[at], samples, known)
+            out[at] = list(map(_TEMPLATES[code, b].__mod__, zip(*columns, strict=True)))
     return out.tolist()
 
 
@@ -125,6 +131,7 @@ def write_chrome_trace(chunks: Iterable[Chunk], path: str | os.PathLike[str], ma
     truncated = False
     devices: set[int] = set()
     dumps = json.JSONEncoder(separators=(",", ":")).encode
+    known: dict[float, str] = {}
     with atomic_path(path) as tmp, Path(tmp).open("w", encoding="utf-8") as f:
         f.write('{"displayTimeUnit":"ms","traceEvents":[\n')
         for chunk in chunks:
@@ -134,7 +141,7 @@ def write_chrome_trace(chunks: Iterable[Chunk], path: str | os.PathLike[str], ma
                 ends = np.cumsum(chunk.rows["nsamples"][:keep])
                 chunk = Chunk(chunk.rows[:keep], chunk.samples[: int(ends[-1]) if keep else 0])
             devices.update(chunk.rows["device"][chunk.rows["device"] >= 0].tolist())
-            f.write("".join(_lines(chunk)))
+            f.write("".join(_lines(chunk, known)))
             count += len(chunk.rows)
             if truncated:
                 break

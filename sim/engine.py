@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import gc
 import heapq
-from array import array
+import math
 from collections.abc import Callable, Iterator
+from itertools import repeat
 from typing import Final
 
 import numpy as np
 from librt.strings import BytesWriter
+from librt.vecs import vec
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -164,7 +166,8 @@ class Engine:
             float(arrival_times[-1]) * 1.25 + one_pass,
             on_change=self._emit_mem if config.trace_memory else None,
         )
-        self.update_t = array("d", [np.nan]) * (n * P)  # flat [sample * P + stage]: cheap to set
+        # Flat [sample * P + stage]: a C array of doubles (librt.vecs), set natively when compiled.
+        self.update_t: vec[float] = vec[float](repeat(math.nan, n * P))
         self.dropped = np.zeros(n, dtype=bool)
         self.staleness: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {τ: count}
         self.version = [0] * P

@@ -251,7 +251,7 @@ class Engine:
 
     def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
         self.seq += 1
-        self.events.push((t, key(priority, self.seq), what, a, b, c, e))
+        self.events.push(t, key(priority, self.seq), what, a, b, c, e)
 
     def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
         """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
@@ -325,7 +325,7 @@ class Engine:
         if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
             end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
             self.seq += 1
-            self.events.push((end, OP_KEY + self.seq, kind, slot, d, now, 1.0))
+            self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, 1.0)
         else:
             factor = 1.0
             running = dev.concurrency - dev.free - 1  # ops already running beside this one
@@ -339,7 +339,7 @@ class Engine:
                 factor *= self.jitter.draw()
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             self.seq += 1
-            self.events.push((end, OP_KEY + self.seq, kind, slot, d, now, factor))
+            self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, factor)
         self.ops += 1
 
     def dispatch(self, dev: Device, now: float) -> None:

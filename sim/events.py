@@ -29,9 +29,10 @@ COMPILED: Final = not __file__.endswith(".py")  # this module runs compiled (myp
 SEQ_BITS: Final = 40  # scheduling order below the priority: 10^12 events before they overlap
 
 Event = tuple[float, int, int, Any, Any, Any, Any]
-# How the queue holds an event: as a tuple of any length, so that compiled code moves it as the
-# object it is (a fixed-length tuple type is unboxed into its seven fields, and boxed again to be
-# stored, at every move).
+# How the queue holds an event: compiled, `(what, a, b, c, e)` (its time and key are in the
+# queue's arrays; no float or int object is made for them), typed as a tuple of any length so
+# that compiled code moves it as the object it is (a fixed-length tuple type is unboxed into its
+# fields, and boxed again to be stored, at every move); interpreted, the whole `Event`.
 Entry = tuple[Any, ...]
 
 
@@ -51,13 +52,12 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self.events)
 
-    def push(self, event: Event) -> None:
-        """Add `event`."""
+    def push(self, t: float, k: int, what: int, a: Any, b: Any, c: Any, e: Any) -> None:
+        """Add the event `(t, k, what, a, b, c, e)`."""
         if not COMPILED:
-            heappush(self.events, event)
+            heappush(self.events, (t, k, what, a, b, c, e))
             return
-        t, k = event[0], event[1]
-        entry: Entry = event
+        entry: Entry = (what, a, b, c, e)  # its time and key live in `times` and `keys` only
         self.times = append(self.times, t)
         self.keys = append(self.keys, k)
         self.events.append(entry)
@@ -73,8 +73,8 @@ class EventQueue:
         self.keys, k = vec_pop(self.keys)
         n = len(events)
         if not n:
-            return last
-        top = events[0]
+            return (t, k, last[0], last[1], last[2], last[3], last[4])
+        top, top_t, top_k = events[0], self.times[0], self.keys[0]
         times, keys = self.times, self.keys
         # heapq's order of work: the hole at the root goes down the earlier child to a leaf, then
         # `last` rises from there (fewer comparisons than sifting `last` down).
@@ -92,7 +92,7 @@ class EventQueue:
             pos = child
             child = 2 * pos + 1
         self._rise(pos, t, k, last)
-        return top
+        return (top_t, top_k, top[0], top[1], top[2], top[3], top[4])
 
     def _rise(self, pos: i64, t: float, k: i64, entry: Entry) -> None:
         """Put `entry` (time `t`, key `k`) in the hole at `pos`, moving it up past every parent that comes later."""

@@ -29,7 +29,7 @@ def test_pushes_and_pops_in_any_interleaving_come_out_in_tuple_order(steps):
                 expected.append(heapq.heappop(reference))
             continue
         t, priority = step
-        queue.push((t, key(priority, seq), 0, None, None, None, None))
+        queue.push(t, key(priority, seq), 0, None, None, None, None)
         heapq.heappush(reference, (t, priority, seq))
     while len(queue):
         t, k, *_ = queue.pop()
@@ -42,6 +42,6 @@ def test_a_later_priority_never_overtakes_at_equal_times_whatever_its_order():
     queue = EventQueue()
     for event in [(1.0, key(3, 1), 0, "choice"), (1.0, key(2, 2), 0, "arrival"), (1.0, key(1, 3), 0, "op"),
                   (0.5, key(3, 4), 0, "early")]:  # fmt: skip
-        queue.push((*event, None, None, None))
+        queue.push(*event, None, None, None)
     assert [queue.pop()[3] for _ in range(4)] == ["early", "op", "arrival", "choice"]
     assert not len(queue)

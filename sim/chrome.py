@@ -5,7 +5,7 @@ slices on their device's track; arrivals and drops are instant marks on a `strea
 `mem` rows become one memory counter per device. Every row kind has a view, so event `i` is
 row `i`. Written a chunk at a time and column-wise: the rows of one kind (and with or without
 `bytes`) share one `%`-template, formatted from the chunk's columns as plain lists and put back
-in row order — no per-row object or branch (a browser UI slows down past a few hundred thousand
+in row order, with no branch per row (a browser UI slows down past a few hundred thousand
 events, so a long run is cut at `max_events` and says so).
 """
 

@@ -1,6 +1,6 @@
 """The discrete-event core: ops on devices, weight versions and memory, on its own event loop.
 
-The clock is a heap of plain tuples `(time, key, what, a, b, c, e)` (`sim.events`): an op that ends
+The clock is a priority queue of events `(time, key, what, a, b, c, e)` (`sim.events`): an op that ends
 (`what` = its kind, BWD or FWD: slot, datum, start, slow-down factor; `sim.completion` says
 what follows), a transfer that lands (LANDED), the next arrival (ARRIVE) or a window learner's
 choice at the end of an instant (CHOICE). At equal times, ops and transfers (priority 1) come

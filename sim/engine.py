@@ -41,6 +41,7 @@ from typing import Final
 import numpy as np
 from librt.strings import BytesWriter
 from librt.vecs import vec
+from mypy_extensions import i64
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -169,7 +170,8 @@ class Engine:
         # Flat [sample * P + stage]: a C array of doubles (librt.vecs), set natively when compiled.
         self.update_t: vec[float] = vec[float](repeat(math.nan, n * P))
         self.dropped = np.zeros(n, dtype=bool)
-        self.staleness: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {τ: count}
+        # Per stage, applied gradients by staleness τ = index (C int64 arrays: counted natively when compiled).
+        self.staleness: list[vec[i64]] = [vec[i64]() for _ in range(P)]
         self.version = [0] * P
         self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: users}
         self.in_flight = 0
@@ -392,7 +394,7 @@ class Engine:
 
     def staleness_histogram(self) -> tuple[tuple[int, ...], ...]:
         """Per stage: applied gradients by staleness 0, 1, … (up to the largest seen)."""
-        return tuple(tuple(h.get(tau, 0) for tau in range(1 + max(h, default=-1))) for h in self.staleness)
+        return tuple(tuple(h) for h in self.staleness)
 
     # ------------------------------------------------------------------ called by admission
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:

@@ -118,20 +118,28 @@ def whole_command(samples: int, env: dict[str, str] | None = None, tree: Path = 
     """`ferret simulate` in a fresh process of `tree`'s own Python (its `.venv`, or this one), run
     from `tree` so that its sources load: wall and CPU seconds, what it wrote. Bytecode is cached
     as a user's would be (PYTHONDONTWRITEBYTECODE is dropped)."""
-    env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"}
-    python = tree / ".venv" / "bin" / "python"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        args = command_args(folder)
+        command = [python_of(tree), *command_args(folder, samples)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall0 = time.perf_counter()
-        subprocess.run([str(python) if python.exists() else sys.executable, *args], check=True, capture_output=True,
-                       cwd=tree, env=env)  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, cwd=tree, env=user_env(env))
         wall = time.perf_counter() - wall0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         sizes = {p.name: p.stat().st_size / 1e6 for p in (folder / "o").iterdir()}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, **sizes}
+
+
+def python_of(tree: Path) -> str:
+    """The checkout's own Python (its `.venv`), else this one."""
+    python = tree / ".venv" / "bin" / "python"
+    return str(python) if python.exists() else sys.executable
+
+
+def user_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) as a user's shell has it: bytecode is cached."""
+    return {k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def command_args(folder: Path, samples: int = 60_000) -> list[str]:
@@ -148,15 +156,9 @@ def command_instructions(tree: Path = ROOT) -> int | None:
     machine's load or its speed of the minute; None without valgrind."""
     if shutil.which("valgrind") is None:
         return None
-    python = tree / ".venv" / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as tmp:
-        args = command_args(Path(tmp))
-        out = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-             str(python) if python.exists() else sys.executable, *args],
-            capture_output=True, text=True, cwd=tree, env=env, check=True,
-        )  # fmt: skip
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python_of(tree), *command_args(Path(tmp))]  # fmt: skip
+        out = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=user_env(), check=True)
     found = re.search(r"Collected : (\d+)", out.stderr)
     return int(found.group(1)) if found else None
 

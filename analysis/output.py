@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
-from importlib import metadata
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,24 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+_DIST_INFO = ("ferret_ocl-", ".dist-info")  # the installed package's metadata folder: NAME-VERSION.dist-info
+
+
 def ferret_version() -> str:
+    """The installed package's version: read from the name of the first `ferret_ocl-VERSION.dist-info`
+    on `sys.path`, which is where `importlib.metadata` would read it — importing that module costs
+    30–100 ms of every command's start. Anything else (an egg-info install) asks `importlib.metadata`."""
+    prefix, suffix = _DIST_INFO
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(prefix) and name.endswith(suffix):
+                return name[len(prefix) : -len(suffix)]
+    from importlib import metadata
+
     try:
         return metadata.version("ferret-ocl")
     except metadata.PackageNotFoundError:

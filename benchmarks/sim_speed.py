@@ -2,14 +2,18 @@
 
     .venv/bin/python benchmarks/sim_speed.py            # the table, new beside old
     .venv/bin/python benchmarks/sim_speed.py --profile  # plus where the time goes (pyinstrument or cProfile)
+    .venv/bin/python benchmarks/sim_speed.py --command-only --against /work/main --rounds 5 [--instructions]
 
 Rows: a 60,000-sample stream through Ferret with P = 4 stages and N = 4 workers — with the
 binary trace written (the default), without a trace, with the JSON Lines export — a run of
 10^6 ops, and a textbook SimPy model of the same schedule (a process per datum, a
 `PriorityResource` per device, no memory ledger or trace) for scale. Then the whole command a
 user runs, `ferret simulate` on that plan for 60,000 samples (process start, trace, Chrome view,
-memory timeline), in a fresh process. Then the peak RSS of fresh processes over stream lengths:
-it should barely move (only the per-datum result arrays, `8·(P+1) + 1` bytes per datum, grow).
+memory timeline), in a fresh process — alternated with another checkout's (`--against`, run with
+its own `.venv`), and counted in instructions under valgrind (`--instructions`): this machine's
+speed swings 1.6× from minute to minute, instructions do not. Then the peak RSS of fresh
+processes over stream lengths: it should barely move (only the per-datum result arrays,
+`8·(P+1) + 1` bytes per datum, grow).
 
 Each row runs twice: compiled (the modules pyproject.toml's `[tool.ferret] compiled` lists,
 built by `bash scripts/setup.sh`; docs/sim.md §6) in this process, and interpreted — the same
@@ -24,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +51,11 @@ P, N = 4, 4
 T_FWD, T_BWD = 1e-3, 2e-3  # per stage: a 3 ms cycle, so data every 0.75 ms keep 4 workers busy
 ROOT = Path(__file__).resolve().parents[1]
 # The SimPy engine on this machine, idle (µs per op; the whole command in seconds): issue 14.
-BEFORE = {"trace": 5.08, "jsonl": 5.08, "none": 3.15, "1e6": 5.9, "textbook": 6.99, "command": 7.1}
+BEFORE = {"trace": 5.08, "jsonl": 5.08, "none": 3.15, "1e6": 5.9, "textbook": 6.99}
+BEFORE_COMMAND = (
+    "7.1 s wall idle with the SimPy engine (issue 14); 1.84–2.01 s wall on a quiet machine with the first compiled "
+    "core (8.04 G instructions); docs/sim.md §6"
+)
 PURE = {**os.environ, PURE_ENV: "1"}
 
 
@@ -104,25 +114,80 @@ def textbook_simpy(samples: int) -> dict[str, float]:
             "cpu": time.process_time() - cpu0, "mb": 0.0}  # fmt: skip
 
 
-def whole_command(samples: int, env: dict[str, str] | None = None) -> dict[str, float]:
-    """`ferret simulate` in a fresh process: wall and CPU seconds, what it wrote."""
+def whole_command(samples: int, env: dict[str, str] | None = None, tree: Path = ROOT) -> dict[str, float]:
+    """`ferret simulate` in a fresh process of `tree`'s own Python (its `.venv`, or this one), run
+    from `tree` so that its sources load: wall and CPU seconds, what it wrote. Bytecode is cached
+    as a user's would be (PYTHONDONTWRITEBYTECODE is dropped)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        profile, plan, _ = scenario()
-        profile.save(folder / "profile.json")
-        plan.save(folder / "plan.json")
+        command = [python_of(tree), *command_args(folder, samples)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "analysis", "simulate", "--plan", str(folder / "plan.json"), "--profile",
-             str(folder / "profile.json"), "--samples", str(samples), "--exclusive-devices", "--out", str(folder / "o")],
-            check=True, capture_output=True, cwd=ROOT, env=env,
-        )  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, cwd=tree, env=user_env(env))
         wall = time.perf_counter() - wall0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         sizes = {p.name: p.stat().st_size / 1e6 for p in (folder / "o").iterdir()}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, **sizes}
+
+
+def python_of(tree: Path) -> str:
+    """The checkout's own Python (its `.venv`), else this one."""
+    python = tree / ".venv" / "bin" / "python"
+    return str(python) if python.exists() else sys.executable
+
+
+def user_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) as a user's shell has it: bytecode is cached."""
+    return {k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def command_args(folder: Path, samples: int = 60_000) -> list[str]:
+    """`python -m analysis simulate ...` on the benchmark's plan, its inputs saved in `folder`."""
+    profile, plan, _ = scenario()
+    profile.save(folder / "profile.json")
+    plan.save(folder / "plan.json")
+    return ["-m", "analysis", "simulate", "--plan", str(folder / "plan.json"), "--profile", str(folder / "profile.json"),
+            "--samples", str(samples), "--exclusive-devices", "--out", str(folder / "o")]  # fmt: skip
+
+
+def command_instructions(tree: Path = ROOT) -> int | None:
+    """Instructions the whole command executes (valgrind's callgrind), which do not depend on the
+    machine's load or its speed of the minute; None without valgrind."""
+    if shutil.which("valgrind") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python_of(tree), *command_args(Path(tmp))]  # fmt: skip
+        out = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=user_env(), check=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    return int(found.group(1)) if found else None
+
+
+def command_table(against: Path | None, rounds: int, instructions: bool) -> None:
+    """The whole command: compiled and interpreted, and alternated with another checkout's."""
+    print(f"\nferret simulate, 60k samples, fresh process (best of {rounds} by CPU; bytecode cached):")
+    native = any(not m.endswith("__mypyc") for m in compiled("sim"))
+    trees = [("this tree", ROOT)]
+    if against is not None:
+        trees.append((f"against {against}", against))
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
+    for _ in range(rounds):  # alternated, so both see the same minutes of this machine
+        for name, tree in trees:
+            runs[name].append(whole_command(60_000, tree=tree))
+    for name, _ in trees:
+        best = min(runs[name], key=lambda r: r["cpu"])
+        files = ", ".join(f"{k} {v:.1f} MB" for k, v in best.items() if k not in ("wall", "cpu"))
+        walls = sorted(r["wall"] for r in runs[name])
+        print(f"  {name:<28} {best['cpu']:.2f} s CPU, {best['wall']:.2f} s wall (walls {walls[0]:.2f}–{walls[-1]:.2f});"
+              f" wrote {files}")  # fmt: skip
+    if native:
+        pure = min((whole_command(60_000, PURE) for _ in range(rounds)), key=lambda r: r["cpu"])
+        print(f"  {'this tree, interpreted':<28} {pure['cpu']:.2f} s CPU, {pure['wall']:.2f} s wall")
+    if instructions:
+        for name, tree in trees:
+            count = command_instructions(tree)
+            print(f"  {name:<28} {'no valgrind' if count is None else f'{count / 1e9:.2f} G instructions'}")
+    print(f"  before: {BEFORE_COMMAND}")
 
 
 def rss_child(samples: int) -> None:
@@ -197,6 +262,12 @@ def profile_run() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="also profile the 60k run with its trace")
+    parser.add_argument("--against", type=Path, default=None, help="another checkout (with its .venv, e.g. main) "
+                        "whose whole command runs alternated with this one's")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="fresh-process runs of the whole command, each tree")
+    parser.add_argument("--instructions", action="store_true", help="also count the whole command's instructions "
+                        "under valgrind (minutes)")  # fmt: skip
+    parser.add_argument("--command-only", action="store_true", help="only the whole command")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--pure-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -208,6 +279,9 @@ def main() -> None:
             print(json.dumps(twin_runs(Path(tmp))))
         return
 
+    if args.command_only:
+        command_table(args.against, args.rounds, args.instructions)
+        return
     print(f"ferret twin speed — P={P}, N={N} Ferret, exclusive devices; python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     native = [m for m in compiled("sim") if not m.endswith("__mypyc")]
@@ -228,12 +302,7 @@ def main() -> None:
     textbook = best_of(3, lambda: textbook_simpy(60_000))
     print(row("textbook SimPy (no trace, for scale)", textbook, None, BEFORE["textbook"]))
 
-    print("\nferret simulate, 60k samples, fresh process (best of 3 by CPU):")
-    for label, env in (("compiled", None), ("interpreted", PURE)) if native else (("interpreted", None),):
-        command = min((whole_command(60_000, env) for _ in range(3)), key=lambda r: r["cpu"])
-        files = ", ".join(f"{k} {v:.1f} MB" for k, v in command.items() if k not in ("wall", "cpu"))
-        print(f"  {label:<12} {command['wall']:.2f} s wall, {command['cpu']:.2f} s CPU; wrote {files}")
-    print(f"  (SimPy engine: {BEFORE['command']} s wall idle)")
+    command_table(args.against, args.rounds, args.instructions)
 
     print("\npeak RSS of a fresh process (trace to disk); only the per-datum result arrays grow")
     print(f"{'samples':>8} {'peak RSS MiB':>13} {'of which result arrays MiB':>26}")

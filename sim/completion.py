@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from librt.vecs import append
+
 from sim.admission import Batch
 from sim.parts import Datum, Slot
 from sim.policy import BWD, FWD
@@ -121,6 +123,16 @@ def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, f
         engine.dispatch(dev, now)
 
 
+def count_staleness(engine: Engine, j: int, tau: int) -> None:
+    """One more gradient of staleness `tau` applied at stage `j` (its histogram grows to `tau`)."""
+    hist = engine.staleness[j]
+    if tau >= len(hist):
+        while tau >= len(hist):
+            hist = append(hist, 0)
+        engine.staleness[j] = hist  # appending may move the array
+    hist[tau] += 1
+
+
 def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None:
     """Step `slot.stage` with the gradients in `slot.acc`: version `cur` becomes `cur + 1`."""
     j = slot.stage
@@ -128,14 +140,13 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
     if cur in engine.refs[j]:  # an in-flight datum still needs `cur`: it turns into a stashed copy
         engine.ledger.change(now, slot.home, slot.weights)
     engine.version[j] = cur + 1
-    hist = engine.staleness[j]
     update_t, P = engine.update_t, engine.P
     acc = slot.acc
     slot.acc = []
     if len(acc) == 1:  # the common case (c^a = 1): one gradient
         sample, v = acc[0]
         worst = cur - v
-        hist[worst] = hist.get(worst, 0) + 1
+        count_staleness(engine, j, worst)
         update_t[sample * P + j] = now
     else:
         worst = 0
@@ -143,7 +154,7 @@ def apply_update(engine: Engine, slot: Slot, t_start: float, now: float) -> None
             tau = cur - v
             if tau > worst:
                 worst = tau
-            hist[tau] = hist.get(tau, 0) + 1
+            count_staleness(engine, j, tau)
             update_t[sample * P + j] = now
     rows = engine.trace_rows
     if rows is not None:

@@ -1,10 +1,11 @@
 """The discrete-event core: ops on devices, weight versions and memory, on its own event loop.
 
-The clock is a heap of plain tuples `(time, priority, seq, what, a, b, c, e)`: an op that ends
+The clock is a priority queue of events `(time, key, what, a, b, c, e)` (`sim.events`): an op that ends
 (`what` = its kind, BWD or FWD: slot, datum, start, slow-down factor; `sim.completion` says
 what follows), a transfer that lands (LANDED), the next arrival (ARRIVE) or a window learner's
 choice at the end of an instant (CHOICE). At equal times, ops and transfers (priority 1) come
-before arrivals (2), which come before choices (3); ties keep the order they were scheduled in.
+before arrivals (2), which come before choices (3); ties keep the order they were scheduled in
+(`key` holds both).
 `_loop` reads top to bottom: take the earliest event, apply it, repeat. (This was SimPy, one
 `Timeout` per op, whose generality — an `Event` object, a callback list and `env.step` per op,
 and private fields read to stay fast — cost more than the model used; docs/sim.md §6.)
@@ -32,12 +33,15 @@ from __future__ import annotations
 
 import gc
 import heapq
-from array import array
+import math
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from itertools import repeat
+from typing import Final
 
 import numpy as np
 from librt.strings import BytesWriter
+from librt.vecs import vec
+from mypy_extensions import i64
 
 from planner.omission import bottom_stage
 from planner.plan import Plan
@@ -45,6 +49,7 @@ from sim.admission import Admission, Batch, Worker
 from sim.completion import apply_update, backward_done, forward_done, transient_bytes
 from sim.config import SimConfig
 from sim.costs import OpCosts, StageBytes
+from sim.events import Event, EventQueue, key
 from sim.links import LANDED, OP, Links
 from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
@@ -60,10 +65,9 @@ LATER: Final = 3
 K_ARRIVE: Final = KIND_CODE["arrive"]
 K_DROP: Final = KIND_CODE["drop"]
 K_MEM: Final = KIND_CODE["mem"]
-heappush: Final = heapq.heappush
+OP_KEY: Final = key(OP, 0)  # an op's key is OP_KEY + seq
+heappush: Final = heapq.heappush  # the devices' ready queues (sim.policy.ReadyOps)
 heappop: Final = heapq.heappop
-# An event: (time, priority, seq, what, a, b, c, e) — `what` says what a, b, c and e are.
-Event = tuple[float, int, int, int, Any, Any, Any, Any]
 
 
 class Engine:
@@ -133,8 +137,8 @@ class Engine:
         self.trace_rows: BytesWriter | None = trace.rows if trace.keeps_rows else None
         self.samples_out: list[int] = trace.samples
         self.now = 0.0
-        self.events: list[Event] = []
-        self.seq = 0  # ties at equal (time, priority): scheduling order
+        self.events = EventQueue()
+        self.seq = 0  # ties at equal (time, priority): scheduling order (`sim.events.key`)
         self.barrier = strategy.barrier
         P = self.P = plan.num_stages
         self.devices = [Device(d, config.concurrency) for d in range(1 + max(d for r in placement for d in r))]
@@ -163,9 +167,11 @@ class Engine:
             float(arrival_times[-1]) * 1.25 + one_pass,
             on_change=self._emit_mem if config.trace_memory else None,
         )
-        self.update_t = array("d", [np.nan]) * (n * P)  # flat [sample * P + stage]: cheap to set
+        # Flat [sample * P + stage]: a C array of doubles (librt.vecs), set natively when compiled.
+        self.update_t: vec[float] = vec[float](repeat(math.nan, n * P))
         self.dropped = np.zeros(n, dtype=bool)
-        self.staleness: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {τ: count}
+        # Per stage, applied gradients by staleness τ = index (C int64 arrays: counted natively when compiled).
+        self.staleness: list[vec[i64]] = [vec[i64]() for _ in range(P)]
         self.version = [0] * P
         self.refs: list[dict[int, int]] = [{} for _ in range(P)]  # stage → {version: users}
         self.in_flight = 0
@@ -224,14 +230,14 @@ class Engine:
                 raise AssertionError(f"sim: stage {j} still references weight versions {sorted(refs)} after draining")
 
     def _loop(self) -> None:
-        heap = self.events
+        queue = self.events
         times = _chunked(self.arrivals)
         first = next(times)
         # The stream starts at 0; its first datum is due at once if it arrives then.
         self.schedule(first if first > 0 else 0.0, ARRIVAL, ARRIVE, 0, first, times, None)
-        while heap:
-            event: Event = heappop(heap)
-            t, _, _, what, a, b, c, e = event
+        while len(queue):
+            event: Event = queue.pop()
+            t, _, what, a, b, c, e = event
             self.now = t
             if what == FWD:
                 forward_done(self, a, b, c, t)
@@ -247,7 +253,7 @@ class Engine:
 
     def schedule(self, t: float, priority: int, what: int, a: object, b: object, c: object, e: object) -> None:
         self.seq += 1
-        heappush(self.events, (t, priority, self.seq, what, a, b, c, e))
+        self.events.push(t, key(priority, self.seq), what, a, b, c, e)
 
     def _arrivals(self, i: int, t: float, rest: Iterator[float]) -> None:
         """Datum `i` (time `t`) and every later one due at once, routed and admitted or dropped;
@@ -321,7 +327,7 @@ class Engine:
         if self.plain:  # no slow-down, no jitter: the precomputed job, `(base + overhead) · 1`
             end = slot.step_end if not kind and closes and slot.step_end is not None else now + job
             self.seq += 1
-            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, 1.0))
+            self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, 1.0)
         else:
             factor = 1.0
             running = dev.concurrency - dev.free - 1  # ops already running beside this one
@@ -335,7 +341,7 @@ class Engine:
                 factor *= self.jitter.draw()
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             self.seq += 1
-            heappush(self.events, (end, OP, self.seq, kind, slot, d, now, factor))
+            self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, factor)
         self.ops += 1
 
     def dispatch(self, dev: Device, now: float) -> None:
@@ -388,7 +394,7 @@ class Engine:
 
     def staleness_histogram(self) -> tuple[tuple[int, ...], ...]:
         """Per stage: applied gradients by staleness 0, 1, … (up to the largest seen)."""
-        return tuple(tuple(h.get(tau, 0) for tau in range(1 + max(h, default=-1))) for h in self.staleness)
+        return tuple(tuple(h) for h in self.staleness)
 
     # ------------------------------------------------------------------ called by admission
     def new_datum(self, sample: int, worker: Worker, batch: Batch | None = None) -> Datum:

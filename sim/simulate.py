@@ -90,7 +90,7 @@ def simulate(
         value_per_datum=plan.value_per_datum,
         stage_weights=np.asarray(engine.sizes.value_shares),
         arrival_s=times,
-        update_s=np.frombuffer(engine.update_t, dtype=np.float64).reshape(len(times), plan.num_stages),
+        update_s=np.frombuffer(memoryview(engine.update_t), dtype=np.float64).reshape(len(times), plan.num_stages),
         dropped=engine.dropped,
         peak_memory_bytes=ledger.total_peak,
         peak_memory_per_device=tuple(ledger.peak),

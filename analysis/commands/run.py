@@ -127,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
         test = seen_accuracy_curve(result.group_correct, result.group_total, result.seen)
         if pipeline is not None:
             from sim.chrome import write_chrome_trace
-            from sim.trace import read_trace
+            from sim.trace_files import read_chunks
 
-            write_chrome_trace(read_trace(staging / MEASURED_TRACE), staging / "chrome_trace.json", 250_000)
+            write_chrome_trace(read_chunks(staging / MEASURED_TRACE), staging / "chrome_trace.json", 250_000)
         write_config(
             staging, args, arrival_interval_s=experiment.arrival_interval_s, buffer_samples=summary["buffer_samples"]
         )

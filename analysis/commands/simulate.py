@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from sim.arrivals import make_arrivals
     from sim.chrome import write_chrome_trace
     from sim.simulate import simulate
-    from sim.trace import FileTrace, read_trace
+    from sim.trace import FileTrace
+    from sim.trace_files import read_chunks
 
     profile = resolve_profile(args.profile)
     plan = Plan.load(args.plan, num_layers=profile.num_layers)
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             result = simulate(
                 plan, profile, args.samples, arrivals=arrivals, seed=args.seed, config=config, trace=trace, costs=costs
             )
-        write_chrome_trace(read_trace(trace_path), stage / "chrome_trace.json", args.chrome_max_events or None)
+        write_chrome_trace(read_chunks(trace_path), stage / "chrome_trace.json", args.chrome_max_events or None)
         write_memory_timeline(stage / "memory_timeline.csv", result)
         summary = result.to_summary()
         summary["arrival"] = args.arrival

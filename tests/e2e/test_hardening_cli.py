@@ -353,8 +353,10 @@ def test_7_a_failed_output_removes_the_folders_it_made(tmp_path):
 
 
 def test_8_version(capsys):
+    from importlib import metadata
+
     code, out, _ = ferret(capsys, "--version")
-    assert code == 0 and out.startswith("ferret ")
+    assert code == 0 and out.strip() == f"ferret {metadata.version('ferret-ocl')}"
 
 
 def _parsers():

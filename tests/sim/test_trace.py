@@ -1,4 +1,4 @@
-"""The trace files: JSON Lines and CSV round trips, the Chrome export, and clear read errors."""
+"""The trace files: JSON Lines and CSV round trips, and clear read errors (the Chrome view: test_chrome.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from planner.errors import FerretError
 from planner.plan import WorkerConfig
 from sim import FileTrace, MemoryTrace, NullTrace, SimConfig, read_trace, simulate
-from sim.chrome import STREAM_TRACK, write_chrome_trace
 from sim.trace import FIELDS, KINDS, TraceRow
 from sim.trace_files import read_chunks
 from tests.sim.builders import balanced_profile, make_plan
@@ -56,41 +55,6 @@ def test_jsonl_rows_carry_every_schema_field_and_samples_only_on_updates(tmp_pat
         row = json.loads(line)
         keys = set(FIELDS) if row["kind"] == "update" else set(FIELDS) - {"samples"}
         assert set(row) == keys
-
-
-def test_chrome_trace_has_one_track_per_device_and_a_slice_per_op(tmp_path):
-    plan, profile, config = _scenario()
-    trace = MemoryTrace()
-    simulate(plan, profile, 12, config=config, trace=trace)
-    events = trace.events()
-    out = tmp_path / "chrome.json"
-    written = write_chrome_trace(events, out)
-    doc = json.loads(out.read_text())
-    assert doc["otherData"]["truncated"] is False
-    slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
-    ops = [e for e in events if e.kind in ("fwd", "recompute", "bwd", "update", "send", "recv")]
-    assert len(slices) == len(ops)
-    names = {e["tid"]: e["args"]["name"] for e in doc["traceEvents"] if e.get("name") == "thread_name"}
-    devices = {e.device for e in ops}
-    assert names == {**{d: f"device {d}" for d in devices}, STREAM_TRACK: "stream"}
-    assert {e["tid"] for e in slices} == devices
-    assert written == len(doc["traceEvents"]) - len([e for e in doc["traceEvents"] if e["ph"] == "M"])
-    fwd = next(e for e in events if e.kind == "fwd")
-    first = next(e for e in slices if e["cat"] == "fwd")
-    assert first["ts"] == pytest.approx(fwd.t_start * 1e6) and first["dur"] == pytest.approx(
-        (fwd.t_end - fwd.t_start) * 1e6
-    )
-
-
-def test_chrome_trace_is_capped_and_says_so(tmp_path):
-    plan, profile, config = _scenario()
-    trace = MemoryTrace()
-    simulate(plan, profile, 12, config=config, trace=trace)
-    out = tmp_path / "chrome.json"
-    assert write_chrome_trace(trace.events(), out, max_events=5) == 5
-    doc = json.loads(out.read_text())
-    assert doc["otherData"]["truncated"] is True
-    assert len([e for e in doc["traceEvents"] if e["ph"] != "M"]) == 5
 
 
 def test_reading_a_broken_trace_names_the_file_and_line(tmp_path):

@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simpy
 
+from planner.native import PURE_ENV, compiled
 from planner.plan import Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
 from sim import FileTrace, SimConfig, simulate
-from sim.native import PURE_ENV, compiled
 
 P, N = 4, 4
 T_FWD, T_BWD = 1e-3, 2e-3  # per stage: a 3 ms cycle, so data every 0.75 ms keep 4 workers busy

@@ -5,7 +5,7 @@ returns a `SimResult`; `FileTrace` streams the op-level schedule to a file (bina
 the JSON Lines / CSV exports); `read_trace` reads any of them as `TraceRow`s.
 """
 
-from sim.native import guard
+from planner.native import guard
 
 guard(__name__, __file__)  # first: a compiled module whose source changed since its build must not load
 

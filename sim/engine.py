@@ -25,7 +25,7 @@ keeps `a_j - c^r·s_j` activation bytes on its slot's device from the start of i
 the end of its backward.
 
 This module and the others on the per-op path are compiled with mypyc (pyproject.toml's
-`[tool.ferret] compiled`; `sim.native`): their annotations are checked at run time there, and
+`[tool.ferret] compiled`; `planner.native`): their annotations are checked at run time there, and
 module constants are `Final` so that compiled code reads them without a dictionary look-up.
 """
 

@@ -16,8 +16,8 @@ import pickle
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
+from planner.native import compiled
 from sim import MemoryTrace, simulate
-from sim.native import compiled
 from tests.sim.scenarios import Scenario, scenarios
 
 

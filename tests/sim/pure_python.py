@@ -1,6 +1,6 @@
 """Run code in a fresh interpreter where the twin runs pure Python (`FERRET_PURE_PYTHON=1`).
 
-The compiled modules (sim.native) cannot be monkeypatched and ignore a patched module global,
+The compiled modules (planner.native) cannot be monkeypatched and ignore a patched module global,
 so a test that swaps engine code, or compares compiled with interpreted runs, runs its
 interpreted half here.
 """

@@ -1,4 +1,4 @@
-"""The compiled twin (sim.native, setup.py): it is what runs, it gives exactly what the
+"""The compiled twin (planner.native, setup.py): it is what runs, it gives exactly what the
 interpreted source gives, and a build older than its sources never loads."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.native import MANIFEST, PURE_ENV, compiled
+from planner.native import MANIFEST, PURE_ENV, compiled
 from sim.rows import CHANGE, write_change, write_row
 from sim.trace import ROW
 from tests.sim.native_digests import digest, draw_scenarios

@@ -19,7 +19,8 @@ Rows come in the order the schedule completes them (sim/trace.py). Per row:
 
 Every version a fwd/recompute/bwd ran on, every backward's staleness and every update's
 samples are checked against the trace (`executor.pipeline.trace_checks`): a trace that does not
-belong to the plan stops the run with a `FerretError` naming the row. Adaptive layer freezing
+belong to the plan stops the run with a `FerretError` naming the row, and so does a datum's op
+out of its order (`executor.replay.op_order`) or one its stage's protocol refuses (`OpOrderError`). Adaptive layer freezing
 (aL-SAR) changes the schedule with the data; the replay tolerates it: a stage inside a datum's
 frozen prefix runs its `bwd` row as a release, an update row applies what its group still holds
 (nothing: the stage's versions run one behind the trace from then on), and the checks allow
@@ -48,11 +49,12 @@ from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.stages import stage_flops
 from executor.pipeline.summary import PipelineSummary
 from executor.pipeline.trace_checks import TraceChecks
+from executor.replay.op_order import OpOrder
 from executor.replay.recorder import Recorder
 from executor.replay.records import ModelView, ReplayRecords
 from executor.replay.trace_source import closing_backwards, execution_order
 from executor.seeding import seed_everything
-from executor.stage import StageRuntime
+from executor.stage import OpOrderError, StageRuntime
 from planner.errors import FerretError
 from planner.plan import Plan
 from sim.trace import TraceRow, TraceSink
@@ -112,6 +114,7 @@ class ReplayExecutor:
         self._closes: set[tuple[int, int, int]] = set()
         self._saved = SavedTensorSizes()
         self.checks = TraceChecks(self.P)
+        self.op_order = OpOrder(self.P)
         self._arrived = 0
         self.discarded_flops = 0.0  # work of ops still running when the stream ended
         self.busy_s = 0.0
@@ -143,7 +146,7 @@ class ReplayExecutor:
             handler = handlers.get(row.kind, _ignore)
             try:
                 handler(row)
-            except FerretError as exc:
+            except (FerretError, OpOrderError) as exc:  # a trace file that is not a schedule of this plan
                 raise FerretError(f"replay, trace row {index + 1} ({row.kind} of sample {row.sample}): {exc}") from None
         self._predict_pending()
         if not drain:
@@ -190,6 +193,7 @@ class ReplayExecutor:
     def _forward(self, row: TraceRow) -> None:
         sample, stage = row.sample, row.stage
         flight = self._admit(sample, row.worker) if stage == 0 else self._flight(sample, stage)
+        self.op_order.take(row)
         if self.mode_dependent:
             self._predict_pending()  # BatchNorm statistics move with every forward
             self.view.version += 1
@@ -200,13 +204,16 @@ class ReplayExecutor:
 
     def _recompute(self, row: TraceRow) -> None:
         assert self.worker is not None
-        version = self.worker.recompute(self._flight(row.sample, row.stage), row.stage, row.sample)
+        flight = self._flight(row.sample, row.stage)
+        self.op_order.take(row)
+        version = self.worker.recompute(flight, row.stage, row.sample)
         self.checks.recompute(row, version)
         self._op_done(row, version, 0, 0)
 
     def _backward(self, row: TraceRow) -> None:
         sample, worker, stage = row.sample, row.worker, row.stage
         flight = self._flight(sample, stage)
+        self.op_order.take(row)
         if self._pending and (sample, worker, stage) in self._closes:
             self._predict_pending()
         assert self.worker is not None
@@ -222,6 +229,7 @@ class ReplayExecutor:
         self._op_done(row, result.version, result.staleness, 0)
         if stage == flight.bottom:
             del self._flights[sample]
+            self.op_order.finish(sample)
             self.records.bottom[sample] = flight.trained  # a frozen prefix trains fewer stages
             self.worker.finish(flight)
 

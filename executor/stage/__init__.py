@@ -6,7 +6,15 @@ See docs/executor.md for the op-by-op contract the executors drive.
 from executor.stage.optim import OPTIMIZER, OptimizerConfig, StageOptimizer
 from executor.stage.results import BackwardResult, ForwardResult, UpdateResult, output_gradient
 from executor.stage.rules import WorkerRule, stage_rules
-from executor.stage.runtime import ACCUMULATION, ACTIVATIONS, BUFFERS, COMPENSATOR, GRADIENTS, StageRuntime
+from executor.stage.runtime import (
+    ACCUMULATION,
+    ACTIVATIONS,
+    BUFFERS,
+    COMPENSATOR,
+    GRADIENTS,
+    OpOrderError,
+    StageRuntime,
+)
 from executor.stage.versions import WEIGHTS, Version, VersionStore
 
 __all__ = [
@@ -19,6 +27,7 @@ __all__ = [
     "WEIGHTS",
     "BackwardResult",
     "ForwardResult",
+    "OpOrderError",
     "OptimizerConfig",
     "StageOptimizer",
     "StageRuntime",

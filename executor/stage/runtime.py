@@ -45,6 +45,12 @@ GRADIENTS = "gradients"
 BUFFERS = "buffers"
 
 
+class OpOrderError(RuntimeError):
+    """An op asked of a stage out of the order its protocol allows (a second forward of a datum in
+    flight, a recomputation or backward with no stored forward): a driver bug — or, for a driver
+    that follows a trace file, a trace that is not a schedule of this plan."""
+
+
 class _Pending:
     __slots__ = ("k", "nbytes", "output", "saved_input", "version")
 
@@ -167,7 +173,7 @@ class StageRuntime:
         self._forwards[worker] = k + 1
         key = (worker, sample)
         if key in self._pending:
-            raise RuntimeError(f"stage {self.stage}: sample {sample} of worker {worker} is already in flight")
+            raise OpOrderError(f"stage {self.stage}: sample {sample} of worker {worker} is already in flight")
         version = self.versions.current
         if self._statistics:
             renew_statistics(self._statistics)
@@ -204,7 +210,7 @@ class StageRuntime:
         self._rule_of(worker)
         pending = self._pending.get((worker, sample))
         if pending is None or pending.output is not None:
-            raise RuntimeError(
+            raise OpOrderError(
                 f"stage {self.stage}: sample {sample} of worker {worker} has no stored input awaiting recomputation"
             )
         return self._rebuild(pending).id
@@ -423,7 +429,7 @@ class StageRuntime:
                 for _ in range(i + 1):  # older tombstones were never asked for: drop them too
                     omitted.popleft()
                 return BackwardResult(None, False, version_id, self.versions.current.id - version_id, None)
-        raise RuntimeError(
+        raise OpOrderError(
             f"stage {self.stage}: no forward of sample {sample} by worker {worker} is awaiting a backward"
         )
 

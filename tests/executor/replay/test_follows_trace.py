@@ -110,6 +110,37 @@ def test_a_trace_from_another_plan_is_refused_with_the_row_named():
         run(PLANS["two-workers"], rows=doctored)
 
 
+def _compute_row(rows, kind, stage):
+    return next(i for i, row in enumerate(rows) if row.kind == kind and row.stage == stage and row.sample == 0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # Found by the CLI fuzzer (each crashed inside the stage math): a forward's stage renamed, a backward moved before the datum's forwards, a forward of
+        # stage 2 moved before its stage-1 forward (stage 2 ran on stage 0's output).
+        ("fwd 1 -> 2", "fwd of stage 2 where the datum's next op is the forward of stage 1"),
+        ("bwd first", "bwd of stage 1 where the datum's next op is the forward of stage 1"),
+        ("fwd 2 early", "fwd of stage 2 where the datum's next op is the forward of stage 1"),
+    ],
+)
+def test_a_trace_whose_ops_of_a_datum_are_out_of_order_is_refused_with_the_row_named(edit, message):
+    plan = PLANS["two-workers"]
+    rows = list(run(plan).rows)
+    assert plan.num_stages == 3
+    fwd1, fwd2, bwd1 = (_compute_row(rows, kind, stage) for kind, stage in (("fwd", 1), ("fwd", 2), ("bwd", 1)))
+    if edit == "fwd 1 -> 2":
+        rows[fwd1] = rows[fwd1]._replace(stage=2)
+    elif edit == "bwd first":
+        start = rows[fwd1].t_start
+        rows[bwd1] = rows[bwd1]._replace(t_start=start - 1e-9, t_end=start - 1e-9)
+    else:
+        start = rows[fwd1].t_start
+        rows[fwd2] = rows[fwd2]._replace(t_start=start - 1e-9, t_end=start - 1e-9)
+    with pytest.raises(FerretError, match=rf"trace row \d+ \((fwd|bwd) of sample 0\): {message}"):
+        run(plan, rows=rows)
+
+
 @pytest.mark.parametrize("fmt", ["ftrace", "jsonl", "csv"])
 def test_a_trace_file_replays_like_the_simulated_rows(tmp_path, fmt):
     plan = PLANS["techniques"]

@@ -23,3 +23,10 @@ def plain_log_ticks(ax: Any, which: str) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def legend(ax: Any, **kwargs: Any) -> None:
+    """`ax.legend(**kwargs)` when some artist of `ax` has a label; nothing otherwise (an empty
+    legend only makes matplotlib warn on the user's terminal: a sweep with nothing feasible)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.compare import ComparisonRow
-from analysis.plot_style import plain_log_ticks, pyplot
+from analysis.plot_style import legend, plain_log_ticks, pyplot
 
 FIGURES = ("accuracy.png", "memory_vs_accuracy.png")
 _STYLES = ("-", "--", ":", "-.")
@@ -50,7 +50,7 @@ def plot_accuracy(rows: Sequence[ComparisonRow], colours: dict[str, str], path: 
         ax.set_ylabel("online accuracy (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        legend(ax, fontsize=8, loc="best")
         ax.set_title("online accuracy over the stream", fontsize=10)
         fig.tight_layout()
         fig.savefig(path)
@@ -84,7 +84,7 @@ def plot_memory_vs_accuracy(rows: Sequence[ComparisonRow], colours: dict[str, st
         ax.set_xlabel("measured peak memory (MiB, log)")
         ax.set_ylabel("online accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        legend(ax, fontsize=8, loc="best")
         fig.tight_layout()
         fig.savefig(path)
     finally:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.plot_style import pyplot
+from analysis.plot_style import legend, pyplot
 from analysis.run_folder import RunFolder
 from analysis.trace_metrics import MemoryTimeline
 from analysis.trace_table import KIND_CODES, LINK_KINDS, TraceTable
@@ -154,7 +154,7 @@ def plot_memory(v: Validation, path: Path) -> None:
         )
         ax.set_ylabel("KiB")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        legend(ax, fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
     finally:
@@ -187,7 +187,7 @@ def plot_durations(v: Validation, path: Path) -> None:
         ax.set_ylabel("measured op duration (µs)")
         ax.set_title("op durations, paired by (kind, sample, stage)", fontsize=9)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, markerscale=3)
+        legend(ax, fontsize=8, markerscale=3)
         fig.tight_layout()
         fig.savefig(path)
     finally:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis.plot_style import plain_log_ticks, pyplot
+from analysis.plot_style import legend, plain_log_ticks, pyplot
 from analysis.whatif import WhatIfRow
 
 FIGURES = ("rate_vs_memory.png", "drops_vs_memory.png", "predicted_vs_simulated.png")
@@ -56,7 +56,7 @@ def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
             ax.set_ylabel(label)
             ax.set_title(f"arrival interval {interval * 1e3:.3g} ms")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=8, title="○ Pareto front" if field == "rate" else None, title_fontsize=8)
+            legend(ax, fontsize=8, title="○ Pareto front" if field == "rate" else None, title_fontsize=8)
         fig.tight_layout()
         fig.savefig(folder / filename, dpi=120)
         plt.close(fig)
@@ -83,7 +83,7 @@ def write_figures(rows: Sequence[WhatIfRow], folder: Path) -> list[str]:
     ax.set_xlabel("closed-form R (F3 / strategy's form)")
     ax.set_ylabel("simulated R")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / FIGURES[2], dpi=120)
     plt.close(fig)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.deploy.loop import PREDICTIONS, DeploySpec, DeployState
-from analysis.plot_style import pyplot
+from analysis.plot_style import legend, pyplot
 from analysis.validate import JUDGED, Tolerances, Validation
 from analysis.validate_report import format_error, format_tolerance, format_value
 
@@ -94,7 +94,7 @@ def plot_errors(state: DeployState, path: Path) -> None:
 def _finish(ax: Any, title: str) -> None:
     """The two bar charts' common dressing: title, legend, horizontal grid, tight layout."""
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ax.figure.tight_layout()
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.plot_style import pyplot
+
 MAX_POINTS = 2000
 
 
@@ -17,11 +19,7 @@ def plot_accuracy_curves(
     title: str,
 ) -> None:
     """Write a PNG: online accuracy vs samples seen (line), seen-class test accuracy (markers)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(online_curve)
     # A long stream's curve is thinned to at most MAX_POINTS points; the last point is kept.
     index = np.unique(np.linspace(0, n - 1, num=min(n, MAX_POINTS)).round().astype(np.int64))

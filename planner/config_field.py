@@ -6,8 +6,10 @@ default, parser and bounds all come from this one declaration, so a field cannot
 flag. The unit is a name (`Unit`), not a parser, so this module (the lowest layer) needs none:
 the parsers of human units live at the CLI edge (analysis/units.py). Bounds are plain numbers
 (`gt`, `ge`, `lt`, `le`, as in pydantic; numbers are finite unless `finite=False`) that
-`FieldSpec.allows` and `check_bounds` check anywhere: a config's `validate()` can check the
-same bounds the CLI parser does. Beyond its declared bounds, a value must be what its unit
+`FieldSpec.problem` and `check_bounds` check anywhere, with the unit's type (an integer, a
+flag's bool), `choices`, and None only where the field's type allows it: a config's
+`validate()` checks what the CLI parser does by calling `check_bounds`, and writes by hand
+only what no single field can say. Beyond its declared bounds, a value must be what its unit
 measures (planner.quantities: a size fits in 1 PiB, a non-zero time lies in [1 ps, ~31 years],
 a seed in 32 bits, ...), so no field can let an overflowing or vanishing number through.
 
@@ -82,14 +84,16 @@ class FieldSpec:
 
     def requirement(self) -> str:
         """The bounds in words: `'an integer ≥ 1'`, `'in [0, 1)'`, `'> 0'`, or `''` if none."""
+        integral = self.unit in ("int", "seed")  # an integer's bounds are written in full (2147483648, not 2.14748e+09)
         low = ("(", self.gt) if self.gt is not None else ("[", self.ge) if self.ge is not None else None
         high = (")", self.lt) if self.lt is not None else ("]", self.le) if self.le is not None else None
+        number = (lambda x: str(int(x))) if integral else (lambda x: f"{x:g}")
         if low and high:
-            text = f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+            text = f"in {low[0]}{number(low[1])}, {number(high[1])}{high[0]}"
         elif low:
-            text = f"{'>' if low[0] == '(' else '≥'} {low[1]:g}"
+            text = f"{'>' if low[0] == '(' else '≥'} {number(low[1])}"
         elif high:
-            text = f"{'<' if high[0] == ')' else '≤'} {high[1]:g}"
+            text = f"{'<' if high[0] == ')' else '≤'} {number(high[1])}"
         else:
             text = ""
         if self.unit == "int":
@@ -97,19 +101,25 @@ class FieldSpec:
         return text
 
     def allows(self, value: Any) -> bool:
-        """Whether a value meets the bounds: a number (each of a pair), finite unless `finite`
-        is off (a free link's infinite bandwidth), never NaN. `None` and non-numeric units pass."""
-        if self.unit not in NUMERIC or value is None:
-            return True
-        numbers = value if isinstance(value, tuple) else (value,)
-        return all(self._within(v) for v in numbers)
+        """Whether `problem(value)` finds nothing."""
+        return self.problem(value) is None
 
     def problem(self, value: Any) -> str | None:
-        """Why `value` is not allowed (None if it is): the declared bounds in words, or what
-        its unit's physical range says (planner.quantities)."""
-        if self.allows(value):
+        """Why `value` is not allowed (None if it is), in words: an integer unit wants an
+        integer, a flag true or false; a number (each of a pair) must meet the declared bounds, be finite unless `finite` is off (a free link's
+        infinite bandwidth), never NaN, and lie in its unit's physical range
+        (planner.quantities). `None` passes (whether a field may be None is its type's say)."""
+        if value is None:
+            return None
+        if self.unit in ("int", "seed") and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be {self.requirement() or 'an integer'}"
+        if self.unit == "flag" and not isinstance(value, bool):
+            return "must be true or false"
+        if self.unit not in NUMERIC:
             return None
         numbers = value if isinstance(value, tuple) else (value,)
+        if all(self._within(v) for v in numbers):
+            return None
         for v in numbers:
             numeric = isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
             if numeric and (physical := unit_problem(self.unit, v)) is not None and self._declared(v):
@@ -194,12 +204,27 @@ def field_specs(cls: type) -> list[tuple[dataclasses.Field[Any], FieldSpec]]:
 
 
 def check_bounds(config: Any, where: str) -> None:
-    """Raise `ValidationError` naming the first field of `config` outside its declared bounds:
-    the library's check at its boundary, from the same declaration as the CLI's."""
+    """Raise `ValidationError` naming the first field of `config` that its declaration refuses
+    (`FieldSpec.problem`, `choices`), or that is None where its type does not allow None: the library's
+    check at its boundary, from the same declaration as the CLI's."""
     for f, spec in field_specs(type(config)):
         value = getattr(config, f.name)
+        if value is None and "None" not in str(f.type):
+            raise ValidationError(f"{where} {f.name} must be given, got None")
         if (problem := spec.problem(value)) is not None:
             raise ValidationError(f"{where} {f.name} {problem}, got {value!r}")
+        # (the CLI's parser checks `choices` itself, in argparse's words)
+        if (
+            spec.choices is not None
+            and value is not None
+            and any(v not in spec.choices for v in _each(value, spec.repeat))
+        ):
+            raise ValidationError(f"{where} {f.name} must be one of {', '.join(spec.choices)}, got {value!r}")
+
+
+def _each(value: Any, repeat: bool) -> tuple[Any, ...]:
+    """The values of a field: a repeatable flag's tuple or list, else the one value."""
+    return tuple(value) if repeat and isinstance(value, tuple | list) else (value,)
 
 
 def field_default(f: dataclasses.Field[Any]) -> Any:

@@ -133,46 +133,11 @@ class SimConfig:
         return self.link_latency_s == 0 and math.isinf(self.link_bandwidth_Bps)
 
     def validate(self) -> SimConfig:
+        """Every field against its declaration (`check_bounds`: types, bounds, units) and the
+        jitter model's name."""
         where = "sim config"
-        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ValidationError(f"{where}: concurrency must be an integer ≥ 1, got {self.concurrency!r}")
-        if self.host_cores is not None and (
-            isinstance(self.host_cores, bool) or not isinstance(self.host_cores, int) or self.host_cores < 1
-        ):
-            raise ValidationError(f"{where}: host_cores must be an integer ≥ 1 or null, got {self.host_cores!r}")
-        for key in (
-            "slowdown",
-            "host_slowdown",
-            "op_overhead_s",
-            "update_s",
-            "link_latency_s",
-            "jitter_sigma",
-            "optimizer_state_ratio",
-        ):
-            value = getattr(self, key)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValidationError(f"{where}: {key} must be a finite number ≥ 0, got {value!r}")
-        if not (isinstance(self.time_scale, int | float) and math.isfinite(self.time_scale) and self.time_scale > 0):
-            raise ValidationError(f"{where}: time_scale must be a positive number, got {self.time_scale!r}")
-        if not (isinstance(self.link_bandwidth_Bps, int | float) and self.link_bandwidth_Bps > 0):
-            raise ValidationError(
-                f"{where}: link_bandwidth_Bps must be positive (inf = free), got {self.link_bandwidth_Bps!r}"
-            )
-        for key in ("exclusive_devices", "transient_memory", "trace_memory"):
-            if not isinstance(getattr(self, key), bool):
-                raise ValidationError(f"{where}: {key} must be true or false, got {getattr(self, key)!r}")
         if self.jitter not in JITTER_MODELS:
             raise ValidationError(f"{where}: jitter must be one of {', '.join(JITTER_MODELS)}, got {self.jitter!r}")
-        if self.input_buffer is not None and (
-            isinstance(self.input_buffer, bool) or not isinstance(self.input_buffer, int) or self.input_buffer < 0
-        ):
-            raise ValidationError(f"{where}: input_buffer must be an integer ≥ 0 or null, got {self.input_buffer!r}")
-        if isinstance(self.compensation_buffers, bool) or not isinstance(self.compensation_buffers, int):
-            raise ValidationError(
-                f"{where}: compensation_buffers must be an integer, got {self.compensation_buffers!r}"
-            )
-        if self.compensation_buffers < 0:
-            raise ValidationError(f"{where}: compensation_buffers must be ≥ 0, got {self.compensation_buffers}")
         check_bounds(self, f"{where}:")
         return self
 

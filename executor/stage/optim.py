@@ -9,14 +9,13 @@ path), so a stage reproduces a plain `torch.optim` training loop bit for bit (te
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from executor.stage.layout import ParamLayout
 from executor.stage.tally import Tally
-from planner.config_field import config_field
+from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
 
 OPTIMIZER = "optimizer"
@@ -53,18 +52,11 @@ class OptimizerConfig:
     eps: float = config_field(1e-8, help="Adam: added to the denominator", unit="float", gt=0)
 
     def validate(self) -> OptimizerConfig:
-        if self.name not in OPTIMIZERS:
-            raise ValidationError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValidationError(f"optimizer learning rate must be a positive number, got {self.lr!r}")
-        if not 0 <= self.momentum < 1 or not 0 <= self.dampening <= 1:
-            raise ValidationError(f"optimizer momentum must be in [0, 1) and dampening in [0, 1], got {self}")
+        """Every field against its declaration (`check_bounds`: types, bounds, the name's
+        choices), and Nesterov's needs, which no single field's bounds can say."""
+        check_bounds(self, "optimizer")
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValidationError("optimizer nesterov needs momentum > 0 and dampening = 0")
-        if self.weight_decay < 0:
-            raise ValidationError(f"optimizer weight_decay must be ≥ 0, got {self.weight_decay!r}")
-        if not all(0 <= b < 1 for b in self.betas) or self.eps <= 0:
-            raise ValidationError(f"optimizer betas must be in [0, 1) and eps > 0, got {self.betas}, {self.eps}")
         return self
 
     def build(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:

@@ -66,3 +66,33 @@ def test_check_bounds_names_the_first_field_outside_its_bounds():
         with pytest.raises(ValidationError) as exc:
             check_bounds(C(**kwargs), "c")
         assert str(exc.value) == message
+
+
+def test_check_bounds_checks_each_fields_type_from_its_declaration():
+    """Integers, flags, choices and None come from the declaration too, so a config's
+    `validate()` needs no hand-written copy of them (SimConfig, the optimizer, algorithms)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class C:
+        count: int = config_field(2, help="n", unit="int", ge=1, le=2**31)
+        seed: int = config_field(0, help="s", unit="seed")
+        on: bool = config_field(False, help="o", unit="flag")
+        mode: str = config_field("a", help="m", choices=("a", "b"))
+        modes: tuple[str, ...] = config_field(("a",), help="ms", choices=("a", "b"), repeat=True)
+        limit: int | None = config_field(None, help="l", unit="int", ge=0)
+
+    check_bounds(C(), "c")
+    check_bounds(C(modes=("b", "a"), limit=0), "c")
+    for kwargs, message in [
+        ({"count": 1.5}, "c count must be an integer in [1, 2147483648], got 1.5"),
+        ({"count": True}, "c count must be an integer in [1, 2147483648], got True"),
+        ({"count": None}, "c count must be given, got None"),
+        ({"seed": 0.0}, "c seed must be an integer, got 0.0"),
+        ({"on": 1}, "c on must be true or false, got 1"),
+        ({"mode": "c"}, "c mode must be one of a, b, got 'c'"),
+        ({"modes": ("a", "c")}, "c modes must be one of a, b, got ('a', 'c')"),
+        ({"limit": -1}, "c limit must be an integer ≥ 0, got -1"),
+    ]:
+        with pytest.raises(ValidationError) as exc:
+            check_bounds(C(**kwargs), "c")
+        assert str(exc.value) == message

@@ -23,16 +23,23 @@ def test_json_round_trip_keeps_every_field_and_writes_free_links_as_null(tmp_pat
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"concurrency": 0}, "concurrency must be an integer ≥ 1"),
-        ({"slowdown": -1.0}, "slowdown must be a finite number ≥ 0"),
-        ({"time_scale": 0.0}, "time_scale must be a positive number"),
-        ({"link_bandwidth_Bps": 0.0}, "link_bandwidth_Bps must be positive"),
+        ({"concurrency": 0}, r"concurrency must be an integer in \[1, 1024\], got 0"),
+        ({"concurrency": 1.5}, r"concurrency must be an integer in \[1, 1024\], got 1.5"),
+        ({"concurrency": True}, r"concurrency must be an integer in \[1, 1024\], got True"),
+        ({"concurrency": None}, "concurrency must be given, got None"),
+        ({"host_cores": 2.0}, "host_cores must be an integer"),
+        ({"slowdown": -1.0}, r"slowdown must be in \[0, 1000\], got -1.0"),
+        ({"slowdown": math.nan}, r"slowdown must be finite and in \[0, 1000\], got nan"),
+        ({"time_scale": 0.0}, r"time_scale must be in \(0, 1e\+06\], got 0.0"),
+        ({"link_bandwidth_Bps": 0.0}, "link_bandwidth_Bps must be ≥ 1, got 0.0"),
         ({"jitter": "gaussian"}, "jitter must be one of none, lognormal"),
-        ({"input_buffer": -1}, "input_buffer must be an integer ≥ 0"),
-        ({"compensation_buffers": -2}, "compensation_buffers must be ≥ 0"),
+        ({"input_buffer": -1}, r"input_buffer must be an integer in \[0, 2147483648\], got -1"),
+        ({"compensation_buffers": -2}, r"compensation_buffers must be an integer in \[0, 64\], got -2"),
+        ({"trace_memory": 1}, "trace_memory must be true or false, got 1"),
     ],
 )
 def test_bad_values_are_refused_by_name(kwargs, message):
+    """Types and bounds come from each field's declaration (`check_bounds`), the CLI's too."""
     with pytest.raises(ValidationError, match=message):
         SimConfig(**kwargs)
 

@@ -18,7 +18,7 @@ import torch
 
 from executor.ledger import ByteLedger
 from executor.ocl.cost import ZERO_COST, StepCost
-from planner.config_field import config_field
+from planner.config_field import check_bounds, config_field
 from planner.errors import FerretError
 from planner.registry import Registry
 
@@ -46,8 +46,7 @@ class FrameworkOptions:
     )
 
     def validate(self) -> FrameworkOptions:
-        if self.batch_size < 1:
-            raise FerretError(f"--batch-size must be ≥ 1, got {self.batch_size}")
+        check_bounds(self, "framework")
         if self.window < self.batch_size:
             raise FerretError(f"--window ({self.window}) must be at least --batch-size ({self.batch_size})")
         return self

@@ -185,5 +185,5 @@ def test_algorithms_inside_a_learner_train_and_account_their_memory():
 def test_unknown_algorithm_and_bad_config():
     with pytest.raises(FerretError, match="unknown OCL algorithm 'ewc'"):
         algorithm("ewc")
-    with pytest.raises(FerretError, match="replay-batch"):
+    with pytest.raises(FerretError, match="algorithm replay_batch must be an integer ≥ 1, got 0"):
         algorithm("er", replay_batch=0)

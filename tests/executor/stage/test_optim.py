@@ -73,9 +73,9 @@ def test_optimizer_state_is_flat_and_in_the_ledger():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "rmsprop"}, "optimizer must be one of"),
-        ({"lr": 0.0}, "learning rate"),
-        ({"lr": float("nan")}, "learning rate"),
+        ({"name": "rmsprop"}, "optimizer name must be one of adam, sgd"),
+        ({"lr": 0.0}, "optimizer lr must be > 0, got 0.0"),
+        ({"lr": float("nan")}, "optimizer lr must be finite and > 0, got nan"),
         ({"momentum": 1.0}, "momentum"),
         ({"nesterov": True}, "nesterov"),
         ({"weight_decay": -1.0}, "weight_decay"),

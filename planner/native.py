@@ -74,9 +74,10 @@ def _extension_modules(package_dir: Path) -> dict[str, Path]:
     return found
 
 
-def fresh(package_dir: Path, modules: set[str]) -> bool:
-    """The package's compiled `modules` are all of one build that matches its sources (and pure
-    Python is not asked for)."""
+def fresh(package_dir: Path, modules: set[str], package: str) -> bool:
+    """The compiled `modules` of `package` (dotted, at `package_dir`) are all of one build that
+    matches its sources (and pure Python is not asked for). The manifest names sources from the
+    project's root, `package`'s path above `package_dir` (a nested package's too)."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return False
     try:
@@ -87,9 +88,10 @@ def fresh(package_dir: Path, modules: set[str]) -> bool:
         return False
     if "librt" in manifest and manifest["librt"] != runtime_id():
         return False  # built against another runtime library
-    if any(f"{package_dir.name}/{name}" not in built for name in modules):
+    prefix = package.replace(".", "/")
+    if any(f"{prefix}/{name}" not in built for name in modules):
         return False  # an extension the last build did not make
-    root = package_dir.parent
+    root = package_dir.parents[package.count(".")]
     try:
         return all(source_hash(root / src) == digest for src, digest in recorded.items())
     except OSError:  # a compiled source was removed
@@ -123,7 +125,7 @@ def guard(package: str, package_file: str) -> None:
     package_dir = Path(package_file).resolve().parent
     # The group library (`*__mypyc`) is only loaded by the modules' own extensions.
     names = {name for name in _extension_modules(package_dir) if not name.endswith("__mypyc")}
-    if not names or fresh(package_dir, names):
+    if not names or fresh(package_dir, names, package):
         return
     sys.meta_path.insert(0, _SourceFinder(package, package_dir, names))
 

@@ -1,4 +1,8 @@
-/* One lock-step of `planner.s3_batch.S3Batch.tails`, compiled: `step(batch, A, t, memory,
+/* The worker chains' two compiled kernels: `step`, the tails' lock-step (this comment), and
+ * `s2_run`, one chain's run of S2 steps (its own comment, further down); they share the buffer
+ * checks and the exact sums.
+ *
+ * One lock-step of `planner.s3_batch.S3Batch.tails`, compiled: `step(batch, A, t, memory,
  * rec_stage, rec_ratio, rec_rate, rec_memory)` does what `S3Batch._numpy_step` does, on the
  * same arrays, with the same floating-point operations in the same order, so that the records
  * and every entry of the batch that is read again are the same bit for bit
@@ -294,16 +298,302 @@ done:
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * `s2_run`: one chain's run of S2 steps up to its next S3 step, compiled: what
+ * `worker_chain.ChainBuilder._s2_run` does with `_greedy_order` (numpy, the reference and the
+ * fallback), on the chain's `ChainState` and its one-row `S3Batch`, bit for bit:
+ *  - the S2 moves' ratios are `saved/lost` with `saved = (double)((left_t - left_t+1)·bytes)` and
+ *    `lost = (coeff·inv_lcm)·(g_t - g_t+1)`, `ratios`' rules; the order is numpy's stable sort by
+ *    the running minimum of each stage's ratios, descending (a stable merge sort here);
+ *  - the stretches and windows are numpy's, step for step (a stretch of `max(16, 2·last run)`
+ *    steps, tested whole by the S3 ratios after it; else windows of 16 steps, then ×4), so that
+ *    each piece's rates are anchored where numpy anchors them: `rate + cumsum(change)`, a
+ *    sequential sum, the last one replaced by the exact sum of the terms;
+ *  - S3 losses are `((0 + t_0·s_0k) + …) + own_k` in stage order, as einsum takes them.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    Py_ssize_t P, wide;  /* stages; rungs per stage in the (P × wide) tables */
+    int64_t *rung, *saved;
+    const int64_t *rungs, *left, *acc, *bytes;
+    const double *g_table, *coeff, *inv_lcm, *own, *share, *nbytes;
+    double *g, *terms;
+    const char *closed;  /* omitted, or the last stage (no S2 ladder either) */
+} Chain;
+
+/* `planner.s3_batch.ratios` for one pair. */
+static double ratio_of(double saved, double lost) {
+    if (lost > 0.0) return saved / lost;
+    return (saved > 0.0 || lost < 0.0) ? INFINITY : 0.0;
+}
+
+/* `ChainState.term`: the (F3) term of stage j at rung r. */
+static double term_at(const Chain *ch, Py_ssize_t j, int64_t r) {
+    return ch->coeff[j] * ch->g_table[j * ch->wide + r] * ch->inv_lcm[j];
+}
+
+/* The best S3 step among stages `ready` for (F3) terms `t`: its ratio (largest, ties to the
+ * lowest stage) into *best and stage into *at; returns 0 when no stage is ready. */
+static int best_s3(const Chain *ch, const double *t, const char *ready, double *best, Py_ssize_t *at) {
+    const Py_ssize_t P = ch->P;
+    int any = 0;
+    for (Py_ssize_t k = 0; k < P; k++) {
+        if (!ready[k]) continue;
+        double lost = 0.0;
+        for (Py_ssize_t i = 0; i < k; i++) lost += t[i] * ch->share[i * P + k];
+        const double r = ratio_of(ch->nbytes[k], lost + ch->own[k]);
+        if (!any || r > *best) { *best = r; *at = k; }
+        any = 1;
+    }
+    return any;
+}
+
+/* Stable merge sort of `idx[0:n]` by `key`, descending (numpy's stable argsort of -key). */
+static void sort_desc(Py_ssize_t *idx, Py_ssize_t *tmp, const double *key, Py_ssize_t n) {
+    for (Py_ssize_t w = 1; w < n; w *= 2) {
+        for (Py_ssize_t lo = 0; lo < n; lo += 2 * w) {
+            Py_ssize_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            Py_ssize_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) tmp[o++] = key[idx[b]] > key[idx[a]] ? idx[b++] : idx[a++];
+            while (a < mid) tmp[o++] = idx[a++];
+            while (b < hi) tmp[o++] = idx[b++];
+        }
+        memcpy(idx, tmp, sizeof(Py_ssize_t) * (size_t)n);
+    }
+}
+
+/* The run's records (S2 steps taken so far) and the chain's rate and memory after them. */
+typedef struct {
+    Py_ssize_t n, cap;
+    int64_t *stage, *memory, *acc;
+    double *ratio, *rate;
+    double rate_now;
+    int64_t mem_now;
+} Records;
+
+/* `ChainBuilder._take_s2`: take ordered moves [a, b) and record them. */
+static int take_s2(Chain *ch, Records *rec, const Py_ssize_t *stage, const double *ratio, const int64_t *reach,
+                   Py_ssize_t a, Py_ssize_t b) {
+    double change = 0.0;
+    int64_t saved = 0;
+    for (Py_ssize_t q = a; q < b; q++) {
+        const Py_ssize_t s = stage[q], o = rec->n + q - a;
+        const int64_t r = reach[q];
+        const double d = term_at(ch, s, r) - term_at(ch, s, r - 1);
+        change = q == a ? d : change + d;  /* np.cumsum: sequential, from the first element */
+        saved += (ch->left[s * ch->wide + r - 1] - ch->left[s * ch->wide + r]) * ch->bytes[s];
+        rec->stage[o] = s;
+        rec->ratio[o] = ratio[q];
+        rec->rate[o] = rec->rate_now + change;
+        rec->memory[o] = rec->mem_now - saved;
+        rec->acc[o] = ch->acc[s * ch->wide + r];
+    }
+    for (Py_ssize_t q = a; q < b; q++) {  /* ChainState.apply_s2_run */
+        const Py_ssize_t s = stage[q];
+        if (reach[q] > ch->rung[s]) ch->rung[s] = reach[q];
+    }
+    for (Py_ssize_t q = a; q < b; q++) {
+        const Py_ssize_t s = stage[q];
+        const int64_t r = ch->rung[s];
+        ch->g[s] = ch->g_table[s * ch->wide + r];
+        ch->terms[s] = term_at(ch, s, r);
+        ch->saved[s] = ch->left[s * ch->wide + r] * ch->bytes[s];
+    }
+    rec->n += b - a;
+    if (!exact_sum(ch->terms, ch->P, &rec->rate_now)) return 0;  /* re-anchored on the exact sum */
+    rec->rate[rec->n - 1] = rec->rate_now;
+    rec->mem_now = rec->memory[rec->n - 1];
+    return 1;
+}
+
+enum {
+    C_RUNG, C_RUNGS, C_LEFT, C_ACC, C_G_TABLE, C_BYTES, C_COEFF, C_INV_LCM, C_G, C_TERMS, C_OWN, C_CLOSED,
+    C_SAVED, C_SHARE_UPPER, C_NBYTES, N_CHAIN
+};
+static const Field CHAIN_FIELDS[N_CHAIN] = {
+    {"rung", 'q', 1}, {"rungs", 'q', 0}, {"left", 'q', 0}, {"acc", 'q', 0}, {"g_table", 'd', 0},
+    {"nbytes", 'q', 0}, {"coeff", 'd', 0}, {"inv_lcm", 'd', 0}, {"g", 'd', 1}, {"terms", 'd', 1},
+    {"own", 'd', 0}, {"closed", '?', 0}, {"saved", 'q', 1}, {"share_upper", 'd', 0}, {"nbytes", 'd', 0},
+};
+
+static PyObject *s2_run(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *state, *s3, *ints_obj, *floats_obj;
+    double rate;
+    long long mem;
+    Py_ssize_t last_run;
+    if (!PyArg_ParseTuple(args, "OOdLnOO", &state, &s3, &rate, &mem, &last_run, &ints_obj, &floats_obj)) return NULL;
+    Py_buffer v[N_CHAIN + 2];
+    int got = 0, ok = 0;
+    void *scratch = NULL;
+    Py_ssize_t P = -1, s3_stage = -1;
+    double s3_ratio = -INFINITY;
+    Chain ch;
+    Records rec;
+    for (; got < N_CHAIN; got++) {  /* the first six are ChainState's, the rest its S3Batch's */
+        PyObject *arr = PyObject_GetAttrString(got < C_COEFF ? state : s3, CHAIN_FIELDS[got].name);
+        if (arr == NULL) goto done;
+        /* rung gives P; the (P × wide) ladder tables are checked below */
+        const int table = got == C_RUNG || got == C_LEFT || got == C_ACC || got == C_G_TABLE;
+        const Py_ssize_t count = table ? -1 : (got == C_SHARE_UPPER ? P * P : P);
+        int bad = get_buffer(arr, CHAIN_FIELDS[got].name, CHAIN_FIELDS[got].kind, CHAIN_FIELDS[got].writable, count,
+                             &v[got]);
+        Py_DECREF(arr);
+        if (bad) goto done;
+        if (got == C_RUNG) P = v[C_RUNG].len / 8;
+    }
+    for (int r = 0; r < 2; r++, got++)
+        if (get_buffer(r ? floats_obj : ints_obj, r ? "floats" : "ints", r ? 'd' : 'q', 1, -1, &v[got]) < 0)
+            goto done;
+    ch.P = P;
+    ch.wide = P > 0 ? v[C_LEFT].len / 8 / P : 0;
+    if (P < 1 || v[C_LEFT].len != P * ch.wide * 8 || v[C_ACC].len != v[C_LEFT].len ||
+        v[C_G_TABLE].len != v[C_LEFT].len) {
+        PyErr_SetString(PyExc_ValueError, "_s3_kernel: the ladder tables are not stages × rungs");
+        goto done;
+    }
+    ch.rung = v[C_RUNG].buf, ch.saved = v[C_SAVED].buf, ch.rungs = v[C_RUNGS].buf, ch.left = v[C_LEFT].buf;
+    ch.acc = v[C_ACC].buf, ch.bytes = v[C_BYTES].buf, ch.g_table = v[C_G_TABLE].buf, ch.coeff = v[C_COEFF].buf;
+    ch.inv_lcm = v[C_INV_LCM].buf, ch.own = v[C_OWN].buf, ch.share = v[C_SHARE_UPPER].buf;
+    ch.nbytes = v[C_NBYTES].buf, ch.g = v[C_G].buf, ch.terms = v[C_TERMS].buf, ch.closed = v[C_CLOSED].buf;
+    Py_ssize_t moves = 0;
+    for (Py_ssize_t j = 0; j < P; j++) {
+        if (ch.rungs[j] < 1 || ch.rungs[j] > ch.wide || ch.rung[j] < 0 || ch.rung[j] >= ch.rungs[j]) {
+            PyErr_SetString(PyExc_ValueError, "_s3_kernel: a rung lies outside its ladder");
+            goto done;
+        }
+        if (!ch.closed[j]) moves += ch.rungs[j] - 1 - ch.rung[j];
+    }
+    rec.cap = v[N_CHAIN].len / 8 / 3;
+    if (v[N_CHAIN].len != rec.cap * 3 * 8 || v[N_CHAIN + 1].len != rec.cap * 2 * 8 || rec.cap < moves) {
+        PyErr_SetString(PyExc_ValueError, "_s3_kernel: the records cannot hold the run");
+        goto done;
+    }
+    rec.n = 0, rec.rate_now = rate, rec.mem_now = mem;
+    rec.stage = v[N_CHAIN].buf, rec.memory = rec.stage + rec.cap, rec.acc = rec.memory + rec.cap;
+    rec.ratio = v[N_CHAIN + 1].buf, rec.rate = rec.ratio + rec.cap;
+
+    /* scratch: per move (unordered: stage, rung, ratio, key; ordered: idx, tmp, stage, ratio, key,
+     * reach), per stage (rung, ready_at, terms, ready) */
+    size_t per_move = 3 * sizeof(Py_ssize_t) + 4 * sizeof(double) + 2 * sizeof(int64_t) + sizeof(Py_ssize_t);
+    size_t per_stage = sizeof(int64_t) * 2 + sizeof(double) + 1;
+    scratch = PyMem_Malloc(per_move * (size_t)(moves + 1) + per_stage * (size_t)P + 64);
+    if (scratch == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t *idx = scratch, *tmp = idx + moves + 1, *o_stage = tmp + moves + 1;
+    double *m_ratio = (double *)(o_stage + moves + 1), *m_key = m_ratio + moves + 1;
+    double *o_ratio = m_key + moves + 1, *o_key = o_ratio + moves + 1;
+    int64_t *m_rung = (int64_t *)(o_key + moves + 1), *o_reach = m_rung + moves + 1;
+    int64_t *rung2 = o_reach + moves + 1, *ready_at = rung2 + P;
+    double *row = (double *)(ready_at + P);
+    char *ready = (char *)(row + P);
+
+    /* `ChainState.s2_moves` and `_greedy_order`: every S2 step left, ordered. */
+    Py_ssize_t n = 0;
+    for (Py_ssize_t j = 0; j < P; j++) {
+        if (ch.closed[j]) continue;
+        double key = INFINITY;
+        const double scale = ch.coeff[j] * ch.inv_lcm[j];
+        for (int64_t t = ch.rung[j]; t < ch.rungs[j] - 1; t++, n++) {
+            const double saved = (double)((ch.left[j * ch.wide + t] - ch.left[j * ch.wide + t + 1]) * ch.bytes[j]);
+            const double lost = scale * (ch.g_table[j * ch.wide + t] - ch.g_table[j * ch.wide + t + 1]);
+            m_ratio[n] = ratio_of(saved, lost);
+            key = m_ratio[n] < key ? m_ratio[n] : key;  /* np.minimum.accumulate */
+            m_key[n] = key;
+            m_rung[n] = t;
+            idx[n] = j;  /* the stage, for now */
+        }
+    }
+    for (Py_ssize_t q = 0; q < n; q++) o_stage[q] = idx[q];
+    for (Py_ssize_t q = 0; q < n; q++) idx[q] = q;
+    sort_desc(idx, tmp, m_key, n);
+    for (Py_ssize_t q = 0; q < n; q++) {
+        const Py_ssize_t from = idx[q];
+        tmp[q] = o_stage[from];
+        o_ratio[q] = m_ratio[from];
+        o_key[q] = m_key[from];
+        o_reach[q] = m_rung[from] + 1;
+    }
+    memcpy(o_stage, tmp, sizeof(Py_ssize_t) * (size_t)n);
+
+    /* `ChainBuilder._s2_run`: stretches taken whole while no S3 step can come within them, else
+     * windows examined step by step. */
+    const Py_ssize_t WINDOW = 16;
+    Py_ssize_t start = 0, width = 2 * last_run < n ? 2 * last_run : n;
+    if (width < WINDOW) width = WINDOW;
+    while (start < n) {
+        const Py_ssize_t end = start + width < n ? start + width : n;
+        if (width > WINDOW) {  /* ChainState.s3_stays_below */
+            memcpy(rung2, ch.rung, sizeof(int64_t) * (size_t)P);
+            memcpy(row, ch.terms, sizeof(double) * (size_t)P);
+            for (Py_ssize_t q = start; q < end; q++)
+                if (o_reach[q] > rung2[o_stage[q]]) rung2[o_stage[q]] = o_reach[q];
+            for (Py_ssize_t j = 0; j < P; j++) {
+                if (rung2[j] != ch.rung[j]) row[j] = term_at(&ch, j, rung2[j]);
+                ready[j] = !ch.closed[j] && rung2[j] == ch.rungs[j] - 1;
+            }
+            double best = 0.0;
+            Py_ssize_t at = -1;
+            if (!best_s3(&ch, row, ready, &best, &at) || best < o_key[end - 1]) {
+                if (!take_s2(&ch, &rec, o_stage, o_ratio, o_reach, start, end)) goto done;
+                start = end;
+            } else {
+                width = WINDOW;
+            }
+            continue;
+        }
+        /* `_first_s3` over the window: the first prefix after which S3 is the greedy's choice. */
+        const Py_ssize_t Q = end - start;
+        const double follow_ratio = end < n ? o_ratio[end] : -INFINITY;
+        const Py_ssize_t follow_stage = end < n ? o_stage[end] : P;
+        for (Py_ssize_t j = 0; j < P; j++)
+            ready_at[j] = (!ch.closed[j] && ch.rung[j] == ch.rungs[j] - 1) ? 0 : Q + 1;
+        for (Py_ssize_t q = start; q < end; q++)
+            if (o_reach[q] == ch.rungs[o_stage[q]] - 1) ready_at[o_stage[q]] = q - start + 1;
+        memcpy(row, ch.terms, sizeof(double) * (size_t)P);
+        Py_ssize_t found = -1;
+        for (Py_ssize_t q = 0; q <= Q && found < 0; q++) {
+            if (q > 0) row[o_stage[start + q - 1]] = term_at(&ch, o_stage[start + q - 1], o_reach[start + q - 1]);
+            for (Py_ssize_t j = 0; j < P; j++) ready[j] = ready_at[j] <= q;
+            double best = 0.0;
+            Py_ssize_t at = -1;
+            if (!best_s3(&ch, row, ready, &best, &at)) continue;
+            const double next_ratio = q < Q ? o_ratio[start + q] : follow_ratio;
+            const Py_ssize_t next_stage = q < Q ? o_stage[start + q] : follow_stage;
+            if (best > next_ratio || (best == next_ratio && at < next_stage)) {
+                found = q, s3_stage = at, s3_ratio = best;
+            }
+        }
+        const Py_ssize_t q = found < 0 ? Q : found;
+        if (q > 0 && !take_s2(&ch, &rec, o_stage, o_ratio, o_reach, start, start + q)) goto done;
+        if (found >= 0) {
+            last_run = start + q;
+            break;
+        }
+        start = end, width = 4 * width;
+    }
+    ok = 1;
+done:
+    PyMem_Free(scratch);
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    if (!ok) return NULL;
+    return Py_BuildValue("nndn", rec.n, s3_stage, s3_ratio, last_run);
+}
+
 static PyMethodDef METHODS[] = {
     {"step", step, METH_VARARGS,
      "step(batch, A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory): one lock-step of the "
      "first A rows of an S3Batch (its tails' step t), in place; bit for bit S3Batch._numpy_step."},
+    {"s2_run", s2_run, METH_VARARGS,
+     "s2_run(state, s3, rate, memory, last_run, ints, floats) -> (steps, s3 stage, s3 ratio, last_run): "
+     "a chain's S2 run up to its next S3 step, in place; bit for bit ChainBuilder._s2_run."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef MODULE = {
     PyModuleDef_HEAD_INIT, "_s3_kernel",
-    "The compiled lock-step of planner.s3_batch (bit for bit its numpy path).", -1, METHODS,
+    "The worker chains' compiled S2 runs and S3 lock-steps (bit for bit their numpy paths).", -1, METHODS,
 };
 
 PyMODINIT_FUNC PyInit__s3_kernel(void) { return PyModule_Create(&MODULE); }

@@ -1,7 +1,9 @@
-"""The compiled lock-step of `planner.s3_batch` (planner/_s3_kernel.c): bit for bit `S3Batch._numpy_step`."""
+"""The compiled kernels of the worker chains (planner/_s3_kernel.c): `step`, bit for bit
+`S3Batch._numpy_step`; `s2_run`, bit for bit `ChainBuilder._s2_run` after `_greedy_order`."""
 
 import numpy as np
 
+from planner.chain_state import ChainState
 from planner.s3_batch import S3Batch
 
 def step(
@@ -14,3 +16,6 @@ def step(
     rec_rate: np.ndarray,
     rec_memory: np.ndarray,
 ) -> None: ...
+def s2_run(
+    state: ChainState, s3: S3Batch, rate: float, memory: int, last_run: int, ints: np.ndarray, floats: np.ndarray
+) -> tuple[int, int, float, int]: ...

@@ -32,9 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
+from planner import s3_batch
 from planner.chain_state import ChainState, ratios
 from planner.plan import REMOVED, WorkerConfig
 from planner.s3_batch import S3Batch, Tail
@@ -164,7 +166,10 @@ class ChainBuilder:
         run out — up to the start of the tail; in the tail, one S3 step; at the end, S4."""
         state = self.state
         if not self._tail:
-            s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
+            if s3_batch.kernel is not None:
+                s3_stage, s3_ratio = self._compiled_s2_run(s3_batch.kernel)
+            else:
+                s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
             if s3_stage >= 0:
                 self.mem -= state.apply_s3(s3_stage)
                 self.rate = state.rate()
@@ -225,6 +230,21 @@ class ChainBuilder:
             start, width = end, 4 * width
         self._tail = True  # no S2 step is left
         return -1, -math.inf
+
+    def _compiled_s2_run(self, kernel: ModuleType) -> tuple[int, float]:
+        """`_s2_run(*_greedy_order(state))` in one call of the compiled kernel, bit for bit."""
+        ints = np.empty((3, self.state.moves), dtype=np.int64)  # stage, memory, c^a per S2 step
+        floats = np.empty((2, self.state.moves))  # ratio, rate
+        steps, s3_stage, s3_ratio, self._last_run = kernel.s2_run(
+            self.state, self.state.s3, self.rate, self.mem, self._last_run, ints, floats
+        )
+        if steps:
+            self.rate, self.mem = float(floats[1, steps - 1]), int(ints[1, steps - 1])
+            self._flush()
+            self._append(floats[1, :steps], ints[1, :steps], floats[0, :steps], S2, ints[0, :steps], ints[2, :steps])
+        if s3_stage < 0:
+            self._tail = True  # no S2 step is left
+        return s3_stage, s3_ratio
 
     def _take_s2(self, moved: np.ndarray, ratio: np.ndarray, reached: np.ndarray) -> None:
         state = self.state

@@ -144,10 +144,11 @@ class FerretPlanner:
 
             def stop(rows: np.ndarray, memory: np.ndarray, upper: np.ndarray) -> np.ndarray:
                 bound = kmax[rows] * upper * (1 + BOUND_SLACK)
-                lower = (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
-                return (memory > budget) & lower  # a state built within the budget: build on
+                return (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
 
-            done = build_tails(builders, beaten=stop)
+            # A row with a state built within the budget builds on (the bound above holds only
+            # for states still to come).
+            done = build_tails(builders, beaten=stop, safe_memory=budget)
             for n, finished in zip(tails, done, strict=True):
                 beaten[n] = not finished
         return beaten

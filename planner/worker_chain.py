@@ -348,11 +348,13 @@ def build_tails(
     builders: Sequence[ChainBuilder],
     max_steps: int | None = None,
     beaten: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    safe_memory: int | None = None,
 ) -> list[bool]:
     """Build the tails of chains whose S2 steps are all taken, in lock-step
     (`S3Batch.tails`); return, per builder, whether its chain is done. `beaten(rows,
     memory, upper)` (rows: indices into `builders`) stops rows that cannot win; their state
-    is kept so that they resume where they stopped."""
+    is kept so that they resume where they stopped. It is asked only about rows whose
+    memory is above `safe_memory`, when given."""
     if not builders:
         return []
     order = sorted(range(len(builders)), key=lambda n: -builders[n].tail_steps_left())
@@ -364,7 +366,7 @@ def build_tails(
         assert beaten is not None
         return beaten(index[rows], mem, upper)
 
-    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise)
+    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise, safe_memory)
     for row, (n, tail) in enumerate(zip(order, tails, strict=True)):
         builder = builders[n]
         if not tail.finished:

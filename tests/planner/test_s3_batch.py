@@ -59,6 +59,33 @@ def test_a_chain_stopped_in_a_batch_resumes_into_the_same_chain():
         _same_chain(builder.chain(), build_chain(model))
 
 
+def test_rows_within_the_safe_memory_are_never_asked_and_build_on():
+    """`safe_memory`: the stopping rule hears only of rows above it; a row stopped while above
+    it resumes into the same chain, and a row within it is built to its end."""
+    rng = np.random.default_rng(5)
+    profile = random_profile(rng, 30)
+    parts = [(0, 3, 7, 12, 15, 20, 30), tuple(range(31)), (0, 10, 11, 30), (0, 2, 4, 6, 30)]
+    models = stage_models(profile, parts, (False, True), 1.0, 1.0)
+    builders = [_at_tail(m) for m in models]
+    builders = [b for b in builders if not b.done]
+    safe = sorted(b.mem for b in builders)[len(builders) // 2]
+    asked = []
+
+    def stop_all(rows, memory, upper):
+        asked.append(memory.copy())
+        return np.ones(len(rows), dtype=bool)
+
+    within = [b.mem <= safe for b in builders]
+    done = build_tails(builders, beaten=stop_all, safe_memory=safe)
+    assert asked and all((memory > safe).all() for memory in asked)
+    # Every row within it is built whole; a row above it stopped at once (though it is stepped
+    # along while a row after it, with fewer steps left, goes on).
+    assert all(finished for finished, w in zip(done, within, strict=True) if w)
+    assert any(within) and not all(done)
+    for builder in builders:
+        _same_chain(builder.chain(), build_chain(builder.model))
+
+
 def test_a_budget_sweep_with_resumed_chains_plans_as_fresh_planners():
     rng = np.random.default_rng(11)
     profile = random_profile(rng, 20)

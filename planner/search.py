@@ -197,16 +197,20 @@ class FerretPlanner:
                 # The next candidates whose bounds can still win, built together; the batch
                 # grows as the best found settles (the first ones usually set it).
                 batch: list[_Candidate] = []
+                batch_bounds: list[float] = []
                 while queue and len(batch) < size:
                     if prune and (-queue[0][0], -queue[0][1]) <= best:
                         pruned += len(queue)  # every bound left is at most this one
                         queue = []
                         break
-                    batch.append(self.candidates[heapq.heappop(queue)[1]])
+                    bound, n = heapq.heappop(queue)
+                    batch.append(self.candidates[n])
+                    batch_bounds.append(-bound)
                 size = min(size * BATCH_GROWTH, BATCH_MAX)
                 beaten = self._beaten_while_building(batch, B, best) if prune else [False] * len(batch)
-                for cand, lost in zip(batch, beaten, strict=True):
-                    if lost:
+                for cand, bound, lost in zip(batch, batch_bounds, beaten, strict=True):
+                    # A candidate of the batch may be beaten by one before it: no walk then.
+                    if lost or (prune and (bound, -cand.order) <= best):
                         pruned += 1
                         continue
                     blocks = self.blocks(cand)

@@ -58,8 +58,6 @@ class _Candidate:
     order: int
     model: StageModel
     num_workers: int
-    rate0: float  # one worker's no-technique rate
-    memory0: int  # one worker's no-technique footprint
     blocks: Blocks | None = field(default=None, repr=False)
     builder: ChainBuilder | None = field(default=None, repr=False)  # a chain being built
 
@@ -92,14 +90,11 @@ class FerretPlanner:
         models = stage_models(profile, self.partitions, tuple(recompute), decay_per_s, value_per_datum)
         # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
         # workers for the longer cycle; (F3) would otherwise reward recomputation.
-        self.candidates = [
-            _Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s), float(m.coeff.sum()), m.no_technique_bytes)
-            for n, m in enumerate(models)
-        ]
+        self.candidates = [_Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s)) for n, m in enumerate(models)]
         self.min_bytes = np.array([m.min_worker_bytes for m in models], dtype=np.int64)
         # The unconstrained plan of each candidate: N workers, no technique (Python ints: exact).
-        self.exact_bytes = np.array([c.num_workers * c.memory0 for c in self.candidates], dtype=object)
-        self.exact_rates = np.array([c.num_workers * c.rate0 for c in self.candidates])
+        self.exact_bytes = np.array([c.num_workers * c.model.no_technique_bytes for c in self.candidates], dtype=object)
+        self.exact_rates = np.array([c.num_workers * c.model.rate0 for c in self.candidates])
         self._envelope: WorkerEnvelope | None = None
 
     # ---------------------------------------------------------------- budget-independent

@@ -142,10 +142,5 @@ class ChainState:
         self.s3.omit(np.zeros(1, dtype=np.intp), np.array([j]))
         return saved
 
-    def memory(self) -> int:
-        """The worker's (F4) term: one version per omitted stage, `1 + ⌈K/c^a⌉` otherwise."""
-        left = self.left[np.arange(self.P), self.rung]
-        return int(np.where(self.omitted, 1, 1 + left) @ self.nbytes)
-
     def rate(self) -> float:
         return math.fsum(self.terms.tolist())

@@ -18,7 +18,6 @@ all of them instead of once per chain, and drops rows whose bound shows they can
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -143,11 +142,15 @@ class S3Batch:
         """One batch of the first row of each part (each padded to the widest)."""
         P = [int(p.P[0]) for p in parts]
         out = cls(P, max(P))
-        for c, (part, p) in enumerate(zip(parts, P, strict=True)):
-            for name in cls._ROW_FIELDS:
-                getattr(out, name)[c, :p] = getattr(part, name)[0, :p]
-            for name in cls._PAIR_FIELDS:
-                getattr(out, name)[c, :p, :p] = getattr(part, name)[0, :p, :p]
+        # Each row's own stages (and pairs of them), in order: one masked write per field.
+        inside = out.stage[None] < out.P[:, None]
+        pairs = inside[:, :, None] & inside[:, None, :]
+        for name in cls._ROW_FIELDS:
+            rows = [getattr(part, name)[0, :p] for part, p in zip(parts, P, strict=True)]
+            getattr(out, name)[inside] = np.concatenate(rows)
+        for name in cls._PAIR_FIELDS:
+            blocks = [getattr(part, name)[0, :p, :p].ravel() for part, p in zip(parts, P, strict=True)]
+            getattr(out, name)[pairs] = np.concatenate(blocks)
         return out
 
     def store(self, row: int, into: S3Batch) -> None:
@@ -167,12 +170,14 @@ class S3Batch:
 
         Its pair arrays are shared with every fresh chain of that stage count until its first
         S3 step (`omit` copies them then): most chains take none before their tail."""
-        out = copy.copy(_fresh(len(coeff)))
+        out = cls.__new__(cls)
+        out.__dict__.update(_fresh(len(coeff)).__dict__)  # a shallow copy (copy.copy costs 5× more)
+        shape = (1, len(coeff))
         out.coeff, out.nbytes = coeff[None].astype(np.float64), nbytes[None].astype(np.float64)
         out.saved = nbytes[None].astype(np.int64)
-        out.g, out.inv_lcm, out.terms = np.ones_like(out.coeff), np.ones_like(out.coeff), out.coeff.copy()
+        out.g, out.inv_lcm, out.terms = np.ones(shape), np.ones(shape), out.coeff.copy()
         out.last_g_minus_1, out.closed = last_g_minus_1[None].copy(), closed[None].copy()
-        out.omitted, out.share_diag = np.zeros_like(out.closed), out.share_diag.copy()
+        out.omitted, out.share_diag = np.zeros(shape, dtype=bool), out.share_diag.copy()
         out.own = out.coeff * out.inv_lcm * (out.last_g_minus_1 + out.share_diag)
         out._shared = True
         return out

@@ -141,7 +141,8 @@ class ChainBuilder:
     def __init__(self, model: StageModel) -> None:
         self.model = model
         self.state = ChainState(model)
-        self.rate, self.mem = self.state.rate(), self.state.memory()
+        # No technique yet: stage i keeps P-i versions, the model's own sum (exact integers).
+        self.rate, self.mem = self.state.rate(), model.no_technique_bytes
         # The chain so far: arrays per S2 run, and the S3 steps since the last run as scalars.
         self._rates: list[np.ndarray] = []
         self._memory: list[np.ndarray] = []
@@ -326,12 +327,12 @@ class ChainBuilder:
                 self.advance()
         return WorkerChain(
             model=self.model,
-            rates=np.concatenate(self._rates).astype(np.float64),
-            memory=np.concatenate(self._memory).astype(np.int64),
-            ratios=np.concatenate(self._ratios).astype(np.float64),
-            kinds=np.concatenate(self._kinds).astype(np.int8),
-            stages=np.concatenate(self._stages).astype(np.int64),
-            accumulations=np.concatenate(self._accs).astype(np.int64),
+            rates=np.concatenate(self._rates, dtype=np.float64),
+            memory=np.concatenate(self._memory, dtype=np.int64),
+            ratios=np.concatenate(self._ratios, dtype=np.float64),
+            kinds=np.concatenate(self._kinds, dtype=np.int8),
+            stages=np.concatenate(self._stages, dtype=np.int64),
+            accumulations=np.concatenate(self._accs, dtype=np.int64),
         )
 
 

@@ -145,13 +145,18 @@ static int exact_sum(const double *x, Py_ssize_t n, double *out) {
     return fsum(x, n, out);
 }
 
-static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
-    PyObject *batch, *mem_obj, *stage_obj, *ratio_obj, *rate_obj, *recmem_obj;
-    Py_ssize_t A, t;
-    if (!PyArg_ParseTuple(args, "OnnOOOOO", &batch, &A, &t, &mem_obj, &stage_obj, &ratio_obj, &rate_obj,
-                          &recmem_obj))
+/* `step` (many = 0: rows c < A take step t) and `run` (many = 1: row c takes counts[c] steps from
+ * step t, one row after the other: rows are independent, so the order changes no bit, and each
+ * row's matrices stay in cache through its steps). */
+static PyObject *take(PyObject *args, int many) {
+    PyObject *batch, *mem_obj, *stage_obj, *ratio_obj, *rate_obj, *recmem_obj, *counts_obj = NULL;
+    Py_ssize_t A = 0, t;
+    if (many ? !PyArg_ParseTuple(args, "OOnOOOOO", &batch, &counts_obj, &t, &mem_obj, &stage_obj, &ratio_obj,
+                                 &rate_obj, &recmem_obj)
+             : !PyArg_ParseTuple(args, "OnnOOOOO", &batch, &A, &t, &mem_obj, &stage_obj, &ratio_obj, &rate_obj,
+                                 &recmem_obj))
         return NULL;
-    Py_buffer v[N_FIELDS + 5];
+    Py_buffer v[N_FIELDS + 6];
     int got = 0, ok = 0;
     Py_ssize_t C = -1, W = -1;
     double *lost = NULL;  /* one row's sums of the losses, per column */
@@ -175,6 +180,12 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
             }
         }
     }
+    if (many) {
+        if (get_buffer(counts_obj, "counts", 'q', 0, C, &v[got]) < 0) goto done;
+        got++;
+        A = C;
+    }
+    const int64_t *counts = many ? v[N_FIELDS].buf : NULL;
     if (A < 0 || A > C) {
         PyErr_SetString(PyExc_ValueError, "_s3_kernel: A out of range");
         goto done;
@@ -182,15 +193,21 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *rec[5] = {mem_obj, stage_obj, ratio_obj, rate_obj, recmem_obj};
     const char rec_kind[5] = {'q', 'q', 'd', 'd', 'q'};
     static const char *rec_name[5] = {"memory", "rec_stage", "rec_ratio", "rec_rate", "rec_memory"};
+    const int R = N_FIELDS + many;  /* the records' buffers */
     for (int r = 0; r < 5; r++, got++)
         if (get_buffer(rec[r], rec_name[r], rec_kind[r], 1, -1, &v[got]) < 0) goto done;
-    Py_ssize_t steps = C > 0 ? v[N_FIELDS + 1].len / 8 / C : 0;
-    if (v[N_FIELDS].len != C * 8 || t < 0 || t >= steps) {
+    Py_ssize_t steps = C > 0 ? v[R + 1].len / 8 / C : 0;
+    if (v[R].len != C * 8 || t < 0) {
         PyErr_SetString(PyExc_ValueError, "_s3_kernel: records do not fit the batch");
         goto done;
     }
+    for (Py_ssize_t c = 0; c < A; c++)
+        if (t + (many ? counts[c] : 1) > steps || (many && counts[c] < 0)) {
+            PyErr_SetString(PyExc_ValueError, "_s3_kernel: records do not fit the steps");
+            goto done;
+        }
     for (int r = 2; r < 5; r++)
-        if (v[N_FIELDS + r].len != C * steps * 8) {
+        if (v[R + r].len != C * steps * 8) {
             PyErr_SetString(PyExc_ValueError, "_s3_kernel: records do not fit the batch");
             goto done;
         }
@@ -214,8 +231,8 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
     double *share_diag = v[F_SHARE_DIAG].buf, *share_upper = v[F_SHARE_UPPER].buf;
     char *closed = v[F_CLOSED].buf, *omitted = v[F_OMITTED].buf;
     int64_t *met = v[F_MET].buf;
-    int64_t *memory = v[N_FIELDS].buf, *rec_stage = v[N_FIELDS + 1].buf, *rec_memory = v[N_FIELDS + 4].buf;
-    double *rec_ratio = v[N_FIELDS + 2].buf, *rec_rate = v[N_FIELDS + 3].buf;
+    int64_t *memory = v[R].buf, *rec_stage = v[R + 1].buf, *rec_memory = v[R + 4].buf;
+    double *rec_ratio = v[R + 2].buf, *rec_rate = v[R + 3].buf;
 
     for (Py_ssize_t c = 0; c < A; c++)
         if (P[c] < 1 || P[c] > W || W >= w) {  /* every look-up below stays inside its table */
@@ -229,65 +246,67 @@ static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) {
         goto done;
     }
     for (Py_ssize_t c = 0; c < A; c++) {
-        const Py_ssize_t row = c * W;
-        double *su = share_upper + c * W * W;
-        int64_t *mt = met + c * W * W;
-        /* The row's own open columns: the losses and the update below need no other (numpy
-         * keeps the columns open in any row of the batch; a closed one is never read again). */
-        Py_ssize_t first = W, end = 0;
-        for (Py_ssize_t kk = 0; kk < W; kk++)
-            if (!closed[row + kk]) {
-                if (kk < first) first = kk;
-                end = kk + 1;
-            }
-        /* Losses, row by row of `share_upper` (contiguous, one pass): each column's sum still
-         * takes its terms in stage order; terms with i ≥ k add exact zeros and are skipped. */
-        for (Py_ssize_t kk = first; kk < end; kk++) lost[kk] = 0.0;
-        for (Py_ssize_t i = 0; i + 1 < end; i++)
-            add_scaled(lost, su + i * W, terms[row + i], i + 1 > first ? i + 1 : first, end);
-        /* The best S3 step of the row: the largest ratio, ties to the lowest stage. */
-        Py_ssize_t k = -1;
-        double best = -INFINITY;
-        for (Py_ssize_t kk = first; kk < end; kk++) {
-            if (closed[row + kk]) continue;
-            double lost_k = lost[kk] + own[row + kk], saved_bytes = nbytes[row + kk];
-            double r = lost_k > 0.0 ? saved_bytes / lost_k : ((saved_bytes > 0.0 || lost_k < 0.0) ? INFINITY : 0.0);
-            if (k < 0 || r > best) { best = r; k = kk; }
-        }
-        if (k < 0) {
-            PyErr_SetString(PyExc_ValueError, "_s3_kernel: a row stepped has no S3 step left");
-            goto done;
-        }
-        rec_ratio[c * steps + t] = best;
-        rec_stage[c * steps + t] = k;
-        memory[c] -= saved[row + k];
-        /* Omit stage k: the LCMs of stages i ≤ k gain the factor m = P-k. */
-        const int64_t m = P[c] - k;
-        for (Py_ssize_t kk = first; kk < end; kk++) with_m[kk] = gcd[m * w + colm[row + kk]];  /* gcd(m, P-kk) */
-        omitted[row + k] = closed[row + k] = 1;
-        g[row + k] = 1.0;
-        for (Py_ssize_t i = 0; i <= k; i++) {
-            const int64_t column = mt[i * W + k];
-            if (column == m) continue;
-            inv_lcm[row + i] /= (double)(m / column);
+        for (Py_ssize_t tt = t; tt < t + (many ? counts[c] : 1); tt++) {
+            const Py_ssize_t row = c * W;
+            double *su = share_upper + c * W * W;
+            int64_t *mt = met + c * W * W;
+            /* The row's own open columns: the losses and the update below need no other (numpy
+             * keeps the columns open in any row of the batch; a closed one is never read again). */
+            Py_ssize_t first = W, end = 0;
+            for (Py_ssize_t kk = 0; kk < W; kk++)
+                if (!closed[row + kk]) {
+                    if (kk < first) first = kk;
+                    end = kk + 1;
+                }
+            /* Losses, row by row of `share_upper` (contiguous, one pass): each column's sum still
+             * takes its terms in stage order; terms with i ≥ k add exact zeros and are skipped. */
+            for (Py_ssize_t kk = first; kk < end; kk++) lost[kk] = 0.0;
+            for (Py_ssize_t i = 0; i + 1 < end; i++)
+                add_scaled(lost, su + i * W, terms[row + i], i + 1 > first ? i + 1 : first, end);
+            /* The best S3 step of the row: the largest ratio, ties to the lowest stage. */
+            Py_ssize_t k = -1;
+            double best = -INFINITY;
             for (Py_ssize_t kk = first; kk < end; kk++) {
-                if (with_m[kk] == 1) continue;  /* lcm(met, 1) = met: nothing changes */
-                const int64_t before = mt[i * W + kk], updated = lcm[before * w + with_m[kk]];
-                /* Unchanged: `share`, `share_upper` and `share_diag` already hold what would be
-                 * written (each is always the table's value of its `met`, masked where i ≥ k). */
-                if (updated == before) continue;
-                const double share = share_tab[colm[row + kk] * w + updated];
-                mt[i * W + kk] = updated;
-                su[i * W + kk] = i < kk ? share : 0.0;  /* numpy: share, or share·(i < k) from lo on */
-                if (kk == i) share_diag[row + i] = share;
+                if (closed[row + kk]) continue;
+                double lost_k = lost[kk] + own[row + kk], saved_bytes = nbytes[row + kk];
+                double r = lost_k > 0.0 ? saved_bytes / lost_k : ((saved_bytes > 0.0 || lost_k < 0.0) ? INFINITY : 0.0);
+                if (k < 0 || r > best) { best = r; k = kk; }
             }
-            terms[row + i] = coeff[row + i] * g[row + i] * inv_lcm[row + i];
-            own[row + i] = coeff[row + i] * inv_lcm[row + i] * (last_g[row + i] + share_diag[row + i]);
+            if (k < 0) {
+                PyErr_SetString(PyExc_ValueError, "_s3_kernel: a row stepped has no S3 step left");
+                goto done;
+            }
+            rec_ratio[c * steps + tt] = best;
+            rec_stage[c * steps + tt] = k;
+            memory[c] -= saved[row + k];
+            /* Omit stage k: the LCMs of stages i ≤ k gain the factor m = P-k. */
+            const int64_t m = P[c] - k;
+            for (Py_ssize_t kk = first; kk < end; kk++) with_m[kk] = gcd[m * w + colm[row + kk]];  /* gcd(m, P-kk) */
+            omitted[row + k] = closed[row + k] = 1;
+            g[row + k] = 1.0;
+            for (Py_ssize_t i = 0; i <= k; i++) {
+                const int64_t column = mt[i * W + k];
+                if (column == m) continue;
+                inv_lcm[row + i] /= (double)(m / column);
+                for (Py_ssize_t kk = first; kk < end; kk++) {
+                    if (with_m[kk] == 1) continue;  /* lcm(met, 1) = met: nothing changes */
+                    const int64_t before = mt[i * W + kk], updated = lcm[before * w + with_m[kk]];
+                    /* Unchanged: `share`, `share_upper` and `share_diag` already hold what would be
+                     * written (each is always the table's value of its `met`, masked where i ≥ k). */
+                    if (updated == before) continue;
+                    const double share = share_tab[colm[row + kk] * w + updated];
+                    mt[i * W + kk] = updated;
+                    su[i * W + kk] = i < kk ? share : 0.0;  /* numpy: share, or share·(i < k) from lo on */
+                    if (kk == i) share_diag[row + i] = share;
+                }
+                terms[row + i] = coeff[row + i] * g[row + i] * inv_lcm[row + i];
+                own[row + i] = coeff[row + i] * inv_lcm[row + i] * (last_g[row + i] + share_diag[row + i]);
+            }
+            terms[row + k] = coeff[row + k] * g[row + k] * inv_lcm[row + k];
+            own[row + k] = coeff[row + k] * inv_lcm[row + k] * (last_g[row + k] + share_diag[row + k]);
+            if (!exact_sum(terms + row, W, &rec_rate[c * steps + tt])) goto done;
+            rec_memory[c * steps + tt] = memory[c];
         }
-        terms[row + k] = coeff[row + k] * g[row + k] * inv_lcm[row + k];
-        own[row + k] = coeff[row + k] * inv_lcm[row + k] * (last_g[row + k] + share_diag[row + k]);
-        if (!exact_sum(terms + row, W, &rec_rate[c * steps + t])) goto done;
-        rec_memory[c * steps + t] = memory[c];
     }
     ok = 1;
 done:
@@ -297,6 +316,10 @@ done:
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
+
+static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) { return take(args, 0); }
+
+static PyObject *run(PyObject *Py_UNUSED(module), PyObject *args) { return take(args, 1); }
 
 /* ------------------------------------------------------------------------------------------
  * `s2_run`: one chain's run of S2 steps up to its next S3 step, compiled: what
@@ -585,6 +608,9 @@ static PyMethodDef METHODS[] = {
     {"step", step, METH_VARARGS,
      "step(batch, A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory): one lock-step of the "
      "first A rows of an S3Batch (its tails' step t), in place; bit for bit S3Batch._numpy_step."},
+    {"run", run, METH_VARARGS,
+     "run(batch, counts, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory): row c of the batch takes "
+     "counts[c] steps from its tails' step t, in place; bit for bit as many lock-steps."},
     {"s2_run", s2_run, METH_VARARGS,
      "s2_run(state, s3, rate, memory, last_run, ints, floats) -> (steps, s3 stage, s3 ratio, last_run): "
      "a chain's S2 run up to its next S3 step, in place; bit for bit ChainBuilder._s2_run."},

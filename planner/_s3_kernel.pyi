@@ -19,3 +19,13 @@ def step(
 def s2_run(
     state: ChainState, s3: S3Batch, rate: float, memory: int, last_run: int, ints: np.ndarray, floats: np.ndarray
 ) -> tuple[int, int, float, int]: ...
+def run(
+    batch: S3Batch,
+    counts: np.ndarray,
+    t: int,
+    memory: np.ndarray,
+    rec_stage: np.ndarray,
+    rec_ratio: np.ndarray,
+    rec_rate: np.ndarray,
+    rec_memory: np.ndarray,
+) -> None: ...

@@ -142,15 +142,11 @@ class S3Batch:
         """One batch of the first row of each part (each padded to the widest)."""
         P = [int(p.P[0]) for p in parts]
         out = cls(P, max(P))
-        # Each row's own stages (and pairs of them), in order: one masked write per field.
-        inside = out.stage[None] < out.P[:, None]
-        pairs = inside[:, :, None] & inside[:, None, :]
-        for name in cls._ROW_FIELDS:
-            rows = [getattr(part, name)[0, :p] for part, p in zip(parts, P, strict=True)]
-            getattr(out, name)[inside] = np.concatenate(rows)
-        for name in cls._PAIR_FIELDS:
-            blocks = [getattr(part, name)[0, :p, :p].ravel() for part, p in zip(parts, P, strict=True)]
-            getattr(out, name)[pairs] = np.concatenate(blocks)
+        for c, (part, p) in enumerate(zip(parts, P, strict=True)):
+            for name in cls._ROW_FIELDS:
+                getattr(out, name)[c, :p] = getattr(part, name)[0, :p]
+            for name in cls._PAIR_FIELDS:
+                getattr(out, name)[c, :p, :p] = getattr(part, name)[0, :p, :p]
         return out
 
     def store(self, row: int, into: S3Batch) -> None:
@@ -285,10 +281,14 @@ class S3Batch:
         # The rows going with a step left at step u are a prefix of `going` (left falls along
         # the rows): the lock-step takes the rows up to the last of them.
         count = np.searchsorted(-left[going], -np.arange(t, steps), side="left")
-        prefix = (going[count[count > 0] - 1] + 1).tolist()
-        for u, A in enumerate(prefix, start=t):
-            self._step(A, u, rec)
-        return np.searchsorted(-np.array(prefix, dtype=np.int64), -np.arange(len(self.P)), side="left")
+        prefix = going[count[count > 0] - 1] + 1
+        taken = np.searchsorted(-prefix, -np.arange(len(self.P)), side="left").astype(np.int64)
+        if kernel is not None:  # row after row, each through all its steps (the same bits)
+            kernel.run(self, taken, t, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
+        else:
+            for u, A in enumerate(prefix.tolist(), start=t):
+                self._numpy_step(A, u, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
+        return taken
 
     def _step(self, A: int, t: int, rec: _Records) -> None:
         if kernel is not None:

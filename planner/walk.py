@@ -64,12 +64,6 @@ class Blocks:
     def ends(self) -> np.ndarray:
         return np.append(self.starts[1:], self.chain.length)
 
-    @cached_property
-    def scalars(self) -> tuple[list[float], list[int], list[int]]:
-        """`(rates, starts, ends)` as Python numbers, for arithmetic on one position at a time
-        (the same IEEE operations as numpy's, without its per-scalar cost)."""
-        return self.chain.rates.tolist(), self.starts.tolist(), self.ends.tolist()
-
     def best_state(self, lo: int, hi: int) -> int:
         """The first state in [lo, hi] with the highest worker rate."""
         return lo + int(np.argmax(self.chain.rates[lo : hi + 1]))
@@ -144,10 +138,11 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
     if start is None:
         return None
     rates, starts, ends = blocks.chain.rates, blocks.starts, blocks.ends
-    rate_at, start_at, end_at = blocks.scalars
+    rate_at, start_at, end_at = rates.item, starts.item, ends.item
 
     def total(block: int, worker: int, state: int) -> float:
-        return worker * rate_at[end_at[block]] + rate_at[state] + (N - 1 - worker) * rate_at[start_at[block]]
+        # Python numbers: the same IEEE operations as numpy's scalars, at a fraction of the cost.
+        return worker * rate_at(end_at(block)) + rate_at(state) + (N - 1 - worker) * rate_at(start_at(block))
 
     t0, last = start.block, len(starts) - 1
     # Within a piece the total is linear in the walker index for any fixed state, so each

@@ -46,6 +46,13 @@ def ratios(saved: np.ndarray, lost: np.ndarray) -> np.ndarray:
     return out
 
 
+def ratio(saved: float, lost: float) -> float:
+    """`ratios` of one pair, in Python floats (the same IEEE division; an overflow gives +inf)."""
+    if lost > 0:
+        return saved / lost
+    return math.inf if saved > 0 or lost < 0 else 0.0
+
+
 def exact_sums(terms: np.ndarray) -> np.ndarray:
     """`math.fsum` of every row of non-negative `terms`, bit for bit (the rates of a chain are
     exactly rounded sums, so that candidates whose rates are equal in exact arithmetic — no

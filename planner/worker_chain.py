@@ -39,7 +39,7 @@ import numpy as np
 from planner import s3_batch
 from planner.chain_state import ChainState, ratios
 from planner.plan import REMOVED, WorkerConfig
-from planner.s3_batch import S3Batch, Tail
+from planner.s3_batch import S3Batch, Tail, ratio
 from planner.stage_model import StageModel, stage_model, stage_models
 
 __all__ = ["S2", "S3", "S4", "StageModel", "WorkerChain", "build_chain", "stage_model", "stage_models"]
@@ -193,7 +193,7 @@ class ChainBuilder:
             self.rate, self.mem = float(tail.rates[-1]), int(tail.memory[-1])
             self._s3_rates, self._s3_memory = [self.rate], [self.mem]
         if tail.finished:  # S4: removal saves everything that is left and loses the whole rate
-            ratio4 = float(ratios(np.array([float(self.mem)]), np.array([self.rate]))[0])
+            ratio4 = ratio(float(self.mem), self.rate)
             self._flush()
             self._append(np.array([0.0]), np.array([0]), np.array([ratio4]), S4, np.array([-1]))
             self.done = True

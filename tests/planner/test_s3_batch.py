@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.s3_batch import FSUM_ROWS, exact_sums
+from planner.s3_batch import FSUM_ROWS, exact_sums, ratio, ratios
 from planner.search import FerretPlanner
 from planner.worker_chain import ChainBuilder, build_chain, build_tails, stage_models
 from tests.planner.profiles import partitions, profiles
@@ -127,3 +127,15 @@ def test_exact_sums_on_sums_that_round_at_a_half():
     shape = (2 * FSUM_ROWS, 40)
     scaled = (rng.integers(0, 1 << 20, shape) * 2.0 ** rng.integers(-80, 0, shape)).astype(float)
     assert exact_sums(scaled).tolist() == [math.fsum(r) for r in scaled.tolist()]
+
+
+def test_one_ratio_is_what_ratios_gives():
+    """`ratio` (one pair, Python floats) and `ratios` (arrays) agree bit for bit, edge cases included:
+    nothing saved, a gain, a loss of zero (either sign), an overflowing quotient, a subnormal loss."""
+    values = [0.0, -0.0, 1.0, -1.0, 3.0, 1e308, 1e-308, 5e-324, 12345678.0, 0.1]
+    saved = np.array([s for s in values for _ in values])
+    lost = np.array([lo for _ in values for lo in values])
+    with np.errstate(divide="ignore"):
+        expected = ratios(saved, lost)
+    got = np.array([ratio(s, lo) for s, lo in zip(saved.tolist(), lost.tolist(), strict=True)])
+    assert got.tobytes() == expected.tobytes()

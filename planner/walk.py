@@ -149,13 +149,10 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
     # piece peaks at one end of its walker range, at its best state.
     pieces = [(t0, start.done, start.done, start.state, blocks.last_state(t0, start.done, N))]
     pieces += _pieces(blocks, t0, start.done + 1, int(starts[t0]) + 1, N)
-    inner = np.arange(t0 + 1, last)  # whole blocks strictly between the first and the last
-    top = blocks.block_top[inner]
+    inner = slice(t0 + 1, max(t0 + 1, last))  # whole blocks strictly between the first and the last
+    top, at_end, at_start = blocks.block_top[inner], rates[ends[inner]], rates[starts[inner]]
     # The same operations, in the same order, as `total` for walker 0 and walker N-1.
-    inner_peak = np.maximum(
-        0 * rates[ends[inner]] + top + (N - 1) * rates[starts[inner]],
-        (N - 1) * rates[ends[inner]] + top + 0 * rates[starts[inner]],
-    )
+    inner_peak = np.maximum(0 * at_end + top + (N - 1) * at_start, (N - 1) * at_end + top + 0 * at_start)
     tail = _pieces(blocks, last, 0, int(starts[last]) + 1, N) if t0 < last else []
 
     def piece_peak(piece: Piece) -> float:
@@ -173,7 +170,7 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
             return found
     reach = np.flatnonzero(inner_peak >= threshold)
     if len(reach):
-        block = int(inner[reach[0]])
+        block = t0 + 1 + int(reach[0])
         found = _earliest(blocks, (block, 0, N - 1, int(starts[block]) + 1, int(ends[block])), threshold, total, N)
         assert found is not None, "a block whose peak reaches the threshold must contain that position"
         return found

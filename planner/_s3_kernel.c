@@ -1,16 +1,17 @@
-/* The worker chains' two compiled kernels: `step`, the tails' lock-step (this comment), and
- * `s2_run`, one chain's run of S2 steps (its own comment, further down); they share the buffer
- * checks and the exact sums.
+/* The worker chains' compiled kernels: `run`, the S3 tails (this comment), `s2_run`, one
+ * chain's run of S2 steps, and `walk`, the walk of one chain for a budget (each with its own
+ * comment further down); they share the buffer checks and the exact sums.
  *
- * One lock-step of `planner.s3_batch.S3Batch.tails`, compiled: `step(batch, A, t, memory,
- * rec_stage, rec_ratio, rec_rate, rec_memory)` does what `S3Batch._numpy_step` does, on the
- * same arrays, with the same floating-point operations in the same order, so that the records
- * and every entry of the batch that is read again are the same bit for bit
- * (tests/planner/test_s3_kernel.py). That numpy code is the reference and the fallback; this
- * file only makes it fast (docs/planner.md §8). It does less than numpy where that cannot
- * show: it keeps `met`/`share` of each row's own open columns (numpy: of every column open in
- * any row of the batch; a closed column is never read again), and skips entries whose `met`
- * does not change (their `share` would be written with the value it holds).
+ * The S3 tails of `planner.s3_batch.S3Batch.tails`, compiled: `run(batch, counts, t, memory,
+ * rec_stage, rec_ratio, rec_rate, rec_memory)` takes, row after row, the steps t, t+1, … that
+ * `S3Batch._numpy_step` takes in lock-step over the rows, on the same arrays, with the same
+ * floating-point operations in the same order, so that the records and every entry of the batch
+ * that is read again are the same bit for bit (tests/planner/test_s3_kernel.py). That numpy code
+ * is the reference and the fallback; this file only makes it fast (docs/planner.md §8). It does
+ * less than numpy where that cannot show: it keeps `met`/`share` of each row's own open columns
+ * (numpy: of every column open in any row of the batch; a closed column is never read again),
+ * and skips entries whose `met` does not change (their `share` would be written with the value
+ * it holds).
  *
  * Why the bits match:
  *  - the loss of S3 at stage k is `((0 + t_0·s_0k) + t_1·s_1k) + … + own_k`, the order numpy's
@@ -145,16 +146,14 @@ static int exact_sum(const double *x, Py_ssize_t n, double *out) {
     return fsum(x, n, out);
 }
 
-/* `step` (many = 0: rows c < A take step t) and `run` (many = 1: row c takes counts[c] steps from
- * step t, one row after the other: rows are independent, so the order changes no bit, and each
- * row's matrices stay in cache through its steps). */
-static PyObject *take(PyObject *args, int many) {
-    PyObject *batch, *mem_obj, *stage_obj, *ratio_obj, *rate_obj, *recmem_obj, *counts_obj = NULL;
-    Py_ssize_t A = 0, t;
-    if (many ? !PyArg_ParseTuple(args, "OOnOOOOO", &batch, &counts_obj, &t, &mem_obj, &stage_obj, &ratio_obj,
-                                 &rate_obj, &recmem_obj)
-             : !PyArg_ParseTuple(args, "OnnOOOOO", &batch, &A, &t, &mem_obj, &stage_obj, &ratio_obj, &rate_obj,
-                                 &recmem_obj))
+/* `run`: row c takes counts[c] steps from step t, one row after the other (rows are independent,
+ * so the order changes no bit of what lock-steps would give, and each row's matrices stay in
+ * cache through its steps). */
+static PyObject *run(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *batch, *mem_obj, *stage_obj, *ratio_obj, *rate_obj, *recmem_obj, *counts_obj;
+    Py_ssize_t t;
+    if (!PyArg_ParseTuple(args, "OOnOOOOO", &batch, &counts_obj, &t, &mem_obj, &stage_obj, &ratio_obj, &rate_obj,
+                          &recmem_obj))
         return NULL;
     Py_buffer v[N_FIELDS + 6];
     int got = 0, ok = 0;
@@ -180,20 +179,13 @@ static PyObject *take(PyObject *args, int many) {
             }
         }
     }
-    if (many) {
-        if (get_buffer(counts_obj, "counts", 'q', 0, C, &v[got]) < 0) goto done;
-        got++;
-        A = C;
-    }
-    const int64_t *counts = many ? v[N_FIELDS].buf : NULL;
-    if (A < 0 || A > C) {
-        PyErr_SetString(PyExc_ValueError, "_s3_kernel: A out of range");
-        goto done;
-    }
+    if (get_buffer(counts_obj, "counts", 'q', 0, C, &v[got]) < 0) goto done;
+    got++;
+    const int64_t *counts = v[N_FIELDS].buf;
     PyObject *rec[5] = {mem_obj, stage_obj, ratio_obj, rate_obj, recmem_obj};
     const char rec_kind[5] = {'q', 'q', 'd', 'd', 'q'};
     static const char *rec_name[5] = {"memory", "rec_stage", "rec_ratio", "rec_rate", "rec_memory"};
-    const int R = N_FIELDS + many;  /* the records' buffers */
+    const int R = N_FIELDS + 1;  /* the records' buffers */
     for (int r = 0; r < 5; r++, got++)
         if (get_buffer(rec[r], rec_name[r], rec_kind[r], 1, -1, &v[got]) < 0) goto done;
     Py_ssize_t steps = C > 0 ? v[R + 1].len / 8 / C : 0;
@@ -201,8 +193,8 @@ static PyObject *take(PyObject *args, int many) {
         PyErr_SetString(PyExc_ValueError, "_s3_kernel: records do not fit the batch");
         goto done;
     }
-    for (Py_ssize_t c = 0; c < A; c++)
-        if (t + (many ? counts[c] : 1) > steps || (many && counts[c] < 0)) {
+    for (Py_ssize_t c = 0; c < C; c++)
+        if (t + counts[c] > steps || counts[c] < 0) {
             PyErr_SetString(PyExc_ValueError, "_s3_kernel: records do not fit the steps");
             goto done;
         }
@@ -234,7 +226,7 @@ static PyObject *take(PyObject *args, int many) {
     int64_t *memory = v[R].buf, *rec_stage = v[R + 1].buf, *rec_memory = v[R + 4].buf;
     double *rec_ratio = v[R + 2].buf, *rec_rate = v[R + 3].buf;
 
-    for (Py_ssize_t c = 0; c < A; c++)
+    for (Py_ssize_t c = 0; c < C; c++)
         if (P[c] < 1 || P[c] > W || W >= w) {  /* every look-up below stays inside its table */
             PyErr_SetString(PyExc_ValueError, "_s3_kernel: stage counts do not fit the batch");
             goto done;
@@ -245,8 +237,8 @@ static PyObject *take(PyObject *args, int many) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t c = 0; c < A; c++) {
-        for (Py_ssize_t tt = t; tt < t + (many ? counts[c] : 1); tt++) {
+    for (Py_ssize_t c = 0; c < C; c++) {
+        for (Py_ssize_t tt = t; tt < t + counts[c]; tt++) {
             const Py_ssize_t row = c * W;
             double *su = share_upper + c * W * W;
             int64_t *mt = met + c * W * W;
@@ -316,10 +308,6 @@ done:
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
-
-static PyObject *step(PyObject *Py_UNUSED(module), PyObject *args) { return take(args, 0); }
-
-static PyObject *run(PyObject *Py_UNUSED(module), PyObject *args) { return take(args, 1); }
 
 /* ------------------------------------------------------------------------------------------
  * `s2_run`: one chain's run of S2 steps up to its next S3 step, compiled: what
@@ -604,13 +592,231 @@ done:
     return Py_BuildValue("nndn", rec.n, s3_stage, s3_ratio, last_run);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * `walk`: `planner.walk.best_walk` of one chain and budget, with the position's total rate,
+ * compiled: the blocks (at each strict new prefix minimum of the ratios), the first position
+ * that fits, then the best total among it and every later one and the earliest position within
+ * the slack of it — the same integer arithmetic, and every total formed as
+ * `(n·r_end + r_state) + (N-1-n)·r_start` in that order, as the Python code forms it.
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const double *rates;
+    const int64_t *memory;
+    const Py_ssize_t *starts, *ends;
+    Py_ssize_t K, N;
+} Walker;
+
+static double walk_total(const Walker *wk, Py_ssize_t block, Py_ssize_t worker, Py_ssize_t state) {
+    return (double)worker * wk->rates[wk->ends[block]] + wk->rates[state] +
+           (double)(wk->N - 1 - worker) * wk->rates[wk->starts[block]];
+}
+
+static Py_ssize_t walk_last_state(const Walker *wk, Py_ssize_t block, Py_ssize_t worker) {
+    const Py_ssize_t e = wk->ends[block];
+    return (e == wk->K && worker == wk->N - 1) ? wk->K - 1 : e;
+}
+
+static Py_ssize_t walk_best_state(const Walker *wk, Py_ssize_t lo, Py_ssize_t hi) {
+    Py_ssize_t at = lo;
+    for (Py_ssize_t k = lo + 1; k <= hi; k++)
+        if (wk->rates[k] > wk->rates[at]) at = k;
+    return at;
+}
+
+typedef struct {
+    Py_ssize_t block, lo, hi, k_lo, k_hi;
+} Piece;
+
+/* `_pieces`: walkers first..N-1 of a block, split into ranges that reach the same states. */
+static int walk_pieces(const Walker *wk, Py_ssize_t block, Py_ssize_t first, Py_ssize_t first_state, Piece *out) {
+    const Py_ssize_t N = wk->N, e = wk->ends[block], last = walk_last_state(wk, block, N - 1);
+    if (first > N - 1) return 0;
+    if (last == e) {
+        out[0] = (Piece){block, first, N - 1, first_state, e};
+        return 1;
+    }
+    int n = 0;
+    if (first <= N - 2) out[n++] = (Piece){block, first, N - 2, first_state, e};
+    out[n++] = (Piece){block, N - 1, N - 1, first_state, last};
+    return n;
+}
+
+static double walk_piece_peak(const Walker *wk, const Piece *p) {
+    if (p->k_lo > p->k_hi) return -INFINITY;
+    const Py_ssize_t k = walk_best_state(wk, p->k_lo, p->k_hi);
+    const double a = walk_total(wk, p->block, p->lo, k), b = walk_total(wk, p->block, p->hi, k);
+    return b > a ? b : a;
+}
+
+/* `_earliest`: 1 and the position into *found, 0 when the piece does not reach the threshold,
+ * -1 with an error set where Python raises. */
+static int walk_earliest(const Walker *wk, const Piece *p, double threshold, Py_ssize_t found[3]) {
+    if (p->k_lo > p->k_hi) return 0;
+    const Py_ssize_t k_best = walk_best_state(wk, p->k_lo, p->k_hi);
+    const double at_lo = walk_total(wk, p->block, p->lo, k_best), at_hi = walk_total(wk, p->block, p->hi, k_best);
+    if ((at_hi > at_lo ? at_hi : at_lo) < threshold) return 0;
+    Py_ssize_t n = p->lo;
+    if (at_lo < threshold) {
+        const double slope = wk->rates[wk->ends[p->block]] - wk->rates[wk->starts[p->block]];
+        if (slope > 0) {
+            const double c = ceil((threshold - walk_total(wk, p->block, 0, k_best)) / slope);
+            if (!isfinite(c)) {
+                PyErr_SetString(PyExc_OverflowError, "cannot convert float infinity to integer");
+                return -1;
+            }
+            n = c < (double)p->lo ? p->lo : (c > (double)p->hi ? p->hi : (Py_ssize_t)c);
+        }
+        while (n > p->lo && walk_total(wk, p->block, n - 1, k_best) >= threshold) n--;
+        while (walk_total(wk, p->block, n, k_best) < threshold) n++;
+    }
+    const Py_ssize_t e = wk->ends[p->block], b = wk->starts[p->block];
+    Py_ssize_t k = p->k_lo;  /* np.argmax of all-False: the first */
+    for (Py_ssize_t q = p->k_lo; q <= p->k_hi; q++)
+        if ((double)n * wk->rates[e] + wk->rates[q] + (double)(wk->N - 1 - n) * wk->rates[b] >= threshold) {
+            k = q;
+            break;
+        }
+    found[0] = p->block, found[1] = n, found[2] = k;
+    return 1;
+}
+
+static PyObject *walk(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *rates_obj, *memory_obj, *ratios_obj;
+    Py_ssize_t N;
+    long long budget;
+    double slack;
+    if (!PyArg_ParseTuple(args, "OOOnLd", &rates_obj, &memory_obj, &ratios_obj, &N, &budget, &slack)) return NULL;
+    Py_buffer v[3];
+    int got = 0;
+    PyObject *result = NULL;
+    Py_ssize_t *starts = NULL;
+    double *top = NULL;
+    if (get_buffer(rates_obj, "rates", 'd', 0, -1, &v[got]) < 0) goto done;
+    got++;
+    const Py_ssize_t K = v[0].len / 8 - 1;
+    if (get_buffer(memory_obj, "memory", 'q', 0, K + 1, &v[got]) < 0) goto done;
+    got++;
+    if (get_buffer(ratios_obj, "ratios", 'd', 0, K, &v[got]) < 0) goto done;
+    got++;
+    if (K < 1 || N < 1) {
+        PyErr_SetString(PyExc_ValueError, "_s3_kernel: a walk needs a step and a worker");
+        goto done;
+    }
+    const double *rates = v[0].buf, *ratio = v[2].buf;
+    const int64_t *memory = v[1].buf;
+    starts = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(2 * K + 2));
+    top = PyMem_Malloc(sizeof(double) * (size_t)(K + 1));
+    if (starts == NULL || top == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* Blocks: a new one at each strict new prefix minimum of the ratios. */
+    Py_ssize_t B = 1;
+    starts[0] = 0;
+    double low = ratio[0];
+    for (Py_ssize_t k = 1; k < K; k++) {
+        if (ratio[k] < low) starts[B++] = k;
+        low = ratio[k] < low ? ratio[k] : low;
+    }
+    Py_ssize_t *ends = starts + B;
+    for (Py_ssize_t b = 0; b < B; b++) ends[b] = b + 1 < B ? starts[b + 1] : K;
+    for (Py_ssize_t b = 0; b < B; b++) {  /* the highest rate among states start+1 .. end */
+        double best = rates[starts[b] + 1];
+        for (Py_ssize_t k = starts[b] + 2; k <= ends[b]; k++) best = rates[k] > best ? rates[k] : best;
+        top[b] = best;
+    }
+    const Walker wk = {rates, memory, starts, ends, K, N};
+
+    /* first_fit */
+    Py_ssize_t t0 = 0, done0 = 0, state0 = 0;
+    if (!((__int128)N * memory[0] <= budget)) {
+        t0 = -1;
+        for (Py_ssize_t b = 0; b < B && t0 < 0; b++) {
+            const __int128 floor = ends[b] == K ? memory[K - 1] : (__int128)N * memory[ends[b]];
+            if (floor <= budget) t0 = b;
+        }
+        if (t0 < 0) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        const int64_t Mb = memory[starts[t0]], Me = memory[ends[t0]];
+        const __int128 over = (__int128)N * Mb - budget, step = (__int128)Mb - Me;
+        if (step <= 0 || over <= 0) {  /* never: memory falls along a block, and block t0 is the first fit */
+            PyErr_SetString(PyExc_ValueError, "_s3_kernel: the chain's memory does not fall where it must");
+            goto done;
+        }
+        __int128 n = (over + step - 1) / step - 1;  /* ⌈over/step⌉ - 1, clamped to 0..N-1 */
+        n = n < 0 ? 0 : (n > N - 1 ? N - 1 : n);
+        const __int128 room = budget - n * Me - (N - 1 - n) * Mb;
+        const Py_ssize_t hi = walk_last_state(&wk, t0, (Py_ssize_t)n);
+        Py_ssize_t k = starts[t0] + 1;
+        while (k <= hi && !(memory[k] <= room)) k++;
+        if (k > hi) {
+            PyErr_SetString(PyExc_AssertionError, "no state fits although the block floor ≤ budget");
+            goto done;
+        }
+        done0 = (Py_ssize_t)n, state0 = k;
+    }
+
+    /* best_walk: the best total from the first fit on, then the earliest position near it. */
+    Piece pieces[3], tail[2];
+    int np_ = 1, nt = 0;
+    const Py_ssize_t last = B - 1;
+    pieces[0] = (Piece){t0, done0, done0, state0, walk_last_state(&wk, t0, done0)};
+    np_ += walk_pieces(&wk, t0, done0 + 1, starts[t0] + 1, pieces + 1);
+    if (t0 < last) nt = walk_pieces(&wk, last, 0, starts[last] + 1, tail);
+    double peak = -INFINITY;
+    for (int q = 0; q < np_; q++) {
+        const double x = walk_piece_peak(&wk, &pieces[q]);
+        peak = x > peak ? x : peak;
+    }
+    for (int q = 0; q < nt; q++) {
+        const double x = walk_piece_peak(&wk, &tail[q]);
+        peak = x > peak ? x : peak;
+    }
+    for (Py_ssize_t b = t0 + 1; b < last; b++) {  /* inner blocks: walker 0 or N-1 at the block's top */
+        const double a = 0.0 * rates[ends[b]] + top[b] + (double)(N - 1) * rates[starts[b]];
+        const double c = (double)(N - 1) * rates[ends[b]] + top[b] + 0.0 * rates[starts[b]];
+        top[b] = c > a ? c : a;  /* now the block's peak */
+        peak = top[b] > peak ? top[b] : peak;
+    }
+    const double threshold = peak > 0 ? peak * (1.0 - slack) : peak;
+    Py_ssize_t found[3];
+    int hit = 0;
+    for (int q = 0; q < np_ && !hit; q++)
+        if ((hit = walk_earliest(&wk, &pieces[q], threshold, found)) < 0) goto done;
+    for (Py_ssize_t b = t0 + 1; b < last && !hit; b++)
+        if (top[b] >= threshold) {
+            const Piece whole = {b, 0, N - 1, starts[b] + 1, ends[b]};
+            if ((hit = walk_earliest(&wk, &whole, threshold, found)) < 0) goto done;
+            if (!hit) {
+                PyErr_SetString(PyExc_AssertionError, "a block whose peak reaches the threshold must contain it");
+                goto done;
+            }
+        }
+    for (int q = 0; q < nt && !hit; q++)
+        if ((hit = walk_earliest(&wk, &tail[q], threshold, found)) < 0) goto done;
+    if (!hit) {
+        PyErr_SetString(PyExc_AssertionError, "the highest total rate was not found again");
+        goto done;
+    }
+    result = Py_BuildValue("nnnd", found[0], found[1], found[2], walk_total(&wk, found[0], found[1], found[2]));
+done:
+    PyMem_Free(starts);
+    PyMem_Free(top);
+    for (int q = 0; q < got; q++) PyBuffer_Release(&v[q]);
+    return result;
+}
+
 static PyMethodDef METHODS[] = {
-    {"step", step, METH_VARARGS,
-     "step(batch, A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory): one lock-step of the "
-     "first A rows of an S3Batch (its tails' step t), in place; bit for bit S3Batch._numpy_step."},
     {"run", run, METH_VARARGS,
      "run(batch, counts, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory): row c of the batch takes "
      "counts[c] steps from its tails' step t, in place; bit for bit as many lock-steps."},
+    {"walk", walk, METH_VARARGS,
+     "walk(rates, memory, ratios, N, budget, slack) -> (block, done, state, total rate) or None: "
+     "planner.walk.best_walk of one chain and budget, with its total; bit for bit."},
     {"s2_run", s2_run, METH_VARARGS,
      "s2_run(state, s3, rate, memory, last_run, ints, floats) -> (steps, s3 stage, s3 ratio, last_run): "
      "a chain's S2 run up to its next S3 step, in place; bit for bit ChainBuilder._s2_run."},
@@ -619,7 +825,7 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {
     PyModuleDef_HEAD_INIT, "_s3_kernel",
-    "The worker chains' compiled S2 runs and S3 lock-steps (bit for bit their numpy paths).", -1, METHODS,
+    "The worker chains' compiled S2 runs, S3 tails and walks (bit for bit their Python paths).", -1, METHODS,
 };
 
 PyMODINIT_FUNC PyInit__s3_kernel(void) { return PyModule_Create(&MODULE); }

@@ -1,21 +1,11 @@
-"""The compiled kernels of the worker chains (planner/_s3_kernel.c): `step`, bit for bit
-`S3Batch._numpy_step`; `s2_run`, bit for bit `ChainBuilder._s2_run` after `_greedy_order`."""
+"""The compiled kernels of the worker chains (planner/_s3_kernel.c), each bit for bit its numpy or
+Python reference: `run`, `S3Batch._numpy_step`; `s2_run`, `ChainBuilder._s2_run`; `walk`, `best_walk`."""
 
 import numpy as np
 
 from planner.chain_state import ChainState
 from planner.s3_batch import S3Batch
 
-def step(
-    batch: S3Batch,
-    A: int,
-    t: int,
-    memory: np.ndarray,
-    rec_stage: np.ndarray,
-    rec_ratio: np.ndarray,
-    rec_rate: np.ndarray,
-    rec_memory: np.ndarray,
-) -> None: ...
 def s2_run(
     state: ChainState, s3: S3Batch, rate: float, memory: int, last_run: int, ints: np.ndarray, floats: np.ndarray
 ) -> tuple[int, int, float, int]: ...
@@ -29,3 +19,6 @@ def run(
     rec_rate: np.ndarray,
     rec_memory: np.ndarray,
 ) -> None: ...
+def walk(
+    rates: np.ndarray, memory: np.ndarray, ratios: np.ndarray, num_workers: int, budget: int, slack: float
+) -> tuple[int, int, int, float] | None: ...

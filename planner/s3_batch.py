@@ -35,6 +35,7 @@ except ImportError:  # not built, stale, or FERRET_PURE_PYTHON=1: the numpy path
     kernel = None
 
 _TINY = 1e-290  # a loss above this divides any byte count without overflow
+ASK_EVERY = 8  # S3 steps `S3Batch.tails` takes between two questions to its stopping rule
 FSUM_ROWS = 48  # below this many rows `exact_sums` calls math.fsum per row
 
 
@@ -242,7 +243,9 @@ class S3Batch:
         `Σ coeff_i/LCM_i`, above the rate of every state still to come (`g ≤ 1`, LCMs only grow).
         It is asked only about rows whose memory is above `safe_memory` (when given; the others
         build on): memory only falls, so once every row still going is within it, the steps
-        left run with no more questions (`_run`).
+        left run with no more questions (`_run`). Else it is asked every `ASK_EVERY` steps (a
+        row stops up to that many steps late: more work, never another result), the steps
+        between run row after row.
         A stopped row is still stepped while a row after it goes on (a prefix costs less than
         a selection), so it may have taken more steps than needed; the batch's arrays hold
         each row's state after the steps its `Tail` lists.
@@ -269,11 +272,10 @@ class S3Batch:
             going[live[beaten(live, rec.memory[live], upper)]] = False
             if not going.any():
                 break
-            A = int(np.flatnonzero(going)[-1]) + 1
-            taken[:A] += 1
-            self._step(A, t, rec)
-            going[:A] &= left[:A] > t + 1
-            t += 1
+            end = min(t + ASK_EVERY, steps)
+            taken += self._run(np.flatnonzero(going), left, t, end, rec)
+            going &= left > end
+            t = end
         if t < steps and going.any():
             taken += self._run(np.flatnonzero(going), left, t, steps, rec)
         return [
@@ -296,12 +298,6 @@ class S3Batch:
             for u, A in enumerate(prefix.tolist(), start=t):
                 self._numpy_step(A, u, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
         return taken
-
-    def _step(self, A: int, t: int, rec: _Records) -> None:
-        if kernel is not None:
-            kernel.step(self, A, t, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
-        else:
-            self._numpy_step(A, t, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
 
     def _numpy_step(
         self,

@@ -28,7 +28,7 @@ from planner.partition import candidate_partitions, num_caps
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
 from planner.stream import check_stream
-from planner.walk import Blocks, Walk, best_walk
+from planner.walk import Blocks, Walk, best_walk, best_walk_total
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
@@ -208,11 +208,10 @@ class FerretPlanner:
                     if lost or (prune and (bound, -cand.order) <= best):
                         pruned += 1
                         continue
-                    blocks = self.blocks(cand)
-                    walk = best_walk(blocks, cand.num_workers, B)
-                    assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
-                    best = max(best, (blocks.totals(walk, cand.num_workers)[0], -cand.order))
-                    walks[cand.order] = walk
+                    found = best_walk_total(self.blocks(cand), cand.num_workers, B)
+                    assert found is not None, "a candidate whose one-version footprint fits must have a fitting walk"
+                    walks[cand.order], rate = found
+                    best = max(best, (rate, -cand.order))
                     searched += 1
         order = -best[1]
         log = [

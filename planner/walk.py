@@ -27,6 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
+from planner import s3_batch
 from planner.worker_chain import WorkerChain
 
 GAIN_SLACK = 1e-9
@@ -179,6 +180,21 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
         if found is not None:
             return found
     raise AssertionError("the highest total rate was not found again")
+
+
+def best_walk_total(blocks: Blocks, num_workers: int, budget: int) -> tuple[Walk, float] | None:
+    """`best_walk` for a budget with that position's total (F3) rate (`Blocks.totals`), in one call
+    of the compiled kernel where it is built (bit for bit this module's code, which stays the
+    reference and the fallback)."""
+    if s3_batch.kernel is not None:
+        chain = blocks.chain
+        found = s3_batch.kernel.walk(chain.rates, chain.memory, chain.ratios, num_workers, budget, GAIN_SLACK)
+        if found is None:
+            return None
+        block, done, state, rate = found
+        return Walk(block, done, state), rate
+    walk = best_walk(blocks, num_workers, budget)
+    return None if walk is None else (walk, blocks.totals(walk, num_workers)[0])
 
 
 def _earliest(

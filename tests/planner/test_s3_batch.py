@@ -49,11 +49,11 @@ def test_a_chain_stopped_in_a_batch_resumes_into_the_same_chain():
     builders = [_at_tail(m) for m in models]
     calls = []
 
-    def stop_after_five(rows, memory, upper):
+    def stop_at_the_second_question(rows, memory, upper):  # after ASK_EVERY steps
         calls.append(len(calls))
-        return np.full(len(rows), len(calls) > 5)
+        return np.full(len(rows), len(calls) > 1)
 
-    done = build_tails(builders, beaten=stop_after_five)
+    done = build_tails(builders, beaten=stop_at_the_second_question)
     assert not all(done)
     for model, builder in zip(models, builders, strict=True):
         _same_chain(builder.chain(), build_chain(model))

@@ -5,7 +5,6 @@ steps recorded, the rate and memory, and the chain state it leaves are the same.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +13,7 @@ from planner.stage_model import StageModel
 from planner.worker_chain import ChainBuilder, stage_models
 from tests.planner.profiles import partitions, profiles, uniform_profile
 from tests.planner.test_fast_search import random_profile
-
-needs_kernel = pytest.mark.skipif(s3_batch.kernel is None, reason="the kernel is not built here (pure Python)")
+from tests.planner.test_s3_kernel import needs_kernel
 
 
 def _snapshot(builder: ChainBuilder) -> dict[str, object]:

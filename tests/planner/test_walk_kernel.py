@@ -5,7 +5,6 @@ smallest footprint to above the largest, ties (identical layers, no decay) inclu
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +12,7 @@ from planner import s3_batch
 from planner.walk import Blocks, best_walk, best_walk_total
 from planner.worker_chain import build_chain, stage_models
 from tests.planner.profiles import partitions, profiles, uniform_profile
-
-needs_kernel = pytest.mark.skipif(s3_batch.kernel is None, reason="the kernel is not built here (pure Python)")
+from tests.planner.test_s3_kernel import needs_kernel
 
 
 def _both_ways(blocks: Blocks, num_workers: int, budget: int):

@@ -21,7 +21,7 @@ one planner (sharing its chains). Times are CPU seconds (`time.process_time`), b
 (`tests/planner/reference_search`) and checks that both pick the same plan for every budget.
 `--baseline DIR` also times the planner of another checkout (e.g. `/work/main`, the last
 merged planner) on the same budgets, in a subprocess, and prints its numbers beside.
-`FERRET_PURE_PYTHON=1` times this planner without its compiled S3 kernel (the numpy path).
+`FERRET_PURE_PYTHON=1` times this planner without its compiled kernel (the numpy paths).
 Bars (issue 14): 64 layers ≤ 0.1 s and 128 layers ≤ 0.5 s for the worst of 20.
 """
 
@@ -210,8 +210,10 @@ def main() -> None:
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min): {load} on {os.cpu_count()} CPUs; CPU seconds, best of {args.repeat}")
-    tails = "compiled (planner/_s3_kernel.c)" if s3_batch.kernel else "numpy (no kernel built, or FERRET_PURE_PYTHON=1)"
-    print(f"S3 tails: {tails}")
+    kernel = (
+        "compiled (planner/_s3_kernel.c)" if s3_batch.kernel else "numpy (no kernel built, or FERRET_PURE_PYTHON=1)"
+    )
+    print(f"S2 runs, S3 tails and walks: {kernel}")
     cols = [("one budget", "one"), ("worst of 20", "worst"), ("chains", "chains"), ("sweep of 20", "sweep")]
     header = f"{'case':>15} {'P range':>8} " + " ".join(f"{c:>12}" for c, _ in cols)
     if args.baseline:

@@ -40,15 +40,21 @@ def _stage_moves(behind: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     saved, is S3)`."""
     acc, m = s2_ladder(behind)
     s3 = m[-1] >= 1
-    before = np.array(acc if s3 else acc[:-1], dtype=np.float64)
-    after = np.array(acc[1:] + ((1,) if s3 else ()), dtype=np.float64)
+    before = np.array(acc if s3 else acc[:-1], dtype=np.intp)
+    after = np.array(acc[1:] + ((1,) if s3 else ()), dtype=np.intp)
     saved = np.array([m[t] - m[t + 1] for t in range(len(acc) - 1)] + ([m[-1]] if s3 else []), dtype=np.int64)
     return before, after, saved, np.arange(len(before)) == len(acc) - 1
 
 
 _Moves = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _MOVES: list[_Moves] = [
-    (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+    (
+        np.zeros(0, dtype=np.intp),
+        np.zeros(0, dtype=np.intp),
+        np.zeros(0, dtype=np.intp),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=bool),
+    )
 ]
 
 
@@ -87,22 +93,29 @@ class WorkerEnvelope:
     @classmethod
     def of(cls, models: Sequence[StageModel], num_workers: Sequence[int]) -> WorkerEnvelope:
         C = len(models)
-        tables = [_moves(m.num_stages) for m in models]
-        counts = np.array([len(t[0]) for t in tables], dtype=np.intp)
+        P = np.array([m.num_stages for m in models], dtype=np.intp)
+        top = int(P.max(initial=1))
+        # The moves of P stages are those of `top` stages from stage top-P on: one gather.
+        top_stage, top_before, top_after, top_versions, top_s3 = _moves(top)
+        start = np.searchsorted(top_stage, top - P)
+        counts = len(top_stage) - start
         cand = np.repeat(np.arange(C), counts)
-        offsets = np.concatenate(([0], np.cumsum([m.num_stages for m in models])))
-        stage = np.concatenate([t[0] for t in tables]) + np.repeat(offsets[:-1], counts)
-        before, after = np.concatenate([t[1] for t in tables]), np.concatenate([t[2] for t in tables])
-        versions, s3 = np.concatenate([t[3] for t in tables]), np.concatenate([t[4] for t in tables])
+        idx = np.arange(int(counts.sum())) + np.repeat(start - (np.cumsum(counts) - counts), counts)
+        local = top_stage[idx] - np.repeat(top - P, counts)
+        stage = local + np.repeat(np.cumsum(P) - P, counts)
+        before, after, versions, s3 = top_before[idx], top_after[idx], top_versions[idx], top_s3[idx]
         coeff = np.concatenate([m.coeff for m in models])
         nbytes = np.concatenate([m.stage_bytes for m in models]).astype(np.int64)
-        decay = np.repeat(np.array([m.decay_cycle for m in models]), counts)
-        stage_p = np.repeat(np.array([m.num_stages for m in models]), counts)
-        local = stage - np.repeat(offsets[:-1], counts)
-        rate0 = np.array([float(m.coeff.sum()) for m in models])
+        # g of every accumulation 1..top-1 once per candidate (a ladder's c^a ≤ K < top), looked up.
+        decay = np.array([m.decay_cycle for m in models])
+        acc = np.arange(1, top + 1, dtype=np.float64)
+        g = accumulation_mean(np.repeat(decay, top), np.tile(acc, C))
+        stage_p = np.repeat(P, counts)
+        rate0 = np.array([m.rate0 for m in models])
         scale = np.where(rate0 > 0, rate0, 1.0)
-        rho_before = accumulation_mean(decay, before)
-        rho_after = np.where(s3, 1.0 / (stage_p - local), accumulation_mean(decay, after))
+        row = cand * top - 1  # g of c^a = a at row·top + a - 1
+        rho_before = np.take(g, row + before)
+        rho_after = np.where(s3, 1.0 / (stage_p - local), np.take(g, row + after))
         lost = coeff[stage] * (rho_before - rho_after) / scale[cand]
         saved = versions * nbytes[stage]
         free = lost <= 0

@@ -36,6 +36,7 @@ class _Layout:
     acc: np.ndarray  # (P, width) c^a per rung, padded with the last rung
     left: np.ndarray  # (P, width) ⌈K/c^a⌉ per rung, padded likewise
     last: tuple[np.ndarray, np.ndarray]  # index of each stage's last rung into (P, width)
+    moves: int  # S2 steps of a fresh chain: every ladder's length less one
 
 
 @lru_cache(maxsize=256)
@@ -50,6 +51,7 @@ def _layout(P: int) -> _Layout:
         acc=np.array([acc + acc[-1:] * (width - len(acc)) for acc, _ in ladders], dtype=np.int64),
         left=np.array([m + m[-1:] * (width - len(m)) for _, m in ladders], dtype=np.int64),
         last=(np.arange(P), rungs - 1),
+        moves=int((rungs - 1).sum()),
     )
 
 
@@ -60,6 +62,7 @@ class ChainState:
         P = self.P = model.num_stages
         layout = _layout(P)
         self.behind, self.rungs, self.acc, self.left = layout.behind, layout.rungs, layout.acc, layout.left
+        self.moves = layout.moves
         self.nbytes = model.stage_bytes.astype(np.int64)
         # S2 step t of stage j moves it from rung t to t+1; g_table: the mean discount per rung.
         self.g_table = accumulation_mean(model.decay_cycle, self.acc.reshape(-1)).reshape(self.acc.shape)
@@ -138,11 +141,6 @@ class ChainState:
         saved = int(self.s3.saved[0, j])
         self.s3.omit(np.zeros(1, dtype=np.intp), np.array([j]))
         return saved
-
-    def memory(self) -> int:
-        """The worker's (F4) term: one version per omitted stage, `1 + ⌈K/c^a⌉` otherwise."""
-        left = self.left[np.arange(self.P), self.rung]
-        return int(np.where(self.omitted, 1, 1 + left) @ self.nbytes)
 
     def rate(self) -> float:
         return math.fsum(self.terms.tolist())

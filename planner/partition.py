@@ -45,11 +45,12 @@ def greedy_partition(profile: ModelProfile, cap: float) -> tuple[int, ...]:
 
 def candidate_partitions(profile: ModelProfile) -> list[tuple[int, ...]]:
     """The distinct greedy partitions over all caps, ordered by the smallest cap producing each."""
-    table = np.ascontiguousarray(_boundary_table(_prefix(profile), stage_time_caps(profile)))
-    rows = table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel()  # a row: one value
-    order = np.argsort(rows, kind="stable")
-    first = order[_first_of_runs(rows[order])]  # stable sort: each run starts at its first row
-    return _rows_to_partitions(table[np.sort(first)])
+    table = _boundary_table(_prefix(profile), stage_time_caps(profile))
+    # Every boundary of the greedy is non-decreasing in the cap (each reaches as far as the cap
+    # allows from the one before), so the caps giving one partition are consecutive: each
+    # distinct row starts a run of equal rows, in the order of the caps.
+    changed = (table[1:] != table[:-1]).any(axis=1)
+    return _rows_to_partitions(table[np.r_[True, changed]])
 
 
 # np.unique is avoided: it imports numpy.ma, which costs more than planning a small model.
@@ -64,26 +65,28 @@ def _distinct(values: np.ndarray) -> np.ndarray:
 
 
 def _boundary_table(prefix: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """Every cap's greedy boundaries at once: row r is `[0, L_1, ..., L̂, L̂, ...]` for cap r."""
+    """Every cap's greedy boundaries at once: row r is `[0, L_1, ..., L̂, L̂, ...]` for cap r.
+
+    `caps` ascending: boundaries grow with the cap, so the rows still going are a prefix."""
     num_layers = len(prefix) - 1
     limit = caps + _slack(prefix)
     pos = np.zeros(len(caps), dtype=np.intp)
-    cols = [pos.copy()]
-    while (pos < num_layers).any():
+    table = np.full((len(caps), num_layers + 1), num_layers, dtype=np.intp)
+    table[:, 0] = 0
+    going, col = len(caps), 1
+    while going:
         # The furthest boundary e with prefix[e] - prefix[pos] ≤ cap, at least one layer on.
-        reach = np.searchsorted(prefix, prefix[pos] + limit, side="right") - 1
-        pos = np.minimum(np.maximum(reach, pos + 1), num_layers)
-        cols.append(pos.copy())
-    return np.stack(cols, axis=1)
+        now = pos[:going]
+        reach = np.searchsorted(prefix, prefix[now] + limit[:going], side="right") - 1
+        now[:] = table[:going, col] = np.minimum(np.maximum(reach, now + 1), num_layers)
+        going = int(np.searchsorted(now, num_layers))
+        col += 1
+    return table[:, :col]
 
 
 def _rows_to_partitions(table: np.ndarray) -> list[tuple[int, ...]]:
-    num_layers = int(table[0, -1])
-    out = []
-    for row in table:
-        end = int(np.argmax(row == num_layers))
-        out.append(tuple(int(x) for x in row[: end + 1]))
-    return out
+    ends = (np.argmax(table == table[0, -1], axis=1) + 1).tolist()  # each row's first L̂, included
+    return [tuple(row[:end]) for row, end in zip(table.tolist(), ends, strict=True)]
 
 
 def num_caps(profile: ModelProfile) -> int:

@@ -18,7 +18,6 @@ all of them instead of once per chain, and drops rows whose bound shows they can
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ except ImportError:  # not built, stale, or FERRET_PURE_PYTHON=1: the numpy path
     kernel = None
 
 _TINY = 1e-290  # a loss above this divides any byte count without overflow
+ASK_EVERY = 8  # S3 steps `S3Batch.tails` takes between two questions to its stopping rule
 FSUM_ROWS = 48  # below this many rows `exact_sums` calls math.fsum per row
 
 
@@ -45,6 +45,13 @@ def ratios(saved: np.ndarray, lost: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # a loss within a few ulps of 0: the ratio is +inf
         np.divide(saved, lost, out=out, where=lost > 0)
     return out
+
+
+def ratio(saved: float, lost: float) -> float:
+    """`ratios` of one pair, in Python floats (the same IEEE division; an overflow gives +inf)."""
+    if lost > 0:
+        return saved / lost
+    return math.inf if saved > 0 or lost < 0 else 0.0
 
 
 def exact_sums(terms: np.ndarray) -> np.ndarray:
@@ -90,6 +97,17 @@ class Tail:
     rates: np.ndarray
     memory: np.ndarray
     finished: bool
+
+
+@dataclass
+class _Records:
+    """What `S3Batch.tails` records per row and step, and each row's memory as it goes."""
+
+    stage: np.ndarray
+    ratio: np.ndarray
+    rate: np.ndarray
+    row_memory: np.ndarray  # (rows, steps): memory after each step
+    memory: np.ndarray  # (rows,): memory now
 
 
 class S3Batch:
@@ -156,12 +174,14 @@ class S3Batch:
 
         Its pair arrays are shared with every fresh chain of that stage count until its first
         S3 step (`omit` copies them then): most chains take none before their tail."""
-        out = copy.copy(_fresh(len(coeff)))
+        out = cls.__new__(cls)
+        out.__dict__.update(_fresh(len(coeff)).__dict__)  # a shallow copy (copy.copy costs 5× more)
+        shape = (1, len(coeff))
         out.coeff, out.nbytes = coeff[None].astype(np.float64), nbytes[None].astype(np.float64)
         out.saved = nbytes[None].astype(np.int64)
-        out.g, out.inv_lcm, out.terms = np.ones_like(out.coeff), np.ones_like(out.coeff), out.coeff.copy()
+        out.g, out.inv_lcm, out.terms = np.ones(shape), np.ones(shape), out.coeff.copy()
         out.last_g_minus_1, out.closed = last_g_minus_1[None].copy(), closed[None].copy()
-        out.omitted, out.share_diag = np.zeros_like(out.closed), out.share_diag.copy()
+        out.omitted, out.share_diag = np.zeros(shape, dtype=bool), out.share_diag.copy()
         out.own = out.coeff * out.inv_lcm * (out.last_g_minus_1 + out.share_diag)
         out._shared = True
         return out
@@ -213,6 +233,7 @@ class S3Batch:
         memory: np.ndarray,
         max_steps: int | None = None,
         beaten: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+        safe_memory: int | None = None,
     ) -> list[Tail]:
         """Take every row's greedy S3 steps, all rows in lock-step, until each row has none left
         (or `max_steps` are taken). `memory` is each row's worker (F4) term now; rows must come
@@ -220,6 +241,11 @@ class S3Batch:
 
         `beaten(rows, memory, upper)` says which rows may stop: `upper` is each row's
         `Σ coeff_i/LCM_i`, above the rate of every state still to come (`g ≤ 1`, LCMs only grow).
+        It is asked only about rows whose memory is above `safe_memory` (when given; the others
+        build on): memory only falls, so once every row still going is within it, the steps
+        left run with no more questions (`_run`). Else it is asked every `ASK_EVERY` steps (a
+        row stops up to that many steps late: more work, never another result), the steps
+        between run row after row.
         A stopped row is still stepped while a row after it goes on (a prefix costs less than
         a selection), so it may have taken more steps than needed; the batch's arrays hold
         each row's state after the steps its `Tail` lists.
@@ -228,32 +254,50 @@ class S3Batch:
         left = (~self.closed).sum(axis=1)  # S3 steps left per row
         assert np.all(np.diff(left) <= 0), "rows must come in non-increasing order of S3 steps left"
         steps = int(left.max(initial=0)) if max_steps is None else min(max_steps, int(left.max(initial=0)))
-        rec_stage = np.zeros((C, steps), dtype=np.int64)
-        rec_ratio, rec_rate = np.zeros((C, steps)), np.zeros((C, steps))
-        rec_memory = np.zeros((C, steps), dtype=np.int64)
-        memory = np.array(memory, dtype=np.int64)
+        rec = _Records(
+            np.zeros((C, steps), dtype=np.int64), np.zeros((C, steps)), np.zeros((C, steps)),
+            np.zeros((C, steps), dtype=np.int64), np.array(memory, dtype=np.int64),
+        )  # fmt: skip
         going = left > 0
         taken = np.zeros(C, dtype=np.int64)
-        for t in range(steps):
-            if beaten is not None and going.any():
-                live = np.flatnonzero(going)
-                A = int(live[-1]) + 1  # rows of a prefix, summed as views: the same bits per row, no copies
-                upper = (self.coeff[:A] * self.inv_lcm[:A]).sum(axis=1)[live]
-                going[live[beaten(live, memory[live], upper)]] = False
+        t = 0
+        while t < steps and beaten is not None:
+            live = np.flatnonzero(going)
+            if safe_memory is not None:
+                live = live[rec.memory[live] > safe_memory]
+            if not len(live):
+                break
+            A = int(live[-1]) + 1  # rows of a prefix, summed as views: the same bits per row, no copies
+            upper = (self.coeff[:A] * self.inv_lcm[:A]).sum(axis=1)[live]
+            going[live[beaten(live, rec.memory[live], upper)]] = False
             if not going.any():
                 break
-            A = int(np.flatnonzero(going)[-1]) + 1
-            taken[:A] += 1
-            if kernel is not None:
-                kernel.step(self, A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
-            else:
-                self._numpy_step(A, t, memory, rec_stage, rec_ratio, rec_rate, rec_memory)
-            going[:A] &= left[:A] > t + 1
+            end = min(t + ASK_EVERY, steps)
+            taken += self._run(np.flatnonzero(going), left, t, end, rec)
+            going &= left > end
+            t = end
+        if t < steps and going.any():
+            taken += self._run(np.flatnonzero(going), left, t, steps, rec)
         return [
-            Tail(rec_stage[c, : taken[c]], rec_ratio[c, : taken[c]], rec_rate[c, : taken[c]],
-                 rec_memory[c, : taken[c]], bool(taken[c] == left[c]))
+            Tail(rec.stage[c, : taken[c]], rec.ratio[c, : taken[c]], rec.rate[c, : taken[c]],
+                 rec.row_memory[c, : taken[c]], bool(taken[c] == left[c]))
             for c in range(C)
         ]  # fmt: skip
+
+    def _run(self, going: np.ndarray, left: np.ndarray, t: int, steps: int, rec: _Records) -> np.ndarray:
+        """Steps `t..steps-1` with no stopping rule: rows `going` (ascending) each step until their
+        S3 steps run out; return how many steps each row of the batch took."""
+        # The rows going with a step left at step u are a prefix of `going` (left falls along
+        # the rows): the lock-step takes the rows up to the last of them.
+        count = np.searchsorted(-left[going], -np.arange(t, steps), side="left")
+        prefix = going[count[count > 0] - 1] + 1
+        taken = np.searchsorted(-prefix, -np.arange(len(self.P)), side="left").astype(np.int64)
+        if kernel is not None:  # row after row, each through all its steps (the same bits)
+            kernel.run(self, taken, t, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
+        else:
+            for u, A in enumerate(prefix.tolist(), start=t):
+                self._numpy_step(A, u, rec.memory, rec.stage, rec.ratio, rec.rate, rec.row_memory)
+        return taken
 
     def _numpy_step(
         self,

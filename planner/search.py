@@ -28,7 +28,7 @@ from planner.partition import candidate_partitions, num_caps
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
 from planner.stream import check_stream
-from planner.walk import Blocks, Walk, best_walk
+from planner.walk import Blocks, Walk, best_walk, best_walk_total
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
 
 MAX_LOG_LINES = 40
@@ -58,8 +58,6 @@ class _Candidate:
     order: int
     model: StageModel
     num_workers: int
-    rate0: float  # one worker's no-technique rate
-    memory0: int  # one worker's no-technique footprint
     blocks: Blocks | None = field(default=None, repr=False)
     builder: ChainBuilder | None = field(default=None, repr=False)  # a chain being built
 
@@ -92,14 +90,11 @@ class FerretPlanner:
         models = stage_models(profile, self.partitions, tuple(recompute), decay_per_s, value_per_datum)
         # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
         # workers for the longer cycle; (F3) would otherwise reward recomputation.
-        self.candidates = [
-            _Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s), float(m.coeff.sum()), m.no_technique_bytes)
-            for n, m in enumerate(models)
-        ]
+        self.candidates = [_Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s)) for n, m in enumerate(models)]
         self.min_bytes = np.array([m.min_worker_bytes for m in models], dtype=np.int64)
         # The unconstrained plan of each candidate: N workers, no technique (Python ints: exact).
-        self.exact_bytes = np.array([c.num_workers * c.memory0 for c in self.candidates], dtype=object)
-        self.exact_rates = np.array([c.num_workers * c.rate0 for c in self.candidates])
+        self.exact_bytes = np.array([c.num_workers * c.model.no_technique_bytes for c in self.candidates], dtype=object)
+        self.exact_rates = np.array([c.num_workers * c.model.rate0 for c in self.candidates])
         self._envelope: WorkerEnvelope | None = None
 
     # ---------------------------------------------------------------- budget-independent
@@ -144,10 +139,11 @@ class FerretPlanner:
 
             def stop(rows: np.ndarray, memory: np.ndarray, upper: np.ndarray) -> np.ndarray:
                 bound = kmax[rows] * upper * (1 + BOUND_SLACK)
-                lower = (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
-                return (memory > budget) & lower  # a state built within the budget: build on
+                return (bound < best[0]) | ((bound == best[0]) & (-orders[rows] <= best[1]))
 
-            done = build_tails(builders, beaten=stop)
+            # A row with a state built within the budget builds on (the bound above holds only
+            # for states still to come).
+            done = build_tails(builders, beaten=stop, safe_memory=budget)
             for n, finished in zip(tails, done, strict=True):
                 beaten[n] = not finished
         return beaten
@@ -196,23 +192,26 @@ class FerretPlanner:
                 # The next candidates whose bounds can still win, built together; the batch
                 # grows as the best found settles (the first ones usually set it).
                 batch: list[_Candidate] = []
+                batch_bounds: list[float] = []
                 while queue and len(batch) < size:
                     if prune and (-queue[0][0], -queue[0][1]) <= best:
                         pruned += len(queue)  # every bound left is at most this one
                         queue = []
                         break
-                    batch.append(self.candidates[heapq.heappop(queue)[1]])
+                    bound, n = heapq.heappop(queue)
+                    batch.append(self.candidates[n])
+                    batch_bounds.append(-bound)
                 size = min(size * BATCH_GROWTH, BATCH_MAX)
                 beaten = self._beaten_while_building(batch, B, best) if prune else [False] * len(batch)
-                for cand, lost in zip(batch, beaten, strict=True):
-                    if lost:
+                for cand, bound, lost in zip(batch, batch_bounds, beaten, strict=True):
+                    # A candidate of the batch may be beaten by one before it: no walk then.
+                    if lost or (prune and (bound, -cand.order) <= best):
                         pruned += 1
                         continue
-                    blocks = self.blocks(cand)
-                    walk = best_walk(blocks, cand.num_workers, B)
-                    assert walk is not None, "a candidate whose one-version footprint fits must have a fitting walk"
-                    best = max(best, (blocks.totals(walk, cand.num_workers)[0], -cand.order))
-                    walks[cand.order] = walk
+                    found = best_walk_total(self.blocks(cand), cand.num_workers, B)
+                    assert found is not None, "a candidate whose one-version footprint fits must have a fitting walk"
+                    walks[cand.order], rate = found
+                    best = max(best, (rate, -cand.order))
                     searched += 1
         order = -best[1]
         log = [

@@ -31,6 +31,7 @@ class StageModel:
     stage_bytes: np.ndarray
     min_worker_bytes: int  # one worker with every version-saving step: one version per stage
     no_technique_bytes: int  # one worker with no technique: stage i keeps P - i versions
+    rate0: float  # one worker's (F3) rate with no technique: `Σ coeff` (numpy's sum)
 
     @property
     def num_stages(self) -> int:
@@ -76,11 +77,11 @@ def stage_models(
     for n, part in enumerate(partitions):
         lo, hi = bounds[n], bounds[n + 1]
         for cr, cycle_list, coeff, nbytes, one, no_technique in models:
-            c = cycle_list[n]
+            c, stage_coeff = cycle_list[n], coeff[lo:hi]
             out.append(
                 StageModel(
-                    tuple(part), cr, tf_list[n], tb_list[n], c, decay_per_s * c, coeff[lo:hi], nbytes[lo:hi],
-                    one[n], no_technique[n]
+                    tuple(part), cr, tf_list[n], tb_list[n], c, decay_per_s * c, stage_coeff, nbytes[lo:hi],
+                    one[n], no_technique[n], float(stage_coeff.sum())
                 )
             )  # fmt: skip
     return out

@@ -27,6 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
+from planner import s3_batch
 from planner.worker_chain import WorkerChain
 
 GAIN_SLACK = 1e-9
@@ -138,22 +139,21 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
     if start is None:
         return None
     rates, starts, ends = blocks.chain.rates, blocks.starts, blocks.ends
+    rate_at, start_at, end_at = rates.item, starts.item, ends.item
 
     def total(block: int, worker: int, state: int) -> float:
-        return float(worker * rates[ends[block]] + rates[state] + (N - 1 - worker) * rates[starts[block]])
+        # Python numbers: the same IEEE operations as numpy's scalars, at a fraction of the cost.
+        return worker * rate_at(end_at(block)) + rate_at(state) + (N - 1 - worker) * rate_at(start_at(block))
 
     t0, last = start.block, len(starts) - 1
     # Within a piece the total is linear in the walker index for any fixed state, so each
     # piece peaks at one end of its walker range, at its best state.
     pieces = [(t0, start.done, start.done, start.state, blocks.last_state(t0, start.done, N))]
     pieces += _pieces(blocks, t0, start.done + 1, int(starts[t0]) + 1, N)
-    inner = np.arange(t0 + 1, last)  # whole blocks strictly between the first and the last
-    top = blocks.block_top[inner]
+    inner = slice(t0 + 1, max(t0 + 1, last))  # whole blocks strictly between the first and the last
+    top, at_end, at_start = blocks.block_top[inner], rates[ends[inner]], rates[starts[inner]]
     # The same operations, in the same order, as `total` for walker 0 and walker N-1.
-    inner_peak = np.maximum(
-        0 * rates[ends[inner]] + top + (N - 1) * rates[starts[inner]],
-        (N - 1) * rates[ends[inner]] + top + 0 * rates[starts[inner]],
-    )
+    inner_peak = np.maximum(0 * at_end + top + (N - 1) * at_start, (N - 1) * at_end + top + 0 * at_start)
     tail = _pieces(blocks, last, 0, int(starts[last]) + 1, N) if t0 < last else []
 
     def piece_peak(piece: Piece) -> float:
@@ -171,7 +171,7 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
             return found
     reach = np.flatnonzero(inner_peak >= threshold)
     if len(reach):
-        block = int(inner[reach[0]])
+        block = t0 + 1 + int(reach[0])
         found = _earliest(blocks, (block, 0, N - 1, int(starts[block]) + 1, int(ends[block])), threshold, total, N)
         assert found is not None, "a block whose peak reaches the threshold must contain that position"
         return found
@@ -180,6 +180,21 @@ def best_walk(blocks: Blocks, num_workers: int, budget: int | None) -> Walk | No
         if found is not None:
             return found
     raise AssertionError("the highest total rate was not found again")
+
+
+def best_walk_total(blocks: Blocks, num_workers: int, budget: int) -> tuple[Walk, float] | None:
+    """`best_walk` for a budget with that position's total (F3) rate (`Blocks.totals`), in one call
+    of the compiled kernel where it is built (bit for bit this module's code, which stays the
+    reference and the fallback)."""
+    if s3_batch.kernel is not None:
+        chain = blocks.chain
+        found = s3_batch.kernel.walk(chain.rates, chain.memory, chain.ratios, num_workers, budget, GAIN_SLACK)
+        if found is None:
+            return None
+        block, done, state, rate = found
+        return Walk(block, done, state), rate
+    walk = best_walk(blocks, num_workers, budget)
+    return None if walk is None else (walk, blocks.totals(walk, num_workers)[0])
 
 
 def _earliest(

@@ -32,12 +32,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
+from planner import s3_batch
 from planner.chain_state import ChainState, ratios
 from planner.plan import REMOVED, WorkerConfig
-from planner.s3_batch import S3Batch, Tail
+from planner.s3_batch import S3Batch, Tail, ratio
 from planner.stage_model import StageModel, stage_model, stage_models
 
 __all__ = ["S2", "S3", "S4", "StageModel", "WorkerChain", "build_chain", "stage_model", "stage_models"]
@@ -139,7 +141,8 @@ class ChainBuilder:
     def __init__(self, model: StageModel) -> None:
         self.model = model
         self.state = ChainState(model)
-        self.rate, self.mem = self.state.rate(), self.state.memory()
+        # No technique yet: stage i keeps P-i versions, the model's own sum (exact integers).
+        self.rate, self.mem = self.state.rate(), model.no_technique_bytes
         # The chain so far: arrays per S2 run, and the S3 steps since the last run as scalars.
         self._rates: list[np.ndarray] = []
         self._memory: list[np.ndarray] = []
@@ -164,7 +167,10 @@ class ChainBuilder:
         run out — up to the start of the tail; in the tail, one S3 step; at the end, S4."""
         state = self.state
         if not self._tail:
-            s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
+            if s3_batch.kernel is not None:
+                s3_stage, s3_ratio = self._compiled_s2_run(s3_batch.kernel)
+            else:
+                s3_stage, s3_ratio = self._s2_run(*_greedy_order(state))
             if s3_stage >= 0:
                 self.mem -= state.apply_s3(s3_stage)
                 self.rate = state.rate()
@@ -187,7 +193,7 @@ class ChainBuilder:
             self.rate, self.mem = float(tail.rates[-1]), int(tail.memory[-1])
             self._s3_rates, self._s3_memory = [self.rate], [self.mem]
         if tail.finished:  # S4: removal saves everything that is left and loses the whole rate
-            ratio4 = float(ratios(np.array([float(self.mem)]), np.array([self.rate]))[0])
+            ratio4 = ratio(float(self.mem), self.rate)
             self._flush()
             self._append(np.array([0.0]), np.array([0]), np.array([ratio4]), S4, np.array([-1]))
             self.done = True
@@ -225,6 +231,21 @@ class ChainBuilder:
             start, width = end, 4 * width
         self._tail = True  # no S2 step is left
         return -1, -math.inf
+
+    def _compiled_s2_run(self, kernel: ModuleType) -> tuple[int, float]:
+        """`_s2_run(*_greedy_order(state))` in one call of the compiled kernel, bit for bit."""
+        ints = np.empty((3, self.state.moves), dtype=np.int64)  # stage, memory, c^a per S2 step
+        floats = np.empty((2, self.state.moves))  # ratio, rate
+        steps, s3_stage, s3_ratio, self._last_run = kernel.s2_run(
+            self.state, self.state.s3, self.rate, self.mem, self._last_run, ints, floats
+        )
+        if steps:
+            self.rate, self.mem = float(floats[1, steps - 1]), int(ints[1, steps - 1])
+            self._flush()
+            self._append(floats[1, :steps], ints[1, :steps], floats[0, :steps], S2, ints[0, :steps], ints[2, :steps])
+        if s3_stage < 0:
+            self._tail = True  # no S2 step is left
+        return s3_stage, s3_ratio
 
     def _take_s2(self, moved: np.ndarray, ratio: np.ndarray, reached: np.ndarray) -> None:
         state = self.state
@@ -306,12 +327,12 @@ class ChainBuilder:
                 self.advance()
         return WorkerChain(
             model=self.model,
-            rates=np.concatenate(self._rates).astype(np.float64),
-            memory=np.concatenate(self._memory).astype(np.int64),
-            ratios=np.concatenate(self._ratios).astype(np.float64),
-            kinds=np.concatenate(self._kinds).astype(np.int8),
-            stages=np.concatenate(self._stages).astype(np.int64),
-            accumulations=np.concatenate(self._accs).astype(np.int64),
+            rates=np.concatenate(self._rates, dtype=np.float64),
+            memory=np.concatenate(self._memory, dtype=np.int64),
+            ratios=np.concatenate(self._ratios, dtype=np.float64),
+            kinds=np.concatenate(self._kinds, dtype=np.int8),
+            stages=np.concatenate(self._stages, dtype=np.int64),
+            accumulations=np.concatenate(self._accs, dtype=np.int64),
         )
 
 
@@ -328,11 +349,13 @@ def build_tails(
     builders: Sequence[ChainBuilder],
     max_steps: int | None = None,
     beaten: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    safe_memory: int | None = None,
 ) -> list[bool]:
     """Build the tails of chains whose S2 steps are all taken, in lock-step
     (`S3Batch.tails`); return, per builder, whether its chain is done. `beaten(rows,
     memory, upper)` (rows: indices into `builders`) stops rows that cannot win; their state
-    is kept so that they resume where they stopped."""
+    is kept so that they resume where they stopped. It is asked only about rows whose
+    memory is above `safe_memory`, when given."""
     if not builders:
         return []
     order = sorted(range(len(builders)), key=lambda n: -builders[n].tail_steps_left())
@@ -344,7 +367,7 @@ def build_tails(
         assert beaten is not None
         return beaten(index[rows], mem, upper)
 
-    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise)
+    tails = batch.tails(memory, max_steps, None if beaten is None else rowwise, safe_memory)
     for row, (n, tail) in enumerate(zip(order, tails, strict=True)):
         builder = builders[n]
         if not tail.finished:

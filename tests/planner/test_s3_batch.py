@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.s3_batch import FSUM_ROWS, exact_sums
+from planner.s3_batch import FSUM_ROWS, exact_sums, ratio, ratios
 from planner.search import FerretPlanner
 from planner.worker_chain import ChainBuilder, build_chain, build_tails, stage_models
 from tests.planner.profiles import partitions, profiles
@@ -49,14 +49,41 @@ def test_a_chain_stopped_in_a_batch_resumes_into_the_same_chain():
     builders = [_at_tail(m) for m in models]
     calls = []
 
-    def stop_after_five(rows, memory, upper):
+    def stop_at_the_second_question(rows, memory, upper):  # after ASK_EVERY steps
         calls.append(len(calls))
-        return np.full(len(rows), len(calls) > 5)
+        return np.full(len(rows), len(calls) > 1)
 
-    done = build_tails(builders, beaten=stop_after_five)
+    done = build_tails(builders, beaten=stop_at_the_second_question)
     assert not all(done)
     for model, builder in zip(models, builders, strict=True):
         _same_chain(builder.chain(), build_chain(model))
+
+
+def test_rows_within_the_safe_memory_are_never_asked_and_build_on():
+    """`safe_memory`: the stopping rule hears only of rows above it; a row stopped while above
+    it resumes into the same chain, and a row within it is built to its end."""
+    rng = np.random.default_rng(5)
+    profile = random_profile(rng, 30)
+    parts = [(0, 3, 7, 12, 15, 20, 30), tuple(range(31)), (0, 10, 11, 30), (0, 2, 4, 6, 30)]
+    models = stage_models(profile, parts, (False, True), 1.0, 1.0)
+    builders = [_at_tail(m) for m in models]
+    builders = [b for b in builders if not b.done]
+    safe = sorted(b.mem for b in builders)[len(builders) // 2]
+    asked = []
+
+    def stop_all(rows, memory, upper):
+        asked.append(memory.copy())
+        return np.ones(len(rows), dtype=bool)
+
+    within = [b.mem <= safe for b in builders]
+    done = build_tails(builders, beaten=stop_all, safe_memory=safe)
+    assert asked and all((memory > safe).all() for memory in asked)
+    # Every row within it is built whole; a row above it stopped at once (though it is stepped
+    # along while a row after it, with fewer steps left, goes on).
+    assert all(finished for finished, w in zip(done, within, strict=True) if w)
+    assert any(within) and not all(done)
+    for builder in builders:
+        _same_chain(builder.chain(), build_chain(builder.model))
 
 
 def test_a_budget_sweep_with_resumed_chains_plans_as_fresh_planners():
@@ -100,3 +127,15 @@ def test_exact_sums_on_sums_that_round_at_a_half():
     shape = (2 * FSUM_ROWS, 40)
     scaled = (rng.integers(0, 1 << 20, shape) * 2.0 ** rng.integers(-80, 0, shape)).astype(float)
     assert exact_sums(scaled).tolist() == [math.fsum(r) for r in scaled.tolist()]
+
+
+def test_one_ratio_is_what_ratios_gives():
+    """`ratio` (one pair, Python floats) and `ratios` (arrays) agree bit for bit, edge cases included:
+    nothing saved, a gain, a loss of zero (either sign), an overflowing quotient, a subnormal loss."""
+    values = [0.0, -0.0, 1.0, -1.0, 3.0, 1e308, 1e-308, 5e-324, 12345678.0, 0.1]
+    saved = np.array([s for s in values for _ in values])
+    lost = np.array([lo for _ in values for lo in values])
+    with np.errstate(divide="ignore"):
+        expected = ratios(saved, lost)
+    got = np.array([ratio(s, lo) for s, lo in zip(saved.tolist(), lost.tolist(), strict=True)])
+    assert got.tobytes() == expected.tobytes()

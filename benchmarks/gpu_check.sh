@@ -3,7 +3,9 @@
 #   profile mnistnet and convnet with CUDA events (ferret profile --device cuda), plan Ferret M+ on
 #   one device, then run digits through the replay executor on cuda and through the distributed
 #   executor (1 rank, NCCL, --streams 1 and --streams 4), and print throughput, drops and peak
-#   memory (ledger, process RSS, torch.cuda.max_memory_allocated) per run.
+#   memory (ledger, process RSS, torch.cuda.max_memory_allocated) per run. Last, issue 9's
+#   executor overhead per op on gloo with the device machine's spare cores (2 ranks, and the
+#   same plan on 1 rank): the measurement a shared 2-core VM cannot make (docs/RESULTS.md).
 #
 #   bash benchmarks/gpu_check.sh [OUT]          (default out/gpu_check)
 #   DEVICE=cpu BACKEND=gloo STREAMS=1 SAMPLES=200 bash benchmarks/gpu_check.sh /tmp/x   # dry run on a CPU
@@ -49,3 +51,7 @@ for summary in sorted(Path(sys.argv[1]).glob("*/*/summary.json")):
     print(f"{str(summary.parent.relative_to(sys.argv[1])):42} {s['trained']:8d} {drop:7.2f} {thr:9.1f} "
           f"{s['measured_peak_memory_bytes'] / 2**20:10.2f} {rss:8.1f} {'-' if cuda is None else f'{cuda / 2**20:.1f}':>9}")
 PY
+
+# Issue 9's overhead bar (<= 50 us/op), on a machine whose cores are not shared: CPU ranks, gloo.
+timeout 180 "$python" benchmarks/distributed_overhead.py | tail -3
+timeout 180 "$python" benchmarks/distributed_overhead.py --nproc 1 --stages 2 | tail -1

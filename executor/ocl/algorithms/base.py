@@ -20,6 +20,10 @@ then, with the gradients in place, `algorithm.after_backward(model, batch)`. Wor
 do beyond the passes is added to `batch.cost` as they learn it. `stored_state_bytes` predicts
 what an algorithm will store, for a byte budget (`executor.ocl.budget`).
 
+`state_dict()` / `load_state_dict(state, model)` carry what an algorithm learned through a
+checkpoint (freezing's statistics; ER's memory and sampler); `learned_state` names what they
+do not keep (LwF's teacher, MAS's importances), and a checkpointed run refuses those.
+
 State the algorithm stores is charged to `context.ledger` under its own categories ("replay",
 "teacher", "importance"), so a learner's measured memory includes it. Parameter names are the
 model's own (`model.named_parameters()`), so a pipeline stage may pass just its slice.
@@ -30,7 +34,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -220,15 +224,19 @@ class OCLAlgorithm:
 
     @classmethod
     def learned_state(cls, config: AlgorithmConfig) -> list[str]:
-        """What this algorithm learns during a run under `config` beyond its replay memory and
-        the weights (statistics a checkpoint of only those would lose)."""
-        learned = []
-        if (config.freezing or cls.default_freezing) != "none":
-            learned.append("adaptive freezing's statistics")
-        sampler = config.sampler or cls.default_sampler
-        if sampler is not None and SAMPLERS[sampler].learns:
-            learned.append(f"the {sampler} sampler's statistics")
-        return learned
+        """What this algorithm learns during a run under `config` that `state_dict` does not keep
+        (a checkpoint would lose it). Freezing's statistics and every sampler's are kept."""
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this algorithm's future steps depend on besides the weights: adaptive freezing's
+        statistics once made (in a pipeline, every rank's own copy)."""
+        return {"freezing": None if self.freezing is None else self.freezing.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        """Continue from `state_dict()` of the same algorithm and config over `model`."""
+        if state["freezing"] is not None:
+            self._adaptive_freezing(model).load_state_dict(state["freezing"])
 
     def freezing_state(self, model: nn.Module) -> AdaptiveFreezing | None:
         """Freezing's statistics (made on first use), or None when this algorithm does not freeze;

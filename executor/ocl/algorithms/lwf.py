@@ -75,6 +75,10 @@ class LearningWithoutForgetting(OCLAlgorithm):
         self.seen_classes[batch.y.cpu()] = True
 
     @classmethod
+    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
+        return [*super().learned_state(config), "LwF's teacher"]
+
+    @classmethod
     def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
         """The step and the teacher's forward of every row."""
         return StepCost.train(batch_rows) + StepCost(forward=batch_rows)

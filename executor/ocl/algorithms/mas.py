@@ -91,6 +91,10 @@ class MemoryAwareSynapses(OCLAlgorithm):
         self._charge()
 
     @classmethod
+    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
+        return [*super().learned_state(config), "MAS's importances and anchor"]
+
+    @classmethod
     def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
         """The step and the importance pass over its one new row."""
         return StepCost.train(batch_rows) + StepCost(forward=1, backward=1)

@@ -151,14 +151,6 @@ def test_two_torchrun_nodes_on_loopback_run_the_same_command(tmp_path, made):
         (["--nproc", "2", "--streams", "2"], "needs CUDA"),
         (["--nproc", "2", "--follow-trace", "t.jsonl", "--checkpoint-every", "5"], "does not combine with checkpoints"),
         (["--nproc", "2", "--algorithm", "alsar"], "a datum's training forward holds no prediction of it"),
-        (
-            ["--nproc", "2", "--algorithm", "er", "--freezing", "adaptive", "--checkpoint-every", "5"],
-            "not adaptive freezing's statistics",
-        ),
-        (
-            ["--nproc", "2", "--algorithm", "er", "--sampler", "similarity-aware", "--checkpoint-every", "5"],
-            "not the similarity-aware sampler's statistics",
-        ),
     ],
 )
 def test_distributed_user_errors_are_one_line_before_any_rank(tmp_path, made, capsys, extra, message):

@@ -125,11 +125,17 @@ def latest(root: Path) -> Path:
 
 
 def read_meta(path: Path, expected: dict[str, Any]) -> dict[str, Any]:
+    """`meta.json` of checkpoint `path`; one line naming the first setting (a field of a nested
+    one, e.g. `algorithm.sampler`) in which it differs from this run's `expected`."""
     meta = json.loads((path / META).read_text(encoding="utf-8"))
     for key, value in expected.items():
-        if meta.get(key) != value:
+        saved = meta.get(key)
+        if saved != value and isinstance(saved, dict) and isinstance(value, dict):
+            field = next(k for k in sorted(saved.keys() | value.keys()) if saved.get(k) != value.get(k))
+            key, saved, value = f"{key}.{field}", saved.get(field), value.get(field)
+        if saved != value:
             raise FerretError(
-                f"--resume {path}: the checkpoint was made with {key} = {meta.get(key)!r}, this run has {value!r}"
+                f"--resume {path}: the checkpoint was made with {key} = {saved!r}, this run has {value!r}"
             )
     return meta
 

@@ -115,10 +115,6 @@ def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOption
             f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
             "a trace (--follow-trace), not in real time"
         )
-    if options.checkpoint_every or options.resume is not None:
-        lost = algorithm_class(algorithm).learned_state(algorithm)
-        if lost:
-            raise FerretError(f"checkpoints of {algorithm.name} do not keep {' or '.join(lost)}")
 
 
 @dataclass

@@ -20,9 +20,9 @@ then, with the gradients in place, `algorithm.after_backward(model, batch)`. Wor
 do beyond the passes is added to `batch.cost` as they learn it. `stored_state_bytes` predicts
 what an algorithm will store, for a byte budget (`executor.ocl.budget`).
 
-`state_dict()` / `load_state_dict(state, model)` carry what an algorithm learned through a
-checkpoint (freezing's statistics; ER's memory and sampler); `learned_state` names what they
-do not keep (LwF's teacher, MAS's importances), and a checkpointed run refuses those.
+`state_dict()` / `load_state_dict(state, model)` carry everything an algorithm learned besides
+the weights through a checkpoint (freezing's statistics; ER's memory and sampler; LwF's teacher;
+MAS's importances and anchor), so a resumed run goes on bit for bit.
 
 State the algorithm stores is charged to `context.ledger` under its own categories ("replay",
 "teacher", "importance"), so a learner's measured memory includes it. Parameter names are the
@@ -222,15 +222,10 @@ class OCLAlgorithm:
         """Whether this algorithm decides a frozen prefix per step (`--freezing adaptive`)."""
         return self._freezing_rng is not None
 
-    @classmethod
-    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
-        """What this algorithm learns during a run under `config` that `state_dict` does not keep
-        (a checkpoint would lose it). Freezing's statistics and every sampler's are kept."""
-        return []
-
     def state_dict(self) -> dict[str, Any]:
-        """What this algorithm's future steps depend on besides the weights: adaptive freezing's
-        statistics once made (in a pipeline, every rank's own copy)."""
+        """Everything this algorithm's future steps depend on besides the weights (copies): here
+        adaptive freezing's statistics once made (in a pipeline, every rank's own copy); a
+        subclass that learns more adds it."""
         return {"freezing": None if self.freezing is None else self.freezing.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
@@ -304,6 +299,12 @@ class Consolidation:
             self.count += 1
         self._since += new_rows
         return due
+
+    def state_dict(self) -> dict[str, int]:
+        return {"task": self._task, "since": self._since, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._task, self._since, self.count = int(state["task"]), int(state["since"]), int(state["count"])
 
 
 AlgorithmClass = type[OCLAlgorithm]

@@ -10,9 +10,6 @@ checkpoint finishes with every datum trained once, and that state loads unchange
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +22,13 @@ from executor.ledger import ByteLedger
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, build_algorithm
 from executor.ocl.freezing import WARMUP_BATCHES
-from tests.e2e.test_run_distributed_cli import FERRET, LIMIT, children, made, run_args  # noqa: F401  (fixture)
+from tests.e2e.test_run_distributed_cli import (  # noqa: F401  (made: the fixture)
+    FERRET,
+    LIMIT,
+    kill_a_rank_after_the_first_checkpoint,
+    made,
+    run_args,
+)
 from tests.executor.distributed.harness import run_bounded
 from tests.executor.ocl.helpers import assert_same_state
 
@@ -62,18 +65,8 @@ def test_learned_state_survives_sigkill_and_resume(tmp_path, made):  # noqa: F81
     out, checkpoints = tmp_path / "run", tmp_path / "run.checkpoints"
     args = [*FERRET, *run_args(made, N, "40ms"), "--nproc", "2", *LEARNING, "--checkpoint-every", str(EVERY)]
     args += ["--out", str(out)]
-    killed: list[bool] = []
-
-    def kill_a_rank_after_the_first_checkpoint(process) -> None:
-        deadline = time.perf_counter() + LIMIT - 40
-        while not list(checkpoints.glob("at-*/meta.json")) and process.poll() is None:
-            if time.perf_counter() > deadline:
-                return
-            time.sleep(0.02)
-        os.kill(sorted(children(process.pid))[-1], signal.SIGKILL)
-        killed.append(True)
-
-    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint)
+    killed: list[float] = []
+    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint(checkpoints, killed))
     assert first.returncode != 0 and killed, "the run ended before a rank could be killed"
     assert "killed by SIGKILL" in first.stderr.strip().splitlines()[-1], first.stderr[-2000:]
     cut = sorted(checkpoints.glob("at-*"))[-1]  # what the resume loads

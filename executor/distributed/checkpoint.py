@@ -7,9 +7,10 @@ its future depends on into `DIR/.at-c.partial/rank<r>.pt`:
 
 * per owned stage, the StageRuntime's state (executor/stage/checkpoint.py: weights and
   version, optimizer and compensator state, open accumulation groups, omission counters);
-* the algorithm's state (`OCLAlgorithm.state_dict`: adaptive freezing's statistics — each
-  rank its own copy, whose Fisher traces of its own layers are the truth — and ER's memory
-  and sampler, which the source draws from and teaches);
+* what the algorithm learned besides the weights (`OCLAlgorithm.state_dict`: adaptive
+  freezing's statistics — each rank its own copy, whose Fisher traces of its own layers are
+  the truth; ER's memory and sampler, which the source draws from and teaches; LwF's teacher,
+  MAS's importances and anchor);
 * the omission counter of every worker's admissions;
 * what the run measured so far (predictions, updates, staleness, trace rows, op counts) and,
   on the source, the stream's position `c` with its per-datum records.

@@ -112,7 +112,9 @@ class SubsetGradients:
         """Continue from `state_dict()` of a subset of the same model."""
         sizes = [len(e) for e in state["entries"]]
         if sizes != [len(t.entries) for t in self.targets]:
-            raise ValueError(f"a weight subset of {sizes} entries per target, this model's is of {self.size} in all")
+            raise ValueError(
+                f"a weight subset of {sizes} entries per target; this model's takes {[len(t.entries) for t in self.targets]}"
+            )
         for target, entries, positions in zip(self.targets, state["entries"], state["positions"], strict=True):
             target.entries = entries.clone()
             target.positions = int(positions)

@@ -140,6 +140,14 @@ def test_a_sampler_loaded_before_it_learned_anything_makes_its_subset_on_first_u
     assert_same_state(fresh.state_dict(), s.state_dict())
 
 
+def test_a_sampler_refuses_the_subset_of_another_model():
+    s = sampler(3)
+    sampler_step(s, 0)
+    other = build_model("mlp", (1, 8, 8), CLASSES, seed=0, hidden=(16,))
+    with pytest.raises(ValueError, match="entries per target; this model's takes"):
+        sampler(50).load_state_dict(s.state_dict(), other)
+
+
 # --- every algorithm, with adaptive freezing (and the similarity-aware sampler), in a learner ---
 def learner(name: str, seed: int) -> Learner:
     config = AlgorithmConfig(

@@ -7,8 +7,11 @@ its future depends on into `DIR/.at-c.partial/rank<r>.pt`:
 
 * per owned stage, the StageRuntime's state (executor/stage/checkpoint.py: weights and
   version, optimizer and compensator state, open accumulation groups, omission counters);
-* the omission counter of every worker's admissions, and the algorithm's state (ER's
-  buffer and its generator) — on the source;
+* what the algorithm learned besides the weights (`OCLAlgorithm.state_dict`: adaptive
+  freezing's statistics — each rank its own copy, whose Fisher traces of its own layers are
+  the truth; ER's memory and sampler, which the source draws from and teaches; LwF's teacher,
+  MAS's importances and anchor);
+* the omission counter of every worker's admissions;
 * what the run measured so far (predictions, updates, staleness, trace rows, op counts) and,
   on the source, the stream's position `c` with its per-datum records.
 
@@ -20,7 +23,8 @@ availability, as it would in production).
 `--resume DIR` loads the newest complete checkpoint into freshly built ranks and continues
 with datum `c`, released at once (run time `arrival_s[c]`: the resumed run keeps the
 stream's time axis); nothing before `c` runs again and nothing from `c` on is lost. The run
-must be the same (plan, ranks, stream length, seed, algorithm): `meta.json` is checked.
+must be the same (plan, ranks, stream length, seed, algorithm and its settings): `meta.json`
+is checked.
 On several machines DIR must be a folder every rank can reach (a shared file system).
 """
 
@@ -85,7 +89,7 @@ def save_rank(root: Path, position: int, host: StageHost, source: StreamSource |
         "busy_s": host.busy_s,
         "nonfinite_skipped": host.nonfinite_skipped,
         "rows": list(host.recorder.rows),
-        "algorithm": _algorithm_state(host) if source is not None else None,
+        "algorithm": worker.algorithm.state_dict(),
         "source": None if source is None else source.summary(),
     }
     target = partial_folder(root, position) / f"rank{host.rank}.pt"
@@ -122,11 +126,17 @@ def latest(root: Path) -> Path:
 
 
 def read_meta(path: Path, expected: dict[str, Any]) -> dict[str, Any]:
+    """`meta.json` of checkpoint `path`; one line naming the first setting (a field of a nested
+    one, e.g. `algorithm.sampler`) in which it differs from this run's `expected`."""
     meta = json.loads((path / META).read_text(encoding="utf-8"))
     for key, value in expected.items():
-        if meta.get(key) != value:
+        saved = meta.get(key)
+        if saved != value and isinstance(saved, dict) and isinstance(value, dict):
+            field = next(k for k in sorted(saved.keys() | value.keys()) if saved.get(k) != value.get(k))
+            key, saved, value = f"{key}.{field}", saved.get(field), value.get(field)
+        if saved != value:
             raise FerretError(
-                f"--resume {path}: the checkpoint was made with {key} = {meta.get(key)!r}, this run has {value!r}"
+                f"--resume {path}: the checkpoint was made with {key} = {saved!r}, this run has {value!r}"
             )
     return meta
 
@@ -146,11 +156,11 @@ def load_rank(path: Path, host: StageHost, source: StreamSource | None) -> int:
     host.busy_s = state["busy_s"]
     host.nonfinite_skipped = state["nonfinite_skipped"]
     host.recorder.rows.extend(state["rows"])
+    worker.algorithm.load_state_dict(state["algorithm"], worker.model)
     if source is not None:
         if state["source"] is None:
             raise FerretError(f"--resume {path}: rank {host.rank} was not the stream's source in that run")
         source.restore(state["source"], state["position"])
-        _load_algorithm_state(host, state["algorithm"])
     return int(state["position"])
 
 
@@ -196,13 +206,3 @@ class Checkpointer:
             self.acks = 0
             self.started = False
             self._schedule(self.position + self.every)
-
-
-def _algorithm_state(host: StageHost) -> dict[str, Any]:
-    buffer = getattr(host.worker.algorithm, "buffer", None)
-    return {} if buffer is None else {"buffer": buffer.state()}
-
-
-def _load_algorithm_state(host: StageHost, state: dict[str, Any]) -> None:
-    if "buffer" in state:
-        host.worker.algorithm.buffer.load_state(state["buffer"])  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -58,8 +58,6 @@ from sim.config import SimConfig
 from sim.policy import admission_policy
 from sim.strategies import get_strategy
 from sim.trace import TraceRow
-
-CHECKPOINTABLE = ("vanilla", "er")  # algorithms whose whole state a checkpoint saves
 
 
 @dataclass(frozen=True)
@@ -117,14 +115,6 @@ def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOption
             f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
             "a trace (--follow-trace), not in real time"
         )
-    if options.checkpoint_every or options.resume is not None:
-        if algorithm.name not in CHECKPOINTABLE:
-            raise FerretError(
-                f"checkpoints keep the state of {' and '.join(CHECKPOINTABLE)} only, not {algorithm.name}"
-            )
-        learned = algorithm_class(algorithm).learned_state(algorithm)
-        if learned:
-            raise FerretError(f"checkpoints keep the weights and the replay memory, not {' or '.join(learned)}")
 
 
 @dataclass
@@ -186,7 +176,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         source = StreamSource(setup, plan, policy, host, recorder, run.options.predict_all)
     options = run.options
     meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
-            "algorithm": setup.algorithm.name, "plan": plan.to_json()}  # fmt: skip
+            "algorithm": asdict(setup.algorithm), "plan": plan.to_json()}  # fmt: skip
     position = 0
     if options.resume is not None:
         path = latest(options.resume)

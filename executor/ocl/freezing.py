@@ -23,11 +23,14 @@ not change, so the Fisher EMA is left as the paper has it. `F_tot` gets `+1e-10`
 reference (no Fisher yet: `R_n = 0`, nothing freezes).
 
 The caller makes the saving real: `Learner.apply` back-propagates only into layers `n*..`.
+`state_dict` / `load_state_dict` carry everything a later decision depends on (Fisher traces,
+the EMA and its count, the counters, the generator) through a checkpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,6 +135,31 @@ class AdaptiveFreezing:
         fisher = self.fisher[first_layer:stop]
         fisher += FISHER_EMA * (traces - fisher)
         return 2.0 * elements
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a later decision depends on (copies; the generator by its state)."""
+        return {
+            "fisher": self.fisher.copy(),
+            "grad_ema": self.grad_ema,
+            "grad_updates": self.grad_updates,
+            "batches": self.batches,
+            "frozen_batches": self.frozen_batches,
+            "frozen_layers_total": self.frozen_layers_total,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()` of a freezing over a model of the same layers."""
+        fisher = np.asarray(state["fisher"], dtype=np.float64)
+        if fisher.shape != self.fisher.shape:
+            raise ValueError(f"freezing state of {len(fisher) + 1} layers, this model has {len(self.fisher) + 1}")
+        self.fisher = fisher.copy()
+        self.grad_ema = float(state["grad_ema"])
+        self.grad_updates = int(state["grad_updates"])
+        self.batches = int(state["batches"])
+        self.frozen_batches = int(state["frozen_batches"])
+        self.frozen_layers_total = int(state["frozen_layers_total"])
+        self.rng.bit_generator.state = state["rng"]
 
     def details(self) -> dict[str, float]:
         batches = max(self.batches, 1)

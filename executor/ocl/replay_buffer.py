@@ -147,7 +147,7 @@ class ReplayBuffer:
     def sample(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.get(self.sample_indices(k))
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Everything the buffer's future depends on: contents, offers so far, its generator."""
         return {
             "seen": self.seen,
@@ -156,7 +156,7 @@ class ReplayBuffer:
             "rng": self._rng.bit_generator.state,
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         x, y = state["x"], state["y"]
         self._x = self._y = None
         self._size = 0
@@ -165,6 +165,7 @@ class ReplayBuffer:
             assert self._x is not None and self._y is not None
             self._x[: x.shape[0]] = x
             self._y[: y.shape[0]] = y
+            self._labels[: y.shape[0]] = y.cpu().numpy()  # the class-wise policies and samplers read them
             self._size = x.shape[0]
         self.seen = int(state["seen"])
         self._rng.bit_generator.state = state["rng"]

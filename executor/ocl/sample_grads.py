@@ -21,6 +21,10 @@ What is captured is kept per `key` (`capture(key)`, `gradients(key)`, `forget(ke
 learner captures one step at a time (key `None`); a pipeline has several data in flight,
 whose stage forwards and backwards interleave, and reads each stage's columns off that
 stage's backward of one datum (the key is the datum).
+
+`state_dict` / `load_state_dict` carry the subset (and the output positions the FLOP count
+uses) through a checkpoint; what is captured is not part of it (a checkpoint is taken with
+nothing in flight).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import contextlib
 import math
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,6 +100,25 @@ class SubsetGradients:
             self.targets.append(_Target(index, module, entries, slice(start, start + count)))
             start += count
         self.size = start
+
+    def state_dict(self) -> dict[str, Any]:
+        """The subset's entries and output positions per target (copies)."""
+        return {
+            "entries": [t.entries.clone() for t in self.targets],
+            "positions": [t.positions for t in self.targets],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()` of a subset of the same model."""
+        sizes = [len(e) for e in state["entries"]]
+        if sizes != [len(t.entries) for t in self.targets]:
+            raise ValueError(
+                f"a weight subset of {sizes} entries per target; this model's takes {[len(t.entries) for t in self.targets]}"
+            )
+        for target, entries, positions in zip(self.targets, state["entries"], state["positions"], strict=True):
+            target.entries = entries.clone()
+            target.positions = int(positions)
+            target.index, target.index_key = (), None
 
     @contextlib.contextmanager
     def capture(self, key: Hashable = None) -> Iterator[None]:

@@ -20,6 +20,10 @@ slots are drawn without replacement, and each drawn slot's `c_i` grows by 1. Whi
 gradients of the training steps (`capture` around the forward, `after_backward` after it).
 A written slot starts with count 0.
 
+`state_dict` / `load_state_dict` carry what a sampler's future draws depend on through a
+checkpoint: its generator, and the similarity-aware one's use counts, weight subset and class
+statistics.
+
 A sampler's own state is charged as "sampler" in the ledger; `state_bytes` predicts it (fixed
 part, per-slot part) for a memory budget before the sampler exists.
 """
@@ -29,7 +33,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -108,6 +112,14 @@ class ReplaySampler:
         columns = self.stage_columns()
         self.forget()
         return 0.0 if columns is None else self.learn(*columns, labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this sampler's future draws depend on besides the memory (its generator)."""
+        return {"rng": self.context.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        """Continue from `state_dict()` of a sampler of the same kind over `model`."""
+        self.context.rng.bit_generator.state = state["rng"]
 
     @classmethod
     def state_bytes(cls, model: nn.Module, num_classes: int) -> tuple[int, int]:
@@ -209,13 +221,17 @@ class SimilarityAwareSampler(ReplaySampler):
     learns = True
 
     def capture(self, model: nn.Module, key: Hashable = None) -> contextlib.AbstractContextManager[None]:
+        return self._subset(model).capture(key)
+
+    def _subset(self, model: nn.Module) -> SubsetGradients:
+        """The weight subset and the class statistics over it, made on first use."""
         if self.gradients is None:
             self.gradients = SubsetGradients(
                 require_layered(model, "the similarity-aware sampler"), SUBSET_FRACTION, self._subset_rng
             )
             self.similarity = ClassSimilarity(self.context.num_classes, self.gradients.size)
             self._charge()
-        return self.gradients.capture(key)
+        return self.gradients
 
     def stage_columns(self, key: Hashable = None) -> tuple[torch.Tensor, int] | None:
         assert self.gradients is not None
@@ -231,6 +247,28 @@ class SimilarityAwareSampler(ReplaySampler):
     def forget(self, key: Hashable = None) -> None:
         if self.gradients is not None:
             self.gradients.forget(key)
+
+    # --- checkpoints ---
+    def state_dict(self) -> dict[str, Any]:
+        gradients, similarity = self.gradients, self.similarity  # made together, on first use
+        return {
+            **super().state_dict(),
+            "counts": self.counts.copy(),
+            "subset_rng": self._subset_rng.bit_generator.state,
+            "subset": None if gradients is None else gradients.state_dict(),
+            "similarity": None if similarity is None else similarity.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        super().load_state_dict(state, model)
+        self.counts = state["counts"].copy()
+        if state["subset"] is not None:
+            # Made as on first use (a fresh sampler's subset stream draws the same subset), then loaded.
+            self._subset(model).load_state_dict(state["subset"])
+            assert self.similarity is not None
+            self.similarity.load_state_dict(state["similarity"])
+        self._subset_rng.bit_generator.state = state["subset_rng"]
+        self._charge()
 
     # --- bytes ---
     @property

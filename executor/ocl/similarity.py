@@ -16,6 +16,8 @@ cosine 0 with everything.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 EMA = 0.001
@@ -50,6 +52,23 @@ class ClassSimilarity:
     def bytes_for(num_classes: int, size: int) -> int:
         """What `nbytes` is for these sizes (float32 statistics), before any object exists."""
         return 4 * num_classes * (size + 2)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The statistics (copies)."""
+        return {
+            "mean_grad": self.mean_grad.copy(),
+            "self_similarity": self.self_similarity.copy(),
+            "bias": self.bias.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()` of statistics of the same shape."""
+        if state["mean_grad"].shape != self.mean_grad.shape:
+            raise ValueError(f"class statistics of shape {state['mean_grad'].shape}, expected {self.mean_grad.shape}")
+        self.mean_grad = state["mean_grad"].astype(np.float32, copy=True)
+        self.self_similarity = state["self_similarity"].astype(np.float32, copy=True)
+        self.bias = state["bias"].astype(np.float32, copy=True)
+        self._matrix = None
 
     def update(self, grads: np.ndarray, labels: np.ndarray, first: int) -> None:
         """Rows `grads[b]` (columns `first..`) of classes `labels[b]`, in order.

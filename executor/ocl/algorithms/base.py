@@ -20,6 +20,10 @@ then, with the gradients in place, `algorithm.after_backward(model, batch)`. Wor
 do beyond the passes is added to `batch.cost` as they learn it. `stored_state_bytes` predicts
 what an algorithm will store, for a byte budget (`executor.ocl.budget`).
 
+`state_dict()` / `load_state_dict(state, model)` carry everything an algorithm learned besides
+the weights through a checkpoint (freezing's statistics; ER's memory and sampler; LwF's teacher;
+MAS's importances and anchor), so a resumed run goes on bit for bit.
+
 State the algorithm stores is charged to `context.ledger` under its own categories ("replay",
 "teacher", "importance"), so a learner's measured memory includes it. Parameter names are the
 model's own (`model.named_parameters()`), so a pipeline stage may pass just its slice.
@@ -30,7 +34,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -218,17 +222,16 @@ class OCLAlgorithm:
         """Whether this algorithm decides a frozen prefix per step (`--freezing adaptive`)."""
         return self._freezing_rng is not None
 
-    @classmethod
-    def learned_state(cls, config: AlgorithmConfig) -> list[str]:
-        """What this algorithm learns during a run under `config` beyond its replay memory and
-        the weights (statistics a checkpoint of only those would lose)."""
-        learned = []
-        if (config.freezing or cls.default_freezing) != "none":
-            learned.append("adaptive freezing's statistics")
-        sampler = config.sampler or cls.default_sampler
-        if sampler is not None and SAMPLERS[sampler].learns:
-            learned.append(f"the {sampler} sampler's statistics")
-        return learned
+    def state_dict(self) -> dict[str, Any]:
+        """Everything this algorithm's future steps depend on besides the weights (copies): here
+        adaptive freezing's statistics once made (in a pipeline, every rank's own copy); a
+        subclass that learns more adds it."""
+        return {"freezing": None if self.freezing is None else self.freezing.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        """Continue from `state_dict()` of the same algorithm and config over `model`."""
+        if state["freezing"] is not None:
+            self._adaptive_freezing(model).load_state_dict(state["freezing"])
 
     def freezing_state(self, model: nn.Module) -> AdaptiveFreezing | None:
         """Freezing's statistics (made on first use), or None when this algorithm does not freeze;
@@ -296,6 +299,12 @@ class Consolidation:
             self.count += 1
         self._since += new_rows
         return due
+
+    def state_dict(self) -> dict[str, int]:
+        return {"task": self._task, "since": self._since, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._task, self._since, self.count = int(state["task"]), int(state["since"]), int(state["count"])
 
 
 AlgorithmClass = type[OCLAlgorithm]

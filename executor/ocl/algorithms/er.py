@@ -12,6 +12,7 @@ batch; a sampler's own arithmetic is charged in FLOPs.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,6 +93,14 @@ class ExperienceReplay(OCLAlgorithm):
         flops = self.sampler.after_backward(batch.y.cpu().numpy())
         if flops:
             batch.cost = batch.cost + StepCost(flops=flops)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "buffer": self.buffer.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        super().load_state_dict(state, model)
+        self.buffer.load_state_dict(state["buffer"])
+        self.sampler.load_state_dict(state["sampler"], model)
 
     @classmethod
     def stored_state_bytes(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,26 @@ class LearningWithoutForgetting(OCLAlgorithm):
 
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         self.seen_classes[batch.y.cpu()] = True
+
+    def state_dict(self) -> dict[str, Any]:
+        teacher = None if self.teacher is None else {k: v.clone() for k, v in self.teacher.state_dict().items()}
+        return {
+            **super().state_dict(),
+            "consolidation": self.consolidation.state_dict(),
+            "seen_classes": self.seen_classes.clone(),
+            "teacher": teacher,
+            "teacher_classes": None if self.teacher_classes is None else self.teacher_classes.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        super().load_state_dict(state, model)
+        self.consolidation.load_state_dict(state["consolidation"])
+        self.seen_classes = state["seen_classes"].clone()
+        if state["teacher"] is not None:
+            self._take_teacher(model)  # the model's structure and the ledger's charge, then the saved weights
+            assert self.teacher is not None
+            self.teacher.load_state_dict(state["teacher"])
+            self.teacher_classes = state["teacher_classes"].clone()
 
     @classmethod
     def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:

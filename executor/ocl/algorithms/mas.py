@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +32,10 @@ from executor.ocl.algorithms.base import (
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import StepCost
 from executor.ocl.modes import eval_mode
+
+
+def _cloned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.clone() for name, t in tensors.items()}
 
 
 @register_algorithm("mas")
@@ -88,6 +93,24 @@ class MemoryAwareSynapses(OCLAlgorithm):
     def _consolidate(self, model: nn.Module) -> None:
         self.omega = {name: s / self.samples for name, s in self.importance_sum.items()}
         self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.omega}
+        self._charge()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "consolidation": self.consolidation.state_dict(),
+            "samples": self.samples,
+            "importance_sum": _cloned(self.importance_sum),
+            "omega": _cloned(self.omega),
+            "anchor": _cloned(self.anchor),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        super().load_state_dict(state, model)
+        self.consolidation.load_state_dict(state["consolidation"])
+        self.samples = int(state["samples"])
+        self.importance_sum = _cloned(state["importance_sum"])
+        self.omega, self.anchor = _cloned(state["omega"]), _cloned(state["anchor"])
         self._charge()
 
     @classmethod

@@ -55,3 +55,25 @@ def hand_setup(arrival_s: Any, t_fwd: float, t_bwd: float, order: Any = None, **
     model = linear_model(dataset)
     stream = hand_stream(dataset, arrival_s, order=order)
     return RunSetup(stream, model, flat_profile(model, t_fwd, t_bwd), **kwargs)
+
+
+def assert_same_state(a: Any, b: Any, path: str = "state") -> None:
+    """`a` and `b` (nested dicts/lists of arrays, tensors, generator states, numbers) are equal
+    bit for bit, dtypes and shapes included; the message names the first place they differ."""
+    import torch
+
+    assert type(a) is type(b), f"{path}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a)} vs {sorted(b)}"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{path}: {len(a)} vs {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"{path}: arrays differ"
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), f"{path}: tensors differ"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"

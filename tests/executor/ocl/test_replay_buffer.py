@@ -89,3 +89,20 @@ def test_shape_mismatch_is_refused_while_growing():
     buffer.add(torch.zeros(64, 3), torch.zeros(64, dtype=torch.long))
     with pytest.raises(ValueError, match="shape"):
         buffer.add(torch.zeros(10, 5), torch.zeros(10, dtype=torch.long))
+
+
+@pytest.mark.parametrize("policy", ["reservoir", "class-balanced"])
+def test_a_buffer_loaded_from_its_state_stores_and_evicts_like_the_original(policy):
+    def fed(buffer: ReplayBuffer, start: int, stop: int) -> ReplayBuffer:
+        for i in range(start, stop):
+            buffer.add(torch.full((1, 2), float(i)), torch.tensor([i % 3 if i % 4 else 0]))
+        return buffer
+
+    whole = fed(ReplayBuffer(6, 8, np.random.default_rng(0), policy=policy), 0, 30)
+    saved = fed(ReplayBuffer(6, 8, np.random.default_rng(0), policy=policy), 0, 12).state_dict()
+    fresh = ReplayBuffer(6, 8, np.random.default_rng(5), ByteLedger(), policy=policy)
+    fresh.load_state_dict(saved)
+    np.testing.assert_array_equal(fresh.label_array, saved["y"].numpy())  # class-wise eviction reads them
+    fed(fresh, 12, 30)
+    np.testing.assert_array_equal(fresh.label_array, whole.label_array)
+    assert torch.equal(fresh.get(np.arange(6))[0], whole.get(np.arange(6))[0])

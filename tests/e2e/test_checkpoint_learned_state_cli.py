@@ -1,0 +1,115 @@
+"""`ferret run --mode distributed --algorithm er --freezing adaptive --sampler similarity-aware
+--checkpoint-every S` on 2 ranks (gloo, 127.0.0.1): a rank SIGKILLed after a checkpoint, the
+resumed run trains every datum exactly once; every rank's saved learned state (freezing's
+statistics, ER's memory and sampler) loads into fresh objects unchanged; and the checkpoint the
+resumed run takes later shows those statistics went on from the loaded ones, not from zero.
+LwF and MAS (one rank owns every stage): a resumed run with a teacher / an anchor in its
+checkpoint finishes with every datum trained once, and that state loads unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.cli import main
+from executor.ledger import ByteLedger
+from executor.models import build_model
+from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, build_algorithm
+from executor.ocl.freezing import WARMUP_BATCHES
+from tests.e2e.test_run_distributed_cli import (  # noqa: F401  (made: the fixture)
+    FERRET,
+    LIMIT,
+    kill_a_rank_after_the_first_checkpoint,
+    made,
+    run_args,
+)
+from tests.executor.distributed.harness import run_bounded
+from tests.executor.ocl.helpers import assert_same_state
+
+N, EVERY = 150, 40
+LEARNING = ["--algorithm", "er", "--freezing", "adaptive", "--sampler", "similarity-aware"]
+CONFIG = AlgorithmConfig(name="er", freezing="adaptive", sampler="similarity-aware")
+
+
+def saved_states(checkpoint: Path, ranks: int = 2) -> list[dict]:
+    return [torch.load(checkpoint / f"rank{r}.pt", weights_only=False)["algorithm"] for r in range(ranks)]
+
+
+def applied_once(out: Path, n: int) -> None:
+    """Every datum trained or dropped; no gradient applied twice across the cut, none lost."""
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trained"] + summary["dropped"] == n
+    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    applied = Counter((r["stage"], s) for r in rows if r["kind"] == "update" for s in r["samples"])
+    assert max(applied.values()) == 1
+    trained = {r["sample"] for r in rows if r["kind"] == "bwd"}
+    assert {s for (_, s) in applied} == trained and len(trained) == summary["trained"]
+
+
+def assert_loads_unchanged(state: dict, config: AlgorithmConfig = CONFIG) -> None:
+    """A freshly built algorithm (another seed) loads `state` and gives it back bit for bit."""
+    model = build_model("mnistnet", (1, 8, 8), 10, seed=1)
+    fresh = build_algorithm(config, AlgorithmContext(10, 64, ByteLedger(), np.random.default_rng(123), 0.1))
+    fresh.load_state_dict(state, model)
+    assert_same_state(fresh.state_dict(), state)
+
+
+@pytest.mark.slow
+def test_learned_state_survives_sigkill_and_resume(tmp_path, made):  # noqa: F811  (the imported fixture)
+    out, checkpoints = tmp_path / "run", tmp_path / "run.checkpoints"
+    args = [*FERRET, *run_args(made, N, "40ms"), "--nproc", "2", *LEARNING, "--checkpoint-every", str(EVERY)]
+    args += ["--out", str(out)]
+    killed: list[float] = []
+    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint(checkpoints, killed))
+    assert first.returncode != 0 and killed, "the run ended before a rank could be killed"
+    assert "killed by SIGKILL" in first.stderr.strip().splitlines()[-1], first.stderr[-2000:]
+    cut = sorted(checkpoints.glob("at-*"))[-1]  # what the resume loads
+    before = saved_states(cut)
+    for state in before:
+        assert_loads_unchanged(state)
+    # Not vacuous: the last stage's rank decided past warm-up, the source's sampler learned.
+    assert before[1]["freezing"]["batches"] > WARMUP_BATCHES
+    assert np.abs(before[0]["sampler"]["similarity"]["mean_grad"]).sum() > 0
+    assert before[0]["buffer"]["seen"] > 0
+
+    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    applied_once(out, N)
+    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+
+    # A checkpoint the resumed run took: its counters count every datum since the stream began,
+    # so they went on from the loaded state (one decision and one memory offer per trained datum).
+    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
+    later = sorted(checkpoints.glob("at-*"))[-1]
+    assert later != cut, "the resumed run took no checkpoint"
+    position = int(later.name.removeprefix("at-"))
+    decided = sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+    after = saved_states(later)
+    assert after[1]["freezing"]["batches"] == decided
+    assert after[0]["buffer"]["seen"] == decided
+    assert after[1]["freezing"]["batches"] > before[1]["freezing"]["batches"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "learned"), [("lwf", "teacher"), ("mas", "anchor")])
+def test_lwf_and_mas_resume_with_their_teacher_and_anchor(tmp_path, made, name, learned):  # noqa: F811
+    profile, _ = made
+    plan = tmp_path / "plan.json"
+    assert main(["plan", "--profile", str(profile), "--budget", "max", "--devices", "1", "--out", str(plan)]) == 0
+    out, checkpoints = tmp_path / "run", tmp_path / "run.checkpoints"
+    learning = ["--algorithm", name, "--consolidate-every", "20", "--checkpoint-every", "30"]
+    args = [*FERRET, *run_args((profile, plan), 90, "40ms"), "--nproc", "1", *learning, "--out", str(out)]
+    assert run_bounded(args, LIMIT).returncode == 0
+    cut = sorted(checkpoints.glob("at-*"))[-1]
+    (state,) = saved_states(cut, ranks=1)
+    assert state[learned], f"{name} had consolidated by datum {cut.name}"
+    assert_loads_unchanged(state, AlgorithmConfig(name=name, consolidate_every=20))
+    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)  # goes on from the newest
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    applied_once(out, 90)

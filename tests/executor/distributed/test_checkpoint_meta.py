@@ -1,0 +1,22 @@
+"""A checkpoint's `meta.json` against the resuming run: the same run passes; any other setting,
+a nested one included (the algorithm's), is one line naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.distributed.checkpoint import begin, complete, read_meta
+from planner.errors import FerretError
+
+META = {"n": 90, "seed": 0, "algorithm": {"name": "er", "sampler": "similarity-aware", "mas_lambda": 1.0}}
+
+
+def test_the_same_run_resumes_and_another_setting_is_named(tmp_path):
+    begin(tmp_path, 30)
+    path = complete(tmp_path, 30, META)
+    assert read_meta(path, META)["position"] == 30
+    with pytest.raises(FerretError, match=r"made with seed = 0, this run has 1$"):
+        read_meta(path, {**META, "seed": 1})
+    other = {**META, "algorithm": {**META["algorithm"], "sampler": "uniform"}}
+    with pytest.raises(FerretError, match=r"made with algorithm.sampler = 'similarity-aware', this run has 'uniform'$"):
+        read_meta(path, other)

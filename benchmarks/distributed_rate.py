@@ -1,6 +1,7 @@
 """Sustained rate: the shortest arrival interval a real run keeps up with, next to the twin's.
 
     python benchmarks/distributed_rate.py [--nproc 2] [--data 300] [--steps 6] [--lo 0.05ms] [--hi 40ms]
+                                          [--calibrate-at 2] [--no-calibrate]
 
 The demo's mnistnet plans (`ferret profile` on this CPU with one thread, `ferret plan --budget
 max|min --devices NPROC`: stages on up to NPROC owners) run in real time, one rank per device
@@ -11,6 +12,14 @@ plan's design, not for want of speed); the
 twin, given the same plan, placement, profile and arrivals, is bisected the same way. Printed
 per plan: the measured shortest interval, the twin's drop rate at that interval, the twin's own
 shortest interval, and at the measured one the run's throughput and latency beside the twin's.
+
+The calibrated twin (`ferret calibrate`'s library) is what `ferret deploy` relies on: after the
+bisection, each plan runs once more, at `--calibrate-at` × its measured shortest interval (hi
+if none passed), with its measured trace written to a run folder; the twin calibrated on that
+one run (profile, sim_config and fitted costs) is bisected the same way and asked for its drop
+rate at the measured shortest interval. The shortest interval is held out of the calibration
+(another rate, another run), not out of the plan or the session: one plan's own run at a rate
+it keeps up with, as a user would measure before asking for the shortest.
 
 Every probe is a fresh model and stream in one session of ranks (one start-up of torch). The
 ranks share the machine's cores with each other and whatever else runs: the load average is
@@ -33,7 +42,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from analysis.calibrate import calibrate, load_runs  # noqa: E402
 from analysis.cli import main as ferret  # noqa: E402
+from analysis.run_folder import load_run_folder  # noqa: E402
 from executor.compensation import CompensationConfig  # noqa: E402
 from executor.data import load_dataset  # noqa: E402
 from executor.data.stream import Stream  # noqa: E402
@@ -47,6 +58,7 @@ from planner.plan import Plan  # noqa: E402
 from planner.profile import ModelProfile  # noqa: E402
 from sim.arrivals import FixedArrivals  # noqa: E402
 from sim.config import SimConfig  # noqa: E402
+from sim.costs import OpCosts  # noqa: E402
 from sim.simulate import simulate  # noqa: E402
 from sim.trace import NullTrace  # noqa: E402
 
@@ -60,6 +72,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=6, help="bisection steps per plan")
     parser.add_argument("--lo", type=float, default=0.05e-3, help="shortest interval tried, s")
     parser.add_argument("--hi", type=float, default=40e-3, help="longest interval tried, s")
+    parser.add_argument(
+        "--calibrate-at", type=float, default=2.0, help="the calibration run's interval, × the measured shortest"
+    )
+    parser.add_argument("--no-calibrate", action="store_true", help="the profile-only twin alone")
     parser.add_argument("--work", type=Path, default=None, help="(internal) folder of profile, plans and results")
     parser.add_argument("--plan", type=Path, default=None, help="(internal) the plan this session's ranks run")
     return parser.parse_args(argv)
@@ -86,8 +102,10 @@ def routed(plan: Plan, n: int) -> np.ndarray:
     return np.array([i % plan.num_workers in offsets for i in range(n)])
 
 
-def twin(plan: Plan, profile: ModelProfile, n: int, td: float) -> dict[str, float]:
-    sim = simulate(plan, profile, n, FixedArrivals(td), 0, SimConfig(), NullTrace())
+def twin(
+    plan: Plan, profile: ModelProfile, n: int, td: float, config: SimConfig | None = None, costs: OpCosts | None = None
+) -> dict[str, float]:
+    sim = simulate(plan, profile, n, FixedArrivals(td), 0, config or SimConfig(), NullTrace(), costs)
     mask = routed(plan, n)
     return {
         "drop_rate": float(sim.dropped[mask].mean()),
@@ -103,45 +121,100 @@ def rank_main(args: argparse.Namespace) -> int:
     def body(session: Session) -> None:
         dataset = load_dataset("digits")
         profile = ModelProfile.load(work / "profile.json")
-        results = {}
-        for plan_file in (args.plan,):
-            plan = Plan.load(plan_file)
-            measured: dict[float, dict[str, float]] = {}
+        plan = Plan.load(args.plan)
+        measured: dict[float, dict[str, float]] = {}
 
-            def real(td: float, plan: Plan = plan, measured: dict = measured) -> bool:
-                order = np.arange(args.data, dtype=np.int64) % len(dataset.y_train)
-                arrival = np.arange(args.data) * td
-                stream = Stream("rate", dataset, order, arrival, np.zeros(args.data, dtype=np.int64))
-                model = build_model("mnistnet", dataset.input_shape, dataset.num_classes, seed=0)
-                setup = RunSetup(stream, model, profile, eval_every=0)
-                run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions())
-                d = session.run(setup, run).details
-                drop_rate = (d["dropped"] - d["dropped_removed_worker"]) / int(routed(plan, args.data).sum())
-                measured[td] = {"drop_rate": drop_rate, **{k: d[k] for k in ("throughput_per_s", "latency_p50_s")}}
-                return drop_rate < TARGET
+        def real(td: float, trace: Path | None = None) -> dict[str, float]:
+            order = np.arange(args.data, dtype=np.int64) % len(dataset.y_train)
+            arrival = np.arange(args.data) * td
+            stream = Stream("rate", dataset, order, arrival, np.zeros(args.data, dtype=np.int64))
+            model = build_model("mnistnet", dataset.input_shape, dataset.num_classes, seed=0)
+            setup = RunSetup(stream, model, profile, eval_every=0)
+            run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions(), measured_trace=trace)
+            d = session.run(setup, run).details
+            drop_rate = (d["dropped"] - d["dropped_removed_worker"]) / int(routed(plan, args.data).sum())
+            return {"drop_rate": drop_rate, **{k: d[k] for k in ("throughput_per_s", "latency_p50_s")}}
 
-            shortest = bisect(real, args.lo, args.hi, args.steps)
-            twin_shortest = bisect(
-                lambda td, plan=plan: twin(plan, profile, args.data, td)["drop_rate"] < TARGET,
-                args.lo,
-                args.hi,
-                args.steps + 4,
-            )
-            results[plan_file.stem] = {
-                "ranks": session.ctx.world_size,
-                "P": plan.num_stages,
-                "workers": len(plan.active_workers),
-                "owners": list(plan.placement[plan.active_workers[0]]),
-                "measured_shortest_s": shortest,
-                "measured": None if shortest is None else measured[shortest],
-                "twin_at_measured": None if shortest is None else twin(plan, profile, args.data, shortest),
-                "twin_shortest_s": twin_shortest,
-                "probes": {f"{1e3 * td:.3f} ms": m["drop_rate"] for td, m in sorted(measured.items())},
-            }
+        def passes(td: float) -> bool:
+            measured[td] = real(td)
+            return measured[td]["drop_rate"] < TARGET
+
+        shortest = bisect(passes, args.lo, args.hi, args.steps)
+        twin_shortest = bisect(
+            lambda td: twin(plan, profile, args.data, td)["drop_rate"] < TARGET, args.lo, args.hi, args.steps + 4
+        )
+        result = {
+            "ranks": session.ctx.world_size,
+            "P": plan.num_stages,
+            "workers": len(plan.active_workers),
+            "owners": list(plan.placement[plan.active_workers[0]]),
+            "measured_shortest_s": shortest,
+            "measured": None if shortest is None else measured[shortest],
+            "twin_at_measured": None if shortest is None else twin(plan, profile, args.data, shortest),
+            "twin_shortest_s": twin_shortest,
+            "probes": {f"{1e3 * td:.3f} ms": m["drop_rate"] for td, m in sorted(measured.items())},
+        }
+        if not args.no_calibrate:  # one more run, its trace in a run folder `ferret calibrate` reads
+            td = args.hi if shortest is None else args.calibrate_at * shortest
+            folder = work / f"calibration-run-{args.plan.stem}"
+            folder.mkdir(exist_ok=True)
+            result["calibration_run"] = {"td_s": td, **real(td, folder / "trace.jsonl")}
+            if session.ctx.rank == 0:
+                write_run_folder(folder, plan, profile, args.data)
         if session.ctx.rank == 0:
-            (work / f"results-{args.plan.stem}.json").write_text(json.dumps(results, indent=1))
+            (work / f"results-{args.plan.stem}.json").write_text(json.dumps({args.plan.stem: result}, indent=1))
 
     run_in_session(body, "gloo")
+
+
+def write_run_folder(folder: Path, plan: Plan, profile: ModelProfile, n: int) -> None:
+    """Beside the measured trace, what `load_run_folder` reads of a `ferret run --mode distributed`
+    folder: its mode, its plan and profile, and its optimizer (RunSetup's default, Adam: the memory model)."""
+    (folder / "summary.json").write_text(json.dumps({"mode": "distributed", "samples": n}))
+    (folder / "config.json").write_text(json.dumps({"optimizer": "adam", "momentum": 0.0}))
+    plan.save(folder / "plan.json")
+    profile.save(folder / "profile.json")
+
+
+def calibrated_twin(result: dict, folder: Path, profile: ModelProfile, args: argparse.Namespace) -> None:
+    """Calibrate the twin on the plan's one calibration run; bisect it as the plain twin is."""
+    cal = calibrate(load_runs([load_run_folder(folder, "--measured")], profile), profile)
+    plan = Plan.load(folder / "plan.json")
+    costs = cal.costs.check(cal.profile).for_partition(plan.partition)
+
+    def predict(td: float) -> dict[str, float]:
+        return twin(plan, cal.profile, args.data, td, cal.sim_config, costs)
+
+    shortest = result["measured_shortest_s"]
+    result["calibrated_twin_shortest_s"] = bisect(
+        lambda td: predict(td)["drop_rate"] < TARGET, args.lo, args.hi, args.steps + 4
+    )
+    result["calibrated_twin_at_measured"] = None if shortest is None else predict(shortest)
+    c = cal.sim_config
+    result["calibrated_sim_config"] = {
+        "op_overhead_s": c.op_overhead_s,
+        "update_s": c.update_s,
+        "link_latency_s": c.link_latency_s,
+        "slowdown": c.slowdown,
+        "host_cores": c.host_cores,
+        "host_slowdown": c.host_slowdown,
+        "jitter_sigma": c.jitter_sigma,
+        "concurrency": c.concurrency,
+    }
+    result["calibrated_layer_times_s"] = {
+        "fwd": [layer.t_fwd_s for layer in cal.profile.layers],
+        "bwd": [layer.t_bwd_s for layer in cal.profile.layers],
+        "profile_fwd": [layer.t_fwd_s for layer in profile.layers],
+        "profile_bwd": [layer.t_bwd_s for layer in profile.layers],
+    }
+
+
+def _ms(seconds: float | None, digits: int) -> str:
+    return "> hi" if seconds is None else f"{1e3 * seconds:.{digits}f} ms"
+
+
+def _drops(at: dict | None) -> str:
+    return "-" if at is None else f"{100 * at['drop_rate']:.1f} %"
 
 
 def main(argv: list[str]) -> int:
@@ -160,16 +233,27 @@ def main(argv: list[str]) -> int:
             ranks = Plan.load(path).active_devices  # one rank per device the plan uses (M− may use one)
             launch_local([__file__, *argv, "--work", str(work), "--plan", str(path)], ranks)
             results.update(json.loads((work / f"results-plan-{budget}.json").read_text()))
+            if not args.no_calibrate:
+                folder = work / f"calibration-run-plan-{budget}"
+                calibrated_twin(results[f"plan-{budget}"], folder, ModelProfile.load(profile), args)
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.data} data per probe")
-    print(
-        "| plan | ranks | P | workers | stage owners | shortest td, measured | twin's drops there | twin's shortest td |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    if not args.no_calibrate:
+        print(
+            f"calibrated twin: fitted on one run per plan at {args.calibrate_at:g} × its measured shortest td "
+            "(held out: the shortest td itself is not in the calibration)"
+        )
+    header = "| plan | ranks | P | workers | stage owners | shortest td, measured | twin's drops there | twin's shortest td |"
+    calibrated = " calibrated twin's drops there | calibrated twin's shortest td |"
+    print(header + ("" if args.no_calibrate else calibrated))
+    print("|" + " --- |" * (8 if args.no_calibrate else 10))
     for name, r in results.items():
-        ms = "> hi" if r["measured_shortest_s"] is None else f"{1e3 * r['measured_shortest_s']:.2f} ms"
-        twin_drop = "-" if r["twin_at_measured"] is None else f"{100 * r['twin_at_measured']['drop_rate']:.1f} %"
-        ts = "> hi" if r["twin_shortest_s"] is None else f"{1e3 * r['twin_shortest_s']:.3f} ms"
-        print(f"| {name} | {r['ranks']} | {r['P']} | {r['workers']} | {r['owners']} | {ms} | {twin_drop} | {ts} |")
+        row = (
+            f"| {name} | {r['ranks']} | {r['P']} | {r['workers']} | {r['owners']} | {_ms(r['measured_shortest_s'], 2)}"
+        )
+        row += f" | {_drops(r['twin_at_measured'])} | {_ms(r['twin_shortest_s'], 3)} |"
+        if not args.no_calibrate:
+            row += f" {_drops(r['calibrated_twin_at_measured'])} | {_ms(r['calibrated_twin_shortest_s'], 3)} |"
+        print(row)
     print(json.dumps(results, indent=1))
     return 0
 

@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     if under_launcher():
         return rank_main(args)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         profile = work / "profile.json"
@@ -236,7 +238,10 @@ def main(argv: list[str]) -> int:
             if not args.no_calibrate:
                 folder = work / f"calibration-run-plan-{budget}"
                 calibrated_twin(results[f"plan-{budget}"], folder, ModelProfile.load(profile), args)
-    print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.data} data per probe")
+    print(
+        f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {args.data} data per probe; "
+        f"{time.perf_counter() - started:.0f} s in all"
+    )
     if not args.no_calibrate:
         print(
             f"calibrated twin: fitted on one run per plan at {args.calibrate_at:g} × its measured shortest td "

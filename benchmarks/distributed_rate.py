@@ -191,17 +191,7 @@ def calibrated_twin(result: dict, folder: Path, profile: ModelProfile, args: arg
         lambda td: predict(td)["drop_rate"] < TARGET, args.lo, args.hi, args.steps + 4
     )
     result["calibrated_twin_at_measured"] = None if shortest is None else predict(shortest)
-    c = cal.sim_config
-    result["calibrated_sim_config"] = {
-        "op_overhead_s": c.op_overhead_s,
-        "update_s": c.update_s,
-        "link_latency_s": c.link_latency_s,
-        "slowdown": c.slowdown,
-        "host_cores": c.host_cores,
-        "host_slowdown": c.host_slowdown,
-        "jitter_sigma": c.jitter_sigma,
-        "concurrency": c.concurrency,
-    }
+    result["calibrated_parameters"] = [p.to_json() for p in cal.parameters]  # with how each was fitted
     result["calibrated_layer_times_s"] = {
         "fwd": [layer.t_fwd_s for layer in cal.profile.layers],
         "bwd": [layer.t_bwd_s for layer in cal.profile.layers],

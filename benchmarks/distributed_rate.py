@@ -234,8 +234,8 @@ def main(argv: list[str]) -> int:
     )
     if not args.no_calibrate:
         print(
-            f"calibrated twin: fitted on one run per plan at {args.calibrate_at:g} × its measured shortest td "
-            "(held out: the shortest td itself is not in the calibration)"
+            f"calibrated twin: fitted on one more run per plan at {args.calibrate_at:g} × its measured shortest td "
+            + ("(in sample: that td, another run)" if args.calibrate_at == 1 else "(the shortest td is held out)")
         )
     header = "| plan | ranks | P | workers | stage owners | shortest td, measured | twin's drops there | twin's shortest td |"
     calibrated = " calibrated twin's drops there | calibrated twin's shortest td |"

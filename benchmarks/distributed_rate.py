@@ -133,6 +133,8 @@ def rank_main(args: argparse.Namespace) -> int:
             setup = RunSetup(stream, model, profile, eval_every=0)
             run = RankRun(plan, CompensationConfig(), SimConfig(), DistributedOptions(), measured_trace=trace)
             d = session.run(setup, run).details
+            if trace is not None and session.ctx.rank == 0:
+                write_run_folder(trace.parent, plan, setup)
             drop_rate = (d["dropped"] - d["dropped_removed_worker"]) / int(routed(plan, args.data).sum())
             return {"drop_rate": drop_rate, **{k: d[k] for k in ("throughput_per_s", "latency_p50_s")}}
 
@@ -160,27 +162,27 @@ def rank_main(args: argparse.Namespace) -> int:
             folder = work / f"calibration-run-{args.plan.stem}"
             folder.mkdir(exist_ok=True)
             result["calibration_run"] = {"td_s": td, **real(td, folder / "trace.jsonl")}
-            if session.ctx.rank == 0:
-                write_run_folder(folder, plan, profile, args.data)
         if session.ctx.rank == 0:
             (work / f"results-{args.plan.stem}.json").write_text(json.dumps({args.plan.stem: result}, indent=1))
 
     run_in_session(body, "gloo")
 
 
-def write_run_folder(folder: Path, plan: Plan, profile: ModelProfile, n: int) -> None:
+def write_run_folder(folder: Path, plan: Plan, setup: RunSetup) -> None:
     """Beside the measured trace, what `load_run_folder` reads of a `ferret run --mode distributed`
-    folder: its mode, its plan and profile, and its optimizer (RunSetup's default, Adam: the memory model)."""
-    (folder / "summary.json").write_text(json.dumps({"mode": "distributed", "samples": n}))
-    (folder / "config.json").write_text(json.dumps({"optimizer": "adam", "momentum": 0.0}))
+    folder: its mode, its plan and profile, and its optimizer (the calibrated memory model's)."""
+    (folder / "summary.json").write_text(json.dumps({"mode": "distributed", "samples": len(setup.stream)}))
+    optimizer = {"optimizer": setup.optimizer.name, "momentum": setup.optimizer.momentum}
+    (folder / "config.json").write_text(json.dumps(optimizer))
     plan.save(folder / "plan.json")
-    profile.save(folder / "profile.json")
+    setup.profile.save(folder / "profile.json")
 
 
 def calibrated_twin(result: dict, folder: Path, profile: ModelProfile, args: argparse.Namespace) -> None:
     """Calibrate the twin on the plan's one calibration run; bisect it as the plain twin is."""
-    cal = calibrate(load_runs([load_run_folder(folder, "--measured")], profile), profile)
-    plan = Plan.load(folder / "plan.json")
+    run = load_run_folder(folder, "--measured")
+    cal = calibrate(load_runs([run], profile), profile)
+    plan = run.plan
     costs = cal.costs.check(cal.profile).for_partition(plan.partition)
 
     def predict(td: float) -> dict[str, float]:

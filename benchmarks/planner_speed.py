@@ -124,7 +124,11 @@ def timings(
     """CPU seconds of one implementation: one (mid) budget, the worst single budget, the sweep."""
     mid = math.isqrt(budgets[0] * budgets[-1])
     one = best_cpu_time(lambda: module.plan_ferret(profile, td, budget_bytes=mid), repeat)
-    per_budget = [best_cpu_time(lambda b=b: module.plan_ferret(profile, td, budget_bytes=b), repeat) for b in budgets]
+
+    def one_budget(b: int) -> Callable[[], object]:
+        return lambda: module.plan_ferret(profile, td, budget_bytes=b)
+
+    per_budget = [best_cpu_time(one_budget(b), repeat) for b in budgets]
 
     def sweep() -> None:
         planner = module.FerretPlanner(profile, td)
@@ -204,7 +208,7 @@ def main() -> None:
     parser.add_argument("--breakdown", metavar="CASE", help="cProfile the slowest budget of this case")
     parser.add_argument("--process", metavar="CASE", help="time `ferret plan`'s work in a fresh process")
     args = parser.parse_args()
-    reference = None
+    reference: ModuleType | None = None
     if args.reference or args.breakdown or args.process:
         from tests.planner.reference_search import search as reference
 

@@ -227,7 +227,7 @@ def kill_case(argv: list[str], out: str, sig: signal.Signals, wait_s: float = 4.
             time.sleep(0.1)
         time.sleep(wait_s if not partials(folder) else 1.0)
         if proc.poll() is not None:
-            return "OTHER", f"ended (exit {proc.returncode}) before the signal: " + proc.stderr.read().decode()[-80:]
+            return "OTHER", f"ended (exit {proc.returncode}) before the signal: " + proc.communicate()[1].decode()[-80:]
         proc.send_signal(sig)
         try:
             _, err_b = proc.communicate(timeout=60)

@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     profile = out / "profile.json"
     resolve_profile(PROFILE).save(profile)
-    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]  # spinners
     counts = {"ok": 0, "failed": 0, "hung": 0}
     walls = []
     try:
@@ -165,8 +165,8 @@ def main(argv: list[str]) -> int:
             print(f"{what}: ok in {wall:.1f} s, drop rate {summary.get('drop_rate', 0):.2f}", flush=True)
             shutil.rmtree(run_dir, ignore_errors=True)
     finally:
-        for process in load:
-            process.kill()
+        for spinner in load:
+            spinner.kill()
     mean = f"{np.mean(walls):.1f}" if walls else "-"
     print(f"{args.runs} runs: {counts['ok']} ok, {counts['failed']} failed, {counts['hung']} hung; mean wall {mean} s")
     return 1 if counts["failed"] or counts["hung"] else 0

@@ -197,7 +197,8 @@ def objectives(args: argparse.Namespace) -> list[dict[str, Any]]:
                          for s in args.seeds]  # fmt: skip
         results = run_all(jobs, args.jobs)
     oracle = statistics.fmean(r["online_accuracy"] for r in results if r["key"] == "oracle")
-    rows, plotted = [], {"rate": [], "learning": []}
+    rows = []
+    plotted: dict[str, list] = {"rate": [], "learning": []}
     for (objective, k), key in sorted(points.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         score, rate, text = described[key]
         runs = [r for r in results if r["key"] == key]

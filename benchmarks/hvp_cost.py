@@ -12,6 +12,7 @@ for `hvp` (it charges nothing today: compensation is free in virtual time).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import torch
@@ -37,8 +38,8 @@ def per_pair(compensation: str, efficacy_every: int, reps: int) -> float:
         a, b = 2 * k, 2 * k + 1
         stage.forward(0, a, x[a])
         stage.forward(1, b, x[b])
-        stage.backward(1, b, loss_fn=lambda z, t=y[b]: F.cross_entropy(z, t))
-        stage.backward(0, a, loss_fn=lambda z, t=y[a]: F.cross_entropy(z, t))
+        stage.backward(1, b, loss_fn=functools.partial(F.cross_entropy, target=y[b]))
+        stage.backward(0, a, loss_fn=functools.partial(F.cross_entropy, target=y[a]))
     return (time.process_time() - started) / reps
 
 

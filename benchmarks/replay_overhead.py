@@ -24,6 +24,7 @@ first case: what the remaining overhead is spent on.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from executor.data import load_dataset
 from executor.data.base import Dataset
 from executor.data.stream import Stream
 from executor.ledger import ByteLedger
-from executor.models import build_model
+from executor.models import LayeredModel, build_model
 from executor.ocl.setup import RunSetup
 from executor.pipeline.stages import build_stages
 from executor.profiler import roofline_profile
@@ -86,6 +87,7 @@ def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable
     """The ops of `rows` against StageRuntimes with no executor around them."""
     stale = {r.stage for r in rows if r.kind == "bwd" and r.staleness > 0}  # as the executor: compensate where stale
     configs = [CompensationConfig(compensation if j in stale else "none") for j in range(plan.num_stages)]
+    assert isinstance(setup.model, LayeredModel)
     stages = build_stages(setup.model, plan, OptimizerConfig(), configs, ByteLedger())
     data = setup.stream.dataset
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
@@ -114,7 +116,9 @@ def bare(setup: RunSetup, plan: Plan, rows: list, compensation: str) -> Callable
                     pending = []
                 if stage == last:
                     target = labels.pop(sample)
-                    result = stages[stage].backward(worker, sample, loss_fn=lambda z, t=target: F.cross_entropy(z, t))
+                    result = stages[stage].backward(
+                        worker, sample, loss_fn=functools.partial(F.cross_entropy, target=target)
+                    )
                 else:
                     result = stages[stage].backward(worker, sample, carry[sample])
                 carry[sample] = result.grad_input  # type: ignore[assignment]

@@ -21,6 +21,7 @@ weight version that an in-flight datum still needs, compensation, recomputation.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -85,7 +86,7 @@ def _raw_stages(model: LayeredModel, X: torch.Tensor, Y: torch.Tensor, P: int) -
                 torch.autograd.backward(root, grad, inputs=inputs)
                 grad = inp.grad
                 with torch.no_grad():
-                    torch._foreach_add_(params[j], [p.grad for p in params[j]], alpha=-1e-3)
+                    torch._foreach_add_(list(params[j]), [p.grad for p in params[j] if p.grad is not None], alpha=-1e-3)
 
     return run
 
@@ -119,11 +120,12 @@ def _pipeline(
                     continue
                 if j == P - 1:
                     y = Y[d]
-                    result = stages[j].backward(0, base + d, loss_fn=lambda z, y=y: F.cross_entropy(z, y))
+                    result = stages[j].backward(0, base + d, loss_fn=functools.partial(F.cross_entropy, target=y))
                 else:
                     result = stages[j].backward(0, base + d, pending.pop(d))
                 grad = result.grad_input
                 if j > 0:
+                    assert grad is not None
                     pending[d] = grad
 
     return run

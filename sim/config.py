@@ -89,7 +89,9 @@ class SimConfig:
         flag="link-bandwidth",
         default_text="free",
     )
-    jitter: str = config_field("none", help="op-time jitter model", via="--jitter SIGMA: lognormal when SIGMA > 0")
+    jitter: str = config_field(
+        "none", help="op-time jitter model", choices=JITTER_MODELS, via="--jitter SIGMA: lognormal when SIGMA > 0"
+    )
     jitter_sigma: float = config_field(
         0.0,
         help="log-std of a mean-1 log-normal op-time factor (beyond 3 most ops would take next to no time)",
@@ -133,12 +135,8 @@ class SimConfig:
         return self.link_latency_s == 0 and math.isinf(self.link_bandwidth_Bps)
 
     def validate(self) -> SimConfig:
-        """Every field against its declaration (`check_bounds`: types, bounds, units) and the
-        jitter model's name."""
-        where = "sim config"
-        if self.jitter not in JITTER_MODELS:
-            raise ValidationError(f"{where}: jitter must be one of {', '.join(JITTER_MODELS)}, got {self.jitter!r}")
-        check_bounds(self, f"{where}:")
+        """Every field against its declaration (`check_bounds`: types, bounds, units, choices)."""
+        check_bounds(self, "sim config:")
         return self
 
     # ----------------------------------------------------------------- JSON

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.calibrate import calibrate
 from analysis.calibrate.loop import fit_loop, ready_gaps
 from analysis.trace_table import TraceTable
 from sim.trace import TraceRow
+from tests.analysis.known_twin import TRUE_CONFIG, plain_profile, training_runs
 
 
 def row(kind: str, sample: int, stage: int, device: int, t0: float, t1: float) -> TraceRow:
@@ -100,3 +104,12 @@ def test_drawn_gaps_are_recovered(gaps, ops, idle):
         assert not fit.fitted
     else:
         assert fit.value == pytest.approx(np.mean(expected), rel=1e-6)
+
+
+def test_a_twin_s_loop_comes_back_inside_its_ops(tmp_path):
+    """A twin charges its loop inside the op rows: calibrated on its runs, the op overhead holds
+    both and `loop_s` is 0, so the calibrated twin charges each job what the true one did."""
+    config = dataclasses.replace(TRUE_CONFIG, op_overhead_s=0.003, loop_s=0.001)
+    c = calibrate(training_runs(tmp_path, config), plain_profile())
+    assert c.sim_config.loop_s == 0.0 and not c.loop.fitted
+    assert c.sim_config.op_overhead_s == pytest.approx(0.004, rel=1e-6)

@@ -2,7 +2,7 @@
 
 An op row spans the compute call alone; what the rank's loop does between two calls (route the
 output, take the wire's messages, release the source's arrivals, pick the next op) lies
-between the rows. The twin charges it to the device after every job (`SimConfig.loop_s`), so
+between the rows. The twin charges it to the device with every job (`SimConfig.loop_s`), so
 only gaps where the device had work are the loop's:
 
 **Readiness rule.** A job (a `fwd`; a `bwd` with its `recompute` in front, the twin's one
@@ -13,6 +13,11 @@ gives one gap: its start minus that end. Gaps over 20× their median (a rank pre
 another process, a page fault) are left out of the mean, as they are of the ops' mean
 (`contention._tail_sigma`); `loop_s` is the mean of the rest, over every device of every
 distributed run (a busy rank gives the most gaps, and it bounds the rate).
+
+A job whose message or arrival came during the previous op waits longer (the loop takes the
+message and admits the datum first) than one its own rank handed over; such gaps enter the mean
+in the proportion the calibration run had them. A rank at a higher rate takes more of its
+messages between ops rather than while idle, so it pays somewhat more per job than `loop_s`.
 
 Only distributed runs have such a loop. A replay runs the twin's own schedule, one op at a
 time, and a twin charges its loop inside the op rows (no gap between ready jobs): for them

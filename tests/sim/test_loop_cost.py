@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from planner.errors import ValidationError
 from planner.plan import WorkerConfig
 from sim import SimConfig, simulate
 from sim.costs import ProfileCosts
@@ -41,3 +42,13 @@ def test_profile_and_fitted_costs_charge_it_beside_the_op_overhead():
     assert LayerCosts.from_json(fitted.to_json()) == fitted
     old = {k: v for k, v in fitted.to_json().items() if k != "loop_s"}  # a costs.json from before the field
     assert LayerCosts.from_json(old) == dataclasses.replace(fitted, loop_s=0.0)
+
+
+def test_a_negative_loop_time_is_refused():
+    with pytest.raises(ValidationError, match="loop_s"):
+        SimConfig(loop_s=-1e-6)
+    profile = balanced_profile(1)
+    names = tuple(layer.name for layer in profile.layers)
+    times = tuple(profile.t_fwd.tolist())
+    with pytest.raises(ValidationError, match="loop_s must be a finite time"):
+        LayerCosts(names, times, times, times, loop_s=-1.0)

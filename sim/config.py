@@ -30,8 +30,11 @@ class SimConfig:
       on one machine); an op that starts while `k` ops run on the other devices takes
       `1 + host_slowdown·max(0, k + 1 - host_cores)` times as long (None: no host limit).
     - `time_scale` multiplies every profiled op time; `op_overhead_s` is added to each compute op
-      (launch/dispatch cost); `update_s` is the optimizer step, run right after the backward
-      that completes a gradient group.
+      (launch/dispatch cost); `loop_s` is the executor's own time between two ops (its loop:
+      routing, messages, arrivals), charged to the device with every compute job just as
+      `op_overhead_s` is — calibration fits the two apart, from inside the op rows and from the
+      gaps between them; `update_s` is the optimizer step, run right after the backward that
+      completes a gradient group.
     - A transfer between two devices occupies their link for `bytes / link_bandwidth_Bps` and
       lands `link_latency_s` after that; transfers on one link queue FIFO.
     - `jitter = "lognormal"` stretches every op by an independent mean-1 log-normal factor
@@ -77,6 +80,13 @@ class SimConfig:
     time_scale: float = config_field(1.0, help="multiplies every profiled op time", unit="float", gt=0, le=1e6)
     op_overhead_s: float = config_field(
         0.0, help="fixed cost added to each op (20us)", unit="seconds", ge=0, flag="op-overhead"
+    )
+    loop_s: float = config_field(
+        0.0,
+        help="the executor's own time between two ops, charged to the device with each op (40us)",
+        unit="seconds",
+        ge=0,
+        flag="loop-time",
     )
     update_s: float = config_field(0.0, help="optimizer step time (50us)", unit="seconds", ge=0, flag="update-time")
     link_latency_s: float = config_field(0.0, help="latency between devices", unit="seconds", ge=0, flag="link-latency")
@@ -162,6 +172,7 @@ class SimConfig:
             "host_slowdown",
             "time_scale",
             "op_overhead_s",
+            "loop_s",
             "update_s",
             "link_latency_s",
             "jitter_sigma",

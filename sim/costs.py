@@ -3,7 +3,8 @@
 **Seconds: the `OpCosts` protocol.** The engine asks it, once per (worker, stage) slot and once
 per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
 `Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
-per-op overhead, the optimizer step and the cost of a transfer. It never reads a timing anywhere
+per-op overhead (the op's own fixed cost plus the executor's loop between ops), the optimizer
+step and the cost of a transfer. It never reads a timing anywhere
 else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
 these six methods: `simulate(..., costs=...)`.
 
@@ -116,6 +117,7 @@ class ProfileCosts:
     optimizer_step_s: float = 0.0
     link_latency_s: float = 0.0
     link_bandwidth_Bps: float = float("inf")
+    loop_s: float = 0.0
 
     @classmethod
     def from_profiles(
@@ -130,6 +132,7 @@ class ProfileCosts:
             optimizer_step_s=config.update_s,
             link_latency_s=config.link_latency_s,
             link_bandwidth_Bps=config.link_bandwidth_Bps,
+            loop_s=config.loop_s,
         )
 
     @property
@@ -146,7 +149,8 @@ class ProfileCosts:
         return self.forwards[stage]  # T1 reruns the stage's forward
 
     def overhead_s(self, stage: int) -> float:
-        return self.op_overhead_s
+        # the loop's time between ops occupies the device like the op's own fixed cost
+        return self.op_overhead_s + self.loop_s
 
     def update_s(self, stage: int) -> float:
         return self.optimizer_step_s

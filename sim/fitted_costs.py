@@ -1,7 +1,7 @@
 """The trace-fitted cost model, beside the profile-based one (`sim.costs.ProfileCosts`).
 
 `ferret calibrate` (analysis/calibrate/) fits per-layer forward, backward and recompute times,
-the per-op overhead, the optimizer step and the link to measured traces and writes them as
+the per-op overhead, the executor's loop between ops, the optimizer step and the link to measured traces and writes them as
 `costs.json` (`LayerCosts`). For a plan, `LayerCosts.for_partition` gives the engine its
 `OpCosts`: a stage that a measured run had (same partition) costs what was measured for it —
 a stage's cost need not be the sum of its layers' (one optimizer step over all its weights, one
@@ -11,7 +11,7 @@ the times are already this machine's. Pass it as `simulate(..., costs=...)` or `
 
 JSON: `{"source": "calibrated", "layers": [{"name", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...],
 "stages": [{"partition", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...] (per stage, null = not measured),
-"op_overhead_s", "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free)}`.
+"op_overhead_s", "loop_s" (absent = 0), "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free)}`.
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ class LayerCosts:
     link_latency_s: float = 0.0
     link_bandwidth_Bps: float = math.inf
     stages: tuple[StageTimes, ...] = ()
+    loop_s: float = 0.0
 
     def __post_init__(self) -> None:
         n = len(self.names)
         if not n or any(len(t) != n for t in (self.t_fwd, self.t_bwd, self.t_rec)):
             raise ValidationError("costs: every layer needs a name, t_fwd_s, t_bwd_s and t_rec_s")
-        for key in ("op_overhead_s", "update_s", "link_latency_s"):
+        for key in ("op_overhead_s", "loop_s", "update_s", "link_latency_s"):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 raise ValidationError(f"costs: {key} must be a finite time ≥ 0, got {value!r}")
@@ -117,6 +118,7 @@ class LayerCosts:
             optimizer_step_s=self.update_s,
             link_latency_s=self.link_latency_s,
             link_bandwidth_Bps=self.link_bandwidth_Bps,
+            loop_s=self.loop_s,
         )
 
     # ----------------------------------------------------------------- JSON
@@ -128,6 +130,7 @@ class LayerCosts:
                 for n, f, b, r in zip(self.names, self.t_fwd, self.t_bwd, self.t_rec, strict=True)
             ],
             "op_overhead_s": self.op_overhead_s,
+            "loop_s": self.loop_s,
             "update_s": self.update_s,
             "link_latency_s": self.link_latency_s,
             "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
@@ -152,6 +155,7 @@ class LayerCosts:
             t_bwd=tuple(r[2] for r in rows),
             t_rec=tuple(r[3] for r in rows),
             op_overhead_s=float(get_field(obj, "op_overhead_s", (int, float), where)),
+            loop_s=float(get_field(obj, "loop_s", (int, float), where, 0.0)),
             update_s=float(get_field(obj, "update_s", (int, float), where)),
             link_latency_s=float(get_field(obj, "link_latency_s", (int, float), where)),
             link_bandwidth_Bps=math.inf if bandwidth is None else float(bandwidth),

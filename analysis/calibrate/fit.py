@@ -4,8 +4,9 @@ Direct statistics of the traces, no simulation: (1) every compute row is labelle
 group and with how crowded its device and host were (`jobs.py`); (2) one robust log-space fit
 gives each group's uncontended base time, the device slow-down, the host slow-down and the
 jitter (`contention.py`); (3) the bases are linear in the per-layer times, the per-op overhead
-and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the memory
-model comes from how the runs ran (`memory.py`). Jobs that start
+and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the gaps
+between ops whose input was ready give the executor's loop (`loop.py`); (6) the memory model
+comes from how the runs ran (`memory.py`). Jobs that start
 together on one device are ordered by the first fit and the fit is repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
@@ -26,6 +27,7 @@ from analysis.calibrate.contention import ContentionFit, fit_contention
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links, transfers
+from analysis.calibrate.loop import fit_loop
 from analysis.calibrate.memory import common_memory_model
 from analysis.calibrate.params import Fitted
 from analysis.run_folder import RunFolder
@@ -90,6 +92,7 @@ class Calibration:
     layers: LayerFit
     contention: ContentionFit
     links: LinkFit
+    loop: Fitted
     concurrency: Fitted
     groups: tuple[GroupSummary, ...]
     stages: tuple[StageTimes, ...]  # per measured partition: its stages' own times
@@ -100,6 +103,7 @@ class Calibration:
     def parameters(self) -> tuple[Fitted, ...]:
         return (
             self.layers.overhead,
+            self.loop,
             self.layers.update,
             self.concurrency,
             self.contention.slowdown,
@@ -119,6 +123,7 @@ class Calibration:
             t_bwd=tuple(p.value for p in self.layers.t_bwd),
             t_rec=tuple(p.value for p in self.layers.t_rec),
             op_overhead_s=c.op_overhead_s,
+            loop_s=c.loop_s,
             update_s=c.update_s,
             link_latency_s=c.link_latency_s,
             link_bandwidth_Bps=c.link_bandwidth_Bps,
@@ -198,6 +203,7 @@ def calibrate(
         for r, code, j, rows, b in summaries
     )
     links = fit_links(*transfers([(run.folder.source, run.table) for run in runs]))
+    loop = fit_loop([(run.folder.source, run.table) for run in runs])
     sigma = fit.jitter_sigma.value
     config = SimConfig(
         concurrency=concurrency,
@@ -206,6 +212,7 @@ def calibrate(
         host_slowdown=fit.host_slowdown.value,
         time_scale=1.0,
         op_overhead_s=layers.overhead.value,
+        loop_s=loop.value,
         update_s=layers.update.value,
         link_latency_s=links.latency.value,
         link_bandwidth_Bps=links.bandwidth.value,
@@ -222,6 +229,7 @@ def calibrate(
         layers=layers,
         contention=fit,
         links=links,
+        loop=loop,
         concurrency=concurrency_param,
         groups=groups_out,
         stages=measured_stages(runs, groups_out, layers.overhead.value),

@@ -20,9 +20,11 @@ checkpoint's functions are wrapped with clocks:
 
 Then, in this process, each rank's file is read back (`torch.load`, best of REPEATS) and
 written again (`torch.save`, best of REPEATS) — the file's own I/O, without the run around it —
-and its size is split into the parts of `save_rank`'s dictionary: what the stages and the
-algorithm need to go on, and the run's record so far (trace rows, predictions, updates,
-staleness, the source's per-datum lists), which grows with the stream position.
+and its size is split into what the stages and the algorithm need to go on and the run's record
+so far (trace rows, predictions, updates, staleness, the source's per-datum lists: one pickled
+blob), which grows with the stream position; the record is also encoded both ways — one
+`pickle.dumps`, as `save_rank` does, and `torch.save`, as it did before (its pickler calls back
+into Python for every object).
 Numbers vary with the load (printed); run under `nice` on a shared machine.
 """
 
@@ -32,6 +34,7 @@ import argparse
 import io
 import json
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -54,7 +57,6 @@ CASES: tuple[tuple[str, int, list[str]], ...] = (
     ("lwf", 1, ["--consolidate-every", "20"]),
     ("mas", 1, ["--consolidate-every", "20"]),
 )
-RECORD = ("predicted", "updates", "staleness", "rows", "source", "admitted")  # the run's record so far
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -103,16 +105,10 @@ def stalls(lines: list[dict[str, Any]]) -> list[float]:
     return [c - b for b, c in zip(begins, completes, strict=True)]
 
 
-def part_bytes(state: dict[str, Any]) -> tuple[int, int]:
-    """Pickled bytes of what the stages and the algorithm need, and of the run's record."""
-
-    def size(value: Any) -> int:
-        buffer = io.BytesIO()
-        torch.save(value, buffer)
-        return buffer.tell()
-
-    record = {k: state[k] for k in RECORD}
-    return size({k: v for k, v in state.items() if k not in RECORD}), size(record)
+def pickled(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
 
 
 def best(fn: Callable[[], Any], repeats: int) -> float:
@@ -125,13 +121,22 @@ def best(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def file_io(path: Path, repeats: int) -> dict[str, float]:
+    """The file's size and parts; its write and read (best of `repeats`); the run's record
+    encoded as the checkpoint does (one `pickle.dumps`) and as `torch.save` would."""
     state = torch.load(path, weights_only=False)
-    learned, record = part_bytes(state)
+    record = pickle.loads(state["record"])
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "again.pt"
         write_s = best(lambda: torch.save(state, copy), repeats)
-    read_s = best(lambda: torch.load(path, weights_only=False), repeats)
-    return {"bytes": path.stat().st_size, "learned": learned, "record": record, "read_s": read_s, "write_s": write_s}
+    return {
+        "bytes": path.stat().st_size,
+        "learned": len(pickled({k: v for k, v in state.items() if k != "record"})),
+        "record": len(state["record"]),
+        "record_pickle_s": best(lambda: pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL), repeats),
+        "record_torch_s": best(lambda: pickled(record), repeats),
+        "write_s": write_s,
+        "read_s": best(lambda: torch.load(path, weights_only=False), repeats),
+    }
 
 
 def run_case(work: Path, model: str, name: str, ranks: int, flags: list[str], args: argparse.Namespace) -> dict:
@@ -165,14 +170,17 @@ def run_case(work: Path, model: str, name: str, ranks: int, flags: list[str], ar
         "stall_s": stalls(saved),
         "files": {r: file_io(newest / f"rank{r}.pt", args.repeats) for r in range(ranks)},
         "position": int(newest.name.removeprefix("at-")),
+        "bytes_at": {
+            f.name: [(f / f"rank{r}.pt").stat().st_size for r in range(ranks)] for f in sorted(checkpoints.glob("at-*"))
+        },
     }
 
 
 def report(cases: list[dict]) -> None:
     ms = 1e3
     print("| model | algorithm | rank | size, KiB (learned + record) | save, ms (wall / CPU, mean of checkpoints) "
-          "| load, ms | file write / read, ms (best) | stall, ms (mean, max) |")  # fmt: skip
-    print("|" + " --- |" * 8)
+          "| load, ms | file write / read, ms (best) | the record: pickle / torch.save, ms | stall, ms (mean, max) |")  # fmt: skip
+    print("|" + " --- |" * 9)
     for c in cases:
         stall = c["stall_s"]
         for r, f in c["files"].items():
@@ -183,9 +191,19 @@ def report(cases: list[dict]) -> None:
                 f"| {c['model']} | {c['algorithm']} | {r} of {c['ranks']} "
                 f"| {f['bytes'] / 1024:.0f} ({f['learned'] / 1024:.0f} + {f['record'] / 1024:.0f}) "
                 f"| {wall * ms:.1f} / {cpu * ms:.1f} | {c['load'][r]['wall_s'] * ms:.1f} "
-                f"| {f['write_s'] * ms:.1f} / {f['read_s'] * ms:.1f} "
+                f"| {f['write_s'] * ms:.1f} / {f['read_s'] * ms:.1f} | {f['record_pickle_s'] * ms:.1f} / {f['record_torch_s'] * ms:.1f} "
                 f"| {sum(stall) / len(stall) * ms:.1f}, {max(stall) * ms:.1f} |"
             )
+
+
+def growth(cases: list[dict]) -> None:
+    """Each checkpoint's size per rank: the record grows with the stream position."""
+    print("\nsize per rank by position, KiB:")
+    for c in cases:
+        sizes = "; ".join(
+            f"{name}: {', '.join(f'{b / 1024:.0f}' for b in per_rank)}" for name, per_rank in c["bytes_at"].items()
+        )
+        print(f"  {c['model']} {c['algorithm']}: {sizes}")
 
 
 def main(argv: list[str]) -> int:
@@ -207,6 +225,7 @@ def main(argv: list[str]) -> int:
         f"{args.every}; sizes of the newest checkpoint; {time.perf_counter() - started:.0f} s in all"
     )
     report(cases)
+    growth(cases)
     print("\naL-SAR: refused by the distributed executor (memory-only batches), so no checkpoint; its state is ER's.")
     print(json.dumps(cases, indent=1))
     return 0

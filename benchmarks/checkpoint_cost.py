@@ -38,6 +38,7 @@ import pickle
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,12 +113,7 @@ def pickled(value: Any) -> bytes:
 
 
 def best(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def file_io(path: Path, repeats: int) -> dict[str, float]:

@@ -54,6 +54,17 @@ def applied_once(out: Path, n: int) -> None:
     assert {s for (_, s) in applied} == trained and len(trained) == summary["trained"]
 
 
+def later_checkpoint(out: Path, checkpoints: Path, cut: Path) -> tuple[Path, int]:
+    """The newest checkpoint, which the resumed run took after `cut`, and how many data were
+    trained before its position (their last stage's backward ran)."""
+    later = sorted(checkpoints.glob("at-*"))[-1]
+    assert later != cut, "the resumed run took no checkpoint"
+    position = int(later.name.removeprefix("at-"))
+    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
+    return later, sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+
+
 def assert_loads_unchanged(state: dict, config: AlgorithmConfig = CONFIG) -> None:
     """A freshly built algorithm (another seed) loads `state` and gives it back bit for bit."""
     model = build_model("mnistnet", (1, 8, 8), 10, seed=1)
@@ -83,15 +94,10 @@ def test_learned_state_survives_sigkill_and_resume(tmp_path, made):  # noqa: F81
     resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     applied_once(out, N)
-    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
 
     # A checkpoint the resumed run took: its counters count every datum since the stream began,
     # so they went on from the loaded state (one decision and one memory offer per trained datum).
-    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
-    later = sorted(checkpoints.glob("at-*"))[-1]
-    assert later != cut, "the resumed run took no checkpoint"
-    position = int(later.name.removeprefix("at-"))
-    decided = sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+    later, decided = later_checkpoint(out, checkpoints, cut)
     after = saved_states(later)
     assert after[1]["freezing"]["batches"] == decided
     assert after[0]["buffer"]["seen"] == decided
@@ -147,12 +153,7 @@ def test_whole_model_algorithms_survive_sigkill_and_resume(tmp_path, one_rank, n
     resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     applied_once(out, N)
-    later = sorted(checkpoints.glob("at-*"))[-1]
-    assert later != cut, "the resumed run took no checkpoint"
-    position = int(later.name.removeprefix("at-"))
-    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
-    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
-    trained = sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+    later, trained = later_checkpoint(out, checkpoints, cut)
     (after,) = saved_states(later, ranks=1)
     if name == "mir":
         assert after["buffer"]["seen"] == trained

@@ -23,8 +23,8 @@ written again (`torch.save`, best of REPEATS) — the file's own I/O, without th
 and its size is split into what the stages and the algorithm need to go on and the run's record
 so far (trace rows, predictions, updates, staleness, the source's per-datum lists: one pickled
 blob), which grows with the stream position; the record is also encoded both ways — one
-`pickle.dumps`, as `save_rank` does, and `torch.save`, as it did before (its pickler calls back
-into Python for every object).
+`pickle.dumps`, as `save_rank` does, and through `torch.save`'s pickler, as it used to be (which
+calls back into Python for every object).
 Numbers vary with the load (printed); run under `nice` on a shared machine.
 """
 

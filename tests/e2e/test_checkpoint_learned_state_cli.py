@@ -3,8 +3,9 @@
 resumed run trains every datum exactly once; every rank's saved learned state (freezing's
 statistics, ER's memory and sampler) loads into fresh objects unchanged; and the checkpoint the
 resumed run takes later shows those statistics went on from the loaded ones, not from zero.
-LwF and MAS (one rank owns every stage): a resumed run with a teacher / an anchor in its
-checkpoint finishes with every datum trained once, and that state loads unchanged.
+MIR, LwF and MAS (the executor runs them only when one rank owns every stage): the same SIGKILL
+and resume on that rank; the memory, the teacher / the importances and the consolidation counters
+go on from the loaded ones.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from analysis.cli import main
 from executor.ledger import ByteLedger
 from executor.models import build_model
 from executor.ocl.algorithms import AlgorithmConfig, AlgorithmContext, build_algorithm
+from executor.ocl.algorithms.base import Consolidation
 from executor.ocl.freezing import WARMUP_BATCHES
 from tests.e2e.test_run_distributed_cli import (  # noqa: F401  (made: the fixture)
     FERRET,
@@ -52,6 +54,17 @@ def applied_once(out: Path, n: int) -> None:
     assert {s for (_, s) in applied} == trained and len(trained) == summary["trained"]
 
 
+def later_checkpoint(out: Path, checkpoints: Path, cut: Path) -> tuple[Path, int]:
+    """The newest checkpoint, which the resumed run took after `cut`, and how many data were
+    trained before its position (their last stage's backward ran)."""
+    later = sorted(checkpoints.glob("at-*"))[-1]
+    assert later != cut, "the resumed run took no checkpoint"
+    position = int(later.name.removeprefix("at-"))
+    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
+    return later, sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+
+
 def assert_loads_unchanged(state: dict, config: AlgorithmConfig = CONFIG) -> None:
     """A freshly built algorithm (another seed) loads `state` and gives it back bit for bit."""
     model = build_model("mnistnet", (1, 8, 8), 10, seed=1)
@@ -81,35 +94,70 @@ def test_learned_state_survives_sigkill_and_resume(tmp_path, made):  # noqa: F81
     resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     applied_once(out, N)
-    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
 
     # A checkpoint the resumed run took: its counters count every datum since the stream began,
     # so they went on from the loaded state (one decision and one memory offer per trained datum).
-    last_stage = max(r["stage"] for r in rows if r["kind"] == "bwd")
-    later = sorted(checkpoints.glob("at-*"))[-1]
-    assert later != cut, "the resumed run took no checkpoint"
-    position = int(later.name.removeprefix("at-"))
-    decided = sum(1 for r in rows if r["kind"] == "bwd" and r["stage"] == last_stage and r["sample"] < position)
+    later, decided = later_checkpoint(out, checkpoints, cut)
     after = saved_states(later)
     assert after[1]["freezing"]["batches"] == decided
     assert after[0]["buffer"]["seen"] == decided
     assert after[1]["freezing"]["batches"] > before[1]["freezing"]["batches"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("name", "learned"), [("lwf", "teacher"), ("mas", "anchor")])
-def test_lwf_and_mas_resume_with_their_teacher_and_anchor(tmp_path, made, name, learned):  # noqa: F811
-    profile, _ = made
-    plan = tmp_path / "plan.json"
+@pytest.fixture(scope="module")
+def one_rank(made):  # noqa: F811  (the imported fixture)
+    """The same profile planned on one device: MIR, LwF and MAS need the whole model where a datum
+    enters, so the distributed executor runs them only when one rank owns every stage."""
+    profile, two_rank_plan = made
+    plan = two_rank_plan.with_name("plan-1.json")
     assert main(["plan", "--profile", str(profile), "--budget", "max", "--devices", "1", "--out", str(plan)]) == 0
+    return profile, plan
+
+
+def consolidations(steps: int, every: int) -> dict[str, int]:
+    """LwF's / MAS's consolidation counters after `steps` trained data (one new row each)."""
+    consolidation = Consolidation(every)
+    for _ in range(steps):
+        consolidation.due(0, 1)
+    return consolidation.state_dict()
+
+
+CONSOLIDATE = 20
+WHOLE_MODEL = {  # algorithm → its config, and what its checkpoint holds once it learned something
+    "mir": (AlgorithmConfig(name="mir"), lambda state: state["buffer"]["seen"] > 0),
+    "lwf": (AlgorithmConfig(name="lwf", consolidate_every=CONSOLIDATE), lambda state: state["teacher"] is not None),
+    "mas": (AlgorithmConfig(name="mas", consolidate_every=CONSOLIDATE), lambda state: bool(state["anchor"])),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(WHOLE_MODEL))
+def test_whole_model_algorithms_survive_sigkill_and_resume(tmp_path, one_rank, name):
+    """MIR's memory, LwF's teacher and MAS's importances survive a SIGKILL: the resumed run trains
+    every datum once, and a checkpoint it takes later counts every datum since the stream began
+    (memory offers; consolidations; MAS's importance samples) — without the load, only those since
+    the resume."""
+    config, learned = WHOLE_MODEL[name]
+    flags = [] if name == "mir" else ["--consolidate-every", str(CONSOLIDATE)]
     out, checkpoints = tmp_path / "run", tmp_path / "run.checkpoints"
-    learning = ["--algorithm", name, "--consolidate-every", "20", "--checkpoint-every", "30"]
-    args = [*FERRET, *run_args((profile, plan), 90, "40ms"), "--nproc", "1", *learning, "--out", str(out)]
-    assert run_bounded(args, LIMIT).returncode == 0
+    args = [*FERRET, *run_args(one_rank, N, "40ms"), "--nproc", "1", "--algorithm", name, *flags]
+    args += ["--checkpoint-every", str(EVERY), "--out", str(out)]
+    killed: list[float] = []
+    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint(checkpoints, killed))
+    assert first.returncode != 0 and killed, "the run ended before its rank could be killed"
     cut = sorted(checkpoints.glob("at-*"))[-1]
-    (state,) = saved_states(cut, ranks=1)
-    assert state[learned], f"{name} had consolidated by datum {cut.name}"
-    assert_loads_unchanged(state, AlgorithmConfig(name=name, consolidate_every=20))
-    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)  # goes on from the newest
+    (before,) = saved_states(cut, ranks=1)
+    assert learned(before), f"{name} had learned nothing by datum {cut.name}"
+    assert_loads_unchanged(before, config)
+
+    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    applied_once(out, 90)
+    applied_once(out, N)
+    later, trained = later_checkpoint(out, checkpoints, cut)
+    (after,) = saved_states(later, ranks=1)
+    if name == "mir":
+        assert after["buffer"]["seen"] == trained
+    else:
+        assert after["consolidation"] == consolidations(trained, CONSOLIDATE)
+    if name == "mas":
+        assert after["samples"] == trained

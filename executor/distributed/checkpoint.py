@@ -49,6 +49,9 @@ from executor.stage.checkpoint import load_stage_state, stage_state
 from planner.errors import FerretError
 
 META = "meta.json"
+# The layout of `rank<r>.pt`, recorded in meta.json: a resume checks it before it loads anything.
+# 2: the run's record (predictions, updates, staleness, rows, the source's lists) as one blob.
+FORMAT = 2
 _ENTRY = re.compile(r"^(at-\d{9}|\.at-\d{9}\.partial)$")  # what a checkpoint folder holds
 
 
@@ -118,7 +121,9 @@ def begin(root: Path, position: int) -> None:
 def complete(root: Path, position: int, meta: dict[str, Any]) -> Path:
     """Every rank saved: mark the checkpoint complete."""
     partial = partial_folder(root, position)
-    (partial / META).write_text(json.dumps({**meta, "position": position}, indent=1), encoding="utf-8")
+    (partial / META).write_text(
+        json.dumps({**meta, "format": FORMAT, "position": position}, indent=1), encoding="utf-8"
+    )
     final = folder(root, position)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)
@@ -139,6 +144,11 @@ def read_meta(path: Path, expected: dict[str, Any]) -> dict[str, Any]:
     """`meta.json` of checkpoint `path`; one line naming the first setting (a field of a nested
     one, e.g. `algorithm.sampler`) in which it differs from this run's `expected`."""
     meta = json.loads((path / META).read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT:
+        raise FerretError(
+            f"--resume {path}: a checkpoint of format {meta.get('format', 1)}; this ferret reads format {FORMAT} "
+            "(it was written by another version: rerun from the start)"
+        )
     for key, value in expected.items():
         saved = meta.get(key)
         if saved != value and isinstance(saved, dict) and isinstance(value, dict):

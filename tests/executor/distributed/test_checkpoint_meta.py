@@ -3,8 +3,11 @@ a nested one included (the algorithm's), is one line naming it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from executor.distributed.checkpoint import META as META_FILE
 from executor.distributed.checkpoint import begin, complete, read_meta
 from planner.errors import FerretError
 
@@ -20,3 +23,15 @@ def test_the_same_run_resumes_and_another_setting_is_named(tmp_path):
     other = {**META, "algorithm": {**META["algorithm"], "sampler": "uniform"}}
     with pytest.raises(FerretError, match=r"made with algorithm.sampler = 'similarity-aware', this run has 'uniform'$"):
         read_meta(path, other)
+
+
+def test_a_checkpoint_of_another_layout_is_one_line(tmp_path):
+    """A checkpoint written before the layout changed (no "format" in meta.json) is refused
+    before anything is loaded — not a KeyError from deep inside the load."""
+    begin(tmp_path, 30)
+    path = complete(tmp_path, 30, META)
+    meta = json.loads((path / META_FILE).read_text())
+    del meta["format"]
+    (path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(FerretError, match=r"a checkpoint of format 1; this ferret reads format 2 "):
+        read_meta(path, META)

@@ -5,8 +5,10 @@ each rank one sender thread per peer writes that peer's channel in the order `se
 called, and one receiver thread per peer reads its channel strictly in order (wire.py's
 frame, then the payload or tensors it announces) and puts each message into one inbox. So:
 
-* matching is by order on a dedicated communicator — no tags, no polling, no receive
-  timeouts (NCCL ignores tags, and a gloo receive that times out closes its pair for good);
+* matching is by order on a dedicated communicator — no polling, no receive timeouts (a
+  gloo receive that times out closes its pair for good), and no tags on NCCL, which ignores
+  them (on the gloo channel a frame's oversized payload has a tag of its own, so that the
+  frame receives kept posted ahead, `AHEAD`, never take it);
 * the compute thread never waits on the wire: `send` queues, `receive` takes from the inbox
   (a Python queue, where a timeout is harmless);
 * every rank always has a receive posted on every peer, so a peer that dies is noticed

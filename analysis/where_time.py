@@ -44,6 +44,8 @@ OPS = ("fwd", "recompute", "bwd")
 
 @dataclass(frozen=True)
 class Span:
+    """One row's time span (seconds) on its rank."""
+
     start: float
     end: float
     device: int

@@ -86,7 +86,7 @@ class TimeSplit:
     parts_s: dict[str, float]
     ranks: list[RankShare]
     ops: list[OpStat]
-    held_at_drop: float | None  # mean data its worker held (admitted, not done) when a datum was dropped
+    held_at_drop: float | None  # mean data of its worker arrived before and not done when a datum was dropped
     window: int  # the most data a worker holds (P)
 
 

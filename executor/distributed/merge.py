@@ -155,6 +155,7 @@ def _rank_summary(r: RankReport) -> dict[str, Any]:
         "clock": r.clock,
         "ready_s": r.ready_s,
         "start_late_s": r.start_late_s,
+        "threads": r.threads,
     }
 
 

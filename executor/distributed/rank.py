@@ -39,6 +39,7 @@ from executor.distributed.report import RankReport, cuda_peak_bytes, rss_peak_by
 from executor.distributed.source import StreamSource
 from executor.distributed.startup import start_together, warm_up
 from executor.distributed.streams import Streams, check_streams
+from executor.distributed.threads import ThreadTimes
 from executor.distributed.trace import RankRecorder
 from executor.distributed.transport import TorchTransport
 from executor.distributed.watchdog import Watchdog
@@ -198,7 +199,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     recorder.start(t0_local)
     idle_s = 0.0
     late_s = start.late_s()
-    started, cpu0 = time.perf_counter(), time.thread_time()
+    started, cpu0, threads0 = time.perf_counter(), time.thread_time(), ThreadTimes.take()
     if run.rows is None:
         host.on_ready = ready.push
         idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
@@ -208,6 +209,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         summary, skipped = run_lockstep(host, setup, run.rows, watchdog)
     host.settle_predictions()  # the last batch of argmaxes: still the run's work, inside its time
     wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
+    threads = ThreadTimes.take().since(threads0)
     with watchdog.waiting(lambda: f"the other ranks' goodbyes ({_open_peers(transport)})"):
         transport.close()
 
@@ -240,6 +242,7 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
         idle_s=idle_s,
         loop_cpu_s=loop_cpu_s,
         ops_cpu_s=worker.cpu_s,
+        threads=threads,
         source=summary,
         frozen_backwards=dict(worker.frozen_backwards),
         trace_updates_skipped=skipped,

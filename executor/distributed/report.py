@@ -59,6 +59,7 @@ class RankReport:
     idle_s: float  # of it, waiting with nothing to do (real time; 0 in lockstep)
     loop_cpu_s: float  # the loop thread's CPU time (robust to a loaded machine, unlike wall time)
     ops_cpu_s: float  # of it, inside StageRuntime calls
+    threads: dict[str, dict[str, float]]  # per thread role, CPU and run-queue seconds of the loop (threads.py)
     source: dict[str, Any] = field(default_factory=dict)  # the source's per-datum arrays (else empty)
     # Budgeted OCL: per owned stage, backwards a frozen prefix reduced to a release and (lockstep)
     # update rows that applied nothing; the algorithm's own numbers (freezing: the last stage's).

@@ -17,6 +17,7 @@ changed it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,10 +52,20 @@ class RankRecorder:
         self.rows: list[Row] = []
         self.ledger = ledger
         self._held = -1
+        # A peer that starts sooner may send before this rank's loop has woken to `start`: its wire
+        # events wait here until the clock's zero is known (else their rows kept raw `perf_counter` times).
+        self._started = False
+        self._early: list[WireEvent] = []
+        self._early_lock = threading.Lock()
 
     def start(self, t0_local: float) -> None:
         """The run starts at `t0_local`, read on this rank's own `perf_counter`."""
-        self.t0 = t0_local
+        with self._early_lock:
+            self.t0 = t0_local
+            self._started = True
+            early, self._early = self._early, []
+        for event in early:
+            self.wire(event)
 
     def op(
         self,
@@ -89,6 +100,11 @@ class RankRecorder:
 
     def wire(self, event: WireEvent) -> None:
         """Called from the transport's threads (list.append is atomic)."""
+        if not self._started:
+            with self._early_lock:
+                if not self._started:
+                    self._early.append(event)
+                    return
         message = event.message
         if message.kind not in _DATA:
             return

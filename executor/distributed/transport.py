@@ -5,8 +5,10 @@ each rank one sender thread per peer writes that peer's channel in the order `se
 called, and one receiver thread per peer reads its channel strictly in order (wire.py's
 frame, then the payload or tensors it announces) and puts each message into one inbox. So:
 
-* matching is by order on a dedicated communicator — no tags, no polling, no receive
-  timeouts (NCCL ignores tags, and a gloo receive that times out closes its pair for good);
+* matching is by order on a dedicated communicator — no polling, no receive timeouts (a
+  gloo receive that times out closes its pair for good), and no tags on NCCL, which ignores
+  them (on the gloo channel a frame's oversized payload has a tag of its own, so that the
+  frame receives kept posted ahead, `AHEAD`, never take it);
 * the compute thread never waits on the wire: `send` queues, `receive` takes from the inbox
   (a Python queue, where a timeout is harmless);
 * every rank always has a receive posted on every peer, so a peer that dies is noticed
@@ -33,6 +35,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -47,6 +50,13 @@ from executor.pipeline.transport import Message
 
 BYE = -1  # the transport's own kind: the sender has nothing more to say on this channel
 HELLO = -2  # the transport's own kind: the first message on every channel (`greet`)
+# Frame receives kept posted on each channel. A gloo transfer waits until its receive is posted
+# (the receiver's gloo thread tells the sender's), so with ONE posted a message could not start
+# before the receiver thread had woken, taken the GIL and re-posted after the previous one — on
+# a loaded host often milliseconds, which made each channel a queue of one message per wake-up
+# round. With several posted, a send is written at once (RESULTS §5 "Where a datum's time goes").
+AHEAD = 4
+FRAMES, PAYLOADS = 0, 1  # gloo tags: frames, and a frame's oversized payload (a frame receive must not take it)
 
 
 class WireEvent(NamedTuple):
@@ -195,12 +205,13 @@ class TorchTransport:
                 nbytes = HEADER_BYTES
                 if framed:
                     frame, payload = pack(message)
-                    headers.send([frame], to_headers, 0).wait()
+                    headers.send([frame], to_headers, FRAMES).wait()
                     if payload is not None:
-                        headers.send([payload], to_headers, 0).wait()
+                        headers.send([payload], to_headers, PAYLOADS).wait()
                     nbytes += sum(t.numel() * t.element_size() for t in message.tensors)
                 else:
-                    headers.send([encode_header(message)], to_headers, 0).wait()
+                    frame = encode_header(message)
+                    headers.send([frame], to_headers, FRAMES).wait()
                     for tensor in message.tensors:
                         if tensor.numel():
                             data.send([tensor.contiguous()], to_data, 0).wait()
@@ -208,7 +219,9 @@ class TorchTransport:
                 self.sent_bytes[dst] += nbytes
                 if self.on_wire is not None and not final:
                     self.on_wire(WireEvent("send", dst, message, t0, time.perf_counter(), nbytes))
-                if final:
+                if final:  # fill the receives the peer keeps posted beyond the goodbye (`AHEAD`)
+                    for _ in range(AHEAD - 1):
+                        headers.send([frame], to_headers, FRAMES).wait()
                     return
         except Exception as exc:
             self.inbox.put((dst, _Fault(dst, describe_connection_error(exc))))
@@ -217,11 +230,16 @@ class TorchTransport:
         framed = self.device.type == "cpu"
         from_headers, from_data = dist.get_group_rank(headers, src), dist.get_group_rank(data, src)
         frame_bytes = FRAME_BYTES if framed else HEADER_BYTES
-        try:
+
+        def post() -> tuple[torch.Tensor, dist.Work]:
             frame = torch.empty(frame_bytes, dtype=torch.uint8)
-            posted = headers.recv([frame], from_headers, 0)
+            return frame, headers.recv([frame], from_headers, FRAMES)
+
+        try:
+            posted = deque(post() for _ in range(AHEAD))
             while True:
-                posted.wait()
+                frame, work = posted.popleft()
+                work.wait()
                 t0 = time.perf_counter()
                 header = decode_header(frame)
                 nbytes = HEADER_BYTES
@@ -231,7 +249,7 @@ class TorchTransport:
                         payload = frame[HEADER_BYTES:]
                     else:
                         payload = torch.empty(size, dtype=torch.uint8)
-                        headers.recv([payload], from_headers, 0).wait()
+                        headers.recv([payload], from_headers, PAYLOADS).wait()
                     tensors = header.unpack(payload)
                     nbytes += sum(header.sizes)
                 else:
@@ -242,15 +260,16 @@ class TorchTransport:
                             nbytes += tensor.numel() * tensor.element_size()
                 self.received_bytes[src] += nbytes
                 if header.kind == BYE:
+                    for _, work in posted:  # the sender fills them after its goodbye: none is left pending
+                        work.wait()
                     self.inbox.put((src, None))
                     return
                 message = header.message(tensors, received_event(self.device))
                 if self.on_wire is not None:
                     self.on_wire(WireEvent("recv", src, message, t0, time.perf_counter(), nbytes))
-                # The next frame's receive is posted before the loop is woken, so that the
-                # thread's next step is the wait, which lets go of the GIL the loop wakes to take.
-                frame = torch.empty(frame_bytes, dtype=torch.uint8)
-                posted = headers.recv([frame], from_headers, 0)
+                # The next receive is posted before the loop is woken, so that the thread's next
+                # step is a wait, which lets go of the GIL the loop wakes to take.
+                posted.append(post())
                 self.inbox.put((src, message))
         except Exception as exc:
             self.inbox.put((src, _Fault(src, describe_connection_error(exc))))

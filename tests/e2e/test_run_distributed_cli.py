@@ -93,6 +93,8 @@ def test_a_plan_learns_in_real_time_on_two_ranks(tmp_path, made):
     assert summary["test_accuracy"] > 20.0  # 10 classes: learning, not chance
     assert sorted({p["rank"] for p in summary["per_rank"]}) == [0, 1]
     assert all(p["rss_peak_bytes"] > 0 and p["ledger_peak_bytes"] > 0 for p in summary["per_rank"])
+    # Per thread role, CPU and run-queue seconds (Linux schedstat): the loop ran, the wire threads carried messages.
+    assert all(p["threads"]["loop"]["cpu_s"] > 0 and p["threads"]["wire"]["cpu_s"] > 0 for p in summary["per_rank"])
     rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
     kinds = Counter(r["kind"] for r in rows)
     assert kinds["arrive"] == 200 and kinds["send"] == kinds["recv"] > 0 and kinds["mem"] > 0

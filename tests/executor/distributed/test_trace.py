@@ -20,6 +20,7 @@ INFER_TO_1 = protocol.infer(9, 1, X)
 
 def stages(direction: str) -> list[tuple[int, int, int]]:
     recorder = RankRecorder(rank=3)
+    recorder.start(0.0)
     for message in (ACT_TO_2, GRAD_TO_0, INFER_TO_1, protocol.STOP):
         recorder.wire(WireEvent(direction, 0, message, 1.0, 2.0, 64))
     return [(row[1], row[2], row[3]) for row in recorder.rows]  # (sample, worker, stage)
@@ -31,6 +32,17 @@ def test_a_send_row_names_the_sending_stage():
 
 def test_a_recv_row_names_the_receiving_stage():
     assert stages("recv") == [(7, 1, 2), (7, 1, 0), (9, -1, 1)]
+
+
+def test_a_message_received_before_the_rank_started_is_on_the_runs_clock():
+    # A peer that starts sooner may send before this rank's loop wakes to `start` (a row once kept
+    # its raw perf_counter time: 47,891 s into a 1-s run).
+    recorder = RankRecorder(rank=1)
+    recorder.wire(WireEvent("recv", 0, ACT_TO_2, 100.25, 100.5, 64))
+    assert recorder.rows == []
+    recorder.start(100.0)
+    recorder.wire(WireEvent("recv", 0, ACT_TO_2, 101.0, 101.5, 64))
+    assert [(row[0], row[5], row[6]) for row in recorder.rows] == [("recv", 0.25, 0.5), ("recv", 1.0, 1.5)]
 
 
 def test_a_ranks_plain_rows_are_written_like_typed_ones(tmp_path):

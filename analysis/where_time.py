@@ -1,6 +1,6 @@
 """Where a datum's time goes in a run's measured trace, and where each rank's time goes.
 
-    python -m analysis.where_time RUN_FOLDER [--json]
+    ferret breakdown RUN_FOLDER [--json]      (analysis/commands/breakdown.py)
 
 Reads a run folder of `ferret run --plan` (a distributed run's merged `trace.jsonl` above all;
 a twin's or replay's trace works too) and follows every trained datum along its ops — forward
@@ -24,19 +24,15 @@ durations beside the profile's; per channel, how much of the span a `send` was u
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from analysis.run_folder import RunFolder, load_run_folder
 from analysis.trace_table import KIND_NAMES, TraceTable, load_table
-from planner.errors import FerretError
 
 PARTS = ("admission_behind", "admission_outside", "own_ops", "behind_ops", "outside_ops", "to_wire", "wire")
 OPS = ("fwd", "recompute", "bwd")
@@ -289,21 +285,3 @@ def render(split: TimeSplit) -> str:
             f"{ms * o.p90_s:.3f} | {prof} | {ratio} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.where_time", description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a ferret run --plan output folder (its trace.jsonl)")
-    parser.add_argument("--json", action="store_true", help="the split as JSON instead of tables")
-    args = parser.parse_args(argv)
-    try:
-        split = split_run(args.run)
-    except FerretError as exc:
-        print(f"where_time: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(asdict(split), indent=1) if args.json else render(split))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

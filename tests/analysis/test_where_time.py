@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.cli import main
 from analysis.trace_table import TraceTable
-from analysis.where_time import PARTS, main, split_time
+from analysis.where_time import PARTS, split_time
 from sim.trace import TraceRow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,9 +98,9 @@ def test_cli_on_a_simulated_run_folder(tmp_path: Path, capsys: pytest.CaptureFix
                    cwd=REPO, check=True, capture_output=True)  # fmt: skip
     subprocess.run([*ferret, "simulate", "--plan", str(plan), "--profile", str(profile), "--samples", "60",
                     "--trace-format", "jsonl", "--out", str(run)], cwd=REPO, check=True, capture_output=True)  # fmt: skip
-    assert main([str(run)]) == 0
+    assert main(["breakdown", str(run)]) == 0
     assert "| rank | op | stage |" in capsys.readouterr().out
-    assert main([str(run), "--json"]) == 0
+    assert main(["breakdown", str(run), "--json"]) == 0
     split = json.loads(capsys.readouterr().out)
     assert split["trained"] > 0 and split["trained"] + split["dropped"] == 60  # the plan's own interval drops some
     assert sum(split["parts_s"].values()) == pytest.approx(split["latency_s"])
@@ -107,6 +108,6 @@ def test_cli_on_a_simulated_run_folder(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_cli_bad_folder_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path / "nope")]) == 2
+    assert main(["breakdown", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("where_time: error:")
+    assert err.count("\n") == 1 and err.startswith("ferret breakdown: error:")

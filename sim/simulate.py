@@ -72,8 +72,8 @@ def simulate(
         costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
     if config.jitter == "empirical" and not costs.jitter_factors:
         raise FerretError(
-            "jitter 'empirical' draws from measured op-time factors, and this cost model has none: "
-            "pass the costs.json that `ferret calibrate` wrote with its sim_config.json (--costs)"
+            "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
+            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs), or --jitter SIGMA for a log-normal"
         )
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 

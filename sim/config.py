@@ -106,7 +106,7 @@ class SimConfig:
         "none",
         help="op-time jitter model",
         choices=JITTER_MODELS,
-        via="--jitter SIGMA: lognormal when SIGMA > 0; empirical: --sim-config and --costs from ferret calibrate",
+        via="--jitter SIGMA: lognormal when SIGMA > 0; empirical from a calibrated --sim-config (its table: costs.json)",
     )
     jitter_sigma: float = config_field(
         0.0,

@@ -6,7 +6,7 @@ table is the sorted factors themselves, or, beyond `MAX_FACTORS` of them, that m
 (`inverted_cdf`: every entry is a measured factor); the twin draws from it uniformly
 (`sim.parts.Jitter`). Not fewer: what makes a one-slot buffer drop is the top 1 % of ops, and on the
 distributed_rate calibration runs (~3000 ops each) a table of 256 quantiles left M+'s twin 2.27×
-optimistic, 1024 2.05×, every factor 1.75× (docs/FIDELITY.md).
+optimistic, 1024 2.05×, every factor 1.67× (docs/FIDELITY.md).
 
 Normalisation. The fitted bases are each cell's median times `e^{σ²/2}` (the mean of the
 log-normal whose median is the cell's), so the table is the quantiles times `e^{-σ²/2}`: a twin op,

@@ -17,7 +17,7 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.quantities import MAX_HOST_CORES
 
-JITTER_MODELS = ("none", "lognormal")
+JITTER_MODELS = ("none", "lognormal", "empirical")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,10 @@ class SimConfig:
     - A transfer between two devices occupies their link for `bytes / link_bandwidth_Bps` and
       lands `link_latency_s` after that; transfers on one link queue FIFO.
     - `jitter = "lognormal"` stretches every op by an independent mean-1 log-normal factor
-      with log-std `jitter_sigma`, drawn from the run's seed.
+      with log-std `jitter_sigma`, drawn from the run's seed; `jitter = "empirical"` by a factor
+      drawn uniformly from the cost model's table of measured factors (`OpCosts.jitter_factors`,
+      costs.json's `jitter_factors`, which `ferret calibrate` fits to real-time runs: stalls
+      included); the twin refuses `empirical` without a table.
     - `input_buffer`: how many data may wait in front of a worker (async strategies), for the
       next mini-batch (GPipe, 1F1B-flush) or in a B-Skip learner's buffer; `None` takes the
       strategy's default (see `sim.strategies`). A full buffer drops the oldest waiting datum
@@ -100,7 +103,10 @@ class SimConfig:
         default_text="free",
     )
     jitter: str = config_field(
-        "none", help="op-time jitter model", choices=JITTER_MODELS, via="--jitter SIGMA: lognormal when SIGMA > 0"
+        "none",
+        help="op-time jitter model",
+        choices=JITTER_MODELS,
+        via="--jitter SIGMA: lognormal when SIGMA > 0; empirical from a calibrated --sim-config (its table: costs.json)",
     )
     jitter_sigma: float = config_field(
         0.0,

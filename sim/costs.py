@@ -4,9 +4,10 @@
 per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
 `Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
 per-op overhead (the op's own fixed cost plus the executor's loop between ops), the optimizer
-step and the cost of a transfer. It never reads a timing anywhere
+step, the cost of a transfer, and the table of measured op-time factors that `empirical` jitter
+draws from. It never reads a timing anywhere
 else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
-these six methods: `simulate(..., costs=...)`.
+these methods: `simulate(..., costs=...)`.
 
 `ProfileCosts` is the implementation from profiles: per stage, `fit_affine` over the profiles'
 batch sizes (one profile: a line through 0, the closed forms' linear assumption; two or more:
@@ -22,6 +23,7 @@ boundary payload (sent forward, and its gradient sent back) is its last layer's 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from planner.closed_form import stage_shares, stage_sizes
+from planner.errors import ValidationError
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.config import SimConfig
@@ -106,6 +109,24 @@ class OpCosts(Protocol):
         """(seconds the link is busy with `nbytes`, seconds from then until they land)."""
         ...
 
+    @property
+    def jitter_factors(self) -> tuple[float, ...]:
+        """Measured op-time factors (sorted, finite, ≥ 0) that `SimConfig.jitter = "empirical"`
+        draws from; empty: none (`check_jitter_factors` is the rule)."""
+        ...
+
+
+def check_jitter_factors(values: Sequence[float], where: str) -> tuple[float, ...]:
+    """A jitter factor table as the twin draws from it: non-empty, finite, ≥ 0, sorted ascending."""
+    table = tuple(float(v) for v in values)
+    if not table:
+        raise ValidationError(f"{where}: jitter_factors is empty (leave it out for no table)")
+    if not all(math.isfinite(v) and v >= 0 for v in table):
+        raise ValidationError(f"{where}: jitter_factors must be finite and ≥ 0")
+    if any(b < a for a, b in itertools.pairwise(table)):
+        raise ValidationError(f"{where}: jitter_factors must be sorted ascending (quantiles)")
+    return table
+
 
 @dataclass(frozen=True)
 class ProfileCosts:
@@ -118,6 +139,7 @@ class ProfileCosts:
     link_latency_s: float = 0.0
     link_bandwidth_Bps: float = float("inf")
     loop_s: float = 0.0
+    jitter_factors: tuple[float, ...] = ()  # `empirical` jitter's table; a profile has none
 
     @classmethod
     def from_profiles(

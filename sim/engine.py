@@ -152,8 +152,9 @@ class Engine:
         self.links = Links(costs, self.schedule, self.trace_rows)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
+        table = costs.jitter_factors if config.jitter == "empirical" else ()
         self.jitter = (
-            Jitter(np.random.default_rng(jitter_seed), config.jitter_sigma) if config.jitter != "none" else None
+            Jitter(np.random.default_rng(jitter_seed), config.jitter_sigma, table) if config.jitter != "none" else None
         )
 
         self.arrivals = arrival_times

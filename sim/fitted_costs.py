@@ -11,7 +11,8 @@ the times are already this machine's. Pass it as `simulate(..., costs=...)` or `
 
 JSON: `{"source": "calibrated", "layers": [{"name", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...],
 "stages": [{"partition", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...] (per stage, null = not measured),
-"op_overhead_s", "loop_s" (absent = 0), "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free)}`.
+"op_overhead_s", "loop_s" (absent = 0), "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free),
+"jitter_factors" (absent = none: the measured op-time factors `empirical` jitter draws from, sorted)}`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
 from planner.profile import ModelProfile
-from sim.costs import Affine, ProfileCosts
+from sim.costs import Affine, ProfileCosts, check_jitter_factors
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class LayerCosts:
     link_bandwidth_Bps: float = math.inf
     stages: tuple[StageTimes, ...] = ()
     loop_s: float = 0.0
+    jitter_factors: tuple[float, ...] = ()  # measured op-time factors (analysis/calibrate/factors.py)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -92,6 +94,8 @@ class LayerCosts:
             raise ValidationError(f"costs: link_bandwidth_Bps must be positive, got {self.link_bandwidth_Bps!r}")
         if any(not (math.isfinite(t) and t >= 0) for t in (*self.t_fwd, *self.t_bwd, *self.t_rec)):
             raise ValidationError("costs: layer times must be finite and ≥ 0")
+        if self.jitter_factors:
+            check_jitter_factors(self.jitter_factors, "costs")
 
     def check(self, profile: ModelProfile) -> LayerCosts:
         """Refuse costs fitted for another model's layers."""
@@ -119,6 +123,7 @@ class LayerCosts:
             link_latency_s=self.link_latency_s,
             link_bandwidth_Bps=self.link_bandwidth_Bps,
             loop_s=self.loop_s,
+            jitter_factors=self.jitter_factors,
         )
 
     # ----------------------------------------------------------------- JSON
@@ -135,7 +140,7 @@ class LayerCosts:
             "link_latency_s": self.link_latency_s,
             "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
             "stages": [m.to_json() for m in self.stages],
-        }
+        } | ({"jitter_factors": list(self.jitter_factors)} if self.jitter_factors else {})
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "costs") -> LayerCosts:
@@ -149,6 +154,11 @@ class LayerCosts:
             for x in layers
         ]
         bandwidth = obj.get("link_bandwidth_Bps")
+        factors = get_field(obj, "jitter_factors", list, where, None)
+        if factors is not None:
+            if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in factors):
+                raise ValidationError(f"{where}: jitter_factors must be a list of numbers")
+            factors = check_jitter_factors(factors, where)
         return cls(
             names=tuple(r[0] for r in rows),
             t_fwd=tuple(r[1] for r in rows),
@@ -163,6 +173,7 @@ class LayerCosts:
                 StageTimes.from_json(m, f"{where}.stages[{i}]")
                 for i, m in enumerate(get_field(obj, "stages", list, where, []))
             ),
+            jitter_factors=() if factors is None else factors,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

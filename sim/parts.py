@@ -166,17 +166,22 @@ def set_op_times(slot: Slot, costs: OpCosts, rows: int) -> None:
 
 
 class Jitter:
-    """Mean-1 log-normal factors with log-std `sigma`, drawn in blocks from one seeded generator."""
+    """Op-time factors drawn in blocks from one seeded generator: mean-1 log-normal with log-std
+    `sigma`, or, given a table of measured factors (`empirical`), one of its entries uniformly."""
 
-    def __init__(self, rng: np.random.Generator, sigma: float) -> None:
+    def __init__(self, rng: np.random.Generator, sigma: float, table: tuple[float, ...] = ()) -> None:
         self.rng = rng
         self.sigma = sigma
+        self.table = np.asarray(table, dtype=np.float64)
         self._block: list[float] = []
         self._at = 0
 
     def draw(self) -> float:
         if self._at == len(self._block):
-            self._block = self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
+            if len(self.table):
+                self._block = self.table[self.rng.integers(0, len(self.table), 4096)].tolist()
+            else:
+                self._block = self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
             self._at = 0
         self._at += 1
         return self._block[self._at - 1]

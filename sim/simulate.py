@@ -70,6 +70,11 @@ def simulate(
     sink = NullTrace() if trace is None else trace
     if costs is None:
         costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
+    if config.jitter == "empirical" and not costs.jitter_factors:
+        raise FerretError(
+            "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
+            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs), or --jitter SIGMA for a log-normal"
+        )
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()

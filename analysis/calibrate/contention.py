@@ -41,6 +41,7 @@ class ContentionFit:
     slowdown: Fitted
     host_slowdown: Fitted
     jitter_sigma: Fitted
+    log_ratio: np.ndarray  # per row: log(duration / its cell's median); NaN where not in a cell of ≥ 2 rows
 
 
 def fit_contention(
@@ -102,6 +103,8 @@ def fit_contention(
     cov = np.linalg.pinv(J.T @ J) * (MEDIAN_EFFICIENCY * sigma) ** 2
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     base = np.where(rows > 0, np.exp(beta + tail**2 / 2), 0.0)
+    log_ratio = np.full(len(duration), np.nan)
+    log_ratio[np.flatnonzero(positive)[pooled]] = (y - median[cell_of])[pooled]
     jitter_se = float(tail / np.sqrt(2 * max(len(y) - len(cells), 1)) * MEDIAN_EFFICIENCY)
     return ContentionFit(
         base=base,
@@ -115,6 +118,7 @@ def fit_contention(
         jitter_sigma=Fitted(
             "jitter_sigma", tail, jitter_se, "log-std", f"mean/median of the ops (the body alone: σ = {sigma:.3g})"
         ),
+        log_ratio=log_ratio,
     )
 
 

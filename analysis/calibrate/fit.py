@@ -6,7 +6,8 @@ gives each group's uncontended base time, the device slow-down, the host slow-do
 jitter (`contention.py`); (3) the bases are linear in the per-layer times, the per-op overhead
 and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the gaps
 between ops whose input was ready give the executor's loop (`loop.py`); (6) the memory model
-comes from how the runs ran (`memory.py`). Jobs that start
+comes from how the runs ran (`memory.py`); (7) real-time runs' ops over their cells' medians give
+the `empirical` jitter's table (`factors.py`), which a calibrated twin then draws from. Jobs that start
 together on one device are ordered by the first fit and the fit is repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.calibrate.contention import ContentionFit, fit_contention
+from analysis.calibrate.factors import REAL_TIME_SOURCES, FactorTable, fit_factor_table
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links, transfers
@@ -94,6 +96,7 @@ class Calibration:
     links: LinkFit
     loop: Fitted
     concurrency: Fitted
+    factors: FactorTable
     groups: tuple[GroupSummary, ...]
     stages: tuple[StageTimes, ...]  # per measured partition: its stages' own times
     runs: tuple[str, ...]
@@ -109,6 +112,8 @@ class Calibration:
             self.contention.slowdown,
             self.contention.host_slowdown,
             self.contention.jitter_sigma,
+            self.factors.stall_share,
+            self.factors.largest,
             self.links.latency,
             self.links.bandwidth,
         )
@@ -128,6 +133,7 @@ class Calibration:
             link_latency_s=c.link_latency_s,
             link_bandwidth_Bps=c.link_bandwidth_Bps,
             stages=self.stages,
+            jitter_factors=self.factors.factors,
         )
 
 
@@ -205,6 +211,13 @@ def calibrate(
     links = fit_links(*transfers([(run.folder.source, run.table) for run in runs]))
     loop = fit_loop([(run.folder.source, run.table) for run in runs])
     sigma = fit.jitter_sigma.value
+    real_time = np.concatenate(
+        [
+            np.full(len(o.duration), run.folder.source in REAL_TIME_SOURCES)
+            for run, o in zip(runs, observations, strict=True)
+        ]
+    )
+    factors = fit_factor_table(np.where(real_time, fit.log_ratio, np.nan), sigma)
     config = SimConfig(
         concurrency=concurrency,
         slowdown=fit.slowdown.value,
@@ -216,7 +229,7 @@ def calibrate(
         update_s=layers.update.value,
         link_latency_s=links.latency.value,
         link_bandwidth_Bps=links.bandwidth.value,
-        jitter="lognormal" if sigma > 1e-9 else "none",
+        jitter="empirical" if factors.varies else "lognormal" if sigma > 1e-9 else "none",
         jitter_sigma=sigma if sigma > 1e-9 else 0.0,
         **common_memory_model([run.folder for run in runs]),
     )
@@ -231,6 +244,7 @@ def calibrate(
         links=links,
         loop=loop,
         concurrency=concurrency_param,
+        factors=factors,
         groups=groups_out,
         stages=measured_stages(runs, groups_out, layers.overhead.value),
         runs=tuple(str(run.folder.path) for run in runs),

@@ -16,9 +16,11 @@ DESCRIPTION = (
     "robustly: per-layer forward/backward/recompute times (a stage's time split among its layers by the profile's "
     "shares when one partition cannot tell them apart), the per-op overhead, the optimizer step, link latency and "
     "bandwidth (send time vs bytes), the per-device concurrency and slow-down of overlapping ops, host contention "
-    "(distributed runs with more busy ranks than --host-cores) and the jitter spread. Writes profile.json (source "
-    "'calibrated'), sim_config.json (for ferret simulate/whatif --sim-config), costs.json (the fitted cost model "
-    "with recompute's own times, for ferret simulate --costs), calibration.json and calibration.md "
+    "(distributed runs with more busy ranks than --host-cores), the jitter spread and, from distributed runs, the "
+    "ops' measured time factors, stalls included (sim_config.json then says jitter 'empirical'). Writes profile.json "
+    "(source 'calibrated'), sim_config.json (for ferret simulate/whatif --sim-config), costs.json (the fitted cost "
+    "model with recompute's own times and the measured factors, for ferret simulate --costs), calibration.json and "
+    "calibration.md "
     "(every parameter with its standard error), summary.json and config.json."
 )
 

@@ -18,13 +18,21 @@ from hypothesis import HealthCheck, given, settings
 
 from planner.native import compiled
 from sim import MemoryTrace, simulate
+from sim.costs import OpCosts
 from tests.sim.scenarios import Scenario, scenarios
 
 
-def digest(scenario: Scenario) -> str:
+def digest(scenario: Scenario, costs: OpCosts | None = None) -> str:
     trace = MemoryTrace()
     result = simulate(
-        scenario.plan, scenario.profile, scenario.samples, scenario.arrivals, scenario.seed, scenario.config, trace
+        scenario.plan,
+        scenario.profile,
+        scenario.samples,
+        scenario.arrivals,
+        scenario.seed,
+        scenario.config,
+        trace,
+        costs,
     )
     trace.flush()
     h = hashlib.sha256()

@@ -1,0 +1,125 @@
+"""`ferret calibrate`'s `empirical` jitter table: measured op-time factors of real-time runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from analysis.calibrate import CalibrationOptions, MeasuredRun, calibrate
+from analysis.calibrate.factors import fit_factor_table
+from analysis.cli import main
+from analysis.run_folder import RunFolder
+from analysis.trace_table import load_table
+from sim import FileTrace, MemoryTrace, simulate
+from sim.costs import ProfileCosts
+from tests.analysis.known_twin import TRUE_CONFIG, plain_profile, plan_for, true_profile
+from tests.e2e.cli_errors import assert_one_line_error
+
+KNOWN = (0.8, 0.9, 1.0, 1.0, 1.0, 1.0, 1.2, 1.5, 3.0, 30.0)  # median 1: a cell's median is its base
+
+
+def test_the_table_is_the_measured_factors_times_e_to_the_minus_half_sigma_squared():
+    log_ratio = np.log(np.array(KNOWN * 3))
+    log_ratio = np.insert(log_ratio, [0, 5, 30], np.nan)  # rows in no cell of two
+    table = fit_factor_table(log_ratio, 0.4)
+    assert np.allclose(np.array(table.factors) * math.exp(0.4**2 / 2), sorted(KNOWN * 3), rtol=1e-12)
+    fewer = fit_factor_table(log_ratio, 0.4, most=len(KNOWN))  # quantiles: here each value once
+    assert np.allclose(np.array(fewer.factors) * math.exp(0.08), KNOWN, rtol=1e-12)
+    assert table.stall_share.value == pytest.approx(0.1) and table.largest.value == pytest.approx(30.0)
+    assert table.varies and list(table.factors) == sorted(table.factors)
+
+
+def test_no_real_time_rows_give_no_table():
+    table = fit_factor_table(np.full(5, np.nan), 0.3)
+    assert table.factors == () and not table.varies
+    assert not table.stall_share.fitted and "no real-time run" in table.stall_share.how
+
+
+def _measured(folder, source):
+    """A twin run with empirical jitter from KNOWN, read back as a run of `source`."""
+    plan = plan_for((0, 2, 4, 6), 2, 0.08)
+    # One op at a time per device: a (row type, stage)'s ops all have one median, whatever the schedule.
+    config = dataclasses.replace(TRUE_CONFIG, concurrency=1, slowdown=0.0, jitter="empirical")
+    costs = dataclasses.replace(
+        ProfileCosts.from_profiles((true_profile(),), plan.partition, config), jitter_factors=KNOWN
+    )
+    folder.mkdir(parents=True)
+    with FileTrace(folder / "trace.jsonl") as trace:
+        simulate(plan, true_profile(), 1500, seed=3, config=config, trace=trace, costs=costs)
+    run = RunFolder(folder, folder / "trace.jsonl", source, plan, None, {}, {"sim_config": config.to_json()})
+    return MeasuredRun(run, load_table(run.trace_path))
+
+
+@pytest.fixture(scope="module")
+def real_time(tmp_path_factory):
+    run = _measured(tmp_path_factory.mktemp("factors") / "run", "distributed")
+    return run, calibrate([run], plain_profile(), CalibrationOptions(host_cores=64))
+
+
+def test_calibrate_recovers_a_known_table_from_a_real_time_run(real_time):
+    _, cal = real_time
+    assert cal.sim_config.jitter == "empirical"
+    measured = np.array(cal.costs.jitter_factors) * math.exp(cal.sim_config.jitter_sigma**2 / 2)
+    on_known = np.isclose(measured[:, None], np.array(KNOWN)[None, :], rtol=1e-6).any(axis=1)
+    assert on_known.mean() > 0.95  # a factor over its cell's median: KNOWN's values (cells of a few rows aside)
+    for q in (0.05, 0.3, 0.5, 0.8, 0.95):
+        lo, hi = np.quantile(KNOWN, [max(q - 0.1, 0), min(q + 0.1, 1)], method="inverted_cdf")
+        assert lo * (1 - 1e-6) <= np.quantile(measured, q, method="inverted_cdf") <= hi * (1 + 1e-6)
+    assert cal.factors.stall_share.value == pytest.approx(0.1, abs=0.02)
+    assert cal.factors.largest.value == pytest.approx(30.0, rel=1e-6)
+
+
+def test_the_calibrated_twin_s_op_medians_are_the_measured_ones(real_time):
+    # The normalisation: base (= median · e^{σ²/2}) × a factor (= ratio · e^{-σ²/2}) = median × ratio;
+    # the twin's rows also hold the executor's loop (`loop_s`, between the measured rows), jittered.
+    run, cal = real_time
+    loop = cal.sim_config.loop_s * math.exp(-(cal.sim_config.jitter_sigma**2) / 2)
+    plan = run.folder.plan
+    trace = MemoryTrace()
+    costs = cal.costs.check(cal.profile).for_partition(plan.partition)
+    simulate(plan, cal.profile, 1500, seed=11, config=cal.sim_config, trace=trace, costs=costs)
+    ours = [(r.kind, r.stage, r.t_end - r.t_start) for r in trace.events() if r.kind in ("fwd", "bwd")]
+    table = run.table
+    for kind in ("fwd", "bwd"):
+        for j in range(plan.num_stages):
+            theirs = table.duration[table.mask(kind) & (table.stage == j)]
+            mine = [d for k, s, d in ours if k == kind and s == j]
+            assert np.median(mine) == pytest.approx(np.median(theirs) + loop, rel=0.005), (kind, j)
+
+
+def test_twin_runs_keep_the_log_normal(tmp_path):
+    run = _measured(tmp_path / "run", "twin")
+    cal = calibrate([run], plain_profile())
+    assert cal.sim_config.jitter == "lognormal" and cal.costs.jitter_factors == ()
+    assert "no real-time run" in cal.factors.stall_share.how
+
+
+def test_the_cli_refuses_a_bad_table_and_empirical_without_one(real_time, tmp_path, capsys):
+    run, cal = real_time
+    plan, profile = tmp_path / "plan.json", tmp_path / "profile.json"
+    run.folder.plan.save(plan)
+    cal.profile.save(profile)
+    cal.sim_config.save(tmp_path / "sim_config.json")
+    good = cal.costs.to_json()
+    args = ["simulate", "--plan", str(plan), "--profile", str(profile), "--samples", "50"]
+    args += ["--sim-config", str(tmp_path / "sim_config.json")]
+    for name, table, why in (
+        ("negative", [-1.0, 2.0], "finite and ≥ 0"),
+        ("unsorted", [2.0, 1.0], "sorted ascending"),
+        ("empty", [], "empty"),
+    ):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**good, "jitter_factors": table}))
+        code = main([*args, "--costs", str(tmp_path / f"{name}.json"), "--out", str(tmp_path / name)])
+        assert_one_line_error(capsys, code, "jitter_factors", why)
+        assert not (tmp_path / name).exists()
+    (tmp_path / "nan.json").write_text(json.dumps(good)[:-1] + ', "jitter_factors": [1.0, NaN]}')
+    assert_one_line_error(capsys, main([*args, "--costs", str(tmp_path / "nan.json"), "--out", str(tmp_path / "n")]))
+    assert_one_line_error(capsys, main([*args, "--out", str(tmp_path / "none")]), "jitter 'empirical'", "--costs")
+    assert not (tmp_path / "none").exists()
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert main([*args, "--costs", str(tmp_path / "good.json"), "--out", str(tmp_path / "ok")]) == 0
+    assert (tmp_path / "ok" / "summary.json").exists()

@@ -1,8 +1,12 @@
-"""The twin's `SimConfig` on the command line (`ferret simulate`, `whatif`, `run --plan`).
+"""The twin's `SimConfig` on the command line (`ferret simulate`, `whatif`, `run --plan`), and
+its fitted cost model (`--costs`, `ferret simulate` and `whatif`).
 
 A calibrated `SimConfig` comes from `--sim-config FILE`; each flag given on the command line
 overrides that one field (human units here, seconds and bytes inside). The flags are made from
 `SimConfig`'s fields (analysis/config_args.py), so a new field gets its flag where it is declared.
+`--costs FILE` is `ferret calibrate`'s costs.json: per-layer times, recompute's own, overhead,
+optimizer step, link and the measured op-time factors a calibrated `jitter = "empirical"` draws
+from (a sim_config.json fitted on real-time runs says `empirical`: it needs its costs.json).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from analysis.config_args import add_config_arguments, config_values, given_flags, section
+from planner.profile import ModelProfile
 from sim.config import SimConfig
+from sim.fitted_costs import LayerCosts
 
 SIM_TITLE = (
     "simulator model (an absent flag keeps --sim-config's value, else the default shown: the closed forms' regime)"
@@ -43,3 +49,19 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
 def given_sim_flags(args: argparse.Namespace) -> list[str]:
     """The simulator flags on the command line, `--sim-config` first."""
     return (["--sim-config"] if hasattr(args, "sim_config") else []) + given_flags(args, SimConfig, override=True)
+
+
+def add_costs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--costs",
+        type=Path,
+        default=None,
+        help="costs.json from `ferret calibrate`: the fitted cost model (per-layer times, recompute's own, "
+        "overhead, optimizer step, link, measured op-time factors) instead of the profile's times and the "
+        "simulator model's timing fields",
+    )
+
+
+def costs_from_args(args: argparse.Namespace, profile: ModelProfile) -> LayerCosts | None:
+    """`--costs`, checked against the profile it is used with (None when not given)."""
+    return None if args.costs is None else LayerCosts.load(args.costs).check(profile)

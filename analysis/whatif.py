@@ -24,6 +24,7 @@ from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.arrivals import make_arrivals
 from sim.config import SimConfig
+from sim.fitted_costs import LayerCosts
 from sim.simulate import simulate
 from sim.strategies import SEQUENTIAL_STRATEGIES, get_strategy, sequential_plan, sequential_prediction
 
@@ -62,6 +63,7 @@ class WhatIfJob:
     baseline_minibatch: int = 8  # mini-batch of the B-Skip baselines
     num_devices: int | None = None  # devices the pipeline plans are placed on (None: one per (worker, stage))
     learning_model: LearningModel = BUILTIN  # scores every pipeline plan; plans ferret-learning
+    costs: LayerCosts | None = None  # a calibration's fitted cost model (None: the profile's times)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def simulate_point(point: PlannedPoint, profile: ModelProfile) -> WhatIfRow:
             *predicted, nan, nan, nan, nan, nan, nan, 0, 0.0,
         )  # fmt: skip
     arrivals = make_arrivals(job.arrival, job.arrival_interval_s)
-    sim = simulate(plan, profile, job.samples, arrivals=arrivals, seed=job.seed, config=job.config)
+    costs = None if job.costs is None else job.costs.for_partition(plan.partition)
+    sim = simulate(plan, profile, job.samples, arrivals=arrivals, seed=job.seed, config=job.config, costs=costs)
     applied = [(tau, count) for hist in sim.staleness_histogram for tau, count in enumerate(hist)]
     total = sum(count for _, count in applied)
     sequential = is_sequential(job.strategy)

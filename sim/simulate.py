@@ -73,7 +73,8 @@ def simulate(
     if config.jitter == "empirical" and not costs.jitter_factors:
         raise FerretError(
             "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
-            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs), or --jitter SIGMA for a log-normal"
+            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs; `ferret run --plan` takes none), "
+            "or --jitter SIGMA for a log-normal"
         )
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 

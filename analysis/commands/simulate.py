@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis.config_args import unit_type
 from analysis.output import write_config, write_summary
-from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
+from analysis.sim_inputs import add_costs_argument, add_sim_config_arguments, costs_from_args, sim_config_from_args
 from analysis.units import format_bytes, format_seconds
 from planner.builtin import resolve_profile
 from planner.fileio import atomic_dir
@@ -61,13 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="most events in chrome_trace.json, the start of the run (browser viewers slow down past a few "
         "hundred thousand); 0 = all",
     )
-    parser.add_argument(
-        "--costs",
-        type=Path,
-        default=None,
-        help="costs.json from `ferret calibrate`: the fitted cost model (per-layer times, recompute's own, "
-        "overhead, optimizer step, link) instead of the profile's times and the simulator model's timing fields",
-    )
+    add_costs_argument(parser)
     add_sim_config_arguments(parser)
     parser.add_argument(
         "--force", action="store_true", help="simulate even when the plan was made from another model's profile"
@@ -89,11 +83,8 @@ def run(args: argparse.Namespace) -> int:
     )
     arrivals = make_arrivals(args.arrival, plan.arrival_interval_s)
     config = sim_config_from_args(args)
-    costs = None
-    if args.costs is not None:
-        from sim.fitted_costs import LayerCosts
-
-        costs = LayerCosts.load(args.costs).check(profile).for_partition(plan.partition)
+    fitted = costs_from_args(args, profile)
+    costs = None if fitted is None else fitted.for_partition(plan.partition)
     crowding = workers_per_device(plan, config)
     with atomic_dir(args.out) as stage:
         trace_path = stage / f"trace.{args.trace_format}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from analysis.config_args import unit_type
 from analysis.output import write_config, write_summary
-from analysis.sim_inputs import add_sim_config_arguments, sim_config_from_args
+from analysis.sim_inputs import add_costs_argument, add_sim_config_arguments, costs_from_args, sim_config_from_args
 from analysis.units import (
     SizeGrid,
     cli_type,
@@ -110,6 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: one per (worker, stage), the closed forms' regime; fewer devices make workers contend in the twin",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_costs_argument(parser)
     add_sim_config_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.budgets:
         raise FerretError("--budgets gives no budget")
     config = sim_config_from_args(args)
+    costs = costs_from_args(args, profile)
     jobs = [
         WhatIfJob(
             name,
@@ -164,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             args.baseline_batch,
             args.devices,
             learning_model,
+            costs,
         )
         for interval in intervals
         for name in strategies

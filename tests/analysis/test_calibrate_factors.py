@@ -123,3 +123,23 @@ def test_the_cli_refuses_a_bad_table_and_empirical_without_one(real_time, tmp_pa
     (tmp_path / "good.json").write_text(json.dumps(good))
     assert main([*args, "--costs", str(tmp_path / "good.json"), "--out", str(tmp_path / "ok")]) == 0
     assert (tmp_path / "ok" / "summary.json").exists()
+
+
+def test_whatif_takes_the_calibration_s_costs(real_time, tmp_path, capsys):
+    """A calibration of real-time runs (jitter `empirical`) sweeps budgets in `ferret whatif` with
+    its costs.json; without it the sweep is refused in one line, nothing written."""
+    _, cal = real_time
+    profile, config, costs = tmp_path / "profile.json", tmp_path / "sim_config.json", tmp_path / "costs.json"
+    cal.profile.save(profile)
+    cal.sim_config.save(config)
+    cal.costs.save(costs)
+    args = ["whatif", "--profile", str(profile), "--sim-config", str(config), "--budgets", "auto:3"]
+    args += ["--samples", "40", "--jobs", "1", "--no-progress"]
+    assert_one_line_error(capsys, main([*args, "--out", str(tmp_path / "none")]), "jitter 'empirical'", "--costs")
+    assert not (tmp_path / "none").exists()
+    assert main([*args, "--costs", str(costs), "--out", str(tmp_path / "ok")]) == 0
+    assert json.loads((tmp_path / "ok" / "config.json").read_text())["costs"] == str(costs)
+    # the sweep drew from the table: the same sweep with a log-normal and no costs differs
+    assert main([*args, "--jitter", "0.3", "--out", str(tmp_path / "lognormal")]) == 0
+    ours, plain = ((tmp_path / d / "whatif.csv").read_text() for d in ("ok", "lognormal"))
+    assert len(ours.splitlines()) > 1 and ours != plain

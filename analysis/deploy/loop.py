@@ -232,8 +232,9 @@ class DeployLoop:
         self.state.calibration_dir = out
         config = SimConfig.load(out / "sim_config.json")
         return (
-            f"overhead {1e6 * config.op_overhead_s:.1f} µs, update {1e6 * config.update_s:.1f} µs, "
-            f"jitter σ {config.jitter_sigma:.3f}, slow-down {config.slowdown:.3f} → {name}/"
+            f"overhead {1e6 * config.op_overhead_s:.1f} µs, loop {1e6 * config.loop_s:.1f} µs, "
+            f"update {1e6 * config.update_s:.1f} µs, jitter {config.jitter} (σ {config.jitter_sigma:.3f}), "
+            f"slow-down {config.slowdown:.3f} → {name}/"
         )
 
     def choose(self) -> str:

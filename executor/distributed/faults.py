@@ -93,7 +93,7 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:
-        fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}", EXIT_INTERRUPTED)
+        fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}{where(exc)}", EXIT_INTERRUPTED)
     except PeerLost as exc:
         fatal(rank, str(exc), EXIT_PEER_LOST)
     except FerretError as exc:
@@ -105,6 +105,16 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
         fatal(rank, f"failed: {type(exc).__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def where(exc: BaseException) -> str:
+    """ " in FUNCTION (FILE:LINE)": the innermost frame `exc` was raised in — for a rank stopped
+    because another failed, what it was doing then (one side of a stall); "" without one."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name != _interrupt.__name__]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" in {frame.name} ({os.path.basename(frame.filename)}:{frame.lineno})"
 
 
 def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:

@@ -48,14 +48,17 @@ with dog.waiting(lambda: "a message from rank 0 (the test never sends it)"):
 """
 
 
-def test_a_stuck_wait_ends_the_process_with_one_line():
+def test_a_stuck_wait_dumps_every_threads_stack_and_ends_the_process_with_one_line():
     done = run_bounded([sys.executable, "-c", PROGRAM], 30)
     assert done.returncode == EXIT_NO_PROGRESS
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    # The evidence first: the main thread stuck in the program's sleep, and the watchdog's own thread.
+    assert lines[0] == "ferret: rank 1: the watchdog fires; every thread's stack:", done.stderr
+    assert 'File "<string>", line 8 in <module>' in done.stderr and "in _watch" in done.stderr, done.stderr
+    assert sum("no progress for" in line for line in lines) == 1, done.stderr
     assert re.fullmatch(
         r"ferret run: rank 1: no progress for \d+ s \(watchdog, --watchdog 0\.5\): "
         r"waiting for a message from rank 0 \(the test never sends it\)",
-        lines[0],
-    ), lines[0]
+        lines[-1],
+    ), lines[-1]
     assert 2.0 < done.wall_s < 20

@@ -1,12 +1,13 @@
 """Stress the real-time distributed executor for stalls: many short sessions of many probes.
 
     python benchmarks/distributed_session_stress.py [--nproc 2] [--sessions 20] [--probes 12] [--data 300]
-                                                    [--watchdog 30] [--stuck 20] [--budgets max,min] [--out DIR]
+                                                    [--watchdog 30] [--stuck 20] [--intervals MS,…] [--budgets max,min]
+                                                    [--out DIR]
 
 Each session is what `benchmarks/distributed_rate.py` runs (one start-up of torch, then a fresh
 model and stream per probe, one after another in one session of ranks): the `max` and `min` plans
 of mnistnet on `--nproc` devices, each probe at an interval drawn from the shortest (every datum
-dropped but the first few) to a few ms, every third with a measured trace (the calibration run).
+dropped but the first few) to distributed_rate's longest, 40 ms (`--intervals`), every third with a measured trace (the calibration run).
 A stalled probe is caught twice: at `--stuck` seconds every rank dumps all its threads' stacks
 (faulthandler) with the probe's index, interval and phase into `OUT/stuck-s{session}-rank{r}.txt`
 — every rank, the stuck one and the others, whatever they were doing — and at `--watchdog`
@@ -47,8 +48,6 @@ from planner.plan import Plan  # noqa: E402
 from planner.profile import ModelProfile  # noqa: E402
 from sim.config import SimConfig  # noqa: E402
 
-INTERVALS_S = (0.05e-3, 0.1e-3, 0.2e-3, 0.5e-3, 1e-3, 2e-3)
-
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,6 +60,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--stuck", type=float, default=20.0, help="dump every rank's stacks when a probe lasts this long"
     )
     parser.add_argument("--out", type=Path, default=None, help="folder of the dumps (default: a new temporary one)")
+    parser.add_argument(
+        "--intervals", default="0.05,0.1,0.2,0.5,1,2,40", help="arrival intervals drawn from, ms, comma-separated"
+    )
     parser.add_argument("--budgets", default="max,min", help="the plans' --budget, comma-separated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="(internal)")
@@ -72,7 +74,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def rank_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed * 1000 + args.session)
-    tds = [float(rng.choice(INTERVALS_S)) for _ in range(args.probes)]
+    tds = [1e-3 * float(rng.choice([float(v) for v in args.intervals.split(",")])) for _ in range(args.probes)]
 
     def body(session: Session) -> None:
         rank = session.ctx.rank

@@ -108,13 +108,16 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
 
 
 def where(exc: BaseException) -> str:
-    """ " in FUNCTION (FILE:LINE)": the innermost frame `exc` was raised in — for a rank stopped
+    """ " in CALLER → … → FUNCTION (FILE:LINE)": the innermost frames `exc` was raised in — for a rank stopped
     because another failed, what it was doing then (one side of a stall); "" without one."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name != _interrupt.__name__]
+    frames = [  # not this module's own (the signal handler, `fatal_on_failure`'s yield) nor contextlib's
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in (__file__, contextlib.__file__)
+    ]
     if not frames:
         return ""
-    frame = frames[-1]
-    return f" in {frame.name} ({os.path.basename(frame.filename)}:{frame.lineno})"
+    inner = frames[-1]
+    calls = " → ".join(f.name for f in frames[-3:])  # the caller's callers say which wait it was
+    return f" in {calls} ({os.path.basename(inner.filename)}:{inner.lineno})"
 
 
 def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:

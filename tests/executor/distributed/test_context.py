@@ -127,4 +127,6 @@ def test_a_stopped_rank_says_where_it_was_stopped(tmp_path, monkeypatch):
         with fatal_on_failure(0):
             waiting_for_a_peer()
     said = describe_failure(ProcessFailure(local_rank=0, pid=1, exitcode=EXIT_INTERRUPTED, error_file=str(path)))
-    assert said.startswith("stopped by SIGTERM in waiting_for_a_peer (test_context.py:"), said
+    assert said.startswith(
+        "stopped by SIGTERM in test_a_stopped_rank_says_where_it_was_stopped → waiting_for_a_peer (test_context.py:"
+    ), said

@@ -12,6 +12,7 @@ The launcher (launch.py) then stops the ranks still alive and names the first th
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import signal
@@ -87,9 +88,14 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
     """Whatever goes wrong inside ends this process with one line and its exit status.
 
     SIGTERM (what the launcher sends the survivors of a failure, and what a scheduler sends
-    on cancellation) is treated like Ctrl-C: the rank stops where it is, says so, and exits
-    130; whatever it was writing stays marked partial (its caller's staging folder)."""
+    on cancellation) is treated like Ctrl-C: the rank stops where it is, says so (and where),
+    and exits 130; whatever it was writing stays marked partial (its caller's staging folder).
+    SIGUSR1 dumps every thread's stack to stderr and changes nothing else."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # `kill -USR1 PID` dumps every thread's stack to stderr and the rank goes on: where a stalled
+    # rank stands, even stuck in C with the interpreter lock held (the dump needs no Python).
+    with contextlib.suppress(Exception):  # (a stderr without a file descriptor: no dump)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         yield
     except KeyboardInterrupt as exc:

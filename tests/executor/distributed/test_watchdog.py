@@ -3,8 +3,12 @@ computing never does. (The same on real ranks through the launcher: test_ranks.p
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 from executor.distributed.faults import EXIT_NO_PROGRESS
 from executor.distributed.watchdog import Watchdog
@@ -62,3 +66,29 @@ def test_a_stuck_wait_dumps_every_threads_stack_and_ends_the_process_with_one_li
         lines[-1],
     ), lines[-1]
     assert 2.0 < done.wall_s < 20
+
+
+SLEEPER = """
+import sys, time
+from executor.distributed.faults import fatal_on_failure
+def a_long_step():
+    print("ready", flush=True)
+    time.sleep(3)
+with fatal_on_failure(0):
+    a_long_step()
+"""
+
+
+def test_sigusr1_dumps_a_ranks_stacks_and_the_rank_goes_on():
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        time.sleep(0.2)
+        os.kill(process.pid, signal.SIGUSR1)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "line 6 in a_long_step" in stderr, stderr

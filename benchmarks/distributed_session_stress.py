@@ -4,16 +4,17 @@
                                                     [--watchdog 30] [--stuck 20] [--intervals MS,…] [--budgets max,min]
                                                     [--out DIR]
 
-Each session is what `benchmarks/distributed_rate.py` runs (one start-up of torch, then a fresh
-model and stream per probe, one after another in one session of ranks): the `max` and `min` plans
-of mnistnet on `--nproc` devices, each probe at an interval drawn from the shortest (every datum
-dropped but the first few) to distributed_rate's longest, 40 ms (`--intervals`), every third with a measured trace (the calibration run).
-A stalled probe is caught twice: at `--stuck` seconds every rank dumps all its threads' stacks
-(faulthandler) with the probe's index, interval and phase into `OUT/stuck-s{session}-rank{r}.txt`
-— every rank, the stuck one and the others, whatever they were doing — and at `--watchdog`
-seconds the rank's watchdog ends the run with its line. Prints one line per session and the
-count of stalls; exit status 1 if any session failed. Run it under `nice` beside other load:
-load is part of the conditions a stall needs.
+Each session is what `benchmarks/distributed_rate.py` runs (one start-up of torch, then a
+fresh model and stream per probe, one after another in one session of ranks): the `max` and
+`min` plans of mnistnet on `--nproc` devices, each probe at an interval drawn from
+`--intervals` (from the shortest, where every datum but the first few is dropped, to
+distributed_rate's longest, 40 ms), every third with a measured trace (the calibration run).
+A stalled probe is caught twice: at `--stuck` seconds every rank — the waiting one and the
+others, whatever they are doing — dumps all its threads' stacks (faulthandler, which needs no
+interpreter lock) below the probe's index and interval in `OUT/probes-s{session}-{plan}-rank{r}.txt`;
+at `--watchdog` seconds a waiting rank's watchdog ends the run with its line. Prints one line
+per session and the count of failed ones; exit status 1 if any failed. Run it under `nice`
+beside other load: load is part of the conditions a stall needs.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def rank_main(args: argparse.Namespace) -> None:
         dataset = load_dataset("digits")
         profile = ModelProfile.load(args.work / "profile.json")
         plan = Plan.load(args.plan)
-        dump = open(args.out / f"stuck-s{args.session}-{args.plan.stem}-rank{rank}.txt", "w")  # noqa: SIM115
+        dump = open(args.out / f"probes-s{args.session}-{args.plan.stem}-rank{rank}.txt", "w")  # noqa: SIM115
         for k, td in enumerate(tds):
             trace = args.work / f"trace-{args.plan.stem}-{k}.jsonl" if k % 3 == 2 else None
             dump.write(f"probe {k} of {len(tds)}, td {1e3 * td:.3f} ms, trace {trace is not None}\n")

@@ -8,9 +8,10 @@ user would run under `torchrun` on many machines, so one code path serves both.
 
 When a rank fails the agent stops the others (SIGTERM, then SIGKILL after `shutdown_s`) and
 `launch_local` raises `FerretError` with one line naming the rank that failed first and how —
-its exit code or signal — then, after "; then", every other rank's end (a stall needs both
-sides: the rank whose watchdog fired and what the rank it waited for was doing). Ranks that only reacted to it (they lost a peer, or were stopped)
-exit with their own codes (faults.py) and are not blamed. Ctrl-C reaches every rank; the
+its exit code or signal — then, after "; then", how every other rank ended (a stall has two
+sides: the rank whose watchdog fired, and what the rank it waited for was doing — "stopped by
+SIGTERM in …" says where). Ranks that only reacted to it (they lost a peer, or were stopped)
+exit with their own codes (faults.py) and are not blamed for it. Ctrl-C reaches every rank; the
 launcher waits for them and raises `KeyboardInterrupt`.
 """
 

@@ -1,6 +1,7 @@
 """Never a hang: many short real-time distributed runs in a row, each under a hard time limit.
 
-    python benchmarks/distributed_stress.py [--runs 60] [--ranks 2,3] [--timeout 120] [--load 0] [--out DIR]
+    python benchmarks/distributed_stress.py [--runs 60] [--ranks 2,3] [--timeout 120] [--watchdog 30] [--load 0]
+                                            [--out DIR]
 
 Each run is a fresh `ferret run --mode distributed --nproc D` (launcher, elastic agent and
 ranks, as `ferret deploy`'s probe starts them), of a random mnistnet plan on digits: D ranks
@@ -12,7 +13,8 @@ busy processes running meanwhile (a loaded host).
 A run that outlives `--timeout` is a hang: every process of its session is dumped with
 `py-spy dump` (when py-spy is installed) into `DIR/hang-<i>.txt`, then killed. A run that
 ends non-zero is a failure (its stderr's last lines are kept in `DIR/fail-<i>.txt`; the
-executor's watchdog ends a stuck rank that way, naming what it waited for). Prints one line
+executor's watchdog, `--watchdog` s, ends a stuck rank that way, naming what it waited for,
+after dumping its threads' stacks; the launcher's line says how every rank ended). Prints one line
 per run and the totals; exits 1 if any run hung or failed.
 """
 
@@ -48,6 +50,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--ranks", default="2,3", help="rank counts to draw from, e.g. 2,3")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take, start-up included")
+    parser.add_argument(
+        "--watchdog", type=float, default=30.0, help="the runs' --watchdog: a stuck rank dumps its stacks"
+    )
     parser.add_argument("--load", type=int, default=0, help="busy processes to run meanwhile")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="where dumps of hung or failed runs go")
@@ -126,8 +131,9 @@ def main(argv: list[str]) -> int:
             plan.save(run_dir / "plan.json")
             argv_run = [sys.executable, "-m", "analysis", "run", "--plan", str(run_dir / "plan.json"),
                         "--mode", "distributed", "--nproc", str(D), "--dataset", "digits", "--model", "mnistnet",
-                        "--profile", str(profile), "--samples", str(samples), "--arrival-interval", f"{interval}",
-                        "--seed", str(i), "--algorithm", algorithm, "--out", str(run_dir / "out")]  # fmt: skip
+                        "--profile", str(profile), "--force", "--samples", str(samples), "--arrival-interval", f"{interval}",
+                        "--seed", str(i), "--algorithm", algorithm, "--watchdog", f"{args.watchdog:g}",
+                        "--out", str(run_dir / "out")]  # fmt: skip
             if rng.random() < 0.2:
                 argv_run.append("--predict-all")
             what = (
@@ -155,7 +161,7 @@ def main(argv: list[str]) -> int:
             wall = time.perf_counter() - started
             if process.returncode:
                 counts["failed"] += 1
-                (out / f"fail-{i}.txt").write_text(what + "\n" + stderr[-4000:])
+                (out / f"fail-{i}.txt").write_text(what + "\n" + stderr[-40000:])
                 last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
                 print(f"{what}: FAILED ({process.returncode}) {last}", flush=True)
                 continue

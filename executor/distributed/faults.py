@@ -12,6 +12,7 @@ The launcher (launch.py) then stops the ranks still alive and names the first th
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import signal
@@ -87,13 +88,18 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
     """Whatever goes wrong inside ends this process with one line and its exit status.
 
     SIGTERM (what the launcher sends the survivors of a failure, and what a scheduler sends
-    on cancellation) is treated like Ctrl-C: the rank stops where it is, says so, and exits
-    130; whatever it was writing stays marked partial (its caller's staging folder)."""
+    on cancellation) is treated like Ctrl-C: the rank stops where it is, says so (and where),
+    and exits 130; whatever it was writing stays marked partial (its caller's staging folder).
+    SIGUSR1 dumps every thread's stack to stderr and changes nothing else."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # `kill -USR1 PID` dumps every thread's stack to stderr and the rank goes on: where a stalled
+    # rank stands, even stuck in C with the interpreter lock held (the dump needs no Python).
+    with contextlib.suppress(Exception):  # (a stderr without a file descriptor: no dump)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         yield
     except KeyboardInterrupt as exc:
-        fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}", EXIT_INTERRUPTED)
+        fatal(rank, f"stopped by {exc.args[0] if exc.args else 'SIGINT'}{where(exc)}", EXIT_INTERRUPTED)
     except PeerLost as exc:
         fatal(rank, str(exc), EXIT_PEER_LOST)
     except FerretError as exc:
@@ -105,6 +111,19 @@ def fatal_on_failure(rank: int) -> Iterator[None]:
         fatal(rank, f"failed: {type(exc).__name__}: {exc}")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def where(exc: BaseException) -> str:
+    """ " in CALLER → … → FUNCTION (FILE:LINE)": the innermost frames `exc` was raised in — for a rank stopped
+    because another failed, what it was doing then (one side of a stall); "" without one."""
+    frames = [  # not this module's own (the signal handler, `fatal_on_failure`'s yield) nor contextlib's
+        f for f in traceback.extract_tb(exc.__traceback__) if f.filename not in (__file__, contextlib.__file__)
+    ]
+    if not frames:
+        return ""
+    inner = frames[-1]
+    calls = " → ".join(f.name for f in frames[-3:])  # the caller's callers say which wait it was
+    return f" in {calls} ({os.path.basename(inner.filename)}:{inner.lineno})"
 
 
 def run_and_exit(rank: int, body: Callable[[], int]) -> NoReturn:

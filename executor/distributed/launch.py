@@ -8,8 +8,10 @@ user would run under `torchrun` on many machines, so one code path serves both.
 
 When a rank fails the agent stops the others (SIGTERM, then SIGKILL after `shutdown_s`) and
 `launch_local` raises `FerretError` with one line naming the rank that failed first and how —
-its exit code or signal. Ranks that only reacted to it (they lost a peer, or were stopped)
-exit with their own codes (faults.py) and are not blamed. Ctrl-C reaches every rank; the
+its exit code or signal — then, after "; then", how every other rank ended (a stall has two
+sides: the rank whose watchdog fired, and what the rank it waited for was doing — "stopped by
+SIGTERM in …" says where). Ranks that only reacted to it (they lost a peer, or were stopped)
+exit with their own codes (faults.py) and are not blamed for it. Ctrl-C reaches every rank; the
 launcher waits for them and raises `KeyboardInterrupt`.
 """
 
@@ -53,8 +55,7 @@ def launch_local(argv: Sequence[str], nproc: int, shutdown_s: int = 5, monitor_s
         with _quiet_agent(), _ranks_report_here():
             elastic_launch(config, sys.executable)(*argv)
     except ChildFailedError as exc:
-        rank, failure = root_failure(exc.failures)
-        raise FerretError(f"rank {rank} of {nproc} failed: {describe_failure(failure)}") from None
+        raise FerretError(describe_failures(exc.failures, nproc)) from None
     except SignalException as exc:
         raise KeyboardInterrupt(exc.sigval.name) from None
 
@@ -70,6 +71,20 @@ def root_failure(failures: dict[int, ProcessFailure]) -> tuple[int, ProcessFailu
 
     ranked = sorted(failures.items(), key=lambda item: (reacting(item[1]), item[1].timestamp, item[0]))
     return ranked[0]
+
+
+def describe_failures(failures: dict[int, ProcessFailure], nproc: int) -> str:
+    """One line: the root failure first, then how every other rank ended, by rank (not a rank
+    that says the same as the root — every rank refused the same input — nor one the agent's
+    SIGTERM ended before it could catch it: still starting, it says nothing of a stall)."""
+    rank, failure = root_failure(failures)
+    cause = describe_failure(failure)
+    others = [
+        (r, describe_failure(f)) for r, f in sorted(failures.items()) if r != rank and f.exitcode != -signal.SIGTERM
+    ]
+    return f"rank {rank} of {nproc} failed: {cause}" + "".join(
+        f"; then rank {r}: {said}" for r, said in others if said != cause
+    )
 
 
 def describe_failure(failure: ProcessFailure) -> str:

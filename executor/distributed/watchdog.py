@@ -15,6 +15,11 @@ quiet, so the run loop's waits may also last the stream's longest gap between ar
 that died is noticed much sooner, by its closed connection (faults.py); this is for the waits
 nobody will ever answer.
 
+A wait nobody answers is a bug (in this rank or another), so before its line the rank dumps
+every thread's stack to its stderr (`faulthandler`: the loop, the wire threads, whatever held
+them) — the evidence of where it stood. The launcher reports every failed rank's line
+(launch.py), so the other ranks' states arrive beside it.
+
 The hot path pays two attribute stores per idle wait: the real-time loop sets `since` itself
 (what `idle`/`resumed` do, without the calls); describing the wait is deferred to the moment
 the watchdog fires.
@@ -23,6 +28,8 @@ the watchdog fires.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +103,9 @@ class Watchdog:
                     what = self._describe()
                 except Exception as exc:  # the main thread changes what it describes meanwhile
                     what = f"(could not be described: {type(exc).__name__}: {exc})"
+                with contextlib.suppress(Exception):  # the evidence, never in the way of the exit
+                    sys.stderr.write(f"ferret: rank {self.rank}: the watchdog fires; every thread's stack:\n")
+                    faulthandler.dump_traceback(sys.stderr, all_threads=True)
                 fatal(
                     self.rank,
                     f"no progress for {waited:.0f} s (watchdog, --watchdog {self.limit_s:g}): waiting for {what}",

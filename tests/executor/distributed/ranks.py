@@ -14,6 +14,8 @@ Programs (each rank writes OUT/rank<r>.json when it gets that far):
 * `wait` — every rank blocks in `receive()` for good (Ctrl-C tests).
 * `stuck` — every rank waits for a message nobody sends, watched by a watchdog of ARG
   seconds (a deadlock): the watchdog must end the run.
+* `stall` — rank 1 waits for a message, watched by a watchdog of ARG seconds, while rank 0
+  is busy elsewhere (unwatched) and never sends it: the launcher's line must say both.
 """
 
 from __future__ import annotations
@@ -112,6 +114,22 @@ def stuck(ctx: RankContext, out: Path, limit_s: float) -> int:
     return 0
 
 
+def stall(ctx: RankContext, out: Path, limit_s: float) -> int:
+    watchdog = Watchdog(ctx.rank, limit_s)
+    watchdog.start()
+    transport = TorchTransport(ctx)
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps({"pid": os.getpid()}))
+    if ctx.rank == 0:
+        busy_elsewhere()
+    with watchdog.waiting("a message rank 0 never sends (the test's stall)"):
+        transport.receive()
+    return 0
+
+
+def busy_elsewhere() -> None:
+    time.sleep(600)  # computing, as far as the watchdog knows: never overdue
+
+
 def rank_main(program: str, out: Path, arg: str | None) -> None:
     ctx = RankContext.from_env()
 
@@ -125,6 +143,8 @@ def rank_main(program: str, out: Path, arg: str | None) -> None:
             return wait(ctx, out)
         if program == "stuck":
             return stuck(ctx, out, float(arg or 2))
+        if program == "stall":
+            return stall(ctx, out, float(arg or 2))
         raise SystemExit(f"unknown program {program}")
 
     run_and_exit(ctx.rank, body)

@@ -13,9 +13,10 @@ from executor.distributed.faults import (
     EXIT_PEER_LOST,
     LOCAL_LAUNCH,
     describe_connection_error,
+    fatal_on_failure,
     tell_launcher,
 )
-from executor.distributed.launch import describe_failure, root_failure
+from executor.distributed.launch import describe_failure, describe_failures, root_failure
 from planner.errors import FerretError
 
 ENV = {"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "1",
@@ -88,3 +89,44 @@ def test_a_closed_connection_reads_as_a_dead_peer():
     )
     assert describe_connection_error(exc) == "its connection closed (the process died or was killed)"
     assert describe_connection_error(RuntimeError("[x.cc:1] Timed out")) == "Timed out"
+
+
+def test_the_launchers_line_says_how_every_rank_ended_the_cause_first():
+    # A stall: rank 1's watchdog fired; rank 0 was stuck in C (killed after SIGTERM), rank 2 stopped.
+    failures = {0: _failure(0, -9, 12), 1: _failure(1, 4, 11), 2: _failure(2, EXIT_INTERRUPTED, 12)}
+    line = describe_failures(failures, 3)
+    assert line == (
+        "rank 1 of 3 failed: exited with status 4 (pid 101; its own message is above)"
+        "; then rank 0: killed by SIGKILL (pid 100)"
+        "; then rank 2: exited with status 130 (pid 102; its own message is above)"
+    )
+    assert describe_failures({1: _failure(1, -9, 3)}, 2) == "rank 1 of 2 failed: killed by SIGKILL (pid 101)"
+
+
+def test_every_rank_refusing_the_same_input_is_said_once(tmp_path, monkeypatch):
+    monkeypatch.setenv(LOCAL_LAUNCH, "1")
+    failures = {}
+    for rank in range(2):
+        path = tmp_path / f"error{rank}.json"
+        monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(path))
+        assert tell_launcher("unknown dataset 'nope'")
+        failures[rank] = ProcessFailure(local_rank=rank, pid=rank, exitcode=2, error_file=str(path))
+    assert describe_failures(failures, 2) == "rank 0 of 2 failed: unknown dataset 'nope'"
+
+
+def test_a_stopped_rank_says_where_it_was_stopped(tmp_path, monkeypatch):
+    path = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(path))
+    monkeypatch.setenv(LOCAL_LAUNCH, "1")
+
+    def waiting_for_a_peer() -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    with pytest.raises(SystemExit), monkeypatch.context() as m:
+        m.setattr("os._exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
+        with fatal_on_failure(0):
+            waiting_for_a_peer()
+    said = describe_failure(ProcessFailure(local_rank=0, pid=1, exitcode=EXIT_INTERRUPTED, error_file=str(path)))
+    assert said.startswith(
+        "stopped by SIGTERM in test_a_stopped_rank_says_where_it_was_stopped → waiting_for_a_peer (test_context.py:"
+    ), said

@@ -72,8 +72,26 @@ def test_a_deadlock_ends_by_the_watchdog_with_one_line(tmp_path):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     said = r"launcher: rank [01] of 2 failed: no progress for \d+ s \(watchdog, --watchdog 2\): waiting for a message"
-    assert re.match(said + r" nobody sends \(the test's deadlock\)$", lines[-1]), done.stderr
+    # Both ranks wait for ever: the other's end follows (its own watchdog's line, or the agent's stop).
+    assert re.match(said + r" nobody sends \(the test's deadlock\)(; then rank [01]: .+)?$", lines[-1]), done.stderr
     assert sum("no progress for" in line for line in lines) == 1, done.stderr
     assert not any("Traceback" in line for line in lines), done.stderr
+    for rank in range(2):
+        assert not alive(json.loads((tmp_path / f"rank{rank}.json").read_text())["pid"])
+
+
+def test_a_stall_names_both_sides_and_dumps_the_waiting_ranks_stacks(tmp_path):
+    # Rank 1 waits for ever; rank 0 is busy elsewhere, where no watchdog looks (distributed_rate's
+    # stall, B5: only rank 1's line reached the launcher, and rank 0's state was unknown).
+    done = run_bounded([*RANKS, "launch", "2", "stall", str(tmp_path), "2"], LIMIT)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    said = r"launcher: rank 1 of 2 failed: no progress for \d+ s \(watchdog, --watchdog 2\): waiting for a message"
+    said += r" rank 0 never sends \(the test's stall\); then rank 0: stopped by SIGTERM in "
+    said += r"body → stall → busy_elsewhere \(ranks.py:\d+\)$"
+    assert re.match(said, lines[-1]), done.stderr
+    # Rank 1's stacks: its main thread in the wait, its wire threads in theirs.
+    dump = done.stderr.split("ferret: rank 1: the watchdog fires; every thread's stack:", 1)[1]
+    assert "in stall" in dump and "in _receive_loop" in dump, done.stderr
     for rank in range(2):
         assert not alive(json.loads((tmp_path / f"rank{rank}.json").read_text())["pid"])

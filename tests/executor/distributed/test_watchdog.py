@@ -3,8 +3,12 @@ computing never does. (The same on real ranks through the launcher: test_ranks.p
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 from executor.distributed.faults import EXIT_NO_PROGRESS
 from executor.distributed.watchdog import Watchdog
@@ -48,14 +52,43 @@ with dog.waiting(lambda: "a message from rank 0 (the test never sends it)"):
 """
 
 
-def test_a_stuck_wait_ends_the_process_with_one_line():
+def test_a_stuck_wait_dumps_every_threads_stack_and_ends_the_process_with_one_line():
     done = run_bounded([sys.executable, "-c", PROGRAM], 30)
     assert done.returncode == EXIT_NO_PROGRESS
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    # The evidence first: the main thread stuck in the program's sleep, and the watchdog's own thread.
+    assert lines[0] == "ferret: rank 1: the watchdog fires; every thread's stack:", done.stderr
+    assert 'File "<string>", line 8 in <module>' in done.stderr and "in _watch" in done.stderr, done.stderr
+    assert sum("no progress for" in line for line in lines) == 1, done.stderr
     assert re.fullmatch(
         r"ferret run: rank 1: no progress for \d+ s \(watchdog, --watchdog 0\.5\): "
         r"waiting for a message from rank 0 \(the test never sends it\)",
-        lines[0],
-    ), lines[0]
+        lines[-1],
+    ), lines[-1]
     assert 2.0 < done.wall_s < 20
+
+
+SLEEPER = """
+import sys, time
+from executor.distributed.faults import fatal_on_failure
+def a_long_step():
+    print("ready", flush=True)
+    time.sleep(3)
+with fatal_on_failure(0):
+    a_long_step()
+"""
+
+
+def test_sigusr1_dumps_a_ranks_stacks_and_the_rank_goes_on():
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        time.sleep(0.2)
+        os.kill(process.pid, signal.SIGUSR1)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "line 6 in a_long_step" in stderr, stderr

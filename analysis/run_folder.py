@@ -28,6 +28,9 @@ from planner.provenance import read_provenance
 from sim.trace_files import TRACE_FORMATS
 
 SOURCES = ("twin", "replay", "distributed")
+# Measured by the real-time executor: its traces hold the executor's own loop between ops and the
+# host's stalls, which a twin (its own schedule) or a replay (the twin's schedule) cannot show.
+REAL_TIME_SOURCES = ("distributed",)
 TRACE_NAMES = tuple(f"trace.{fmt}" for fmt in TRACE_FORMATS)  # ftrace first: the twin's default
 
 

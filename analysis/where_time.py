@@ -33,6 +33,7 @@ import numpy as np
 
 from analysis.run_folder import RunFolder, load_run_folder
 from analysis.trace_table import KIND_NAMES, TraceTable, load_table
+from planner.closed_form import stage_sums
 
 PARTS = ("admission_behind", "admission_outside", "own_ops", "behind_ops", "outside_ops", "to_wire", "wire")
 OPS = ("fwd", "recompute", "bwd")
@@ -96,6 +97,8 @@ def split_time(table: TraceTable, num_stages: int, profile_s: dict[tuple[str, in
     recvs: dict[tuple[int, int], list[Span]] = defaultdict(list)
     per_device: dict[int, list[tuple[float, float]]] = defaultdict(list)
     arrival: dict[int, float] = {}
+    worker_of: dict[int, int] = {}
+    sending: dict[int, float] = defaultdict(float)
     drops: list[tuple[float, int]] = []
     for i, kind in enumerate(kinds):
         sample, stage, device = int(table.sample[i]), int(table.stage[i]), int(table.device[i])
@@ -106,10 +109,12 @@ def split_time(table: TraceTable, num_stages: int, profile_s: dict[tuple[str, in
                 ops[sample].setdefault((kind, stage), span)
         elif kind == "send":
             sends[(sample, stage)].append(span)
+            sending[device] += span.end - span.start
         elif kind == "recv":
             recvs[(sample, stage)].append(span)
         elif kind == "arrive":
             arrival[sample] = span.start
+            worker_of[sample] = int(table.worker[i])
         elif kind == "drop":
             drops.append((span.start, int(table.worker[i])))
     busy = {d: _Busy(spans) for d, spans in per_device.items()}
@@ -122,9 +127,9 @@ def split_time(table: TraceTable, num_stages: int, profile_s: dict[tuple[str, in
         dropped=len(drops),
         latency_s=latency,
         parts_s=parts,
-        ranks=_ranks(table, kinds, per_device, idle_s or {}),
+        ranks=_ranks(per_device, sending, idle_s or {}),
         ops=_op_stats(table, kinds, profile_s or {}),
-        held_at_drop=_held_at_drop(drops, done, arrival, table, kinds),
+        held_at_drop=_held_at_drop(drops, done, arrival, worker_of),
         window=num_stages,
     )
 
@@ -176,9 +181,11 @@ def _path(
             parts["wire"] += got[pick].end - sent[pick].start
             ready = got[pick].end
         behind = busy[op.device].overlap(ready, op.start)
-        where = "admission_" if prev is None else ""
-        parts[where + "behind" + ("" if prev is None else "_ops")] += behind
-        parts[where + "outside" + ("" if prev is None else "_ops")] += op.start - ready - behind
+        behind_part, outside_part = (
+            ("admission_behind", "admission_outside") if prev is None else ("behind_ops", "outside_ops")
+        )
+        parts[behind_part] += behind
+        parts[outside_part] += op.start - ready - behind
         parts["own_ops"] += op.end - op.start
         prev = op
     assert prev is not None
@@ -186,25 +193,18 @@ def _path(
 
 
 def _ranks(
-    table: TraceTable, kinds: list[str], per_device: dict[int, list[tuple[float, float]]], idle_s: dict[int, float]
+    per_device: dict[int, list[tuple[float, float]]], sending: dict[int, float], idle_s: dict[int, float]
 ) -> list[RankShare]:
-    out = []
-    for device, spans in sorted(per_device.items()):
-        sending = sum(
-            float(table.t_end[i] - table.t_start[i])
-            for i, k in enumerate(kinds)
-            if k == "send" and table.device[i] == device
+    return [
+        RankShare(
+            device=device,
+            span_s=max(e for _, e in spans) - min(s for s, _ in spans),
+            ops_s=sum(e - s for s, e in spans),
+            idle_s=idle_s.get(device),
+            sending_s=sending[device],
         )
-        out.append(
-            RankShare(
-                device=device,
-                span_s=max(e for _, e in spans) - min(s for s, _ in spans),
-                ops_s=sum(e - s for s, e in spans),
-                idle_s=idle_s.get(device),
-                sending_s=sending,
-            )
-        )
-    return out
+        for device, spans in sorted(per_device.items())
+    ]
 
 
 def _op_stats(table: TraceTable, kinds: list[str], profile_s: dict[tuple[str, int], float]) -> list[OpStat]:
@@ -224,13 +224,11 @@ def _held_at_drop(
     drops: list[tuple[float, int]],
     done: dict[int, tuple[dict[str, float], float]],
     arrival: dict[int, float],
-    table: TraceTable,
-    kinds: list[str],
+    worker_of: dict[int, int],
 ) -> float | None:
     """Mean data the dropped datum's worker held (arrived before, not yet done) at each drop."""
     if not drops:
         return None
-    worker_of = {int(table.sample[i]): int(table.worker[i]) for i, k in enumerate(kinds) if k == "arrive"}
     end = {s: arrival[s] + latency for s, (_, latency) in done.items()}
     held = [
         sum(1 for s, e in end.items() if worker_of.get(s) == w and arrival[s] < t < e)
@@ -243,13 +241,11 @@ def profile_times(run: RunFolder) -> dict[tuple[str, int], float] | None:
     """The profile's forward and backward time per stage of the run's plan (None: no profile)."""
     if run.profile is None:
         return None
-    cuts = run.plan.partition
-    out = {}
-    for j in range(len(cuts) - 1):
-        layers = run.profile.layers[cuts[j] : cuts[j + 1]]
-        out[("fwd", j)] = sum(layer.t_fwd_s for layer in layers)
-        out[("bwd", j)] = sum(layer.t_bwd_s for layer in layers)
-    return out
+    sums = stage_sums(run.profile, [run.plan.partition])
+    return {
+        **{("fwd", j): float(t) for j, t in enumerate(sums.t_fwd)},
+        **{("bwd", j): float(t) for j, t in enumerate(sums.t_bwd)},
+    }
 
 
 def split_run(path: str | Path) -> TimeSplit:

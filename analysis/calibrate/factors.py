@@ -29,7 +29,6 @@ from analysis.calibrate.params import Fitted, fixed
 
 MAX_FACTORS = 4096
 STALL = 10.0  # an op over 10× its cell's median counts as a stall in the report
-REAL_TIME_SOURCES = ("distributed",)
 
 
 @dataclass(frozen=True)

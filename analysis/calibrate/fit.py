@@ -25,14 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.calibrate.contention import ContentionFit, fit_contention
-from analysis.calibrate.factors import REAL_TIME_SOURCES, FactorTable, fit_factor_table
+from analysis.calibrate.factors import FactorTable, fit_factor_table
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links, transfers
 from analysis.calibrate.loop import fit_loop
 from analysis.calibrate.memory import common_memory_model
 from analysis.calibrate.params import Fitted
-from analysis.run_folder import RunFolder
+from analysis.run_folder import REAL_TIME_SOURCES, RunFolder
 from analysis.trace_table import TraceTable, load_table
 from planner.config_field import config_field
 from planner.errors import FerretError
@@ -208,8 +208,9 @@ def calibrate(
         GroupSummary(r, ROW_TYPES[code], j, rows, b, residual.get((r, code, j), float("nan")))
         for r, code, j, rows, b in summaries
     )
-    links = fit_links(*transfers([(run.folder.source, run.table) for run in runs]))
-    loop = fit_loop([(run.folder.source, run.table) for run in runs])
+    tables = [(run.folder.source, run.table) for run in runs]
+    links = fit_links(*transfers(tables))
+    loop = fit_loop(tables)
     sigma = fit.jitter_sigma.value
     real_time = np.concatenate(
         [

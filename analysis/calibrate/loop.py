@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.calibrate.params import Fitted, fixed
+from analysis.run_folder import REAL_TIME_SOURCES
 from analysis.trace_table import KIND_CODES, TraceTable
 
 TAIL = 20.0  # gaps over TAIL × the median are a preempted rank, not the loop
@@ -96,7 +97,7 @@ def _jobs(
 
 def fit_loop(tables: list[tuple[str, TraceTable]]) -> Fitted:
     """`loop_s` from runs given as (source, table): see the module docstring."""
-    distributed = [table for source, table in tables if source == "distributed"]
+    distributed = [table for source, table in tables if source in REAL_TIME_SOURCES]
     if not distributed:
         return fixed("loop_s", 0.0, "s", "no distributed run (a replay or twin has no executor loop between ops)")
     per_device = [d for table in distributed for d in ready_gaps(table)]

@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.config_args import add_config_arguments, config_values, given_flags
-from analysis.sim_inputs import add_sim_config_arguments, given_sim_flags, sim_config_from_args
+from analysis.sim_inputs import (
+    add_costs_argument,
+    add_sim_config_arguments,
+    costs_from_args,
+    given_sim_flags,
+    sim_config_from_args,
+)
 from planner.errors import FerretError
 from planner.plan import Plan
+from sim.simulate import check_jitter_source
 
 if TYPE_CHECKING:
     from executor.ocl.frameworks.pipeline import PipelineOptions
@@ -29,6 +36,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, CompensationConfig, title=PIPELINE_TITLE)
     add_config_arguments(parser, DistributedOptions)
     add_sim_config_arguments(parser)
+    add_costs_argument(parser)
 
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
@@ -42,7 +50,7 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
     distributed_flags = given_flags(args, DistributedOptions)
     if args.plan is None:
         given = given_flags(args, PipelineOptions) + given_flags(args, CompensationConfig) + given_sim_flags(args)
-        given += distributed_flags
+        given += distributed_flags + (["--costs"] if args.costs is not None else [])
         if given:
             raise FerretError(f"{given[0]} applies to pipeline runs only (give --plan plan.json)")
         args.framework = args.framework or "oracle"
@@ -69,10 +77,13 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
         from executor.distributed.checkpoint import latest
 
         latest(distributed.resume)  # a folder with no checkpoint is one line here, not one per rank
+    sim_config, costs = sim_config_from_args(args), costs_from_args(args)
+    check_jitter_source(sim_config, () if costs is None else costs.jitter_factors)
     options = PipelineOptions(
         plan=Plan.load(args.plan),
         compensation=CompensationConfig(**config_values(args, CompensationConfig)),
-        sim_config=sim_config_from_args(args),
+        sim_config=sim_config,
+        costs=costs,
         distributed=distributed,
         **config_values(args, PipelineOptions),
     )

@@ -1,5 +1,5 @@
 """The twin's `SimConfig` on the command line (`ferret simulate`, `whatif`, `run --plan`), and
-its fitted cost model (`--costs`, `ferret simulate` and `whatif`).
+its fitted cost model (`--costs`: `ferret simulate`, `whatif` and `run --plan`).
 
 A calibrated `SimConfig` comes from `--sim-config FILE`; each flag given on the command line
 overrides that one field (human units here, seconds and bytes inside). The flags are made from
@@ -62,6 +62,10 @@ def add_costs_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def costs_from_args(args: argparse.Namespace, profile: ModelProfile) -> LayerCosts | None:
-    """`--costs`, checked against the profile it is used with (None when not given)."""
-    return None if args.costs is None else LayerCosts.load(args.costs).check(profile)
+def costs_from_args(args: argparse.Namespace, profile: ModelProfile | None = None) -> LayerCosts | None:
+    """`--costs`, checked against the profile it is used with (None when not given; no profile: a
+    run that profiles its model later checks it then)."""
+    if args.costs is None:
+        return None
+    costs = LayerCosts.load(args.costs)
+    return costs if profile is None else costs.check(profile)

@@ -8,6 +8,7 @@ stream can be reproduced on its own), jitter and random mini-batch selection get
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,6 +42,16 @@ def ops_per_datum(num_stages: int) -> int:
     return 5 * num_stages + 4 * (num_stages - 1) + 2
 
 
+def check_jitter_source(config: SimConfig, jitter_factors: Sequence[float]) -> None:
+    """`empirical` jitter draws from a cost model's measured factors: refuse it without them."""
+    if config.jitter == "empirical" and not jitter_factors:
+        raise FerretError(
+            "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
+            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs), or --jitter SIGMA for a "
+            "log-normal"
+        )
+
+
 def simulate(
     plan: Plan,
     profile: ModelProfile,
@@ -70,12 +81,7 @@ def simulate(
     sink = NullTrace() if trace is None else trace
     if costs is None:
         costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
-    if config.jitter == "empirical" and not costs.jitter_factors:
-        raise FerretError(
-            "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
-            "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs; `ferret run --plan` takes none), "
-            "or --jitter SIGMA for a log-normal"
-        )
+    check_jitter_source(config, costs.jitter_factors)
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()

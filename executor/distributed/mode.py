@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 
 def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
-    from executor.ocl.frameworks.pipeline import check_plan, plan_report, twin_config, twin_summary
+    from executor.ocl.frameworks.pipeline import check_plan, plan_report, twin_config, twin_costs, twin_summary
 
     plan = check_plan(options, getattr(setup.model, "num_layers", -1), getattr(setup.model, "name", "?"))
+    costs = twin_costs(setup, options)  # refused here, before the run, not after it
     settings = options.distributed
     rows = None
     if settings.follow_trace is not None:
@@ -41,7 +42,9 @@ def run_distributed(setup: RunSetup, options: PipelineOptions) -> RunResult:
     if rows is None:  # the twin's prediction of this run, beside the measurement
         sim_config = twin_config(setup, options.sim_config)
         arrival = setup.stream.arrival_s
-        sim = simulate(plan, setup.profile, len(arrival), GivenArrivals(arrival), setup.seed, sim_config, NullTrace())
+        sim = simulate(
+            plan, setup.profile, len(arrival), GivenArrivals(arrival), setup.seed, sim_config, NullTrace(), costs
+        )
         details.update(twin_summary(sim, sim_config))
     result.details.update(details)
     return result

@@ -15,6 +15,7 @@ from planner.errors import FerretError
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.config import SimConfig
+from sim.costs import OpCosts
 from sim.result import SimResult
 from sim.simulate import simulate
 from sim.strategies import get_strategy
@@ -131,13 +132,18 @@ def _applies_to(row: TraceRow) -> int:
 
 
 def simulate_rows(
-    plan: Plan, profile: ModelProfile, arrival_s: np.ndarray, seed: int, config: SimConfig
+    plan: Plan,
+    profile: ModelProfile,
+    arrival_s: np.ndarray,
+    seed: int,
+    config: SimConfig,
+    costs: OpCosts | None = None,
 ) -> tuple[list[TraceRow], SimResult]:
-    """The twin's schedule of `plan` for exactly these arrivals."""
+    """The twin's schedule of `plan` for exactly these arrivals (`costs`: a fitted cost model
+    instead of the profile's times)."""
     trace = MemoryTrace()
-    result = simulate(
-        plan, profile, len(arrival_s), arrivals=GivenArrivals(arrival_s), seed=seed, config=config, trace=trace
-    )
+    arrivals = GivenArrivals(arrival_s)
+    result = simulate(plan, profile, len(arrival_s), arrivals, seed, config, trace, costs)
     return trace.events(), result
 
 

@@ -25,6 +25,8 @@ from planner.errors import FerretError, ValidationError
 from planner.plan import Plan
 from planner.registry import Registry
 from sim.config import SimConfig
+from sim.costs import OpCosts
+from sim.fitted_costs import LayerCosts
 
 
 def mode_names() -> list[str]:
@@ -53,6 +55,9 @@ class PipelineOptions:
     )
     sim_config: SimConfig = config_field(
         default_factory=SimConfig, help="the twin's model", via="the simulator flags and --sim-config"
+    )
+    costs: LayerCosts | None = config_field(
+        None, help="the twin's fitted cost model", via="--costs FILE (costs.json from `ferret calibrate`)"
     )
     trace: Path | None = config_field(
         None,
@@ -132,7 +137,7 @@ def run_replay(setup: RunSetup, options: PipelineOptions) -> RunResult:
                 "needs --update-time 0 (the default)"
             )
         sim_config = twin_config(setup, sim_config)
-        rows, sim = simulate_rows(plan, setup.profile, arrival, setup.seed, sim_config)
+        rows, sim = simulate_rows(plan, setup.profile, arrival, setup.seed, sim_config, twin_costs(setup, options))
         sim_summary = twin_summary(sim, sim_config)
     else:
         rows = load_rows(options.trace, arrival, plan)
@@ -199,6 +204,17 @@ def twin_config(setup: RunSetup, sim_config: SimConfig) -> SimConfig:
     if rows_per_datum == 1:
         return sim_config
     return dataclasses.replace(sim_config, time_scale=sim_config.time_scale * rows_per_datum)
+
+
+def twin_costs(setup: RunSetup, options: PipelineOptions) -> OpCosts | None:
+    """The twin's cost model for this run: `--costs` for the plan's partition, checked against the
+    run's model (None: the profile's times and the SimConfig's timing fields)."""
+    if options.costs is None:
+        return None
+    try:
+        return options.costs.check(setup.profile).for_partition(options.plan.partition)
+    except ValidationError as exc:
+        raise FerretError(f"--costs: {exc}") from None
 
 
 def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:

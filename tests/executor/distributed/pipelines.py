@@ -104,7 +104,7 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
     """Plans with P = 3 and N ≥ 2 (T1–T4), PipeDream-2BW; stage owners for `ranks` ranks."""
     owners = (0, 1, 1) if ranks == 2 else (0, 1, 2)
     two_bw = make_plan("pipedream-2bw", fixtures.setup().profile, 1.0, partition=(0, 1, 2, 3)).plan
-    cases = {
+    cases: dict[str, tuple[Plan, dict[str, Any]]] = {
         "t1-recompute": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True), {}),
         "t2-accumulation": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 2)), {}),
         "t3-omission-er": (

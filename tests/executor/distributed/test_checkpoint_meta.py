@@ -4,6 +4,7 @@ a nested one included (the algorithm's), is one line naming it."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,11 @@ from executor.distributed.checkpoint import META as META_FILE
 from executor.distributed.checkpoint import begin, complete, read_meta
 from planner.errors import FerretError
 
-META = {"n": 90, "seed": 0, "algorithm": {"name": "er", "sampler": "similarity-aware", "mas_lambda": 1.0}}
+META: dict[str, Any] = {
+    "n": 90,
+    "seed": 0,
+    "algorithm": {"name": "er", "sampler": "similarity-aware", "mas_lambda": 1.0},
+}
 
 
 def test_the_same_run_resumes_and_another_setting_is_named(tmp_path):

@@ -23,7 +23,12 @@ def _burn(seconds: float) -> None:
 def test_roles_get_the_cpu_their_threads_spent() -> None:
     before = ThreadTimes.take()
     gate = threading.Event()
-    wire = threading.Thread(target=lambda: (gate.wait(), _burn(0.05)), name="ferret-send→9")
+
+    def wire_work() -> None:
+        gate.wait()
+        _burn(0.05)
+
+    wire = threading.Thread(target=wire_work, name="ferret-send→9")
     wire.start()
     _burn(0.05)
     during = ThreadTimes.take()  # the wire thread is alive (and named) here

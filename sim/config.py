@@ -42,11 +42,6 @@ class SimConfig:
       drawn uniformly from the cost model's table of measured factors (`OpCosts.jitter_factors`,
       costs.json's `jitter_factors`, which `ferret calibrate` fits to real-time runs: stalls
       included); the twin refuses `empirical` without a table.
-    - `stalls`: now and then the op a device runs is held for a whole stall (a CPU rank descheduled
-      by other processes): per device, stalls fall due on its busy clock at the cost model's
-      `stall_table` rate, each as long as a duration drawn from its table (costs.json's
-      `stall_rate_per_s` and `stall_durations_s`, which `ferret calibrate` fits to real-time runs;
-      `sim.stalls`), drawn from the run's seed; the twin refuses `stalls` without a table.
     - `input_buffer`: how many data may wait in front of a worker (async strategies), for the
       next mini-batch (GPipe, 1F1B-flush) or in a B-Skip learner's buffer; `None` takes the
       strategy's default (see `sim.strategies`). A full buffer drops the oldest waiting datum
@@ -121,11 +116,6 @@ class SimConfig:
         le=3,
         flag="jitter",
         default_text="0 (none)",
-    )
-    stalls: bool = config_field(
-        False,
-        help="hold each device for stall intervals drawn from a calibrated costs.json's stall table",
-        unit="flag",
     )
     input_buffer: int | None = config_field(
         None,

@@ -4,8 +4,8 @@
 per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
 `Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
 per-op overhead (the op's own fixed cost plus the executor's loop between ops), the optimizer
-step, the cost of a transfer, the table of measured op-time factors that `empirical` jitter
-draws from and the stall process that `SimConfig.stalls` draws from (`sim.stalls`). It never reads a timing anywhere
+step, the cost of a transfer, and the table of measured op-time factors that `empirical` jitter
+draws from. It never reads a timing anywhere
 else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
 these methods: `simulate(..., costs=...)`.
 
@@ -36,7 +36,6 @@ from planner.errors import ValidationError
 from planner.plan import Plan
 from planner.profile import ModelProfile
 from sim.config import SimConfig
-from sim.stalls import StallTable
 
 
 @dataclass(frozen=True)
@@ -116,11 +115,6 @@ class OpCosts(Protocol):
         draws from; empty: none (`check_jitter_factors` is the rule)."""
         ...
 
-    @property
-    def stall_table(self) -> StallTable | None:
-        """The fitted per-device stall process `SimConfig.stalls` draws from (`sim.stalls`); None: none."""
-        ...
-
 
 def check_jitter_factors(values: Sequence[float], where: str) -> tuple[float, ...]:
     """A jitter factor table as the twin draws from it: non-empty, finite, ≥ 0, sorted ascending."""
@@ -146,7 +140,6 @@ class ProfileCosts:
     link_bandwidth_Bps: float = float("inf")
     loop_s: float = 0.0
     jitter_factors: tuple[float, ...] = ()  # `empirical` jitter's table; a profile has none
-    stall_table: StallTable | None = None  # `SimConfig.stalls`' process; a profile has none
 
     @classmethod
     def from_profiles(

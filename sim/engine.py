@@ -55,7 +55,6 @@ from sim.memory import MemoryLedger
 from sim.parts import Datum, Device, Jitter, Slot, build_workers, home_devices, set_op_times
 from sim.policy import BWD, FWD, admission_policy, may_start, route
 from sim.rows import write_row
-from sim.stalls import Stalls
 from sim.strategies import SimStrategy
 from sim.trace import KIND_CODE, ROW, TraceSink
 
@@ -110,7 +109,6 @@ class Engine:
         "sizes",
         "slowdown",
         "staleness",
-        "stalls",
         "strategy",
         "stream_over",
         "trace",
@@ -148,20 +146,15 @@ class Engine:
         self.host_cores, self.host_slowdown = config.host_cores, config.host_slowdown
         self.host_running = 0  # ops running on every device (one host)
         # No slow-down, no jitter, no host limit: every op lasts its precomputed job.
-        self.plain = not config.slowdown and config.jitter == "none" and config.host_cores is None and not config.stalls
+        self.plain = not config.slowdown and config.jitter == "none" and config.host_cores is None
         self.transient = config.transient_memory
         self.free_links = costs.free_links
         self.links = Links(costs, self.schedule, self.trace_rows)
-        # A third child for the stalls: spawn(3)'s first two are spawn(2)'s, so runs without stalls keep their draws.
-        jitter_seed, select_seed, stall_seed = np.random.SeedSequence(seed).spawn(3)
+        jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
         table = costs.jitter_factors if config.jitter == "empirical" else ()
         self.jitter = (
             Jitter(np.random.default_rng(jitter_seed), config.jitter_sigma, table) if config.jitter != "none" else None
-        )
-        stall_table = costs.stall_table
-        self.stalls = (
-            Stalls(stall_seed, len(self.devices), stall_table) if config.stalls and stall_table is not None else None
         )
 
         self.arrivals = arrival_times
@@ -347,9 +340,7 @@ class Engine:
                     factor *= 1.0 + self.host_slowdown * excess
             if self.jitter is not None:
                 factor *= self.jitter.draw()
-            work = job * factor  # job = (base + overhead), as set_op_times sums it
-            # A stalled device runs nothing while it is held (sim.stalls).
-            end = now + work if self.stalls is None else self.stalls.finish(slot.dev_index, now, work)
+            end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             self.seq += 1
             self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, factor)
         self.ops += 1

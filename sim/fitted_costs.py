@@ -12,9 +12,7 @@ the times are already this machine's. Pass it as `simulate(..., costs=...)` or `
 JSON: `{"source": "calibrated", "layers": [{"name", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...],
 "stages": [{"partition", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...] (per stage, null = not measured),
 "op_overhead_s", "loop_s" (absent = 0), "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free),
-"jitter_factors" (absent = none: the measured op-time factors `empirical` jitter draws from, sorted),
-"stall_rate_per_s" and "stall_durations_s" (both absent = none: the per-device stall process `stalls`
-draws from, `sim.stalls`; durations sorted)}`.
+"jitter_factors" (absent = none: the measured op-time factors `empirical` jitter draws from, sorted)}`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
 from planner.profile import ModelProfile
 from sim.costs import Affine, ProfileCosts, check_jitter_factors
-from sim.stalls import StallTable, check_stall_table
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,6 @@ class LayerCosts:
     stages: tuple[StageTimes, ...] = ()
     loop_s: float = 0.0
     jitter_factors: tuple[float, ...] = ()  # measured op-time factors (analysis/calibrate/factors.py)
-    stall_table: StallTable | None = None  # measured per-device stalls (analysis/calibrate/stalls.py)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -128,28 +124,23 @@ class LayerCosts:
             link_bandwidth_Bps=self.link_bandwidth_Bps,
             loop_s=self.loop_s,
             jitter_factors=self.jitter_factors,
-            stall_table=self.stall_table,
         )
 
     # ----------------------------------------------------------------- JSON
     def to_json(self) -> dict[str, Any]:
-        return (
-            {
-                "source": "calibrated",
-                "layers": [
-                    {"name": n, "t_fwd_s": f, "t_bwd_s": b, "t_rec_s": r}
-                    for n, f, b, r in zip(self.names, self.t_fwd, self.t_bwd, self.t_rec, strict=True)
-                ],
-                "op_overhead_s": self.op_overhead_s,
-                "loop_s": self.loop_s,
-                "update_s": self.update_s,
-                "link_latency_s": self.link_latency_s,
-                "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
-                "stages": [m.to_json() for m in self.stages],
-            }
-            | ({"jitter_factors": list(self.jitter_factors)} if self.jitter_factors else {})
-            | _stalls_json(self.stall_table)
-        )
+        return {
+            "source": "calibrated",
+            "layers": [
+                {"name": n, "t_fwd_s": f, "t_bwd_s": b, "t_rec_s": r}
+                for n, f, b, r in zip(self.names, self.t_fwd, self.t_bwd, self.t_rec, strict=True)
+            ],
+            "op_overhead_s": self.op_overhead_s,
+            "loop_s": self.loop_s,
+            "update_s": self.update_s,
+            "link_latency_s": self.link_latency_s,
+            "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
+            "stages": [m.to_json() for m in self.stages],
+        } | ({"jitter_factors": list(self.jitter_factors)} if self.jitter_factors else {})
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "costs") -> LayerCosts:
@@ -183,7 +174,6 @@ class LayerCosts:
                 for i, m in enumerate(get_field(obj, "stages", list, where, []))
             ),
             jitter_factors=() if factors is None else factors,
-            stall_table=_stalls_from_json(obj, where),
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -198,23 +188,3 @@ class LayerCosts:
 
 
 KEYS = ("t_fwd_s", "t_bwd_s", "t_rec_s")
-STALL_KEYS = ("stall_rate_per_s", "stall_durations_s")
-
-
-def _stalls_json(table: StallTable | None) -> dict[str, Any]:
-    return {} if table is None else {STALL_KEYS[0]: table.rate_per_s, STALL_KEYS[1]: list(table.durations_s)}
-
-
-def _stalls_from_json(obj: dict[str, Any], where: str) -> StallTable | None:
-    """Both stall fields or neither; each checked as the twin draws from it (`sim.stalls.check_stall_table`)."""
-    given = [k for k in STALL_KEYS if k in obj]
-    if not given:
-        return None
-    if len(given) == 1:
-        raise ValidationError(f"{where}: {given[0]} without {next(k for k in STALL_KEYS if k not in given)}")
-    rate = get_field(obj, STALL_KEYS[0], (int, float), where)
-    durations = get_field(obj, STALL_KEYS[1], list, where)
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in durations):
-        raise ValidationError(f"{where}: stall_durations_s must be a list of numbers")
-    check_stall_table(rate, durations, where)
-    return StallTable(float(rate), tuple(float(x) for x in durations))

@@ -76,11 +76,6 @@ def simulate(
             "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs; `ferret run --plan` takes none), "
             "or --jitter SIGMA for a log-normal"
         )
-    if config.stalls and costs.stall_table is None:
-        raise FerretError(
-            "stalls draws from a measured stall process, and this cost model has none: give the costs.json "
-            "`ferret calibrate` wrote beside its sim_config.json (--costs), or leave --stalls off"
-        )
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()

@@ -1,7 +1,4 @@
-"""The `empirical` jitter's table: the measured op-time factors of real-time runs.
-
-Stalls (`stalls.py`: a device held for milliseconds) are not in it when the twin draws them as
-their own process: `calibrate` passes their rows at their cell's median (factor 1).
+"""The `empirical` jitter's table: the measured op-time factors of real-time runs, stalls included.
 
 Each compute row's factor is its duration over the median of its contention cell (`contention.py`:
 same run, row type, stage and crowding), so device and host contention are not counted twice. The
@@ -48,19 +45,14 @@ class FactorTable:
         return bool(self.factors) and self.factors[-1] - self.factors[0] > 1e-9 * max(self.factors[-1], 1e-300)
 
 
-def quantile_table(values: np.ndarray, most: int) -> np.ndarray:
-    """`values` sorted, or beyond `most` of them that many quantiles (`inverted_cdf`: each a measured value)."""
-    size = min(len(values), most)  # at len(values) levels, inverted_cdf gives every value once
-    return np.quantile(values, (np.arange(size) + 0.5) / size, method="inverted_cdf")
-
-
 def fit_factor_table(log_ratio: np.ndarray, sigma: float, most: int = MAX_FACTORS) -> FactorTable:
     """The table (at most `most` factors) from per-row `log(duration / cell median)` (NaN rows skipped)."""
     ratio = np.exp(log_ratio[np.isfinite(log_ratio)])
     if not len(ratio):
         why = "no real-time run (replay and twin runs follow the twin's own schedule)"
         return FactorTable((), fixed("jitter_stall_share", 0.0, "share", why), fixed("jitter_largest", 0.0, "×", why))
-    table = quantile_table(ratio, most) * math.exp(-(sigma**2) / 2)
+    size = min(len(ratio), most)  # at len(ratio) levels, inverted_cdf gives every factor once
+    table = np.quantile(ratio, (np.arange(size) + 0.5) / size, method="inverted_cdf") * math.exp(-(sigma**2) / 2)
     share = float(np.mean(ratio > STALL))
     return FactorTable(
         factors=tuple(table.tolist()),

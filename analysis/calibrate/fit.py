@@ -6,10 +6,8 @@ gives each group's uncontended base time, the device slow-down, the host slow-do
 jitter (`contention.py`); (3) the bases are linear in the per-layer times, the per-op overhead
 and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the gaps
 between ops whose input was ready give the executor's loop (`loop.py`); (6) the memory model
-comes from how the runs ran (`memory.py`); (7) real-time runs' stalls — ops and ready gaps over
-their medians by milliseconds — give the per-device stall process (`stalls.py`), and (8) their
-other ops over their cells' medians the `empirical` jitter's table (`factors.py`); a calibrated
-twin draws from both. Jobs that start
+comes from how the runs ran (`memory.py`); (7) real-time runs' ops over their cells' medians give
+the `empirical` jitter's table (`factors.py`), which a calibrated twin then draws from. Jobs that start
 together on one device are ordered by the first fit and the fit is repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
@@ -34,7 +32,6 @@ from analysis.calibrate.links import LinkFit, fit_links, transfers
 from analysis.calibrate.loop import fit_loop
 from analysis.calibrate.memory import common_memory_model
 from analysis.calibrate.params import Fitted
-from analysis.calibrate.stalls import StallFit, fit_stalls
 from analysis.run_folder import REAL_TIME_SOURCES, RunFolder
 from analysis.trace_table import TraceTable, load_table
 from planner.config_field import config_field
@@ -100,7 +97,6 @@ class Calibration:
     loop: Fitted
     concurrency: Fitted
     factors: FactorTable
-    stalls: StallFit
     groups: tuple[GroupSummary, ...]
     stages: tuple[StageTimes, ...]  # per measured partition: its stages' own times
     runs: tuple[str, ...]
@@ -118,8 +114,6 @@ class Calibration:
             self.contention.jitter_sigma,
             self.factors.stall_share,
             self.factors.largest,
-            self.stalls.rate,
-            self.stalls.mean,
             self.links.latency,
             self.links.bandwidth,
         )
@@ -140,7 +134,6 @@ class Calibration:
             link_bandwidth_Bps=c.link_bandwidth_Bps,
             stages=self.stages,
             jitter_factors=self.factors.factors,
-            stall_table=self.stalls.table,
         )
 
 
@@ -219,11 +212,13 @@ def calibrate(
     links = fit_links(*transfers(tables))
     loop = fit_loop(tables)
     sigma = fit.jitter_sigma.value
-    live = [run.folder.source in REAL_TIME_SOURCES for run in runs]
-    real_time = np.concatenate([np.full(len(o), r) for o, r in zip(observations, live, strict=True)])
-    stalls = fit_stalls(list(zip(live, [run.table for run in runs], observations, strict=True)), fit.log_ratio)
-    # The stalls' excess is drawn as device stalls: the factors see those rows at their cell's median.
-    factors = fit_factor_table(np.where(real_time, np.where(stalls.rows, 0.0, fit.log_ratio), np.nan), sigma)
+    real_time = np.concatenate(
+        [
+            np.full(len(o.duration), run.folder.source in REAL_TIME_SOURCES)
+            for run, o in zip(runs, observations, strict=True)
+        ]
+    )
+    factors = fit_factor_table(np.where(real_time, fit.log_ratio, np.nan), sigma)
     config = SimConfig(
         concurrency=concurrency,
         slowdown=fit.slowdown.value,
@@ -236,7 +231,6 @@ def calibrate(
         link_latency_s=links.latency.value,
         link_bandwidth_Bps=links.bandwidth.value,
         jitter="empirical" if factors.varies else "lognormal" if sigma > 1e-9 else "none",
-        stalls=stalls.table is not None,
         jitter_sigma=sigma if sigma > 1e-9 else 0.0,
         **common_memory_model([run.folder for run in runs]),
     )
@@ -252,7 +246,6 @@ def calibrate(
         loop=loop,
         concurrency=concurrency_param,
         factors=factors,
-        stalls=stalls,
         groups=groups_out,
         stages=measured_stages(runs, groups_out, layers.overhead.value),
         runs=tuple(str(run.folder.path) for run in runs),

@@ -3,9 +3,9 @@
 A ready backward before a ready forward, then the older datum, then the op that became ready
 first (`sim.policy.ReadyOps`); a forward that will store its datum at stage `j` waits while its
 worker already holds the stage's window there (`may_start`, `AdmissionPolicy.stage_window`:
-1F1B's `P − j`, also inside a 1F1B-flush batch; GPipe's whole batch). A rank runs one op at a time, so no slot is ever busy when it chooses, and
-only a storing forward can be held back: any other op first in order starts at once (the
-common case, taken without a call into the policy). Inference forwards (`--predict-all`) come
+1F1B's `P − j`, inside a 1F1B-flush batch too; GPipe's whole batch). A rank runs one op at a
+time, so no slot is ever busy when it chooses, and only a storing forward can be held back: any
+other op first in order starts at once (the common case, taken without a call into the policy). Inference forwards (`--predict-all`) come
 after every training op of their datum's age and store nothing.
 """
 

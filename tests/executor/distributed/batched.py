@@ -32,6 +32,7 @@ from tests.executor.replay import fixtures
 N = 40
 INTERVAL = 0.004
 MINIBATCH = 3
+PREDICT_ALL = ("gpipe-fast",)  # its many drops get an inference forward each
 
 
 def cases() -> dict[str, tuple[Plan, float]]:
@@ -54,7 +55,8 @@ def cases() -> dict[str, tuple[Plan, float]]:
 def run_case(session: Session, out: Path, name: str, plan: Plan, interval: float) -> None:
     setup = fixtures.setup(n=N, interval_s=interval)
     trace = out / f"{name}.trace.jsonl"
-    run = RankRun(execution_plan(plan), CompensationConfig(), SimConfig(), DistributedOptions(), measured_trace=trace)
+    options = DistributedOptions(predict_all=name in PREDICT_ALL)
+    run = RankRun(execution_plan(plan), CompensationConfig(), SimConfig(), options, measured_trace=trace)
     check_run(run.plan, setup.algorithm, run.options, session.ctx.world_size)
     result = session.run(setup, run)
     if session.ctx.rank != 0:
@@ -68,6 +70,7 @@ def run_case(session: Session, out: Path, name: str, plan: Plan, interval: float
     report: dict[str, Any] = {
         "n": N,
         "minibatch": MINIBATCH,
+        "predict_all": options.predict_all,
         "trained": int(result.trained.sum()),
         "dropped": d["dropped"],
         "unpredicted": d["unpredicted"],

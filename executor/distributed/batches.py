@@ -84,6 +84,14 @@ class BatchBook:
             return
         self.push(kind, sample, stage, worker, stores)
 
+    def describe(self) -> list[str]:
+        """GPipe's parked backwards, in words (the watchdog's line; not the hot path)."""
+        return [
+            f"sample {sample} of worker {worker}'s batch {self.index[worker]} ({len(parked)} of {self.size[worker]})"
+            for worker, parked in enumerate(self.parked)
+            for sample in parked
+        ]
+
     def backward_done(self, stage: int, worker: int) -> bool:
         """A backward of `worker`'s batch ended at `stage`: whether it was the batch's last there."""
         key = (worker, stage)

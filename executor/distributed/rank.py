@@ -213,7 +213,8 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     late_s = start.late_s()
     started, cpu0, threads0 = time.perf_counter(), time.thread_time(), ThreadTimes.take()
     if run.rows is None:
-        idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
+        quiet_s = longest_gap(setup.stream.arrival_s)
+        idle_s = run_realtime(host, ready, source, t0_local, watchdog, quiet_s, tick, book)
         summary = {} if source is None else source.summary()
         skipped: dict[int, int] = {}
     else:

@@ -112,16 +112,10 @@ def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOption
     check_algorithm(algorithm.name, stage_owners(plan, world_size))
     options.validate()
     check_streams(options.streams, torch.cuda.is_available())
-    strategy = get_strategy(plan.strategy)
-    if options.follow_trace is None and strategy.single_device:
+    if options.follow_trace is None and get_strategy(plan.strategy).single_device:
         raise FerretError(
             f"strategy {plan.strategy} is a sequential learner (one training step on its batch's rows); the "
             "distributed executor runs it along a trace (--follow-trace), not in real time"
-        )
-    if strategy.batched and (options.checkpoint_every or options.resume is not None):
-        raise FerretError(
-            f"strategy {plan.strategy} trains on mini-batches; checkpoints keep no data waiting for a batch, so "
-            "--checkpoint-every and --resume run the asynchronous strategies only"
         )
 
 

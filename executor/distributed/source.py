@@ -99,13 +99,15 @@ class StreamSource:
         host.on_predicted = self.predicted
 
     def summary(self) -> dict[str, list]:
-        """Per datum, what rank 0 needs to merge the run (report.py)."""
+        """Per datum, what rank 0 needs to merge the run (report.py); and what waits for a
+        mini-batch (a checkpoint keeps it)."""
         return {
             "bottom": list(self.bottom),
             "dropped": list(self.dropped),
             "removed": list(self.removed),
             "worker": list(self.worker_of),
             "released_s": list(self.released_s),
+            "waiting": [list(waiting) for waiting in self.waiting],
         }
 
     def restore(self, summary: dict[str, list], position: int) -> None:
@@ -117,6 +119,8 @@ class StreamSource:
         self.removed[:] = [bool(v) for v in summary["removed"]]
         self.worker_of[:] = [int(v) for v in summary["worker"]]
         self.released_s[:] = [float(v) for v in summary["released_s"]]
+        # (An asynchronous worker's queue is empty at a checkpoint: absent from older ones.)
+        self.waiting = [deque(int(s) for s in w) for w in summary.get("waiting", [[] for _ in range(self.N)])]
 
     # ------------------------------------------------------------------ the clock
     @property
@@ -147,8 +151,10 @@ class StreamSource:
 
     @property
     def quiescent(self) -> bool:
-        """Nothing admitted is unfinished and nothing waits (a checkpoint can be taken)."""
-        return not any(self.inflight) and not any(self.waiting) and not self.infers
+        """Nothing admitted is unfinished (a checkpoint can be taken). An asynchronous worker
+        that holds nothing has admitted all that waited; a batched one may have data waiting for
+        a mini-batch, which the checkpoint keeps (`summary`), so it is taken between batches."""
+        return not any(self.inflight) and not self.infers
 
     def due_in(self, now: float) -> float | None:
         """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused).

@@ -1,7 +1,8 @@
 """`ferret plan --strategy gpipe|1f1b --devices 2 && ferret run --plan … --mode distributed --nproc 2`
 end to end (gloo, 127.0.0.1): a synchronous baseline runs in real time on two ranks, every datum
 trained or dropped and said so, every gradient applied at staleness 0, one update per stage per
-mini-batch; checkpoints with a batched strategy are refused in one line before any rank starts.
+mini-batch; a rank SIGKILLed after a checkpoint, and the run resumed: every datum trained or dropped
+once, the data that waited for a mini-batch at the checkpoint trained in the next one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from analysis.cli import main
+from tests.e2e.test_run_distributed_cli import kill_a_rank_after_the_first_checkpoint
 from tests.executor.distributed.harness import run_bounded
 
 LIMIT = 240
@@ -63,9 +65,30 @@ def test_a_synchronous_plan_runs_in_real_time_on_two_ranks(tmp_path, made, strat
     assert set(applied.values()) == {1} and {s for _, s in applied} == trained  # each gradient once
 
 
-def test_checkpoints_with_a_batched_strategy_are_one_line_before_any_rank(tmp_path, made, capsys):
+@pytest.mark.slow
+def test_sigkill_after_a_checkpoint_then_resume_keeps_the_waiting_batch(tmp_path, made):
+    # A checkpoint every 30 data with mini-batches of 4: it is taken between batches, with data
+    # 28 and 29 waiting for theirs (when nothing was dropped before) — the checkpoint keeps them.
     out = tmp_path / "run"
-    assert main([*run_args(made, "gpipe", 20), "--checkpoint-every", "5", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "strategy gpipe trains on mini-batches" in err, err
-    assert not out.exists() and not list(tmp_path.iterdir())
+    checkpoints = tmp_path / "run.checkpoints"
+    args = [*FERRET, *run_args(made, "gpipe", 90), "--arrival-interval", "40ms", "--checkpoint-every", "30"]
+    args += ["--out", str(out)]
+    killed_at: list[float] = []
+    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint(checkpoints, killed_at))
+    assert first.returncode != 0 and killed_at, "the run ended before a rank could be killed"
+    assert not (out / "summary.json").exists()
+    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trained"] + summary["dropped"] == 90
+    assert all(len(h) == 1 for h in summary["staleness_histogram"])
+    rows = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    updates = [r for r in rows if r["kind"] == "update"]
+    applied = Counter((r["stage"], s) for r in updates for s in r["samples"])
+    trained = {r["sample"] for r in rows if r["kind"] == "bwd"}
+    assert set(applied.values()) == {1} and {s for _, s in applied} == trained  # once each, across the cut
+    assert len(trained) == summary["trained"]
+    batches = [r["samples"] for r in updates if r["stage"] == 0]
+    assert all(len(b) == MINIBATCH for b in batches[:-1])  # the waiting data joined the next batch
+    if summary["dropped"] == 0:
+        assert [28, 29, 30, 31] in batches

@@ -209,6 +209,7 @@ class StreamSource:
 
     def _start_batch(self, worker: int) -> None:
         """`sim.admission`'s `_start_batch`: a free worker starts the batch the policy forms."""
+        assert self.book is not None, "a batched strategy's source needs its rank's BatchBook"
         if self.inflight[worker]:
             return
         take = self.policy.batch_size(len(self.waiting[worker]), self.stream_over)
@@ -218,7 +219,6 @@ class StreamSource:
         self.waiting[worker] = deque(rest)
         for i in chosen:  # queued, not run: every owner hears of the batch before any op of it
             self._admit(i, worker)
-        assert self.book is not None
         bottoms = [self.bottom[i] for i in chosen]
         backwards = [sum(1 for b in bottoms if b <= j) for j in range(self.plan.num_stages)]
         self.book.open(worker, self.batches[worker], take, backwards)

@@ -4,7 +4,9 @@
                                           [--calibrate-at 2] [--no-calibrate]
 
 The demo's mnistnet plans (`ferret profile` on this CPU with one thread, `ferret plan --budget
-max|min --devices NPROC`: stages on up to NPROC owners) run in real time, one rank per device
+max|min --devices NPROC`: stages on up to NPROC owners), and the synchronous baseline GPipe on
+M+'s stages and owners (the planner's GPipe for M+'s partition, unconstrained: its own
+mini-batch; `plan-gpipe`), run in real time, one rank per device
 the plan uses (gloo, 127.0.0.1), with `--data` digits arriving every `td`. For each plan a geometric bisection over
 `td` in [lo, hi] finds the shortest interval at which the run drops < 1 % of the data its
 active workers are given (a removed worker's share — M− removes workers — is dropped by the
@@ -57,6 +59,7 @@ from executor.models import build_model  # noqa: E402
 from executor.ocl.setup import RunSetup  # noqa: E402
 from planner.plan import Plan  # noqa: E402
 from planner.profile import ModelProfile  # noqa: E402
+from planner.strategies import make_plan  # noqa: E402
 from sim.arrivals import FixedArrivals  # noqa: E402
 from sim.config import SimConfig  # noqa: E402
 from sim.costs import OpCosts  # noqa: E402
@@ -149,6 +152,7 @@ def rank_main(args: argparse.Namespace) -> int:
         result = {
             "ranks": session.ctx.world_size,
             "P": plan.num_stages,
+            "minibatch": plan.minibatch,
             "workers": len(plan.active_workers),
             "owners": list(plan.placement[plan.active_workers[0]]),
             "measured_shortest_s": shortest,
@@ -176,6 +180,15 @@ def write_run_folder(folder: Path, plan: Plan, setup: RunSetup) -> None:
     (folder / "config.json").write_text(json.dumps(optimizer))
     plan.save(folder / "plan.json")
     setup.profile.save(folder / "profile.json")
+
+
+def gpipe_plan(mplus_path: Path, profile: Path, nproc: int) -> Plan:
+    """The planner's GPipe for M+'s partition, stream and devices (so its stages have M+'s owners)."""
+    mplus = Plan.load(mplus_path)
+    stream = (mplus.arrival_interval_s, mplus.decay_per_s, None, mplus.value_per_datum)
+    result = make_plan("gpipe", ModelProfile.load(profile), *stream, partition=mplus.partition, num_devices=nproc)
+    assert result.plan.placement[0] == mplus.placement[mplus.active_workers[0]], "GPipe's owners are not M+'s"
+    return result.plan
 
 
 def calibrated_twin(result: dict, folder: Path, profile: ModelProfile, args: argparse.Namespace) -> None:
@@ -220,10 +233,13 @@ def main(argv: list[str]) -> int:
         profile = work / "profile.json"
         assert ferret(["profile", "--model", "mnistnet", "--input-shape", "1,8,8", "--out", str(profile)]) == 0
         results = {}
-        for budget in ("max", "min"):
+        for budget in ("max", "gpipe", "min"):
             path = work / f"plan-{budget}.json"
-            plan = ["plan", "--profile", str(profile), "--budget", budget, "--devices", str(args.nproc)]
-            assert ferret([*plan, "--out", str(path)]) == 0
+            if budget == "gpipe":  # the synchronous baseline on M+'s stages and owners
+                gpipe_plan(work / "plan-max.json", profile, args.nproc).save(path)
+            else:
+                plan = ["plan", "--profile", str(profile), "--budget", budget, "--devices", str(args.nproc)]
+                assert ferret([*plan, "--out", str(path)]) == 0
             ranks = Plan.load(path).active_devices  # one rank per device the plan uses (M− may use one)
             launch_local([__file__, *argv, "--work", str(work), "--plan", str(path)], ranks)
             results.update(json.loads((work / f"results-plan-{budget}.json").read_text()))

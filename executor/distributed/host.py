@@ -89,6 +89,10 @@ class StageHost:
         self.on_predicted: Callable[[int, int], None] = _no_source
         self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
         self.on_saved: Callable[[int], None] = _no_checkpoints  # the source: a rank has saved
+        # Batched strategies in real time (batches.py): a `BATCH` message, and whether a backward
+        # was its batch's last at its stage (then the stage's group is applied there).
+        self.on_batch: Callable[[Message], None] = _no_batches
+        self.closes_batch: Callable[[int, int], bool] | None = None
         self.updates: list[tuple[int, UpdateResult, float]] = []  # (stage, update, run time) as applied
         self.staleness: dict[int, list[int]] = {j: [0] for j in worker.stages}  # gradients by staleness
         self.ops = 0
@@ -190,6 +194,8 @@ class StageHost:
             hist[result.staleness] += 1
         if result.update is not None:
             self._applied(stage, worker, span, result.update)
+        if self.closes_batch is not None and self.closes_batch(stage, worker) and result.update is None:
+            self.flush_stage(stage, worker)  # a short batch's group: the batch's last backward here
         bottom = flight.bottom
         if stage > bottom:
             below = stage - 1
@@ -296,6 +302,8 @@ class StageHost:
                 self.datum_done(sample, trained, columns)
         elif kind == Kind.PREDICTED:
             self.on_predicted(message.fields[0], message.fields[1])
+        elif kind == Kind.BATCH:
+            self.on_batch(message)
         elif kind == Kind.FLUSH:
             self.flush(message.fields[0])
         elif kind == Kind.STOP:
@@ -377,6 +385,10 @@ def _nowhere(kind: int, sample: int, stage: int, worker: int, stores: bool) -> N
 
 def _no_checkpoints(position: int) -> None:
     raise RuntimeError("a checkpoint message in a run without checkpoints")
+
+
+def _no_batches(message: Message) -> None:
+    raise RuntimeError("a BATCH message in a run of an asynchronous strategy")
 
 
 def _no_source(sample: int, worker: int, *rest: int) -> None:

@@ -7,6 +7,7 @@
 | `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
+| `BATCH` | the source → the owner of stage 1, relayed up the stages (batched strategies) | worker, batch index, size | per stage, the batch's backwards there |
 | `FLUSH` | the source → every stage owner | worker | — |
 | `STOP` | the source → every rank | — | — |
 | `CHECKPOINT` | the source → every rank (pipeline quiescent) | stream position | — |
@@ -25,6 +26,11 @@ to the source. The per-sample gradient columns each stage yields for the similar
 sampler travel down the same way to the source, where the sampler lives. Each stage's Fisher
 traces (freezing's statistics of its own layers) travel up with the activations, so the last
 stage decides on every layer's.
+
+A synchronous strategy (GPipe, 1F1B-flush) starts a mini-batch at the source; its `BATCH`
+travels the activations' path ahead of them — each owner relays it to the next stage's owner
+before it sends any of the batch's activations there — so an owner knows the batch (GPipe's
+barrier, where its groups close) before any of its data reach it (batches.py).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class Kind(IntEnum):
     STOP = 6
     CHECKPOINT = 7
     SAVED = 8
+    BATCH = 9
 
 
 class Activation(NamedTuple):
@@ -172,6 +179,11 @@ def predicted(sample: int, label: int) -> Message:
 
 def flush(worker: int) -> Message:
     return Message(Kind.FLUSH, (worker,))
+
+
+def batch(worker: int, index: int, size: int, backwards: torch.Tensor) -> Message:
+    """`backwards[j]`: how many of the batch's data back-propagate through stage `j`."""
+    return Message(Kind.BATCH, (worker, index, size), (backwards,))
 
 
 def checkpoint(position: int) -> Message:

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from executor.compensation import CompensationConfig
+from executor.distributed.batches import BatchBook
 from executor.distributed.checkpoint import Checkpointer, latest, load_rank, read_meta, save_rank
 from executor.distributed.clock import ClockOffset, sync_clocks
 from executor.distributed.context import RankContext
@@ -111,10 +112,10 @@ def check_run(plan: Plan, algorithm: AlgorithmConfig, options: DistributedOption
     check_algorithm(algorithm.name, stage_owners(plan, world_size))
     options.validate()
     check_streams(options.streams, torch.cuda.is_available())
-    if options.follow_trace is None and get_strategy(plan.strategy).batched:
+    if options.follow_trace is None and get_strategy(plan.strategy).single_device:
         raise FerretError(
-            f"strategy {plan.strategy} trains on mini-batches with a flush; the distributed executor runs it along "
-            "a trace (--follow-trace), not in real time"
+            f"strategy {plan.strategy} is a sequential learner (one training step on its batch's rows); the "
+            "distributed executor runs it along a trace (--follow-trace), not in real time"
         )
 
 
@@ -172,9 +173,14 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, run.sim_config.input_buffer))
     ready = RankReadyOps(policy, plan.num_workers)
     host = StageHost(ctx.rank, owners, worker, transport, recorder, Streams(ctx.device, run.options.streams))
+    book = None
+    if run.rows is None:
+        host.on_ready = ready.push
+        if strategy.batched:  # the book stands in front of the queue (GPipe's barrier)
+            book = BatchBook(host, strategy.barrier, plan.num_workers, ready.push)
     source = None
     if run.rows is None and ctx.rank == owners[0]:
-        source = StreamSource(setup, plan, policy, host, recorder, run.options.predict_all)
+        source = StreamSource(setup, plan, policy, host, recorder, run.options.predict_all, book)
     options = run.options
     meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
             "algorithm": asdict(setup.algorithm), "plan": plan.to_json()}  # fmt: skip
@@ -201,8 +207,8 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     late_s = start.late_s()
     started, cpu0, threads0 = time.perf_counter(), time.thread_time(), ThreadTimes.take()
     if run.rows is None:
-        host.on_ready = ready.push
-        idle_s = run_realtime(host, ready, source, t0_local, watchdog, longest_gap(setup.stream.arrival_s), tick)
+        quiet_s = longest_gap(setup.stream.arrival_s)
+        idle_s = run_realtime(host, ready, source, t0_local, watchdog, quiet_s, tick, book)
         summary = {} if source is None else source.summary()
         skipped: dict[int, int] = {}
     else:

@@ -3,9 +3,9 @@
 A ready backward before a ready forward, then the older datum, then the op that became ready
 first (`sim.policy.ReadyOps`); a forward that will store its datum at stage `j` waits while its
 worker already holds the stage's window there (`may_start`, `AdmissionPolicy.stage_window`:
-1F1B's `P − j`). A rank runs one op at a time, so no slot is ever busy when it chooses, and
-only a storing forward can be held back: any other op first in order starts at once (the
-common case, taken without a call into the policy). Inference forwards (`--predict-all`) come
+1F1B's `P − j`, inside a 1F1B-flush batch too; GPipe's whole batch). A rank runs one op at a
+time, so no slot is ever busy when it chooses, and only a storing forward can be held back: any
+other op first in order starts at once (the common case, taken without a call into the policy). Inference forwards (`--predict-all`) come
 after every training op of their datum's age and store nothing.
 """
 
@@ -30,7 +30,9 @@ class RankReadyOps:
 
     def __init__(self, policy: AdmissionPolicy, num_workers: int) -> None:
         self.policy = policy
-        self._window = [policy.stage_window(j, 1) for j in range(policy.num_stages)]  # asked per op: once
+        # Asked per op: once. GPipe's window is its batch, and a worker never holds more than its
+        # batch (the next starts when it is done): the mini-batch is the same bound.
+        self._window = [policy.stage_window(j, policy.minibatch) for j in range(policy.num_stages)]
         self._ready = ReadyOps()
         self._held = [[0] * num_workers for _ in range(policy.num_stages)]  # [stage][worker] data stored
 

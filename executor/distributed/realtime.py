@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from executor.distributed.batches import BatchBook
 from executor.distributed.host import StageHost
 from executor.distributed.ready import RankReadyOps
 from executor.distributed.source import StreamSource
@@ -27,15 +28,17 @@ def run_realtime(
     watchdog: Watchdog,
     quiet_s: float = 0.0,
     tick: Callable[[], None] | None = None,
+    book: BatchBook | None = None,
 ) -> float:
     """Run until `STOP`; return the seconds spent waiting with nothing to do. `quiet_s`: the
     longest the stream is silent (the watchdog allows a wait that long on top of its limit);
-    `tick`: the checkpointer's turn (checkpoint.py), on the source."""
+    `tick`: the checkpointer's turn (checkpoint.py), on the source; `book`: a batched strategy's
+    (batches.py), for the watchdog's line."""
     transport = host.transport
     inbox = transport.inbox  # `empty()` on it: the turn's poll costs one C call when nothing came
     clock, monotonic = time.perf_counter, time.monotonic
     idle = 0.0
-    watchdog.expect(lambda: describe_wait(host, ready, source), quiet_s)
+    watchdog.expect(lambda: describe_wait(host, ready, source, book), quiet_s)
     while True:
         while not inbox.empty():
             got = transport.receive(0.0)
@@ -66,7 +69,9 @@ def run_realtime(
     return idle
 
 
-def describe_wait(host: StageHost, ready: RankReadyOps, source: StreamSource | None) -> str:
+def describe_wait(
+    host: StageHost, ready: RankReadyOps, source: StreamSource | None, book: BatchBook | None = None
+) -> str:
     """What a rank with nothing to run waits for, in words (the watchdog's line)."""
     if source is None:
         what = "a message from another rank"
@@ -77,8 +82,9 @@ def describe_wait(host: StageHost, ready: RankReadyOps, source: StreamSource | N
         what = f"a message from another rank (the stream is paused for a checkpoint at datum {source.next})"
     else:
         what = f"a message or datum {source.next}'s arrival"
-    held = ready.held()
-    return f"{what}; in flight here: {_some(sorted(host.flights))}; ready but held by the 1F1B window: {_some(held)}"
+    line = f"{what}; in flight here: {_some(sorted(host.flights))}; ready but held by the 1F1B window: "
+    line += _some(ready.held())
+    return line if book is None else f"{line}; backwards parked at GPipe's barrier: {_some(book.describe())}"
 
 
 def _some(items: list, most: int = 8) -> str:

@@ -8,7 +8,11 @@ waits in the worker's buffer (`SimStrategy.buffer_bound`, the twin's `input_buff
 full buffer drops the arriving datum or the oldest waiting one (the strategy's `drop`) — the
 twin's rules, so its drop predictions are about the same thing.
 
-The decisions are the twin's own: `sim.policy.AdmissionPolicy` and `route`.
+The decisions are the twin's own: `sim.policy.AdmissionPolicy` and `route`. A synchronous
+strategy (GPipe, 1F1B-flush) is driven as `sim.admission` drives it: an arrival that completes
+a mini-batch while the worker runs none starts one (`batch_size`, `choose`: its data are
+admitted at once, and every stage owner told, batches.py); the next starts when the batch's
+last datum is done, and once the stream is over what waits forms a last, shorter batch.
 
 A datum that no worker trains on is not predicted, unless `predict_all`: then an
 inference-only forward runs through the stages on their current weights.
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 
 from executor.distributed import protocol
+from executor.distributed.batches import BatchBook
 from executor.distributed.host import StageHost
 from executor.distributed.trace import RankRecorder
 from executor.ocl.setup import RunSetup
@@ -50,12 +55,16 @@ class StreamSource:
         host: StageHost,
         recorder: RankRecorder,
         predict_all: bool = False,
+        book: BatchBook | None = None,
     ) -> None:
         self.plan = plan
         self.host = host
         self.recorder = recorder
         self.predict_all = predict_all
         self.policy = policy
+        self.book = book  # batched strategies: the batches' side on this rank's stages
+        # Which waiting data form a batch: GPipe and 1F1B-flush take the oldest (no draw).
+        self.rng = np.random.default_rng(setup.seed)
         stream = setup.stream
         device = setup.torch_device
         self.arrival_s = np.asarray(stream.arrival_s, dtype=np.float64)
@@ -67,7 +76,8 @@ class StreamSource:
         N = plan.num_workers
         self.N = N
         self.by_offset = {w.offset: n for n, w in enumerate(plan.workers) if w.active}
-        self.inflight = [0] * N
+        self.inflight = [0] * N  # batched: the running batch's data not yet done
+        self.batches = [0] * N  # batches started per worker
         self.waiting: list[deque[int]] = [deque() for _ in range(N)]
         self.flushed = [not plan.workers[n].active for n in range(N)]
         self._arrival = self.arrival_s.tolist()  # Python floats: the loop compares them every turn
@@ -89,13 +99,15 @@ class StreamSource:
         host.on_predicted = self.predicted
 
     def summary(self) -> dict[str, list]:
-        """Per datum, what rank 0 needs to merge the run (report.py)."""
+        """Per datum, what rank 0 needs to merge the run (report.py); and what waits for a
+        mini-batch (a checkpoint keeps it)."""
         return {
             "bottom": list(self.bottom),
             "dropped": list(self.dropped),
             "removed": list(self.removed),
             "worker": list(self.worker_of),
             "released_s": list(self.released_s),
+            "waiting": [list(waiting) for waiting in self.waiting],
         }
 
     def restore(self, summary: dict[str, list], position: int) -> None:
@@ -107,6 +119,8 @@ class StreamSource:
         self.removed[:] = [bool(v) for v in summary["removed"]]
         self.worker_of[:] = [int(v) for v in summary["worker"]]
         self.released_s[:] = [float(v) for v in summary["released_s"]]
+        # (An asynchronous worker's queue is empty at a checkpoint: absent from older ones.)
+        self.waiting = [deque(int(s) for s in w) for w in summary.get("waiting", [[] for _ in range(self.N)])]
 
     # ------------------------------------------------------------------ the clock
     @property
@@ -137,8 +151,10 @@ class StreamSource:
 
     @property
     def quiescent(self) -> bool:
-        """Nothing admitted is unfinished and nothing waits (a checkpoint can be taken)."""
-        return not any(self.inflight) and not any(self.waiting) and not self.infers
+        """Nothing admitted is unfinished (a checkpoint can be taken). An asynchronous worker
+        that holds nothing has admitted all that waited; a batched one may have data waiting for
+        a mini-batch, which the checkpoint keeps (`summary`), so it is taken between batches."""
+        return not any(self.inflight) and not self.infers
 
     def due_in(self, now: float) -> float | None:
         """Seconds until the next arrival (0: due now; None: none is coming, or the source is paused).
@@ -159,6 +175,8 @@ class StreamSource:
             i += 1
         if i >= n:
             for worker in range(self.N):
+                if self.policy.batched:
+                    self._start_batch(worker)  # what waits is the last batch
                 self._maybe_flush(worker)
             self.due_s = math.inf  # from now on a worker's last `DONE` flushes it (datum_done)
         else:
@@ -174,15 +192,37 @@ class StreamSource:
             return
         self.worker_of[i] = worker
         waiting = self.waiting[worker]
-        decision = self.policy.on_arrival(self.inflight[worker], len(waiting), False)
+        inflight = self.inflight[worker]
+        decision = self.policy.on_arrival(inflight, len(waiting), inflight > 0)  # busy: a batch runs
         if decision == Arrival.START:
-            self._admit(i, worker)
+            if self.policy.batched:
+                waiting.append(i)
+                self._start_batch(worker)
+            else:
+                self._admit(i, worker)
         elif decision == Arrival.DROP:
             self._drop(i, worker, t)
         else:
             if decision == Arrival.EVICT:
                 self._drop(waiting.popleft(), worker, t)
             waiting.append(i)
+
+    def _start_batch(self, worker: int) -> None:
+        """`sim.admission`'s `_start_batch`: a free worker starts the batch the policy forms."""
+        assert self.book is not None, "a batched strategy's source needs its rank's BatchBook"
+        if self.inflight[worker]:
+            return
+        take = self.policy.batch_size(len(self.waiting[worker]), self.stream_over)
+        if not take:
+            return
+        chosen, rest = self.policy.choose(list(self.waiting[worker]), take, self.rng)
+        self.waiting[worker] = deque(rest)
+        for i in chosen:  # queued, not run: every owner hears of the batch before any op of it
+            self._admit(i, worker)
+        bottoms = [self.bottom[i] for i in chosen]
+        backwards = [sum(1 for b in bottoms if b <= j) for j in range(self.plan.num_stages)]
+        self.book.open(worker, self.batches[worker], take, backwards)
+        self.batches[worker] += 1
 
     def _admit(self, i: int, worker: int) -> None:
         position = self.order[i]
@@ -205,8 +245,11 @@ class StreamSource:
         self.bottom[sample] = trained  # the lowest stage it trained: above its bottom after a frozen prefix
         self.inflight[worker] -= 1
         waiting = self.waiting[worker]
-        for _ in range(self.policy.admit_after_done(self.inflight[worker], len(waiting))):
-            self._admit(waiting.popleft(), worker)
+        if self.policy.batched:
+            self._start_batch(worker)  # starts only once the batch's last datum is done
+        else:
+            for _ in range(self.policy.admit_after_done(self.inflight[worker], len(waiting))):
+                self._admit(waiting.popleft(), worker)
         self._maybe_flush(worker)
 
     def predicted(self, sample: int, label: int) -> None:

@@ -155,10 +155,13 @@ class StageHost:
         else:
             assert flight.carry is not None
             fisher = self._fisher_below(above) if self._freezes else None
-            act = protocol.activation(sample, worker, above, flight.bottom, flight.batch, flight.carry, fisher)
+            act = protocol.activation(
+                sample, worker, above, flight.bottom, flight.batch, flight.carry, fisher, flight.teacher,
+                flight.generation,
+            )  # fmt: skip
             self.transport.send(self.owners[above], act)
             self.worker.leave(flight)
-            flight.carry = None
+            flight.carry = flight.teacher = None
             if self._own_max <= stage and self._own_max < flight.bottom:  # no op of the datum is left here
                 self._forget(sample)
         return result
@@ -269,7 +272,11 @@ class StageHost:
             act = Activation.parse(message)
             flight = self.flights.get(act.sample)
             if flight is None:
-                self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
+                self.flights[act.sample] = flight = self.worker.enter(
+                    act.worker, act.bottom, act.batch, act.teacher, act.generation
+                )
+            else:  # back on a rank it passed before: LwF's teacher activation comes with it
+                flight.teacher = act.teacher
             if act.fisher is not None:
                 self._take_fisher(act.fisher)
             flight.carry = act.batch.x

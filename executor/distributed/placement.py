@@ -11,9 +11,10 @@ owner placements).
 OCL algorithms: vanilla and ER run anywhere (ER's replayed rows travel with the datum, their
 labels with them), with adaptive freezing and any sampler too (freezing's Fisher traces travel
 up with the activations, the similarity-aware sampler's per-sample gradients down with the
-gradients, protocol.py). MIR (a virtual step of the whole model), LwF (the whole model's teacher
-logits) and MAS (importances of every weight, its penalty on every stage) need the whole,
-current model where the datum enters; they run only when one rank owns every stage.
+gradients, protocol.py); so does LwF (each owner keeps its stages' teacher, the teacher's
+activations travel up with the student's). MIR (a virtual step of the whole model) and MAS
+(importances of every weight) need the whole, current model where the datum enters or ends;
+they run only when one rank owns every stage.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from planner.errors import FerretError
 from planner.plan import Plan
 
-ANYWHERE = ("vanilla", "er")
+ANYWHERE = ("vanilla", "er", "lwf")
 
 
 def stage_owners(plan: Plan, world_size: int) -> list[int]:
@@ -51,7 +52,7 @@ def check_algorithm(name: str, owners: Sequence[int]) -> None:
     if name in ANYWHERE or len(set(owners)) == 1:
         return
     raise FerretError(
-        f"algorithm {name} needs the whole current model where a datum enters (MIR's virtual step, LwF's "
-        f"teacher, MAS's importances); the distributed executor runs it only when one rank owns every stage "
-        f"— use {' or '.join(ANYWHERE)}, or --mode replay"
+        f"algorithm {name} needs the whole current model where a datum enters or ends (MIR's virtual step, "
+        f"MAS's importances); the distributed executor runs it only when one rank owns every stage "
+        f"— use {', '.join(ANYWHERE)}, or --mode replay"
     )

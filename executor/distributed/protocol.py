@@ -2,7 +2,7 @@
 
 | kind | from → to | fields | tensors |
 | --- | --- | --- | --- |
-| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, has weights, has Fisher | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) |
+| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, flags (1: row weights, 2: Fisher), LwF teacher generation | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) (, teacher activation, teacher classes: generation > 0) |
 | `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j, frozen layers, lowest trained stage, has gradient, first column (−1: none) | (d loss / d activation) (, per-sample gradient columns) |
 | `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
@@ -25,6 +25,11 @@ to the source. The per-sample gradient columns each stage yields for the similar
 sampler travel down the same way to the source, where the sampler lives. Each stage's Fisher
 traces (freezing's statistics of its own layers) travel up with the activations, so the last
 stage decides on every layer's.
+
+LwF's teacher lives per stage with the stage's owner (lwf.py): an `ACT` carries the generation
+of the teacher its datum is distilled from — the source decided it at admission, so every
+owner takes its stage's teacher at the same datum — and the teacher's activation beside the
+student's, with the classes it distils, to the last stage's loss.
 """
 
 from __future__ import annotations
@@ -54,8 +59,9 @@ class Kind(IntEnum):
 
 class Activation(NamedTuple):
     """A datum's activation on its way to stage `stage`, with what the loss will need (and the
-    Fisher traces of the layers below, when the algorithm freezes). (A named tuple: one is
-    made per message, on the hot path.)"""
+    Fisher traces of the layers below, when the algorithm freezes; LwF's teacher activation of
+    `generation`, whose classes are `batch.teacher_classes`). (A named tuple: one is made per
+    message, on the hot path.)"""
 
     sample: int
     worker: int
@@ -63,38 +69,53 @@ class Activation(NamedTuple):
     bottom: int
     batch: TrainBatch  # x: the activation
     fisher: torch.Tensor | None = None
+    teacher: torch.Tensor | None = None
+    generation: int = 0
 
     def message(self) -> Message:
-        return activation(self.sample, self.worker, self.stage, self.bottom, self.batch, self.batch.x, self.fisher)
+        return activation(
+            self.sample, self.worker, self.stage, self.bottom, self.batch, self.batch.x, self.fisher, self.teacher,
+            self.generation,
+        )  # fmt: skip
 
     @classmethod
     def parse(cls, message: Message) -> Activation:
-        sample, worker, stage, bottom, num_new, task, has_weight, has_fisher = message.fields[:8]
+        sample, worker, stage, bottom, num_new, task, flags, generation = message.fields[:8]
         x, y, *optional = message.tensors
-        weight = optional.pop(0) if has_weight else None
-        fisher = optional.pop(0) if has_fisher else None
-        return cls(sample, worker, stage, bottom, TrainBatch(x, y, num_new=num_new, weight=weight, task=task), fisher)
+        weight = optional.pop(0) if flags & _WEIGHTS else None
+        fisher = optional.pop(0) if flags & _FISHER else None
+        teacher, classes = (optional.pop(0), optional.pop(0)) if generation else (None, None)
+        batch = TrainBatch(x, y, num_new=num_new, weight=weight, task=task, teacher_classes=classes)
+        return cls(sample, worker, stage, bottom, batch, fisher, teacher, generation)
+
+
+_WEIGHTS, _FISHER = 1, 2  # the `ACT` flags
 
 
 def activation(
-    sample: int, worker: int, stage: int, bottom: int, batch: TrainBatch, x: torch.Tensor, fisher: torch.Tensor | None
+    sample: int,
+    worker: int,
+    stage: int,
+    bottom: int,
+    batch: TrainBatch,
+    x: torch.Tensor,
+    fisher: torch.Tensor | None,
+    teacher: torch.Tensor | None = None,
+    generation: int = 0,
 ) -> Message:
     """The `ACT` of `batch` whose input `x` has reached stage `stage` (the batch's own `x` is
-    the datum's input: a stage above 0 sends its output instead, with the batch's labels)."""
+    the datum's input: a stage above 0 sends its output instead, with the batch's labels), and
+    LwF's `teacher` activation of `generation` (> 0) with the batch's teacher classes."""
     weight = batch.weight
-    fields = (
-        sample,
-        worker,
-        stage,
-        bottom,
-        batch.num_new,
-        batch.task,
-        int(weight is not None),
-        int(fisher is not None),
-    )
-    if weight is None and fisher is None:
+    flags = (_WEIGHTS if weight is not None else 0) | (_FISHER if fisher is not None else 0)
+    fields = (sample, worker, stage, bottom, batch.num_new, batch.task, flags, generation)
+    if not flags and not generation:
         return Message(Kind.ACT, fields, (x, batch.y))
-    return Message(Kind.ACT, fields, (x, batch.y, *(t for t in (weight, fisher) if t is not None)))
+    tensors = [x, batch.y, *(t for t in (weight, fisher) if t is not None)]
+    if generation:
+        assert teacher is not None and batch.teacher_classes is not None
+        tensors += (teacher, batch.teacher_classes)
+    return Message(Kind.ACT, fields, tuple(tensors))
 
 
 Columns = tuple[torch.Tensor, int]  # per-sample gradient columns and the first one's index

@@ -48,6 +48,7 @@ from executor.compensation import EFFICACY_EVERY, CompensationConfig, EfficacyLo
 from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
+from executor.ocl.algorithms.lwf import LearningWithoutForgetting
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
@@ -111,6 +112,8 @@ class StageWorker:
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
+        # LwF keeps its teacher per stage (lwf.py): stage 0 numbers it, each stage runs its share.
+        self._lwf = algorithm if isinstance(algorithm, LearningWithoutForgetting) else None
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -129,8 +132,13 @@ class StageWorker:
 
     def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
-        (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
-        batch = self.algorithm.observe(self.model, TrainBatch.fresh(x, y, task=task))
+        (then, not at admission, so ER draws from the buffer as it is when the datum enters).
+        LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
+        given = TrainBatch.fresh(x, y, task=task)
+        if self._lwf is not None:
+            batch, generation = self._lwf.consolidate(given)
+        else:
+            batch, generation = self.algorithm.observe(self.model, given), 0
         if (
             self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
         ):  # MIR's passes, a sampler's arithmetic
@@ -138,14 +146,21 @@ class StageWorker:
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         input_bytes = tensor_bytes(batch.x)
         self.ledger.alloc("inputs", input_bytes + label_bytes)
-        return Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
+        flight = Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
+        flight.generation = generation
+        return flight
 
-    def enter(self, worker: int, bottom: int, batch: TrainBatch) -> Flight:
+    def enter(
+        self, worker: int, bottom: int, batch: TrainBatch, teacher: torch.Tensor | None = None, generation: int = 0
+    ) -> Flight:
         """A datum whose stages below live in another process: `batch.x` is the activation it
-        brought; the labels (and weights) ride with it to the last stage's loss."""
-        label_bytes = tensor_bytes(batch.y, batch.weight)
+        brought; the labels (and weights) ride with it to the last stage's loss, and LwF's
+        teacher activation of `generation` (and the classes it distils) beside the student's."""
+        label_bytes = tensor_bytes(batch.y, batch.weight, teacher, batch.teacher_classes)
         self.ledger.alloc("inputs", label_bytes)
-        return Flight(batch, worker, bottom, self.P, label_bytes)
+        flight = Flight(batch, worker, bottom, self.P, label_bytes)
+        flight.teacher, flight.generation = teacher, generation
+        return flight
 
     def leave(self, flight: Flight) -> None:
         """The datum goes on to another process (its labels with it): forget its inputs here."""
@@ -164,6 +179,8 @@ class StageWorker:
         stored = stage >= flight.bottom
         known = self._saved.known(stage, rows) if stored and not self.recomputes[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
+        if flight.generation:  # before the student's forward: a new teacher takes this stage's weights as they are
+            self._teacher_forward(flight, stage, x)
         if self._learns:
             with self._capture(sample, stored):
                 result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
@@ -182,6 +199,27 @@ class StageWorker:
             self.ledger.free("inputs", flight.input_bytes)  # the stage keeps what its backward needs
         self.flops += rows * self.stage_flops[stage]
         return result
+
+    def _teacher_forward(self, flight: Flight, stage: int, x: torch.Tensor) -> None:
+        """LwF's teacher of the datum's generation through this stage: its activation goes up
+        beside the student's; at the last stage it becomes the batch's teacher logits."""
+        assert self._lwf is not None
+        span = (self.partition[stage], self.partition[stage + 1])
+        before = tensor_bytes(flight.teacher)
+        out = self._lwf.teacher_forward(stage, self.model, span, flight.generation, x if stage == 0 else flight.teacher)
+        batch = flight.batch
+        if stage == self.P - 1:
+            batch.teacher_logits = out[:, batch.teacher_classes]
+            flight.teacher = None
+            after = tensor_bytes(batch.teacher_logits)
+        else:
+            flight.teacher = out
+            after = tensor_bytes(out)
+        if after > before:
+            self.ledger.alloc("inputs", after - before)
+        elif before > after:
+            self.ledger.free("inputs", before - after)
+        flight.label_bytes += after - before
 
     def _forward_call(
         self, runtime: StageRuntime, worker: int, sample: int, x: torch.Tensor, rows: int, known: int | None

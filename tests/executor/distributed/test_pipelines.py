@@ -28,12 +28,21 @@ import sys
 import pytest
 
 from tests.executor.distributed.harness import free_port, run_bounded
+from tests.executor.distributed.pipelines import PER_STAGE
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 240
 LOCKSTEP_CASES = {
-    2: ("t1-recompute", "t2-accumulation", "t3-omission-er", "t4-removed-worker", "pipedream-2bw", "hvp-compensation"),
+    2: (
+        "t1-recompute",
+        "t2-accumulation",
+        "t3-omission-er",
+        "t4-removed-worker",
+        "pipedream-2bw",
+        "hvp-compensation",
+        "lwf",
+    ),
     3: ("t3-omission-er", "pipedream-2bw"),
 }
 
@@ -63,6 +72,8 @@ def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ran
     if ranks == 2:
         check_freezing(tmp_path)
         check_latest_weights(tmp_path)
+        for name in PER_STAGE:  # LwF across ranks in real time: the books and the replay's weights
+            check_real_time(json.loads((tmp_path / f"p2-{name}.json").read_text()))
 
 
 def check_latest_weights(out) -> None:

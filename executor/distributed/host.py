@@ -11,6 +11,11 @@ reports each newly ready op as an `Op` to `on_ready`.
 Flights: a rank keeps a datum while it has ops left for it here; the source (stage 0's owner)
 keeps it until `DONE`, because the algorithm's `after_update` needs the datum's micro-batch.
 Every op and update is written to `recorder` (trace.py) on the run's clock.
+
+MAS across ranks: when a datum's backward is over, the source starts its importance pass
+(`StageWorker.finish`), whose ops go up and down the stages like a datum's (`IMPORTANCE_UP`,
+`IMPORTANCE_DOWN`, on each stage's owner; not rows of the trace); the datum is done
+(`on_done`) when the pass is back at stage 0.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from executor.stage import BackwardResult, ForwardResult, UpdateResult
 from sim.policy import BWD, FWD
 
 INFER = FWD + 1  # an inference forward (--predict-all): after the training ops in dispatch order
+# MAS's importance pass of a datum whose backward is over, up and down the stages: last in order.
+IMPORTANCE_UP = FWD + 2
+IMPORTANCE_DOWN = FWD + 3
 
 
 # Where a newly ready op goes (the driver's): `(kind, sample, stage, worker, stores)` — `kind`
@@ -83,6 +91,8 @@ class StageHost:
         self.flights: dict[int, Flight] = {}
         self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
         self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
+        self.importance_in: dict[tuple[int, int], torch.Tensor] = {}  # (sample, stage) → MAS pass's input
+        self._importance_open: dict[int, tuple[int, int]] = {}  # the source: sample → (worker, trained)
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self._unpredicted: list[tuple[int, torch.Tensor]] = []  # (sample, logits): argmax still to take
         self.on_done: Callable[[int, int, int], None] = _no_source  # (sample, worker, lowest trained stage)
@@ -123,8 +133,10 @@ class StageHost:
             if self._recomputes[stage][worker]:
                 self.recompute(sample, stage)
             self.backward(sample, stage)
-        else:
+        elif kind == INFER:
             self.infer(sample, stage)
+        else:
+            self.importance(sample, stage, kind == IMPORTANCE_UP)
 
     def forward(self, sample: int, stage: int) -> ForwardResult:
         if stage == 0:
@@ -253,6 +265,28 @@ class StageHost:
         else:
             self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x, ready))
 
+    def importance(self, sample: int, stage: int, up: bool) -> None:
+        """One stage of MAS's importance pass of `sample` (see the module docstring)."""
+        x = self.importance_in.pop((sample, stage))
+        worker = self.worker
+        out = worker.importance_up(sample, stage, x) if up else worker.importance_down(sample, stage, x)
+        self._count()
+        if up and stage < self.P - 1:
+            assert out is not None
+            self._pass_importance(sample, stage + 1, True, out)
+        elif stage > 0:
+            assert out is not None
+            self._pass_importance(sample, stage - 1, False, out)
+        else:  # back at stage 0, on the source: the datum is done
+            self.on_done(sample, *self._importance_open.pop(sample))
+
+    def _pass_importance(self, sample: int, stage: int, up: bool, tensor: torch.Tensor) -> None:
+        if self.owns(stage):
+            self.importance_in[(sample, stage)] = tensor
+            self.on_ready(IMPORTANCE_UP if up else IMPORTANCE_DOWN, sample, stage, -1, False)
+        else:
+            self.transport.send(self.owners[stage], protocol.importance(sample, stage, up, tensor))
+
     def flush(self, worker: int) -> None:
         """The stream is over and `worker` drained: apply its open groups at every stage here."""
         for stage in sorted(self.worker.stages):
@@ -301,6 +335,10 @@ class StageHost:
                 self.done_arrived[sample] = (trained, columns)
             else:
                 self.datum_done(sample, trained, columns)
+        elif kind == Kind.IMPORTANCE:
+            sample, stage, up = message.fields[:3]
+            self.importance_in[(sample, stage)] = message.tensors[0]
+            self.on_ready(IMPORTANCE_UP if up else IMPORTANCE_DOWN, sample, stage, -1, False)
         elif kind == Kind.PREDICTED:
             self.on_predicted(message.fields[0], message.fields[1])
         elif kind == Kind.FLUSH:
@@ -322,8 +360,12 @@ class StageHost:
         flight = self.flights.pop(sample)
         if trained is not None:
             flight.trained, flight.columns = trained, columns
-        self.worker.finish(flight)
-        self.on_done(sample, flight.worker, flight.trained)
+        rows = self.worker.finish(flight)
+        if rows is None:
+            self.on_done(sample, flight.worker, flight.trained)
+        else:  # MAS's importance pass goes through the stages first
+            self._importance_open[sample] = (flight.worker, flight.trained)
+            self._pass_importance(sample, 0, True, rows)
 
     def _fisher_below(self, stage: int) -> torch.Tensor | None:
         """Freezing's Fisher traces of the layers below `stage` as this rank knows them (its own

@@ -11,10 +11,10 @@ owner placements).
 OCL algorithms: vanilla and ER run anywhere (ER's replayed rows travel with the datum, their
 labels with them), with adaptive freezing and any sampler too (freezing's Fisher traces travel
 up with the activations, the similarity-aware sampler's per-sample gradients down with the
-gradients, protocol.py); so does LwF (each owner keeps its stages' teacher, the teacher's
-activations travel up with the student's). MIR (a virtual step of the whole model) and MAS
-(importances of every weight) need the whole, current model where the datum enters or ends;
-they run only when one rank owns every stage.
+gradients, protocol.py); so do LwF (each owner keeps its stages' teacher, the teacher's
+activations travel up with the student's) and MAS (each owner keeps its stages' importance and
+anchor; the importance pass goes through the stages in messages of its own). MIR (a virtual
+step of the whole model where the datum enters) runs only when one rank owns every stage.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from planner.errors import FerretError
 from planner.plan import Plan
 
-ANYWHERE = ("vanilla", "er", "lwf")
+ANYWHERE = ("vanilla", "er", "lwf", "mas")
 
 
 def stage_owners(plan: Plan, world_size: int) -> list[int]:
@@ -52,7 +52,7 @@ def check_algorithm(name: str, owners: Sequence[int]) -> None:
     if name in ANYWHERE or len(set(owners)) == 1:
         return
     raise FerretError(
-        f"algorithm {name} needs the whole current model where a datum enters or ends (MIR's virtual step, "
-        f"MAS's importances); the distributed executor runs it only when one rank owns every stage "
-        f"— use {', '.join(ANYWHERE)}, or --mode replay"
+        f"algorithm {name} needs the whole current model where a datum enters (MIR's virtual step); the "
+        f"distributed executor runs it only when one rank owns every stage — use {', '.join(ANYWHERE)}, "
+        "or --mode replay"
     )

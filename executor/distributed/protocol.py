@@ -2,9 +2,10 @@
 
 | kind | from → to | fields | tensors |
 | --- | --- | --- | --- |
-| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, flags (1: row weights, 2: Fisher), LwF teacher generation | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) (, teacher activation, teacher classes: generation > 0) |
+| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, flags (1: row weights, 2: Fisher, 4: teacher), generation of LwF's teacher / MAS's anchor | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) (, teacher activation, teacher classes) |
 | `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j, frozen layers, lowest trained stage, has gradient, first column (−1: none) | (d loss / d activation) (, per-sample gradient columns) |
 | `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
+| `IMPORTANCE` | owner of stage j∓1 → owner of stage j (MAS) | sample, stage j, up (1) or down (0) | the importance pass's activation (up) or gradient (down) |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
 | `FLUSH` | the source → every stage owner | worker | — |
@@ -26,10 +27,13 @@ sampler travel down the same way to the source, where the sampler lives. Each st
 traces (freezing's statistics of its own layers) travel up with the activations, so the last
 stage decides on every layer's.
 
-LwF's teacher lives per stage with the stage's owner (lwf.py): an `ACT` carries the generation
-of the teacher its datum is distilled from — the source decided it at admission, so every
-owner takes its stage's teacher at the same datum — and the teacher's activation beside the
-student's, with the classes it distils, to the last stage's loss.
+LwF's teacher and MAS's anchor live per stage with the stage's owner (lwf.py, mas.py): an `ACT`
+carries the generation of the teacher (anchor) its datum belongs to — the source decided it at
+admission, so every owner takes its stage's share at the same datum — and LwF's teacher
+activation beside the student's, with the classes it distils, to the last stage's loss. MAS's
+importance pass of a datum whose backward is over goes up and down the stages in `IMPORTANCE`
+messages; the source counts the datum done when the pass is back (so a checkpoint or the end
+of the run waits for it).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Kind(IntEnum):
     STOP = 6
     CHECKPOINT = 7
     SAVED = 8
+    IMPORTANCE = 9
 
 
 class Activation(NamedTuple):
@@ -84,12 +89,12 @@ class Activation(NamedTuple):
         x, y, *optional = message.tensors
         weight = optional.pop(0) if flags & _WEIGHTS else None
         fisher = optional.pop(0) if flags & _FISHER else None
-        teacher, classes = (optional.pop(0), optional.pop(0)) if generation else (None, None)
+        teacher, classes = (optional.pop(0), optional.pop(0)) if flags & _TEACHER else (None, None)
         batch = TrainBatch(x, y, num_new=num_new, weight=weight, task=task, teacher_classes=classes)
         return cls(sample, worker, stage, bottom, batch, fisher, teacher, generation)
 
 
-_WEIGHTS, _FISHER = 1, 2  # the `ACT` flags
+_WEIGHTS, _FISHER, _TEACHER = 1, 2, 4  # the `ACT` flags
 
 
 def activation(
@@ -105,15 +110,20 @@ def activation(
 ) -> Message:
     """The `ACT` of `batch` whose input `x` has reached stage `stage` (the batch's own `x` is
     the datum's input: a stage above 0 sends its output instead, with the batch's labels), and
-    LwF's `teacher` activation of `generation` (> 0) with the batch's teacher classes."""
+    the `generation` of LwF's teacher (with its activation `teacher` and the batch's teacher
+    classes) or MAS's anchor."""
     weight = batch.weight
-    flags = (_WEIGHTS if weight is not None else 0) | (_FISHER if fisher is not None else 0)
+    flags = (
+        (_WEIGHTS if weight is not None else 0)
+        | (_FISHER if fisher is not None else 0)
+        | (_TEACHER if teacher is not None else 0)
+    )
     fields = (sample, worker, stage, bottom, batch.num_new, batch.task, flags, generation)
-    if not flags and not generation:
+    if not flags:
         return Message(Kind.ACT, fields, (x, batch.y))
     tensors = [x, batch.y, *(t for t in (weight, fisher) if t is not None)]
-    if generation:
-        assert teacher is not None and batch.teacher_classes is not None
+    if teacher is not None:
+        assert batch.teacher_classes is not None
         tensors += (teacher, batch.teacher_classes)
     return Message(Kind.ACT, fields, tuple(tensors))
 
@@ -181,6 +191,10 @@ def parse_done(message: Message) -> tuple[int, int, int, Columns | None]:
     """`(sample, worker, lowest trained stage, columns)` of a `DONE`."""
     sample, worker, trained, first = message.fields[:4]
     return sample, worker, trained, (message.tensors[0], first) if first >= 0 else None
+
+
+def importance(sample: int, stage: int, up: bool, tensor: torch.Tensor) -> Message:
+    return Message(Kind.IMPORTANCE, (sample, stage, int(up)), (tensor,))
 
 
 def infer(sample: int, stage: int, x: torch.Tensor, ready: Any = None) -> Message:

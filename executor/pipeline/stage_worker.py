@@ -49,12 +49,15 @@ from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.algorithms.lwf import LearningWithoutForgetting
+from executor.ocl.algorithms.mas import MemoryAwareSynapses, importance_objective
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
+from executor.ocl.modes import eval_mode
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
+from executor.stage.versions import Version
 from planner.errors import FerretError
 from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
@@ -112,8 +115,13 @@ class StageWorker:
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
-        # LwF keeps its teacher per stage (lwf.py): stage 0 numbers it, each stage runs its share.
+        # LwF's teacher and MAS's anchor are kept per stage (lwf.py, mas.py): stage 0 numbers
+        # them (a generation the datum carries up), each stage takes its share when it sees a newer one.
         self._lwf = algorithm if isinstance(algorithm, LearningWithoutForgetting) else None
+        self._mas = algorithm if isinstance(algorithm, MemoryAwareSynapses) else None
+        # MAS's importance passes between their forward and backward at a stage: (sample, stage) →
+        # (input, output, the version held, rows).
+        self._importance: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, Version, int]] = {}
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -135,8 +143,9 @@ class StageWorker:
         (then, not at admission, so ER draws from the buffer as it is when the datum enters).
         LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
         given = TrainBatch.fresh(x, y, task=task)
-        if self._lwf is not None:
-            batch, generation = self._lwf.consolidate(given)
+        staged = self._lwf or self._mas
+        if staged is not None:
+            batch, generation = staged.consolidate(given)
         else:
             batch, generation = self.algorithm.observe(self.model, given), 0
         if (
@@ -179,8 +188,13 @@ class StageWorker:
         stored = stage >= flight.bottom
         known = self._saved.known(stage, rows) if stored and not self.recomputes[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
-        if flight.generation:  # before the student's forward: a new teacher takes this stage's weights as they are
-            self._teacher_forward(flight, stage, x)
+        if flight.generation:  # before the student's forward: a new teacher / anchor takes the weights as they are
+            if self._mas is not None:
+                self._mas.anchor_stage(
+                    stage, zip(self.names[stage], runtime.versions.current.params), flight.generation
+                )
+            else:
+                self._teacher_forward(flight, stage, x)
         if self._learns:
             with self._capture(sample, stored):
                 result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
@@ -380,13 +394,87 @@ class StageWorker:
         """Per owned stage, its compensation efficacy samples."""
         return {j: runtime.efficacy for j, runtime in self.stages.items()}
 
-    def finish(self, flight: Flight) -> None:
+    def finish(self, flight: Flight) -> torch.Tensor | None:
         """Stage 0's process: the datum's whole backward is done. A sampler that learns from
         per-sample gradients learns from the columns every stage yielded, then the algorithm's
-        `after_update` runs (the learner's order)."""
+        `after_update` runs (the learner's order). MAS's importance pass runs stage by stage:
+        here at once when this process has every stage, else its input is returned for the
+        caller to take through the stages (`importance_up`, `importance_down`)."""
         sampler = self.algorithm.sampler
         if sampler is not None and flight.columns is not None:
             grads, first = flight.columns
             self.flops += sampler.learn(grads, first, flight.batch.y.cpu().numpy())
             flight.columns = None
-        self.algorithm.after_update(self.model, flight.batch)
+        if self._mas is None:
+            self.algorithm.after_update(self.model, flight.batch)
+            return None
+        rows = flight.batch.x[: self._mas.begin_pass(flight.batch)]
+        if len(self.stages) < self.P:
+            return rows
+        for stage in range(self.P - 1):
+            rows = self.importance_up(-1, stage, rows)
+        grad = self.importance_up(-1, self.P - 1, rows)
+        for stage in range(self.P - 2, -1, -1):
+            assert grad is not None
+            grad = self.importance_down(-1, stage, grad)
+        return None
+
+    # ------------------------------------------------------------------ MAS's importance pass
+    @property
+    def importance_passes(self) -> bool:
+        """Whether MAS's importance passes go through stages of other processes (the caller's)."""
+        return self._mas is not None and len(self.stages) < self.P
+
+    def importance_up(self, sample: int, stage: int, x: torch.Tensor) -> torch.Tensor | None:
+        """MAS's importance forward of `sample`'s new rows through `stage` (eval mode, current
+        weights, its graph kept — and the version held, so that an update before the backward
+        copies on write): the output for the stage above — or, at the last stage, the backward
+        of `‖f(x)‖²` through it at once, and the gradient for the stage below (None: no stage
+        below)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        runtime = self.stages[stage]
+        last = stage == self.P - 1
+        version = runtime.versions.current if last else runtime.versions.acquire()
+        inp = x.detach()
+        if stage > 0:
+            inp.requires_grad_()
+        with torch.enable_grad(), eval_mode(*runtime.layers):
+            out = inp
+            for layer in runtime.layers:
+                out = layer(out)
+        rows = int(x.shape[0])
+        if last:
+            result = self._importance_backward(stage, importance_objective(out), None, inp, version.params, rows)
+        else:
+            self._importance[(sample, stage)] = (inp, out, version, rows)
+            result = out.detach()
+        self._spent(c0, t0)
+        return result
+
+    def importance_down(self, sample: int, stage: int, grad: torch.Tensor) -> torch.Tensor | None:
+        """MAS's importance backward of `sample` through `stage`, from the stage above's `grad`:
+        the gradient for the stage below (None at stage 0)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        inp, out, version, rows = self._importance.pop((sample, stage))
+        result = self._importance_backward(stage, out, grad, inp, version.params, rows)
+        versions = self.stages[stage].versions
+        versions.release(version)
+        versions.trim()
+        self._spent(c0, t0)
+        return result
+
+    def _importance_backward(
+        self,
+        stage: int,
+        out: torch.Tensor,
+        grad: torch.Tensor | None,
+        inp: torch.Tensor,
+        params: Sequence[torch.Tensor],
+        rows: int,
+    ) -> torch.Tensor | None:
+        assert self._mas is not None
+        targets = [*params, inp] if stage > 0 else list(params)
+        grads = torch.autograd.grad(out, targets, grad_outputs=grad, allow_unused=True)
+        n = len(params)
+        self._mas.accumulate(stage, zip(self.names[stage], params, grads[:n], strict=True), rows)
+        return grads[n] if stage > 0 else None

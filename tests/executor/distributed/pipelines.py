@@ -71,7 +71,10 @@ SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-
 
 # The algorithms whose state is kept per stage by each stage's owner; consolidating every 5 data
 # takes several teachers (anchors) in a run of N.
-PER_STAGE = {"lwf": {"algorithm": "lwf", "consolidate_every": 5}}
+PER_STAGE = {
+    "lwf": {"algorithm": "lwf", "consolidate_every": 5},
+    "mas": {"algorithm": "mas", "consolidate_every": 5},
+}
 
 
 @contextlib.contextmanager
@@ -131,10 +134,11 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         freezing = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 1))
         cases["freezing-scripted"] = (freezing, {**SIMILARITY_ER, SCRIPTED: True})
         cases["freezing-adaptive-er"] = (freezing, {"algorithm": "er", "buffer_samples": 8, "freezing": "adaptive"})
-        # Per-stage algorithm state across ranks: LwF's teacher per stage (generations carried
-        # by the data), on stages 0 | 1, 2 with recomputation and accumulation.
+        # Per-stage algorithm state across ranks: LwF's teacher, MAS's importance and anchor
+        # (generations carried by the data, MAS's importance pass in messages), on stages 0 | 1, 2
+        # with recomputation and accumulation.
         per_stage = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True, accumulation=(2, 1, 1))
-        cases["lwf"] = (per_stage, PER_STAGE["lwf"])
+        cases.update((name, (per_stage, opts)) for name, opts in PER_STAGE.items())
     return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
 
 

@@ -42,6 +42,7 @@ LOCKSTEP_CASES = {
         "pipedream-2bw",
         "hvp-compensation",
         "lwf",
+        "mas",
     ),
     3: ("t3-omission-er", "pipedream-2bw"),
 }
@@ -72,8 +73,10 @@ def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ran
     if ranks == 2:
         check_freezing(tmp_path)
         check_latest_weights(tmp_path)
-        for name in PER_STAGE:  # LwF across ranks in real time: the books and the replay's weights
-            check_real_time(json.loads((tmp_path / f"p2-{name}.json").read_text()))
+        # LwF and MAS across ranks in real time: the books, and for LwF the replay's weights (MAS's
+        # importance passes run after a datum's last backward, not at it: no row of the trace says when).
+        for name in PER_STAGE:
+            check_real_time(json.loads((tmp_path / f"p2-{name}.json").read_text()), faithful=name != "mas")
 
 
 def check_latest_weights(out) -> None:
@@ -117,7 +120,7 @@ def test_one_rank_owning_every_stage_runs_mir_in_process(tmp_path):
     check_real_time(json.loads((tmp_path / "p1.json").read_text()))
 
 
-def check_real_time(report: dict) -> None:
+def check_real_time(report: dict, faithful: bool = True) -> None:
     n = report["n"]
     assert report["trained"] + report["dropped"] == n  # drained: nothing left in flight
     assert report["in_flight_at_end"] == 0
@@ -127,7 +130,7 @@ def check_real_time(report: dict) -> None:
         assert report["unpredicted"] == report["dropped"] == n - report["predicted"]
         assert report["predicted_mask"] == report["trained_mask"]
     assert report["trained"] > 0
-    assert report["replay_equal"]
+    assert report["replay_equal"] or not faithful
     owners = report["owners"]
     assert all(owners[stage] == device for _, stage, device in report["transfers"])
     assert len(report["transfers"]) > 0 or len(set(owners)) == 1

@@ -20,6 +20,14 @@ driver's business (a trace's row order, or a real-time scheduler) and the transp
 * `finish` — stage 0's process, once the datum's backward reached its lowest stage: the
   algorithm's `after_update` (ER inserts the datum into its buffer).
 
+LwF and MAS keep their state per stage (lwf.py, mas.py): `admit` asks the algorithm whether to
+consolidate and carries the answer — a generation — with the datum (`Flight.generation`); each
+stage's `forward` first brings the stage's teacher (anchor) up to that generation from its
+current weights and runs LwF's teacher on the datum's teacher activation (`Flight.teacher`).
+MAS's importance pass after `finish` goes up the stages (`importance_up`) and back down
+(`importance_down`), each stage accumulating its own parameters' importance: at once when this
+process has every stage, else driven by the caller (the distributed host).
+
 Budgeted OCL (aL-SAR, docs/ocl.md "In pipelines"): at the last stage's backward the algorithm
 decides, from the datum's logits, how many leading layers of the model it freezes
 (`batch.frozen_layers`; the learner's decision, made per datum). Each stage's backward then
@@ -191,7 +199,7 @@ class StageWorker:
         if flight.generation:  # before the student's forward: a new teacher / anchor takes the weights as they are
             if self._mas is not None:
                 self._mas.anchor_stage(
-                    stage, zip(self.names[stage], runtime.versions.current.params), flight.generation
+                    stage, zip(self.names[stage], runtime.versions.current.params, strict=True), flight.generation
                 )
             else:
                 self._teacher_forward(flight, stage, x)
@@ -220,7 +228,10 @@ class StageWorker:
         assert self._lwf is not None
         span = (self.partition[stage], self.partition[stage + 1])
         before = tensor_bytes(flight.teacher)
-        out = self._lwf.teacher_forward(stage, self.model, span, flight.generation, x if stage == 0 else flight.teacher)
+        teacher_in = x if stage == 0 else flight.teacher
+        if teacher_in is None:
+            raise FerretError(f"stage {stage} forward of a datum distilled from a teacher, without its activation")
+        out = self._lwf.teacher_forward(stage, self.model, span, flight.generation, teacher_in)
         batch = flight.batch
         if stage == self.P - 1:
             batch.teacher_logits = out[:, batch.teacher_classes]
@@ -411,12 +422,13 @@ class StageWorker:
         rows = flight.batch.x[: self._mas.begin_pass(flight.batch)]
         if len(self.stages) < self.P:
             return rows
-        for stage in range(self.P - 1):
-            rows = self.importance_up(-1, stage, rows)
-        grad = self.importance_up(-1, self.P - 1, rows)
+        x: torch.Tensor | None = rows  # up the stages; from the last one's, the gradient down them
+        for stage in range(self.P):
+            assert x is not None
+            x = self.importance_up(-1, stage, x)
         for stage in range(self.P - 2, -1, -1):
-            assert grad is not None
-            grad = self.importance_down(-1, stage, grad)
+            assert x is not None
+            x = self.importance_down(-1, stage, x)
         return None
 
     # ------------------------------------------------------------------ MAS's importance pass

@@ -17,14 +17,17 @@ a trace of another plan or stream stops the run naming the row. Updates are date
 
 MAS across ranks: a datum's importance pass (host.py) runs where the replay runs it, at the
 datum's last backward row: there every rank runs its stages' share, up then down, waiting for
-the stage below's activation and the stage above's gradient as for any row.
+the stage below's activation and the stage above's gradient as for any row. MIR across ranks:
+a datum's scoring passes run at its stage-0 forward row, where the replay scores: every rank
+runs its stages' share of the three passes (or only pass 1, which says when there is nothing to
+score), and the source then the forward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from executor.distributed.host import BWD, FWD, IMPORTANCE_DOWN, IMPORTANCE_UP, StageHost
+from executor.distributed.host import BWD, FWD, IMPORTANCE_DOWN, IMPORTANCE_UP, SCORING, StageHost
 from executor.distributed.watchdog import Watchdog
 from executor.ocl.setup import RunSetup
 from executor.pipeline.trace_checks import TraceChecks
@@ -82,10 +85,14 @@ class Lockstep:
         if kind in ("fwd", "recompute", "bwd", "update") and not host.owns(stage):
             if kind == "bwd" and host.rank == host.source and self.bottom.get(sample) == stage:
                 self._wait_done(sample)
+            elif kind == "fwd" and stage == 0 and host.worker.scores_across:
+                self._scoring(sample)
             return
         if kind == "fwd":
             if stage == 0:
                 self._admit(sample, worker)
+                if host.worker.scores_across:
+                    self._scoring(sample)
             else:
                 self._wait((FWD, sample, stage))
             self.ready.discard((FWD, sample, stage))
@@ -118,6 +125,25 @@ class Lockstep:
                 self._wait(key, f"the importance pass of sample {sample} at stage {stage}")
                 self.ready.discard(key)
                 self.host.importance(sample, stage, kind == IMPORTANCE_UP)
+
+    def _scoring(self, sample: int) -> None:
+        """This rank's stages' share of MIR's scoring passes of `sample` (host.py); on the source,
+        until the scores are back and the datum's first forward is ready."""
+        host = self.host
+        stages = sorted(host.worker.stages)
+        last = host.P - 1
+        passes = ((1, stages), (2, [j for j in reversed(stages) if j < last]), (3, stages))
+        for step, order in passes:
+            for stage in order:
+                key = (SCORING[step - 1], sample, stage)
+                self._wait(key, f"scoring pass {step} of sample {sample} at stage {stage}")
+                self.ready.discard(key)
+                host.score(sample, stage, step)
+            if step == 1 and sample in host.scoring_skipped:  # nothing to score
+                host.scoring_skipped.discard(sample)
+                break
+        if host.rank == host.source:
+            self._wait((FWD, sample, 0), f"the scores of sample {sample}'s replay candidates")
 
     def _done(self, sample: int, worker: int, trained: int) -> None:
         self.bottom[sample] = trained  # a frozen prefix stops above the datum's bottom

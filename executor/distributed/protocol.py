@@ -6,6 +6,7 @@
 | `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j, frozen layers, lowest trained stage, has gradient, first column (−1: none) | (d loss / d activation) (, per-sample gradient columns) |
 | `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
 | `IMPORTANCE` | owner of stage j∓1 → owner of stage j (MAS) | sample, stage j, up (1) or down (0) | the importance pass's activation (up) or gradient (down) |
+| `SCORE` | owner of stage j∓1 → owner of stage j; the last stage's → the source (MIR) | sample, stage j, pass (1 up, 2 down, 3 up, 4 the scores), skip | pass 1: new rows' and candidates' activations, their labels (, the new rows' weights); 2: gradient; 3: candidates' activation; 4: scores |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
 | `FLUSH` | the source → every stage owner | worker | — |
@@ -33,7 +34,9 @@ admission, so every owner takes its stage's share at the same datum — and LwF'
 activation beside the student's, with the classes it distils, to the last stage's loss. MAS's
 importance pass of a datum whose backward is over goes up and down the stages in `IMPORTANCE`
 messages; the source counts the datum done when the pass is back (so a checkpoint or the end
-of the run waits for it).
+of the run waits for it). MIR scores a datum's replay candidates before its first forward in
+three passes over the stages (executor/pipeline/scoring.py) in `SCORE` messages; with nothing to
+score (a memory too small) pass 1 still goes up, marked `skip`, so that every owner knows.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Kind(IntEnum):
     CHECKPOINT = 7
     SAVED = 8
     IMPORTANCE = 9
+    SCORE = 10
 
 
 class Activation(NamedTuple):
@@ -195,6 +199,11 @@ def parse_done(message: Message) -> tuple[int, int, int, Columns | None]:
 
 def importance(sample: int, stage: int, up: bool, tensor: torch.Tensor) -> Message:
     return Message(Kind.IMPORTANCE, (sample, stage, int(up)), (tensor,))
+
+
+def score(sample: int, stage: int, step: int, tensors: tuple[torch.Tensor, ...] = (), skip: bool = False) -> Message:
+    """MIR's scoring pass `step` (1–3; 4: the scores, to the source) of `sample` at `stage`."""
+    return Message(Kind.SCORE, (sample, stage, step, int(skip)), tensors)
 
 
 def infer(sample: int, stage: int, x: torch.Tensor, ready: Any = None) -> Message:

@@ -58,11 +58,13 @@ from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.algorithms.lwf import LearningWithoutForgetting
 from executor.ocl.algorithms.mas import MemoryAwareSynapses, importance_objective
+from executor.ocl.algorithms.mir import Candidates, MaximallyInterferedRetrieval
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
 from executor.ocl.modes import eval_mode
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
+from executor.pipeline.scoring import Labels, StageScoring
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from executor.stage.versions import Version
@@ -127,6 +129,9 @@ class StageWorker:
         # them (a generation the datum carries up), each stage takes its share when it sees a newer one.
         self._lwf = algorithm if isinstance(algorithm, LearningWithoutForgetting) else None
         self._mas = algorithm if isinstance(algorithm, MemoryAwareSynapses) else None
+        # MIR scores its candidates stage by stage (scoring.py).
+        self._mir = algorithm if isinstance(algorithm, MaximallyInterferedRetrieval) else None
+        self.scoring = StageScoring(self.stages, self.P, algorithm.context.lr) if self._mir is not None else None
         # MAS's importance passes between their forward and backward at a stage: (sample, stage) →
         # (input, output, the version held, rows).
         self._importance: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, Version, int]] = {}
@@ -146,16 +151,25 @@ class StageWorker:
         self._admitted[worker] = k + 1
         return bottom_stage(self._every[worker], k)
 
-    def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
+    def admit(
+        self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int, batch: TrainBatch | None = None
+    ) -> Flight:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
-        (then, not at admission, so ER draws from the buffer as it is when the datum enters).
+        (then, not at admission, so ER draws from the buffer as it is when the datum enters) —
+        unless the caller built it (`batch`: MIR scored across processes, `scored_batch`).
         LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
         given = TrainBatch.fresh(x, y, task=task)
         staged = self._lwf or self._mas
-        if staged is not None:
+        generation = 0
+        if batch is not None:
+            pass
+        elif staged is not None:
             batch, generation = staged.consolidate(given)
+        elif self._mir is not None and not self.scores_across:
+            drawn = self._mir.draw_candidates(given)
+            batch = self.scored_batch(given, drawn, self._score_here(given, drawn) if drawn.scored else None)
         else:
-            batch, generation = self.algorithm.observe(self.model, given), 0
+            batch = self.algorithm.observe(self.model, given)
         if (
             self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
         ):  # MIR's passes, a sampler's arithmetic
@@ -430,6 +444,34 @@ class StageWorker:
             assert x is not None
             x = self.importance_down(-1, stage, x)
         return None
+
+    # ------------------------------------------------------------------ MIR's scoring
+    @property
+    def scores_across(self) -> bool:
+        """Whether MIR's scoring passes go through stages of other processes (the caller's)."""
+        return self._mir is not None and len(self.stages) < self.P
+
+    def draw_candidates(self, given: TrainBatch) -> Candidates:
+        assert self._mir is not None
+        return self._mir.draw_candidates(given)
+
+    def scoring_labels(self, given: TrainBatch, drawn: Candidates) -> Labels:
+        """What the last stage's losses need (the new rows' labels and weights, the candidates')."""
+        num_new = given.num_new
+        return Labels(given.y[:num_new], None if given.weight is None else given.weight[:num_new], drawn.y)
+
+    def scored_batch(self, given: TrainBatch, drawn: Candidates, scores: torch.Tensor | None) -> TrainBatch:
+        """The datum's micro-batch with the replay MIR chose (`scores` None: nothing was scored)."""
+        assert self._mir is not None
+        replay = (drawn.x, drawn.y, drawn.cost) if scores is None else self._mir.choose(drawn, scores, given.num_new)
+        return self._mir.with_replay(given, replay)
+
+    def _score_here(self, given: TrainBatch, drawn: Candidates) -> torch.Tensor:
+        assert self.scoring is not None
+        c0, t0 = time.thread_time(), time.perf_counter()
+        scores = self.scoring.score_here(given.x[: given.num_new], drawn.x, self.scoring_labels(given, drawn))
+        self._spent(c0, t0)
+        return scores
 
     # ------------------------------------------------------------------ MAS's importance pass
     @property

@@ -69,12 +69,16 @@ COMPENSATION = "compensation"  # a lockstep case option: the compensator (defaul
 SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-aware", "freezing": "adaptive"}
 
 
-# The algorithms whose state is kept per stage by each stage's owner; consolidating every 5 data
-# takes several teachers (anchors) in a run of N.
+# The algorithms that need every stage's current weights for a datum — their state kept per stage
+# by each stage's owner, or their passes going through the stages: consolidating every 5 data takes
+# several teachers (anchors) in a run of N; MIR scores 4 candidates for 1 replayed row. Each with
+# the algorithm it must differ from (the term it adds, the choice it makes, changes the weights).
 PER_STAGE = {
     "lwf": {"algorithm": "lwf", "consolidate_every": 5},
     "mas": {"algorithm": "mas", "consolidate_every": 5},
+    "mir": {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8, "mir_candidates": 4},
 }
+BASELINE = {"lwf": "vanilla", "mas": "vanilla", "mir": "er"}
 
 
 @contextlib.contextmanager
@@ -165,8 +169,8 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
     replayed = fresh.model.state_dict()
     equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
     moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
-    if opts.get("algorithm") in PER_STAGE:  # the term the algorithm adds changes the weights
-        plain = fixtures.setup(n=N, interval_s=1.0, **{**opts, "algorithm": "vanilla", "consolidate_every": 0})
+    if opts.get("algorithm") in PER_STAGE:  # the term it adds (the choice it makes) changes the weights
+        plain = fixtures.setup(n=N, interval_s=1.0, **{**opts, "algorithm": BASELINE[opts["algorithm"]]})
         ReplayExecutor(plain, execution_plan(plan), compensation).run(rows, drain=True)
         moved = moved and any(not torch.equal(v, plain.model.state_dict()[k]) for k, v in replayed.items())
     report = {

@@ -12,42 +12,33 @@ Flights: a rank keeps a datum while it has ops left for it here; the source (sta
 keeps it until `DONE`, because the algorithm's `after_update` needs the datum's micro-batch.
 Every op and update is written to `recorder` (trace.py) on the run's clock.
 
-MAS across ranks: when a datum's backward is over, the source starts its importance pass
-(`StageWorker.finish`), whose ops go up and down the stages like a datum's (`IMPORTANCE_UP`,
-`IMPORTANCE_DOWN`, on each stage's owner; not rows of the trace); the datum is done
-(`on_done`) when the pass is back at stage 0. MIR across ranks: the source draws an admitted
-datum's replay candidates and its stage-0 forward is ready once their scores are back from the
-three scoring passes (`SCORING`, executor/pipeline/scoring.py).
+MAS's importance pass and MIR's scoring across ranks are passes.py's (`self.passes`): a
+datum's MAS pass starts when its backward is over, and it is done (`on_done`) when the pass
+is back; MIR's stage-0 forward is ready once its candidates' scores are back.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from executor.distributed import protocol
+from executor.distributed.passes import AlgorithmPasses
 from executor.distributed.protocol import Activation, Columns, Gradient, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
 from executor.ocl.batch import TrainBatch
 from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
-from executor.pipeline.scoring import Labels
 from executor.pipeline.stage_worker import StageWorker
 from executor.pipeline.transport import Message, Transport
 from executor.stage import BackwardResult, ForwardResult, UpdateResult
 from sim.policy import BWD, FWD
 
 INFER = FWD + 1  # an inference forward (--predict-all): after the training ops in dispatch order
-# MAS's importance pass of a datum whose backward is over, up and down the stages: last in order.
-IMPORTANCE_UP = FWD + 2
-IMPORTANCE_DOWN = FWD + 3
-# MIR's three scoring passes before a datum's first forward (pass 1 up, 2 down, 3 up).
-SCORING = (FWD + 4, FWD + 5, FWD + 6)
 
 
 # Where a newly ready op goes (the driver's): `(kind, sample, stage, worker, stores)` — `kind`
@@ -99,11 +90,6 @@ class StageHost:
         # Admitted, not started: worker, bottom, x, y, task, and the batch when MIR built it already.
         self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int, TrainBatch | None]] = {}
         self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
-        self.importance_in: dict[tuple[int, int], torch.Tensor] = {}  # (sample, stage) → MAS pass's input
-        self._importance_open: dict[int, tuple[int, int]] = {}  # the source: sample → (worker, trained)
-        self.scoring_in: dict[tuple[int, int, int], tuple[torch.Tensor, ...]] = {}  # (sample, stage, pass) → input
-        self.scoring_skipped: set[int] = set()  # data whose pass 1 said there is nothing to score
-        self._scoring_open: dict[int, tuple[Any, ...]] = {}  # the source: sample → the admission, the candidates
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self._unpredicted: list[tuple[int, torch.Tensor]] = []  # (sample, logits): argmax still to take
         self.on_done: Callable[[int, int, int], None] = _no_source  # (sample, worker, lowest trained stage)
@@ -121,6 +107,7 @@ class StageHost:
         # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
         self.defer_done = False
         self.done_arrived: dict[int, tuple[int, Columns | None]] = {}
+        self.passes = AlgorithmPasses(self)
 
     def owns(self, stage: int) -> bool:
         return self.owners[stage] == self.rank
@@ -130,7 +117,7 @@ class StageHost:
         """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)
         — with MIR across ranks, once its candidates are scored."""
         if self.worker.scores_across:
-            self._start_scoring(sample, (worker, bottom, x, y, task))
+            self.passes.start_scoring(sample, (worker, bottom, x, y, task))
             return
         self.entering[sample] = (worker, bottom, x, y, task, None)
         self.on_ready(FWD, sample, 0, worker, bottom == 0)
@@ -150,10 +137,8 @@ class StageHost:
             self.backward(sample, stage)
         elif kind == INFER:
             self.infer(sample, stage)
-        elif kind in (IMPORTANCE_UP, IMPORTANCE_DOWN):
-            self.importance(sample, stage, kind == IMPORTANCE_UP)
         else:
-            self.score(sample, stage, SCORING.index(kind) + 1)
+            self.passes.run(kind, sample, stage)
 
     def forward(self, sample: int, stage: int) -> ForwardResult:
         if stage == 0:
@@ -282,106 +267,6 @@ class StageHost:
         else:
             self.transport.send(self.owners[stage + 1], protocol.infer(sample, stage + 1, x, ready))
 
-    def importance(self, sample: int, stage: int, up: bool) -> None:
-        """One stage of MAS's importance pass of `sample` (see the module docstring)."""
-        x = self.importance_in.pop((sample, stage))
-        worker = self.worker
-        out = worker.importance_up(sample, stage, x) if up else worker.importance_down(sample, stage, x)
-        self._count()
-        if up and stage < self.P - 1:
-            assert out is not None
-            self._pass_importance(sample, stage + 1, True, out)
-        elif stage > 0:
-            assert out is not None
-            self._pass_importance(sample, stage - 1, False, out)
-        else:  # back at stage 0, on the source: the datum is done
-            self.on_done(sample, *self._importance_open.pop(sample))
-
-    def _pass_importance(self, sample: int, stage: int, up: bool, tensor: torch.Tensor) -> None:
-        if self.owns(stage):
-            self.importance_in[(sample, stage)] = tensor
-            self.on_ready(IMPORTANCE_UP if up else IMPORTANCE_DOWN, sample, stage, -1, False)
-        else:
-            self.transport.send(self.owners[stage], protocol.importance(sample, stage, up, tensor))
-
-    def _start_scoring(self, sample: int, admission: tuple[Any, ...]) -> None:
-        """The source: draw the datum's candidates; their scoring passes start at stage 0."""
-        _, _, x, y, task = admission
-        given = TrainBatch.fresh(x, y, task=task)
-        drawn = self.worker.draw_candidates(given)
-        self._scoring_open[sample] = (admission, given, drawn)
-        if drawn.scored:
-            labels = self.worker.scoring_labels(given, drawn)
-            weight = () if labels.new_weight is None else (labels.new_weight,)
-            inputs = (x[: given.num_new], drawn.x, labels.new_y, labels.cand_y, *weight)
-            self._pass_score(sample, 0, 1, inputs)
-        else:
-            self._pass_score(sample, 0, 1, (), skip=True)
-
-    def score(self, sample: int, stage: int, step: int) -> None:
-        """MIR's scoring pass `step` at `stage` (scoring.py), and where its result goes."""
-        inputs = self.scoring_in.pop((sample, stage, step))
-        last = stage == self.P - 1
-        if sample in self.scoring_skipped:  # nothing to score: pass 1 tells every owner
-            if last:
-                self._scores(sample, None)
-            else:
-                self._pass_score(sample, stage + 1, 1, (), skip=True)
-            return
-        scoring = self.worker.scoring
-        assert scoring is not None
-        c0, t0 = time.thread_time(), time.perf_counter()
-        if step == 1:
-            new_x, cand_x, new_y, cand_y, *weight = inputs
-            out = scoring.first(sample, stage, new_x, cand_x, Labels(new_y, weight[0] if weight else None, cand_y))
-        elif step == 2:
-            out = scoring.down(sample, stage, inputs[0])
-        else:
-            out = scoring.second(sample, stage, inputs[0])
-        self.worker._spent(c0, t0)
-        self._count()
-        if step == 1 and not last:
-            assert isinstance(out, tuple)
-            self._pass_score(sample, stage + 1, 1, (*out, *inputs[2:]))
-        elif step == 2 or (step == 1 and last):
-            assert out is None or isinstance(out, torch.Tensor)
-            if stage > 0:
-                assert out is not None
-                self._pass_score(sample, stage - 1, 2, (out,))
-            else:  # the virtual step is taken everywhere: the candidates go through it
-                self._pass_score(sample, 0, 3, (self._scoring_open[sample][2].x,))
-        elif not last:
-            assert isinstance(out, torch.Tensor)
-            self._pass_score(sample, stage + 1, 3, (out,))
-        else:
-            assert isinstance(out, torch.Tensor)
-            self._scores(sample, out)
-
-    def _pass_score(
-        self, sample: int, stage: int, step: int, tensors: tuple[torch.Tensor, ...], skip: bool = False
-    ) -> None:
-        if not self.owns(stage):
-            self.transport.send(self.owners[stage], protocol.score(sample, stage, step, tensors, skip))
-            return
-        if skip:
-            self.scoring_skipped.add(sample)
-        self.scoring_in[(sample, stage, step)] = tensors
-        self.on_ready(SCORING[step - 1], sample, stage, -1, False)
-
-    def _scores(self, sample: int, scores: torch.Tensor | None) -> None:
-        """The last stage: the scores (None: skipped) go to the source, whose datum may enter."""
-        if self.rank != self.source:
-            self.transport.send(self.source, protocol.score(sample, -1, 4, () if scores is None else (scores,)))
-            return
-        self.scored(sample, scores)
-
-    def scored(self, sample: int, scores: torch.Tensor | None) -> None:
-        """The source: the datum's batch with MIR's choice; its stage-0 forward is ready."""
-        admission, given, drawn = self._scoring_open.pop(sample)
-        worker, bottom = admission[0], admission[1]
-        self.entering[sample] = (*admission, self.worker.scored_batch(given, drawn, scores))
-        self.on_ready(FWD, sample, 0, worker, bottom == 0)
-
     def flush(self, worker: int) -> None:
         """The stream is over and `worker` drained: apply its open groups at every stage here."""
         for stage in sorted(self.worker.stages):
@@ -430,19 +315,8 @@ class StageHost:
                 self.done_arrived[sample] = (trained, columns)
             else:
                 self.datum_done(sample, trained, columns)
-        elif kind == Kind.IMPORTANCE:
-            sample, stage, up = message.fields[:3]
-            self.importance_in[(sample, stage)] = message.tensors[0]
-            self.on_ready(IMPORTANCE_UP if up else IMPORTANCE_DOWN, sample, stage, -1, False)
-        elif kind == Kind.SCORE:
-            sample, stage, step, skip = message.fields[:4]
-            if step == 4:
-                self.scored(sample, message.tensors[0] if message.tensors else None)
-            else:
-                if skip:
-                    self.scoring_skipped.add(sample)
-                self.scoring_in[(sample, stage, step)] = message.tensors
-                self.on_ready(SCORING[step - 1], sample, stage, -1, False)
+        elif kind in (Kind.IMPORTANCE, Kind.SCORE):
+            self.passes.receive(message)
         elif kind == Kind.PREDICTED:
             self.on_predicted(message.fields[0], message.fields[1])
         elif kind == Kind.FLUSH:
@@ -468,8 +342,7 @@ class StageHost:
         if rows is None:
             self.on_done(sample, flight.worker, flight.trained)
         else:  # MAS's importance pass goes through the stages first
-            self._importance_open[sample] = (flight.worker, flight.trained)
-            self._pass_importance(sample, 0, True, rows)
+            self.passes.start_importance(sample, flight.worker, flight.trained, rows)
 
     def _fisher_below(self, stage: int) -> torch.Tensor | None:
         """Freezing's Fisher traces of the layers below `stage` as this rank knows them (its own

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from executor.distributed.host import BWD, FWD, IMPORTANCE_DOWN, IMPORTANCE_UP, SCORING, StageHost
+from executor.distributed.host import BWD, FWD, StageHost
+from executor.distributed.passes import IMPORTANCE_DOWN, IMPORTANCE_UP, SCORING
 from executor.distributed.watchdog import Watchdog
 from executor.ocl.setup import RunSetup
 from executor.pipeline.trace_checks import TraceChecks
@@ -124,7 +125,7 @@ class Lockstep:
                 key = (kind, sample, stage)
                 self._wait(key, f"the importance pass of sample {sample} at stage {stage}")
                 self.ready.discard(key)
-                self.host.importance(sample, stage, kind == IMPORTANCE_UP)
+                self.host.passes.run(kind, sample, stage)
 
     def _scoring(self, sample: int) -> None:
         """This rank's stages' share of MIR's scoring passes of `sample` (host.py); on the source,
@@ -138,9 +139,9 @@ class Lockstep:
                 key = (SCORING[step - 1], sample, stage)
                 self._wait(key, f"scoring pass {step} of sample {sample} at stage {stage}")
                 self.ready.discard(key)
-                host.score(sample, stage, step)
-            if step == 1 and sample in host.scoring_skipped:  # nothing to score
-                host.scoring_skipped.discard(sample)
+                host.passes.run(key[0], sample, stage)
+            if step == 1 and sample in host.passes.skipped:  # nothing to score
+                host.passes.skipped.discard(sample)
                 break
         if host.rank == host.source:
             self._wait((FWD, sample, 0), f"the scores of sample {sample}'s replay candidates")

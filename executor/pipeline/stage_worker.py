@@ -24,9 +24,10 @@ LwF and MAS keep their state per stage (lwf.py, mas.py): `admit` asks the algori
 consolidate and carries the answer — a generation — with the datum (`Flight.generation`); each
 stage's `forward` first brings the stage's teacher (anchor) up to that generation from its
 current weights and runs LwF's teacher on the datum's teacher activation (`Flight.teacher`).
-MAS's importance pass after `finish` goes up the stages (`importance_up`) and back down
-(`importance_down`), each stage accumulating its own parameters' importance: at once when this
-process has every stage, else driven by the caller (the distributed host).
+MAS's importance pass after `finish` goes up the stages and back down, each stage accumulating
+its own parameters' importance (importance.py), and MIR's scoring of a datum's replay
+candidates before `admit` three times over them (scoring.py): at once when this process has
+every stage, else driven by the caller (the distributed host).
 
 Budgeted OCL (aL-SAR, docs/ocl.md "In pipelines"): at the last stage's backward the algorithm
 decides, from the datum's logits, how many leading layers of the model it freezes
@@ -48,7 +49,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
@@ -57,21 +59,21 @@ from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.algorithms.lwf import LearningWithoutForgetting
-from executor.ocl.algorithms.mas import MemoryAwareSynapses, importance_objective
+from executor.ocl.algorithms.mas import MemoryAwareSynapses
 from executor.ocl.algorithms.mir import Candidates, MaximallyInterferedRetrieval
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
-from executor.ocl.modes import eval_mode
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
+from executor.pipeline.importance import StageImportance
 from executor.pipeline.scoring import Labels, StageScoring
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
-from executor.stage.versions import Version
 from planner.errors import FerretError
 from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
 
+_T = TypeVar("_T")
 _NOTHING = contextlib.nullcontext()  # reusable: an op with no sampler to capture makes no context manager
 
 
@@ -132,9 +134,8 @@ class StageWorker:
         # MIR scores its candidates stage by stage (scoring.py).
         self._mir = algorithm if isinstance(algorithm, MaximallyInterferedRetrieval) else None
         self.scoring = StageScoring(self.stages, self.P, algorithm.context.lr) if self._mir is not None else None
-        # MAS's importance passes between their forward and backward at a stage: (sample, stage) →
-        # (input, output, the version held, rows).
-        self._importance: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, Version, int]] = {}
+        # MAS's importance pass stage by stage (importance.py).
+        self.importance = StageImportance(self.stages, self.names, self.P, self._mas) if self._mas is not None else None
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -424,26 +425,32 @@ class StageWorker:
         per-sample gradients learns from the columns every stage yielded, then the algorithm's
         `after_update` runs (the learner's order). MAS's importance pass runs stage by stage:
         here at once when this process has every stage, else its input is returned for the
-        caller to take through the stages (`importance_up`, `importance_down`)."""
+        caller to take through the stages (`importance`, importance.py)."""
         sampler = self.algorithm.sampler
         if sampler is not None and flight.columns is not None:
             grads, first = flight.columns
             self.flops += sampler.learn(grads, first, flight.batch.y.cpu().numpy())
             flight.columns = None
-        if self._mas is None:
+        if self._mas is None or self.importance is None:
             self.algorithm.after_update(self.model, flight.batch)
             return None
         rows = flight.batch.x[: self._mas.begin_pass(flight.batch)]
         if len(self.stages) < self.P:
             return rows
-        x: torch.Tensor | None = rows  # up the stages; from the last one's, the gradient down them
-        for stage in range(self.P):
-            assert x is not None
-            x = self.importance_up(-1, stage, x)
-        for stage in range(self.P - 2, -1, -1):
-            assert x is not None
-            x = self.importance_down(-1, stage, x)
+        self.timed(self.importance.run_here, rows)
         return None
+
+    def timed(self, op: Callable[..., _T], *args: Any) -> _T:
+        """`op(*args)`, a pass of an algorithm's (MAS's importance, MIR's scoring) timed like an op (`span`)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        result = op(*args)
+        self._spent(c0, t0)
+        return result
+
+    @property
+    def importance_passes(self) -> bool:
+        """Whether MAS's importance passes go through stages of other processes (the caller's)."""
+        return self.importance is not None and len(self.stages) < self.P
 
     # ------------------------------------------------------------------ MIR's scoring
     @property
@@ -468,67 +475,4 @@ class StageWorker:
 
     def _score_here(self, given: TrainBatch, drawn: Candidates) -> torch.Tensor:
         assert self.scoring is not None
-        c0, t0 = time.thread_time(), time.perf_counter()
-        scores = self.scoring.score_here(given.x[: given.num_new], drawn.x, self.scoring_labels(given, drawn))
-        self._spent(c0, t0)
-        return scores
-
-    # ------------------------------------------------------------------ MAS's importance pass
-    @property
-    def importance_passes(self) -> bool:
-        """Whether MAS's importance passes go through stages of other processes (the caller's)."""
-        return self._mas is not None and len(self.stages) < self.P
-
-    def importance_up(self, sample: int, stage: int, x: torch.Tensor) -> torch.Tensor | None:
-        """MAS's importance forward of `sample`'s new rows through `stage` (eval mode, current
-        weights, its graph kept — and the version held, so that an update before the backward
-        copies on write): the output for the stage above — or, at the last stage, the backward
-        of `‖f(x)‖²` through it at once, and the gradient for the stage below (None: no stage
-        below)."""
-        c0, t0 = time.thread_time(), time.perf_counter()
-        runtime = self.stages[stage]
-        last = stage == self.P - 1
-        version = runtime.versions.current if last else runtime.versions.acquire()
-        inp = x.detach()
-        if stage > 0:
-            inp.requires_grad_()
-        with torch.enable_grad(), eval_mode(*runtime.layers):
-            out = inp
-            for layer in runtime.layers:
-                out = layer(out)
-        rows = int(x.shape[0])
-        if last:
-            result = self._importance_backward(stage, importance_objective(out), None, inp, version.params, rows)
-        else:
-            self._importance[(sample, stage)] = (inp, out, version, rows)
-            result = out.detach()
-        self._spent(c0, t0)
-        return result
-
-    def importance_down(self, sample: int, stage: int, grad: torch.Tensor) -> torch.Tensor | None:
-        """MAS's importance backward of `sample` through `stage`, from the stage above's `grad`:
-        the gradient for the stage below (None at stage 0)."""
-        c0, t0 = time.thread_time(), time.perf_counter()
-        inp, out, version, rows = self._importance.pop((sample, stage))
-        result = self._importance_backward(stage, out, grad, inp, version.params, rows)
-        versions = self.stages[stage].versions
-        versions.release(version)
-        versions.trim()
-        self._spent(c0, t0)
-        return result
-
-    def _importance_backward(
-        self,
-        stage: int,
-        out: torch.Tensor,
-        grad: torch.Tensor | None,
-        inp: torch.Tensor,
-        params: Sequence[torch.Tensor],
-        rows: int,
-    ) -> torch.Tensor | None:
-        assert self._mas is not None
-        targets = [*params, inp] if stage > 0 else list(params)
-        grads = torch.autograd.grad(out, targets, grad_outputs=grad, allow_unused=True)
-        n = len(params)
-        self._mas.accumulate(stage, zip(self.names[stage], params, grads[:n], strict=True), rows)
-        return grads[n] if stage > 0 else None
+        return self.timed(self.scoring.score_here, given.x[: given.num_new], drawn.x, self.scoring_labels(given, drawn))

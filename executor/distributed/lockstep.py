@@ -15,7 +15,7 @@ checks it (`executor.pipeline.trace_checks`, which also says how a frozen prefix
 a trace of another plan or stream stops the run naming the row. Updates are dated by the trace
 (its rows' ends), so delays and adaptation rates are the followed schedule's.
 
-MAS across ranks: a datum's importance pass (host.py) runs where the replay runs it, at the
+MAS across ranks: a datum's importance pass (passes.py) runs where the replay runs it, at the
 datum's last backward row: there every rank runs its stages' share, up then down, waiting for
 the stage below's activation and the stage above's gradient as for any row. MIR across ranks:
 a datum's scoring passes run at its stage-0 forward row, where the replay scores: every rank
@@ -128,7 +128,7 @@ class Lockstep:
                 self.host.passes.run(kind, sample, stage)
 
     def _scoring(self, sample: int) -> None:
-        """This rank's stages' share of MIR's scoring passes of `sample` (host.py); on the source,
+        """This rank's stages' share of MIR's scoring passes of `sample` (passes.py); on the source,
         until the scores are back and the datum's first forward is ready."""
         host = self.host
         stages = sorted(host.worker.stages)

@@ -159,18 +159,9 @@ class StageWorker:
         (then, not at admission, so ER draws from the buffer as it is when the datum enters) —
         unless the caller built it (`batch`: MIR scored across processes, `scored_batch`).
         LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
-        given = TrainBatch.fresh(x, y, task=task)
-        staged = self._lwf or self._mas
         generation = 0
-        if batch is not None:
-            pass
-        elif staged is not None:
-            batch, generation = staged.consolidate(given)
-        elif self._mir is not None and not self.scores_across:
-            drawn = self._mir.draw_candidates(given)
-            batch = self.scored_batch(given, drawn, self._score_here(given, drawn) if drawn.scored else None)
-        else:
-            batch = self.algorithm.observe(self.model, given)
+        if batch is None:
+            batch, generation = self._micro_batch(TrainBatch.fresh(x, y, task=task))
         if (
             self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
         ):  # MIR's passes, a sampler's arithmetic
@@ -181,6 +172,21 @@ class StageWorker:
         flight = Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
         flight.generation = generation
         return flight
+
+    def _micro_batch(self, given: TrainBatch) -> tuple[TrainBatch, int]:
+        """The algorithm's batch from the given rows, and the generation of LwF's teacher /
+        MAS's anchor it carries (0: none)."""
+        staged = self._lwf or self._mas
+        if staged is not None:
+            return staged.consolidate(given)
+        if self._mir is None:
+            return self.algorithm.observe(self.model, given), 0
+        if self.scores_across:
+            raise FerretError(
+                "MIR's candidates are scored through stages of other processes: the caller builds the batch"
+            )
+        drawn = self._mir.draw_candidates(given)
+        return self.scored_batch(given, drawn, self._score_here(given, drawn) if drawn.scored else None), 0
 
     def enter(
         self, worker: int, bottom: int, batch: TrainBatch, teacher: torch.Tensor | None = None, generation: int = 0

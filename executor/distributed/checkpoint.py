@@ -51,7 +51,8 @@ from planner.errors import FerretError
 META = "meta.json"
 # The layout of `rank<r>.pt`, recorded in meta.json: a resume checks it before it loads anything.
 # 2: the run's record (predictions, updates, staleness, rows, the source's lists) as one blob.
-FORMAT = 2
+# 3: LwF's teacher and MAS's importance kept per stage (their generations, MAS's per-stage samples).
+FORMAT = 3
 _ENTRY = re.compile(r"^(at-\d{9}|\.at-\d{9}\.partial)$")  # what a checkpoint folder holds
 
 

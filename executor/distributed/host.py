@@ -11,6 +11,10 @@ reports each newly ready op as an `Op` to `on_ready`.
 Flights: a rank keeps a datum while it has ops left for it here; the source (stage 0's owner)
 keeps it until `DONE`, because the algorithm's `after_update` needs the datum's micro-batch.
 Every op and update is written to `recorder` (trace.py) on the run's clock.
+
+MAS's importance pass and MIR's scoring across ranks are passes.py's (`self.passes`): a
+datum's MAS pass starts when its backward is over, and it is done (`on_done`) when the pass
+is back; MIR's stage-0 forward is ready once its candidates' scores are back.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 import torch
 
 from executor.distributed import protocol
+from executor.distributed.passes import AlgorithmPasses
 from executor.distributed.protocol import Activation, Columns, Gradient, Kind
 from executor.distributed.streams import Streams
 from executor.distributed.trace import RankRecorder
+from executor.ocl.batch import TrainBatch
 from executor.ocl.modes import eval_mode
 from executor.pipeline.flight import Flight
 from executor.pipeline.stage_worker import StageWorker
@@ -81,7 +87,8 @@ class StageHost:
         self._recomputes = worker.recomputes
         self.on_ready: OnReady = _nowhere  # the driver's: where newly ready ops go
         self.flights: dict[int, Flight] = {}
-        self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int]] = {}  # admitted, not started
+        # Admitted, not started: worker, bottom, x, y, task, and the batch when MIR built it already.
+        self.entering: dict[int, tuple[int, int, torch.Tensor, torch.Tensor, int, TrainBatch | None]] = {}
         self.infers: dict[int, tuple[torch.Tensor, Any]] = {}  # inference forwards: input and its event
         self.predicted: dict[int, int] = {}  # sample → class, for the data whose last stage is here
         self._unpredicted: list[tuple[int, torch.Tensor]] = []  # (sample, logits): argmax still to take
@@ -104,14 +111,19 @@ class StageHost:
         # Lockstep: a DONE from another rank waits for its place in the trace (ER's buffer order).
         self.defer_done = False
         self.done_arrived: dict[int, tuple[int, Columns | None]] = {}
+        self.passes = AlgorithmPasses(self)
 
     def owns(self, stage: int) -> bool:
         return self.owners[stage] == self.rank
 
     # ------------------------------------------------------------------ entering
     def admitted(self, sample: int, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> None:
-        """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)."""
-        self.entering[sample] = (worker, bottom, x, y, task)
+        """The source admitted `sample`: its stage-0 forward is ready (its micro-batch is built then)
+        — with MIR across ranks, once its candidates are scored."""
+        if self.worker.scores_across:
+            self.passes.start_scoring(sample, (worker, bottom, x, y, task))
+            return
+        self.entering[sample] = (worker, bottom, x, y, task, None)
         self.on_ready(FWD, sample, 0, worker, bottom == 0)
 
     def predict_only(self, sample: int, x: torch.Tensor) -> None:
@@ -127,13 +139,15 @@ class StageHost:
             if self._recomputes[stage][worker]:
                 self.recompute(sample, stage)
             self.backward(sample, stage)
-        else:
+        elif kind == INFER:
             self.infer(sample, stage)
+        else:
+            self.passes.run(kind, sample, stage)
 
     def forward(self, sample: int, stage: int) -> ForwardResult:
         if stage == 0:
-            worker, bottom, x, y, task = self.entering.pop(sample)
-            self.flights[sample] = self.worker.admit(worker, bottom, x, y, task)
+            worker, bottom, x, y, task, batch = self.entering.pop(sample)
+            self.flights[sample] = self.worker.admit(worker, bottom, x, y, task, batch)
         flight = self.flights[sample]
         last = stage == self.P - 1
         if self._streamed:
@@ -159,10 +173,13 @@ class StageHost:
         else:
             assert flight.carry is not None
             fisher = self._fisher_below(above) if self._freezes else None
-            act = protocol.activation(sample, worker, above, flight.bottom, flight.batch, flight.carry, fisher)
+            act = protocol.activation(
+                sample, worker, above, flight.bottom, flight.batch, flight.carry, fisher, flight.teacher,
+                flight.generation,
+            )  # fmt: skip
             self.transport.send(self.owners[above], act)
             self.worker.leave(flight)
-            flight.carry = None
+            flight.carry = flight.teacher = None
             if self._own_max <= stage and self._own_max < flight.bottom:  # no op of the datum is left here
                 self._forget(sample)
         return result
@@ -275,7 +292,11 @@ class StageHost:
             act = Activation.parse(message)
             flight = self.flights.get(act.sample)
             if flight is None:
-                self.flights[act.sample] = flight = self.worker.enter(act.worker, act.bottom, act.batch)
+                self.flights[act.sample] = flight = self.worker.enter(
+                    act.worker, act.bottom, act.batch, act.teacher, act.generation
+                )
+            else:  # back on a rank it passed before: LwF's teacher activation comes with it
+                flight.teacher = act.teacher
             if act.fisher is not None:
                 self._take_fisher(act.fisher)
             flight.carry = act.batch.x
@@ -300,6 +321,8 @@ class StageHost:
                 self.done_arrived[sample] = (trained, columns)
             else:
                 self.datum_done(sample, trained, columns)
+        elif kind in (Kind.IMPORTANCE, Kind.SCORE):
+            self.passes.receive(message)
         elif kind == Kind.PREDICTED:
             self.on_predicted(message.fields[0], message.fields[1])
         elif kind == Kind.BATCH:
@@ -323,8 +346,11 @@ class StageHost:
         flight = self.flights.pop(sample)
         if trained is not None:
             flight.trained, flight.columns = trained, columns
-        self.worker.finish(flight)
-        self.on_done(sample, flight.worker, flight.trained)
+        rows = self.worker.finish(flight)
+        if rows is None:
+            self.on_done(sample, flight.worker, flight.trained)
+        else:  # MAS's importance pass goes through the stages first
+            self.passes.start_importance(sample, flight.worker, flight.trained, rows)
 
     def _fisher_below(self, stage: int) -> torch.Tensor | None:
         """Freezing's Fisher traces of the layers below `stage` as this rank knows them (its own

@@ -14,6 +14,13 @@ order too. Every version, staleness and update is checked against the trace as t
 checks it (`executor.pipeline.trace_checks`, which also says how a frozen prefix is tolerated);
 a trace of another plan or stream stops the run naming the row. Updates are dated by the trace
 (its rows' ends), so delays and adaptation rates are the followed schedule's.
+
+MAS across ranks: a datum's importance pass (passes.py) runs where the replay runs it, at the
+datum's last backward row: there every rank runs its stages' share, up then down, waiting for
+the stage below's activation and the stage above's gradient as for any row. MIR across ranks:
+a datum's scoring passes run at its stage-0 forward row, where the replay scores: every rank
+runs its stages' share of the three passes (or only pass 1, which says when there is nothing to
+score), and the source then the forward.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from executor.distributed.host import BWD, FWD, StageHost
+from executor.distributed.passes import IMPORTANCE_DOWN, IMPORTANCE_UP, SCORING
 from executor.distributed.watchdog import Watchdog
 from executor.ocl.setup import RunSetup
 from executor.pipeline.trace_checks import TraceChecks
@@ -60,9 +68,14 @@ class Lockstep:
         self.checks = TraceChecks(host.P)
 
     def run(self, rows: Sequence[TraceRow]) -> None:
+        # MAS across ranks: each datum's importance pass runs at its last backward row.
+        ends = {row.sample: index for index, row in enumerate(rows) if row.kind == "bwd"}
+        passes = self.host.worker.importance_passes
         for index, row in enumerate(rows):
             try:
                 self.step(row)
+                if passes and ends.get(row.sample) == index:
+                    self._importance(row.sample)
             except FerretError as exc:
                 raise FerretError(f"follow-trace, row {index + 1} ({row.kind} of sample {row.sample}): {exc}") from None
 
@@ -73,10 +86,14 @@ class Lockstep:
         if kind in ("fwd", "recompute", "bwd", "update") and not host.owns(stage):
             if kind == "bwd" and host.rank == host.source and self.bottom.get(sample) == stage:
                 self._wait_done(sample)
+            elif kind == "fwd" and stage == 0 and host.worker.scores_across:
+                self._scoring(sample)
             return
         if kind == "fwd":
             if stage == 0:
                 self._admit(sample, worker)
+                if host.worker.scores_across:
+                    self._scoring(sample)
             else:
                 self._wait((FWD, sample, stage))
             self.ready.discard((FWD, sample, stage))
@@ -98,6 +115,37 @@ class Lockstep:
                 applied = host.flush_stage(stage, worker)
             self.checks.update(row, applied)
 
+    def _importance(self, sample: int) -> None:
+        """This rank's stages' share of `sample`'s importance pass: up, then down (the last
+        stage's up runs its backward too)."""
+        stages = sorted(self.host.worker.stages)
+        last = self.host.P - 1
+        for kind, order in ((IMPORTANCE_UP, stages), (IMPORTANCE_DOWN, [j for j in reversed(stages) if j < last])):
+            for stage in order:
+                key = (kind, sample, stage)
+                self._wait(key, f"the importance pass of sample {sample} at stage {stage}")
+                self.ready.discard(key)
+                self.host.passes.run(kind, sample, stage)
+
+    def _scoring(self, sample: int) -> None:
+        """This rank's stages' share of MIR's scoring passes of `sample` (passes.py); on the source,
+        until the scores are back and the datum's first forward is ready."""
+        host = self.host
+        stages = sorted(host.worker.stages)
+        last = host.P - 1
+        passes = ((1, stages), (2, [j for j in reversed(stages) if j < last]), (3, stages))
+        for step, order in passes:
+            for stage in order:
+                key = (SCORING[step - 1], sample, stage)
+                self._wait(key, f"scoring pass {step} of sample {sample} at stage {stage}")
+                self.ready.discard(key)
+                host.passes.run(key[0], sample, stage)
+            if step == 1 and sample in host.passes.skipped:  # nothing to score
+                host.passes.skipped.discard(sample)
+                break
+        if host.rank == host.source:
+            self._wait((FWD, sample, 0), f"the scores of sample {sample}'s replay candidates")
+
     def _done(self, sample: int, worker: int, trained: int) -> None:
         self.bottom[sample] = trained  # a frozen prefix stops above the datum's bottom
 
@@ -111,9 +159,9 @@ class Lockstep:
         self.bottom[sample] = bottom
         self.host.admitted(sample, worker, bottom, x, y, self.task[sample])
 
-    def _wait(self, key: tuple[int, int, int]) -> None:
+    def _wait(self, key: tuple[int, int, int], what: str = "") -> None:
         kind, sample, stage = key
-        what = f"the {'gradient' if kind == BWD else 'activation'} of sample {sample} for stage {stage}"
+        what = what or f"the {'gradient' if kind == BWD else 'activation'} of sample {sample} for stage {stage}"
         with self.watchdog.waiting(what):
             while key not in self.ready:
                 self._take()

@@ -11,9 +11,11 @@ owner placements).
 OCL algorithms: vanilla and ER run anywhere (ER's replayed rows travel with the datum, their
 labels with them), with adaptive freezing and any sampler too (freezing's Fisher traces travel
 up with the activations, the similarity-aware sampler's per-sample gradients down with the
-gradients, protocol.py). MIR (a virtual step of the whole model), LwF (the whole model's teacher
-logits) and MAS (importances of every weight, its penalty on every stage) need the whole,
-current model where the datum enters; they run only when one rank owns every stage.
+gradients, protocol.py); so do LwF (each owner keeps its stages' teacher, the teacher's
+activations travel up with the student's), MAS (each owner keeps its stages' importance and
+anchor; the importance pass goes through the stages in messages of its own) and MIR (its
+scoring passes go through the stages before the datum's first forward). An algorithm that is
+not in `ANYWHERE` has no such split yet: it runs only when one rank owns every stage.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from planner.errors import FerretError
 from planner.plan import Plan
 
-ANYWHERE = ("vanilla", "er")
+ANYWHERE = ("vanilla", "er", "lwf", "mas", "mir")
 
 
 def stage_owners(plan: Plan, world_size: int) -> list[int]:
@@ -48,10 +50,10 @@ def stage_owners(plan: Plan, world_size: int) -> list[int]:
 
 
 def check_algorithm(name: str, owners: Sequence[int]) -> None:
+    """Refuses an algorithm with no per-stage split when its stages are on several ranks."""
     if name in ANYWHERE or len(set(owners)) == 1:
         return
     raise FerretError(
-        f"algorithm {name} needs the whole current model where a datum enters (MIR's virtual step, LwF's "
-        f"teacher, MAS's importances); the distributed executor runs it only when one rank owns every stage "
-        f"— use {' or '.join(ANYWHERE)}, or --mode replay"
+        f"algorithm {name} has no split of its work over stages on several ranks; the distributed executor "
+        f"runs it only when one rank owns every stage — use {', '.join(ANYWHERE)}, or --mode replay"
     )

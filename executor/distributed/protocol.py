@@ -2,9 +2,11 @@
 
 | kind | from → to | fields | tensors |
 | --- | --- | --- | --- |
-| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, has weights, has Fisher | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) |
+| `ACT` | owner of stage j−1 → owner of stage j | sample, worker, stage j, bottom, num_new, task, flags (1: row weights, 2: Fisher, 4: teacher), generation of LwF's teacher / MAS's anchor | activation, labels (, row weights) (, Fisher traces of layers `< partition[j]`) (, teacher activation, teacher classes) |
 | `GRAD` | owner of stage j+1 → owner of stage j | sample, worker, stage j, frozen layers, lowest trained stage, has gradient, first column (−1: none) | (d loss / d activation) (, per-sample gradient columns) |
 | `DONE` | owner of the datum's lowest backward stage → the source | sample, worker, lowest trained stage, first column (−1: none) | (per-sample gradient columns) |
+| `IMPORTANCE` | owner of stage j∓1 → owner of stage j (MAS) | sample, stage j, up (1) or down (0) | the importance pass's activation (up) or gradient (down) |
+| `SCORE` | owner of stage j∓1 → owner of stage j; the last stage's → the source (MIR) | sample, stage j, pass (1 up, 2 down, 3 up, 4 the scores), skip | pass 1: new rows' and candidates' activations, their labels (, the new rows' weights); 2: gradient; 3: candidates' activation; 4: scores |
 | `INFER` | owner of stage j−1 → owner of stage j (`--predict-all`) | sample, stage j | activation |
 | `PREDICTED` | owner of the last stage → the source | sample, class | — |
 | `BATCH` | the source → the owner of stage 1, relayed up the stages (batched strategies) | worker, batch index, size | per stage, the batch's backwards there |
@@ -31,6 +33,16 @@ A synchronous strategy (GPipe, 1F1B-flush) starts a mini-batch at the source; it
 travels the activations' path ahead of them — each owner relays it to the next stage's owner
 before it sends any of the batch's activations there — so an owner knows the batch (GPipe's
 barrier, where its groups close) before any of its data reach it (batches.py).
+
+LwF's teacher and MAS's anchor live per stage with the stage's owner (lwf.py, mas.py): an `ACT`
+carries the generation of the teacher (anchor) its datum belongs to — the source decided it at
+admission, so every owner takes its stage's share at the same datum — and LwF's teacher
+activation beside the student's, with the classes it distils, to the last stage's loss. MAS's
+importance pass of a datum whose backward is over goes up and down the stages in `IMPORTANCE`
+messages; the source counts the datum done when the pass is back (so a checkpoint or the end
+of the run waits for it). MIR scores a datum's replay candidates before its first forward in
+three passes over the stages (executor/pipeline/scoring.py) in `SCORE` messages; with nothing to
+score (a memory too small) pass 1 still goes up, marked `skip`, so that every owner knows.
 """
 
 from __future__ import annotations
@@ -57,12 +69,15 @@ class Kind(IntEnum):
     CHECKPOINT = 7
     SAVED = 8
     BATCH = 9
+    IMPORTANCE = 10
+    SCORE = 11
 
 
 class Activation(NamedTuple):
     """A datum's activation on its way to stage `stage`, with what the loss will need (and the
-    Fisher traces of the layers below, when the algorithm freezes). (A named tuple: one is
-    made per message, on the hot path.)"""
+    Fisher traces of the layers below, when the algorithm freezes; LwF's teacher activation of
+    `generation`, whose classes are `batch.teacher_classes`). (A named tuple: one is made per
+    message, on the hot path.)"""
 
     sample: int
     worker: int
@@ -70,38 +85,58 @@ class Activation(NamedTuple):
     bottom: int
     batch: TrainBatch  # x: the activation
     fisher: torch.Tensor | None = None
+    teacher: torch.Tensor | None = None
+    generation: int = 0
 
     def message(self) -> Message:
-        return activation(self.sample, self.worker, self.stage, self.bottom, self.batch, self.batch.x, self.fisher)
+        return activation(
+            self.sample, self.worker, self.stage, self.bottom, self.batch, self.batch.x, self.fisher, self.teacher,
+            self.generation,
+        )  # fmt: skip
 
     @classmethod
     def parse(cls, message: Message) -> Activation:
-        sample, worker, stage, bottom, num_new, task, has_weight, has_fisher = message.fields[:8]
+        sample, worker, stage, bottom, num_new, task, flags, generation = message.fields[:8]
         x, y, *optional = message.tensors
-        weight = optional.pop(0) if has_weight else None
-        fisher = optional.pop(0) if has_fisher else None
-        return cls(sample, worker, stage, bottom, TrainBatch(x, y, num_new=num_new, weight=weight, task=task), fisher)
+        weight = optional.pop(0) if flags & _WEIGHTS else None
+        fisher = optional.pop(0) if flags & _FISHER else None
+        teacher, classes = (optional.pop(0), optional.pop(0)) if flags & _TEACHER else (None, None)
+        batch = TrainBatch(x, y, num_new=num_new, weight=weight, task=task, teacher_classes=classes)
+        return cls(sample, worker, stage, bottom, batch, fisher, teacher, generation)
+
+
+_WEIGHTS, _FISHER, _TEACHER = 1, 2, 4  # the `ACT` flags
 
 
 def activation(
-    sample: int, worker: int, stage: int, bottom: int, batch: TrainBatch, x: torch.Tensor, fisher: torch.Tensor | None
+    sample: int,
+    worker: int,
+    stage: int,
+    bottom: int,
+    batch: TrainBatch,
+    x: torch.Tensor,
+    fisher: torch.Tensor | None,
+    teacher: torch.Tensor | None = None,
+    generation: int = 0,
 ) -> Message:
     """The `ACT` of `batch` whose input `x` has reached stage `stage` (the batch's own `x` is
-    the datum's input: a stage above 0 sends its output instead, with the batch's labels)."""
+    the datum's input: a stage above 0 sends its output instead, with the batch's labels), and
+    the `generation` of LwF's teacher (with its activation `teacher` and the batch's teacher
+    classes) or MAS's anchor."""
     weight = batch.weight
-    fields = (
-        sample,
-        worker,
-        stage,
-        bottom,
-        batch.num_new,
-        batch.task,
-        int(weight is not None),
-        int(fisher is not None),
+    flags = (
+        (_WEIGHTS if weight is not None else 0)
+        | (_FISHER if fisher is not None else 0)
+        | (_TEACHER if teacher is not None else 0)
     )
-    if weight is None and fisher is None:
+    fields = (sample, worker, stage, bottom, batch.num_new, batch.task, flags, generation)
+    if not flags:
         return Message(Kind.ACT, fields, (x, batch.y))
-    return Message(Kind.ACT, fields, (x, batch.y, *(t for t in (weight, fisher) if t is not None)))
+    tensors = [x, batch.y, *(t for t in (weight, fisher) if t is not None)]
+    if teacher is not None:
+        assert batch.teacher_classes is not None
+        tensors += (teacher, batch.teacher_classes)
+    return Message(Kind.ACT, fields, tuple(tensors))
 
 
 Columns = tuple[torch.Tensor, int]  # per-sample gradient columns and the first one's index
@@ -167,6 +202,15 @@ def parse_done(message: Message) -> tuple[int, int, int, Columns | None]:
     """`(sample, worker, lowest trained stage, columns)` of a `DONE`."""
     sample, worker, trained, first = message.fields[:4]
     return sample, worker, trained, (message.tensors[0], first) if first >= 0 else None
+
+
+def importance(sample: int, stage: int, up: bool, tensor: torch.Tensor) -> Message:
+    return Message(Kind.IMPORTANCE, (sample, stage, int(up)), (tensor,))
+
+
+def score(sample: int, stage: int, step: int, tensors: tuple[torch.Tensor, ...] = (), skip: bool = False) -> Message:
+    """MIR's scoring pass `step` (1–3; 4: the scores, to the source) of `sample` at `stage`."""
+    return Message(Kind.SCORE, (sample, stage, step, int(skip)), tensors)
 
 
 def infer(sample: int, stage: int, x: torch.Tensor, ready: Any = None) -> Message:

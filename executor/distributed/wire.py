@@ -17,7 +17,7 @@ for the same reason `pack` and `unpack` work through `struct` and numpy, with no
 With CUDA tensors (NCCL) the frame carries the header only and each tensor is its own transfer
 on the data channel (`empty_tensors` allocates them on the device).
 
-Layout of the header: `[kind, f0 … f7, n_tensors, (dtype, ndim, d0 … d5) × 4]`.
+Layout of the header: `[kind, f0 … f7, n_tensors, (dtype, ndim, d0 … d5) × 6]`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 from executor.pipeline.transport import Message
 
 MAX_FIELDS = 8
-MAX_TENSORS = 4  # an activation, its labels, row weights, Fisher traces (protocol.py)
+MAX_TENSORS = 6  # an activation, its labels, row weights, Fisher traces, LwF's teacher activation and classes
 MAX_DIMS = 6
 _SPEC = 2 + MAX_DIMS
 _TENSORS_AT = 1 + MAX_FIELDS + 1

@@ -20,11 +20,13 @@ class Flight:
     output (`logits`, for the freezing decision; the decision itself is `batch.frozen_layers`),
     the lowest stage whose backward trained so far (`trained`: above `bottom` when a frozen
     prefix stopped it) and the per-sample gradient columns its backward has yielded so far
-    (`columns`: `(G, first column)`, for the similarity-aware sampler)."""
+    (`columns`: `(G, first column)`, for the similarity-aware sampler). LwF adds the generation
+    of the teacher the datum is distilled from (`generation`, 0: none) and the teacher's
+    activation going up beside the student's (`teacher`)."""
 
     __slots__ = (
-        "batch", "bottom", "carry", "columns", "deltas", "input_bytes", "label_bytes", "logits", "ready", "trained",
-        "worker",
+        "batch", "bottom", "carry", "columns", "deltas", "generation", "input_bytes", "label_bytes", "logits", "ready",
+        "teacher", "trained", "worker",
     )  # fmt: skip
 
     def __init__(
@@ -41,6 +43,8 @@ class Flight:
         self.logits: torch.Tensor | None = None
         self.trained = num_stages  # no backward yet
         self.columns: tuple[torch.Tensor, int] | None = None
+        self.generation = 0
+        self.teacher: torch.Tensor | None = None
 
     def add_columns(self, columns: tuple[torch.Tensor, int] | None) -> None:
         """Prepend a lower stage's columns (a backward goes down, the columns count up)."""

@@ -20,6 +20,15 @@ driver's business (a trace's row order, or a real-time scheduler) and the transp
 * `finish` — stage 0's process, once the datum's backward reached its lowest stage: the
   algorithm's `after_update` (ER inserts the datum into its buffer).
 
+LwF and MAS keep their state per stage (lwf.py, mas.py): `admit` asks the algorithm whether to
+consolidate and carries the answer — a generation — with the datum (`Flight.generation`); each
+stage's `forward` first brings the stage's teacher (anchor) up to that generation from its
+current weights and runs LwF's teacher on the datum's teacher activation (`Flight.teacher`).
+MAS's importance pass after `finish` goes up the stages and back down, each stage accumulating
+its own parameters' importance (importance.py), and MIR's scoring of a datum's replay
+candidates before `admit` three times over them (scoring.py): at once when this process has
+every stage, else driven by the caller (the distributed host).
+
 Budgeted OCL (aL-SAR, docs/ocl.md "In pipelines"): at the last stage's backward the algorithm
 decides, from the datum's logits, how many leading layers of the model it freezes
 (`batch.frozen_layers`; the learner's decision, made per datum). Each stage's backward then
@@ -40,7 +49,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
@@ -48,16 +58,22 @@ from executor.compensation import EFFICACY_EVERY, CompensationConfig, EfficacyLo
 from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
+from executor.ocl.algorithms.lwf import LearningWithoutForgetting
+from executor.ocl.algorithms.mas import MemoryAwareSynapses
+from executor.ocl.algorithms.mir import Candidates, MaximallyInterferedRetrieval
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
+from executor.pipeline.importance import StageImportance
+from executor.pipeline.scoring import Labels, StageScoring
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from planner.errors import FerretError
 from planner.omission import backward_every, bottom_stage
 from planner.plan import Plan
 
+_T = TypeVar("_T")
 _NOTHING = contextlib.nullcontext()  # reusable: an op with no sampler to capture makes no context manager
 
 
@@ -111,6 +127,15 @@ class StageWorker:
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
+        # LwF's teacher and MAS's anchor are kept per stage (lwf.py, mas.py): stage 0 numbers
+        # them (a generation the datum carries up), each stage takes its share when it sees a newer one.
+        self._lwf = algorithm if isinstance(algorithm, LearningWithoutForgetting) else None
+        self._mas = algorithm if isinstance(algorithm, MemoryAwareSynapses) else None
+        # MIR scores its candidates stage by stage (scoring.py).
+        self._mir = algorithm if isinstance(algorithm, MaximallyInterferedRetrieval) else None
+        self.scoring = StageScoring(self.stages, self.P, algorithm.context.lr) if self._mir is not None else None
+        # MAS's importance pass stage by stage (importance.py).
+        self.importance = StageImportance(self.stages, self.names, self.P, self._mas) if self._mas is not None else None
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -127,10 +152,16 @@ class StageWorker:
         self._admitted[worker] = k + 1
         return bottom_stage(self._every[worker], k)
 
-    def admit(self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int) -> Flight:
+    def admit(
+        self, worker: int, bottom: int, x: torch.Tensor, y: torch.Tensor, task: int, batch: TrainBatch | None = None
+    ) -> Flight:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
-        (then, not at admission, so ER draws from the buffer as it is when the datum enters)."""
-        batch = self.algorithm.observe(self.model, TrainBatch.fresh(x, y, task=task))
+        (then, not at admission, so ER draws from the buffer as it is when the datum enters) —
+        unless the caller built it (`batch`: MIR scored across processes, `scored_batch`).
+        LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
+        generation = 0
+        if batch is None:
+            batch, generation = self._micro_batch(TrainBatch.fresh(x, y, task=task))
         if (
             self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
         ):  # MIR's passes, a sampler's arithmetic
@@ -138,14 +169,36 @@ class StageWorker:
         label_bytes = tensor_bytes(batch.y, batch.teacher_logits)
         input_bytes = tensor_bytes(batch.x)
         self.ledger.alloc("inputs", input_bytes + label_bytes)
-        return Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
+        flight = Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
+        flight.generation = generation
+        return flight
 
-    def enter(self, worker: int, bottom: int, batch: TrainBatch) -> Flight:
+    def _micro_batch(self, given: TrainBatch) -> tuple[TrainBatch, int]:
+        """The algorithm's batch from the given rows, and the generation of LwF's teacher /
+        MAS's anchor it carries (0: none)."""
+        staged = self._lwf or self._mas
+        if staged is not None:
+            return staged.consolidate(given)
+        if self._mir is None:
+            return self.algorithm.observe(self.model, given), 0
+        if self.scores_across:
+            raise FerretError(
+                "MIR's candidates are scored through stages of other processes: the caller builds the batch"
+            )
+        drawn = self._mir.draw_candidates(given)
+        return self.scored_batch(given, drawn, self._score_here(given, drawn) if drawn.scored else None), 0
+
+    def enter(
+        self, worker: int, bottom: int, batch: TrainBatch, teacher: torch.Tensor | None = None, generation: int = 0
+    ) -> Flight:
         """A datum whose stages below live in another process: `batch.x` is the activation it
-        brought; the labels (and weights) ride with it to the last stage's loss."""
-        label_bytes = tensor_bytes(batch.y, batch.weight)
+        brought; the labels (and weights) ride with it to the last stage's loss, and LwF's
+        teacher activation of `generation` (and the classes it distils) beside the student's."""
+        label_bytes = tensor_bytes(batch.y, batch.weight, teacher, batch.teacher_classes)
         self.ledger.alloc("inputs", label_bytes)
-        return Flight(batch, worker, bottom, self.P, label_bytes)
+        flight = Flight(batch, worker, bottom, self.P, label_bytes)
+        flight.teacher, flight.generation = teacher, generation
+        return flight
 
     def leave(self, flight: Flight) -> None:
         """The datum goes on to another process (its labels with it): forget its inputs here."""
@@ -164,6 +217,13 @@ class StageWorker:
         stored = stage >= flight.bottom
         known = self._saved.known(stage, rows) if stored and not self.recomputes[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
+        if flight.generation:  # before the student's forward: a new teacher / anchor takes the weights as they are
+            if self._mas is not None:
+                self._mas.anchor_stage(
+                    stage, zip(self.names[stage], runtime.versions.current.params, strict=True), flight.generation
+                )
+            else:
+                self._teacher_forward(flight, stage, x)
         if self._learns:
             with self._capture(sample, stored):
                 result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
@@ -182,6 +242,30 @@ class StageWorker:
             self.ledger.free("inputs", flight.input_bytes)  # the stage keeps what its backward needs
         self.flops += rows * self.stage_flops[stage]
         return result
+
+    def _teacher_forward(self, flight: Flight, stage: int, x: torch.Tensor) -> None:
+        """LwF's teacher of the datum's generation through this stage: its activation goes up
+        beside the student's; at the last stage it becomes the batch's teacher logits."""
+        assert self._lwf is not None
+        span = (self.partition[stage], self.partition[stage + 1])
+        before = tensor_bytes(flight.teacher)
+        teacher_in = x if stage == 0 else flight.teacher
+        if teacher_in is None:
+            raise FerretError(f"stage {stage} forward of a datum distilled from a teacher, without its activation")
+        out = self._lwf.teacher_forward(stage, self.model, span, flight.generation, teacher_in)
+        batch = flight.batch
+        if stage == self.P - 1:
+            batch.teacher_logits = out[:, batch.teacher_classes]
+            flight.teacher = None
+            after = tensor_bytes(batch.teacher_logits)
+        else:
+            flight.teacher = out
+            after = tensor_bytes(out)
+        if after > before:
+            self.ledger.alloc("inputs", after - before)
+        elif before > after:
+            self.ledger.free("inputs", before - after)
+        flight.label_bytes += after - before
 
     def _forward_call(
         self, runtime: StageRuntime, worker: int, sample: int, x: torch.Tensor, rows: int, known: int | None
@@ -342,13 +426,59 @@ class StageWorker:
         """Per owned stage, its compensation efficacy samples."""
         return {j: runtime.efficacy for j, runtime in self.stages.items()}
 
-    def finish(self, flight: Flight) -> None:
+    def finish(self, flight: Flight) -> torch.Tensor | None:
         """Stage 0's process: the datum's whole backward is done. A sampler that learns from
         per-sample gradients learns from the columns every stage yielded, then the algorithm's
-        `after_update` runs (the learner's order)."""
+        `after_update` runs (the learner's order). MAS's importance pass runs stage by stage:
+        here at once when this process has every stage, else its input is returned for the
+        caller to take through the stages (`importance`, importance.py)."""
         sampler = self.algorithm.sampler
         if sampler is not None and flight.columns is not None:
             grads, first = flight.columns
             self.flops += sampler.learn(grads, first, flight.batch.y.cpu().numpy())
             flight.columns = None
-        self.algorithm.after_update(self.model, flight.batch)
+        if self._mas is None or self.importance is None:
+            self.algorithm.after_update(self.model, flight.batch)
+            return None
+        rows = flight.batch.x[: self._mas.begin_pass(flight.batch)]
+        if len(self.stages) < self.P:
+            return rows
+        self.timed(self.importance.run_here, rows)
+        return None
+
+    def timed(self, op: Callable[..., _T], *args: Any) -> _T:
+        """`op(*args)`, a pass of an algorithm's (MAS's importance, MIR's scoring) timed like an op (`span`)."""
+        c0, t0 = time.thread_time(), time.perf_counter()
+        result = op(*args)
+        self._spent(c0, t0)
+        return result
+
+    @property
+    def importance_passes(self) -> bool:
+        """Whether MAS's importance passes go through stages of other processes (the caller's)."""
+        return self.importance is not None and len(self.stages) < self.P
+
+    # ------------------------------------------------------------------ MIR's scoring
+    @property
+    def scores_across(self) -> bool:
+        """Whether MIR's scoring passes go through stages of other processes (the caller's)."""
+        return self._mir is not None and len(self.stages) < self.P
+
+    def draw_candidates(self, given: TrainBatch) -> Candidates:
+        assert self._mir is not None
+        return self._mir.draw_candidates(given)
+
+    def scoring_labels(self, given: TrainBatch, drawn: Candidates) -> Labels:
+        """What the last stage's losses need (the new rows' labels and weights, the candidates')."""
+        num_new = given.num_new
+        return Labels(given.y[:num_new], None if given.weight is None else given.weight[:num_new], drawn.y)
+
+    def scored_batch(self, given: TrainBatch, drawn: Candidates, scores: torch.Tensor | None) -> TrainBatch:
+        """The datum's micro-batch with the replay MIR chose (`scores` None: nothing was scored)."""
+        assert self._mir is not None
+        replay = (drawn.x, drawn.y, drawn.cost) if scores is None else self._mir.choose(drawn, scores, given.num_new)
+        return self._mir.with_replay(given, replay)
+
+    def _score_here(self, given: TrainBatch, drawn: Candidates) -> torch.Tensor:
+        assert self.scoring is not None
+        return self.timed(self.scoring.score_here, given.x[: given.num_new], drawn.x, self.scoring_labels(given, drawn))

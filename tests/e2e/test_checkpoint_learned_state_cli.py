@@ -3,9 +3,10 @@
 resumed run trains every datum exactly once; every rank's saved learned state (freezing's
 statistics, ER's memory and sampler) loads into fresh objects unchanged; and the checkpoint the
 resumed run takes later shows those statistics went on from the loaded ones, not from zero.
-MIR, LwF and MAS (the executor runs them only when one rank owns every stage): the same SIGKILL
+MIR (which the executor runs only when one rank owns every stage), LwF and MAS: the same SIGKILL
 and resume on that rank; the memory, the teacher / the importances and the consolidation counters
-go on from the loaded ones.
+go on from the loaded ones. LwF and MAS on 2 ranks too, where each owner keeps its stages' share
+(teacher; importance, Ω and anchor): every rank's share loads unchanged and goes on.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def test_learned_state_survives_sigkill_and_resume(tmp_path, made):  # noqa: F81
 
 @pytest.fixture(scope="module")
 def one_rank(made):  # noqa: F811  (the imported fixture)
-    """The same profile planned on one device: MIR, LwF and MAS need the whole model where a datum
-    enters, so the distributed executor runs them only when one rank owns every stage."""
+    """The same profile planned on one device: MIR needs the whole model where a datum enters, so
+    the distributed executor runs it only when one rank owns every stage."""
     profile, two_rank_plan = made
     plan = two_rank_plan.with_name("plan-1.json")
     assert main(["plan", "--profile", str(profile), "--budget", "max", "--devices", "1", "--out", str(plan)]) == 0
@@ -160,4 +161,37 @@ def test_whole_model_algorithms_survive_sigkill_and_resume(tmp_path, one_rank, n
     else:
         assert after["consolidation"] == consolidations(trained, CONSOLIDATE)
     if name == "mas":
-        assert after["samples"] == trained
+        assert after["passes"] == trained and set(after["samples"].values()) == {trained}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lwf", "mas"])
+def test_per_stage_algorithms_survive_sigkill_and_resume_on_two_ranks(tmp_path, made, name):  # noqa: F811
+    """Across ranks each owner keeps its stages' teacher (LwF) or importance and anchor (MAS): a
+    SIGKILL after a checkpoint, and the resumed run trains every datum once; every rank's share
+    loads unchanged, and a later checkpoint's counters count every datum since the stream began
+    (MAS: every stage's importance samples too — a checkpoint waits for the importance passes)."""
+    config, learned = WHOLE_MODEL[name]
+    out, checkpoints = tmp_path / "run", tmp_path / "run.checkpoints"
+    args = [*FERRET, *run_args(made, N, "40ms"), "--nproc", "2", "--algorithm", name]
+    args += ["--consolidate-every", str(CONSOLIDATE), "--checkpoint-every", str(EVERY), "--out", str(out)]
+    killed: list[float] = []
+    first = run_bounded(args, LIMIT, poke=kill_a_rank_after_the_first_checkpoint(checkpoints, killed))
+    assert first.returncode != 0 and killed, "the run ended before a rank could be killed"
+    cut = sorted(checkpoints.glob("at-*"))[-1]
+    before = saved_states(cut)
+    for state in before:
+        assert learned(state), f"{name} had learned nothing on a rank by datum {cut.name}"
+        assert_loads_unchanged(state, config)
+    stages = [sorted(state["teacher"] if name == "lwf" else state["samples"]) for state in before]
+    assert stages[0] and stages[1] and not set(stages[0]) & set(stages[1])  # each rank its own stages
+
+    resumed = run_bounded([*args, "--resume", str(checkpoints)], LIMIT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    applied_once(out, N)
+    later, trained = later_checkpoint(out, checkpoints, cut)
+    source, other = saved_states(later)
+    assert source["consolidation"] == consolidations(trained, CONSOLIDATE)
+    if name == "mas":
+        assert source["passes"] == trained
+        assert {*source["samples"].values(), *other["samples"].values()} == {trained}

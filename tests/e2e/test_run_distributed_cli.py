@@ -157,7 +157,6 @@ def test_two_torchrun_nodes_on_loopback_run_the_same_command(tmp_path, made):
     [
         ([], "--nproc D"),
         (["--nproc", "3"], "run it with --nproc 2"),
-        (["--nproc", "2", "--algorithm", "mir"], "algorithm mir needs the whole current model"),
         (["--nproc", "2", "--streams", "2"], "needs CUDA"),
         (["--nproc", "2", "--follow-trace", "t.jsonl", "--checkpoint-every", "5"], "does not combine with checkpoints"),
         (["--nproc", "2", "--algorithm", "alsar"], "a datum's training forward holds no prediction of it"),

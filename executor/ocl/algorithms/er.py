@@ -60,9 +60,13 @@ class ExperienceReplay(OCLAlgorithm):
         x, y, weight, num_new = given.x, given.y, given.weight, given.num_new
         k = self.replay_rows(x.shape[0], num_new, batch_rows)
         new_weight = None if weight is None else weight[:num_new]
-        replay_x, replay_y, cost = self.select_replay(model, x[:num_new], y[:num_new], new_weight, k)
-        x, y, weight = append_rows(x, y, weight, replay_x, replay_y)
-        return TrainBatch(x, y, num_new=num_new, weight=weight, task=given.task, cost=cost)
+        return self.with_replay(given, self.select_replay(model, x[:num_new], y[:num_new], new_weight, k))
+
+    def with_replay(self, given: TrainBatch, replay: Replay) -> TrainBatch:
+        """The step's batch: `given` with the replayed rows appended (they weigh 1), their cost."""
+        replay_x, replay_y, cost = replay
+        x, y, weight = append_rows(given.x, given.y, given.weight, replay_x, replay_y)
+        return TrainBatch(x, y, num_new=given.num_new, weight=weight, task=given.task, cost=cost)
 
     def draw(self, k: int) -> tuple[np.ndarray, StepCost]:
         """`k` memory slots from the sampler, and the sampler's arithmetic."""

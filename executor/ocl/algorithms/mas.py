@@ -10,11 +10,19 @@ and `Ω` the importance accumulated so far; from then on every step adds
     λ · Σ_p Ω_p · (θ_p − θ*_p)²        (λ = mas_lambda)
 
 Memory ("importance" in the ledger): the running importance, plus `Ω` and `θ*` once anchored.
+
+In a pipeline (executor/pipeline/stage_worker.py) each stage's owner keeps its stage's share:
+`consolidate` (stage 0's process) numbers each anchor at a datum's admission (`generation`),
+the datum carries the number up, and each stage anchors (`anchor_stage`: its `Ω` from its own
+importance so far, its `θ*` from its current weights) when the first datum of a newer
+generation reaches it. The importance pass of a datum whose backward is over runs stage by
+stage (a forward up, the gradient of `‖f(x)‖²` down), each stage accumulating its own
+parameters' importance (`accumulate`). The learner is a pipeline of one stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +46,11 @@ def _cloned(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: t.clone() for name, t in tensors.items()}
 
 
+def importance_objective(logits: torch.Tensor) -> torch.Tensor:
+    """`‖f(x)‖²₂`, the mean over the rows: what the importance is the gradient of."""
+    return logits.pow(2).sum(dim=1).mean()
+
+
 @register_algorithm("mas")
 class MemoryAwareSynapses(OCLAlgorithm):
     """`mas`: an importance-weighted L2 pull towards the weights anchored at the last consolidation.
@@ -49,15 +62,40 @@ class MemoryAwareSynapses(OCLAlgorithm):
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
         self.consolidation = Consolidation(config.consolidate_every)
+        self.generation = 0  # anchors numbered so far (stage 0's process decides them)
+        self.passes = 0  # rows whose importance pass began here (stage 0's process)
         self.importance_sum: dict[str, torch.Tensor] = {}
-        self.samples = 0
+        self.samples: dict[int, int] = {}  # per stage: rows whose importance it accumulated
+        self.anchored: dict[int, int] = {}  # per stage: the generation of its Ω and θ*
         self.omega: dict[str, torch.Tensor] = {}
         self.anchor: dict[str, torch.Tensor] = {}
 
     def observe(self, model: nn.Module, given: TrainBatch, batch_rows: int | None = None) -> TrainBatch:
-        if self.consolidation.due(given.task, given.num_new) and self.samples > 0:
-            self._consolidate(model)
-        return replace(given, cost=StepCost(forward=given.num_new, backward=given.num_new))
+        batch, generation = self.consolidate(given)
+        self.anchor_stage(0, model.named_parameters(), generation)
+        return batch
+
+    def consolidate(self, given: TrainBatch) -> tuple[TrainBatch, int]:
+        """Stage 0, at a datum's admission: number a new anchor when one is due (a new task, or
+        `consolidate_every` samples, once some importance was measured). Returns the batch with
+        the importance pass's cost, and the generation of the anchor its stages must hold."""
+        if self.consolidation.due(given.task, given.num_new) and self.passes > 0:
+            self.generation += 1
+        return replace(given, cost=StepCost(forward=given.num_new, backward=given.num_new)), self.generation
+
+    def anchor_stage(self, stage: int, named_parameters: Iterable[tuple[str, torch.Tensor]], generation: int) -> None:
+        """Stage `stage` holds the anchor of `generation` (0: none): if its own is older, its `Ω`
+        becomes the importance it accumulated so far and its `θ*` these (current) weights."""
+        if generation <= self.anchored.get(stage, 0):
+            return
+        self.anchored[stage] = generation
+        samples = self.samples.get(stage, 0)
+        if samples:  # (a stage no importance pass reached yet keeps no anchor until the next one)
+            for name, p in named_parameters:
+                if name in self.importance_sum:
+                    self.omega[name] = self.importance_sum[name] / samples
+                    self.anchor[name] = p.detach().clone()
+        self._charge()
 
     def has_penalty(self) -> bool:
         return bool(self.omega) and self.config.mas_lambda > 0
@@ -76,30 +114,40 @@ class MemoryAwareSynapses(OCLAlgorithm):
 
     def after_update(self, model: nn.Module, batch: TrainBatch) -> None:
         params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-        rows = batch.num_new
+        rows = self.begin_pass(batch)
         with eval_mode(model):
-            squared_norm = model(batch.x[:rows]).pow(2).sum(dim=1).mean()
+            squared_norm = importance_objective(model(batch.x[:rows]))
         grads = torch.autograd.grad(squared_norm, list(params.values()), allow_unused=True)
+        self.accumulate(0, ((name, p, g) for (name, p), g in zip(params.items(), grads, strict=True)), rows)
+
+    def begin_pass(self, batch: TrainBatch) -> int:
+        """Stage 0's process: `batch`'s update is applied and its importance pass begins; its rows."""
+        self.passes += batch.num_new
+        return batch.num_new
+
+    def accumulate(
+        self, stage: int, gradients: Iterator[tuple[str, torch.Tensor, torch.Tensor | None]], rows: int
+    ) -> None:
+        """Stage `stage`'s share of an importance pass over `rows` rows: `(name, parameter,
+        ∂‖f(x)‖²/∂parameter or None)` for each of its parameters."""
         with torch.no_grad():
-            for (name, p), g in zip(params.items(), grads, strict=True):
+            for name, p, g in gradients:
                 contribution = torch.zeros_like(p) if g is None else g.abs() * rows
                 if name in self.importance_sum:
                     self.importance_sum[name].add_(contribution)
                 else:
                     self.importance_sum[name] = contribution
-        self.samples += rows
-        self._charge()
-
-    def _consolidate(self, model: nn.Module) -> None:
-        self.omega = {name: s / self.samples for name, s in self.importance_sum.items()}
-        self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.omega}
+        self.samples[stage] = self.samples.get(stage, 0) + rows
         self._charge()
 
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
             "consolidation": self.consolidation.state_dict(),
-            "samples": self.samples,
+            "generation": self.generation,
+            "passes": self.passes,
+            "samples": dict(self.samples),
+            "anchored": dict(self.anchored),
             "importance_sum": _cloned(self.importance_sum),
             "omega": _cloned(self.omega),
             "anchor": _cloned(self.anchor),
@@ -108,7 +156,9 @@ class MemoryAwareSynapses(OCLAlgorithm):
     def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
         super().load_state_dict(state, model)
         self.consolidation.load_state_dict(state["consolidation"])
-        self.samples = int(state["samples"])
+        self.generation, self.passes = int(state["generation"]), int(state["passes"])
+        self.samples = {int(k): int(v) for k, v in state["samples"].items()}
+        self.anchored = {int(k): int(v) for k, v in state["anchored"].items()}
         self.importance_sum = _cloned(state["importance_sum"])
         self.omega, self.anchor = _cloned(state["omega"]), _cloned(state["anchor"])
         self._charge()

@@ -12,9 +12,15 @@ come from the run's sampler (`--sampler`, default uniform).
 The scoring passes run in eval mode under no-grad (except the virtual step's own gradient), so
 they leave BatchNorm statistics untouched. Cost charged: forward + backward of the new rows
 (virtual step) and two forwards of every candidate (before and after).
+
+In a pipeline whose stages live in several processes (executor/pipeline/scoring.py) the source
+draws the candidates (`draw_candidates`), the scores are computed stage by stage, and the
+source chooses with them (`choose`); the learner and a process with every stage score at once.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +29,20 @@ from torch.func import functional_call
 
 from executor.ocl.algorithms.base import AlgorithmConfig, register_algorithm
 from executor.ocl.algorithms.er import ExperienceReplay, Replay
-from executor.ocl.batch import weighted_cross_entropy
+from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from executor.ocl.cost import ZERO_COST, StepCost
 from executor.ocl.modes import eval_mode
+
+
+class Candidates(NamedTuple):
+    """Replay candidates drawn for a step of `k` replayed rows: `scored` — they are to be scored
+    and the best `k` chosen (`choose`); else they are the replay as they stand."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    cost: StepCost
+    k: int
+    scored: bool
 
 
 @register_algorithm("mir")
@@ -39,18 +56,34 @@ class MaximallyInterferedRetrieval(ExperienceReplay):
     def select_replay(
         self, model: nn.Module, new_x: torch.Tensor, new_y: torch.Tensor, new_weight: torch.Tensor | None, k: int
     ) -> Replay:
+        drawn = self.candidates(new_x, new_y, k)
+        if not drawn.scored:
+            return drawn.x, drawn.y, drawn.cost
+        return self.choose(drawn, self.interference(model, new_x, new_y, new_weight, drawn.x, drawn.y), new_x.shape[0])
+
+    def draw_candidates(self, given: TrainBatch) -> Candidates:
+        """A pipeline's stage 0, at a datum's first forward: its candidates (see `candidates`)."""
+        num_new = given.num_new
+        return self.candidates(given.x[:num_new], given.y[:num_new], self.replay_rows(given.rows, num_new, None))
+
+    def candidates(self, new_x: torch.Tensor, new_y: torch.Tensor, k: int) -> Candidates:
+        """The candidates for `k` replay rows: scored when there are more than `k` and new rows
+        to take the virtual step on, else the replay itself (the first `k` drawn)."""
         if len(self.buffer) == 0 or k == 0:
-            return new_x[:0], new_y[:0], ZERO_COST
+            return Candidates(new_x[:0], new_y[:0], ZERO_COST, k, False)
         candidates, cost = self.draw(max(self.config.mir_candidates, k))
         cand_x, cand_y = self.buffer.get(candidates)
         if len(candidates) <= k or new_x.shape[0] == 0:
-            return cand_x[:k], cand_y[:k], cost
-        scores = self.interference(model, new_x, new_y, new_weight, cand_x, cand_y)
+            return Candidates(cand_x[:k], cand_y[:k], cost, k, False)
+        return Candidates(cand_x, cand_y, cost, k, True)
+
+    def choose(self, drawn: Candidates, scores: torch.Tensor, new_rows: int) -> Replay:
+        """The `k` candidates with the highest interference `scores`, in buffer order."""
         # Stable sort: ties keep the buffer order, so the choice is deterministic.
-        top = torch.argsort(scores, descending=True, stable=True)[:k]
+        top = torch.argsort(scores, descending=True, stable=True)[: drawn.k]
         top = torch.sort(top).values
-        cost = cost + StepCost(forward=new_x.shape[0] + 2 * len(candidates), backward=new_x.shape[0])
-        return cand_x[top], cand_y[top], cost
+        cost = drawn.cost + StepCost(forward=new_rows + 2 * drawn.x.shape[0], backward=new_rows)
+        return drawn.x[top], drawn.y[top], cost
 
     @classmethod
     def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:

@@ -69,6 +69,18 @@ COMPENSATION = "compensation"  # a lockstep case option: the compensator (defaul
 SIMILARITY_ER = {"algorithm": "er", "buffer_samples": 8, "sampler": "similarity-aware", "freezing": "adaptive"}
 
 
+# The algorithms that need every stage's current weights for a datum — their state kept per stage
+# by each stage's owner, or their passes going through the stages: consolidating every 5 data takes
+# several teachers (anchors) in a run of N; MIR scores 4 candidates for 1 replayed row. Each with
+# the algorithm it must differ from (the term it adds, the choice it makes, changes the weights).
+PER_STAGE = {
+    "lwf": {"algorithm": "lwf", "consolidate_every": 5},
+    "mas": {"algorithm": "mas", "consolidate_every": 5},
+    "mir": {"algorithm": "mir", "replay_batch": 1, "buffer_samples": 8, "mir_candidates": 4},
+}
+BASELINE = {"lwf": "vanilla", "mas": "vanilla", "mir": "er"}
+
+
 @contextlib.contextmanager
 def scripted_freezing(on: bool) -> Iterator[None]:
     """While on, `AdaptiveFreezing.choose` returns CYCLE's next entry (its own count of batches)."""
@@ -126,6 +138,11 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         freezing = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 1))
         cases["freezing-scripted"] = (freezing, {**SIMILARITY_ER, SCRIPTED: True})
         cases["freezing-adaptive-er"] = (freezing, {"algorithm": "er", "buffer_samples": 8, "freezing": "adaptive"})
+        # Per-stage algorithm state across ranks: LwF's teacher, MAS's importance and anchor
+        # (generations carried by the data, MAS's importance pass in messages), on stages 0 | 1, 2
+        # with recomputation and accumulation.
+        per_stage = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True, accumulation=(2, 1, 1))
+        cases.update((name, (per_stage, opts)) for name, opts in PER_STAGE.items())
     return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
 
 
@@ -152,6 +169,10 @@ def lockstep_case(session: Session, out: Path, name: str, plan: Plan, opts: dict
     replayed = fresh.model.state_dict()
     equal = all(torch.equal(distributed[k], replayed[k]) for k in replayed)
     moved = any(not torch.equal(v, fixtures.setup(**opts).model.state_dict()[k]) for k, v in replayed.items())
+    if opts.get("algorithm") in PER_STAGE:  # the term it adds (the choice it makes) changes the weights
+        plain = fixtures.setup(n=N, interval_s=1.0, **{**opts, "algorithm": BASELINE[opts["algorithm"]]})
+        ReplayExecutor(plain, execution_plan(plan), compensation).run(rows, drain=True)
+        moved = moved and any(not torch.equal(v, plain.model.state_dict()[k]) for k, v in replayed.items())
     report = {
         "equal": equal,
         "moved": moved,
@@ -178,6 +199,7 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
             "p2": (plan, {"algorithm": "er", "replay_batch": 1, "buffer_samples": 8}),
             "p2-freezing-scripted": (plan, {**SIMILARITY_ER, SCRIPTED: True}),
             "p2-latest": (owner_plan(latest, (0, 1)), {}),
+            **{f"p2-{name}": (plan, opts) for name, opts in PER_STAGE.items()},
         }
     # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
     plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))

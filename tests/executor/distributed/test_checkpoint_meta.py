@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from executor.distributed.checkpoint import FORMAT, begin, complete, read_meta
 from executor.distributed.checkpoint import META as META_FILE
-from executor.distributed.checkpoint import begin, complete, read_meta
 from planner.errors import FerretError
 
 META: dict[str, Any] = {
@@ -38,5 +38,9 @@ def test_a_checkpoint_of_another_layout_is_one_line(tmp_path):
     meta = json.loads((path / META_FILE).read_text())
     del meta["format"]
     (path / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(FerretError, match=r"a checkpoint of format 1; this ferret reads format 2 "):
+    with pytest.raises(FerretError, match=rf"a checkpoint of format 1; this ferret reads format {FORMAT} "):
+        read_meta(path, META)
+    # Format 2 kept LwF's teacher and MAS's importance whole, not per stage.
+    (path / META_FILE).write_text(json.dumps({**meta, "format": 2}))
+    with pytest.raises(FerretError, match=rf"a checkpoint of format 2; this ferret reads format {FORMAT} "):
         read_meta(path, META)

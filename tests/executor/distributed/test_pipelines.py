@@ -28,12 +28,23 @@ import sys
 import pytest
 
 from tests.executor.distributed.harness import free_port, run_bounded
+from tests.executor.distributed.pipelines import PER_STAGE
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 240
 LOCKSTEP_CASES = {
-    2: ("t1-recompute", "t2-accumulation", "t3-omission-er", "t4-removed-worker", "pipedream-2bw", "hvp-compensation"),
+    2: (
+        "t1-recompute",
+        "t2-accumulation",
+        "t3-omission-er",
+        "t4-removed-worker",
+        "pipedream-2bw",
+        "hvp-compensation",
+        "lwf",
+        "mas",
+        "mir",
+    ),
     3: ("t3-omission-er", "pipedream-2bw"),
 }
 
@@ -63,6 +74,11 @@ def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ran
     if ranks == 2:
         check_freezing(tmp_path)
         check_latest_weights(tmp_path)
+        # LwF, MAS and MIR across ranks in real time: the books, and for LwF the replay's weights
+        # (MAS's importance passes run after a datum's last backward, MIR's scoring before its first
+        # forward, not at those rows: no row of the trace says when).
+        for name in PER_STAGE:
+            check_real_time(json.loads((tmp_path / f"p2-{name}.json").read_text()), faithful=name == "lwf")
 
 
 def check_latest_weights(out) -> None:
@@ -106,7 +122,7 @@ def test_one_rank_owning_every_stage_runs_mir_in_process(tmp_path):
     check_real_time(json.loads((tmp_path / "p1.json").read_text()))
 
 
-def check_real_time(report: dict) -> None:
+def check_real_time(report: dict, faithful: bool = True) -> None:
     n = report["n"]
     assert report["trained"] + report["dropped"] == n  # drained: nothing left in flight
     assert report["in_flight_at_end"] == 0
@@ -116,7 +132,7 @@ def check_real_time(report: dict) -> None:
         assert report["unpredicted"] == report["dropped"] == n - report["predicted"]
         assert report["predicted_mask"] == report["trained_mask"]
     assert report["trained"] > 0
-    assert report["replay_equal"]
+    assert report["replay_equal"] or not faithful
     owners = report["owners"]
     assert all(owners[stage] == device for _, stage, device in report["transfers"])
     assert len(report["transfers"]) > 0 or len(set(owners)) == 1

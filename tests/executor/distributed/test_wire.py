@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from executor.distributed.protocol import Activation
 from executor.distributed.wire import (
     DTYPES,
     FRAME_BYTES,
@@ -17,6 +18,7 @@ from executor.distributed.wire import (
     fits,
     pack,
 )
+from executor.ocl.batch import TrainBatch
 from executor.pipeline.transport import Message
 
 
@@ -95,3 +97,27 @@ def test_a_tensor_that_requires_grad_travels_as_its_values():
     x = torch.arange(6.0).reshape(2, 3).requires_grad_()
     got, one = unpacked(Message(0, (), (x * 2,)))  # an output of autograd, as a stage's may be
     assert one and not got.tensors[0].requires_grad and torch.equal(got.tensors[0], (x * 2).detach())
+
+
+@pytest.mark.parametrize("weights", [False, True])
+@pytest.mark.parametrize("fisher", [False, True])
+@pytest.mark.parametrize("teacher", [False, True])
+def test_an_activation_with_everything_riding_along_arrives_whole(weights, fisher, teacher):
+    # Row weights, Fisher traces, LwF's teacher activation and classes: up to MAX_TENSORS tensors;
+    # the generation travels without a teacher too (MAS's anchor).
+    x, y = torch.randn(2, 4), torch.tensor([3, 1])
+    classes = torch.tensor([0, 1, 3]) if teacher else None
+    batch = TrainBatch(
+        x, y, num_new=1, weight=torch.tensor([1.0, 0.5]) if weights else None, task=2, teacher_classes=classes
+    )
+    sent = Activation(7, 1, 2, 0, batch, torch.rand(5) if fisher else None, torch.randn(2, 4) if teacher else None, 3)
+    got, one = unpacked(sent.message())
+    act = Activation.parse(got)
+    assert one and act[:4] == sent[:4] and act.generation == 3
+    assert (act.batch.num_new, act.batch.task) == (1, 2)
+    for a, b in [
+        (act.batch.x, x), (act.batch.y, y), (act.batch.weight, batch.weight), (act.fisher, sent.fisher),
+        (act.teacher, sent.teacher), (act.batch.teacher_classes, classes),
+    ]:  # fmt: skip
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert len(got.tensors) == 2 + weights + fisher + 2 * teacher <= MAX_TENSORS

@@ -18,7 +18,10 @@ name is held to the code:
   `package.module.NAME[.member]` name what the module defines; a bare `name.py|md|sh` is a file
   somewhere in the repository or one its code writes (`comparison.md`);
 - names: a `snake_case` name in inline code (a config field, a summary.json key, a function) is
-  a word of the repository's code, but for `NOT_IN_CODE`.
+  a word of the repository's code, but for `NOT_IN_CODE`; `Class.member` (`SimConfig.loop_s`),
+  where Class is one of the packages', names a member of it or of its bases.
+
+What the repository has comes from tests/repo_names.py.
 
 It sits at the top of tests/ with test_docstrings.py and test_layering.py: like them it checks
 the repository as a whole, not one package.
@@ -26,11 +29,8 @@ the repository as a whole, not one package.
 
 from __future__ import annotations
 
-import ast
-import functools
 import glob
 import itertools
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +38,20 @@ from pathlib import Path
 import pytest
 
 from tests.docs_reading import Snippet, links, snippets
+from tests.repo_names import (
+    FLAG,
+    PACKAGES,
+    class_members,
+    code_words,
+    command_flags,
+    every_flag,
+    file_names,
+    module_names,
+    script_flags,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-PACKAGES = ("planner", "sim", "executor", "analysis")
-CODE_FOLDERS = (*PACKAGES, "benchmarks", "scripts", "tests")
 # Other tools' flags that the docs name in passing: torchrun's, pytest's and pip's.
 FOREIGN_FLAGS = frozenset(
     {
@@ -65,13 +74,13 @@ NOT_IN_CODE = {
 # Build products (.gitignore): absent from a fresh checkout until scripts/setup.sh builds them.
 BUILT = re.compile(r"(\.so|\.pyd|_native\.json)$")
 
-FLAG = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*[*…]?")
 COMMAND = re.compile(r"(?:\bferret|-m analysis)\s+([a-z][a-z-]*)\b")
 SCRIPT = re.compile(r"(?:^|\s)((?:benchmarks/|scripts/)?[\w-]+\.py)\b")
 TOKEN = re.compile(r"(?<![\w./:-])[\w.*{},/:-]+")
 FILE = re.compile(r"[\w-]+\.(py|md|sh)")
 MODULE = re.compile(rf"(?:{'|'.join(PACKAGES)})\.\w")
 IMPORT = re.compile(r"from ([\w.]+) import ([\w, ]+)")
+CLASS_MEMBER = re.compile(r"(?<![\w.])([A-Z]\w*)\.([a-z_]\w*)((?:/[a-z_]\w*)*)")
 NAME = re.compile(r"(?<![\w./:-])[a-z][a-z0-9]+(?:_[a-z0-9]+)+(?![\w/-]|\.\w)")
 
 
@@ -85,6 +94,7 @@ def doc_problems(doc: Path, root: Path = REPO) -> list[str]:
         if snippet.kind != "prose":
             problems += flag_problems(snippet, root)
         if snippet.kind == "inline":
+            problems += [member_problem(m[1], n, root) for m in CLASS_MEMBER.finditer(snippet.text) for n in members(m)]
             problems += [f"`{n}`: no code of the repository has this name" for n in unknown_names(snippet.text, root)]
         found += [f"{where}:{snippet.line}: {problem}" for problem in problems if problem]
     for number, target in links(text):
@@ -92,23 +102,6 @@ def doc_problems(doc: Path, root: Path = REPO) -> list[str]:
         if target and "://" not in target and resolved.is_relative_to(root) and not resolved.exists():
             found.append(f"{where}:{number}: link ({target}): no such file or folder")
     return found
-
-
-# Commands and flags
-
-
-@functools.cache
-def command_flags() -> dict[str, frozenset[str]]:
-    """Every `ferret` sub-command's options, from the real parsers; "" holds `ferret`'s own."""
-    import argparse
-
-    from analysis.cli import build_parser, discover_commands
-
-    parser = build_parser(discover_commands())
-    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags = {name: frozenset(cmd.populated()._option_string_actions) for name, cmd in sub.choices.items()}
-    flags[""] = frozenset(parser._option_string_actions)
-    return flags
 
 
 def flag_problems(snippet: Snippet, root: Path) -> Iterator[str]:
@@ -149,35 +142,13 @@ def has_flag(flag: str, options: frozenset[str]) -> bool:
 
 
 def known_flag(flag: str, root: Path) -> bool:
-    scripts = [*(root / "benchmarks").glob("*.py"), *(root / "scripts").glob("*.py")]
-    every = frozenset().union(*command_flags().values(), *map(script_flags, scripts), FOREIGN_FLAGS)
-    return has_flag(flag, every)
+    return has_flag(flag, every_flag(root) | FOREIGN_FLAGS)
 
 
 def benchmark(name: str, root: Path) -> Path | None:
     """The file in benchmarks/ or scripts/ that `name` (`benchmarks/x.py` or `x.py`) runs, if any."""
     candidates = [root / name] if "/" in name else [root / "benchmarks" / name, root / "scripts" / name]
     return next((p for p in candidates if p.parent.name in ("benchmarks", "scripts") and p.is_file()), None)
-
-
-@functools.cache
-def script_flags(path: Path) -> frozenset[str]:
-    """The `--flag` strings in a script and in the benchmark modules it imports."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and FLAG.fullmatch(node.value.split("=")[0]):
-            found.add(node.value.split("=")[0])
-        imported = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-        imported += [alias.name for alias in node.names] if isinstance(node, ast.Import | ast.ImportFrom) else []
-        for module in imported:
-            local = path.parent / f"{module.removeprefix('benchmarks.')}.py"
-            if local != path and local.is_file():
-                found |= script_flags(local)
-    return frozenset(found)
-
-
-# Paths and modules
 
 
 def path_tokens(text: str, root: Path) -> Iterator[str]:
@@ -206,7 +177,10 @@ def path_problem(token: str, root: Path) -> str | None:
             filter(None, (dotted_problem(name, root) for name in [first, *(f"{module}.{o}" for o in others)])), None
         )
     path, _, name = token.partition(":")
-    matches = [sorted(globbed(a, root) or globbed(re.sub(r"\b[A-Z]{2,}\b", "*", a), root)) for a in alternatives(path)]
+    matches = [
+        sorted(glob.glob(a, root_dir=root) or glob.glob(re.sub(r"\b[A-Z]{2,}\b", "*", a), root_dir=root))
+        for a in alternatives(path)
+    ]
     if not all(matches):  # a placeholder in capitals (`MODEL-DEVICE.json`) stands for any name
         return f"`{token}`: no such file or folder"
     name = name.lstrip(":").split(".")[0]
@@ -223,69 +197,35 @@ def alternatives(path: str) -> list[str]:
     return [path[: braces.start()] + choice + path[braces.end() :] for choice in braces.group(1).split(",")]
 
 
-def globbed(path: str, root: Path) -> list[str]:
-    return glob.glob(path, root_dir=root)
-
-
 def dotted_problem(token: str, root: Path) -> str | None:
     """`package.module[.NAME[.member]]`: the longest module prefix exists and defines NAME, and
-    NAME, if a class, defines member."""
+    NAME, if a class, has member."""
     parts = token.split(".")
     for cut in range(len(parts), 0, -1):
         base = root.joinpath(*parts[:cut])
         module = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
         if not module.is_file():
             continue
-        names = module_names(module)
         rest = parts[cut:]
-        if rest and rest[0] not in names:
+        if rest and rest[0] not in module_names(module):
             return f"`{token}`: {module.relative_to(root)} has no `{rest[0]}`"
-        if len(rest) > 1 and names[rest[0]] and rest[1] not in names[rest[0]]:
-            return f"`{token}`: {module.relative_to(root)}'s {rest[0]} has no `{rest[1]}`"
-        return None
+        return member_problem(rest[0], rest[1], root) if len(rest) > 1 else None
     return f"`{token}`: no such module"
 
 
-@functools.cache
-def module_names(path: Path) -> dict[str, frozenset[str]]:
-    """The names a module defines or imports at its top level; a class's with its own members."""
-    names: dict[str, frozenset[str]] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        members = itertools.chain.from_iterable(map(defined, node.body)) if isinstance(node, ast.ClassDef) else ()
-        names.update(dict.fromkeys(defined(node), frozenset(members)))
-    return names
+def members(match: re.Match[str]) -> list[str]:
+    """`Class.a/b` names `a` and `b`."""
+    return [match[2], *filter(None, match[3].split("/"))]
 
 
-def defined(node: ast.stmt) -> Iterator[str]:
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        yield node.name
-    elif isinstance(node, ast.Assign | ast.AnnAssign):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        yield from (t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name))
-    elif isinstance(node, ast.Import | ast.ImportFrom):
-        yield from ((alias.asname or alias.name).split(".")[0] for alias in node.names)
-
-
-@functools.cache
-def file_names(root: Path) -> frozenset[str]:
-    """The name of every file in the repository (hidden folders, caches and builds left out)."""
-    names: set[str] = set()
-    for _, folders, files in os.walk(root):
-        folders[:] = [d for d in folders if not d.startswith((".", "__")) and d not in ("build", "out")]
-        names.update(files)
-    return frozenset(names)
+def member_problem(cls: str, member: str, root: Path) -> str | None:
+    """Why `cls.member` names nothing, or None (also when `cls` is no class of the packages, or
+    one with a base from elsewhere, which may define anything)."""
+    known = class_members(cls, root)
+    return None if known is None or member in known else f"`{cls}.{member}`: {cls} has no `{member}`"
 
 
 # Names
-
-
-@functools.cache
-def code_words(root: Path) -> frozenset[str]:
-    """Every word and file name in the repository's code (and pyproject.toml, setup.py)."""
-    sources = [root / "pyproject.toml", root / "setup.py"]
-    sources += [p for folder in CODE_FOLDERS for p in (root / folder).rglob("*.py")]
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sources if p.is_file())
-    return frozenset(w.strip(".-") for w in re.findall(r"[\w.-]+", text)) | frozenset(re.findall(r"\w+", text))
 
 
 def unknown_names(text: str, root: Path) -> list[str]:
@@ -301,7 +241,8 @@ def test_the_docs_name_what_exists(doc):
 def test_the_checker_sees_what_does_not_exist(tmp_path):
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "policy.py").write_text(
-        "class ReadyOps:\n    def push(self):\n        pass\n\n\ndef may_start():\n    drop_rate = 0\n",
+        "class ReadyOps:\n    def push(self):\n        self.size = 1\n\n\nclass Queue(ReadyOps):\n    pass\n\n\n"
+        "def may_start():\n    drop_rate = 0\n",
         encoding="utf-8",
     )
     (tmp_path / "benchmarks").mkdir()
@@ -321,7 +262,8 @@ def test_the_checker_sees_what_does_not_exist(tmp_path):
         "`--tolerance-*`, `--tolerances-*`, `--nproc-per-node`; `ferret --version`.\n"
         "See `sim/policy.py:may_start`, `sim/policy.py:may_stop`, `sim/polcy.py`, sim/gone/x.py,\n"
         "`sim.policy.ReadyOps.push`, `sim.policy.ReadyOps.pop`, `sim.rules`, `policy.py`, `gone.md`,\n"
-        "`sim/{policy,rules}.py`, [the doc](fake.md), [gone](../sim/gone.md), `drop_rate`, `drop_share`.\n",
+        "`sim/{policy,rules}.py`, [the doc](fake.md), [gone](../sim/gone.md), `drop_rate`, `drop_share`.\n"
+        "`Queue.size/push`, `Queue.peek`, `Work.wait()`.\n",
         encoding="utf-8",
     )
     assert doc_problems(doc, tmp_path) == [
@@ -334,11 +276,12 @@ def test_the_checker_sees_what_does_not_exist(tmp_path):
         "docs/fake.md:11: `--tolerances-*`: no command, benchmark or script has it",
         "docs/fake.md:12: `sim/policy.py:may_stop`: sim/policy.py has no `may_stop`",
         "docs/fake.md:12: `sim/polcy.py`: no such file or folder",
-        "docs/fake.md:13: `sim.policy.ReadyOps.pop`: sim/policy.py's ReadyOps has no `pop`",
+        "docs/fake.md:13: `ReadyOps.pop`: ReadyOps has no `pop`",
         "docs/fake.md:13: `sim.rules`: no such module",
         "docs/fake.md:13: `gone.md`: no file of that name in the repository, nor one its code writes",
         "docs/fake.md:14: `sim/{policy,rules}.py`: no such file or folder",
         "docs/fake.md:14: `drop_share`: no code of the repository has this name",
+        "docs/fake.md:15: `Queue.peek`: Queue has no `peek`",
         "docs/fake.md:12: `sim/gone/x.py`: no such file or folder",
         "docs/fake.md:14: link (../sim/gone.md): no such file or folder",
     ]

@@ -22,7 +22,6 @@ CODE_FOLDERS = (*PACKAGES, "benchmarks", "scripts", "tests")
 FLAG = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*[*…]?")
 # Bases that give a class no member a doc would name.
 CLOSED_BASES = frozenset({"object", "ABC", "Protocol", "Generic"})
-ClassIndex = dict[str, list[tuple[frozenset[str], tuple[str, ...]]]]
 
 
 @functools.cache
@@ -62,48 +61,61 @@ def every_flag(root: Path) -> frozenset[str]:
 
 
 def class_members(cls: str, root: Path) -> frozenset[str] | None:
-    """What `cls` (a class of the packages, in any module) and its bases define; None when it is
-    no class of the packages or has a base from elsewhere (`nn.Module`, `NamedTuple`)."""
+    """What `cls` (a class of the packages, in any module) and its bases define, instance
+    attributes (`self.NAME = ...`) included; None when it is no class of the packages or has a
+    base from elsewhere (`nn.Module`, `NamedTuple`), which may define anything."""
     found: set[str] = set()
     todo, seen = [cls], set()
     while todo:
         name = todo.pop()
         seen.add(name)
-        if name not in classes(root):
-            if name == cls or name not in CLOSED_BASES:
-                return None
-            continue
-        for own, bases in classes(root)[name]:
-            found |= own
-            todo += [b for b in bases if b not in seen]
+        definitions = class_definitions(name, root)
+        if not definitions and (name == cls or name not in CLOSED_BASES):
+            return None
+        for node in definitions:
+            found.update(*map(defined, node.body), instance_attributes(node))
+            todo += [b for b in map(base_name, node.bases) if b not in seen]
     return frozenset(found)
 
 
+def class_definitions(name: str, root: Path) -> list[ast.ClassDef]:
+    """Every `class name` of the packages (only the files that say `class name` are parsed)."""
+    nodes = (node for path in class_files(root).get(name, []) for node in ast.walk(parsed(root / path)))
+    return [node for node in nodes if isinstance(node, ast.ClassDef) and node.name == name]
+
+
 @functools.cache
-def classes(root: Path) -> ClassIndex:
-    """Every class the packages define, by name: its own members (and instance attributes) and its
-    bases' names."""
-    found: ClassIndex = {}
-    for path in (p for package in PACKAGES for p in (root / package).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef):
-                own = frozenset(itertools.chain(*map(defined, node.body), instance_attributes(node)))
-                bases = tuple(ast.unparse(b).split("[")[0].rpartition(".")[2] for b in node.bases)
-                found.setdefault(node.name, []).append((own, bases))
+def class_files(root: Path) -> dict[str, list[Path]]:
+    """The packages' files that define each class name, by a look at their text."""
+    found: dict[str, list[Path]] = {}
+    for path, text in sources(root).items():
+        for name in re.findall(r"^\s*class (\w+)", text, re.M) if path.parts[0] in PACKAGES else []:
+            found.setdefault(name, []).append(path)
     return found
 
 
+def base_name(base: ast.expr) -> str:
+    """`nn.Module` → `Module`, `Generic[T]` → `Generic`."""
+    while isinstance(base, ast.Subscript | ast.Attribute | ast.Call):
+        if isinstance(base, ast.Attribute):
+            return base.attr
+        base = base.value if isinstance(base, ast.Subscript) else base.func
+    return base.id if isinstance(base, ast.Name) else ""
+
+
 def instance_attributes(cls: ast.ClassDef) -> Iterator[str]:
-    """The `self.NAME = ...` of a class's methods."""
-    for node in ast.walk(cls):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and ast.unparse(node.value) == "self":
-            yield node.attr
+    stored = (n for n in ast.walk(cls) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store))
+    yield from (n.attr for n in stored if isinstance(n.value, ast.Name) and n.value.id == "self")
 
 
 @functools.cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def module_names(path: Path) -> frozenset[str]:
     """The names a module defines or imports at its top level."""
-    return frozenset(itertools.chain.from_iterable(map(defined, ast.parse(path.read_text(encoding="utf-8")).body)))
+    return frozenset(itertools.chain.from_iterable(map(defined, parsed(path).body)))
 
 
 def defined(node: ast.stmt) -> Iterator[str]:
@@ -117,6 +129,12 @@ def defined(node: ast.stmt) -> Iterator[str]:
 
 
 @functools.cache
+def top_level(root: Path) -> frozenset[str]:
+    """The names a path from the repository's top may start with."""
+    return frozenset(p.name for p in root.iterdir() if not p.name.startswith("."))
+
+
+@functools.cache
 def file_names(root: Path) -> frozenset[str]:
     """The name of every file in the repository (hidden folders, caches and builds left out)."""
     names: set[str] = set()
@@ -127,9 +145,15 @@ def file_names(root: Path) -> frozenset[str]:
 
 
 @functools.cache
+def sources(root: Path) -> dict[Path, str]:
+    """The text of every .py file of the code folders (and setup.py), by path from `root`."""
+    paths = [root / "setup.py", *(p for folder in CODE_FOLDERS for p in (root / folder).rglob("*.py"))]
+    return {p.relative_to(root): p.read_text(encoding="utf-8") for p in paths if p.is_file()}
+
+
+@functools.cache
 def code_words(root: Path) -> frozenset[str]:
-    """Every word and file name in the repository's code (and pyproject.toml, setup.py)."""
-    sources = [root / "pyproject.toml", root / "setup.py"]
-    sources += [p for folder in CODE_FOLDERS for p in (root / folder).rglob("*.py")]
-    text = "\n".join(p.read_text(encoding="utf-8") for p in sources if p.is_file())
+    """Every word and file name in the repository's code (and pyproject.toml)."""
+    toml = root / "pyproject.toml"
+    text = "\n".join([*sources(root).values(), toml.read_text(encoding="utf-8") if toml.is_file() else ""])
     return frozenset(w.strip(".-") for w in re.findall(r"[\w.-]+", text)) | frozenset(re.findall(r"\w+", text))

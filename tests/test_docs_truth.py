@@ -48,6 +48,7 @@ from tests.repo_names import (
     file_names,
     module_names,
     script_flags,
+    top_level,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def path_tokens(text: str, root: Path) -> Iterator[str]:
     """What in `text` names a file, folder or module of the repository (see the module docstring);
     `from X import a, b` as `X.a`, `X.b`."""
     text = IMPORT.sub(lambda m: " ".join(f"{m.group(1)}.{n.strip()}" for n in m.group(2).split(",")), text)
-    tops = frozenset(p.name for p in root.iterdir() if not p.name.startswith("."))
+    tops = top_level(root)
     for match in TOKEN.finditer(text):
         token = match.group(0).rstrip(".,:;")
         if "://" in text[match.start() : match.end() + 3] or BUILT.search(token):

@@ -10,8 +10,8 @@ name is held to the code:
   option of THAT command's parser, built by `analysis.cli`;
 - scripts: `[python] [benchmarks/]X.py --flag`: the flag is a string in benchmarks/ or scripts/'
   X.py or in a benchmark module it imports;
-- a flag in code with no command: some `ferret` command, benchmark or script has it, or it is
-  one of the other tools' flags in `FOREIGN_FLAGS`;
+- a flag with no command (in code, or in plain prose: `deploy --seed`): some `ferret` command,
+  benchmark or script has it, or it is one of the other tools' flags in `FOREIGN_FLAGS`;
 - paths, in code, prose and link targets (these from the doc's folder): a path from the
   repository's top (`sim/policy.py`, `executor/distributed/`, `benchmarks/exp_*.py`, `{a,b}`
   alternatives, `MODEL-DEVICE` placeholders in capitals) exists; `file.py:NAME` and
@@ -92,8 +92,7 @@ def doc_problems(doc: Path, root: Path = REPO) -> list[str]:
     found = []
     for snippet in snippets(text):
         problems = [path_problem(token, root) for token in path_tokens(snippet.text, root)]
-        if snippet.kind != "prose":
-            problems += flag_problems(snippet, root)
+        problems += flag_problems(snippet, root) if snippet.kind != "prose" else unknown_flags(snippet.text, root)
         if snippet.kind == "inline":
             problems += [member_problem(m[1], n, root) for m in CLASS_MEMBER.finditer(snippet.text) for n in members(m)]
             problems += [f"`{n}`: no code of the repository has this name" for n in unknown_names(snippet.text, root)]
@@ -133,17 +132,19 @@ def flag_problems(snippet: Snippet, root: Path) -> Iterator[str]:
             if not has_flag(flag, script_flags(path)):
                 yield f"`{script.group(1)} {flag}`: no such option of {path.relative_to(root)}"
         return
-    yield from (f"`{f}`: no command, benchmark or script has it" for f in FLAG.findall(text) if not known_flag(f, root))
+    yield from unknown_flags(text, root)
+
+
+def unknown_flags(text: str, root: Path) -> list[str]:
+    """The flags in `text` that no command, benchmark or script has, nor `FOREIGN_FLAGS`."""
+    every = every_flag(root) | FOREIGN_FLAGS
+    return [f"`{f}`: no command, benchmark or script has it" for f in FLAG.findall(text) if not has_flag(f, every)]
 
 
 def has_flag(flag: str, options: frozenset[str]) -> bool:
     if flag.endswith(("*", "…")):
         return any(option.startswith(flag[:-1]) for option in options)
     return flag in options
-
-
-def known_flag(flag: str, root: Path) -> bool:
-    return has_flag(flag, every_flag(root) | FOREIGN_FLAGS)
 
 
 def benchmark(name: str, root: Path) -> Path | None:
@@ -226,9 +227,6 @@ def member_problem(cls: str, member: str, root: Path) -> str | None:
     return None if known is None or member in known else f"`{cls}.{member}`: {cls} has no `{member}`"
 
 
-# Names
-
-
 def unknown_names(text: str, root: Path) -> list[str]:
     return [n for n in NAME.findall(text) if n not in code_words(root) and n not in NOT_IN_CODE]
 
@@ -240,6 +238,9 @@ def test_the_docs_name_what_exists(doc):
 
 
 def test_the_checker_sees_what_does_not_exist(tmp_path):
+    # Each line mixes what exists (brackets, `|`, a `\` continuation, a wrapped usage, a comment,
+    # a span over two lines, globs, another tool's flag, members by a base and by `self.`), which
+    # must pass, with planted errors, each of which must be named once.
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "policy.py").write_text(
         "class ReadyOps:\n    def push(self):\n        self.size = 1\n\n\nclass Queue(ReadyOps):\n    pass\n\n\n"
@@ -264,7 +265,7 @@ def test_the_checker_sees_what_does_not_exist(tmp_path):
         "See `sim/policy.py:may_start`, `sim/policy.py:may_stop`, `sim/polcy.py`, sim/gone/x.py,\n"
         "`sim.policy.ReadyOps.push`, `sim.policy.ReadyOps.pop`, `sim.rules`, `policy.py`, `gone.md`,\n"
         "`sim/{policy,rules}.py`, [the doc](fake.md), [gone](../sim/gone.md), `drop_rate`, `drop_share`.\n"
-        "`Queue.size/push`, `Queue.peek`, `Work.wait()`.\n",
+        "`Queue.size/push`, `Queue.peek`, `Work.wait()`; plain --seed and --seeed.\n",
         encoding="utf-8",
     )
     assert doc_problems(doc, tmp_path) == [
@@ -284,5 +285,6 @@ def test_the_checker_sees_what_does_not_exist(tmp_path):
         "docs/fake.md:14: `drop_share`: no code of the repository has this name",
         "docs/fake.md:15: `Queue.peek`: Queue has no `peek`",
         "docs/fake.md:12: `sim/gone/x.py`: no such file or folder",
+        "docs/fake.md:15: `--seeed`: no command, benchmark or script has it",
         "docs/fake.md:14: link (../sim/gone.md): no such file or folder",
     ]

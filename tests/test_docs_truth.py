@@ -66,7 +66,7 @@ FOREIGN_FLAGS = frozenset(
 )
 # A line that opens with one of these runs another tool: its flags are that tool's.
 FOREIGN_TOOLS = ("pip", "pytest", "python -m pytest", "torchrun", "git", "ruff", "mypy")
-# Names in inline code that are rightly in no code of the repository.
+# Names (and `Class.member`s) in inline code that are rightly in no code of the repository.
 NOT_IN_CODE = {
     "bottom_of": "RESULTS.md: a helper the loop no longer has",
     "float_richcompare": "CPython's",
@@ -224,7 +224,9 @@ def member_problem(cls: str, member: str, root: Path) -> str | None:
     """Why `cls.member` names nothing, or None (also when `cls` is no class of the packages, or
     one with a base from elsewhere, which may define anything)."""
     known = class_members(cls, root)
-    return None if known is None or member in known else f"`{cls}.{member}`: {cls} has no `{member}`"
+    if known is None or member in known or f"{cls}.{member}" in NOT_IN_CODE:
+        return None
+    return f"`{cls}.{member}`: {cls} has no `{member}`"
 
 
 def unknown_names(text: str, root: Path) -> list[str]:

@@ -23,7 +23,8 @@ name is held to the code:
 
 What the repository has comes from tests/repo_names.py.
 
-It sits at the top of tests/ with test_docstrings.py and test_layering.py: like them it checks
+The packages' own text (docstrings, help, error messages, comments) names only flags that exist,
+too. It sits at the top of tests/ with test_docstrings.py and test_layering.py: like them it checks
 the repository as a whole, not one package.
 """
 
@@ -48,6 +49,7 @@ from tests.repo_names import (
     file_names,
     module_names,
     script_flags,
+    sources,
     top_level,
 )
 
@@ -60,6 +62,7 @@ FOREIGN_FLAGS = frozenset(
         "--nproc-per-node",
         "--rdzv-backend",
         "--rdzv-endpoint",
+        "--standalone",
         "--hypothesis-profile",
         "--no-build-isolation",
     }
@@ -233,20 +236,38 @@ def unknown_names(text: str, root: Path) -> list[str]:
     return [n for n in NAME.findall(text) if n not in code_words(root) and n not in NOT_IN_CODE]
 
 
+def code_flag_problems(root: Path = REPO) -> list[str]:
+    """`file:line: why` for every `--flag` that the packages' text (docstrings, help, messages,
+    comments) names and nothing has: the code's own prose is held to the same rule."""
+    every = every_flag(root) | FOREIGN_FLAGS
+    found = []
+    for path, text in sources(root).items():
+        for match in FLAG.finditer(text) if path.parts[0] in PACKAGES else ():
+            if not has_flag(match.group(0), every):
+                line = text.count("\n", 0, match.start()) + 1
+                found.append(f"{path}:{line}: `{match.group(0)}`: no command, benchmark or script has it")
+    return found
+
+
+def test_the_code_names_only_flags_that_exist():
+    problems = code_flag_problems()
+    assert problems == [], f"{len(problems)} flags the code names that do not exist:\n" + "\n".join(problems)
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
 def test_the_docs_name_what_exists(doc):
     problems = doc_problems(doc)
     assert problems == [], f"{len(problems)} names in {doc.name} that do not exist:\n" + "\n".join(problems)
 
 
-def test_the_checker_sees_what_does_not_exist(tmp_path):
+def test_the_checkers_see_what_does_not_exist(tmp_path):
     # Each line mixes what exists (brackets, `|`, a `\` continuation, a wrapped usage, a comment,
     # a span over two lines, globs, another tool's flag, members by a base and by `self.`), which
     # must pass, with planted errors, each of which must be named once.
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "policy.py").write_text(
         "class ReadyOps:\n    def push(self):\n        self.size = 1\n\n\nclass Queue(ReadyOps):\n    pass\n\n\n"
-        "def may_start():\n    drop_rate = 0\n",
+        'def may_start():\n    drop_rate = 0\n    raise ValueError("needs --nproc 2, not --nprocs")\n',
         encoding="utf-8",
     )
     (tmp_path / "benchmarks").mkdir()
@@ -290,3 +311,4 @@ def test_the_checker_sees_what_does_not_exist(tmp_path):
         "docs/fake.md:15: `--seeed`: no command, benchmark or script has it",
         "docs/fake.md:14: link (../sim/gone.md): no such file or folder",
     ]
+    assert code_flag_problems(tmp_path) == ["sim/policy.py:12: `--nprocs`: no command, benchmark or script has it"]

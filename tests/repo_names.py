@@ -128,10 +128,19 @@ def defined(node: ast.stmt) -> Iterator[str]:
         yield from ((alias.asname or alias.name).split(".")[0] for alias in node.names)
 
 
+# What a checkout may hold beside the repository's own files (.gitignore: builds, run outputs):
+# never a name the docs may rely on, or the check would pass in one checkout and fail in another.
+GENERATED = ("build", "dist", "out")
+
+
 @functools.cache
 def top_level(root: Path) -> frozenset[str]:
     """The names a path from the repository's top may start with."""
-    return frozenset(p.name for p in root.iterdir() if not p.name.startswith("."))
+    return frozenset(
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith(".") and p.name not in GENERATED and not p.name.endswith(".egg-info")
+    )
 
 
 @functools.cache
@@ -139,7 +148,7 @@ def file_names(root: Path) -> frozenset[str]:
     """The name of every file in the repository (hidden folders, caches and builds left out)."""
     names: set[str] = set()
     for _, folders, files in os.walk(root):
-        folders[:] = [d for d in folders if not d.startswith((".", "__")) and d not in ("build", "out")]
+        folders[:] = [d for d in folders if not d.startswith((".", "__")) and d not in GENERATED]
         names.update(files)
     return frozenset(names)
 

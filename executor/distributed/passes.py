@@ -100,15 +100,16 @@ class AlgorithmPasses:
     def start_scoring(self, sample: int, admission: tuple[Any, ...]) -> None:
         """The source admitted `sample` (`(worker, bottom, x, y, task)`): draw its candidates;
         their scoring passes start at stage 0."""
-        worker = self.host.worker
+        scoring = self.host.worker.scoring
+        assert scoring is not None
         x, y, task = admission[2:]
         given = TrainBatch.fresh(x, y, task=task)
-        drawn = worker.draw_candidates(given)
+        drawn = scoring.draw(given)
         self._scoring_open[sample] = (admission, given, drawn)
         if not drawn.scored:
             self._score_to(sample, 0, 1, (), skip=True)
             return
-        labels = worker.scoring_labels(given, drawn)
+        labels = scoring.labels(given, drawn)
         weight = () if labels.new_weight is None else (labels.new_weight,)
         self._score_to(sample, 0, 1, (x[: given.num_new], drawn.x, labels.new_y, labels.cand_y, *weight))
 
@@ -171,5 +172,7 @@ class AlgorithmPasses:
         host = self.host
         admission, given, drawn = self._scoring_open.pop(sample)
         worker, bottom = admission[0], admission[1]
-        host.entering[sample] = (*admission, host.worker.scored_batch(given, drawn, scores))
+        scoring = host.worker.scoring
+        assert scoring is not None
+        host.entering[sample] = (*admission, scoring.batch(given, drawn, scores))
         host.on_ready(FWD, sample, 0, worker, bottom == 0)

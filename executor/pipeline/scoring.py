@@ -14,7 +14,7 @@ weights:
    the scores.
 
 The source draws the candidates before the first pass and chooses with the scores after the
-last (`MaximallyInterferedRetrieval.draw_candidates`, `.choose`). The arithmetic is the whole
+last (`draw`, `batch`: `MaximallyInterferedRetrieval.draw_candidates`, `.choose`). The arithmetic is the whole
 model's, op for op, so the scores are the learner's bit for bit. A process with every stage
 runs the three passes at once (`score_here`).
 """
@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from executor.ocl.batch import weighted_cross_entropy
+from executor.ocl.algorithms.mir import Candidates, MaximallyInterferedRetrieval
+from executor.ocl.batch import TrainBatch, weighted_cross_entropy
 from executor.ocl.modes import eval_mode
 from executor.stage import StageRuntime
 from executor.stage.versions import Version
@@ -47,10 +48,11 @@ class StageScoring:
     """One process's share of MIR's scoring passes: per (sample, stage), what a pass left for the
     next (the new rows' graph and held version; the virtual weights; at the last stage `ℓ(θ)`)."""
 
-    def __init__(self, stages: Mapping[int, StageRuntime], num_stages: int, lr: float) -> None:
+    def __init__(self, mir: MaximallyInterferedRetrieval, stages: Mapping[int, StageRuntime], num_stages: int) -> None:
+        self.mir = mir
         self.stages = stages
         self.P = num_stages
-        self.lr = lr
+        self.lr = mir.context.lr
         # Each stage's layers as one module, to run them on the virtual weights (`functional_call`);
         # its parameters are the stage's, in the runtime's order.
         self._modules = {j: nn.Sequential(*runtime.layers) for j, runtime in stages.items()}
@@ -59,6 +61,22 @@ class StageScoring:
         self._virtual: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self._before: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # sample → (ℓ(θ), candidates' labels)
 
+    # ------------------------------------------------------------------ the source's side
+    def draw(self, given: TrainBatch) -> Candidates:
+        """The datum's replay candidates, drawn before the first pass."""
+        return self.mir.draw_candidates(given)
+
+    def labels(self, given: TrainBatch, drawn: Candidates) -> Labels:
+        """What the last stage's losses need (the new rows' labels and weights, the candidates')."""
+        num_new = given.num_new
+        return Labels(given.y[:num_new], None if given.weight is None else given.weight[:num_new], drawn.y)
+
+    def batch(self, given: TrainBatch, drawn: Candidates, scores: torch.Tensor | None) -> TrainBatch:
+        """The datum's micro-batch with the replay MIR chose (`scores` None: nothing was scored)."""
+        replay = (drawn.x, drawn.y, drawn.cost) if scores is None else self.mir.choose(drawn, scores, given.num_new)
+        return self.mir.with_replay(given, replay)
+
+    # ------------------------------------------------------------------ the passes
     def first(
         self, sample: int, stage: int, new_x: torch.Tensor, cand_x: torch.Tensor, labels: Labels
     ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None:

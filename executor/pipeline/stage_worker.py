@@ -60,13 +60,13 @@ from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
 from executor.ocl.algorithms.lwf import LearningWithoutForgetting
 from executor.ocl.algorithms.mas import MemoryAwareSynapses
-from executor.ocl.algorithms.mir import Candidates, MaximallyInterferedRetrieval
+from executor.ocl.algorithms.mir import MaximallyInterferedRetrieval
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
 from executor.pipeline.importance import StageImportance
-from executor.pipeline.scoring import Labels, StageScoring
+from executor.pipeline.scoring import StageScoring
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from planner.errors import FerretError
@@ -133,7 +133,7 @@ class StageWorker:
         self._mas = algorithm if isinstance(algorithm, MemoryAwareSynapses) else None
         # MIR scores its candidates stage by stage (scoring.py).
         self._mir = algorithm if isinstance(algorithm, MaximallyInterferedRetrieval) else None
-        self.scoring = StageScoring(self.stages, self.P, algorithm.context.lr) if self._mir is not None else None
+        self.scoring = StageScoring(self._mir, self.stages, self.P) if self._mir is not None else None
         # MAS's importance pass stage by stage (importance.py).
         self.importance = StageImportance(self.stages, self.names, self.P, self._mas) if self._mas is not None else None
         self._every = [backward_every(w.omission) for w in plan.workers]
@@ -157,7 +157,7 @@ class StageWorker:
     ) -> Flight:
         """Stage 0, right before the datum's first forward: the algorithm builds its micro-batch
         (then, not at admission, so ER draws from the buffer as it is when the datum enters) —
-        unless the caller built it (`batch`: MIR scored across processes, `scored_batch`).
+        unless the caller built it (`batch`: MIR scored across processes, `StageScoring.batch`).
         LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
         generation = 0
         if batch is None:
@@ -179,14 +179,18 @@ class StageWorker:
         staged = self._lwf or self._mas
         if staged is not None:
             return staged.consolidate(given)
-        if self._mir is None:
+        scoring = self.scoring
+        if scoring is None:
             return self.algorithm.observe(self.model, given), 0
         if self.scores_across:
             raise FerretError(
                 "MIR's candidates are scored through stages of other processes: the caller builds the batch"
             )
-        drawn = self._mir.draw_candidates(given)
-        return self.scored_batch(given, drawn, self._score_here(given, drawn) if drawn.scored else None), 0
+        drawn = scoring.draw(given)
+        if not drawn.scored:
+            return scoring.batch(given, drawn, None), 0
+        scores = self.timed(scoring.score_here, given.x[: given.num_new], drawn.x, scoring.labels(given, drawn))
+        return scoring.batch(given, drawn, scores), 0
 
     def enter(
         self, worker: int, bottom: int, batch: TrainBatch, teacher: torch.Tensor | None = None, generation: int = 0
@@ -463,22 +467,3 @@ class StageWorker:
     def scores_across(self) -> bool:
         """Whether MIR's scoring passes go through stages of other processes (the caller's)."""
         return self._mir is not None and len(self.stages) < self.P
-
-    def draw_candidates(self, given: TrainBatch) -> Candidates:
-        assert self._mir is not None
-        return self._mir.draw_candidates(given)
-
-    def scoring_labels(self, given: TrainBatch, drawn: Candidates) -> Labels:
-        """What the last stage's losses need (the new rows' labels and weights, the candidates')."""
-        num_new = given.num_new
-        return Labels(given.y[:num_new], None if given.weight is None else given.weight[:num_new], drawn.y)
-
-    def scored_batch(self, given: TrainBatch, drawn: Candidates, scores: torch.Tensor | None) -> TrainBatch:
-        """The datum's micro-batch with the replay MIR chose (`scores` None: nothing was scored)."""
-        assert self._mir is not None
-        replay = (drawn.x, drawn.y, drawn.cost) if scores is None else self._mir.choose(drawn, scores, given.num_new)
-        return self._mir.with_replay(given, replay)
-
-    def _score_here(self, given: TrainBatch, drawn: Candidates) -> torch.Tensor:
-        assert self.scoring is not None
-        return self.timed(self.scoring.score_here, given.x[: given.num_new], drawn.x, self.scoring_labels(given, drawn))

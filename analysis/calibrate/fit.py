@@ -7,8 +7,9 @@ jitter (`contention.py`); (3) the bases are linear in the per-layer times, the p
 and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the gaps
 between ops whose input was ready give the executor's loop (`loop.py`); (6) the memory model
 comes from how the runs ran (`memory.py`); (7) real-time runs' ops over their cells' medians give
-the `empirical` jitter's table (`factors.py`), which a calibrated twin then draws from. Jobs that start
-together on one device are ordered by the first fit and the fit is repeated once.
+the `empirical` jitter's sequence in time order (`factors.py`), which a calibrated twin draws from
+in blocks. Jobs that start together on one device are ordered by the first fit and the fit is
+repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
 time, so its rows give op costs but no contention; twin and distributed runs give everything.

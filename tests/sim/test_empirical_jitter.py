@@ -1,4 +1,4 @@
-"""`jitter = "empirical"`: every op × a factor drawn uniformly from the cost model's measured table."""
+"""`jitter = "empirical"` with `jitter_block = 1`: every op × a factor drawn uniformly from the cost model's measured sequence."""
 
 from __future__ import annotations
 

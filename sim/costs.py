@@ -4,10 +4,9 @@
 per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
 `Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
 per-op overhead (the op's own fixed cost plus the executor's loop between ops), the optimizer
-step, the cost of a transfer, and the measured op-time factors (in time order) that `empirical` jitter
-draws from. It never reads a timing anywhere
-else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
-these methods: `simulate(..., costs=...)`.
+step, the cost of a transfer, and the measured op-time factors (in time order) that `empirical`
+jitter draws from. It never reads a timing anywhere else, so a calibrated model (per-stage times
+fitted to measured traces) plugs in by implementing these methods: `simulate(..., costs=...)`.
 
 `ProfileCosts` is the implementation from profiles: per stage, `fit_affine` over the profiles'
 batch sizes (one profile: a line through 0, the closed forms' linear assumption; two or more:

@@ -9,11 +9,11 @@ a time from a random start, one stream per device (`sim.parts.Jitter`), so a twi
 through the measured rank's slow and fast phases: measured op times are not independent (lag-1
 autocorrelation 0.58, ~0 by lag 100; docs/FIDELITY.md). `JITTER_BLOCK` is the block length
 `ferret calibrate` sets, chosen by measurement (docs/RESULTS.md §5). Beyond `MAX_FACTORS` factors
-the sequence keeps its first `MAX_FACTORS` — whole early runs and devices, in order — so the
-costs.json stays small (~4096 ops is more than one calibration run of distributed_rate holds). Not
-fewer: what makes a one-slot buffer drop is the top 1 % of ops, and on the distributed_rate
-calibration runs (~3000 ops each) 256 of their quantiles left M+'s twin 2.27× optimistic, 1024
-2.05×, every factor 1.67× (docs/FIDELITY.md).
+the sequence keeps its first `MAX_FACTORS` — the first runs' devices whole, in order — so costs.json
+stays under ~400 kB (a distributed_rate calibration run has ~2,400). Every factor, not a summary:
+what makes a one-slot buffer drop is the top 1 % of ops, and on the distributed_rate calibration
+runs a table of 256 of their quantiles left M+'s twin 2.27× optimistic, 1024 2.05×, every factor
+1.67× (docs/FIDELITY.md).
 
 Normalisation. The fitted bases are each cell's median times `e^{σ²/2}` (the mean of the
 log-normal whose median is the cell's), so the sequence is the ratios times `e^{-σ²/2}`: a twin op,

@@ -203,5 +203,6 @@ class Jitter:
             return self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
         if self.block == 1:
             return self.sequence[self.rng.integers(0, n, 4096)].tolist()
-        start = int(self.rng.integers(0, n))
-        return self.sequence[(start + np.arange(self.block)) % n].tolist()
+        # ~4096 factors at a time, as the other models draw: one generator call per refill, not per block
+        starts = self.rng.integers(0, n, max(1, 4096 // self.block))
+        return self.sequence[((starts[:, None] + np.arange(self.block)) % n).ravel()].tolist()

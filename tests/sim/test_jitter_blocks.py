@@ -41,7 +41,7 @@ def _ops(config, sequence, workers=2, samples=40, seed=0, interval=5.0):
 def test_one_device_gets_the_sequence_in_order_from_the_drawn_start():
     a, b, c = SEQUENCE
     jitter = Jitter(np.random.default_rng(5), 0.0, SEQUENCE, block=3, devices=1)
-    starts = np.random.default_rng(5).integers(0, 3, 4)  # one start per block, from the same generator
+    starts = np.random.default_rng(5).integers(0, 3, 4096 // 3)[:4]  # a refill's starts, one per block
     draws = [jitter.draw(0) for _ in range(12)]
     for k, s in enumerate(starts.tolist()):  # each block: a, b, c rotated to its start (wrapping)
         assert draws[3 * k : 3 * k + 3] == [(a, b, c)[(s + i) % 3] for i in range(3)]

@@ -78,7 +78,7 @@ def pipeline_options(args: argparse.Namespace) -> PipelineOptions | None:
 
         latest(distributed.resume)  # a folder with no checkpoint is one line here, not one per rank
     sim_config, costs = sim_config_from_args(args), costs_from_args(args)
-    check_jitter_source(sim_config, () if costs is None else costs.jitter_factors)
+    check_jitter_source(sim_config, () if costs is None else costs.jitter_sequence)
     options = PipelineOptions(
         plan=Plan.load(args.plan),
         compensation=CompensationConfig(**config_values(args, CompensationConfig)),

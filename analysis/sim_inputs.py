@@ -43,6 +43,7 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
     changes: dict[str, Any] = config_values(args, SimConfig)
     if "jitter_sigma" in changes:
         changes["jitter"] = "lognormal" if changes["jitter_sigma"] > 0 else "none"
+        changes.setdefault("jitter_block", 1)  # a calibration's blocks of measured factors go with them
     return dataclasses.replace(base, **changes) if changes else base
 
 

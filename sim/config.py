@@ -38,10 +38,12 @@ class SimConfig:
     - A transfer between two devices occupies their link for `bytes / link_bandwidth_Bps` and
       lands `link_latency_s` after that; transfers on one link queue FIFO.
     - `jitter = "lognormal"` stretches every op by an independent mean-1 log-normal factor
-      with log-std `jitter_sigma`, drawn from the run's seed; `jitter = "empirical"` by a factor
-      drawn uniformly from the cost model's table of measured factors (`OpCosts.jitter_factors`,
-      costs.json's `jitter_factors`, which `ferret calibrate` fits to real-time runs: stalls
-      included); the twin refuses `empirical` without a table.
+      with log-std `jitter_sigma`, drawn from the run's seed; `jitter = "empirical"` by measured
+      factors (`OpCosts.jitter_sequence`, costs.json's `jitter_sequence`, in the order measured,
+      which `ferret calibrate` fits to real-time runs: stalls included), `jitter_block` consecutive
+      ones at a time from a random start per device (a block bootstrap: measured op times come in
+      slow and fast phases); `jitter_block = 1` draws each independently. The twin refuses
+      `empirical` without a sequence, and a block over 1 for any other model.
     - `input_buffer`: how many data may wait in front of a worker (async strategies), for the
       next mini-batch (GPipe, 1F1B-flush) or in a B-Skip learner's buffer; `None` takes the
       strategy's default (see `sim.strategies`). A full buffer drops the oldest waiting datum
@@ -116,6 +118,13 @@ class SimConfig:
         le=3,
         flag="jitter",
         default_text="0 (none)",
+    )
+    jitter_block: int = config_field(
+        1,
+        help="empirical jitter: measured factors drawn this many consecutive at a time (1: independently)",
+        unit="int",
+        ge=1,
+        le=2**20,
     )
     input_buffer: int | None = config_field(
         None,

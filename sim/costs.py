@@ -4,10 +4,9 @@
 per mini-batch of a sequential learner, for the time of each kind of op on `rows` rows — an
 `Affine` `fixed + rows·per_row` per stage for forward, backward and recomputation — plus the
 per-op overhead (the op's own fixed cost plus the executor's loop between ops), the optimizer
-step, the cost of a transfer, and the table of measured op-time factors that `empirical` jitter
-draws from. It never reads a timing anywhere
-else, so a calibrated model (per-stage times fitted to measured traces) plugs in by implementing
-these methods: `simulate(..., costs=...)`.
+step, the cost of a transfer, and the measured op-time factors (in time order) that `empirical`
+jitter draws from. It never reads a timing anywhere else, so a calibrated model (per-stage times
+fitted to measured traces) plugs in by implementing these methods: `simulate(..., costs=...)`.
 
 `ProfileCosts` is the implementation from profiles: per stage, `fit_affine` over the profiles'
 batch sizes (one profile: a line through 0, the closed forms' linear assumption; two or more:
@@ -23,7 +22,6 @@ boundary payload (sent forward, and its gradient sent back) is its last layer's 
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -110,22 +108,20 @@ class OpCosts(Protocol):
         ...
 
     @property
-    def jitter_factors(self) -> tuple[float, ...]:
-        """Measured op-time factors (sorted, finite, ≥ 0) that `SimConfig.jitter = "empirical"`
-        draws from; empty: none (`check_jitter_factors` is the rule)."""
+    def jitter_sequence(self) -> tuple[float, ...]:
+        """Measured op-time factors in the order they were measured (finite, ≥ 0) that
+        `SimConfig.jitter = "empirical"` draws from; empty: none (`check_jitter_sequence`)."""
         ...
 
 
-def check_jitter_factors(values: Sequence[float], where: str) -> tuple[float, ...]:
-    """A jitter factor table as the twin draws from it: non-empty, finite, ≥ 0, sorted ascending."""
-    table = tuple(float(v) for v in values)
-    if not table:
-        raise ValidationError(f"{where}: jitter_factors is empty (leave it out for no table)")
-    if not all(math.isfinite(v) and v >= 0 for v in table):
-        raise ValidationError(f"{where}: jitter_factors must be finite and ≥ 0")
-    if any(b < a for a, b in itertools.pairwise(table)):
-        raise ValidationError(f"{where}: jitter_factors must be sorted ascending (quantiles)")
-    return table
+def check_jitter_sequence(values: Sequence[float], where: str) -> tuple[float, ...]:
+    """A jitter sequence as the twin draws from it: non-empty, finite, ≥ 0 (in time order, so any order)."""
+    sequence = tuple(float(v) for v in values)
+    if not sequence:
+        raise ValidationError(f"{where}: jitter_sequence is empty (leave it out for none)")
+    if not all(math.isfinite(v) and v >= 0 for v in sequence):
+        raise ValidationError(f"{where}: jitter_sequence must be finite and ≥ 0")
+    return sequence
 
 
 @dataclass(frozen=True)
@@ -139,7 +135,7 @@ class ProfileCosts:
     link_latency_s: float = 0.0
     link_bandwidth_Bps: float = float("inf")
     loop_s: float = 0.0
-    jitter_factors: tuple[float, ...] = ()  # `empirical` jitter's table; a profile has none
+    jitter_sequence: tuple[float, ...] = ()  # `empirical` jitter's factors; a profile has none
 
     @classmethod
     def from_profiles(

@@ -152,9 +152,17 @@ class Engine:
         self.links = Links(costs, self.schedule, self.trace_rows)
         jitter_seed, select_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(select_seed)
-        table = costs.jitter_factors if config.jitter == "empirical" else ()
+        sequence = costs.jitter_sequence if config.jitter == "empirical" else ()
         self.jitter = (
-            Jitter(np.random.default_rng(jitter_seed), config.jitter_sigma, table) if config.jitter != "none" else None
+            Jitter(
+                np.random.default_rng(jitter_seed),
+                config.jitter_sigma,
+                sequence,
+                config.jitter_block,
+                len(self.devices),
+            )
+            if config.jitter != "none"
+            else None
         )
 
         self.arrivals = arrival_times
@@ -339,7 +347,7 @@ class Engine:
                 if excess > 0:
                     factor *= 1.0 + self.host_slowdown * excess
             if self.jitter is not None:
-                factor *= self.jitter.draw()
+                factor *= self.jitter.draw(slot.dev_index)
             end = now + job * factor  # job = (base + overhead), as set_op_times sums it
             self.seq += 1
             self.events.push(end, OP_KEY + self.seq, kind, slot, d, now, factor)

@@ -12,7 +12,7 @@ the times are already this machine's. Pass it as `simulate(..., costs=...)` or `
 JSON: `{"source": "calibrated", "layers": [{"name", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...],
 "stages": [{"partition", "t_fwd_s", "t_bwd_s", "t_rec_s"}, ...] (per stage, null = not measured),
 "op_overhead_s", "loop_s" (absent = 0), "update_s", "link_latency_s", "link_bandwidth_Bps" (null = free),
-"jitter_factors" (absent = none: the measured op-time factors `empirical` jitter draws from, sorted)}`.
+"jitter_sequence" (absent = none: the measured op-time factors `empirical` jitter draws from, in time order)}`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.jsonfield import get_field
 from planner.profile import ModelProfile
-from sim.costs import Affine, ProfileCosts, check_jitter_factors
+from sim.costs import Affine, ProfileCosts, check_jitter_sequence
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class LayerCosts:
     link_bandwidth_Bps: float = math.inf
     stages: tuple[StageTimes, ...] = ()
     loop_s: float = 0.0
-    jitter_factors: tuple[float, ...] = ()  # measured op-time factors (analysis/calibrate/factors.py)
+    jitter_sequence: tuple[float, ...] = ()  # measured op-time factors (analysis/calibrate/factors.py)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -94,8 +94,8 @@ class LayerCosts:
             raise ValidationError(f"costs: link_bandwidth_Bps must be positive, got {self.link_bandwidth_Bps!r}")
         if any(not (math.isfinite(t) and t >= 0) for t in (*self.t_fwd, *self.t_bwd, *self.t_rec)):
             raise ValidationError("costs: layer times must be finite and ≥ 0")
-        if self.jitter_factors:
-            check_jitter_factors(self.jitter_factors, "costs")
+        if self.jitter_sequence:
+            check_jitter_sequence(self.jitter_sequence, "costs")
 
     def check(self, profile: ModelProfile) -> LayerCosts:
         """Refuse costs fitted for another model's layers."""
@@ -123,7 +123,7 @@ class LayerCosts:
             link_latency_s=self.link_latency_s,
             link_bandwidth_Bps=self.link_bandwidth_Bps,
             loop_s=self.loop_s,
-            jitter_factors=self.jitter_factors,
+            jitter_sequence=self.jitter_sequence,
         )
 
     # ----------------------------------------------------------------- JSON
@@ -140,7 +140,7 @@ class LayerCosts:
             "link_latency_s": self.link_latency_s,
             "link_bandwidth_Bps": None if math.isinf(self.link_bandwidth_Bps) else self.link_bandwidth_Bps,
             "stages": [m.to_json() for m in self.stages],
-        } | ({"jitter_factors": list(self.jitter_factors)} if self.jitter_factors else {})
+        } | ({"jitter_sequence": list(self.jitter_sequence)} if self.jitter_sequence else {})
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "costs") -> LayerCosts:
@@ -154,11 +154,16 @@ class LayerCosts:
             for x in layers
         ]
         bandwidth = obj.get("link_bandwidth_Bps")
-        factors = get_field(obj, "jitter_factors", list, where, None)
+        if "jitter_factors" in obj:
+            raise ValidationError(
+                f"{where}: jitter_factors is an older ferret calibrate's sorted table, which has lost the "
+                "measured order jitter_sequence keeps: rerun ferret calibrate"
+            )
+        factors = get_field(obj, "jitter_sequence", list, where, None)
         if factors is not None:
             if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in factors):
-                raise ValidationError(f"{where}: jitter_factors must be a list of numbers")
-            factors = check_jitter_factors(factors, where)
+                raise ValidationError(f"{where}: jitter_sequence must be a list of numbers")
+            factors = check_jitter_sequence(factors, where)
         return cls(
             names=tuple(r[0] for r in rows),
             t_fwd=tuple(r[1] for r in rows),
@@ -173,7 +178,7 @@ class LayerCosts:
                 StageTimes.from_json(m, f"{where}.stages[{i}]")
                 for i, m in enumerate(get_field(obj, "stages", list, where, []))
             ),
-            jitter_factors=() if factors is None else factors,
+            jitter_sequence=() if factors is None else factors,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

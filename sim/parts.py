@@ -166,22 +166,43 @@ def set_op_times(slot: Slot, costs: OpCosts, rows: int) -> None:
 
 
 class Jitter:
-    """Op-time factors drawn in blocks from one seeded generator: mean-1 log-normal with log-std
-    `sigma`, or, given a table of measured factors (`empirical`), one of its entries uniformly."""
+    """Op-time factors from one seeded generator: mean-1 log-normal with log-std `sigma`, or, given
+    the measured factors in time order (`empirical`), a circular block bootstrap of them.
 
-    def __init__(self, rng: np.random.Generator, sigma: float, table: tuple[float, ...] = ()) -> None:
+    Empirical draws take `block` consecutive entries of `sequence` from a uniformly drawn start,
+    wrapping past its end to its beginning (so every entry is drawn as often as the sequence holds
+    it), one stream of blocks per device: a device's ops keep the measured run of slow and fast
+    phases, and devices do not share one phase. `block = 1` draws every factor independently and
+    uniformly (the i.i.d. model), from one stream for all devices.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, sigma: float, sequence: tuple[float, ...] = (), block: int = 1, devices: int = 1
+    ) -> None:
         self.rng = rng
         self.sigma = sigma
-        self.table = np.asarray(table, dtype=np.float64)
-        self._block: list[float] = []
-        self._at = 0
+        self.sequence = np.asarray(sequence, dtype=np.float64)
+        self.block = block
+        self._blocks: list[list[float]] = [[] for _ in range(devices if block > 1 else 1)]
+        self._ats = [0] * len(self._blocks)
 
-    def draw(self) -> float:
-        if self._at == len(self._block):
-            if len(self.table):
-                self._block = self.table[self.rng.integers(0, len(self.table), 4096)].tolist()
-            else:
-                self._block = self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
-            self._at = 0
-        self._at += 1
-        return self._block[self._at - 1]
+    def draw(self, device: int) -> float:
+        """The next factor of an op on `device`."""
+        stream = device if self.block > 1 else 0
+        at = self._ats[stream]
+        values = self._blocks[stream]
+        if at == len(values):
+            values = self._blocks[stream] = self._refill()
+            at = 0
+        self._ats[stream] = at + 1
+        return values[at]
+
+    def _refill(self) -> list[float]:
+        n = len(self.sequence)
+        if not n:
+            return self.rng.lognormal(-0.5 * self.sigma**2, self.sigma, 4096).tolist()
+        if self.block == 1:
+            return self.sequence[self.rng.integers(0, n, 4096)].tolist()
+        # ~4096 factors at a time, as the other models draw: one generator call per refill, not per block
+        starts = self.rng.integers(0, n, max(1, 4096 // self.block))
+        return self.sequence[((starts[:, None] + np.arange(self.block)) % n).ravel()].tolist()

@@ -42,9 +42,15 @@ def ops_per_datum(num_stages: int) -> int:
     return 5 * num_stages + 4 * (num_stages - 1) + 2
 
 
-def check_jitter_source(config: SimConfig, jitter_factors: Sequence[float]) -> None:
-    """`empirical` jitter draws from a cost model's measured factors: refuse it without them."""
-    if config.jitter == "empirical" and not jitter_factors:
+def check_jitter_source(config: SimConfig, jitter_sequence: Sequence[float]) -> None:
+    """`empirical` jitter draws from a cost model's measured factors: refuse it without them, and
+    blocks of factors (`jitter_block` > 1) for any other jitter model."""
+    if config.jitter_block > 1 and config.jitter != "empirical":
+        raise FerretError(
+            f"jitter_block {config.jitter_block} draws measured factors in blocks, which only jitter 'empirical' "
+            f"has (jitter is '{config.jitter}')"
+        )
+    if config.jitter == "empirical" and not jitter_sequence:
         raise FerretError(
             "jitter 'empirical' draws from measured op-time factors, and this cost model has none: give the "
             "costs.json `ferret calibrate` wrote beside its sim_config.json (--costs), or --jitter SIGMA for a "
@@ -81,7 +87,7 @@ def simulate(
     sink = NullTrace() if trace is None else trace
     if costs is None:
         costs = ProfileCosts.from_profiles((profile,), plan.partition, config)
-    check_jitter_source(config, costs.jitter_factors)
+    check_jitter_source(config, costs.jitter_sequence)
     engine = Engine(plan, costs, stage_bytes(profile, plan), config, strategy, placement, times, seed, sink)
 
     start = time.perf_counter()

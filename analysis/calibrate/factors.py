@@ -1,20 +1,27 @@
-"""The `empirical` jitter's table: the measured op-time factors of real-time runs, stalls included.
+"""The `empirical` jitter's sequence: the measured op-time factors of real-time runs, stalls
+included, in the order they were measured.
 
 Each compute row's factor is its duration over the median of its contention cell (`contention.py`:
 same run, row type, stage and crowding), so device and host contention are not counted twice. The
-table is the sorted factors themselves, or, beyond `MAX_FACTORS` of them, that many quantiles
-(`inverted_cdf`: every entry is a measured factor); the twin draws from it uniformly
-(`sim.parts.Jitter`). Not fewer: what makes a one-slot buffer drop is the top 1 % of ops, and on the
-distributed_rate calibration runs (~3000 ops each) a table of 256 quantiles left M+'s twin 2.27×
-optimistic, 1024 2.05×, every factor 1.67× (docs/FIDELITY.md).
+sequence holds every factor, ordered by run, then device (rank), then the start of its job: each
+device's ops in time order, one after another. The twin draws `jitter_block` consecutive entries at
+a time from a random start, one stream per device (`sim.parts.Jitter`), so a twin device goes
+through the measured rank's slow and fast phases: measured op times are not independent (lag-1
+autocorrelation 0.58, ~0 by lag 100; docs/FIDELITY.md). `JITTER_BLOCK` is the block length
+`ferret calibrate` sets, chosen by measurement (docs/RESULTS.md §5). Beyond `MAX_FACTORS` factors
+the sequence keeps its first `MAX_FACTORS` — the first runs' devices whole, in order — so costs.json
+stays under ~400 kB (a distributed_rate calibration run has ~2,400). Every factor, not a summary:
+what makes a one-slot buffer drop is the top 1 % of ops, and on the distributed_rate calibration
+runs a table of 256 of their quantiles left M+'s twin 2.27× optimistic, 1024 2.05×, every factor
+1.67× (docs/FIDELITY.md).
 
 Normalisation. The fitted bases are each cell's median times `e^{σ²/2}` (the mean of the
-log-normal whose median is the cell's), so the table is the quantiles times `e^{-σ²/2}`: a twin op,
+log-normal whose median is the cell's), so the sequence is the ratios times `e^{-σ²/2}`: a twin op,
 base × factor, is then the cell's median × a measured ratio — the twin's op median is the measured
 median (as under log-normal jitter) and its mean the measured mean with every stall in it, where the
 log-normal's mean leaves ops over 20× their median out.
 
-Only real-time runs (`distributed`) give a table: a replay runs one op at a time on the twin's
+Only real-time runs (`distributed`) give a sequence: a replay runs one op at a time on the twin's
 schedule and a twin run's spread is the twin's own jitter, so those keep the log-normal.
 """
 
@@ -27,13 +34,14 @@ import numpy as np
 
 from analysis.calibrate.params import Fitted, fixed
 
-MAX_FACTORS = 4096
+MAX_FACTORS = 16384
+JITTER_BLOCK = 32  # ops per block of the measured sequence (docs/RESULTS.md §5)
 STALL = 10.0  # an op over 10× its cell's median counts as a stall in the report
 
 
 @dataclass(frozen=True)
-class FactorTable:
-    """The table (empty: no real-time run) and what the report says of the measured factors."""
+class FactorSequence:
+    """The sequence (empty: no real-time run) and what the report says of the measured factors."""
 
     factors: tuple[float, ...]
     stall_share: Fitted
@@ -42,20 +50,26 @@ class FactorTable:
     @property
     def varies(self) -> bool:
         """The factors differ (beyond the trace's printed digits): there is jitter to draw."""
-        return bool(self.factors) and self.factors[-1] - self.factors[0] > 1e-9 * max(self.factors[-1], 1e-300)
+        return bool(self.factors) and max(self.factors) - min(self.factors) > 1e-9 * max(max(self.factors), 1e-300)
 
 
-def fit_factor_table(log_ratio: np.ndarray, sigma: float, most: int = MAX_FACTORS) -> FactorTable:
-    """The table (at most `most` factors) from per-row `log(duration / cell median)` (NaN rows skipped)."""
-    ratio = np.exp(log_ratio[np.isfinite(log_ratio)])
+def fit_factor_sequence(
+    log_ratio: np.ndarray, sigma: float, stream: np.ndarray, start: np.ndarray, most: int = MAX_FACTORS
+) -> FactorSequence:
+    """The sequence (at most `most` factors) from per-row `log(duration / cell median)` (NaN rows
+    skipped), ordered by `stream` (a run's device), then by `start` (its job's start)."""
+    kept = np.isfinite(log_ratio)
+    ratio = np.exp(log_ratio[kept])
     if not len(ratio):
         why = "no real-time run (replay and twin runs follow the twin's own schedule)"
-        return FactorTable((), fixed("jitter_stall_share", 0.0, "share", why), fixed("jitter_largest", 0.0, "×", why))
-    size = min(len(ratio), most)  # at len(ratio) levels, inverted_cdf gives every factor once
-    table = np.quantile(ratio, (np.arange(size) + 0.5) / size, method="inverted_cdf") * math.exp(-(sigma**2) / 2)
+        return FactorSequence(
+            (), fixed("jitter_stall_share", 0.0, "share", why), fixed("jitter_largest", 0.0, "×", why)
+        )
+    order = np.lexsort((start[kept], stream[kept]))[:most]
+    sequence = ratio[order] * math.exp(-(sigma**2) / 2)
     share = float(np.mean(ratio > STALL))
-    return FactorTable(
-        factors=tuple(table.tolist()),
+    return FactorSequence(
+        factors=tuple(sequence.tolist()),
         stall_share=Fitted(
             "jitter_stall_share",
             share,

@@ -7,8 +7,9 @@ jitter (`contention.py`); (3) the bases are linear in the per-layer times, the p
 and the optimizer step (`layers.py`); (4) send rows give the links (`links.py`); (5) the gaps
 between ops whose input was ready give the executor's loop (`loop.py`); (6) the memory model
 comes from how the runs ran (`memory.py`); (7) real-time runs' ops over their cells' medians give
-the `empirical` jitter's table (`factors.py`), which a calibrated twin then draws from. Jobs that start
-together on one device are ordered by the first fit and the fit is repeated once.
+the `empirical` jitter's sequence in time order (`factors.py`), which a calibrated twin draws from
+in blocks. Jobs that start together on one device are ordered by the first fit and the fit is
+repeated once.
 
 What a run contributes depends on its clock (`RunFolder.clock`): a replay runs one op at a
 time, so its rows give op costs but no contention; twin and distributed runs give everything.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.calibrate.contention import ContentionFit, fit_contention
-from analysis.calibrate.factors import FactorTable, fit_factor_table
+from analysis.calibrate.factors import JITTER_BLOCK, FactorSequence, fit_factor_sequence
 from analysis.calibrate.jobs import ROW_TYPES, OpObservations, contention, observe, tied
 from analysis.calibrate.layers import GroupEquation, LayerFit, fit_layers
 from analysis.calibrate.links import LinkFit, fit_links, transfers
@@ -96,7 +97,7 @@ class Calibration:
     links: LinkFit
     loop: Fitted
     concurrency: Fitted
-    factors: FactorTable
+    factors: FactorSequence
     groups: tuple[GroupSummary, ...]
     stages: tuple[StageTimes, ...]  # per measured partition: its stages' own times
     runs: tuple[str, ...]
@@ -133,7 +134,7 @@ class Calibration:
             link_latency_s=c.link_latency_s,
             link_bandwidth_Bps=c.link_bandwidth_Bps,
             stages=self.stages,
-            jitter_factors=self.factors.factors,
+            jitter_sequence=self.factors.factors,
         )
 
 
@@ -218,7 +219,15 @@ def calibrate(
             for run, o in zip(runs, observations, strict=True)
         ]
     )
-    factors = fit_factor_table(np.where(real_time, fit.log_ratio, np.nan), sigma)
+    # Each run's devices are streams of their own: (run, device) numbered over all runs.
+    device = np.concatenate([o.job_device[o.job] for o in observations])
+    run_of = np.concatenate([np.full(len(o.duration), r) for r, o in enumerate(observations)])
+    factors = fit_factor_sequence(
+        np.where(real_time, fit.log_ratio, np.nan),
+        sigma,
+        run_of * (int(device.max(initial=0)) + 1) + device,
+        np.concatenate([o.job_start[o.job] for o in observations]),
+    )
     config = SimConfig(
         concurrency=concurrency,
         slowdown=fit.slowdown.value,
@@ -231,6 +240,7 @@ def calibrate(
         link_latency_s=links.latency.value,
         link_bandwidth_Bps=links.bandwidth.value,
         jitter="empirical" if factors.varies else "lognormal" if sigma > 1e-9 else "none",
+        jitter_block=JITTER_BLOCK if factors.varies else 1,
         jitter_sigma=sigma if sigma > 1e-9 else 0.0,
         **common_memory_model([run.folder for run in runs]),
     )

@@ -38,7 +38,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, Pa
         t_fwd=tuple(SCALE * layer.t_fwd_s for layer in layers),
         t_bwd=tuple(SCALE * layer.t_bwd_s for layer in layers),
         t_rec=tuple(SCALE * layer.t_fwd_s for layer in layers),
-        jitter_factors=(FACTOR,),
+        jitter_sequence=(FACTOR,),
     )
     costs.save(folder / "costs.json")
     dataclasses.replace(SimConfig(), jitter="empirical", exclusive_devices=True).save(folder / "sim_config.json")

@@ -1,4 +1,4 @@
-"""`jitter = "empirical"`: every op × a factor drawn uniformly from the cost model's measured table."""
+"""`jitter = "empirical"` with `jitter_block = 1`: every op × a factor drawn uniformly from the cost model's measured sequence."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ TABLE = (0.5, 0.9, 1.0, 1.0, 1.1, 1.3, 2.0, 40.0)
 def _run(config, table, samples=60, seed=0, interval=0.2):
     profile = balanced_profile(2)
     plan = make_plan([WorkerConfig.default(n, 2) for n in range(2)], 2, interval)
-    costs = dataclasses.replace(ProfileCosts.from_profiles((profile,), plan.partition, config), jitter_factors=table)
+    costs = dataclasses.replace(ProfileCosts.from_profiles((profile,), plan.partition, config), jitter_sequence=table)
     trace = MemoryTrace()
     result = simulate(plan, profile, samples, seed=seed, config=config, trace=trace, costs=costs)
     return result, [(r.kind, r.t_start, r.t_end) for r in trace.events() if r.kind in ("fwd", "bwd")]
@@ -59,7 +59,7 @@ def test_draws_have_the_table_s_distribution(values, seed):
     table = tuple(sorted(values))
     jitter = Jitter(np.random.default_rng(seed), 0.0, table)
     n = 20_000
-    draws = np.array([jitter.draw() for _ in range(n)])
+    draws = np.array([jitter.draw(0) for _ in range(n)])
     assert set(np.unique(draws)) <= set(table)
     for v in set(table):  # each value as often as the table holds it, within 5 binomial standard errors
         p = table.count(v) / len(table)
@@ -77,34 +77,38 @@ def test_empirical_without_a_table_is_refused():
 def test_compiled_and_interpreted_empirical_runs_are_identical():
     profile = balanced_profile(2)
     plan = make_plan([WorkerConfig.default(n, 2) for n in range(3)], 2, 0.1)
-    costs = dataclasses.replace(ProfileCosts.from_profiles((profile,), plan.partition, EMPIRICAL), jitter_factors=TABLE)
+    costs = dataclasses.replace(
+        ProfileCosts.from_profiles((profile,), plan.partition, EMPIRICAL), jitter_sequence=TABLE
+    )
     scenario = Scenario(profile, plan, EMPIRICAL, PoissonArrivals(0.1), 80, 7)
     blob = pickle.dumps((scenario, costs)).hex()
     code = f"import pickle; from tests.sim.native_digests import digest; print(digest(*pickle.loads(bytes.fromhex({blob!r}))))"
     assert run_pure(code).strip() == digest(scenario, costs)
 
 
-def test_costs_json_keeps_the_table_and_refuses_a_bad_one(tmp_path):
+def test_costs_json_keeps_the_sequence_and_refuses_a_bad_one(tmp_path):
     profile = balanced_profile(1)
     costs = LayerCosts(
         names=tuple(x.name for x in profile.layers),
         t_fwd=tuple(profile.t_fwd.tolist()),
         t_bwd=tuple(profile.t_bwd.tolist()),
         t_rec=tuple(profile.t_fwd.tolist()),
-        jitter_factors=TABLE,
+        jitter_sequence=TABLE,
     )
     costs.save(tmp_path / "costs.json")
     assert LayerCosts.load(tmp_path / "costs.json") == costs
-    assert costs.for_partition((0, 2)).jitter_factors == TABLE
+    assert costs.for_partition((0, 2)).jitter_sequence == TABLE
     obj = costs.to_json()
     for bad, why in (
         ([], "empty"),
         ([0.5, -1.0], "finite and ≥ 0"),
         ([1.0, float("nan")], "finite and ≥ 0"),
-        ([2.0, 1.0], "sorted ascending"),
         (["1"], "list of numbers"),
     ):
         with pytest.raises(ValidationError, match=why):
-            LayerCosts.from_json({**obj, "jitter_factors": bad})
-    del obj["jitter_factors"]
-    assert LayerCosts.from_json(obj).jitter_factors == ()
+            LayerCosts.from_json({**obj, "jitter_sequence": bad})
+    assert LayerCosts.from_json({**obj, "jitter_sequence": [2.0, 1.0]}).jitter_sequence == (2.0, 1.0)  # time order
+    with pytest.raises(ValidationError, match="jitter_factors .* rerun ferret calibrate"):
+        LayerCosts.from_json({**obj, "jitter_factors": [1.0, 2.0]})  # an older calibrate's sorted table
+    del obj["jitter_sequence"]
+    assert LayerCosts.from_json(obj).jitter_sequence == ()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cli import main
+from tests.e2e.roofline_plans import plan_of, roofline_profile
 from tests.e2e.test_run_distributed_cli import kill_a_rank_after_the_first_checkpoint
 from tests.executor.distributed.harness import run_bounded
 
@@ -27,14 +27,11 @@ MINIBATCH = 4
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A roofline profile of mnistnet and its GPipe and 1F1B-flush plans on 2 devices."""
     folder = tmp_path_factory.mktemp("plans")
-    profile = folder / "mnistnet.json"
-    roofline = ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:titan-xp"]
-    assert main(["profile", *roofline, "--out", str(profile)]) == 0
+    profile = roofline_profile(folder)
     made = {"profile": profile}
     for strategy in ("gpipe", "1f1b"):
-        plan = made[strategy] = folder / f"{strategy}.json"
         args = ["--budget", "max", "--devices", "2", "--strategy", strategy, "--minibatch", str(MINIBATCH)]
-        assert main(["plan", "--profile", str(profile), *args, "--out", str(plan)]) == 0
+        made[strategy] = plan_of(profile, folder / f"{strategy}.json", *args)
     return made
 
 

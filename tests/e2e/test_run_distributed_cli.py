@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from analysis.cli import main
+from tests.e2e.roofline_plans import plan_of, roofline_profile
 from tests.executor.distributed.harness import free_port, run_bounded, run_together
 
 LIMIT = 240
@@ -31,12 +32,8 @@ FERRET = [sys.executable, "-m", "analysis"]
 def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A roofline profile of mnistnet and its Ferret M+ plan on 2 devices (stage owners)."""
     folder = tmp_path_factory.mktemp("plan")
-    profile = folder / "mnistnet.json"
-    roofline = ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:titan-xp"]
-    assert main(["profile", *roofline, "--out", str(profile)]) == 0
-    plan = folder / "plan.json"
-    assert main(["plan", "--profile", str(profile), "--budget", "max", "--devices", "2", "--out", str(plan)]) == 0
-    return profile, plan
+    profile = roofline_profile(folder)
+    return profile, plan_of(profile, folder / "plan.json", "--budget", "max", "--devices", "2")
 
 
 def run_args(made: tuple[Path, Path], samples: int, interval: str) -> list[str]:

@@ -9,17 +9,13 @@ import pytest
 
 from analysis.cli import main
 from sim.trace import read_trace
+from tests.e2e.roofline_plans import plan_of, roofline_profile
 
 
 @pytest.fixture(scope="module")
 def plan_file(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("plan")
-    profile = folder / "mnistnet.json"
-    roofline = ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:titan-xp"]
-    assert main(["profile", *roofline, "--out", str(profile)]) == 0
-    plan = folder / "plan.json"
-    assert main(["plan", "--profile", str(profile), "--budget", "max", "--out", str(plan)]) == 0
-    return plan
+    return plan_of(roofline_profile(folder), folder / "plan.json", "--budget", "max")
 
 
 def test_plan_then_replay_learns_and_reports(tmp_path, plan_file, capsys):

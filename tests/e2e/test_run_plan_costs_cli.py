@@ -16,6 +16,7 @@ from planner.profile import ModelProfile
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts
 from tests.e2e.cli_errors import assert_one_line_error
+from tests.e2e.roofline_plans import plan_of, roofline_profile
 
 SCALE, FACTOR = 3.0, 2.0  # the fitted layers 3× the profile's, and every op drawn × 2
 
@@ -25,11 +26,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, Pa
     """A roofline profile of mnistnet, its plan, a calibration-like sim_config.json (`empirical`)
     and a costs.json whose layers take SCALE × the profile's times and whose table is one FACTOR."""
     folder = tmp_path_factory.mktemp("costs")
-    profile = folder / "mnistnet.json"
-    roofline = ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:titan-xp"]
-    assert main(["profile", *roofline, "--out", str(profile)]) == 0
-    plan = folder / "plan.json"
-    assert main(["plan", "--profile", str(profile), "--budget", "max", "--out", str(plan)]) == 0
+    profile = roofline_profile(folder)
+    plan = plan_of(profile, folder / "plan.json", "--budget", "max")
     slower = json.loads(plan.read_text()) | {"arrival_interval_s": 2e-3}  # a stream the fitted ops keep up with
     plan.write_text(json.dumps(slower))
     layers = ModelProfile.load(profile).layers

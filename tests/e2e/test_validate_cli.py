@@ -10,6 +10,7 @@ from analysis.cli import main
 from planner.plan import WorkerConfig
 from tests.analysis.twin_runs import edited_copy, simulate_folder
 from tests.e2e.cli_errors import assert_one_line_error
+from tests.e2e.roofline_plans import plan_of, roofline_profile
 from tests.sim.builders import balanced_profile, make_plan
 
 OUTPUTS = [
@@ -87,10 +88,8 @@ def test_an_empty_or_truncated_trace_is_refused(sims, tmp_path, capsys):
 
 
 def test_a_replay_run_is_compared_on_durations_drops_staleness_and_memory(tmp_path, capsys):
-    profile, plan = tmp_path / "profile.json", tmp_path / "plan.json"
-    roofline = ["--model", "mnistnet", "--input-shape", "1,8,8", "--device", "roofline:titan-xp"]
-    assert main(["profile", *roofline, "--out", str(profile)]) == 0
-    assert main(["plan", "--profile", str(profile), "--budget", "max", "--devices", "2", "--out", str(plan)]) == 0
+    profile = roofline_profile(tmp_path)
+    plan = plan_of(profile, tmp_path / "plan.json", "--budget", "max", "--devices", "2")
     common = ["--plan", str(plan), "--profile", str(profile), "--samples", "120"]
     assert main(["simulate", *common, "--out", str(tmp_path / "sim")]) == 0
     assert main(["run", *common, "--mode", "replay", "--dataset", "digits", "--out", str(tmp_path / "run")]) == 0

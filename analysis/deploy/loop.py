@@ -13,6 +13,7 @@ and the twin recalibrated with the run (what calibration learned from it).
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -35,6 +36,11 @@ from sim.arrivals import make_arrivals
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts
 
+# Without --samples / --probe-samples, the run and the probe last this long in stream time: at
+# the default interval (the slowest layer's forward, ~100 µs for mnistnet) a fixed count of
+# 1000 data was a 0.1-s stream — pipeline fill and torch's first calls, not a steady state,
+# which the twin is held to. (A stream may be longer than its data set: it makes passes.)
+RUN_S, PROBE_S = 3.0, 1.0
 PHASES = ("profile", "plan", "probe", "calibrate", "choose", "run", "validate", "recalibrate", "report")
 PREDICTIONS = ("profile only", "calibrated before the run", "recalibrated with the run")
 
@@ -57,9 +63,15 @@ class DeploySpec:
     )
     stream: str = config_field("iid", help="stream order: iid, class-incremental, …")
     arrival: str = config_field("fixed", help="arrival process: fixed, poisson, bursty")
-    samples: int = config_field(1000, help="stream length of the run", unit="int", ge=1)
-    probe_samples: int = config_field(
-        300, help="length of the probe run the twin is calibrated on before it chooses", unit="int", ge=1
+    samples: int | None = config_field(
+        None, help="stream length of the run", unit="int", ge=1, default_text=f"as many as arrive in {RUN_S:g} s"
+    )
+    probe_samples: int | None = config_field(
+        None,
+        help="length of the probe run the twin is calibrated on before it chooses",
+        unit="int",
+        ge=1,
+        default_text=f"as many as arrive in {PROBE_S:g} s",
     )
     seed: int = config_field(0, help="one seed for the stream, weights and the twin", unit="seed")
     top_k: int = config_field(4, help="partitions whose plans are compared", unit="int", ge=1)
@@ -91,8 +103,17 @@ class DeploySpec:
         COMPENSATORS.canonical(self.compensation)
         make_arrivals(self.arrival, self.arrival_interval_s or 1.0)
         checked_budget(self.budget)
-        total = self.samples + (0 if self.calibration is not None else self.probe_samples)
+        if self.arrival_interval_s is not None:  # else: once the profile gives the interval (`lengths`)
+            self.lengths(self.arrival_interval_s)
+
+    def lengths(self, arrival_interval_s: float) -> tuple[int, int]:
+        """The run's and the probe's stream lengths at this mean arrival interval (given, or
+        `RUN_S` / `PROBE_S` of stream), refused beyond the work limit."""
+        run = self.samples or max(1, math.ceil(RUN_S / arrival_interval_s))
+        probe = self.probe_samples or max(1, math.ceil(PROBE_S / arrival_interval_s))
+        total = run + (0 if self.calibration is not None else probe)
         check_work("max_events", total, "deploying (the probe and the run)", "samples")
+        return run, probe
 
 
 @dataclass
@@ -100,6 +121,8 @@ class DeployState:
     """What each phase produced, for the next phases and the report."""
 
     out: Path
+    samples: int = 0  # the run's stream length and the probe's (`DeploySpec.lengths`, at `plan`)
+    probe_samples: int = 0
     profile: ModelProfile | None = None
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Candidate | None = None
@@ -175,7 +198,7 @@ class DeployLoop:
         self._phase(1, "profile", f"{s.model} on this machine for {s.dataset}", self.profile)
         self._phase(2, "plan", f"top {s.top_k} Ferret plans for budget {s.budget} on {s.devices} devices", self.plan)
         if s.calibration is None:
-            self._phase(3, "probe", f"{s.probe_samples} samples of the closed forms' best ({s.mode})", self.probe)
+            self._phase(3, "probe", f"{st.probe_samples} samples of the closed forms' best ({s.mode})", self.probe)
             self._phase(
                 4, "calibrate", "the twin on the probe", lambda: self.calibrate_on(["probe"], "calibration-probe")
             )
@@ -188,7 +211,7 @@ class DeployLoop:
             st.calibration_dir = s.calibration
         self._phase(5, "choose", "simulate every candidate with the calibrated twin", self.choose)
         self._phase(
-            6, "run", f"the chosen plan on {s.samples} samples ({s.mode}, {s.devices} devices)", self.run_chosen
+            6, "run", f"the chosen plan on {st.samples} samples ({s.mode}, {s.devices} devices)", self.run_chosen
         )
         self._phase(7, "validate", "predicted vs measured (profile-only and calibrated twin)", self.validate_before)
         self._phase(8, "recalibrate", "the twin on the probe and the run, then validate again", self.recalibrate)
@@ -211,6 +234,7 @@ class DeployLoop:
         s, st = self.spec, self.state
         assert st.profile is not None
         td = s.arrival_interval_s or float(st.profile.t_fwd.max())
+        st.samples, st.probe_samples = s.lengths(td)
         budget = resolve_budget(s.budget, st.profile, td, s.decay_per_s, s.devices)
         st.candidates = top_candidates(st.profile, td, s.decay_per_s, budget, s.devices, s.top_k)
         folder = st.path("candidates")
@@ -222,7 +246,7 @@ class DeployLoop:
 
     def probe(self) -> str:
         self._run(
-            self.state.path("candidates", "plan-0.json"), self.spec.probe_samples, self.state.path("probe"), "probe"
+            self.state.path("candidates", "plan-0.json"), self.state.probe_samples, self.state.path("probe"), "probe"
         )
         return "measured trace in probe/"
 
@@ -244,7 +268,7 @@ class DeployLoop:
         config, costs = SimConfig.load(folder / "sim_config.json"), LayerCosts.load(folder / "costs.json")
         td = st.candidates[0].plan.arrival_interval_s
         arrivals = make_arrivals(s.arrival, td)
-        st.candidates = simulate_candidates(st.candidates, st.profile, config, costs, s.samples, arrivals, s.seed)
+        st.candidates = simulate_candidates(st.candidates, st.profile, config, costs, st.samples, arrivals, s.seed)
         st.chosen = st.candidates[0]
         st.chosen.plan.save(st.path("plan.json"))
         sim = st.chosen.simulated
@@ -257,13 +281,13 @@ class DeployLoop:
 
     def run_chosen(self) -> str:
         st = self.state
-        self._run(st.path("plan.json"), self.spec.samples, st.path("run"), "run")
+        self._run(st.path("plan.json"), st.samples, st.path("run"), "run")
         return "measured run in run/"
 
     def _predict_and_validate(self, label: str, calibration: Path | None, name: str) -> None:
         st = self.state
         profile = st.path("profile", "profile.json") if calibration is None else calibration / "profile.json"
-        self._simulate(st.path("plan.json"), profile, calibration, self.spec.samples, st.path(f"sim-{name}"), name)
+        self._simulate(st.path("plan.json"), profile, calibration, st.samples, st.path(f"sim-{name}"), name)
         predicted = load_run_folder(st.path(f"sim-{name}"), "--predicted")
         if st.measured is None:  # the run is read once for the two or three predictions it is held to
             st.measured = load_run_folder(st.path("run"), "--measured")

@@ -114,7 +114,7 @@ def write_report(spec: DeploySpec, state: DeployState, tolerances: Tolerances) -
         "",
         f"**{line}**",
         "",
-        f"Stream: {spec.dataset} ({spec.stream}), {spec.samples} samples, {spec.arrival} arrivals every "
+        f"Stream: {spec.dataset} ({spec.stream}), {state.samples} samples, {spec.arrival} arrivals every "
         f"{format_value('s', chosen.plan.arrival_interval_s)}; executor: {spec.mode}. Tolerances: throughput "
         f"±{100 * tolerances.throughput:g} %, latency p50 ±{100 * tolerances.latency_p50:g} %, drop rate "
         f"±{tolerances.drop_points:g} points, peak memory ±{100 * tolerances.peak_memory:g} %.",

@@ -45,6 +45,7 @@ def test_the_closed_loop_writes_a_report_with_a_verdict(tmp_path, capsys):
         (["--calibration", "{tmp}/cal"], "has no profile.json"),
         (["--budget", "lots"], "--budget: invalid size 'lots'"),
         (["--compensation", "bogus"], "unknown compensation 'bogus'"),
+        (["--arrival-interval", "1ns"], "deploying (the probe and the run) needs"),
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(tmp_path, capsys, flags, needle):

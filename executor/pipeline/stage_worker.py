@@ -20,14 +20,10 @@ driver's business (a trace's row order, or a real-time scheduler) and the transp
 * `finish` — stage 0's process, once the datum's backward reached its lowest stage: the
   algorithm's `after_update` (ER inserts the datum into its buffer).
 
-LwF and MAS keep their state per stage (lwf.py, mas.py): `admit` asks the algorithm whether to
-consolidate and carries the answer — a generation — with the datum (`Flight.generation`); each
-stage's `forward` first brings the stage's teacher (anchor) up to that generation from its
-current weights and runs LwF's teacher on the datum's teacher activation (`Flight.teacher`).
-MAS's importance pass after `finish` goes up the stages and back down, each stage accumulating
-its own parameters' importance (importance.py), and MIR's scoring of a datum's replay
-candidates before `admit` three times over them (scoring.py): at once when this process has
-every stage, else driven by the caller (the distributed host).
+An algorithm's own work joins the ops at three points, its `StageHooks` (stage_hooks.py): the
+micro-batch at `admit` (ER's replay; LwF's and MAS's consolidation, a generation the datum
+carries up; MIR's scored replay), before a `forward` of a datum with a generation (LwF's
+teacher, MAS's anchor, per stage) and at `finish` (`after_update`; MAS's importance pass).
 
 Budgeted OCL (aL-SAR, docs/ocl.md "In pipelines"): at the last stage's backward the algorithm
 decides, from the datum's logits, how many leading layers of the model it freezes
@@ -58,15 +54,13 @@ from executor.compensation import EFFICACY_EVERY, CompensationConfig, EfficacyLo
 from executor.ledger import tensor_bytes
 from executor.models.base import LayeredModel
 from executor.ocl.algorithms.base import OCLAlgorithm
-from executor.ocl.algorithms.lwf import LearningWithoutForgetting
-from executor.ocl.algorithms.mas import MemoryAwareSynapses
-from executor.ocl.algorithms.mir import MaximallyInterferedRetrieval
 from executor.ocl.batch import TrainBatch
 from executor.ocl.cost import ZERO_COST, CostModel
 from executor.pipeline.accounting import PipelineLedger, SavedTensorSizes
 from executor.pipeline.flight import Flight, stage_loss
 from executor.pipeline.importance import StageImportance
 from executor.pipeline.scoring import StageScoring
+from executor.pipeline.stage_hooks import stage_hooks
 from executor.pipeline.stages import parameter_names
 from executor.stage import BackwardResult, ForwardResult, OptimizerConfig, StageRuntime, UpdateResult
 from planner.errors import FerretError
@@ -127,15 +121,9 @@ class StageWorker:
             j: tuple(runtime.rule(w).recompute for w in range(plan.num_workers)) for j, runtime in self.stages.items()
         }
         self._freezes = algorithm.freezes
-        # LwF's teacher and MAS's anchor are kept per stage (lwf.py, mas.py): stage 0 numbers
-        # them (a generation the datum carries up), each stage takes its share when it sees a newer one.
-        self._lwf = algorithm if isinstance(algorithm, LearningWithoutForgetting) else None
-        self._mas = algorithm if isinstance(algorithm, MemoryAwareSynapses) else None
-        # MIR scores its candidates stage by stage (scoring.py).
-        self._mir = algorithm if isinstance(algorithm, MaximallyInterferedRetrieval) else None
-        self.scoring = StageScoring(self._mir, self.stages, self.P) if self._mir is not None else None
-        # MAS's importance pass stage by stage (importance.py).
-        self.importance = StageImportance(self.stages, self.names, self.P, self._mas) if self._mas is not None else None
+        self.hooks = stage_hooks(self)  # the algorithm's own work in the ops (stage_hooks.py)
+        self.scoring: StageScoring | None = self.hooks.scoring  # MIR's passes (the distributed host drives them)
+        self.importance: StageImportance | None = self.hooks.importance  # MAS's
         self._every = [backward_every(w.omission) for w in plan.workers]
         self._admitted = [0] * plan.num_workers
         self._saved = saved if saved is not None else SavedTensorSizes()
@@ -161,7 +149,7 @@ class StageWorker:
         LwF decides its consolidation here; the teacher runs stage by stage (`forward`)."""
         generation = 0
         if batch is None:
-            batch, generation = self._micro_batch(TrainBatch.fresh(x, y, task=task))
+            batch, generation = self.hooks.micro_batch(TrainBatch.fresh(x, y, task=task))
         if (
             self.cost_model is not None and batch.cost is not ZERO_COST and batch.cost != ZERO_COST
         ):  # MIR's passes, a sampler's arithmetic
@@ -172,25 +160,6 @@ class StageWorker:
         flight = Flight(batch, worker, bottom, self.P, label_bytes, input_bytes)
         flight.generation = generation
         return flight
-
-    def _micro_batch(self, given: TrainBatch) -> tuple[TrainBatch, int]:
-        """The algorithm's batch from the given rows, and the generation of LwF's teacher /
-        MAS's anchor it carries (0: none)."""
-        staged = self._lwf or self._mas
-        if staged is not None:
-            return staged.consolidate(given)
-        scoring = self.scoring
-        if scoring is None:
-            return self.algorithm.observe(self.model, given), 0
-        if self.scores_across:
-            raise FerretError(
-                "MIR's candidates are scored through stages of other processes: the caller builds the batch"
-            )
-        drawn = scoring.draw(given)
-        if not drawn.scored:
-            return scoring.batch(given, drawn, None), 0
-        scores = self.timed(scoring.score_here, given.x[: given.num_new], drawn.x, scoring.labels(given, drawn))
-        return scoring.batch(given, drawn, scores), 0
 
     def enter(
         self, worker: int, bottom: int, batch: TrainBatch, teacher: torch.Tensor | None = None, generation: int = 0
@@ -222,12 +191,7 @@ class StageWorker:
         known = self._saved.known(stage, rows) if stored and not self.recomputes[stage][worker] else 0
         c0, t0 = time.thread_time(), time.perf_counter()
         if flight.generation:  # before the student's forward: a new teacher / anchor takes the weights as they are
-            if self._mas is not None:
-                self._mas.anchor_stage(
-                    stage, zip(self.names[stage], runtime.versions.current.params, strict=True), flight.generation
-                )
-            else:
-                self._teacher_forward(flight, stage, x)
+            self.hooks.before_forward(flight, stage, x)
         if self._learns:
             with self._capture(sample, stored):
                 result, delta = self._forward_call(runtime, worker, sample, x, rows, known)
@@ -246,30 +210,6 @@ class StageWorker:
             self.ledger.free("inputs", flight.input_bytes)  # the stage keeps what its backward needs
         self.flops += rows * self.stage_flops[stage]
         return result
-
-    def _teacher_forward(self, flight: Flight, stage: int, x: torch.Tensor) -> None:
-        """LwF's teacher of the datum's generation through this stage: its activation goes up
-        beside the student's; at the last stage it becomes the batch's teacher logits."""
-        assert self._lwf is not None
-        span = (self.partition[stage], self.partition[stage + 1])
-        before = tensor_bytes(flight.teacher)
-        teacher_in = x if stage == 0 else flight.teacher
-        if teacher_in is None:
-            raise FerretError(f"stage {stage} forward of a datum distilled from a teacher, without its activation")
-        out = self._lwf.teacher_forward(stage, self.model, span, flight.generation, teacher_in)
-        batch = flight.batch
-        if stage == self.P - 1:
-            batch.teacher_logits = out[:, batch.teacher_classes]
-            flight.teacher = None
-            after = tensor_bytes(batch.teacher_logits)
-        else:
-            flight.teacher = out
-            after = tensor_bytes(out)
-        if after > before:
-            self.ledger.alloc("inputs", after - before)
-        elif before > after:
-            self.ledger.free("inputs", before - after)
-        flight.label_bytes += after - before
 
     def _forward_call(
         self, runtime: StageRuntime, worker: int, sample: int, x: torch.Tensor, rows: int, known: int | None
@@ -433,22 +373,14 @@ class StageWorker:
     def finish(self, flight: Flight) -> torch.Tensor | None:
         """Stage 0's process: the datum's whole backward is done. A sampler that learns from
         per-sample gradients learns from the columns every stage yielded, then the algorithm's
-        `after_update` runs (the learner's order). MAS's importance pass runs stage by stage:
-        here at once when this process has every stage, else its input is returned for the
-        caller to take through the stages (`importance`, importance.py)."""
+        hooks (`after_update`, the learner's order; MAS's importance pass, whose input rows are
+        returned when the caller takes it through other processes' stages)."""
         sampler = self.algorithm.sampler
         if sampler is not None and flight.columns is not None:
             grads, first = flight.columns
             self.flops += sampler.learn(grads, first, flight.batch.y.cpu().numpy())
             flight.columns = None
-        if self._mas is None or self.importance is None:
-            self.algorithm.after_update(self.model, flight.batch)
-            return None
-        rows = flight.batch.x[: self._mas.begin_pass(flight.batch)]
-        if len(self.stages) < self.P:
-            return rows
-        self.timed(self.importance.run_here, rows)
-        return None
+        return self.hooks.finish(flight)
 
     def timed(self, op: Callable[..., _T], *args: Any) -> _T:
         """`op(*args)`, a pass of an algorithm's (MAS's importance, MIR's scoring) timed like an op (`span`)."""
@@ -466,4 +398,4 @@ class StageWorker:
     @property
     def scores_across(self) -> bool:
         """Whether MIR's scoring passes go through stages of other processes (the caller's)."""
-        return self._mir is not None and len(self.stages) < self.P
+        return self.scoring is not None and len(self.stages) < self.P

@@ -8,11 +8,18 @@ OUT/<case>.json per case. Programs:
 * `lockstep` — every lockstep case for this many ranks, in one session: the twin's schedule
   of the case's plan is followed by the distributed executor (`--follow-trace`), then rank 0
   replays the same rows in one process and compares the final weights bit for bit.
-* `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 on 3); rank 0 keeps the merged
-  trace and replays it in one process: the weights must come out the same.
+* `realtime` — real-time runs (P = 2 on 1 or 2 ranks, P = 3 and 4 on 3); rank 0 keeps the
+  merged trace and replays it in one process: the weights must come out the same.
+* `batched` — batched.py's GPipe and 1F1B-flush cases for this many ranks.
 
 Latest-weights backward (lockstep and real time) and the `hvp` compensator (lockstep) run on 2
 ranks like the other cases: the replay's weights, bit for bit.
+
+LwF, MAS and MIR (per-stage state, their passes through the stages) run in lockstep and in real
+time on 2 ranks (stages 0 | 1, 2) and on 3: P = 3, one stage per rank — MAS's importance and
+MIR's scoring passes go up and down through rank 1, which is neither the source nor the last
+stage, and LwF's teacher activation rides through it — and P = 4 on stages 0 | 1 | 2, 3 (the
+last rank owns two stages).
 
 Budgeted OCL (aL-SAR's freezing and similarity-aware sampler on ER) cases, on 2 ranks: freezing decided by a fixed cycle (`scripted`: the
 schedule changes with the data, yet a replay of the same rows decides the same) must still give
@@ -20,7 +27,8 @@ the replay's weights bit for bit, in lockstep and in real time; adaptive freezin
 Fisher traces travel up with the activations) must keep the books (reports count releases,
 skipped update rows and updates per stage).
 
-`lockstep+realtime` runs both in one session (one start-up of torch per rank).
+`lockstep+realtime` runs both in one session (one start-up of torch per rank), and
+`lockstep+realtime+batched` all three (the 3-rank session).
 
 """
 
@@ -132,18 +140,33 @@ def lockstep_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         ),
         "hvp-compensation": (fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0), {COMPENSATION: "hvp"}),
     }
+    # Per-stage algorithm state across ranks: LwF's teacher, MAS's importance and anchor
+    # (generations carried by the data, MAS's importance pass in messages), MIR's scoring passes,
+    # with recomputation and accumulation: on stages 0 | 1, 2, or one stage per rank (every pass
+    # and LwF's teacher activation relayed by rank 1, which is neither the source nor the last stage).
+    per_stage = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True, accumulation=(2, 1, 1))
     if ranks == 3:
         cases = {k: cases[k] for k in ("t3-omission-er", "pipedream-2bw")}
+        cases.update((name, (per_stage, opts)) for name, opts in PER_STAGE.items())
     else:
         freezing = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, accumulation=(2, 1, 1))
         cases["freezing-scripted"] = (freezing, {**SIMILARITY_ER, SCRIPTED: True})
         cases["freezing-adaptive-er"] = (freezing, {"algorithm": "er", "buffer_samples": 8, "freezing": "adaptive"})
-        # Per-stage algorithm state across ranks: LwF's teacher, MAS's importance and anchor
-        # (generations carried by the data, MAS's importance pass in messages), on stages 0 | 1, 2
-        # with recomputation and accumulation.
-        per_stage = fixtures.plan((0, 1, 2, 3), workers=2, interval_s=1.0, recompute=True, accumulation=(2, 1, 1))
         cases.update((name, (per_stage, opts)) for name, opts in PER_STAGE.items())
-    return {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
+    planned = {name: (owner_plan(plan, owners), opts) for name, (plan, opts) in cases.items()}
+    if ranks == 3:  # P = 4 on stages 0 | 1 | 2, 3: the last rank owns two stages
+        four = owner_plan(per_stage_four(1.0), FOUR_OWNERS)
+        planned.update((f"{name}-p4", (four, {**opts, **FOUR})) for name, opts in PER_STAGE.items())
+    return planned
+
+
+FOUR = {"hidden": (8, 8, 8)}  # four layers: P = 4, one layer per stage
+FOUR_OWNERS = (0, 1, 2, 2)
+
+
+def per_stage_four(interval_s: float) -> Plan:
+    """P = 4, two workers, recomputation and accumulation (the per-stage algorithms' plan, one stage more)."""
+    return fixtures.plan((0, 1, 2, 3, 4), workers=2, interval_s=interval_s, recompute=True, accumulation=(2, 1, 1, 1))
 
 
 def lockstep(session: Session, out: Path) -> None:
@@ -203,7 +226,14 @@ def realtime_cases(ranks: int) -> dict[str, tuple[Plan, dict[str, Any]]]:
         }
     # A removed worker: a third of the stream is always dropped, and --predict-all predicts it.
     plan = removed_worker_plan(INTERVAL, accumulation=(1, 2, 1))
-    return {"p3": (owner_plan(plan, (0, 1, 2)), {})}
+    # LwF, MAS and MIR with every message relayed by a middle rank; and P = 4 with two stages on rank 2.
+    per_stage = owner_plan(fixtures.plan((0, 1, 2, 3), workers=2, interval_s=INTERVAL), (0, 1, 2))
+    four = owner_plan(per_stage_four(INTERVAL), FOUR_OWNERS)
+    return {
+        "p3": (owner_plan(plan, (0, 1, 2)), {}),
+        **{f"p3-{name}": (per_stage, opts) for name, opts in PER_STAGE.items()},
+        **{f"p4-{name}": (four, {**opts, **FOUR}) for name, opts in PER_STAGE.items()},
+    }
 
 
 PREDICT_ALL = ("p3",)
@@ -260,8 +290,10 @@ def main(argv: list[str]) -> int:
     program, out = argv[0], Path(argv[1])
 
     def body(session: Session) -> None:
+        from tests.executor.distributed.batched import run_cases  # it imports this module
+
         for part in program.split("+"):
-            {"lockstep": lockstep, "realtime": realtime}[part](session, out)
+            {"lockstep": lockstep, "realtime": realtime, "batched": run_cases}[part](session, out)
 
     run_in_session(body, "gloo")
 

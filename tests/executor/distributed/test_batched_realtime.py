@@ -1,4 +1,8 @@
-"""GPipe and 1F1B-flush in real time on 2 ranks (gloo, 127.0.0.1; P = 2, stage j on rank j).
+"""GPipe and 1F1B-flush in real time on 2 and 3 ranks (gloo, 127.0.0.1): P = 2 with stage j on
+rank j here; on 3 ranks P = 3, one stage each (the `BATCH` message, the activations and the
+gradients relayed by rank 1, neither the source nor the last stage), and P = 4 on stages
+0 | 1 | 2, 3 — those run in test_pipelines.py's 3-rank session, which applies these checks
+(`check_case`).
 
 Per case (batched.py): every datum is trained or dropped, and exactly the trained ones are
 predicted (every one, with `--predict-all`); every gradient is applied with staleness 0; each stage's updates are the mini-batches
@@ -25,6 +29,9 @@ pytestmark = pytest.mark.slow
 
 LIMIT = 240
 CASES = ("gpipe", "1f1b", "gpipe-fast", "1f1b-omission")
+# On 3 ranks, run in test_pipelines.py's 3-rank session (one start-up of torch per rank), which
+# checks them with `check_case`.
+CASES_3 = ("p3-gpipe-fast", "p3-1f1b-omission", "p4-gpipe", "p4-1f1b")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,18 @@ def reports(tmp_path_factory):
     return {case: json.loads((out / f"{case}.json").read_text()) for case in CASES}
 
 
+def check_case(reports: dict[str, dict], case: str) -> None:
+    """Every check of this module on `case` of `reports` (a 3-rank session's)."""
+    for check in (
+        test_every_datum_is_trained_or_dropped_and_said_so,
+        test_a_synchronous_pipeline_is_never_stale_and_replays_bit_for_bit,
+        test_every_update_is_a_whole_batch_at_a_batch_boundary,
+        test_the_last_stage_runs_gpipe_barriers_and_1f1b_alternation,
+        test_a_datum_is_dropped_only_when_a_full_batch_waits_behind_a_running_one,
+    ):
+        check(reports, case)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_every_datum_is_trained_or_dropped_and_said_so(reports, case):
     r = reports[case]
@@ -47,7 +66,7 @@ def test_every_datum_is_trained_or_dropped_and_said_so(reports, case):
         assert r["unpredicted"] == r["dropped"]
         assert r["predicted_mask"] == r["trained_mask"]
     assert r["trained"] >= r["minibatch"]
-    if case == "gpipe-fast":  # arrivals far faster than a batch runs: the buffer fills
+    if case.endswith("gpipe-fast"):  # arrivals far faster than a batch runs: the buffer fills
         assert r["dropped"] > 0
 
 
@@ -56,26 +75,31 @@ def test_a_synchronous_pipeline_is_never_stale_and_replays_bit_for_bit(reports, 
     r = reports[case]
     assert all(len(h) == 1 for h in r["staleness"]), r["staleness"]  # every gradient at staleness 0
     assert r["replay_equal"]
-    if case != "1f1b-omission":  # every datum trains every layer: plain mini-batch steps
+    if not case.endswith("omission"):  # every datum trains every layer: plain mini-batch steps
         assert r["minibatch_equal"]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_every_update_is_a_whole_batch_at_a_batch_boundary(reports, case):
     r = reports[case]
+    last = r["P"] - 1
     trained = [i for i, t in enumerate(r["trained_mask"]) if t]
-    batches = updates_of(r, 1)  # the last stage: every datum's backward reaches it
+    batches = updates_of(r, last)  # the last stage: every datum's backward reaches it
     assert [s for b in batches for s in b] == trained  # the oldest waiting data, in order
     assert all(len(b) == r["minibatch"] for b in batches[:-1]) and len(batches[-1]) <= r["minibatch"]
-    assert r["updates_per_stage"][1] == len(batches)
-    reach0 = {sample for kind, sample, stage, _, _ in r["ops"] if kind == "bwd" and stage == 0}
-    if case == "1f1b-omission":
-        assert 0 < len(reach0) < len(trained)  # short groups at stage 0: flushed
-    assert updates_of(r, 0) == [[s for s in b if s in reach0] for b in batches if any(s in reach0 for s in b)]
-    for stage, reach in ((0, reach0), (1, set(trained))):
+    assert r["updates_per_stage"][last] == len(batches)
+    reach = [{sample for kind, sample, j, _, _ in r["ops"] if kind == "bwd" and j == stage} for stage in range(last)]
+    reach.append(set(trained))
+    if case.endswith("omission"):
+        assert 0 < len(reach[0]) < len(trained)  # short groups at stage 0: flushed
+    for stage in range(last):
+        assert updates_of(r, stage) == [
+            [s for s in b if s in reach[stage]] for b in batches if any(s in reach[stage] for s in b)
+        ]
+    for stage in range(r["P"]):
         # The batches with a backward at this stage, each with the one after it (every datum
         # goes forward through every stage).
-        closing = [(k, b) for k, b in enumerate(batches) if any(s in reach for s in b)]
+        closing = [(k, b) for k, b in enumerate(batches) if any(s in reach[stage] for s in b)]
         for (k, batch), (_, t_update, _) in zip(closing, updates_at(r, stage), strict=True):
             ends = [e for kind, s, j, _, e in r["ops"] if kind == "bwd" and j == stage and s in batch]
             assert t_update >= max(ends)
@@ -87,10 +111,11 @@ def test_every_update_is_a_whole_batch_at_a_batch_boundary(reports, case):
 @pytest.mark.parametrize("case", CASES)
 def test_the_last_stage_runs_gpipe_barriers_and_1f1b_alternation(reports, case):
     r = reports[case]
-    for batch in updates_of(r, 1):
-        ops = sorted((b, kind, s) for kind, s, j, b, _ in r["ops"] if j == 1 and s in batch)
+    last = r["P"] - 1
+    for batch in updates_of(r, last):
+        ops = sorted((b, kind, s) for kind, s, j, b, _ in r["ops"] if j == last and s in batch)
         kinds = [kind for _, kind, _ in ops]
-        if case.startswith("gpipe"):  # every forward of the batch, then every backward
+        if "gpipe" in case:  # every forward of the batch, then every backward
             assert kinds == ["fwd"] * len(batch) + ["bwd"] * len(batch)
         else:  # window 1 at the last stage: a datum's backward before the next forward
             assert kinds == ["fwd", "bwd"] * len(batch)
@@ -105,7 +130,7 @@ def test_a_datum_is_dropped_only_when_a_full_batch_waits_behind_a_running_one(re
     for dropped in (i for i, t in enumerate(r["trained_mask"]) if not t):
         waiting = [s for s in trained if s < dropped][-r["minibatch"] :]
         assert len(waiting) == r["minibatch"]  # the buffer (bound = mini-batch) was full
-        batch = next(b for b in updates_of(r, 1) if waiting[0] in b)
+        batch = next(b for b in updates_of(r, r["P"] - 1) if waiting[0] in b)
         assert batch == waiting  # they were waiting: the next batch, not yet started
         assert min(first_fwd[s] for s in waiting) >= arrival_of(r, dropped) - 1e-9
 

@@ -3,12 +3,17 @@
 * Lockstep (`--follow-trace`): every rank runs its stages' ops in the twin's order and the
   final weights are bit-identical to the replay's on the same trace — P = 3, N ≥ 2, each of
   T1 (recompute), T2 (accumulation), T3 (omission, with ER), T4 (a removed worker), and
-  PipeDream-2BW; on 2 ranks (stages 0 | 1, 2) and 3 ranks (one stage each).
+  PipeDream-2BW; on 2 ranks (stages 0 | 1, 2) and 3 ranks (one stage each; T3 and 2BW).
 * Real time, P = 2 on 2 ranks and P = 3 on 3: every datum is trained or dropped, and every
   trained datum (only those) was predicted — every datum, with `--predict-all` (P = 3); the measured trace, replayed in one process by
   the replay executor — which checks every version, staleness and update against it — ends
   with the distributed run's weights, bit for bit. One rank owning every stage (no launcher, the
   in-process transport) runs MIR, which needs the whole model, under the same checks.
+* LwF, MAS and MIR across ranks, on 2 ranks (stages 0 | 1, 2) and on 3 (P = 3 one stage each:
+  every pass and LwF's teacher activation relayed by the middle rank; P = 4 on 0 | 1 | 2, 3):
+  lockstep gives the replay's weights bit for bit (and they differ from vanilla's / ER's); real
+  time keeps the books above, its measured trace passes the replay's version and staleness
+  checks, and LwF's replays to the run's weights bit for bit.
 * Latest-weights backward (lockstep, and real time replayed from its measured trace) and the
   hvp compensator (lockstep) on 2 ranks: the replay's weights, bit for bit.
 * aL-SAR's freezing and similarity-aware sampler (on ER) in both modes on 2 ranks: freezing
@@ -17,6 +22,8 @@
   trace), and the books add up — per stage, a release for every datum whose frozen prefix
   covers it, updates plus skipped update rows equal to the trace's, updates plus releases equal
   to the backward rows — with adaptive freezing proper too (its Fisher traces travel between ranks).
+* GPipe and 1F1B-flush on 3 ranks (P = 3 and P = 4, batched.py), in the same 3-rank session:
+  test_batched_realtime.py's checks.
 Timing is never asserted: the machine is shared and loaded.
 """
 
@@ -27,6 +34,7 @@ import sys
 
 import pytest
 
+import tests.executor.distributed.test_batched_realtime as batched_checks
 from tests.executor.distributed.harness import free_port, run_bounded
 from tests.executor.distributed.pipelines import PER_STAGE
 
@@ -45,7 +53,7 @@ LOCKSTEP_CASES = {
         "mas",
         "mir",
     ),
-    3: ("t3-omission-er", "pipedream-2bw"),
+    3: ("t3-omission-er", "pipedream-2bw", *PER_STAGE, *(f"{name}-p4" for name in PER_STAGE)),
 }
 
 
@@ -58,7 +66,7 @@ def launch(nproc: int, program: str, out) -> None:
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ranks):
-    launch(ranks, "lockstep+realtime", tmp_path)
+    launch(ranks, "lockstep+realtime" if ranks == 2 else "lockstep+realtime+batched", tmp_path)
     measured = 0
     for case in LOCKSTEP_CASES[ranks]:
         report = json.loads((tmp_path / f"{case}.json").read_text())
@@ -74,11 +82,17 @@ def test_lockstep_matches_the_replay_and_real_time_keeps_its_books(tmp_path, ran
     if ranks == 2:
         check_freezing(tmp_path)
         check_latest_weights(tmp_path)
-        # LwF, MAS and MIR across ranks in real time: the books, and for LwF the replay's weights
-        # (MAS's importance passes run after a datum's last backward, MIR's scoring before its first
-        # forward, not at those rows: no row of the trace says when).
+    # LwF, MAS and MIR across ranks in real time: the books, and for LwF the replay's weights
+    # (MAS's importance passes run after a datum's last backward, MIR's scoring before its first
+    # forward, not at those rows: no row of the trace says when). On 3 ranks also P = 4 with the
+    # last rank owning stages 2 and 3.
+    for prefix in ("p2",) if ranks == 2 else ("p3", "p4"):
         for name in PER_STAGE:
-            check_real_time(json.loads((tmp_path / f"p2-{name}.json").read_text()), faithful=name == "lwf")
+            check_real_time(json.loads((tmp_path / f"{prefix}-{name}.json").read_text()), faithful=name == "lwf")
+    if ranks == 3:  # GPipe and 1F1B-flush, P = 3 and 4 (batched.py): test_batched_realtime's checks
+        batched = {case: json.loads((tmp_path / f"{case}.json").read_text()) for case in batched_checks.CASES_3}
+        for case in batched_checks.CASES_3:
+            batched_checks.check_case(batched, case)
 
 
 def check_latest_weights(out) -> None:

@@ -159,7 +159,7 @@ class SimConfig:
     algorithm_passes: AlgorithmPasses = config_field(
         NO_PASSES,
         help="the OCL algorithm's extra passes per datum and stage",
-        via="`ferret run --plan` derives it from --algorithm (executor/ocl/algorithms twin_passes); --sim-config JSON",
+        via="set by `ferret run` from the run's OCL algorithm (twin_passes); else from the --sim-config JSON",
     )
 
     def __post_init__(self) -> None:

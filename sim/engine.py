@@ -14,7 +14,9 @@ A device starts a ready op whenever one of its `concurrency` lanes is free, in t
 under the rules of `sim.policy` (`ReadyOps`, `may_start`): a ready backward before a ready
 forward, then the older datum; a slot runs one op at a time and stores at most its window
 (1F1B: `P - j`). A recomputation and the optimizer step that closes a gradient group ride on
-their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s.
+their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s. An OCL
+algorithm's passes beyond the training step (`SimConfig.algorithm_passes`, sim/algorithm_passes.py)
+lengthen the forward's job, or hold the slot and its lane after the op (`hold`, `release`).
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
 it; an update applies onto the current version and makes the next one. A latest-weights worker

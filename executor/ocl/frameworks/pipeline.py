@@ -231,6 +231,7 @@ def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:
         "sim_latency_p50_s": sim.latency_quantile(0.5),
         "sim_latency_p99_s": sim.latency_quantile(0.99),
         "sim_time_scale": sim_config.time_scale,
+        "sim_algorithm_passes": sim_config.algorithm_passes.to_json(),
     }
 
 

@@ -75,7 +75,8 @@ def test_a_replay_run_with_the_passes_charged_still_is_the_oracle_bit_for_bit(al
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (result.predicted == oracle.predicted).all()
     # the twin charged the passes: LwF's update comes 3 s later from datum 7 on; MAS's does not move
-    passes = result.details["sim_config"]["algorithm_passes"]
+    passes = result.details["sim_algorithm_passes"]
+    assert passes == result.details["sim_config"]["algorithm_passes"]
     if algorithm == "lwf":
         assert passes["with_forward"] == 1.0 and passes["from_sample"] == 7
         assert result.details["sim_latency_p50_s"] == 12.0

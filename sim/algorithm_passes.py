@@ -35,6 +35,7 @@ there, from each algorithm's `step_passes`): this module knows no algorithm.
   stages and down again, with ops last in dispatch order; the twin charges each stage's share
   at once, and counts the datum done at its last backward (reality: when the pass is back).
 - Approximations: a no-grad forward costs a training forward; the rows are linear; the passes
+  hold no memory (the MAS pass's graph, MIR's virtual weights) and write no trace row; the passes
   take the op's jitter and contention factor; LwF's first teacher is placed in stream order
   (reality: the admitted data's, so drops move it later); MIR scores from the first datum with
   its full candidate count (reality: once the buffer holds more than `replay_batch` rows).

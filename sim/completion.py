@@ -37,13 +37,16 @@ def transient_bytes(engine: Engine, slot: Slot, opening: bool) -> int:
     return extra
 
 
-def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) -> None:
+def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, factor: float) -> None:
     dev = slot.device
-    dev.free += 1
-    engine.host_running -= 1
-    dev.busy_s += now - t0
-    slot.busy = False
     j = slot.stage
+    dev.busy_s += now - t0
+    if slot.after_s and j < d.bottom and d.sample >= slot.passes_from:  # a pass after it; no backward here
+        engine.hold(slot, slot.after_s * factor, now)
+    else:
+        dev.free += 1
+        engine.host_running -= 1
+        slot.busy = False
     rows = engine.trace_rows
     if rows is not None:
         stored = slot.act if j >= d.bottom else 0
@@ -69,10 +72,13 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float) ->
 
 def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, factor: float) -> None:
     dev = slot.device
-    dev.free += 1
-    engine.host_running -= 1
     dev.busy_s += now - t0
-    slot.busy = False
+    if slot.after_s and d.sample >= slot.passes_from:  # an algorithm's pass after it (MAS's importance)
+        engine.hold(slot, slot.after_s * factor, now)
+    else:
+        dev.free += 1
+        engine.host_running -= 1
+        slot.busy = False
     sample = d.sample
     j = slot.stage
     v = d.versions[j]

@@ -16,6 +16,7 @@ from planner.config_field import check_bounds, config_field
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.quantities import MAX_HOST_CORES
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 
 JITTER_MODELS = ("none", "lognormal", "empirical")
 
@@ -58,6 +59,10 @@ class SimConfig:
       `compensation_buffers` is the number of weight-sized buffers per stage kept by gradient
       compensation (λ auto-tuning keeps 2: `v_r` and `v_a`).
     - `trace_memory` adds a `mem` row to the trace at each change of a device's bytes.
+    - `algorithm_passes`: the run's OCL algorithm's passes beyond the training forward and
+      backward (LwF's teacher forward, MIR's scoring, MAS's importance pass) and how the twin
+      charges them (sim/algorithm_passes.py); `ferret run --plan` sets it from `--algorithm`,
+      as it sets `time_scale` for a replay memory's rows. The default charges none.
 
     Each field's metadata (`config_field`) gives its CLI flag, unit and bounds.
     """
@@ -151,6 +156,11 @@ class SimConfig:
         le=64,
     )
     trace_memory: bool = config_field(False, help="add a mem row per memory change", unit="flag")
+    algorithm_passes: AlgorithmPasses = config_field(
+        NO_PASSES,
+        help="the OCL algorithm's extra passes per datum and stage",
+        via="set by `ferret run` from the run's OCL algorithm (twin_passes); else from the --sim-config JSON",
+    )
 
     def __post_init__(self) -> None:
         self.validate()
@@ -162,6 +172,10 @@ class SimConfig:
     def validate(self) -> SimConfig:
         """Every field against its declaration (`check_bounds`: types, bounds, units, choices)."""
         check_bounds(self, "sim config:")
+        if not isinstance(self.algorithm_passes, AlgorithmPasses):
+            raise ValidationError(
+                f"sim config: algorithm_passes must be an AlgorithmPasses, got {type(self.algorithm_passes).__name__}"
+            )
         return self
 
     # ----------------------------------------------------------------- JSON
@@ -180,6 +194,10 @@ class SimConfig:
         if unknown:
             raise ValidationError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values = dict(obj)
+        if "algorithm_passes" in values:
+            values["algorithm_passes"] = AlgorithmPasses.from_json(
+                values["algorithm_passes"], f"{where}: algorithm_passes"
+            )
         if values.get("link_bandwidth_Bps", 0) is None:
             values["link_bandwidth_Bps"] = math.inf
         for key in (

@@ -14,7 +14,9 @@ A device starts a ready op whenever one of its `concurrency` lanes is free, in t
 under the rules of `sim.policy` (`ReadyOps`, `may_start`): a ready backward before a ready
 forward, then the older datum; a slot runs one op at a time and stores at most its window
 (1F1B: `P - j`). A recomputation and the optimizer step that closes a gradient group ride on
-their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s.
+their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s. An OCL
+algorithm's passes beyond the training step (`SimConfig.algorithm_passes`, sim/algorithm_passes.py)
+lengthen the forward's job, or hold the slot and its lane after the op (`hold`, `release`).
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
 it; an update applies onto the current version and makes the next one. A latest-weights worker
@@ -190,7 +192,7 @@ class Engine:
         self.stream_over = False
         self.home = home_devices(plan, placement)
         self.policy = admission_policy(strategy, plan, strategy.buffer_bound(plan, config.input_buffer))
-        self.workers = build_workers(plan, costs, sizes, self.policy, self.devices, placement)
+        self.workers = build_workers(plan, costs, sizes, self.policy, self.devices, placement, config.algorithm_passes)
         self.by_offset = {w.config.offset: w for w in self.workers if w.config.active}
         self.baseline = self._allocate_baseline()
         self.admission = Admission(self, self.policy, strategy.single_device)
@@ -249,7 +251,7 @@ class Engine:
             t, _, what, a, b, c, e = event
             self.now = t
             if what == FWD:
-                forward_done(self, a, b, c, t)
+                forward_done(self, a, b, c, t, e)
             elif what == BWD:
                 backward_done(self, a, b, c, t, e)
             elif what == ARRIVE:
@@ -322,7 +324,8 @@ class Engine:
                     refs[v] = refs.get(v, 0) + 1
                 slot.outstanding += 1
                 self.ledger.change(now, slot.dev_index, slot.act)
-            job = slot.fwd_job
+            # an algorithm's passes with the forward start at a datum (sim/algorithm_passes.py)
+            job = slot.fwd_job if d.sample >= slot.passes_from else slot.bare_fwd_job
         else:
             if slot.latest:  # the recomputation reads the weights current now and holds them
                 j = slot.stage
@@ -397,6 +400,21 @@ class Engine:
         if parked and room > 0:
             slot.device.ready.restore([heappop(parked) for _ in range(min(room, len(parked)))])
 
+    def hold(self, slot: Slot, seconds: float, now: float) -> None:
+        """An algorithm's pass after the op that just ended at `slot` (sim/algorithm_passes.py):
+        the slot and its device lane stay taken `seconds` longer, then `release` frees them."""
+        slot.device.busy_s += seconds
+        self.schedule(now + seconds, OP, CHOICE, self.release, slot, None, None)
+
+    def release(self, slot: Slot) -> None:
+        """The pass `hold` charged is over: the slot and its lane are free; queued ops may start."""
+        dev = slot.device
+        dev.free += 1
+        self.host_running -= 1
+        slot.busy = False
+        if dev.free and dev.ready.heap:
+            self.dispatch(dev, self.now)
+
     def apply_update(self, slot: Slot, t_start: float, now: float) -> None:
         """Step `slot.stage` with its open gradient group (a group the stream's end closes early)."""
         apply_update(self, slot, t_start, now)
@@ -423,8 +441,9 @@ class Engine:
     def step_rows(self, slot: Slot, rows: int) -> None:
         """A sequential learner's next step trains `rows` rows: each of its per-datum ops takes
         one row's share of the cost model's `rows`-row op (its fixed part amortised)."""
-        set_op_times(slot, self.costs, rows)
-        if self.plain and not (slot.overhead or slot.update_s or slot.recompute):
+        passes = self.config.algorithm_passes
+        set_op_times(slot, self.costs, passes, rows)
+        if self.plain and not (slot.overhead or slot.update_s or slot.recompute) and passes.none:
             # The step ends when the cost model's `rows`-row step does, `start + fixed + rows·per_row`
             # (the sequential executor's arithmetic), not at the float sum of its rows' shares.
             f, b = self.costs.forward(slot.stage), self.costs.backward(slot.stage)

@@ -12,6 +12,7 @@ import numpy as np
 
 from planner.plan import Plan
 from sim.admission import Batch, Worker
+from sim.algorithm_passes import AlgorithmPasses
 from sim.costs import OpCosts, StageBytes
 from sim.policy import AdmissionPolicy, ReadyOps
 
@@ -42,6 +43,8 @@ class Slot:
         "acc",
         "acc_target",
         "act",
+        "after_s",
+        "bare_fwd_job",
         "boundary_in",
         "boundary_out",
         "busy",
@@ -55,6 +58,7 @@ class Slot:
         "outstanding",
         "overhead",
         "parked",
+        "passes_from",
         "prev",
         "recompute",
         "stage",
@@ -94,6 +98,12 @@ class Slot:
         self.update_s = 0.0  # the optimizer step, at the end of the backward that closes a group
         # Whole jobs without slow-down or jitter: forward, backward, backward that closes a group.
         self.fwd_job = self.bwd_job = self.step_job = 0.0
+        # The algorithm's extra passes (sim/algorithm_passes.py): `fwd_job` holds those run with
+        # and before the forward, `bare_fwd_job` is the forward without them (data before
+        # `passes_from`), `after_s` holds the device after the datum's backward (0: none).
+        self.bare_fwd_job = 0.0
+        self.after_s = 0.0
+        self.passes_from = 0
         self.step_end: float | None = None  # a sequential learner's step: when its closing backward ends
         self.boundary_out = 0  # bytes sent to the next stage (and its gradient, back)
         self.boundary_in = 0
@@ -127,6 +137,7 @@ def build_workers(
     policy: AdmissionPolicy,
     devices: list[Device],
     placement: tuple[tuple[int, ...], ...],
+    passes: AlgorithmPasses,
 ) -> list[Worker]:
     """Every worker with its slots: one-row op times, bytes, windows (1F1B: P - j), neighbours."""
     P = plan.num_stages
@@ -142,7 +153,7 @@ def build_workers(
             slot.weights = sizes.weight_bytes[j]
             slot.overhead = costs.overhead_s(j)
             slot.update_s = costs.update_s(j)
-            set_op_times(slot, costs, rows=1)
+            set_op_times(slot, costs, passes, rows=1)
             slot.boundary_out = sizes.boundary_bytes[j]
             slot.boundary_in = sizes.boundary_bytes[j - 1] if j else 0
             worker.slots.append(slot)
@@ -153,16 +164,22 @@ def build_workers(
     return workers
 
 
-def set_op_times(slot: Slot, costs: OpCosts, rows: int) -> None:
+def set_op_times(slot: Slot, costs: OpCosts, passes: AlgorithmPasses, rows: int) -> None:
     """The slot's per-datum op times when each op is one row's share of a `rows`-row step
-    (pipelines: `rows = 1`; a sequential learner runs its mini-batch row by row)."""
+    (pipelines: `rows = 1`; a sequential learner runs its mini-batch row by row), with the
+    algorithm's extra passes charged as sim/algorithm_passes.py says."""
     j = slot.stage
     slot.t_fwd = costs.forward(j).share(rows)
     slot.t_rec = costs.recompute(j).share(rows) if slot.recompute else 0.0
-    slot.t_bwd_job = costs.backward(j).share(rows) + slot.t_rec
-    slot.fwd_job = slot.t_fwd + slot.overhead
+    t_bwd = costs.backward(j).share(rows)
+    slot.t_bwd_job = t_bwd + slot.t_rec
+    slot.fwd_job = slot.bare_fwd_job = slot.t_fwd + slot.overhead
     slot.bwd_job = slot.t_bwd_job + slot.overhead
     slot.step_job = (slot.t_bwd_job + slot.update_s) + slot.overhead
+    slot.passes_from = passes.from_sample
+    if not passes.none:  # none: the training ops' times exactly, not a sum with zeros
+        slot.fwd_job = (slot.t_fwd + passes.forward_extra_s(slot.t_fwd, t_bwd)) + slot.overhead
+        slot.after_s = passes.after_s(slot.t_fwd, t_bwd)
 
 
 class Jitter:

@@ -10,9 +10,17 @@ from hypothesis import strategies as st
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import LayerProfile, ModelProfile
 from sim import SimConfig, sequential_plan
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 from sim.arrivals import ArrivalProcess, FixedArrivals, PoissonArrivals
 from sim.strategies import SEQUENTIAL_STRATEGIES, SIM_STRATEGIES
 
+# An algorithm's passes (sim/algorithm_passes.py): none, LwF's from datum 2, MIR's, MAS's.
+PASSES = (
+    NO_PASSES,
+    AlgorithmPasses(with_forward=1.0, from_sample=2),
+    AlgorithmPasses(before_forwards=2.0, before_backwards=0.5),
+    AlgorithmPasses(after_forwards=1.0, after_backwards=1.0),
+)
 STRATEGY_NAMES = sorted({s.name for s in SIM_STRATEGIES.values()})
 ASYNC_NAMES = ("ferret", "pipedream", "pipedream-2bw")
 
@@ -83,6 +91,7 @@ def sim_configs(draw: st.DrawFn, contention: bool = True) -> SimConfig:
         optimizer_state_ratio=draw(st.sampled_from([0.0, 2.0])),
         compensation_buffers=draw(st.sampled_from([0, 2])),
         trace_memory=draw(st.booleans()),
+        algorithm_passes=draw(st.sampled_from(PASSES)),
     )
 
 

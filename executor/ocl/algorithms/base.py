@@ -49,6 +49,7 @@ from executor.ocl.samplers import SAMPLERS, ReplaySampler
 from planner.config_field import check_bounds, config_field
 from planner.errors import FerretError
 from planner.registry import Registry
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 
 
 def algorithm_names() -> list[str]:
@@ -162,6 +163,9 @@ class OCLAlgorithm:
     # the one it takes without `--sampler`.
     sampler: ReplaySampler | None = None
     default_sampler: ClassVar[str | None] = None
+    # When the passes `step_passes` adds to the training step run, for the twin
+    # (`sim.algorithm_passes.PHASES`; `twin_passes`); None: it adds none.
+    extra_passes_at: ClassVar[str | None] = None
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         self.config = config
@@ -259,6 +263,12 @@ class OCLAlgorithm:
         return StepCost.train(batch_rows)
 
     @classmethod
+    def first_extra_datum(cls, config: AlgorithmConfig, task: np.ndarray) -> int | None:
+        """The stream index of the first datum whose step runs the extra passes, on a stream of
+        these task ids (None: none does); every datum by default."""
+        return 0 if len(task) else None
+
+    @classmethod
     def stored_state_bytes(
         cls, config: AlgorithmConfig, model: nn.Module, num_classes: int
     ) -> tuple[dict[str, int], int]:
@@ -306,6 +316,16 @@ class Consolidation:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._task, self._since, self.count = int(state["task"]), int(state["since"]), int(state["count"])
 
+    @classmethod
+    def first_after_start(cls, every: int, task: np.ndarray) -> int | None:
+        """The first stream index but 0 at which `due` holds when every datum is admitted with
+        one new row (the first reference point LwF takes: at datum 0 no class was seen yet)."""
+        consolidation = cls(every)
+        for i, t in enumerate(task):
+            if consolidation.due(int(t), 1) and i:
+                return i
+        return None
+
 
 AlgorithmClass = type[OCLAlgorithm]
 ALGORITHMS: Registry[AlgorithmClass] = Registry("OCL algorithm", {"vanilla": OCLAlgorithm})
@@ -330,6 +350,24 @@ def algorithm_class(config: AlgorithmConfig) -> AlgorithmClass:
         replaying = ", ".join(name for name in algorithm_names() if ALGORITHMS[name].replay_memory)
         raise FerretError(f"--sampler applies to algorithms with a replay memory ({replaying}), not {config.name}")
     return cls
+
+
+def twin_passes(config: AlgorithmConfig, rows: int, task: np.ndarray) -> AlgorithmPasses:
+    """What the twin charges for `config`'s algorithm beyond each datum's training forward and
+    backward, a datum being a micro-batch of `rows` rows (one new) on a stream of these task ids
+    (sim/algorithm_passes.py): how many passes, from its `step_passes` less the training step's,
+    in passes of the training op on `rows` rows; when, from its `extra_passes_at`; from which
+    datum, from its `first_extra_datum`. The one mapping from an algorithm to the twin."""
+    cls = algorithm_class(config)
+    if cls.extra_passes_at is None:
+        return NO_PASSES
+    first = cls.first_extra_datum(config, task)
+    if first is None:
+        return NO_PASSES
+    extra = cls.step_passes(config, rows)
+    train = StepCost.train(rows)
+    forwards, backwards = (extra.forward - train.forward) / rows, (extra.backward - train.backward) / rows
+    return AlgorithmPasses.at(cls.extra_passes_at, forwards, backwards, from_sample=first)
 
 
 def build_algorithm(config: AlgorithmConfig, context: AlgorithmContext) -> OCLAlgorithm:

@@ -25,6 +25,7 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,6 +61,8 @@ class LearningWithoutForgetting(OCLAlgorithm):
     Vanilla until the first consolidation; the teacher's weights are charged to the ledger as "teacher"
     (see the module docstring for the loss).
     """
+
+    extra_passes_at = "with_forward"  # the teacher runs inside each stage's training forward
 
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
@@ -144,6 +147,11 @@ class LearningWithoutForgetting(OCLAlgorithm):
     def step_passes(cls, config: AlgorithmConfig, batch_rows: int) -> StepCost:
         """The step and the teacher's forward of every row."""
         return StepCost.train(batch_rows) + StepCost(forward=batch_rows)
+
+    @classmethod
+    def first_extra_datum(cls, config: AlgorithmConfig, task: np.ndarray) -> int | None:
+        """The first datum with a teacher: the first consolidation after datum 0."""
+        return Consolidation.first_after_start(config.consolidate_every, task)
 
     @classmethod
     def stored_state_bytes(

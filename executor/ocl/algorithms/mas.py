@@ -59,6 +59,8 @@ class MemoryAwareSynapses(OCLAlgorithm):
     module docstring for the penalty).
     """
 
+    extra_passes_at = "after_backward"  # the importance pass follows the datum's update
+
     def __init__(self, config: AlgorithmConfig, context: AlgorithmContext) -> None:
         super().__init__(config, context)
         self.consolidation = Consolidation(config.consolidate_every)

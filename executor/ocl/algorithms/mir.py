@@ -53,6 +53,8 @@ class MaximallyInterferedRetrieval(ExperienceReplay):
     cost (see the module docstring).
     """
 
+    extra_passes_at = "before_forward"  # the scoring precedes the datum's first forward
+
     def select_replay(
         self, model: nn.Module, new_x: torch.Tensor, new_y: torch.Tensor, new_weight: torch.Tensor | None, k: int
     ) -> Replay:

@@ -195,15 +195,18 @@ def plan_report(setup: RunSetup, options: PipelineOptions, plan: Plan) -> dict[s
 
 def twin_config(setup: RunSetup, sim_config: SimConfig) -> SimConfig:
     """The twin's settings for this run: with a replay memory (ER, MIR, aL-SAR) a micro-batch has
-    `1 + replay_batch` rows, so its ops last that much longer."""
-    from executor.ocl.algorithms.base import algorithm_class
+    `1 + replay_batch` rows, so its ops last that much longer; the algorithm's passes beyond the
+    training step (LwF's teacher, MAS's importance pass, MIR's scoring) are charged as
+    `algorithm_passes` (`twin_passes`; the run's algorithm decides them, whatever `sim_config` said)."""
+    from executor.ocl.algorithms.base import algorithm_class, twin_passes
 
     rows_per_datum = 1
     if algorithm_class(setup.algorithm).replay_memory:
         rows_per_datum += setup.algorithm.replay_batch or 1
-    if rows_per_datum == 1:
+    passes = twin_passes(setup.algorithm, rows_per_datum, setup.stream.task)
+    if rows_per_datum == 1 and passes == sim_config.algorithm_passes:
         return sim_config
-    return dataclasses.replace(sim_config, time_scale=sim_config.time_scale * rows_per_datum)
+    return dataclasses.replace(sim_config, time_scale=sim_config.time_scale * rows_per_datum, algorithm_passes=passes)
 
 
 def twin_costs(setup: RunSetup, options: PipelineOptions) -> OpCosts | None:
@@ -228,6 +231,7 @@ def twin_summary(sim: Any, sim_config: SimConfig) -> dict[str, Any]:
         "sim_latency_p50_s": sim.latency_quantile(0.5),
         "sim_latency_p99_s": sim.latency_quantile(0.99),
         "sim_time_scale": sim_config.time_scale,
+        "sim_algorithm_passes": sim_config.algorithm_passes.to_json(),
     }
 
 

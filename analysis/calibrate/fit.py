@@ -40,6 +40,7 @@ from planner.errors import FerretError
 from planner.profile import LayerProfile, ModelProfile
 from planner.provenance import check_made_for
 from planner.quantities import MAX_HOST_CORES
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 from sim.config import SimConfig
 from sim.fitted_costs import LayerCosts, StageTimes
 
@@ -64,6 +65,7 @@ class MeasuredRun:
 
     folder: RunFolder
     table: TraceTable
+    passes: AlgorithmPasses = NO_PASSES  # what its algorithm ran beyond the training ops (`run_passes`)
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,20 @@ def load_runs(folders: list[RunFolder], profile: ModelProfile) -> list[MeasuredR
             raise FerretError(f"{folder.trace_path}: no fwd or bwd rows to fit")
         what = f"--measured {folder.path}"
         check_made_for(folder.made_from, profile.made_from(), what, "--profile", force_flag=None)
-        runs.append(MeasuredRun(folder, table))
+        runs.append(MeasuredRun(folder, table, run_passes(folder)))
     return runs
+
+
+def run_passes(folder: RunFolder) -> AlgorithmPasses:
+    """The algorithm's passes beyond the training ops in a run: a `ferret run --plan` summary's
+    `sim_algorithm_passes` (its algorithm's), or a twin's `sim_config` (none before either existed)."""
+    value = folder.summary.get("sim_algorithm_passes")
+    where = f"{folder.path}/summary.json: sim_algorithm_passes"
+    if value is None:
+        sim_config = folder.config.get("sim_config")
+        value = sim_config.get("algorithm_passes") if isinstance(sim_config, dict) else None
+        where = f"{folder.path}/config.json: sim_config.algorithm_passes"
+    return NO_PASSES if value is None else AlgorithmPasses.from_json(value, where)
 
 
 def calibrate(
@@ -172,7 +186,7 @@ def calibrate(
     if not runs:
         raise FerretError("calibrate needs at least one measured run")
     cores = [host_cores_of(run.folder, options or CalibrationOptions()) for run in runs]
-    observations = [observe(run.table) for run in runs]
+    observations = [observe(run.table, run.passes) for run in runs]
     stages = [run.folder.plan.num_stages for run in runs]
     offsets = np.cumsum([0] + [len(ROW_TYPES) * p for p in stages])
     group = np.concatenate([offsets[r] + o.row_type * stages[r] + o.stage for r, o in enumerate(observations)])

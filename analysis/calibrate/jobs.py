@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.trace_table import KIND_CODES, TraceTable
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 
 FWD, RECOMPUTE, BWD, BWD_AFTER_RECOMPUTE, UPDATE = range(5)
 ROW_TYPES = ("fwd", "recompute", "bwd", "bwd after recompute", "update")
@@ -49,8 +50,14 @@ class OpObservations:
         return len(self.row_type)
 
 
-def observe(table: TraceTable) -> OpObservations:
-    """Group `table`'s compute rows into jobs and label each row with its type."""
+def observe(table: TraceTable, passes: AlgorithmPasses = NO_PASSES) -> OpObservations:
+    """Group `table`'s compute rows into jobs and label each row with its type. A `fwd` row's
+    duration is its training forward's: LwF's teacher runs inside the op (`passes.with_forward`
+    forwards of the same rows, from datum `passes.from_sample` on: sim/algorithm_passes.py), and
+    the twin charges it on top of the fitted forward, so the row counts `1 + with_forward` forwards.
+    (The twin charges one op overhead for them; dividing the row divides it too, so the fitted
+    forward and overhead come out short by at most `with_forward / (1 + with_forward)` of the
+    overhead — against charging the teacher twice.)"""
     k = table.kind
     fwd = np.flatnonzero(k == KIND_CODES["fwd"])
     rec = np.flatnonzero(k == KIND_CODES["recompute"])
@@ -109,10 +116,15 @@ def observe(table: TraceTable) -> OpObservations:
     job_of_row = np.asarray(jobs, dtype=np.int64)
     job_device = np.zeros(len(starts), dtype=np.int64)
     job_device[job_of_row] = table.device[index]
+    row_type = np.asarray(types, dtype=np.int64)
+    duration = table.duration[index]
+    if passes.with_forward:
+        inside = (row_type == FWD) & (table.sample[index] >= passes.from_sample)
+        duration = np.where(inside, duration / (1.0 + passes.with_forward), duration)
     return OpObservations(
-        row_type=np.asarray(types, dtype=np.int64),
+        row_type=row_type,
         stage=table.stage[index],
-        duration=table.duration[index],
+        duration=duration,
         job=job_of_row,
         job_start=np.asarray(starts),
         job_end=np.asarray(ends),

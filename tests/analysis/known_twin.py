@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.calibrate import MeasuredRun
+from analysis.calibrate.fit import run_passes
 from analysis.run_folder import RunFolder
 from analysis.trace_table import load_table
 from planner.plan import Plan, WorkerConfig, default_placement
@@ -68,7 +69,7 @@ def twin_run(
     with FileTrace(folder / "trace.jsonl") as trace:
         simulate(plan, profile, samples, arrivals=arrivals, seed=seed, config=config, trace=trace)
     run = RunFolder(folder, folder / "trace.jsonl", "twin", plan, None, {}, {"sim_config": config.to_json()})
-    return MeasuredRun(run, load_table(run.trace_path))
+    return MeasuredRun(run, load_table(run.trace_path), run_passes(run))
 
 
 # Two partitions that cut the six layers differently, so most layers and the overhead are

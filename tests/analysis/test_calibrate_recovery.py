@@ -11,6 +11,7 @@ import pytest
 from analysis.calibrate import calibrate
 from planner.profile import LayerProfile, ModelProfile
 from sim import SimConfig, simulate
+from sim.algorithm_passes import NO_PASSES, AlgorithmPasses
 from sim.arrivals import PoissonArrivals
 from tests.analysis.known_twin import (
     TRAINING,
@@ -157,3 +158,22 @@ def test_host_contention_comes_back_exactly_when_devices_outnumber_cores(tmp_pat
     assert c.sim_config.host_cores == 2
     assert c.sim_config.host_slowdown == pytest.approx(0.5, rel=EXACT)
     assert c.contention.jitter_sigma.value < 1e-6
+
+
+def test_lwf_s_teacher_inside_the_forward_is_not_fitted_into_it(tmp_path):
+    # A forward op of a datum with a teacher runs two forwards (sim/algorithm_passes.py): the fit
+    # takes the training forward back out of it, or a twin charging the teacher would charge it twice.
+    # The op's one overhead is divided with it (jobs.observe): the fitted forward and overhead are
+    # short by at most half the overhead.
+    teacher = AlgorithmPasses(with_forward=1.0, from_sample=60)
+    config = SimConfig(op_overhead_s=0.004, algorithm_passes=teacher)
+    plan = plan_for(tuple(range(7)), 2, 0.2)
+    run = twin_run(tmp_path / "lwf", plan, true_profile(), config, 300)
+    assert run.passes == teacher  # read back from the folder's sim_config
+    c = calibrate([run], plain_profile())
+    for fitted, layer in zip(c.layers.t_fwd, true_profile().layers, strict=True):
+        assert fitted.value + c.sim_config.op_overhead_s == pytest.approx(layer.t_fwd_s + 0.004, abs=0.002)
+    blind = calibrate([dataclasses.replace(run, passes=NO_PASSES)], plain_profile())  # the test can fail
+    assert blind.layers.t_fwd[0].value + blind.sim_config.op_overhead_s > 1.5 * (
+        true_profile().layers[0].t_fwd_s + 0.004
+    )

@@ -1,7 +1,7 @@
 """Sustained rate: the shortest arrival interval a real run keeps up with, next to the twin's.
 
     python benchmarks/distributed_rate.py [--nproc 2] [--data 300] [--steps 6] [--lo 0.05ms] [--hi 40ms]
-                                          [--calibrate-at 2] [--no-calibrate]
+                                          [--calibrate-at 2] [--no-calibrate] [--keep DIR]
 
 The demo's mnistnet plans (`ferret profile` on this CPU with one thread, `ferret plan --budget
 max|min --devices NPROC`: stages on up to NPROC owners), and the synchronous baseline GPipe on
@@ -80,6 +80,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--calibrate-at", type=float, default=2.0, help="the calibration run's interval, × the measured shortest"
     )
     parser.add_argument("--no-calibrate", action="store_true", help="the profile-only twin alone")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the profile, plans, calibration runs and results in this folder"
+    )
     parser.add_argument("--work", type=Path, default=None, help="(internal) folder of profile, plans and results")
     parser.add_argument("--plan", type=Path, default=None, help="(internal) the plan this session's ranks run")
     return parser.parse_args(argv)
@@ -229,7 +232,8 @@ def main(argv: list[str]) -> int:
         return rank_main(args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep
+        work.mkdir(parents=True, exist_ok=True)
         profile = work / "profile.json"
         assert ferret(["profile", "--model", "mnistnet", "--input-shape", "1,8,8", "--out", str(profile)]) == 0
         results = {}

@@ -102,6 +102,7 @@ def landings(t: Transfers, latency_s: float, bandwidth_Bps: float) -> np.ndarray
 
 
 def fit_links(t: Transfers) -> LinkFit:
+    """The twin's link model fitted to `t`, queue included (the module docstring says how)."""
     if len(t) == 0:
         return LinkFit(
             fixed("link_latency_s", 0.0, "s", "no transfers: links are free"),

@@ -1,7 +1,8 @@
 """Sustained rate: the shortest arrival interval a real run keeps up with, next to the twin's.
 
     python benchmarks/distributed_rate.py [--nproc 2] [--data 300] [--steps 6] [--lo 0.05ms] [--hi 40ms]
-                                          [--calibrate-at 2] [--no-calibrate]
+                                          [--calibrate-at 2] [--no-calibrate] [--keep DIR]
+    python benchmarks/distributed_rate.py --recalibrate DIR [DIR ...]
 
 The demo's mnistnet plans (`ferret profile` on this CPU with one thread, `ferret plan --budget
 max|min --devices NPROC`: stages on up to NPROC owners), and the synchronous baseline GPipe on
@@ -22,6 +23,10 @@ one run (profile, sim_config and fitted costs) is bisected the same way and aske
 rate at the measured shortest interval. The shortest interval is held out of the calibration
 (another rate, another run), not out of the plan or the session: one plan's own run at a rate
 it keeps up with, as a user would measure before asking for the shortest.
+
+`--keep DIR` keeps the work folder (profile, plans, each plan's calibration run and results);
+`--recalibrate DIR...` runs nothing and calibrates again on the runs kept there, with this
+tree's `calibrate`: two versions of the calibration compared on the same runs, paired.
 
 Every probe is a fresh model and stream in one session of ranks (one start-up of torch). The
 ranks share the machine's cores with each other and whatever else runs: the load average is
@@ -80,6 +85,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--calibrate-at", type=float, default=2.0, help="the calibration run's interval, × the measured shortest"
     )
     parser.add_argument("--no-calibrate", action="store_true", help="the profile-only twin alone")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the profile, plans, calibration runs and results in this folder"
+    )
+    parser.add_argument(
+        "--recalibrate",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="no runs: calibrate again on the calibration runs --keep kept in these folders (this tree's calibrate)",
+    )
     parser.add_argument("--work", type=Path, default=None, help="(internal) folder of profile, plans and results")
     parser.add_argument("--plan", type=Path, default=None, help="(internal) the plan this session's ranks run")
     return parser.parse_args(argv)
@@ -223,13 +238,38 @@ def _drops(at: dict | None) -> str:
     return "-" if at is None else f"{100 * at['drop_rate']:.1f} %"
 
 
+def recalibrate(args: argparse.Namespace) -> int:
+    """The calibrated twin of each plan's kept calibration run, with this tree's `calibrate`: old and
+    new code on the same runs (pass the kept runs' own --data, --lo, --hi and --steps)."""
+    print("| folder | plan | shortest td, measured | calibrated twin's shortest td | link latency | link bandwidth |")
+    print("|" + " --- |" * 6)
+    for folder in args.recalibrate:
+        profile = ModelProfile.load(folder / "profile.json")
+        for path in sorted(folder.glob("results-plan-*.json")):
+            name = path.stem.removeprefix("results-")
+            result = json.loads(path.read_text())[name]
+            calibrated_twin(result, folder / f"calibration-run-{name}", profile, args)
+            link = {p["name"]: p["value"] for p in result["calibrated_parameters"]}
+            bandwidth = link["link_bandwidth_Bps"]
+            print(
+                f"| {folder} | {name} | {_ms(result['measured_shortest_s'], 2)} | "
+                f"{_ms(result['calibrated_twin_shortest_s'], 3)} | {_ms(link['link_latency_s'], 2)} | "
+                + ("free" if bandwidth is None else f"{bandwidth / 1e6:.3g} MB/s")
+                + " |"
+            )
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if under_launcher():
         return rank_main(args)
+    if args.recalibrate:
+        return recalibrate(args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.keep is None else args.keep
+        work.mkdir(parents=True, exist_ok=True)
         profile = work / "profile.json"
         assert ferret(["profile", "--model", "mnistnet", "--input-shape", "1,8,8", "--out", str(profile)]) == 0
         results = {}

@@ -224,7 +224,7 @@ def calibrate(
         for r, code, j, rows, b in summaries
     )
     tables = [(run.folder.source, run.table) for run in runs]
-    links = fit_links(*transfers(tables))
+    links = fit_links(transfers(tables))
     loop = fit_loop(tables)
     sigma = fit.jitter_sigma.value
     real_time = np.concatenate(

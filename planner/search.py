@@ -27,6 +27,7 @@ from planner.errors import ValidationError
 from planner.partition import candidate_partitions, num_caps
 from planner.plan import REMOVED, Plan, WorkerConfig, default_placement
 from planner.profile import ModelProfile
+from planner.quantities import MAX_WORKERS
 from planner.stream import check_stream
 from planner.walk import Blocks, Walk, best_walk, best_walk_total
 from planner.worker_chain import ChainBuilder, StageModel, build_tails, stage_models
@@ -91,6 +92,12 @@ class FerretPlanner:
         # Decision (docs/planner.md §2): S1 keeps N = ⌈(tf + tb)/td⌉ instead of adding
         # workers for the longer cycle; (F3) would otherwise reward recomputation.
         self.candidates = [_Candidate(n, m, ceil_ratio(m.tf + m.tb, arrival_interval_s)) for n, m in enumerate(models)]
+        most = max((c.num_workers for c in self.candidates), default=0)
+        if most > MAX_WORKERS:  # every plan of that candidate would fail `Plan.validate`: say so up front
+            raise ValidationError(
+                f"planning for an arrival every {arrival_interval_s:.3g} s needs {most} workers, "
+                f"more than the {MAX_WORKERS} ferret runs"
+            )
         self.min_bytes = np.array([m.min_worker_bytes for m in models], dtype=np.int64)
         # The unconstrained plan of each candidate: N workers, no technique (Python ints: exact).
         self.exact_bytes = np.array([c.num_workers * c.model.no_technique_bytes for c in self.candidates], dtype=object)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from planner.closed_form import adaptation_rate, ceil_ratio, memory_bytes, stage_times
 from planner.errors import ValidationError
 from planner.profile import LayerProfile, ModelProfile
+from planner.quantities import MAX_WORKERS
 from planner.search import FerretPlanner, itersearch, minimal_budget, plan_ferret, search
 from planner.worker_chain import build_chain, stage_model
 from tests.planner.profiles import partitions, profiles, uniform_profile
@@ -151,6 +152,10 @@ def planning_cases(draw, max_layers=64):
 @given(planning_cases())
 def test_plan_invariants(case):
     profile, td, decay, fractions = case
+    if ceil_ratio(float(profile.t_fwd.sum() + profile.t_bwd.sum()), td) > MAX_WORKERS:  # the one-stage candidate's N
+        with pytest.raises(ValidationError, match="workers, more than the"):
+            FerretPlanner(profile, td, decay)
+        return
     planner = FerretPlanner(profile, td, decay)
     unconstrained = planner.plan(None)
     floor = planner.min_memory_bytes()
@@ -222,3 +227,12 @@ def test_rate_bounds_hold_for_every_candidate(case):
             walk = best_walk(blocks, cand.num_workers, B)
             value = blocks.totals(walk, cand.num_workers)[0]
             assert value <= bound * (1 + 1e-9)
+
+
+def test_more_workers_than_ferret_runs_are_refused_up_front():
+    # Hypothesis found it: 0.0625 s of cycle every 0.5 µs is 125,020 workers, whose plans would
+    # all fail `Plan.validate`; the planner says so when it is built, in one line.
+    profile = ModelProfile("one", (LayerProfile("l0", 1e-5, 0.0625, 1000, 1000),))
+    with pytest.raises(ValidationError, match="needs 125020 workers, more than the 4096 ferret runs"):
+        FerretPlanner(profile, 5e-7)
+    FerretPlanner(profile, (1e-5 + 0.0625) / MAX_WORKERS * 1.001)  # within the cap: plans

@@ -36,13 +36,15 @@ def verdict(promise: Validation, recalibrated: Validation | None) -> str:
     kinds = sorted(promise.kinds, key=lambda k: -abs(k.median_error))[:2]
     if kinds:
         why += "; op durations: " + ", ".join(f"{k.kind} {100 * k.median_error:+.0f} % (median)" for k in kinds)
-    if recalibrated is not None:
-        fixed = all(recalibrated.metric(m.name).within for m in missed)
-        why += (
-            "; recalibrated on this run the twin is within tolerance (the probe did not show the run's costs)"
-            if fixed
-            else "; even recalibrated on this run the twin misses — something the model does not capture"
-        )
+    if recalibrated is not None:  # of what the promise missed, what calibrating on the run itself brings back
+        again = [recalibrated.metric(m.name) for m in missed]
+        still = [m for m in again if not m.within]
+        if still:
+            misses = ", ".join(f"{m.name} by {format_error(m)}" for m in still)
+            why += f"; even recalibrated on this run the twin misses {misses} — something the model does not capture"
+        else:
+            names = ", ".join(m.name for m in again)
+            why += f"; recalibrated on this run the twin gets {names} within tolerance (the probe did not show the run's costs)"
     return f"VERDICT: the plan did not keep its promise — {why}."
 
 

@@ -59,11 +59,13 @@ import copy
 import json
 import os
 import pickle
+import queue
 import re
 import shutil
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -346,6 +348,11 @@ class RankCheckpoints:
         self.source = source
         self.since = Since()
         self.previous: Path | None = None  # the complete checkpoint the chain's earlier chunks lie in
+        # One writer thread for the run, started at the first checkpoint: handing it a write is
+        # a queue put (starting a thread per checkpoint would wait for it to be scheduled).
+        self._writes: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = threading.Event()
+        self._idle.set()
         self._writer: threading.Thread | None = None
 
     def load(self, path: Path) -> int:
@@ -373,13 +380,20 @@ class RankCheckpoints:
                 outcome = FAILED
             transport.send(to, protocol.saved(position, outcome))
 
-        self._writer = threading.Thread(target=job, name="ferret-checkpoint", daemon=True)
-        self._writer.start()
+        self._idle.clear()
+        self._writes.put(job)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="ferret-checkpoint", daemon=True)
+            self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            self._writes.get()()
+            self._idle.set()
 
     def wait(self) -> None:
-        if self._writer is not None:
-            self._writer.join()
-            self._writer = None
+        """Until the write handed over last is done (and answered)."""
+        self._idle.wait()
 
 
 class Checkpointer:

@@ -340,7 +340,7 @@ class RankCheckpoints:
 
     `load` restores the rank from a checkpoint; `take` (on `CHECKPOINT`, or the source's own)
     snapshots, answers `SAVED c SNAPPED` (not on the source: its Checkpointer counts itself),
-    and starts the write, which answers `SAVED c WRITTEN` (or `FAILED`); `wait` joins a write
+    and hands the write to its thread, which answers `SAVED c WRITTEN` (or `FAILED`); `wait` waits for a write
     still running (before the rank closes its channels)."""
 
     def __init__(self, host: StageHost, source: StreamSource | None = None) -> None:
@@ -387,6 +387,9 @@ class RankCheckpoints:
             self._writer.start()
 
     def _write_loop(self) -> None:
+        device = torch.device(self.host.worker.model_device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # per thread: copies of the rank's tensors stay on its device
         while True:
             self._writes.get()()
             self._idle.set()

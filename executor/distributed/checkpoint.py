@@ -354,13 +354,17 @@ class RankCheckpoints:
         self._idle = threading.Event()
         self._idle.set()
         self._writer: threading.Thread | None = None
+        self._pending: Callable[[], None] | None = None  # a snapshot's write not handed over yet
 
     def load(self, path: Path) -> int:
         self.since = load_rank(path, self.host, self.source)
         self.previous = path
         return self.since.position
 
-    def take(self, root: Path, position: int) -> None:
+    def take(self, root: Path, position: int, start: bool = True) -> None:
+        """Snapshot, answer, and hand the write over — or, `start=False` (the source), keep it
+        until `start`: the source releases the stream first when it is the only rank, before
+        the writer thread competes with its loop for the interpreter's lock."""
         self.wait()  # the source begins no checkpoint before the previous is complete: at once
         host = self.host
         state, chunk, self.since = snapshot(host, self.source, position, self.since)
@@ -381,6 +385,14 @@ class RankCheckpoints:
             transport.send(to, protocol.saved(position, outcome))
 
         self._idle.clear()
+        self._pending = job
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Hand the write of the last snapshot to the writer thread."""
+        job, self._pending = self._pending, None
+        assert job is not None, "a write to start comes from a snapshot"
         self._writes.put(job)
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="ferret-checkpoint", daemon=True)
@@ -432,8 +444,9 @@ class Checkpointer:
         for rank in range(transport.world_size):
             if rank != self.host.rank:
                 transport.send(rank, protocol.checkpoint(position))
-        self.checkpoints.take(self.root, position)
-        self.saved(self.host.rank, position, SNAPPED)
+        self.checkpoints.take(self.root, position, start=False)
+        self.saved(self.host.rank, position, SNAPPED)  # alone, the stream goes on at once
+        self.checkpoints.start()
 
     def saved(self, src: int, position: int, outcome: int) -> None:
         if position != self.current:

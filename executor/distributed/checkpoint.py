@@ -30,7 +30,8 @@ the loop; format 4 is this (a checkpoint of another format is refused with one l
 **Background write.** A rank snapshots its state in the loop (copies of the tensors and the
 new record entries: cheap), answers `SAVED c SNAPPED`, and goes on; a writer thread links,
 pickles and writes the files and then answers `SAVED c WRITTEN` (transport.send is a queue
-put; on the source the answer goes to its own inbox). Once every rank has snapshotted the
+put; on the source the answer goes to its own inbox, and its write starts once every rank has
+snapshotted, so that its writer thread does not slow the other ranks' answers down). Once every rank has snapshotted the
 source releases arrivals again — the stall is the drain plus the snapshots, not the writes.
 That is correct because what is written is the snapshot, which nothing after it changes, and
 every rank snapshotted before any datum from `c` on was released (a rank can only get such a
@@ -363,8 +364,9 @@ class RankCheckpoints:
 
     def take(self, root: Path, position: int, start: bool = True) -> None:
         """Snapshot, answer, and hand the write over — or, `start=False` (the source), keep it
-        until `start`: the source releases the stream first when it is the only rank, before
-        the writer thread competes with its loop for the interpreter's lock."""
+        until `start`: the source releases the stream first (once every rank snapshotted),
+        before its writer thread competes for the interpreter's lock with the loop and the wire
+        threads that bring the other ranks' `SAVED`."""
         self.wait()  # the source begins no checkpoint before the previous is complete: at once
         host = self.host
         state, chunk, self.since = snapshot(host, self.source, position, self.since)
@@ -444,9 +446,8 @@ class Checkpointer:
         for rank in range(transport.world_size):
             if rank != self.host.rank:
                 transport.send(rank, protocol.checkpoint(position))
-        self.checkpoints.take(self.root, position, start=False)
+        self.checkpoints.take(self.root, position, start=False)  # its write starts at `resume`
         self.saved(self.host.rank, position, SNAPPED)  # alone, the stream goes on at once
-        self.checkpoints.start()
 
     def saved(self, src: int, position: int, outcome: int) -> None:
         if position != self.current:
@@ -459,6 +460,7 @@ class Checkpointer:
             if self.snapped == world:  # every rank's state is copied: the stream may go on
                 self.snapped = 0
                 self.resume()
+                self.checkpoints.start()
             return
         self.written += 1
         if self.written == world:  # (each rank's write follows its snapshot: every one snapshotted)

@@ -31,8 +31,9 @@ the loop; format 4 is this (a checkpoint of another format is refused with one l
 new record entries: cheap), answers `SAVED c SNAPPED`, and goes on; a writer thread links,
 pickles and writes the files and then answers `SAVED c WRITTEN` (transport.send is a queue
 put; on the source the answer goes to its own inbox, and its write starts once every rank has
-snapshotted, so that its writer thread does not slow the other ranks' answers down). Once every rank has snapshotted the
-source releases arrivals again — the stall is the drain plus the snapshots, not the writes.
+snapshotted, so that its writer thread does not slow the other ranks' answers down). Once every
+rank has snapshotted the source releases arrivals again — the stall is the drain plus the
+snapshots, not the writes.
 That is correct because what is written is the snapshot, which nothing after it changes, and
 every rank snapshotted before any datum from `c` on was released (a rank can only get such a
 datum's messages after the source has every `SNAPPED`; waiting for the source's own snapshot

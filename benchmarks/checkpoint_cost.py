@@ -1,37 +1,41 @@
-"""What a distributed checkpoint costs: its size on disk, the time to save and to load it per
-rank, and how long the run stands still while it is written.
+"""What a distributed checkpoint costs: what it writes per rank, how long the stream stands
+still for it, the time to snapshot, to write and to load per rank.
 
     python benchmarks/checkpoint_cost.py [--models mnistnet,mobilenetv2] [--samples 80] [--every 20]
                                          [--interval-ms 40] [--repeats 5]
 
 Each case is a real `ferret run --mode distributed --checkpoint-every EVERY` on digits (8×8
 inputs; a roofline profile; `ferret plan --budget max --devices D`), then the same run resumed
-with `--resume`: er on 2 ranks (stages on both), LwF and MAS on 1 rank (the executor runs them
-only when one rank owns every stage). aL-SAR is refused by the distributed executor (its batches
-hold no prediction of the datum), so it has no checkpoint to measure; its learned state
-(memory, sampler) is ER's. Inside the ranks (this script is the rank's program) the
-checkpoint's functions are wrapped with clocks:
+with `--resume`: ER on 2 ranks (stages on both), LwF and MAS on 1 rank (they run across ranks
+too; one rank keeps the cases few and measures the path where one rank holds the whole model's
+state and answers itself). aL-SAR is refused by the distributed executor (its batches hold no
+prediction of the datum), so it has no checkpoint to measure; its learned state (memory,
+sampler) is ER's. Inside the ranks (this script is the rank's program) the checkpoint's
+functions (executor/distributed/checkpoint.py) are wrapped with clocks:
 
-* save: `save_rank` per rank and checkpoint (wall and thread CPU) — snapshot, pickling, write;
-* load: `load_rank` per rank in the resumed run (read, unpickle, copy into the fresh ranks);
+* snapshot: `snapshot` per rank and checkpoint, in the loop (wall and thread CPU) — copies of
+  the state and the record's new entries;
+* write: `write` per rank and checkpoint, in the rank's writer thread while the stream goes on
+  — links of the earlier chunks, the new chunk's pickle, `torch.save` of the state;
+* load: `load_rank` per rank in the resumed run (read, rebuild the record from the chunks,
+  copy into the fresh ranks);
 * stall: on the source, from `begin` (the pipeline is quiescent, the source asks every rank to
-  save) to `complete` (every rank answered, the folder renamed): no op runs on any rank and no
-  arrival is released meanwhile. Before `begin` the pipeline drains (ops still run).
+  snapshot) to `Checkpointer.resume` (every rank snapshotted, arrivals are released again): no
+  arrival is released meanwhile. Before `begin` the pipeline drains (ops still run);
+* until complete: `begin` to `complete` (every rank wrote, the folder renamed: the checkpoint
+  can be resumed from).
 
-Then, in this process, each rank's file is read back (`torch.load`, best of REPEATS) and
-written again (`torch.save`, best of REPEATS) — the file's own I/O, without the run around it —
-and its size is split into what the stages and the algorithm need to go on and the run's record
-so far (trace rows, predictions, updates, staleness, the source's per-datum lists: one pickled
-blob), which grows with the stream position; the record is also encoded both ways — one
-`pickle.dumps`, as `save_rank` does, and through `torch.save`'s pickler, as it used to be (which
-calls back into Python for every object).
-Numbers vary with the load (printed); run under `nice` on a shared machine.
+Then, in this process, the newest checkpoint's files are measured per rank: what it wrote
+(`rank<r>.pt`, the weights and what the algorithm learned, and the new record chunk) and the
+whole record its chain holds (what a whole-record checkpoint, format 3, wrote every time);
+`rank<r>.pt`'s write and read (best of REPEATS), and the record chunk's `pickle.dumps` against
+the whole record's (best of REPEATS). Numbers vary with the load (printed); run under `nice` on
+a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import pickle
@@ -49,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from analysis.cli import main as ferret  # noqa: E402
-from executor.distributed import checkpoint, rank  # noqa: E402
+from executor.distributed import checkpoint  # noqa: E402
 from executor.distributed.context import under_launcher  # noqa: E402
 from executor.distributed.launch import launch_local  # noqa: E402
 
@@ -90,49 +94,55 @@ def timed(events: Path, kind: str, fn: Callable[..., Any], rank_of: Callable[...
 def rank_main(args: argparse.Namespace) -> int:
     """A rank: wrap the checkpoint's functions with clocks, then run `ferret run` as usual."""
     events = args.events
-    save = timed(events, "save", checkpoint.save_rank, lambda root, position, host, source: host.rank)
-    load = timed(events, "load", rank.load_rank, lambda path, host, source: host.rank)
-    checkpoint.save_rank = rank.save_rank = save  # the Checkpointer's and the other ranks'
-    rank.load_rank = load
+    checkpoint.snapshot = timed(events, "snapshot", checkpoint.snapshot, lambda host, *rest: host.rank)
+    checkpoint.write = timed(events, "write", checkpoint.write, lambda partial, previous, rank, *rest: rank)
+    checkpoint.load_rank = timed(events, "load", checkpoint.load_rank, lambda path, host, source: host.rank)
     checkpoint.begin = timed(events, "begin", checkpoint.begin, lambda root, position: 0)
     checkpoint.complete = timed(events, "complete", checkpoint.complete, lambda *a: 0)
+    resume = checkpoint.Checkpointer.resume
+    checkpoint.Checkpointer.resume = timed(events, "resume", resume, lambda self: 0)  # type: ignore[method-assign]
     return ferret(args.run)
 
 
-def stalls(lines: list[dict[str, Any]]) -> list[float]:
-    """begin → complete on the source, per checkpoint (begin's own time included)."""
+def spans(lines: list[dict[str, Any]], until: str) -> list[float]:
+    """`begin` → `until` (`resume` or `complete`) on the source, per checkpoint (begin's own time included)."""
     begins = [line["at"] - line["wall_s"] for line in lines if line["kind"] == "begin"]
-    completes = [line["at"] for line in lines if line["kind"] == "complete"]
-    return [c - b for b, c in zip(begins, completes, strict=True)]
-
-
-def pickled(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(value, buffer)
-    return buffer.getvalue()
+    ends = [line["at"] for line in lines if line["kind"] == until]
+    return [e - b for b, e in zip(begins, ends, strict=True)]
 
 
 def best(fn: Callable[[], Any], repeats: int) -> float:
     return min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
-def file_io(path: Path, repeats: int) -> dict[str, float]:
-    """The file's size and parts; its write and read (best of `repeats`); the run's record
-    encoded as the checkpoint does (one `pickle.dumps`) and as `torch.save` would."""
+def file_io(newest: Path, rank: int, repeats: int) -> dict[str, float]:
+    """What checkpoint `newest` wrote for `rank` and the whole record its chain holds; the
+    state file's write and read (best of `repeats`); the new chunk's pickle and the whole record's."""
+    path = newest / f"rank{rank}.pt"
+    position = int(newest.name.removeprefix("at-"))
     state = torch.load(path, weights_only=False)
-    record = pickle.loads(state["record"].numpy().tobytes())
+    chunk = newest / checkpoint.chunk_name(rank, position)
+    record = checkpoint.read_record(newest, state)
+    new_chunk = pickle.loads(chunk.read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "again.pt"
         write_s = best(lambda: torch.save(state, copy), repeats)
     return {
-        "bytes": path.stat().st_size,
-        "learned": path.stat().st_size - state["record"].numel(),
-        "record": state["record"].numel(),
+        "state": path.stat().st_size,
+        "chunk": chunk.stat().st_size,
+        "record": sum((newest / name).stat().st_size for name in state["chain"]),
+        "chunk_pickle_s": best(lambda: pickle.dumps(new_chunk, protocol=pickle.HIGHEST_PROTOCOL), repeats),
         "record_pickle_s": best(lambda: pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL), repeats),
-        "record_torch_s": best(lambda: pickled(record), repeats),
         "write_s": write_s,
         "read_s": best(lambda: torch.load(path, weights_only=False), repeats),
     }
+
+
+def written(folder: Path, rank: int) -> int:
+    """The bytes checkpoint `folder` wrote for `rank`: its state and its new record chunk (the
+    earlier chunks are links)."""
+    chunk = checkpoint.chunk_name(rank, int(folder.name.removeprefix("at-")))
+    return (folder / f"rank{rank}.pt").stat().st_size + (folder / chunk).stat().st_size
 
 
 def run_case(work: Path, model: str, name: str, ranks: int, flags: list[str], args: argparse.Namespace) -> dict:
@@ -157,44 +167,48 @@ def run_case(work: Path, model: str, name: str, ranks: int, flags: list[str], ar
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     loads = [line for line in lines[len(saved) :] if line["kind"] == "load"]
     newest = sorted(checkpoints.glob("at-*"))[-1]
+    of = lambda kind, r: [line for line in saved if line["kind"] == kind and line["rank"] == r]  # noqa: E731
     return {
         "model": model,
         "algorithm": name,
         "ranks": ranks,
-        "save": {r: [line for line in saved if line["kind"] == "save" and line["rank"] == r] for r in range(ranks)},
+        "snapshot": {r: of("snapshot", r) for r in range(ranks)},
+        "write": {r: of("write", r) for r in range(ranks)},
         "load": {line["rank"]: line for line in loads},
-        "stall_s": stalls(saved),
-        "files": {r: file_io(newest / f"rank{r}.pt", args.repeats) for r in range(ranks)},
+        "stall_s": spans(saved, "resume"),
+        "complete_s": spans(saved, "complete"),
+        "files": {r: file_io(newest, r, args.repeats) for r in range(ranks)},
         "position": int(newest.name.removeprefix("at-")),
-        "bytes_at": {
-            f.name: [(f / f"rank{r}.pt").stat().st_size for r in range(ranks)] for f in sorted(checkpoints.glob("at-*"))
-        },
+        "bytes_at": {f.name: [written(f, r) for r in range(ranks)] for f in sorted(checkpoints.glob("at-*"))},
     }
 
 
 def report(cases: list[dict]) -> None:
-    ms = 1e3
-    print("| model | algorithm | rank | size, KiB (learned + record) | save, ms (wall / CPU, mean of checkpoints) "
-          "| load, ms | file write / read, ms (best) | the record: pickle / torch.save, ms | stall, ms (mean, max) |")  # fmt: skip
-    print("|" + " --- |" * 9)
+    ms, kib = 1e3, 1024
+    print("| model | algorithm | rank | written, KiB (state + new chunk) | whole record, KiB | snapshot, ms (wall / CPU) "
+          "| write, ms (wall / CPU, in the background) | load, ms | state file write / read, ms (best) "
+          "| pickle: new chunk / whole record, ms | stall, ms (mean, max) | until complete, ms (mean) |")  # fmt: skip
+    print("|" + " --- |" * 12)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
     for c in cases:
-        stall = c["stall_s"]
+        stall, done = c["stall_s"], c["complete_s"]
         for r, f in c["files"].items():
-            saves = c["save"][r]
-            wall = sum(s["wall_s"] for s in saves) / len(saves)
-            cpu = sum(s["cpu_s"] for s in saves) / len(saves)
+            snaps, writes = c["snapshot"][r], c["write"][r]
             print(
                 f"| {c['model']} | {c['algorithm']} | {r} of {c['ranks']} "
-                f"| {f['bytes'] / 1024:.0f} ({f['learned'] / 1024:.0f} + {f['record'] / 1024:.0f}) "
-                f"| {wall * ms:.1f} / {cpu * ms:.1f} | {c['load'][r]['wall_s'] * ms:.1f} "
-                f"| {f['write_s'] * ms:.1f} / {f['read_s'] * ms:.1f} | {f['record_pickle_s'] * ms:.1f} / {f['record_torch_s'] * ms:.1f} "
-                f"| {sum(stall) / len(stall) * ms:.1f}, {max(stall) * ms:.1f} |"
+                f"| {(f['state'] + f['chunk']) / kib:.0f} ({f['state'] / kib:.0f} + {f['chunk'] / kib:.0f}) "
+                f"| {f['record'] / kib:.0f} "
+                f"| {mean([s['wall_s'] for s in snaps]) * ms:.1f} / {mean([s['cpu_s'] for s in snaps]) * ms:.1f} "
+                f"| {mean([w['wall_s'] for w in writes]) * ms:.1f} / {mean([w['cpu_s'] for w in writes]) * ms:.1f} "
+                f"| {c['load'][r]['wall_s'] * ms:.1f} | {f['write_s'] * ms:.1f} / {f['read_s'] * ms:.1f} "
+                f"| {f['chunk_pickle_s'] * ms:.1f} / {f['record_pickle_s'] * ms:.1f} "
+                f"| {mean(stall) * ms:.1f}, {max(stall) * ms:.1f} | {mean(done) * ms:.1f} |"
             )
 
 
 def growth(cases: list[dict]) -> None:
-    """Each checkpoint's size per rank: the record grows with the stream position."""
-    print("\nsize per rank by position, KiB:")
+    """What each checkpoint wrote per rank: the record's new chunk, not the record so far."""
+    print("\nwritten per rank by position, KiB:")
     for c in cases:
         sizes = "; ".join(
             f"{name}: {', '.join(f'{b / 1024:.0f}' for b in per_rank)}" for name, per_rank in c["bytes_at"].items()

@@ -94,8 +94,10 @@ class StageHost:
         self._unpredicted: list[tuple[int, torch.Tensor]] = []  # (sample, logits): argmax still to take
         self.on_done: Callable[[int, int, int], None] = _no_source  # (sample, worker, lowest trained stage)
         self.on_predicted: Callable[[int, int], None] = _no_source
-        self.on_checkpoint: Callable[[int], None] = _no_checkpoints  # save this rank (checkpoint.py)
-        self.on_saved: Callable[[int], None] = _no_checkpoints  # the source: a rank has saved
+        # `CHECKPOINT c`: this rank snapshots, answers and writes (checkpoint.py); on the source,
+        # `SAVED c OUTCOME` from rank `src`: `(src, c, outcome)`.
+        self.on_checkpoint: Callable[[int], None] = _no_checkpoints
+        self.on_saved: Callable[[int, int, int], None] = _no_checkpoints
         # Batched strategies in real time (batches.py): a `BATCH` message, and whether a backward
         # was its batch's last at its stage (then the stage's group is applied there).
         self.on_batch: Callable[[Message], None] = _no_batches
@@ -332,10 +334,9 @@ class StageHost:
         elif kind == Kind.STOP:
             self.stopped = True
         elif kind == Kind.CHECKPOINT:
-            self.on_checkpoint(message.fields[0])
-            self.transport.send(src, protocol.saved(message.fields[0]))
+            self.on_checkpoint(message.fields[0])  # it answers `SAVED` itself (snapshot, then write)
         elif kind == Kind.SAVED:
-            self.on_saved(message.fields[0])
+            self.on_saved(src, message.fields[0], message.fields[1])
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message kind {kind} from rank {src}")
 
@@ -409,7 +410,7 @@ def _nowhere(kind: int, sample: int, stage: int, worker: int, stores: bool) -> N
     raise RuntimeError("StageHost.on_ready is not set: a driver must take the ready ops")
 
 
-def _no_checkpoints(position: int) -> None:
+def _no_checkpoints(*position: int) -> None:
     raise RuntimeError("a checkpoint message in a run without checkpoints")
 
 

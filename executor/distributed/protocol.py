@@ -13,7 +13,7 @@
 | `FLUSH` | the source → every stage owner | worker | — |
 | `STOP` | the source → every rank | — | — |
 | `CHECKPOINT` | the source → every rank (pipeline quiescent) | stream position | — |
-| `SAVED` | every rank → the source | stream position | — |
+| `SAVED` | every rank → the source (its own: into its inbox) | stream position, outcome (0: snapshotted, 1: written, 2: write failed; checkpoint.py) | — |
 
 The source is the owner of stage 0: it releases arrivals, admits or drops them, and keeps
 each admitted datum's micro-batch until `DONE` says its backward is over (ER's buffer insert
@@ -234,8 +234,8 @@ def checkpoint(position: int) -> Message:
     return Message(Kind.CHECKPOINT, (position,))
 
 
-def saved(position: int) -> Message:
-    return Message(Kind.SAVED, (position,))
+def saved(position: int, outcome: int) -> Message:
+    return Message(Kind.SAVED, (position, outcome))
 
 
 STOP = Message(Kind.STOP)

@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from executor.compensation import CompensationConfig
 from executor.distributed.batches import BatchBook
-from executor.distributed.checkpoint import Checkpointer, latest, load_rank, read_meta, save_rank
+from executor.distributed.checkpoint import Checkpointer, RankCheckpoints, latest, read_meta
 from executor.distributed.clock import ClockOffset, sync_clocks
 from executor.distributed.context import RankContext
 from executor.distributed.faults import fatal_on_failure, run_and_exit
@@ -185,17 +185,19 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     meta = {"n": len(setup.stream), "world_size": ctx.world_size, "seed": setup.seed,
             "algorithm": asdict(setup.algorithm), "plan": plan.to_json()}  # fmt: skip
     position = 0
+    checkpoints, checkpointer = RankCheckpoints(host, source), None
     if options.resume is not None:
         path = latest(options.resume)
         read_meta(path, meta)
-        position = load_rank(path, host, source)
+        position = checkpoints.load(path)
     tick = None
     if options.checkpoint_every:
         assert options.checkpoint_dir is not None
         root = options.checkpoint_dir
-        host.on_checkpoint = lambda at: save_rank(root, at, host, None)
+        host.on_checkpoint = lambda at: checkpoints.take(root, at)
         if source is not None:
-            tick = Checkpointer(root, options.checkpoint_every, host, source, meta).tick
+            checkpointer = Checkpointer(root, options.checkpoint_every, checkpoints, source, meta)
+            tick = checkpointer.tick
     first = int(setup.stream.order[position])
     warm_up(worker, torch.from_numpy(setup.stream.dataset.x_train[first : first + 1]).to(ctx.device))
     with watchdog.waiting("every rank to be ready to start"):
@@ -214,6 +216,9 @@ def _run(session: Session, setup: RunSetup, run: RankRun) -> RunResult:
     else:
         summary, skipped = run_lockstep(host, setup, run.rows, watchdog)
     host.settle_predictions()  # the last batch of argmaxes: still the run's work, inside its time
+    if checkpointer is not None:
+        checkpointer.finish(watchdog)  # a checkpoint still being written completes first
+    checkpoints.wait()  # this rank's `SAVED` goes before its goodbye
     wall_s, loop_cpu_s = time.perf_counter() - started, time.thread_time() - cpu0
     threads = ThreadTimes.take().since(threads0)
     with watchdog.waiting(lambda: f"the other ranks' goodbyes ({_open_peers(transport)})"):

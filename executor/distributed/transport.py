@@ -10,7 +10,8 @@ frame, then the payload or tensors it announces) and puts each message into one 
   them (on the gloo channel a frame's oversized payload has a tag of its own, so that the
   frame receives kept posted ahead, `AHEAD`, never take it);
 * the compute thread never waits on the wire: `send` queues, `receive` takes from the inbox
-  (a Python queue, where a timeout is harmless);
+  (a Python queue, where a timeout is harmless); `send` is safe from any thread, and a message
+  to the rank itself goes straight into its inbox (a checkpoint's writer thread, checkpoint.py);
 * every rank always has a receive posted on every peer, so a peer that dies is noticed
   within about a second by everyone (gloo: "Connection closed by peer") and `receive`
   raises `PeerLost` naming it.
@@ -125,7 +126,13 @@ class TorchTransport:
     def send(self, dst: int, message: Message) -> None:
         if message.kind < 0:
             raise ValueError(f"message kinds below 0 are the transport's own, got {message.kind}")
-        self._outboxes[dst].put(message)
+        try:
+            self._outboxes[dst].put(message)
+        except KeyError:
+            if dst != self.rank:
+                raise
+            # To itself (a checkpoint's writer thread on the source, checkpoint.py): no wire.
+            self.inbox.put((dst, message))
 
     def greet(self) -> None:
         """Send every peer a first message and take every peer's (all ranks call it, before

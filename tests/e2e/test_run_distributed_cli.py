@@ -1,7 +1,8 @@
 """`ferret plan --devices 2 && ferret run --plan … --mode distributed --nproc 2` end to end (gloo,
 127.0.0.1): it learns in real time and writes every output; a rank killed with SIGKILL after a
 checkpoint takes the run down within 30 s with one line and leaves nothing that looks
-complete, and the resumed run trains every datum exactly once; two torchrun "nodes" run the
+complete, and the resumed run trains every datum exactly once (a later checkpoint links the
+earlier record chunks); two torchrun "nodes" run the
 same command; and every user error is one line before any rank starts.
 """
 
@@ -131,6 +132,13 @@ def test_sigkill_after_a_checkpoint_then_resume_trains_every_datum_once(tmp_path
     updated = {s for (_, s) in applied}
     trained = {r["sample"] for r in rows if r["kind"] == "bwd"}
     assert updated == trained and len(trained) == summary["trained"]  # none lost either
+    # At 60 (taken before the kill or by the resumed run), each rank's record up to 30 is the
+    # first checkpoint's chunk itself (a hard link), not written again.
+    first, second = sorted(checkpoints.glob("at-*"))
+    for rank in (0, 1):
+        chunk = f"rank{rank}-record-000000030.pkl"
+        assert (second / chunk).stat().st_ino == (first / chunk).stat().st_ino
+        assert (second / f"rank{rank}-record-000000060.pkl").is_file()
 
 
 @pytest.mark.slow

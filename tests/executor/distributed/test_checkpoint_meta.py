@@ -40,7 +40,9 @@ def test_a_checkpoint_of_another_layout_is_one_line(tmp_path):
     (path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(FerretError, match=rf"a checkpoint of format 1; this ferret reads format {FORMAT} "):
         read_meta(path, META)
-    # Format 2 kept LwF's teacher and MAS's importance whole, not per stage.
-    (path / META_FILE).write_text(json.dumps({**meta, "format": 2}))
-    with pytest.raises(FerretError, match=rf"a checkpoint of format 2; this ferret reads format {FORMAT} "):
-        read_meta(path, META)
+    # Format 2 kept LwF's teacher and MAS's importance whole, not per stage; format 3 the whole
+    # record in every checkpoint (no chunks, no chain).
+    for old in (2, 3):
+        (path / META_FILE).write_text(json.dumps({**meta, "format": old}))
+        with pytest.raises(FerretError, match=rf"a checkpoint of format {old}; this ferret reads format {FORMAT} "):
+            read_meta(path, META)

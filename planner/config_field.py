@@ -203,6 +203,18 @@ def field_specs(cls: type) -> list[tuple[dataclasses.Field[Any], FieldSpec]]:
     return [(f, spec) for f in dataclasses.fields(cls) if (spec := field_spec(f)) is not None]
 
 
+def json_fields(cls: type, obj: Any, where: str) -> dict[str, Any]:
+    """`obj` as the keyword arguments of the config dataclass `cls`: a JSON object whose keys are
+    all fields of `cls` (one line naming the unknown ones and the known ones otherwise)."""
+    if not isinstance(obj, dict):
+        raise ValidationError(f"{where} must be a JSON object, got {type(obj).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise ValidationError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return dict(obj)
+
+
 def check_bounds(config: Any, where: str) -> None:
     """Raise `ValidationError` naming the first field of `config` that its declaration refuses
     (`FieldSpec.problem`, `choices`), or that is None where its type does not allow None: the library's

@@ -46,10 +46,10 @@ schedule is what it was.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from planner.config_field import check_bounds, config_field
+from planner.config_field import check_bounds, config_field, json_fields
 from planner.errors import ValidationError
 
 #: When an algorithm's passes run (`AlgorithmPasses.at`): inside each training forward, before the
@@ -133,15 +133,9 @@ class AlgorithmPasses:
     def from_json(cls, obj: Any, where: str = "algorithm_passes") -> AlgorithmPasses:
         if isinstance(obj, AlgorithmPasses):
             return obj
-        if not isinstance(obj, dict):
-            raise ValidationError(f"{where} must be a JSON object, got {type(obj).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValidationError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {
             k: float(v) if k != "from_sample" and isinstance(v, int) and not isinstance(v, bool) else v
-            for k, v in obj.items()
+            for k, v in json_fields(cls, obj, where).items()
         }
         return cls(**values)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from planner.config_field import check_bounds, config_field
+from planner.config_field import check_bounds, config_field, json_fields
 from planner.errors import ValidationError
 from planner.fileio import atomic_write_json, read_json
 from planner.quantities import MAX_HOST_CORES
@@ -187,13 +187,7 @@ class SimConfig:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "sim config") -> SimConfig:
-        if not isinstance(obj, dict):
-            raise ValidationError(f"{where} must be a JSON object, got {type(obj).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValidationError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values = dict(obj)
+        values = json_fields(cls, obj, where)
         if "algorithm_passes" in values:
             values["algorithm_passes"] = AlgorithmPasses.from_json(
                 values["algorithm_passes"], f"{where}: algorithm_passes"

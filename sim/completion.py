@@ -41,12 +41,8 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, fa
     dev = slot.device
     j = slot.stage
     dev.busy_s += now - t0
-    if slot.after_s and j < d.bottom and d.sample >= slot.passes_from:  # a pass after it; no backward here
-        engine.hold(slot, slot.after_s * factor, now)
-    else:
-        dev.free += 1
-        engine.host_running -= 1
-        slot.busy = False
+    after = slot.after_s > 0 and j < d.bottom and d.sample >= slot.passes_from  # a pass after it; no backward here
+    engine.end_op(slot, slot.after_s * factor if after else 0.0, now)
     rows = engine.trace_rows
     if rows is not None:
         stored = slot.act if j >= d.bottom else 0
@@ -73,12 +69,8 @@ def forward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, fa
 def backward_done(engine: Engine, slot: Slot, d: Datum, t0: float, now: float, factor: float) -> None:
     dev = slot.device
     dev.busy_s += now - t0
-    if slot.after_s and d.sample >= slot.passes_from:  # an algorithm's pass after it (MAS's importance)
-        engine.hold(slot, slot.after_s * factor, now)
-    else:
-        dev.free += 1
-        engine.host_running -= 1
-        slot.busy = False
+    after = slot.after_s > 0 and d.sample >= slot.passes_from  # an algorithm's pass after it (MAS's importance)
+    engine.end_op(slot, slot.after_s * factor if after else 0.0, now)
     sample = d.sample
     j = slot.stage
     v = d.versions[j]

@@ -16,7 +16,7 @@ forward, then the older datum; a slot runs one op at a time and stores at most i
 (1F1B: `P - j`). A recomputation and the optimizer step that closes a gradient group ride on
 their backward's job. Admission is `sim.admission`'s, its decisions `sim.policy`'s. An OCL
 algorithm's passes beyond the training step (`SimConfig.algorithm_passes`, sim/algorithm_passes.py)
-lengthen the forward's job, or hold the slot and its lane after the op (`hold`, `release`).
+lengthen the forward's job, or hold the slot and its lane after the op (`end_op`, `release`).
 
 Weights (SPEC §3.2): a forward records its stage's current version; its backward runs against
 it; an update applies onto the current version and makes the next one. A latest-weights worker
@@ -400,20 +400,27 @@ class Engine:
         if parked and room > 0:
             slot.device.ready.restore([heappop(parked) for _ in range(min(room, len(parked)))])
 
-    def hold(self, slot: Slot, seconds: float, now: float) -> None:
-        """An algorithm's pass after the op that just ended at `slot` (sim/algorithm_passes.py):
-        the slot and its device lane stay taken `seconds` longer, then `release` frees them."""
-        slot.device.busy_s += seconds
-        self.schedule(now + seconds, OP, CHOICE, self.release, slot, None, None)
+    def end_op(self, slot: Slot, hold_s: float, now: float) -> None:
+        """The op at `slot` has ended: the slot and its device lane are free — or, with an
+        algorithm's pass after it (`hold_s` > 0, sim/algorithm_passes.py), taken `hold_s` longer,
+        then `release` frees them."""
+        if hold_s:
+            slot.device.busy_s += hold_s
+            self.schedule(now + hold_s, OP, CHOICE, self.release, slot, None, None)
+        else:
+            self._free(slot)
 
     def release(self, slot: Slot) -> None:
-        """The pass `hold` charged is over: the slot and its lane are free; queued ops may start."""
+        """The pass `end_op` held the slot for is over: it is free; queued ops may start."""
+        self._free(slot)
         dev = slot.device
-        dev.free += 1
-        self.host_running -= 1
-        slot.busy = False
         if dev.free and dev.ready.heap:
             self.dispatch(dev, self.now)
+
+    def _free(self, slot: Slot) -> None:
+        slot.device.free += 1
+        self.host_running -= 1
+        slot.busy = False
 
     def apply_update(self, slot: Slot, t_start: float, now: float) -> None:
         """Step `slot.stage` with its open gradient group (a group the stream's end closes early)."""
